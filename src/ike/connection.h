@@ -1,0 +1,59 @@
+// What a configured connection asks of the engine: identities, credentials, proposals,
+// traffic selectors and timers. Filled by the daemon's config loader (or by tests);
+// the engine only reads it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/bytes.h"
+#include "common/ip_address.h"
+#include "wire/payloads.h"
+
+namespace mobike::ike {
+
+using Duration = std::chrono::milliseconds;
+
+struct Identity {
+  wire::IdType type = wire::IdType::kFqdn;
+  Bytes data;  // as carried in the ID payload
+  // "192.0.2.1" -> IPV4_ADDR, "2001:db8::1" -> IPV6_ADDR, "user@host" -> RFC822_ADDR,
+  // "keyid:..." (hex after "keyid:0x" or text) -> KEY_ID, anything else -> FQDN.
+  static std::optional<Identity> parse(const std::string& text);
+  std::string to_string() const;
+  friend bool operator==(const Identity&, const Identity&) = default;
+};
+
+struct ChildConfig {
+  std::string name;
+  std::vector<IpPrefix> local_ts;   // empty = the local IKE address as a /32 or /128
+  std::vector<IpPrefix> remote_ts;  // empty = the remote IKE address
+  std::vector<wire::Proposal> esp_proposals;  // protocol ESP, SPI filled at use
+  Duration rekey_time{std::chrono::hours(1)};  // soft lifetime; 0 = never rekey
+  Duration lifetime{0};  // hard lifetime; 0 = rekey_time * 11 / 10
+};
+
+enum class StartAction : std::uint8_t { kNone, kInitiate };
+
+struct ConnectionConfig {
+  std::string name;
+  std::vector<IpAddress> local_addrs;  // empty = any
+  std::vector<std::string> remote_addrs;  // addresses or "%any"
+  std::uint16_t remote_port = 500;
+  Identity local_id;
+  std::optional<Identity> remote_id;  // nullopt = accept any
+  Bytes psk;
+  std::vector<wire::Proposal> ike_proposals;  // protocol IKE, no SPI
+  std::vector<ChildConfig> children;
+  Duration dpd_delay{std::chrono::seconds(30)};  // 0 = no liveness checks
+  Duration rekey_time{std::chrono::hours(4)};   // IKE SA soft lifetime; 0 = never
+  Duration lifetime{0};                          // IKE SA hard lifetime; 0 = rekey * 11/10
+  bool mobike = true;
+  bool encap_force = false;  // pretend a NAT (RFC 7296 §2.23 fake NAT-D)
+  StartAction start = StartAction::kNone;
+};
+
+}  // namespace mobike::ike
