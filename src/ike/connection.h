@@ -56,4 +56,9 @@ struct ConnectionConfig {
   StartAction start = StartAction::kNone;
 };
 
+// Address policy of a connection: remote_addrs entries are addresses, prefixes or
+// "%any"; an empty list allows any.
+bool remote_address_allowed(const ConnectionConfig& c, const IpAddress& address);
+bool local_address_allowed(const ConnectionConfig& c, const IpAddress& address);
+
 }  // namespace mobike::ike

@@ -13,10 +13,24 @@
 
 namespace mobike::wire {
 
+// A transform attribute other than a TV-format Key Length (added by the wire codec).
+// RFC 7296 §3.3.6: a transform carrying an attribute the responder does not understand
+// is unacceptable (other transforms of its type still count), so the decoder keeps
+// such attributes instead of dropping them or failing the whole message.
+struct TransformAttribute {
+  std::uint16_t type = 0;  // 15 bits, without the AF (format) bit
+  bool tv = false;         // TV format: `value` is exactly the 2-octet value
+  Bytes value;
+  friend bool operator==(const TransformAttribute&, const TransformAttribute&) = default;
+};
+
 struct Transform {
   TransformType type = TransformType::kEncr;
   std::uint16_t id = 0;
   std::optional<std::uint16_t> key_length;  // the Key Length attribute, in bits
+  // Added by the wire codec: attributes we do not understand. Non-empty means the
+  // transform MUST NOT be selected (RFC 7296 §3.3.6). Encoded after Key Length.
+  std::vector<TransformAttribute> other_attributes;
   friend bool operator==(const Transform&, const Transform&) = default;
 };
 

@@ -1,0 +1,378 @@
+#include "control/protocol.h"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstdio>
+#include <stdexcept>
+
+namespace mobike::control {
+namespace {
+
+constexpr std::array<std::pair<Command, std::string_view>, 6> kCommands = {{
+    {Command::kListSas, "list-sas"},
+    {Command::kInitiate, "initiate"},
+    {Command::kTerminate, "terminate"},
+    {Command::kRekey, "rekey"},
+    {Command::kStats, "stats"},
+    {Command::kReload, "reload"},
+}};
+
+template <class... Fs>
+struct Overloaded : Fs... {
+  using Fs::operator()...;
+};
+template <class... Fs>
+Overloaded(Fs...) -> Overloaded<Fs...>;
+
+std::string hex_of(std::uint64_t v, int digits) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%0*llx", digits, static_cast<unsigned long long>(v));
+  return buf;
+}
+
+// Exactly `digits` hex digits, as the protocol writes SPIs.
+std::uint64_t hex_field(const json& j, const char* key, int digits) {
+  const auto& s = j.at(key).get_ref<const std::string&>();
+  std::uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 16);
+  if (static_cast<int>(s.size()) != digits || ec != std::errc() || p != s.data() + s.size())
+    throw std::invalid_argument(std::string("field '") + key + "' must be " +
+                                std::to_string(digits) + " hex digits, not '" + s + "'");
+  return v;
+}
+
+// nlohmann's get<unsigned>() casts silently: 70000 would become port 4464.
+std::uint64_t unsigned_field(const json& j, const char* key, std::uint64_t max) {
+  const auto& v = j.at(key);
+  if (!v.is_number_unsigned() || v.get<std::uint64_t>() > max)
+    throw std::invalid_argument(std::string("field '") + key + "' must be an integer in 0.." +
+                                std::to_string(max));
+  return v.get<std::uint64_t>();
+}
+
+json endpoint_json(const Endpoint& e) { return {{"addr", e.address.to_string()}, {"port", e.port}}; }
+
+Endpoint endpoint_from(const json& j, const char* key) {
+  const auto& o = j.at(key);
+  const auto& addr = o.at("addr").get_ref<const std::string&>();
+  auto a = IpAddress::parse(addr);
+  if (!a) throw std::invalid_argument(std::string("field '") + key + ".addr': '" + addr + "' is not an IP address");
+  return Endpoint{*a, static_cast<std::uint16_t>(unsigned_field(o, "port", 65535))};
+}
+
+template <class T>
+T optional_field(const json& j, const char* key, T fallback) {
+  auto it = j.find(key);
+  return it == j.end() ? fallback : it->get<T>();
+}
+
+// Arguments of one command: every key besides "command" must be in `allowed`.
+std::optional<std::string> unknown_argument(const json& j, std::string_view command,
+                                            std::initializer_list<std::string_view> allowed) {
+  for (const auto& [key, value] : j.items()) {
+    if (key == "command") continue;
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
+      return "unknown argument '" + key + "' for " + std::string(command);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::uint64_t> id_value(const json& v) {
+  if (v.is_number_unsigned()) return v.get<std::uint64_t>();
+  if (v.is_number_integer() && v.get<std::int64_t>() >= 0)
+    return static_cast<std::uint64_t>(v.get<std::int64_t>());
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string_view command_name(Command c) {
+  for (const auto& [cmd, name] : kCommands)
+    if (cmd == c) return name;
+  return "unknown";
+}
+
+std::optional<Command> command_from_name(std::string_view name) {
+  for (const auto& [cmd, n] : kCommands)
+    if (n == name) return cmd;
+  return std::nullopt;
+}
+
+Command command_of(const Request& r) {
+  return std::visit(Overloaded{
+                        [](const ListSasRequest&) { return Command::kListSas; },
+                        [](const InitiateRequest&) { return Command::kInitiate; },
+                        [](const TerminateRequest&) { return Command::kTerminate; },
+                        [](const RekeyRequest&) { return Command::kRekey; },
+                        [](const StatsRequest&) { return Command::kStats; },
+                        [](const ReloadRequest&) { return Command::kReload; },
+                    },
+                    r);
+}
+
+json request_to_json(const Request& r) {
+  json j = {{"command", command_name(command_of(r))}};
+  std::visit(Overloaded{
+                 [&](const InitiateRequest& i) { j["connection"] = i.connection; },
+                 [&](const TerminateRequest& t) {
+                   if (t.connection) j["connection"] = *t.connection;
+                   if (t.sa) j["sa"] = *t.sa;
+                 },
+                 [&](const RekeyRequest& k) {
+                   j[k.kind == RekeyRequest::Kind::kIke ? "ike" : "child"] = k.id;
+                 },
+                 [](const auto&) {},
+             },
+             r);
+  return j;
+}
+
+Expected<Request, std::string> request_from_json(const json& j) {
+  if (!j.is_object()) return unexpected(std::string("request must be a JSON object"));
+  auto it = j.find("command");
+  if (it == j.end() || !it->is_string())
+    return unexpected(std::string("request needs a \"command\" string"));
+  const auto& name = it->get_ref<const std::string&>();
+  auto cmd = command_from_name(name);
+  if (!cmd) return unexpected("unknown command '" + name + "'");
+
+  auto string_arg = [&](const char* key) -> std::optional<std::string> {
+    auto a = j.find(key);
+    if (a == j.end() || !a->is_string() || a->get_ref<const std::string&>().empty())
+      return std::nullopt;
+    return a->get<std::string>();
+  };
+  auto id_arg = [&](const char* key) -> std::optional<std::uint64_t> {
+    auto a = j.find(key);
+    if (a == j.end()) return std::nullopt;
+    return id_value(*a);
+  };
+
+  switch (*cmd) {
+    case Command::kListSas:
+      if (auto e = unknown_argument(j, name, {})) return unexpected(*e);
+      return Request{ListSasRequest{}};
+    case Command::kStats:
+      if (auto e = unknown_argument(j, name, {})) return unexpected(*e);
+      return Request{StatsRequest{}};
+    case Command::kReload:
+      if (auto e = unknown_argument(j, name, {})) return unexpected(*e);
+      return Request{ReloadRequest{}};
+    case Command::kInitiate: {
+      if (auto e = unknown_argument(j, name, {"connection"})) return unexpected(*e);
+      auto conn = string_arg("connection");
+      if (!conn) return unexpected(std::string("initiate needs a \"connection\" name"));
+      return Request{InitiateRequest{*conn}};
+    }
+    case Command::kTerminate: {
+      if (auto e = unknown_argument(j, name, {"connection", "sa"})) return unexpected(*e);
+      TerminateRequest t;
+      if (j.contains("connection")) {
+        t.connection = string_arg("connection");
+        if (!t.connection) return unexpected(std::string("\"connection\" must be a non-empty string"));
+      }
+      if (j.contains("sa")) {
+        t.sa = id_arg("sa");
+        if (!t.sa) return unexpected(std::string("\"sa\" must be a non-negative integer"));
+      }
+      if (t.connection.has_value() == t.sa.has_value())
+        return unexpected(std::string("terminate needs exactly one of \"connection\" or \"sa\""));
+      return Request{std::move(t)};
+    }
+    case Command::kRekey: {
+      if (auto e = unknown_argument(j, name, {"ike", "child"})) return unexpected(*e);
+      const bool ike = j.contains("ike"), child = j.contains("child");
+      if (ike == child) return unexpected(std::string("rekey needs exactly one of \"ike\" or \"child\""));
+      auto id = id_arg(ike ? "ike" : "child");
+      if (!id)
+        return unexpected(std::string("\"") + (ike ? "ike" : "child") +
+                          "\" must be a non-negative integer");
+      return Request{RekeyRequest{ike ? RekeyRequest::Kind::kIke : RekeyRequest::Kind::kChild, *id}};
+    }
+  }
+  return unexpected(std::string("unknown command"));
+}
+
+json ok_response(json result) { return {{"ok", true}, {"result", std::move(result)}}; }
+
+json error_response(std::string_view message) { return {{"ok", false}, {"error", message}}; }
+
+Expected<Response, std::string> response_from_json(const json& j) {
+  if (!j.is_object()) return unexpected(std::string("response is not a JSON object"));
+  auto ok = j.find("ok");
+  if (ok == j.end() || !ok->is_boolean())
+    return unexpected(std::string("response has no \"ok\" boolean"));
+  Response r;
+  r.ok = ok->get<bool>();
+  if (r.ok) {
+    auto res = j.find("result");
+    if (res != j.end()) r.result = *res;
+  } else {
+    auto err = j.find("error");
+    if (err == j.end() || !err->is_string())
+      return unexpected(std::string("error response has no \"error\" string"));
+    r.error = err->get<std::string>();
+  }
+  return r;
+}
+
+std::string to_line(const json& j) {
+  auto s = j.dump(-1, ' ', false, json::error_handler_t::replace);
+  s.push_back('\n');
+  return s;
+}
+
+Expected<json, std::string> from_line(std::string_view line) {
+  if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return unexpected(std::string("not valid JSON"));
+  return j;
+}
+
+void to_json(json& j, const ChildSaInfo& c) {
+  j = json{{"id", c.id},
+           {"name", c.name},
+           {"state", c.state},
+           {"spi_in", hex_of(c.spi_in, 8)},
+           {"spi_out", hex_of(c.spi_out, 8)},
+           {"local_ts", c.local_ts},
+           {"remote_ts", c.remote_ts},
+           {"esp_proposal", c.esp_proposal}};
+}
+
+void from_json(const json& j, ChildSaInfo& c) {
+  c.id = j.contains("id") ? unsigned_field(j, "id", UINT64_MAX) : 0;
+  j.at("name").get_to(c.name);
+  j.at("state").get_to(c.state);
+  c.spi_in = static_cast<std::uint32_t>(hex_field(j, "spi_in", 8));
+  c.spi_out = static_cast<std::uint32_t>(hex_field(j, "spi_out", 8));
+  j.at("local_ts").get_to(c.local_ts);
+  j.at("remote_ts").get_to(c.remote_ts);
+  j.at("esp_proposal").get_to(c.esp_proposal);
+}
+
+void to_json(json& j, const IkeSaInfo& s) {
+  j = json{{"id", s.id},
+           {"name", s.name},
+           {"state", s.state},
+           {"initiator", s.initiator},
+           {"local", endpoint_json(s.local)},
+           {"remote", endpoint_json(s.remote)},
+           {"spi_i", hex_of(s.spi_i, 16)},
+           {"spi_r", hex_of(s.spi_r, 16)},
+           {"nat_local", s.nat_local},
+           {"nat_remote", s.nat_remote},
+           {"ike_proposal", s.ike_proposal},
+           {"established_seconds", s.established_seconds},
+           {"children", s.children}};
+  if (!s.local_id.empty()) j["local_id"] = s.local_id;
+  if (!s.remote_id.empty()) j["remote_id"] = s.remote_id;
+}
+
+void from_json(const json& j, IkeSaInfo& s) {
+  s.id = unsigned_field(j, "id", UINT64_MAX);
+  j.at("name").get_to(s.name);
+  j.at("state").get_to(s.state);
+  j.at("initiator").get_to(s.initiator);
+  s.local = endpoint_from(j, "local");
+  s.remote = endpoint_from(j, "remote");
+  s.local_id = optional_field<std::string>(j, "local_id", "");
+  s.remote_id = optional_field<std::string>(j, "remote_id", "");
+  s.spi_i = hex_field(j, "spi_i", 16);
+  s.spi_r = hex_field(j, "spi_r", 16);
+  j.at("nat_local").get_to(s.nat_local);
+  j.at("nat_remote").get_to(s.nat_remote);
+  j.at("ike_proposal").get_to(s.ike_proposal);
+  s.established_seconds = unsigned_field(j, "established_seconds", UINT64_MAX);
+  j.at("children").get_to(s.children);
+}
+
+Expected<std::vector<IkeSaInfo>, std::string> sa_list_from_json(const json& j) {
+  if (!j.is_array()) return unexpected(std::string("list-sas result is not an array"));
+  std::vector<IkeSaInfo> out;
+  out.reserve(j.size());
+  for (std::size_t i = 0; i < j.size(); ++i) {
+    try {
+      out.push_back(j[i].get<IkeSaInfo>());
+    } catch (const std::exception& e) {
+      return unexpected("IKE SA #" + std::to_string(i + 1) + " in list-sas: " + e.what());
+    }
+  }
+  return out;
+}
+
+namespace {
+
+std::string endpoint_text(const Endpoint& e) {
+  return e.address.to_string() + "[" + std::to_string(e.port) + "]";
+}
+
+std::string peer_line(std::string_view label, const std::string& id, const Endpoint& e, bool nat) {
+  std::string s = "  " + std::string(label) + " ";
+  if (!id.empty()) s += "'" + id + "' @ ";
+  s += endpoint_text(e);
+  if (nat) s += " behind NAT";
+  return s + "\n";
+}
+
+}  // namespace
+
+std::string format_sa_list(const std::vector<IkeSaInfo>& sas) {
+  if (sas.empty()) return "no IKE SAs\n";
+  std::string out;
+  for (const auto& s : sas) {
+    out += s.name + ": #" + std::to_string(s.id) + ", " + s.state + ", IKEv2, " +
+           hex_of(s.spi_i, 16) + "_i" + (s.initiator ? "*" : "") + " " + hex_of(s.spi_r, 16) +
+           "_r" + (s.initiator ? "" : "*") + "\n";
+    out += peer_line("local ", s.local_id, s.local, s.nat_local);
+    out += peer_line("remote", s.remote_id, s.remote, s.nat_remote);
+    if (!s.ike_proposal.empty()) out += "  " + s.ike_proposal + "\n";
+    if (s.established_seconds || s.state == "ESTABLISHED")
+      out += "  established " + std::to_string(s.established_seconds) + "s ago\n";
+    for (const auto& c : s.children) {
+      out += "  " + c.name + ": #" + std::to_string(c.id) + ", " + c.state;
+      if (!c.esp_proposal.empty()) out += ", ESP:" + c.esp_proposal;
+      out += "\n";
+      out += "    in  " + hex_of(c.spi_in, 8) + "\n";
+      out += "    out " + hex_of(c.spi_out, 8) + "\n";
+      auto join = [](const std::vector<std::string>& v) {
+        std::string r;
+        for (const auto& x : v) r += (r.empty() ? "" : " ") + x;
+        return r.empty() ? std::string("dynamic") : r;
+      };
+      out += "    local  " + join(c.local_ts) + "\n";
+      out += "    remote " + join(c.remote_ts) + "\n";
+    }
+  }
+  return out;
+}
+
+namespace {
+
+void flatten(const json& j, const std::string& prefix,
+             std::vector<std::pair<std::string, std::string>>& out) {
+  if (j.is_object()) {
+    for (const auto& [k, v] : j.items()) flatten(v, prefix.empty() ? k : prefix + "." + k, out);
+    return;
+  }
+  std::string value = j.is_string() ? j.get<std::string>()
+                                    : j.dump(-1, ' ', false, json::error_handler_t::replace);
+  out.emplace_back(prefix.empty() ? "value" : prefix, std::move(value));
+}
+
+}  // namespace
+
+std::string format_stats(const json& stats) {
+  std::vector<std::pair<std::string, std::string>> rows;
+  flatten(stats, "", rows);
+  std::sort(rows.begin(), rows.end());
+  std::size_t width = 0;
+  for (const auto& r : rows) width = std::max(width, r.first.size());
+  std::string out;
+  for (const auto& [k, v] : rows) out += k + ":" + std::string(width - k.size() + 1, ' ') + v + "\n";
+  return out;
+}
+
+}  // namespace mobike::control

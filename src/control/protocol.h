@@ -1,0 +1,162 @@
+// The control protocol between mobikectl and mobiked: over a Unix stream socket, one
+// compact JSON object per line in each direction, one response per request, in order.
+//
+// Requests ("command" plus the arguments of that command, nothing else):
+//   {"command": "list-sas"}
+//   {"command": "initiate",  "connection": "home"}
+//   {"command": "terminate", "connection": "home"}      or  {"command": "terminate", "sa": 3}
+//   {"command": "rekey",     "ike": 3}                  or  {"command": "rekey", "child": 7}
+//   {"command": "stats"}
+//   {"command": "reload"}
+// Responses:
+//   {"ok": true,  "result": <value>}      list-sas: an array of IKE SAs (below);
+//                                        stats: an object of counters (may nest);
+//                                        others: whatever the daemon reports, or null
+//   {"ok": false, "error": "message"}
+//
+// An IKE SA in list-sas:
+//   {"id": 1, "name": "home", "state": "ESTABLISHED", "initiator": true,
+//    "local": {"addr": "192.0.2.1", "port": 4500}, "remote": {"addr": "...", "port": 4500},
+//    "local_id": "client.example.org", "remote_id": "vpn.example.org",
+//    "spi_i": "0123456789abcdef", "spi_r": "fedcba9876543210",      (16 hex digits)
+//    "nat_local": true, "nat_remote": false,
+//    "ike_proposal": "AES_GCM_16-128/PRF_HMAC_SHA2_256/CURVE_25519",
+//    "established_seconds": 3600,
+//    "children": [{"id": 2, "name": "net", "state": "INSTALLED",
+//                  "spi_in": "c0ffee01", "spi_out": "c0ffee02",     (8 hex digits)
+//                  "local_ts": ["10.1.0.0/16"], "remote_ts": ["10.2.0.0/16"],
+//                  "esp_proposal": "AES_GCM_16-128"}]}
+// "local_id", "remote_id" and the child "id" are optional when reading (older daemons);
+// every other field is required.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "common/expected.h"
+#include "common/ip_address.h"
+
+namespace mobike::control {
+
+using json = nlohmann::json;
+
+inline constexpr std::string_view kDefaultSocketPath = "/run/mobiked.sock";
+// Longest request line the daemon accepts (responses may be longer: list-sas grows
+// with the number of SAs).
+inline constexpr std::size_t kMaxRequestLine = 64 * 1024;
+
+enum class Command : std::uint8_t { kListSas, kInitiate, kTerminate, kRekey, kStats, kReload };
+std::string_view command_name(Command c);  // "list-sas", ...
+std::optional<Command> command_from_name(std::string_view name);
+
+struct ListSasRequest {
+  friend bool operator==(const ListSasRequest&, const ListSasRequest&) = default;
+};
+struct InitiateRequest {
+  std::string connection;
+  friend bool operator==(const InitiateRequest&, const InitiateRequest&) = default;
+};
+struct TerminateRequest {  // exactly one of the two
+  std::optional<std::string> connection;
+  std::optional<std::uint64_t> sa;
+  friend bool operator==(const TerminateRequest&, const TerminateRequest&) = default;
+};
+struct RekeyRequest {
+  enum class Kind : std::uint8_t { kIke, kChild };
+  Kind kind = Kind::kIke;
+  std::uint64_t id = 0;
+  friend bool operator==(const RekeyRequest&, const RekeyRequest&) = default;
+};
+struct StatsRequest {
+  friend bool operator==(const StatsRequest&, const StatsRequest&) = default;
+};
+struct ReloadRequest {
+  friend bool operator==(const ReloadRequest&, const ReloadRequest&) = default;
+};
+using Request = std::variant<ListSasRequest, InitiateRequest, TerminateRequest, RekeyRequest,
+                             StatsRequest, ReloadRequest>;
+
+Command command_of(const Request& r);
+json request_to_json(const Request& r);
+// Checks the command name, that the arguments are present with the right types, and that
+// no unknown argument is given; the error is meant to be sent back as is.
+Expected<Request, std::string> request_from_json(const json& j);
+
+struct Response {
+  bool ok = false;
+  json result;        // when ok
+  std::string error;  // when !ok
+};
+json ok_response(json result = nullptr);
+json error_response(std::string_view message);
+Expected<Response, std::string> response_from_json(const json& j);
+
+// One line of the protocol: compact JSON and '\n'. Bytes that are not UTF-8 (peer
+// identities, say) are replaced rather than making serialisation throw.
+std::string to_line(const json& j);
+// Parses one line (with or without its '\n'); never throws.
+Expected<json, std::string> from_line(std::string_view line);
+
+struct ChildSaInfo {
+  std::uint64_t id = 0;
+  std::string name;
+  std::string state;
+  std::uint32_t spi_in = 0;
+  std::uint32_t spi_out = 0;
+  std::vector<std::string> local_ts;
+  std::vector<std::string> remote_ts;
+  std::string esp_proposal;
+  friend bool operator==(const ChildSaInfo&, const ChildSaInfo&) = default;
+};
+
+struct IkeSaInfo {
+  std::uint64_t id = 0;
+  std::string name;
+  std::string state;
+  bool initiator = false;
+  Endpoint local;
+  Endpoint remote;
+  std::string local_id;
+  std::string remote_id;
+  std::uint64_t spi_i = 0;
+  std::uint64_t spi_r = 0;
+  bool nat_local = false;
+  bool nat_remote = false;
+  std::string ike_proposal;
+  std::uint64_t established_seconds = 0;
+  std::vector<ChildSaInfo> children;
+  friend bool operator==(const IkeSaInfo&, const IkeSaInfo&) = default;
+};
+
+// nlohmann's ADL hooks; from_json throws (nlohmann::json::exception or
+// std::invalid_argument) on a bad shape: prefer the Expected wrappers below.
+void to_json(json& j, const ChildSaInfo& c);
+void from_json(const json& j, ChildSaInfo& c);
+void to_json(json& j, const IkeSaInfo& s);
+void from_json(const json& j, IkeSaInfo& s);
+
+Expected<std::vector<IkeSaInfo>, std::string> sa_list_from_json(const json& j);
+
+// Human output for mobikectl, in the manner of swanctl --list-sas:
+//   home: #1, ESTABLISHED, IKEv2, 0123456789abcdef_i* fedcba9876543210_r
+//     local  'client.example.org' @ 192.0.2.1[4500] behind NAT
+//     remote 'vpn.example.org' @ 198.51.100.1[4500]
+//     AES_GCM_16-128/PRF_HMAC_SHA2_256/CURVE_25519
+//     established 3600s ago
+//     net: #2, INSTALLED, ESP:AES_GCM_16-128
+//       in  c0ffee01
+//       out c0ffee02
+//       local  10.1.0.0/16
+//       remote 10.2.0.0/16
+// '*' marks our own SPI, as swanctl does.
+std::string format_sa_list(const std::vector<IkeSaInfo>& sas);
+// "key: value" lines, nested objects flattened to "a.b", keys sorted and aligned.
+std::string format_stats(const json& stats);
+
+}  // namespace mobike::control

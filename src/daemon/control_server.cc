@@ -1,0 +1,235 @@
+#include "daemon/control_server.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <asio.hpp>
+#include <cerrno>
+#include <cstring>
+#include <unordered_set>
+
+#include "control/protocol.h"
+
+namespace mobike::daemon {
+
+using asio::local::stream_protocol;
+using json = nlohmann::json;
+
+class Session;
+
+struct ControlServer::Impl : std::enable_shared_from_this<ControlServer::Impl> {
+  Impl(asio::io_context& io, std::string p, Handler h)
+      : path(std::move(p)), handler(std::move(h)), acceptor(io), retry_timer(io) {}
+
+  void accept();
+  json handle(std::string_view line);
+
+  std::string path;
+  Handler handler;
+  stream_protocol::acceptor acceptor;
+  asio::steady_timer retry_timer;
+  std::unordered_set<Session*> sessions;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  bool stopped = false;
+};
+
+namespace {
+
+// What a client can do wrong does not deserve more than debug level: the socket is
+// root-only and mobikectl is the usual client.
+constexpr auto kClientLogLevel = spdlog::level::debug;
+
+}  // namespace
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(std::shared_ptr<ControlServer::Impl> server, stream_protocol::socket socket)
+      : server_(std::move(server)), socket_(std::move(socket)) {}
+
+  void start() {
+    server_->sessions.insert(this);
+    read();
+  }
+
+  // Tells the client why and hangs up, without counting it as a connection.
+  void reject(std::string_view why) {
+    out_ = control::to_line(control::error_response(why));
+    asio::async_write(socket_, asio::buffer(out_),
+                      [self = shared_from_this()](const asio::error_code&, std::size_t) {
+                        self->close();
+                      });
+  }
+
+  void close() {
+    asio::error_code ignored;
+    socket_.shutdown(stream_protocol::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    server_->sessions.erase(this);
+  }
+
+  ~Session() { server_->sessions.erase(this); }
+
+ private:
+  void read() {
+    // One byte more than the longest line, for its '\n'.
+    asio::async_read_until(socket_, asio::dynamic_buffer(in_, control::kMaxRequestLine + 1), '\n',
+                           [self = shared_from_this()](const asio::error_code& ec, std::size_t n) {
+                             self->on_read(ec, n);
+                           });
+  }
+
+  void on_read(const asio::error_code& ec, std::size_t n) {
+    if (server_->stopped || ec == asio::error::operation_aborted) return;
+    if (ec == asio::error::not_found) {
+      spdlog::log(kClientLogLevel, "control: request longer than {} bytes, closing", control::kMaxRequestLine);
+      write(control::error_response("request line longer than " +
+                                    std::to_string(control::kMaxRequestLine) + " bytes"),
+            /*then_close=*/true);
+      return;
+    }
+    if (ec) {  // eof or a reset: the client is gone
+      close();
+      return;
+    }
+    std::string line = in_.substr(0, n);
+    in_.erase(0, n);
+    write(server_->handle(line), /*then_close=*/false);
+  }
+
+  void write(const json& response, bool then_close) {
+    out_ = control::to_line(response);
+    asio::async_write(socket_, asio::buffer(out_),
+                      [self = shared_from_this(), then_close](const asio::error_code& ec, std::size_t) {
+                        if (self->server_->stopped || ec == asio::error::operation_aborted) return;
+                        if (ec || then_close)
+                          self->close();
+                        else
+                          self->read();  // a pipelined request may already be in in_
+                      });
+  }
+
+  std::shared_ptr<ControlServer::Impl> server_;
+  stream_protocol::socket socket_;
+  std::string in_;
+  std::string out_;
+};
+
+json ControlServer::Impl::handle(std::string_view line) {
+  auto request = control::from_line(line);
+  if (!request) {
+    spdlog::log(kClientLogLevel, "control: request is not valid JSON");
+    return control::error_response("bad request: not valid JSON");
+  }
+  if (!request->is_object()) return control::error_response("bad request: not a JSON object");
+  try {
+    return handler(*request);
+  } catch (const std::exception& e) {
+    spdlog::warn("control: handler failed: {}", e.what());
+    return control::error_response(std::string("internal error: ") + e.what());
+  } catch (...) {
+    spdlog::warn("control: handler failed");
+    return control::error_response("internal error");
+  }
+}
+
+void ControlServer::Impl::accept() {
+  acceptor.async_accept([self = shared_from_this()](const asio::error_code& ec,
+                                                    stream_protocol::socket socket) {
+    if (self->stopped || ec == asio::error::operation_aborted) return;
+    if (ec) {
+      // Typically EMFILE: retrying at once would spin, so wait for descriptors to free up.
+      spdlog::warn("control: accept on {} failed: {}", self->path, ec.message());
+      self->retry_timer.expires_after(std::chrono::milliseconds(100));
+      self->retry_timer.async_wait([self](const asio::error_code& tec) {
+        if (!tec && !self->stopped) self->accept();
+      });
+      return;
+    }
+    auto session = std::make_shared<Session>(self, std::move(socket));
+    if (self->sessions.size() >= kMaxConnections)
+      session->reject("too many control connections");
+    else
+      session->start();
+    self->accept();
+  });
+}
+
+ControlServer::ControlServer(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ControlServer::~ControlServer() { stop(); }
+
+Expected<std::unique_ptr<ControlServer>, std::string> ControlServer::start(asio::io_context& io,
+                                                                           const std::string& path,
+                                                                           Handler handler) {
+  auto fail = [&](const std::string& what) {
+    return unexpected("control socket " + path + ": " + what);
+  };
+  if (path.empty()) return fail("empty path");
+  stream_protocol::endpoint endpoint;
+  try {
+    endpoint = stream_protocol::endpoint(path);
+  } catch (const std::exception&) {
+    return fail("path too long for a Unix socket");
+  }
+
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) return fail("exists and is not a socket; not removing it");
+    stream_protocol::socket probe(io);
+    asio::error_code ec;
+    probe.connect(endpoint, ec);
+    if (!ec) return fail("another process is listening on it (is mobiked already running?)");
+    if (ec != asio::error::connection_refused) return fail("cannot probe existing socket: " + ec.message());
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+      return fail(std::string("cannot remove stale socket: ") + std::strerror(errno));
+    spdlog::info("control: removed stale socket {}", path);
+  }
+
+  auto impl = std::make_shared<Impl>(io, path, std::move(handler));
+  asio::error_code ec;
+  impl->acceptor.open(endpoint.protocol(), ec);
+  if (ec) return fail("cannot create socket: " + ec.message());
+  impl->acceptor.bind(endpoint, ec);
+  if (ec) return fail("cannot bind: " + ec.message());
+  // Nobody can connect before listen(), so tightening the mode here leaves no window.
+  if (::chmod(path.c_str(), 0600) != 0) {
+    std::string why = std::strerror(errno);
+    ::unlink(path.c_str());
+    return fail("cannot set mode 0600: " + why);
+  }
+  if (::lstat(path.c_str(), &st) == 0) {
+    impl->dev = st.st_dev;
+    impl->ino = st.st_ino;
+  }
+  impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    ::unlink(path.c_str());
+    return fail("cannot listen: " + ec.message());
+  }
+  impl->accept();
+  spdlog::debug("control: listening on {}", path);
+  return std::unique_ptr<ControlServer>(new ControlServer(std::move(impl)));
+}
+
+void ControlServer::stop() {
+  if (!impl_ || impl_->stopped) return;
+  impl_->stopped = true;
+  asio::error_code ignored;
+  impl_->acceptor.close(ignored);
+  impl_->retry_timer.cancel();
+  // close() erases from the set, so walk a copy.
+  auto sessions = impl_->sessions;
+  for (auto* s : sessions) s->close();
+  // Another daemon may have replaced the file since; only remove our own.
+  struct stat st {};
+  if (::lstat(impl_->path.c_str(), &st) == 0 && st.st_dev == impl_->dev && st.st_ino == impl_->ino)
+    ::unlink(impl_->path.c_str());
+}
+
+const std::string& ControlServer::path() const { return impl_->path; }
+
+std::size_t ControlServer::connection_count() const { return impl_->sessions.size(); }
+
+}  // namespace mobike::daemon

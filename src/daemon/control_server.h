@@ -1,0 +1,53 @@
+// The daemon's end of the control socket (protocol in control/protocol.h): a Unix
+// stream socket, mode 0600, serving newline-delimited JSON requests on an Asio
+// io_context. It knows nothing of commands: each request object goes to the handler and
+// the handler's answer goes back as one line.
+//
+// Garbage is answered, not fatal: a line that is not a JSON object gets an error
+// response and the connection stays open; a line longer than control::kMaxRequestLine
+// gets an error response and the connection is closed (the rest of that line cannot be
+// told apart from the next request). A handler that throws produces an error response.
+#pragma once
+
+#include <asio/io_context.hpp>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "common/expected.h"
+
+namespace mobike::daemon {
+
+class ControlServer {
+ public:
+  using Handler = std::function<nlohmann::json(const nlohmann::json& request)>;
+
+  // At most this many clients at once; more are told so and closed.
+  static constexpr std::size_t kMaxConnections = 64;
+
+  // Binds `path` and starts accepting on `io`. A socket file nobody listens on (left by
+  // a crash) is removed first; a live one, or a path that is not a socket, is an error.
+  static Expected<std::unique_ptr<ControlServer>, std::string> start(asio::io_context& io,
+                                                                     const std::string& path,
+                                                                     Handler handler);
+  ~ControlServer();
+  ControlServer(const ControlServer&) = delete;
+  ControlServer& operator=(const ControlServer&) = delete;
+
+  // Stops accepting, closes every connection and removes the socket file (if it is still
+  // the one we created). The handler is not called again. Call on the io_context's thread
+  // or while it is not running; the destructor calls it.
+  void stop();
+
+  const std::string& path() const;
+  std::size_t connection_count() const;
+
+  struct Impl;
+
+ private:
+  explicit ControlServer(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace mobike::daemon

@@ -1,0 +1,365 @@
+#include "daemon/daemon.h"
+
+#include <csignal>
+
+#include <asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include "control/protocol.h"
+#include "ike/proposal_string.h"
+#include "ike/traffic_selector.h"
+#include "platform/route.h"
+
+namespace mobike::daemon {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr std::uint8_t kNonEspMarker[4] = {0, 0, 0, 0};
+
+ike::TimePoint now() { return ike::Clock::now(); }
+
+spdlog::level::level_enum to_spdlog(ike::LogLevel l) {
+  switch (l) {
+    case ike::LogLevel::kTrace: return spdlog::level::trace;
+    case ike::LogLevel::kDebug: return spdlog::level::debug;
+    case ike::LogLevel::kInfo: return spdlog::level::info;
+    case ike::LogLevel::kWarn: return spdlog::level::warn;
+    case ike::LogLevel::kError: return spdlog::level::err;
+  }
+  return spdlog::level::info;
+}
+
+std::vector<std::string> ts_strings(const std::vector<wire::TrafficSelector>& ts) {
+  std::vector<std::string> out;
+  for (const auto& t : ts) out.push_back(ike::ts_to_string(t));
+  return out;
+}
+
+}  // namespace
+
+ike::EngineConfig engine_config(const DaemonConfig& d) {
+  ike::EngineConfig e;
+  e.ike_port = d.ike_port;
+  e.natt_port = d.natt_port;
+  e.retransmit_timeout = d.retransmit_timeout;
+  e.retransmit_base = d.retransmit_base;
+  e.retransmit_tries = d.retransmit_tries;
+  e.half_open_threshold = d.half_open_threshold;
+  e.half_open_timeout = d.half_open_timeout;
+  e.keepalive_interval = d.keepalive_interval;
+  e.switch_notify_type = d.switch_notify_type;
+  return e;
+}
+
+Daemon::Daemon(Config config, std::string config_path)
+    : config_(std::move(config)),
+      config_path_(std::move(config_path)),
+      signals_(io_, SIGTERM, SIGINT, SIGHUP),
+      timer_(io_),
+      engine_(engine_config(config_.daemon), random_,
+              [](ike::LogLevel l, const std::string& m) { spdlog::log(to_spdlog(l), "{}", m); }),
+      buffer_(65536) {
+  engine_.set_connections(config_.connections);
+}
+
+Daemon::~Daemon() {
+  for (auto& s : sockets_)
+    if (s->watch) s->watch->release();  // the UdpSocket owns the descriptor
+}
+
+Expected<void, std::string> Daemon::start() {
+  for (const auto& addr : config_.daemon.listen) {
+    for (bool natt : {false, true}) {
+      auto port = natt ? config_.daemon.natt_port : config_.daemon.ike_port;
+      auto udp = platform::UdpSocket::open(Endpoint{addr, port});
+      if (!udp) return unexpected("cannot listen on " + Endpoint{addr, port}.to_string() + ": " + udp.error().message());
+      auto s = std::make_unique<Socket>();
+      s->udp = std::move(*udp);
+      s->natt = natt;
+      s->watch = std::make_unique<asio::posix::stream_descriptor>(io_, s->udp.fd());
+      spdlog::info("listening on {}", s->udp.local_endpoint().to_string());
+      sockets_.push_back(std::move(s));
+    }
+  }
+  for (auto& s : sockets_) wait_readable(*s);
+
+  auto control = ControlServer::start(io_, config_.daemon.socket, [this](const json& r) { return handle(r); });
+  if (!control) return unexpected(control.error());
+  control_ = std::move(*control);
+
+  signals_.async_wait([this](const std::error_code& ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      if (auto r = reload(); !r) spdlog::error("reload failed: {}", r.error());
+      // Keep listening for further signals.
+      signals_.async_wait([this](const std::error_code& e2, int s2) {
+        if (!e2) ::raise(s2);
+      });
+      return;
+    }
+    spdlog::info("signal {}: deleting SAs and exiting", sig);
+    shutdown();
+  });
+
+  for (const auto& c : config_.connections)
+    if (c.start == ike::StartAction::kInitiate)
+      if (auto r = initiate(c.name); !r) spdlog::error("cannot initiate '{}': {}", c.name, r.error());
+  flush();
+  return {};
+}
+
+void Daemon::shutdown() {
+  if (stopping_) return;
+  stopping_ = true;
+  engine_.shutdown(now());
+  flush();
+  timer_.cancel();
+  signals_.cancel();
+  if (control_) control_->stop();
+  for (auto& s : sockets_)
+    if (s->watch) s->watch->cancel();
+  io_.stop();
+}
+
+void Daemon::wait_readable(Socket& s) {
+  s.watch->async_wait(asio::posix::stream_descriptor::wait_read, [this, &s](const std::error_code& ec) {
+    if (ec || stopping_) return;
+    on_readable(s);
+    wait_readable(s);
+  });
+}
+
+void Daemon::on_readable(Socket& s) {
+  // Bounded batch so that one busy socket cannot starve the others or the timers.
+  for (int i = 0; i < 256; ++i) {
+    auto r = s.udp.receive(buffer_);
+    if (!r) break;
+    if (r->truncated) {
+      stats_.oversize_datagrams++;
+      continue;
+    }
+    ByteView data(buffer_.data(), r->size);
+    if (s.natt) {
+      if (data.size() == 1 && data[0] == 0xff) {
+        stats_.keepalives_in++;
+        continue;
+      }
+      if (data.size() < 4 || data[0] || data[1] || data[2] || data[3]) {
+        // ESP in UDP (RFC 3948): no data plane yet.
+        stats_.esp_dropped_no_dataplane++;
+        continue;
+      }
+      data = data.subspan(4);
+    }
+    engine_.on_datagram(r->local, r->remote, data, now());
+  }
+  flush();
+}
+
+Daemon::Socket* Daemon::socket_for(const Endpoint& local) {
+  Socket* fallback = nullptr;
+  for (auto& s : sockets_) {
+    const auto& ep = s->udp.local_endpoint();
+    if (ep.port != local.port || ep.address.family() != local.address.family()) continue;
+    if (ep.address == local.address) return s.get();
+    if (ep.address.is_unspecified()) fallback = s.get();
+  }
+  return fallback;
+}
+
+void Daemon::flush() {
+  for (auto& d : engine_.take_datagrams()) {
+    Socket* s = socket_for(d.local);
+    if (!s) {
+      stats_.send_errors++;
+      spdlog::warn("no socket to send from {}", d.local.to_string());
+      continue;
+    }
+    bool ok;
+    if (s->natt && d.kind == ike::OutDatagram::Kind::kIke) {
+      Bytes framed(kNonEspMarker, kNonEspMarker + 4);
+      append(framed, d.data);
+      ok = s->udp.send(d.local, d.remote, framed);
+    } else {
+      ok = s->udp.send(d.local, d.remote, d.data);
+    }
+    if (!ok) {
+      stats_.send_errors++;
+      spdlog::debug("send {} -> {} failed: {}", d.local.to_string(), d.remote.to_string(),
+                    s->udp.last_error() ? s->udp.last_error()->message() : "?");
+    }
+  }
+  for (auto& op : engine_.take_dataplane_ops()) {
+    // dataplane = "none": the operations are only logged.
+    spdlog::debug("dataplane {} child {} spi in {:08x} out {:08x}",
+                  op.kind == ike::DataplaneOp::Kind::kInstall ? "install" :
+                  op.kind == ike::DataplaneOp::Kind::kDelete ? "delete" : "update",
+                  op.child_sa_id, op.spi_in, op.spi_out);
+  }
+  for (auto& e : engine_.take_events()) log_event(e);
+  arm_timer();
+}
+
+void Daemon::arm_timer() {
+  auto next = engine_.next_timeout();
+  if (!next) {
+    if (timer_at_ != ike::TimePoint::max()) timer_.cancel();
+    timer_at_ = ike::TimePoint::max();
+    return;
+  }
+  if (*next == timer_at_) return;
+  timer_at_ = *next;
+  timer_.expires_at(*next);
+  timer_.async_wait([this](const std::error_code& ec) {
+    if (ec || stopping_) return;
+    timer_at_ = ike::TimePoint::max();
+    engine_.on_timeout(now());
+    flush();
+  });
+}
+
+void Daemon::log_event(const ike::Event& e) {
+  const char* what = "";
+  switch (e.kind) {
+    case ike::EventKind::kIkeEstablished: what = "IKE SA established"; break;
+    case ike::EventKind::kIkeRekeyed: what = "IKE SA rekeyed"; break;
+    case ike::EventKind::kIkeDeleted: what = "IKE SA deleted"; break;
+    case ike::EventKind::kIkeFailed: what = "IKE SA failed"; break;
+    case ike::EventKind::kChildEstablished: what = "CHILD SA established"; break;
+    case ike::EventKind::kChildRekeyed: what = "CHILD SA rekeyed"; break;
+    case ike::EventKind::kChildDeleted: what = "CHILD SA deleted"; break;
+    case ike::EventKind::kChildFailed: what = "CHILD SA failed"; break;
+    case ike::EventKind::kAddressesUpdated: what = "addresses updated"; break;
+  }
+  spdlog::info("{}[{}] {}{}{}", e.connection, e.ike_sa_id, what, e.detail.empty() ? "" : ": ", e.detail);
+}
+
+Expected<std::uint64_t, std::string> Daemon::initiate(const std::string& name) {
+  const ike::ConnectionConfig* cfg = nullptr;
+  for (const auto& c : engine_.connections_list())
+    if (c->name == name) cfg = c.get();
+  if (!cfg) return unexpected("no connection named '" + name + "'");
+  std::optional<IpAddress> local;
+  if (!cfg->local_addrs.empty()) {
+    local = cfg->local_addrs.front();
+  } else {
+    for (const auto& r : cfg->remote_addrs)
+      if (auto a = IpAddress::parse(r))
+        if ((local = platform::source_address_for(*a))) break;
+  }
+  if (!local) return unexpected("no route to any remote address of '" + name + "'");
+  auto id = engine_.initiate(name, *local, now());
+  flush();
+  return id;
+}
+
+Expected<void, std::string> Daemon::reload() {
+  auto cfg = load_config(config_path_);
+  if (!cfg) return unexpected(cfg.error());
+  config_.connections = cfg->connections;
+  engine_.set_connections(std::move(cfg->connections));
+  spdlog::info("configuration reloaded: {} connections", config_.connections.size());
+  return {};
+}
+
+json Daemon::list_sas() const {
+  std::vector<control::IkeSaInfo> out;
+  auto t = now();
+  engine_.for_each_ike_sa([&](const ike::IkeSa& sa) {
+    control::IkeSaInfo i;
+    i.id = sa.id;
+    i.name = sa.connection_name;
+    i.state = std::string(ike::to_string(sa.state));
+    i.initiator = sa.initiator;
+    i.local = sa.local;
+    i.remote = sa.remote;
+    if (sa.config) i.local_id = sa.config->local_id.to_string();
+    if (sa.remote_id) i.remote_id = sa.remote_id->to_string();
+    i.spi_i = sa.spi_i;
+    i.spi_r = sa.spi_r;
+    i.nat_local = sa.nat_local;
+    i.nat_remote = sa.nat_remote;
+    i.ike_proposal = sa.ike_proposal.transforms.empty() ? "" : ike::proposal_to_string(sa.ike_proposal);
+    if (sa.state != ike::IkeState::kConnecting)
+      i.established_seconds = static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::seconds>(t - sa.established_at).count());
+    for (const auto& c : sa.children) {
+      control::ChildSaInfo ci;
+      ci.id = c.id;
+      ci.name = c.name;
+      ci.state = std::string(ike::to_string(c.state));
+      ci.spi_in = c.spi_in;
+      ci.spi_out = c.spi_out;
+      ci.local_ts = ts_strings(c.local_ts);
+      ci.remote_ts = ts_strings(c.remote_ts);
+      ci.esp_proposal = ike::proposal_to_string(c.proposal);
+      i.children.push_back(std::move(ci));
+    }
+    out.push_back(std::move(i));
+  });
+  return json(out);
+}
+
+json Daemon::stats() const {
+  const auto& s = engine_.counters();
+  return json{{"ike_sas", engine_.ike_sa_count()},
+              {"half_open", engine_.half_open_count()},
+              {"datagrams", {{"in", s.datagrams_in}, {"out", s.datagrams_out}}},
+              {"dropped",
+               {{"malformed", s.dropped_malformed},
+                {"unknown_spi", s.dropped_unknown_spi},
+                {"bad_message_id", s.dropped_bad_message_id},
+                {"integrity", s.dropped_integrity},
+                {"unexpected", s.dropped_unexpected},
+                {"esp_no_dataplane", stats_.esp_dropped_no_dataplane},
+                {"oversize", stats_.oversize_datagrams}}},
+              {"retransmits", {{"sent", s.retransmits_sent}, {"answered", s.retransmits_answered}}},
+              {"cookies_sent", s.cookies_sent},
+              {"keepalives_in", stats_.keepalives_in},
+              {"send_errors", stats_.send_errors},
+              {"ike", {{"established", s.ike_established}, {"failed", s.ike_failed}, {"half_open_expired", s.half_open_expired}}},
+              {"child", {{"established", s.child_established}}}};
+}
+
+json Daemon::handle(const json& raw) {
+  auto req = control::request_from_json(raw);
+  if (!req) return control::error_response(req.error());
+  auto t = now();
+  json result = nullptr;
+  std::string error;
+  std::visit(
+      [&](const auto& r) {
+        using T = std::decay_t<decltype(r)>;
+        if constexpr (std::is_same_v<T, control::ListSasRequest>) {
+          result = list_sas();
+        } else if constexpr (std::is_same_v<T, control::StatsRequest>) {
+          result = stats();
+        } else if constexpr (std::is_same_v<T, control::InitiateRequest>) {
+          auto id = initiate(r.connection);
+          if (id) result = json{{"id", *id}};
+          else error = id.error();
+        } else if constexpr (std::is_same_v<T, control::TerminateRequest>) {
+          if (r.sa) {
+            if (!engine_.terminate_ike(*r.sa, t)) error = "no IKE SA #" + std::to_string(*r.sa);
+          } else if (r.connection) {
+            auto n = engine_.terminate_connection(*r.connection, t);
+            if (!n) error = "no IKE SA of connection '" + *r.connection + "'";
+            result = json{{"terminated", n}};
+          }
+        } else if constexpr (std::is_same_v<T, control::RekeyRequest>) {
+          bool ok = r.kind == control::RekeyRequest::Kind::kIke ? engine_.rekey_ike(r.id, t) : engine_.rekey_child(r.id, t);
+          if (!ok) error = std::string("no established ") + (r.kind == control::RekeyRequest::Kind::kIke ? "IKE" : "CHILD") +
+                           " SA #" + std::to_string(r.id);
+        } else if constexpr (std::is_same_v<T, control::ReloadRequest>) {
+          if (auto rr = reload(); !rr) error = rr.error();
+        }
+      },
+      *req);
+  flush();
+  if (!error.empty()) return control::error_response(error);
+  return control::ok_response(result);
+}
+
+}  // namespace mobike::daemon

@@ -1,0 +1,76 @@
+// mobiked's wiring: the Asio event loop around the sans-IO engine — UDP sockets in and
+// out, one timer for the engine's next deadline, the control socket, signals.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <asio/io_context.hpp>
+#include <asio/posix/stream_descriptor.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
+#include <nlohmann/json.hpp>
+
+#include "common/expected.h"
+#include "crypto/random.h"
+#include "daemon/config.h"
+#include "daemon/control_server.h"
+#include "ike/engine.h"
+#include "platform/udp_socket.h"
+
+namespace mobike::daemon {
+
+struct DaemonStats {
+  std::uint64_t esp_dropped_no_dataplane = 0;
+  std::uint64_t keepalives_in = 0;
+  std::uint64_t send_errors = 0;
+  std::uint64_t oversize_datagrams = 0;
+};
+
+class Daemon {
+ public:
+  Daemon(Config config, std::string config_path);
+  ~Daemon();
+  // Opens sockets and the control socket, starts connections with start = initiate.
+  Expected<void, std::string> start();
+  void run() { io_.run(); }
+
+ private:
+  struct Socket {
+    platform::UdpSocket udp;
+    std::unique_ptr<asio::posix::stream_descriptor> watch;
+    bool natt = false;
+  };
+
+  void wait_readable(Socket& s);
+  void on_readable(Socket& s);
+  void flush();
+  void arm_timer();
+  void log_event(const ike::Event& e);
+  Socket* socket_for(const Endpoint& local);
+  nlohmann::json handle(const nlohmann::json& request);
+  nlohmann::json list_sas() const;
+  nlohmann::json stats() const;
+  Expected<std::uint64_t, std::string> initiate(const std::string& connection);
+  Expected<void, std::string> reload();
+  void shutdown();
+
+  Config config_;
+  std::string config_path_;
+  asio::io_context io_;
+  asio::signal_set signals_;
+  asio::steady_timer timer_;
+  ike::TimePoint timer_at_ = ike::TimePoint::max();
+  crypto::SystemRandom random_;
+  ike::Engine engine_;
+  std::vector<std::unique_ptr<Socket>> sockets_;
+  std::unique_ptr<ControlServer> control_;
+  DaemonStats stats_;
+  std::vector<std::uint8_t> buffer_;
+  bool stopping_ = false;
+};
+
+ike::EngineConfig engine_config(const DaemonConfig& d);
+
+}  // namespace mobike::daemon

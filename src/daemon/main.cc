@@ -1,0 +1,44 @@
+// mobiked --config FILE [--foreground]
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "daemon/config.h"
+#include "daemon/daemon.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"mobiked: an IKEv2/IPsec daemon with MOBIKE"};
+  std::string config_path;
+  bool foreground = false;
+  app.add_option("-c,--config", config_path, "configuration file (TOML)")->required();
+  app.add_flag("-f,--foreground", foreground, "stay in the foreground");
+  CLI11_PARSE(app, argc, argv);
+
+  auto logger = spdlog::stderr_color_mt("mobiked");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+
+  auto config = mobike::daemon::load_config(config_path);
+  if (!config) {
+    spdlog::critical("{}", config.error());
+    return 2;
+  }
+  spdlog::set_level(config->daemon.log_level);
+  if (!foreground && ::daemon(0, 1) != 0) {
+    spdlog::critical("cannot detach: {}", std::strerror(errno));
+    return 1;
+  }
+  mobike::daemon::Daemon daemon(std::move(*config), config_path);
+  if (auto r = daemon.start(); !r) {
+    spdlog::critical("{}", r.error());
+    return 1;
+  }
+  daemon.run();
+  spdlog::info("stopped");
+  return 0;
+}

@@ -1,0 +1,694 @@
+#include "ike/engine.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "crypto/prf.h"
+#include "ike/child_sa.h"
+#include "ike/create_child.h"
+#include "ike/ike_rekey.h"
+#include "ike/ike_auth.h"
+#include "ike/ike_init.h"
+#include "ike/informational.h"
+#include "ike/protection.h"
+#include "ike/task.h"
+#include "wire/codec.h"
+
+namespace mobike::ike {
+
+using wire::ExchangeType;
+using wire::NotifyType;
+
+static std::uint64_t fresh_spi(crypto::Random& r, const std::unordered_map<std::uint64_t, std::unique_ptr<IkeSa>>& used) {
+  for (;;) {
+    auto spi = r.u64();
+    if (spi && !used.count(spi)) return spi;
+  }
+}
+
+Engine::Engine(EngineConfig config, crypto::Random& random, LogSink log)
+    : config_(config), random_(random), log_(std::move(log)) {
+  cookie_secret_ = random_.bytes(32);
+}
+
+Engine::~Engine() = default;
+
+void Engine::set_connections(std::vector<ConnectionConfig> connections) {
+  // SAs point at their ConnectionConfig: keep the old objects alive for them.
+  for (auto& c : connections_) retired_connections_.push_back(std::move(c));
+  connections_.clear();
+  for (auto& c : connections) connections_.push_back(std::make_unique<ConnectionConfig>(std::move(c)));
+}
+
+std::vector<const ConnectionConfig*> Engine::connections() const {
+  std::vector<const ConnectionConfig*> out;
+  for (const auto& c : connections_) out.push_back(c.get());
+  return out;
+}
+
+void Engine::event(EventKind kind, const IkeSa& sa, std::uint64_t child_id, std::string detail) {
+  out_events_.push_back(Event{kind, sa.id, child_id, sa.connection_name, std::move(detail)});
+}
+
+void Engine::log(LogLevel level, const IkeSa* sa, std::string message) {
+  if (!log_) return;
+  if (sa) message = "[" + sa->connection_name + "|" + std::to_string(sa->id) + "] " + message;
+  log_(level, message);
+}
+
+IkeSa& Engine::create_sa(bool initiator, std::uint64_t spi_i, std::uint64_t spi_r) {
+  auto sa = std::make_unique<IkeSa>();
+  sa->id = ++last_ike_id_;
+  sa->initiator = initiator;
+  sa->original_initiator = initiator;
+  sa->spi_i = spi_i;
+  sa->spi_r = spi_r;
+  sa->created = now_;
+  sa->last_inbound = now_;
+  IkeSa& ref = *sa;
+  by_id_[ref.id] = &ref;
+  by_spi_[ref.local_spi()] = std::move(sa);
+  return ref;
+}
+
+std::uint64_t Engine::fresh_ike_spi() { return fresh_spi(random_, by_spi_); }
+
+IkeSa* Engine::find_sa(std::uint64_t id) {
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : it->second;
+}
+
+IkeSa& Engine::spawn_rekeyed(IkeSa& old, bool initiator, std::uint64_t spi_i, std::uint64_t spi_r) {
+  IkeSa& sa = create_sa(initiator, spi_i, spi_r);
+  sa.original_initiator = old.original_initiator;
+  sa.config = old.config;
+  sa.connection_name = old.connection_name;
+  sa.local = old.local;
+  sa.remote = old.remote;
+  sa.nat_local = old.nat_local;
+  sa.nat_remote = old.nat_remote;
+  sa.peer_mobike = old.peer_mobike;
+  sa.peer_nat_d = old.peer_nat_d;
+  sa.remote_id = old.remote_id;
+  sa.state = IkeState::kEstablished;
+  sa.established_at = now_;
+  arm_lifetimes(sa);
+  reschedule(sa);
+  return sa;
+}
+
+void Engine::arm_lifetimes(IkeSa& sa) {
+  const auto& c = *sa.config;
+  sa.expire_at = TimePoint::max();
+  if (c.rekey_time.count() > 0) {
+    auto jitter = Duration(static_cast<Duration::rep>(random_.u64() % (c.rekey_time.count() / 10 + 1)));
+    sa.rekey_at = now_ + c.rekey_time - jitter;
+    sa.expire_at = now_ + (c.lifetime.count() > 0 ? c.lifetime : c.rekey_time * 11 / 10);
+  }
+  if (c.dpd_delay.count() > 0) sa.dpd_at = now_ + c.dpd_delay;
+  if (sa.nat_local) sa.keepalive_at = now_ + config_.keepalive_interval;
+}
+
+IkeSa* Engine::find_by_spi(std::uint64_t spi) {
+  auto it = by_spi_.find(spi);
+  return it == by_spi_.end() ? nullptr : it->second.get();
+}
+
+const IkeSa* Engine::find_ike_sa(std::uint64_t id) const {
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : it->second;
+}
+
+
+const ConnectionConfig* Engine::connection_for(const Endpoint& local, const Endpoint& remote) const {
+  for (const auto& c : connections_)
+    if (remote_address_allowed(*c, remote.address) && local_address_allowed(*c, local.address))
+      return c.get();
+  return nullptr;
+}
+
+// ---------------------------------------------------------------- input
+
+void Engine::on_datagram(const Endpoint& local, const Endpoint& remote, ByteView data, TimePoint now) {
+  now_ = now;
+  stats_.datagrams_in++;
+  auto m = wire::decode_message(data);
+  if (!m) {
+    stats_.dropped_malformed++;
+    // An unprotected IKE_SA_INIT request gets the answer RFC 7296 asks for; anything
+    // else malformed is dropped silently (it may be forged).
+    auto h = wire::decode_header(data);
+    if (h && h->exchange == ExchangeType::kIkeSaInit && !h->is_response() && h->message_id == 0) {
+      NotifyType t = NotifyType::kInvalidSyntax;
+      Bytes notify_data;
+      if (m.error().kind == wire::DecodeErrorKind::kUnsupportedCriticalPayload) {
+        t = NotifyType::kUnsupportedCriticalPayload;
+        notify_data = {m.error().payload_type};
+      } else if (m.error().kind == wire::DecodeErrorKind::kInvalidMajorVersion) {
+        t = NotifyType::kInvalidMajorVersion;
+      } else {
+        return;
+      }
+      IkeSa tmp;
+      tmp.spi_i = h->spi_i;
+      Bytes resp = build_message(tmp, ExchangeType::kIkeSaInit, true, 0, {wire::make_notify(t, notify_data)}, random_);
+      out_datagrams_.push_back({OutDatagram::Kind::kIke, local, remote, std::move(resp)});
+      stats_.datagrams_out++;
+    }
+    log(LogLevel::kDebug, nullptr, "dropped malformed datagram from " + remote.to_string() + ": " + m.error().detail);
+    return;
+  }
+  const auto& h = m->header;
+  if (h.exchange == ExchangeType::kIkeSaInit && !h.is_response()) {
+    if (h.spi_r != 0 || h.message_id != 0) {
+      stats_.dropped_unexpected++;
+    } else {
+      handle_init_request(local, remote, *m, data);
+    }
+  } else {
+    std::uint64_t ours = h.from_original_initiator() ? h.spi_r : h.spi_i;
+    IkeSa* sa = find_by_spi(ours);
+    std::uint64_t theirs = h.from_original_initiator() ? h.spi_i : h.spi_r;
+    std::uint64_t known = sa ? (sa->initiator ? sa->spi_r : sa->spi_i) : 0;
+    bool init_response = sa && h.exchange == ExchangeType::kIkeSaInit && known == 0;
+    if (!sa || sa->state == IkeState::kDead || (!init_response && theirs != known) ||
+        h.from_original_initiator() == sa->initiator) {
+      stats_.dropped_unknown_spi++;
+    } else if (h.is_response()) {
+      handle_response(*sa, *m, data);
+    } else {
+      handle_request(*sa, local, remote, *m, data);
+    }
+    if (sa && sa->state != IkeState::kDead) reschedule(*sa);
+  }
+  reap();
+}
+
+Bytes Engine::cookie_for(const wire::Message& m, const Endpoint& remote) const {
+  auto* nonce = wire::find_payload<wire::NoncePayload>(m.payloads, wire::PayloadType::kNonce);
+  Bytes input;
+  if (nonce) append(input, nonce->data);
+  append(input, remote.address.bytes());
+  for (int i = 7; i >= 0; --i) input.push_back(static_cast<std::uint8_t>(m.header.spi_i >> (i * 8)));
+  return crypto::Prf(crypto::PrfId::kHmacSha256).compute(cookie_secret_, input);
+}
+
+bool Engine::cookie_required(const wire::Message& m, const Endpoint& remote) {
+  if (half_open_ < config_.half_open_threshold) return false;
+  // RFC 7296 §2.6: the cookie must be the first payload.
+  if (!m.payloads.empty())
+    if (auto* n = std::get_if<wire::NotifyPayload>(&m.payloads.front().body);
+        n && n->notify_type() == NotifyType::kCookie && equal_ct(n->data, cookie_for(m, remote)))
+      return false;
+  return true;
+}
+
+void Engine::handle_init_request(const Endpoint& local, const Endpoint& remote, const wire::Message& m,
+                                 ByteView data) {
+  auto key = std::make_pair(m.header.spi_i, remote);
+  if (auto it = init_index_.find(key); it != init_index_.end()) {
+    if (IkeSa* sa = find_by_spi(it->second); sa && !sa->last_response.empty()) {
+      stats_.retransmits_answered++;
+      send(*sa, local, remote, sa->last_response);
+    }
+    return;
+  }
+  IkeSa stateless;
+  stateless.spi_i = m.header.spi_i;
+  if (cookie_required(m, remote)) {
+    stats_.cookies_sent++;
+    send(stateless, local, remote,
+         build_message(stateless, ExchangeType::kIkeSaInit, true, 0,
+                       {wire::make_notify(NotifyType::kCookie, cookie_for(m, remote))}, random_));
+    return;
+  }
+  const ConnectionConfig* cfg = connection_for(local, remote);
+  if (!cfg) {
+    log(LogLevel::kInfo, nullptr, "no connection for IKE_SA_INIT from " + remote.to_string());
+    send(stateless, local, remote,
+         build_message(stateless, ExchangeType::kIkeSaInit, true, 0,
+                       {wire::make_notify(NotifyType::kNoProposalChosen)}, random_));
+    return;
+  }
+  IkeSa& sa = create_sa(false, m.header.spi_i, fresh_spi(random_, by_spi_));
+  sa.config = cfg;
+  sa.connection_name = cfg->name;
+  sa.local = local;
+  sa.remote = remote;
+  sa.init_request.assign(data.begin(), data.end());
+  sa.expire_at = now_ + config_.half_open_timeout;
+  sa.half_open = true;
+  half_open_++;
+  auto r = respond_ike_sa_init(sa, *this, m.payloads);
+  if (!r.ok) {
+    // Error answers to IKE_SA_INIT keep no state and carry a zero responder SPI.
+    send(stateless, local, remote,
+         build_message(stateless, ExchangeType::kIkeSaInit, true, 0, r.payloads, random_));
+    kill(sa, false, "");
+    return;
+  }
+  Bytes resp = build_message(sa, ExchangeType::kIkeSaInit, true, 0, r.payloads, random_);
+  sa.init_response = resp;
+  sa.last_response = resp;
+  sa.expected_peer_mid = 1;
+  init_index_[key] = sa.local_spi();
+  send(sa, local, remote, std::move(resp));
+  reschedule(sa);
+}
+
+void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& remote, const wire::Message& m,
+                            ByteView data) {
+  std::uint32_t mid = m.header.message_id;
+  if (sa.expected_peer_mid > 0 && mid == sa.expected_peer_mid - 1 && !sa.last_response.empty()) {
+    // A retransmission: answer from the cache (RFC 7296 §2.1), to where it came from.
+    stats_.retransmits_answered++;
+    send(sa, local, remote, sa.last_response);
+    return;
+  }
+  if (mid != sa.expected_peer_mid) {
+    stats_.dropped_bad_message_id++;
+    return;
+  }
+  auto opened = open_message(sa, m, data);
+  if (!opened) {
+    if (opened.error().error == OpenError::kIntegrity || opened.error().error == OpenError::kNotProtected) {
+      stats_.dropped_integrity++;
+      return;
+    }
+    // Authentic but unparsable: answer so that the peer does not retransmit forever.
+    stats_.dropped_malformed++;
+    std::vector<wire::Payload> err;
+    if (opened.error().error == OpenError::kUnsupportedCritical)
+      err.push_back(wire::make_notify(NotifyType::kUnsupportedCriticalPayload, Bytes{opened.error().critical_type}));
+    else
+      err.push_back(wire::make_notify(NotifyType::kInvalidSyntax));
+    Bytes resp = build_message(sa, m.header.exchange, true, mid, err, random_);
+    sa.last_response = resp;
+    sa.expected_peer_mid++;
+    send(sa, local, remote, std::move(resp));
+    if (m.header.exchange == ExchangeType::kIkeAuth) kill(sa, true, "malformed IKE_AUTH");
+    return;
+  }
+  const auto& payloads = *opened;
+  sa.last_inbound = now_;
+  if (sa.state == IkeState::kEstablished && sa.config && sa.config->dpd_delay.count() > 0)
+    sa.dpd_at = now_ + sa.config->dpd_delay;
+  // The responder follows the initiator's float to the NAT-T port in IKE_AUTH; later,
+  // only a peer behind a NAT without MOBIKE moves implicitly (RFC 7296 §2.23, RFC 4555 §3.8).
+  if (m.header.exchange == ExchangeType::kIkeAuth || (sa.nat_remote && !sa.peer_mobike)) {
+    sa.local = local;
+    sa.remote = remote;
+  }
+
+  std::vector<wire::Payload> response;
+  bool kill_after = false, failed = false;
+  std::string why;
+  switch (m.header.exchange) {
+    case ExchangeType::kIkeAuth: {
+      if (sa.state != IkeState::kConnecting || sa.initiator) {
+        stats_.dropped_unexpected++;
+        return;
+      }
+      auto r = respond_ike_auth(sa, *this, payloads);
+      response = std::move(r.payloads);
+      if (sa.half_open) {
+        sa.half_open = false;
+        half_open_--;
+      }
+      if (r.failed) {
+        kill_after = failed = true;
+        why = "authentication failed";
+      } else {
+        arm_lifetimes(sa);
+      }
+      break;
+    }
+    case ExchangeType::kInformational: {
+      if (sa.state == IkeState::kConnecting) {
+        stats_.dropped_unexpected++;
+        return;
+      }
+      auto r = respond_informational(sa, *this, payloads);
+      response = std::move(r.payloads);
+      if (r.delete_ike) {
+        kill_after = true;
+        why = "deleted by peer";
+      }
+      break;
+    }
+    case ExchangeType::kCreateChildSa:
+      if (sa.state == IkeState::kConnecting) {
+        stats_.dropped_unexpected++;
+        return;
+      }
+      response = respond_create_child_sa(sa, *this, payloads).payloads;
+      break;
+    default:
+      stats_.dropped_unexpected++;
+      return;
+  }
+  Bytes resp = build_message(sa, m.header.exchange, true, mid, response, random_);
+  sa.last_response = resp;
+  sa.last_response_to = remote;
+  sa.expected_peer_mid++;
+  send(sa, local, remote, std::move(resp));
+  if (kill_after) kill(sa, failed, why);
+}
+
+void Engine::handle_response(IkeSa& sa, const wire::Message& m, ByteView data) {
+  if (!sa.active || m.header.message_id != sa.active_mid || m.header.exchange != sa.active->exchange()) {
+    stats_.dropped_bad_message_id++;
+    return;
+  }
+  std::vector<wire::Payload> payloads;
+  if (m.header.exchange == ExchangeType::kIkeSaInit) {
+    payloads = m.payloads;
+    if (m.header.spi_r != 0) {
+      sa.spi_r = m.header.spi_r;
+      sa.init_response.assign(data.begin(), data.end());
+    }
+  } else {
+    auto opened = open_message(sa, m, data);
+    if (!opened) {
+      if (opened.error().error == OpenError::kIntegrity || opened.error().error == OpenError::kNotProtected)
+        stats_.dropped_integrity++;
+      else
+        stats_.dropped_malformed++;
+      return;  // keep retransmitting: a forged response must not end the exchange
+    }
+    payloads = std::move(*opened);
+  }
+  sa.last_inbound = now_;
+  std::unique_ptr<Task> task = std::move(sa.active);
+  sa.retransmit_at = TimePoint::max();
+  sa.active_request.clear();
+  TaskResult result = task->process_response(sa, *this, payloads);
+  if (sa.state == IkeState::kEstablished && sa.config->dpd_delay.count() > 0) sa.dpd_at = now_ + sa.config->dpd_delay;
+  switch (result) {
+    case TaskResult::kDone:
+      if (sa.state == IkeState::kDead) {
+        kill(sa, false, "deleted");
+        return;
+      }
+      if (task->exchange() == ExchangeType::kIkeAuth && sa.state == IkeState::kEstablished) arm_lifetimes(sa);
+      break;
+    case TaskResult::kFailed:
+      kill(sa, true, std::string(task->name()) + " failed");
+      return;
+    case TaskResult::kRestart:
+      sa.next_request_mid = sa.active_mid;
+      sa.spi_r = 0;
+      sa.queue.push_front(std::move(task));
+      break;
+  }
+  start_next(sa);
+}
+
+// ---------------------------------------------------------------- requests we send
+
+void Engine::queue(IkeSa& sa, std::unique_ptr<Task> task) { queue_task(sa, std::move(task)); }
+
+void Engine::queue_task(IkeSa& sa, std::unique_ptr<Task> task) {
+  sa.queue.push_back(std::move(task));
+  start_next(sa);
+}
+
+void Engine::start_next(IkeSa& sa) {
+  if (sa.active || sa.queue.empty() || sa.state == IkeState::kDead) return;
+  std::unique_ptr<Task> task;
+  std::optional<std::vector<wire::Payload>> payloads;
+  while (!payloads && !sa.queue.empty()) {
+    task = std::move(sa.queue.front());
+    sa.queue.pop_front();
+    payloads = task->build_request(sa, *this);
+    if (!payloads && task->exchange() == ExchangeType::kIkeSaInit) {
+      kill(sa, true, "cannot build IKE_SA_INIT");
+      return;
+    }
+  }
+  if (!payloads) return;
+  sa.active_mid = sa.next_request_mid++;
+  Bytes msg = build_message(sa, task->exchange(), false, sa.active_mid, *payloads, random_);
+  if (task->exchange() == ExchangeType::kIkeSaInit) sa.init_request = msg;
+  log(LogLevel::kDebug, &sa, std::string("sending ") + task->name() + " request " + std::to_string(sa.active_mid));
+  sa.active = std::move(task);
+  sa.active_request = std::move(msg);
+  sa.retransmits = 0;
+  send_active(sa);
+  sa.retransmit_at = now_ + config_.retransmit_timeout;
+  reschedule(sa);
+}
+
+void Engine::send_active(IkeSa& sa) { send(sa, sa.local, sa.remote, sa.active_request); }
+
+void Engine::send(const IkeSa&, const Endpoint& local, const Endpoint& remote, Bytes data) {
+  stats_.datagrams_out++;
+  out_datagrams_.push_back({OutDatagram::Kind::kIke, local, remote, std::move(data)});
+}
+
+// ---------------------------------------------------------------- commands
+
+Expected<std::uint64_t, std::string> Engine::initiate(const std::string& name, const IpAddress& local,
+                                                      TimePoint now) {
+  now_ = now;
+  const ConnectionConfig* cfg = nullptr;
+  for (const auto& c : connections_)
+    if (c->name == name) cfg = c.get();
+  if (!cfg) return unexpected("no connection named '" + name + "'");
+  std::optional<IpAddress> remote;
+  for (const auto& r : cfg->remote_addrs)
+    if (auto a = IpAddress::parse(r); a && a->family() == local.family()) {
+      remote = a;
+      break;
+    }
+  if (!remote) return unexpected("connection '" + name + "' has no remote address to initiate to");
+  IkeSa& sa = create_sa(true, fresh_spi(random_, by_spi_), 0);
+  sa.config = cfg;
+  sa.connection_name = cfg->name;
+  sa.local = {local, config_.ike_port};
+  sa.remote = {*remote, cfg->remote_port};
+  log(LogLevel::kInfo, &sa, "initiating to " + sa.remote.to_string());
+  sa.queue.push_back(std::make_unique<IkeInitTask>());
+  sa.queue.push_back(std::make_unique<IkeAuthTask>());
+  start_next(sa);
+  std::uint64_t id = sa.id;
+  reap();
+  return id;
+}
+
+bool Engine::terminate_ike(std::uint64_t id, TimePoint now) {
+  now_ = now;
+  auto it = by_id_.find(id);
+  if (it == by_id_.end() || it->second->state == IkeState::kDead) return false;
+  IkeSa& sa = *it->second;
+  if (sa.state == IkeState::kConnecting) {
+    kill(sa, false, "terminated");
+  } else if (sa.state != IkeState::kDeleting) {
+    // Our delete goes before anything else queued (RFC 7296 §1.4.1).
+    sa.queue.clear();
+    queue_task(sa, std::make_unique<IkeDeleteTask>());
+    reschedule(sa);
+  }
+  reap();
+  return true;
+}
+
+std::size_t Engine::terminate_connection(const std::string& name, TimePoint now) {
+  std::vector<std::uint64_t> ids;
+  for (const auto& [id, sa] : by_id_)
+    if (sa->connection_name == name) ids.push_back(id);
+  std::size_t n = 0;
+  for (auto id : ids) n += terminate_ike(id, now);
+  return n;
+}
+
+bool Engine::rekey_ike(std::uint64_t id, TimePoint now) {
+  now_ = now;
+  IkeSa* sa = find_sa(id);
+  if (!sa || sa->state != IkeState::kEstablished) return false;
+  queue_task(*sa, std::make_unique<IkeRekeyTask>());
+  reschedule(*sa);
+  return true;
+}
+
+bool Engine::initiate_child(std::uint64_t id, const std::string& child, TimePoint now) {
+  now_ = now;
+  IkeSa* sa = find_sa(id);
+  if (!sa || sa->state != IkeState::kEstablished) return false;
+  for (const auto& c : sa->config->children)
+    if (c.name == child) {
+      queue_task(*sa, std::make_unique<ChildCreateTask>(&c, 0));
+      reschedule(*sa);
+      return true;
+    }
+  return false;
+}
+
+bool Engine::rekey_child(std::uint64_t child_id, TimePoint now) {
+  now_ = now;
+  for (auto& [id, sa] : by_id_)
+    if (ChildSa* c = sa->find_child(child_id); c && c->state == ChildState::kInstalled &&
+                                               sa->state == IkeState::kEstablished && c->config) {
+      queue_task(*sa, std::make_unique<ChildCreateTask>(c->config, child_id));
+      reschedule(*sa);
+      return true;
+    }
+  return false;
+}
+
+bool Engine::terminate_child(std::uint64_t child_id, TimePoint now) {
+  now_ = now;
+  for (auto& [id, sa] : by_id_) {
+    if (sa->find_child(child_id) && sa->state == IkeState::kEstablished) {
+      queue_task(*sa, std::make_unique<ChildDeleteTask>(child_id));
+      reschedule(*sa);
+      return true;
+    }
+  }
+  return false;
+}
+
+void Engine::shutdown(TimePoint now) {
+  now_ = now;
+  for (auto& [id, sa] : by_id_) {
+    if (sa->state == IkeState::kDead) continue;
+    if (sa->state != IkeState::kConnecting) {
+      // A request outside the window would be ignored: use the next free Message ID only
+      // if no exchange is in flight, else the delete is best effort anyway.
+      std::uint32_t mid = sa->active ? sa->active_mid + 1 : sa->next_request_mid;
+      Bytes msg = build_message(*sa, ExchangeType::kInformational, false, mid,
+                                {{wire::PayloadType::kDelete, wire::DeletePayload{wire::ProtocolId::kIke, 0, {}}}},
+                                random_);
+      send(*sa, sa->local, sa->remote, std::move(msg));
+    }
+    kill(*sa, false, "shutdown");
+  }
+  reap();
+}
+
+// ---------------------------------------------------------------- timers
+
+void Engine::kill(IkeSa& sa, bool failed, const std::string& why) {
+  if (sa.state == IkeState::kDead && std::find(dead_.begin(), dead_.end(), sa.local_spi()) != dead_.end()) return;
+  for (const auto& c : sa.children) emit_child_delete(sa, c, *this);
+  sa.children.clear();
+  if (sa.active) sa.active->abort(sa, *this);
+  for (auto& t : sa.queue) t->abort(sa, *this);
+  if (sa.half_open) {
+    sa.half_open = false;
+    half_open_--;
+  }
+  if (!why.empty()) {
+    log(failed ? LogLevel::kWarn : LogLevel::kInfo, &sa, "IKE SA " + std::string(failed ? "failed" : "deleted") + ": " + why);
+    if (failed) stats_.ike_failed++;
+    event(failed ? EventKind::kIkeFailed : EventKind::kIkeDeleted, sa, 0, why);
+  }
+  sa.state = IkeState::kDead;
+  dead_.push_back(sa.local_spi());
+}
+
+void Engine::reap() {
+  for (auto spi : dead_) {
+    auto it = by_spi_.find(spi);
+    if (it == by_spi_.end()) continue;
+    IkeSa& sa = *it->second;
+    if (!sa.initiator) init_index_.erase({sa.spi_i, sa.remote});
+    // The responder's index key is the address of the first request; search if moved.
+    if (!sa.initiator)
+      for (auto i = init_index_.begin(); i != init_index_.end();)
+        i = i->second == spi ? init_index_.erase(i) : std::next(i);
+    by_id_.erase(sa.id);
+    by_spi_.erase(it);
+  }
+  dead_.clear();
+}
+
+void Engine::reschedule(IkeSa& sa) {
+  TimePoint t = std::min({sa.retransmit_at, sa.dpd_at, sa.keepalive_at, sa.rekey_at, sa.expire_at});
+  for (const auto& c : sa.children) t = std::min({t, c.rekey_at, c.expire_at});
+  if (t == sa.scheduled_at) return;
+  sa.scheduled_at = t;
+  if (t != TimePoint::max()) timers_.push({t, sa.local_spi()});
+}
+
+std::optional<TimePoint> Engine::next_timeout() {
+  while (!timers_.empty()) {
+    const auto& w = timers_.top();
+    IkeSa* sa = find_by_spi(w.spi);
+    if (sa && sa->state != IkeState::kDead && sa->scheduled_at == w.at) return w.at;
+    timers_.pop();
+  }
+  return std::nullopt;
+}
+
+void Engine::on_timeout(TimePoint now) {
+  now_ = now;
+  while (!timers_.empty() && timers_.top().at <= now) {
+    Wakeup w = timers_.top();
+    timers_.pop();
+    IkeSa* sa = find_by_spi(w.spi);
+    if (!sa || sa->state == IkeState::kDead || sa->scheduled_at != w.at) continue;
+    sa->scheduled_at = TimePoint::max();
+    service_timers(*sa);
+    if (sa->state != IkeState::kDead) reschedule(*sa);
+  }
+  reap();
+}
+
+void Engine::service_timers(IkeSa& sa) {
+  if (sa.expire_at <= now_) {
+    if (sa.state == IkeState::kConnecting) {
+      stats_.half_open_expired++;
+      kill(sa, true, "not established in time");
+    } else {
+      kill(sa, false, "hard lifetime reached");
+    }
+    return;
+  }
+  if (sa.active && sa.retransmit_at <= now_) {
+    if (sa.retransmits >= config_.retransmit_tries) {
+      kill(sa, true, std::string(sa.active->name()) + " request not answered after " +
+                         std::to_string(sa.retransmits) + " retransmissions");
+      return;
+    }
+    sa.retransmits++;
+    stats_.retransmits_sent++;
+    log(LogLevel::kDebug, &sa, "retransmit " + std::to_string(sa.retransmits) + " of request " + std::to_string(sa.active_mid));
+    send_active(sa);
+    double factor = std::pow(config_.retransmit_base, sa.retransmits);
+    sa.retransmit_at = now_ + Duration(static_cast<Duration::rep>(config_.retransmit_timeout.count() * factor));
+  }
+  if (sa.dpd_at <= now_) {
+    sa.dpd_at = TimePoint::max();
+    if (sa.state == IkeState::kEstablished && sa.config->dpd_delay.count() > 0) {
+      sa.dpd_at = now_ + sa.config->dpd_delay;
+      if (!sa.active && sa.queue.empty()) queue_task(sa, std::make_unique<LivenessTask>());
+    }
+  }
+  if (sa.keepalive_at <= now_) {
+    sa.keepalive_at = TimePoint::max();
+    if (sa.state != IkeState::kConnecting && sa.nat_local) {
+      out_datagrams_.push_back({OutDatagram::Kind::kNatKeepalive, sa.local, sa.remote, Bytes{0xff}});
+      sa.keepalive_at = now_ + config_.keepalive_interval;
+    }
+  }
+  std::vector<std::unique_ptr<Task>> due;
+  for (auto& c : sa.children) {
+    if (c.expire_at <= now_) {
+      c.expire_at = TimePoint::max();
+      c.rekey_at = TimePoint::max();
+      due.push_back(std::make_unique<ChildDeleteTask>(c.id));
+    } else if (c.rekey_at <= now_) {
+      c.rekey_at = TimePoint::max();
+      if (c.state == ChildState::kInstalled && c.config && sa.state == IkeState::kEstablished)
+        due.push_back(std::make_unique<ChildCreateTask>(c.config, c.id));
+    }
+  }
+  for (auto& t : due) queue_task(sa, std::move(t));
+  if (sa.rekey_at <= now_) {
+    sa.rekey_at = TimePoint::max();
+    if (sa.state == IkeState::kEstablished) queue_task(sa, std::make_unique<IkeRekeyTask>());
+  }
+}
+
+}  // namespace mobike::ike

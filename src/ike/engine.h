@@ -1,0 +1,143 @@
+// The sans-IO IKEv2 engine: datagrams, timeouts and commands in; datagrams (with
+// explicit source addresses), data-plane operations and events out. It never reads a
+// clock, opens a socket or sleeps.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <queue>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/expected.h"
+#include "crypto/random.h"
+#include "ike/connection.h"
+#include "ike/ike_sa.h"
+#include "ike/services.h"
+#include "ike/types.h"
+
+namespace mobike::ike {
+
+class Task;
+
+using LogSink = std::function<void(LogLevel, const std::string&)>;
+
+class Engine final : private Services {
+ public:
+  Engine(EngineConfig config, crypto::Random& random, LogSink log = {});
+  ~Engine() override;
+
+  // Replaces the connection set. SAs of connections that disappear keep running on
+  // their old definition until they end.
+  void set_connections(std::vector<ConnectionConfig> connections);
+  const std::vector<std::unique_ptr<ConnectionConfig>>& connections_list() const { return connections_; }
+
+  // --- inputs
+  // An IKE datagram (non-ESP marker already removed) that arrived at `local` from `remote`.
+  void on_datagram(const Endpoint& local, const Endpoint& remote, ByteView data, TimePoint now);
+  void on_timeout(TimePoint now);
+
+  // Starts an IKE SA for `connection` from `local` (the daemon chose the source address
+  // by routing) to the connection's first remote address. Returns the IKE SA id.
+  Expected<std::uint64_t, std::string> initiate(const std::string& connection, const IpAddress& local,
+                                                TimePoint now);
+  bool terminate_ike(std::uint64_t ike_sa_id, TimePoint now);
+  std::size_t terminate_connection(const std::string& connection, TimePoint now);
+  bool terminate_child(std::uint64_t child_sa_id, TimePoint now);
+  bool rekey_ike(std::uint64_t ike_sa_id, TimePoint now);
+  // Another Child SA of the IKE SA's connection, by child config name.
+  bool initiate_child(std::uint64_t ike_sa_id, const std::string& child, TimePoint now);
+  bool rekey_child(std::uint64_t child_sa_id, TimePoint now);
+  // Deletes every SA politely (DELETE sent, no retransmission waited for).
+  void shutdown(TimePoint now);
+
+  // --- outputs
+  std::optional<TimePoint> next_timeout();
+  std::vector<OutDatagram> take_datagrams() { return std::exchange(out_datagrams_, {}); }
+  std::vector<DataplaneOp> take_dataplane_ops() { return std::exchange(out_dataplane_, {}); }
+  std::vector<Event> take_events() { return std::exchange(out_events_, {}); }
+
+  // --- views
+  const Stats& counters() const { return stats_; }
+  std::size_t ike_sa_count() const { return by_spi_.size(); }
+  std::size_t half_open_count() const { return half_open_; }
+  const IkeSa* find_ike_sa(std::uint64_t id) const;
+  template <class F>
+  void for_each_ike_sa(F&& f) const {
+    for (const auto& [id, sa] : by_id_) f(*sa);
+  }
+
+ private:
+  // Services
+  crypto::Random& random() override { return random_; }
+  const EngineConfig& config() const override { return config_; }
+  TimePoint now() const override { return now_; }
+  Stats& stats() override { return stats_; }
+  std::uint64_t next_child_id() override { return ++last_child_id_; }
+  void event(EventKind kind, const IkeSa& sa, std::uint64_t child_id, std::string detail) override;
+  void dataplane(DataplaneOp op) override { out_dataplane_.push_back(std::move(op)); }
+  void log(LogLevel level, const IkeSa* sa, std::string message) override;
+  std::vector<const ConnectionConfig*> connections() const override;
+  void queue(IkeSa& sa, std::unique_ptr<Task> task) override;
+  IkeSa& spawn_rekeyed(IkeSa& old, bool initiator, std::uint64_t spi_i, std::uint64_t spi_r) override;
+  std::uint64_t fresh_ike_spi() override;
+  IkeSa* find_sa(std::uint64_t id) override;
+  void retire(IkeSa& sa, const std::string& why) override { kill(sa, false, why); }
+  void arm_lifetimes(IkeSa& sa);
+
+  IkeSa& create_sa(bool initiator, std::uint64_t spi_i, std::uint64_t spi_r);
+  IkeSa* find_by_spi(std::uint64_t spi);
+  const ConnectionConfig* connection_for(const Endpoint& local, const Endpoint& remote) const;
+  void handle_init_request(const Endpoint& local, const Endpoint& remote, const wire::Message& m,
+                           ByteView data);
+  void handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& remote,
+                      const wire::Message& m, ByteView data);
+  void handle_response(IkeSa& sa, const wire::Message& m, ByteView data);
+  bool cookie_required(const wire::Message& m, const Endpoint& remote);
+  Bytes cookie_for(const wire::Message& m, const Endpoint& remote) const;
+
+  void queue_task(IkeSa& sa, std::unique_ptr<Task> task);
+  void start_next(IkeSa& sa);
+  void send_active(IkeSa& sa);
+  void send(const IkeSa& sa, const Endpoint& local, const Endpoint& remote, Bytes data);
+  void service_timers(IkeSa& sa);
+  void kill(IkeSa& sa, bool failed, const std::string& why);
+  void reschedule(IkeSa& sa);
+  void reap();
+
+  EngineConfig config_;
+  crypto::Random& random_;
+  LogSink log_;
+  TimePoint now_{};
+  Stats stats_;
+
+  std::vector<std::unique_ptr<ConnectionConfig>> connections_;
+  std::vector<std::unique_ptr<ConnectionConfig>> retired_connections_;
+
+  std::unordered_map<std::uint64_t, std::unique_ptr<IkeSa>> by_spi_;  // our SPI
+  std::map<std::uint64_t, IkeSa*> by_id_;
+  // Responder: the initiator's SPI and address of half-open SAs, so that a retransmitted
+  // IKE_SA_INIT finds the SA it already created.
+  std::map<std::pair<std::uint64_t, Endpoint>, std::uint64_t> init_index_;
+  std::size_t half_open_ = 0;
+  std::uint64_t last_ike_id_ = 0;
+  std::uint64_t last_child_id_ = 0;
+  Bytes cookie_secret_;
+
+  struct Wakeup {
+    TimePoint at;
+    std::uint64_t spi;
+    bool operator>(const Wakeup& o) const { return at > o.at; }
+  };
+  std::priority_queue<Wakeup, std::vector<Wakeup>, std::greater<Wakeup>> timers_;
+  std::vector<std::uint64_t> dead_;  // our SPIs of SAs to reap
+
+  std::vector<OutDatagram> out_datagrams_;
+  std::vector<DataplaneOp> out_dataplane_;
+  std::vector<Event> out_events_;
+};
+
+}  // namespace mobike::ike

@@ -1,0 +1,185 @@
+#include "ike/ike_auth.h"
+
+#include "ike/child_sa.h"
+#include "ike/proposal_select.h"
+#include "ike/protection.h"
+#include "ike/traffic_selector.h"
+
+namespace mobike::ike {
+
+using wire::NotifyType;
+using wire::Payload;
+using wire::PayloadType;
+
+namespace {
+
+std::optional<Identity> identity_of(const wire::IdPayload* id) {
+  if (!id) return std::nullopt;
+  return Identity{id->id_type, id->data};
+}
+
+Payload id_payload(PayloadType type, const Identity& id) {
+  return {type, wire::IdPayload{id.type, id.data}};
+}
+
+Payload auth_payload(Bytes value) {
+  return {PayloadType::kAuth, wire::AuthPayload{wire::AuthMethod::kSharedKeyMic, std::move(value)}};
+}
+
+void mark_established(IkeSa& sa, Services& s) {
+  sa.state = IkeState::kEstablished;
+  sa.established_at = s.now();
+  sa.init_request.clear();
+  sa.init_request.shrink_to_fit();
+  sa.init_response.clear();
+  sa.init_response.shrink_to_fit();
+  s.stats().ike_established++;
+  s.event(EventKind::kIkeEstablished, sa, 0,
+          sa.local.to_string() + " <-> " + sa.remote.to_string() +
+              (sa.nat_local ? " (NAT here)" : "") + (sa.nat_remote ? " (NAT at peer)" : ""));
+}
+
+const wire::NotifyPayload* first_error(const std::vector<Payload>& payloads) {
+  for (const auto& p : payloads)
+    if (auto* n = std::get_if<wire::NotifyPayload>(&p.body); n && wire::is_error(n->notify_type()))
+      return n;
+  return nullptr;
+}
+
+}  // namespace
+
+std::optional<std::vector<Payload>> IkeAuthTask::build_request(IkeSa& sa, Services& s) {
+  const auto& c = *sa.config;
+  std::vector<Payload> out;
+  out.push_back(id_payload(PayloadType::kIdi, c.local_id));
+  if (c.remote_id) out.push_back(id_payload(PayloadType::kIdr, *c.remote_id));
+  out.push_back(auth_payload(psk_auth_value(sa, true, c.psk, c.local_id)));
+  if (c.mobike) out.push_back(wire::make_notify(NotifyType::kMobikeSupported));
+  if (!c.children.empty()) {
+    child_config_ = &c.children.front();
+    if (!spi_in_) spi_in_ = allocate_spi(s);
+    ts_local_ = ts_from_config(child_config_->local_ts, sa.local.address);
+    ts_remote_ = ts_from_config(child_config_->remote_ts, sa.remote.address);
+    out.push_back({PayloadType::kSa, wire::SaPayload{esp_offer(*child_config_, spi_in_, false)}});
+    out.push_back({PayloadType::kTsi, wire::TsPayload{ts_local_}});
+    out.push_back({PayloadType::kTsr, wire::TsPayload{ts_remote_}});
+  }
+  return out;
+}
+
+TaskResult IkeAuthTask::process_response(IkeSa& sa, Services& s, const std::vector<Payload>& payloads) {
+  const auto& c = *sa.config;
+  if (wire::find_notify(payloads, NotifyType::kAuthenticationFailed)) {
+    s.log(LogLevel::kWarn, &sa, "peer refused our authentication (AUTHENTICATION_FAILED)");
+    return TaskResult::kFailed;
+  }
+  auto idr = identity_of(wire::find_payload<wire::IdPayload>(payloads, PayloadType::kIdr));
+  auto* auth = wire::find_payload<wire::AuthPayload>(payloads, PayloadType::kAuth);
+  if (!idr || !auth) {
+    const auto* err = first_error(payloads);
+    s.log(LogLevel::kWarn, &sa, std::string("IKE_AUTH failed: ") +
+                                    (err ? std::string(wire::notify_name(err->type)) : "no IDr/AUTH"));
+    return TaskResult::kFailed;
+  }
+  if (c.remote_id && !(*c.remote_id == *idr)) {
+    s.log(LogLevel::kWarn, &sa, "peer identity " + idr->to_string() + " is not the configured " +
+                                    c.remote_id->to_string());
+    return TaskResult::kFailed;
+  }
+  if (auth->method != wire::AuthMethod::kSharedKeyMic ||
+      !equal_ct(auth->data, psk_auth_value(sa, false, c.psk, *idr))) {
+    s.log(LogLevel::kWarn, &sa, "AUTH of " + idr->to_string() + " does not verify");
+    return TaskResult::kFailed;
+  }
+  sa.remote_id = idr;
+  sa.peer_mobike = wire::find_notify(payloads, NotifyType::kMobikeSupported) != nullptr;
+  mark_established(sa, s);
+
+  if (!child_config_) return TaskResult::kDone;
+  const ChildConfig& cc = *child_config_;
+  if (const auto* err = first_error(payloads)) {
+    s.log(LogLevel::kWarn, &sa, "Child SA '" + cc.name + "' refused: " + std::string(wire::notify_name(err->type)));
+    s.event(EventKind::kChildFailed, sa, 0, cc.name);
+    return TaskResult::kDone;
+  }
+  auto* sa_p = wire::find_payload<wire::SaPayload>(payloads, PayloadType::kSa);
+  auto* tsi = wire::find_payload<wire::TsPayload>(payloads, PayloadType::kTsi);
+  auto* tsr = wire::find_payload<wire::TsPayload>(payloads, PayloadType::kTsr);
+  bool ok = sa_p && tsi && tsr && sa_p->proposals.size() == 1 &&
+            sa_p->proposals[0].protocol == wire::ProtocolId::kEsp && sa_p->proposals[0].spi.size() == 4 &&
+            proposal_acceptable(sa_p->proposals[0], esp_offer(cc, 0, false)) &&
+            ts_subset(tsi->selectors, ts_local_) && ts_subset(tsr->selectors, ts_remote_) &&
+            !tsi->selectors.empty() && !tsr->selectors.empty();
+  if (!ok) {
+    s.log(LogLevel::kWarn, &sa, "Child SA '" + cc.name + "': response not acceptable");
+    s.event(EventKind::kChildFailed, sa, 0, cc.name);
+    return TaskResult::kDone;
+  }
+  ChildSa child;
+  child.id = s.next_child_id();
+  child.name = cc.name;
+  child.spi_in = spi_in_;
+  child.spi_out = spi_from_bytes(sa_p->proposals[0].spi);
+  child.proposal = sa_p->proposals[0];
+  child.local_ts = tsi->selectors;
+  child.remote_ts = tsr->selectors;
+  if (!derive_child_keys(sa, child, {}, sa.nonce_i, sa.nonce_r, true)) {
+    s.event(EventKind::kChildFailed, sa, 0, cc.name);
+    return TaskResult::kDone;
+  }
+  sa.children.push_back(std::move(child));
+  install_child(sa, sa.children.back(), s, &cc);
+  return TaskResult::kDone;
+}
+
+AuthResponse respond_ike_auth(IkeSa& sa, Services& s, const std::vector<Payload>& request) {
+  AuthResponse r;
+  auto idi = identity_of(wire::find_payload<wire::IdPayload>(request, PayloadType::kIdi));
+  auto idr_req = identity_of(wire::find_payload<wire::IdPayload>(request, PayloadType::kIdr));
+  auto* auth = wire::find_payload<wire::AuthPayload>(request, PayloadType::kAuth);
+  auto refuse = [&](const std::string& why) {
+    s.log(LogLevel::kWarn, &sa, "IKE_AUTH refused: " + why);
+    r.payloads = {wire::make_notify(NotifyType::kAuthenticationFailed)};
+    r.failed = true;
+    return r;
+  };
+  if (!idi || !auth) return refuse("no IDi/AUTH");
+  // Pick the connection by identities among those the addresses allow.
+  const ConnectionConfig* cfg = nullptr;
+  for (const auto* c : s.connections()) {
+    if (!remote_address_allowed(*c, sa.remote.address) || !local_address_allowed(*c, sa.local.address))
+      continue;
+    if (c->remote_id && !(*c->remote_id == *idi)) continue;
+    if (idr_req && !(c->local_id == *idr_req)) continue;
+    if (!proposal_acceptable(sa.ike_proposal, c->ike_proposals)) continue;
+    cfg = c;
+    break;
+  }
+  if (!cfg) return refuse("no connection for peer identity " + idi->to_string());
+  sa.config = cfg;
+  sa.connection_name = cfg->name;
+  if (auth->method != wire::AuthMethod::kSharedKeyMic ||
+      !equal_ct(auth->data, psk_auth_value(sa, true, cfg->psk, *idi)))
+    return refuse("AUTH of " + idi->to_string() + " does not verify");
+  sa.remote_id = idi;
+  sa.peer_mobike = wire::find_notify(request, NotifyType::kMobikeSupported) != nullptr;
+
+  r.payloads.push_back(id_payload(PayloadType::kIdr, cfg->local_id));
+  r.payloads.push_back(auth_payload(psk_auth_value(sa, false, cfg->psk, cfg->local_id)));
+  if (cfg->mobike && sa.peer_mobike) r.payloads.push_back(wire::make_notify(NotifyType::kMobikeSupported));
+  mark_established(sa, s);
+
+  if (wire::find_payload<wire::SaPayload>(request, PayloadType::kSa)) {
+    const ChildConfig* cc = nullptr;
+    auto child = respond_child(sa, s, request, r.payloads, &cc, false);
+    if (child && derive_child_keys(sa, *child, {}, sa.nonce_i, sa.nonce_r, false)) {
+      sa.children.push_back(std::move(*child));
+      install_child(sa, sa.children.back(), s, cc);
+    } else {
+      s.event(EventKind::kChildFailed, sa, 0, cc ? cc->name : "");
+    }
+  }
+  return r;
+}
+
+}  // namespace mobike::ike

@@ -1,0 +1,49 @@
+#include "ike/ike_sa.h"
+
+#include "ike/task.h"
+
+namespace mobike::ike {
+
+IkeSa::IkeSa() = default;
+IkeSa::~IkeSa() = default;
+
+std::string_view to_string(IkeState s) {
+  switch (s) {
+    case IkeState::kConnecting: return "CONNECTING";
+    case IkeState::kEstablished: return "ESTABLISHED";
+    case IkeState::kRekeying: return "REKEYING";
+    case IkeState::kDeleting: return "DELETING";
+    case IkeState::kDead: return "DESTROYING";
+  }
+  return "UNKNOWN";
+}
+
+std::string_view to_string(ChildState s) {
+  switch (s) {
+    case ChildState::kCreating: return "CREATING";
+    case ChildState::kInstalled: return "INSTALLED";
+    case ChildState::kRekeying: return "REKEYING";
+    case ChildState::kDeleting: return "DELETING";
+  }
+  return "UNKNOWN";
+}
+
+ChildSa* IkeSa::find_child_by_inbound(std::uint32_t spi) {
+  for (auto& c : children)
+    if (c.spi_in == spi) return &c;
+  return nullptr;
+}
+
+ChildSa* IkeSa::find_child_by_outbound(std::uint32_t spi) {
+  for (auto& c : children)
+    if (c.spi_out == spi) return &c;
+  return nullptr;
+}
+
+ChildSa* IkeSa::find_child(std::uint64_t id) {
+  for (auto& c : children)
+    if (c.id == id) return &c;
+  return nullptr;
+}
+
+}  // namespace mobike::ike

@@ -1,0 +1,139 @@
+// The state of one IKE SA and its Child SAs. Coarse states plus orthogonal conditions
+// (NAT here/there, original initiator, ...), as strongSwan keeps them.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/bytes.h"
+#include "common/ip_address.h"
+#include "crypto/dh.h"
+#include "crypto/prf.h"
+#include "crypto/sk_cipher.h"
+#include "ike/connection.h"
+#include "ike/types.h"
+#include "wire/payloads.h"
+
+namespace mobike::ike {
+
+class Task;
+
+enum class IkeState : std::uint8_t {
+  kConnecting,   // IKE_SA_INIT / IKE_AUTH in progress
+  kEstablished,
+  kRekeying,
+  kDeleting,
+  kDead,         // to be reaped
+};
+std::string_view to_string(IkeState s);
+
+enum class ChildState : std::uint8_t { kCreating, kInstalled, kRekeying, kDeleting };
+std::string_view to_string(ChildState s);
+
+struct ChildSa {
+  std::uint64_t id = 0;
+  std::string name;
+  ChildState state = ChildState::kCreating;
+  std::uint32_t spi_in = 0;   // chosen by us
+  std::uint32_t spi_out = 0;  // chosen by the peer
+  wire::Proposal proposal;    // the selected ESP proposal
+  std::vector<wire::TrafficSelector> local_ts;
+  std::vector<wire::TrafficSelector> remote_ts;
+  ChildSaKeys keys;
+  TimePoint established{};
+  TimePoint rekey_at = TimePoint::max();
+  TimePoint expire_at = TimePoint::max();
+  std::uint64_t rekeyed_to = 0;  // after a rekey: the replacing Child SA
+  // Set when the peer rekeyed this Child SA while our own rekey of it was in flight:
+  // the lower of that exchange's nonces decides which new SA is redundant (§2.8.1).
+  std::uint64_t peer_rekeyed_to = 0;
+  Bytes peer_rekey_min_nonce;
+  const ChildConfig* config = nullptr;
+};
+
+// Everything the IKE SA needs for the SK payload once keys exist.
+struct IkeCrypto {
+  std::unique_ptr<crypto::Prf> prf;
+  std::unique_ptr<crypto::SkCipher> out;  // protects what we send
+  std::unique_ptr<crypto::SkCipher> in;   // verifies what we receive
+  Bytes sk_d;
+  Bytes sk_pi;
+  Bytes sk_pr;
+};
+
+struct IkeSa {
+  std::uint64_t id = 0;
+  const ConnectionConfig* config = nullptr;  // owned by the engine; may be replaced on reload
+  std::string connection_name;
+
+  IkeState state = IkeState::kConnecting;
+  bool initiator = false;           // we sent the IKE_SA_INIT of this SA
+  bool original_initiator = false;  // of the first IKE SA of the chain (RFC 4555 roles)
+  std::uint64_t spi_i = 0;
+  std::uint64_t spi_r = 0;
+  std::uint64_t local_spi() const { return initiator ? spi_i : spi_r; }
+
+  Endpoint local;
+  Endpoint remote;
+  bool nat_local = false;   // we are behind a NAT
+  bool nat_remote = false;  // the peer is behind a NAT
+  bool peer_mobike = false;
+  bool peer_nat_d = false;  // the peer sent NAT detection payloads
+
+  wire::Proposal ike_proposal;
+  IkeCrypto crypto;
+  std::optional<Identity> remote_id;
+
+  // IKE_SA_INIT material kept until IKE_AUTH completes (AUTH signs it).
+  Bytes init_request;   // the IKE_SA_INIT request as sent/received
+  Bytes init_response;
+  Bytes nonce_i, nonce_r;
+  std::unique_ptr<crypto::KeyExchange> dh;
+  Bytes cookie;  // from the responder, echoed in our retried IKE_SA_INIT
+
+  // Message IDs (RFC 7296 §2.3, window size 1).
+  std::uint32_t next_request_mid = 0;   // ours
+  std::uint32_t expected_peer_mid = 0;  // the peer's next request
+  Bytes last_response;                  // cached for retransmitted requests
+  Endpoint last_response_to;
+
+  // Our outstanding request.
+  std::unique_ptr<Task> active;
+  std::deque<std::unique_ptr<Task>> queue;
+  std::uint32_t active_mid = 0;
+  Bytes active_request;
+  int retransmits = 0;
+  TimePoint retransmit_at = TimePoint::max();
+
+  std::vector<ChildSa> children;
+
+  // IKE SA rekey (RFC 7296 §2.18, collisions §2.8.2).
+  std::uint64_t rekeyed_to = 0;       // the IKE SA that replaced this one
+  std::uint64_t peer_rekeyed_to = 0;  // the peer's replacement made while ours was in flight
+  Bytes peer_rekey_min_nonce;
+
+  TimePoint created{};
+  TimePoint established_at{};
+  TimePoint last_inbound{};
+  TimePoint dpd_at = TimePoint::max();
+  TimePoint keepalive_at = TimePoint::max();
+  TimePoint rekey_at = TimePoint::max();
+  TimePoint expire_at = TimePoint::max();  // half-open timeout or hard lifetime
+  TimePoint scheduled_at = TimePoint::max();  // the engine's timer queue entry
+  bool half_open = false;  // counted against the responder's cookie threshold
+
+  ChildSa* find_child_by_inbound(std::uint32_t spi);
+  ChildSa* find_child_by_outbound(std::uint32_t spi);
+  ChildSa* find_child(std::uint64_t id);
+
+  IkeSa();
+  ~IkeSa();
+  IkeSa(const IkeSa&) = delete;
+  IkeSa& operator=(const IkeSa&) = delete;
+};
+
+}  // namespace mobike::ike

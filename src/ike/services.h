@@ -1,0 +1,45 @@
+// What exchanges may ask of the engine: randomness, configuration, time and the
+// outputs (events, data-plane operations, logs). Implemented by Engine; a narrow
+// interface so that tasks stay independent of the SA table and the timer queue.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "crypto/random.h"
+#include "ike/connection.h"
+#include "ike/types.h"
+
+namespace mobike::ike {
+
+struct IkeSa;
+struct ChildSa;
+class Task;
+
+class Services {
+ public:
+  virtual ~Services() = default;
+  virtual crypto::Random& random() = 0;
+  virtual const EngineConfig& config() const = 0;
+  virtual TimePoint now() const = 0;
+  virtual Stats& stats() = 0;
+  virtual std::uint64_t next_child_id() = 0;
+  virtual void event(EventKind kind, const IkeSa& sa, std::uint64_t child_id,
+                     std::string detail) = 0;
+  virtual void dataplane(DataplaneOp op) = 0;
+  virtual void log(LogLevel level, const IkeSa* sa, std::string message) = 0;
+  // Connections a peer may use, for the responder's choice by identity.
+  virtual std::vector<const ConnectionConfig*> connections() const = 0;
+  // Queues an exchange on an SA (started when the window allows).
+  virtual void queue(IkeSa& sa, std::unique_ptr<Task> task) = 0;
+  // IKE SA rekey: a new IKE SA in the table that inherits the old one's connection,
+  // endpoints and conditions; its keys and Child SAs are set by the caller.
+  virtual IkeSa& spawn_rekeyed(IkeSa& old, bool initiator, std::uint64_t spi_i, std::uint64_t spi_r) = 0;
+  virtual std::uint64_t fresh_ike_spi() = 0;
+  virtual IkeSa* find_sa(std::uint64_t id) = 0;
+  // Ends an SA at once (its Child SAs, if still attached, leave the data plane).
+  virtual void retire(IkeSa& sa, const std::string& why) = 0;
+};
+
+}  // namespace mobike::ike

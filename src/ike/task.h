@@ -1,0 +1,34 @@
+// One object per exchange kind, strongSwan-style: the initiator half builds a request
+// and processes its response; the responder half of the same exchange sits beside it
+// in the same file (see respond_* in services.h).
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "ike/ike_sa.h"
+#include "ike/services.h"
+#include "wire/payloads.h"
+
+namespace mobike::ike {
+
+enum class TaskResult : std::uint8_t {
+  kDone,     // exchange finished
+  kFailed,   // the IKE SA cannot continue: delete it
+  kRestart,  // send the request again from scratch (COOKIE, INVALID_KE_PAYLOAD)
+};
+
+class Task {
+ public:
+  virtual ~Task() = default;
+  virtual wire::ExchangeType exchange() const = 0;
+  virtual const char* name() const = 0;
+  // nullopt: nothing to do any more (the SA it was for is gone): the task is dropped.
+  virtual std::optional<std::vector<wire::Payload>> build_request(IkeSa& sa, Services& s) = 0;
+  virtual TaskResult process_response(IkeSa& sa, Services& s,
+                                      const std::vector<wire::Payload>& payloads) = 0;
+  // Called when the IKE SA dies with this task queued or active.
+  virtual void abort(IkeSa&, Services&) {}
+};
+
+}  // namespace mobike::ike

@@ -1,0 +1,114 @@
+// The engine's inputs and outputs besides raw datagrams: time, data-plane operations,
+// events for logs and the control socket, counters.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/bytes.h"
+#include "common/ip_address.h"
+#include "wire/payloads.h"
+
+namespace mobike::ike {
+
+// The engine never reads a clock: every input carries `now`. Simulations start at
+// TimePoint{} and advance virtually.
+using Clock = std::chrono::steady_clock;
+using TimePoint = Clock::time_point;
+using Duration = std::chrono::milliseconds;
+
+struct OutDatagram {
+  enum class Kind : std::uint8_t { kIke, kNatKeepalive };
+  Kind kind = Kind::kIke;
+  // Explicit source: the daemon must send from exactly this address and port (the
+  // responder-initiated switch sends from an address the host may no longer own).
+  Endpoint local;
+  Endpoint remote;
+  // The IKE message (no non-ESP marker: the daemon adds it on the NAT-T port), or the
+  // single 0xFF octet of a NAT keepalive (RFC 3948 §2.3).
+  Bytes data;
+};
+
+// Keys and parameters of one direction-pair of an ESP SA, for the data plane.
+struct ChildSaKeys {
+  std::uint16_t encr_id = 0;
+  std::uint16_t encr_key_bits = 0;
+  std::uint16_t integ_id = 0;
+  bool esn = false;
+  Bytes encr_in, integ_in, encr_out, integ_out;
+};
+
+struct DataplaneOp {
+  enum class Kind : std::uint8_t {
+    kInstall,         // a new Child SA: both directions and its policies
+    kDelete,          // remove both directions and policies
+    kUpdateAddresses  // outer addresses / encapsulation changed (MOBIKE)
+  };
+  Kind kind = Kind::kInstall;
+  std::uint64_t ike_sa_id = 0;
+  std::uint64_t child_sa_id = 0;
+  std::uint32_t spi_in = 0;
+  std::uint32_t spi_out = 0;
+  Endpoint local;
+  Endpoint remote;
+  bool udp_encap = false;
+  std::vector<wire::TrafficSelector> local_ts;
+  std::vector<wire::TrafficSelector> remote_ts;
+  ChildSaKeys keys;  // only for kInstall
+};
+
+enum class EventKind : std::uint8_t {
+  kIkeEstablished,
+  kIkeRekeyed,
+  kIkeDeleted,
+  kIkeFailed,
+  kChildEstablished,
+  kChildRekeyed,
+  kChildDeleted,
+  kChildFailed,
+  kAddressesUpdated,
+};
+
+struct Event {
+  EventKind kind = EventKind::kIkeEstablished;
+  std::uint64_t ike_sa_id = 0;
+  std::uint64_t child_sa_id = 0;
+  std::string connection;
+  std::string detail;
+};
+
+enum class LogLevel : std::uint8_t { kTrace, kDebug, kInfo, kWarn, kError };
+
+struct EngineConfig {
+  std::uint16_t ike_port = 500;
+  std::uint16_t natt_port = 4500;
+  Duration retransmit_timeout{2000};
+  double retransmit_base = 1.8;
+  int retransmit_tries = 5;
+  std::size_t half_open_threshold = 1000;  // cookies above this many half-open SAs
+  Duration half_open_timeout{30000};
+  Duration keepalive_interval{20000};
+  std::uint16_t switch_notify_type = 61440;
+};
+
+// Counters for `mobikectl stats`. Every dropped datagram is counted under one reason.
+struct Stats {
+  std::uint64_t datagrams_in = 0;
+  std::uint64_t datagrams_out = 0;
+  std::uint64_t dropped_malformed = 0;
+  std::uint64_t dropped_unknown_spi = 0;
+  std::uint64_t dropped_bad_message_id = 0;
+  std::uint64_t dropped_integrity = 0;
+  std::uint64_t dropped_unexpected = 0;
+  std::uint64_t retransmits_sent = 0;
+  std::uint64_t retransmits_answered = 0;
+  std::uint64_t cookies_sent = 0;
+  std::uint64_t ike_established = 0;
+  std::uint64_t ike_failed = 0;
+  std::uint64_t child_established = 0;
+  std::uint64_t half_open_expired = 0;
+};
+
+}  // namespace mobike::ike

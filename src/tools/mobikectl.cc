@@ -1,0 +1,138 @@
+// mobikectl: talks to a running mobiked over its control socket (control/protocol.h).
+//
+//   mobikectl [--socket PATH] [--timeout SECONDS] list-sas [--json]
+//   mobikectl initiate CONN
+//   mobikectl terminate CONN | terminate --sa ID
+//   mobikectl rekey --ike ID | rekey --child ID
+//   mobikectl stats [--json]
+//   mobikectl reload
+//
+// The socket is --socket, else $MOBIKED_SOCKET, else /run/mobiked.sock.
+// Exit status: 0 on success, 1 when mobiked refused the request, 2 when it could not be
+// reached or answered nonsense, CLI11's codes for a bad command line.
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <iostream>
+#include <string>
+
+#include "control/client.h"
+#include "control/protocol.h"
+
+namespace {
+
+using mobike::control::json;
+
+constexpr int kExitRefused = 1;
+constexpr int kExitFailed = 2;
+
+int fail(const std::string& message, int code = kExitFailed) {
+  std::cerr << "mobikectl: " << message << "\n";
+  return code;
+}
+
+void print_result(const json& result) {
+  if (result.is_null()) return;
+  if (result.is_string())
+    std::cout << result.get<std::string>() << "\n";
+  else if (result.is_object())
+    std::cout << mobike::control::format_stats(result);
+  else
+    std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  namespace control = mobike::control;
+
+  CLI::App app{"Control a running mobiked.", "mobikectl"};
+  std::string socket_path(control::kDefaultSocketPath);
+  double timeout_seconds = 30;
+  app.add_option("-s,--socket", socket_path, "mobiked's control socket")
+      ->envname("MOBIKED_SOCKET")
+      ->capture_default_str();
+  app.add_option("--timeout", timeout_seconds, "seconds to wait for an answer")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+  app.require_subcommand(1);
+
+  bool json_out = false;
+  auto* list = app.add_subcommand("list-sas", "list IKE SAs and their Child SAs");
+  list->add_flag("--json", json_out, "print mobiked's JSON instead of a table");
+
+  std::string initiate_conn;
+  auto* initiate = app.add_subcommand("initiate", "start a configured connection");
+  initiate->add_option("connection", initiate_conn, "connection name")->required();
+
+  std::string terminate_conn;
+  std::uint64_t terminate_sa = 0;
+  auto* terminate = app.add_subcommand("terminate", "delete the IKE SAs of a connection, or one IKE SA");
+  auto* term_conn_opt = terminate->add_option("connection", terminate_conn, "connection name");
+  auto* term_sa_opt = terminate->add_option("--sa", terminate_sa, "unique id of one IKE SA (as in list-sas)");
+  term_conn_opt->excludes(term_sa_opt);
+
+  bool rekey_ike = false, rekey_child = false;
+  std::uint64_t rekey_id = 0;
+  auto* rekey = app.add_subcommand("rekey", "rekey one IKE SA or one Child SA");
+  auto* ike_flag = rekey->add_flag("--ike", rekey_ike, "ID is an IKE SA");
+  auto* child_flag = rekey->add_flag("--child", rekey_child, "ID is a Child SA");
+  ike_flag->excludes(child_flag);
+  rekey->add_option("id", rekey_id, "unique id (as in list-sas)")->required();
+
+  auto* stats = app.add_subcommand("stats", "show counters");
+  stats->add_flag("--json", json_out, "print mobiked's JSON");
+
+  auto* reload = app.add_subcommand("reload", "re-read the configuration file");
+
+  CLI11_PARSE(app, argc, argv);
+
+  control::Request request;
+  if (list->parsed()) {
+    request = control::ListSasRequest{};
+  } else if (initiate->parsed()) {
+    request = control::InitiateRequest{initiate_conn};
+  } else if (terminate->parsed()) {
+    if (!*term_conn_opt && !*term_sa_opt) return fail("terminate needs a connection name or --sa ID");
+    control::TerminateRequest t;
+    if (*term_conn_opt) t.connection = terminate_conn;
+    if (*term_sa_opt) t.sa = terminate_sa;
+    request = t;
+  } else if (rekey->parsed()) {
+    if (!rekey_ike && !rekey_child) return fail("rekey needs --ike or --child");
+    request = control::RekeyRequest{rekey_ike ? control::RekeyRequest::Kind::kIke
+                                              : control::RekeyRequest::Kind::kChild,
+                                    rekey_id};
+  } else if (stats->parsed()) {
+    request = control::StatsRequest{};
+  } else if (reload->parsed()) {
+    request = control::ReloadRequest{};
+  } else {
+    return fail("no command given");
+  }
+
+  auto timeout = std::chrono::milliseconds(static_cast<std::int64_t>(timeout_seconds * 1000));
+  auto answer = control::call(socket_path, control::request_to_json(request), timeout);
+  if (!answer) return fail(answer.error());
+  auto response = control::response_from_json(*answer);
+  if (!response) return fail("bad answer from mobiked: " + response.error());
+  if (!response->ok) return fail(response->error, kExitRefused);
+
+  const json& result = response->result;
+  if (list->parsed()) {
+    if (json_out) {
+      std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+      return 0;
+    }
+    auto sas = control::sa_list_from_json(result);
+    if (!sas) return fail("bad answer from mobiked: " + sas.error());
+    std::cout << control::format_sa_list(*sas);
+  } else if (stats->parsed()) {
+    if (json_out)
+      std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+    else
+      std::cout << control::format_stats(result);
+  } else {
+    print_result(result);
+  }
+  return 0;
+}

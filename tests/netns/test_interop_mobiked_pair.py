@@ -1,0 +1,28 @@
+#!/usr/bin/env python3
+"""mobiked <-> mobiked through a Linux MASQUERADE NAT: establish, DPD, rekey the Child SA and the
+IKE SA from both sides, delete from both sides — checked from both peers' own views.
+
+    ini (10.1.0.2) -- nat (10.1.0.1 | 198.51.100.2) -- res (198.51.100.10)
+"""
+
+import os
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from interop import MobikedPeer, SwanPeer, scenario  # noqa: E402,F401
+from netns import find_binary, require_commands, require_netns, require_strongswan, run_test  # noqa: E402
+
+
+def requires():
+    require_netns()
+    require_commands("iptables")
+    if "SwanPeer" in ("MobikedPeer", "MobikedPeer"):
+        require_strongswan()
+    find_binary("mobiked")
+    find_binary("mobikectl")
+
+
+if __name__ == "__main__":
+    run_test(lambda lab: scenario(lab, MobikedPeer, MobikedPeer), "mobiked <-> mobiked", requires=requires)

@@ -1,0 +1,230 @@
+#include "control/protocol.h"
+
+#include <gtest/gtest.h>
+
+namespace mobike::control {
+namespace {
+
+IkeSaInfo sample_sa() {
+  IkeSaInfo s;
+  s.id = 7;
+  s.name = "home";
+  s.state = "ESTABLISHED";
+  s.initiator = true;
+  s.local = Endpoint{IpAddress::parse("192.0.2.1").value(), 4500};
+  s.remote = Endpoint{IpAddress::parse("2001:db8::2").value(), 4500};
+  s.local_id = "client.example.org";
+  s.remote_id = "vpn.example.org";
+  s.spi_i = 0x0123456789abcdefull;
+  s.spi_r = 0x00000000000000ffull;
+  s.nat_local = true;
+  s.ike_proposal = "AES_GCM_16-128/PRF_HMAC_SHA2_256/CURVE_25519";
+  s.established_seconds = 3600;
+  ChildSaInfo c;
+  c.id = 9;
+  c.name = "net";
+  c.state = "INSTALLED";
+  c.spi_in = 0xc0ffee01;
+  c.spi_out = 0x0000beef;
+  c.local_ts = {"10.1.0.0/16"};
+  c.remote_ts = {"10.2.0.0/16", "10.3.0.0/16"};
+  c.esp_proposal = "AES_GCM_16-128";
+  s.children.push_back(c);
+  return s;
+}
+
+TEST(Protocol, CommandNamesRoundTrip) {
+  for (auto c : {Command::kListSas, Command::kInitiate, Command::kTerminate, Command::kRekey,
+                 Command::kStats, Command::kReload})
+    EXPECT_EQ(command_from_name(command_name(c)), c);
+  EXPECT_EQ(command_name(Command::kListSas), "list-sas");
+  EXPECT_FALSE(command_from_name("list"));
+}
+
+TEST(Protocol, RequestsRoundTripThroughJson) {
+  std::vector<Request> requests = {
+      ListSasRequest{},
+      InitiateRequest{"home"},
+      TerminateRequest{std::string("home"), std::nullopt},
+      TerminateRequest{std::nullopt, 42},
+      RekeyRequest{RekeyRequest::Kind::kIke, 3},
+      RekeyRequest{RekeyRequest::Kind::kChild, 5},
+      StatsRequest{},
+      ReloadRequest{},
+  };
+  for (const auto& r : requests) {
+    auto j = request_to_json(r);
+    auto line = to_line(j);
+    ASSERT_EQ(line.back(), '\n');
+    EXPECT_EQ(std::count(line.begin(), line.end(), '\n'), 1);
+    auto parsed = from_line(line);
+    ASSERT_TRUE(parsed);
+    auto back = request_from_json(*parsed);
+    ASSERT_TRUE(back) << j.dump() << ": " << back.error();
+    EXPECT_EQ(*back, r) << j.dump();
+  }
+}
+
+TEST(Protocol, RequestWireShapes) {
+  EXPECT_EQ(request_to_json(ListSasRequest{}), json::parse(R"({"command":"list-sas"})"));
+  EXPECT_EQ(request_to_json(InitiateRequest{"home"}),
+            json::parse(R"({"command":"initiate","connection":"home"})"));
+  EXPECT_EQ(request_to_json(TerminateRequest{std::nullopt, 4}), json::parse(R"({"command":"terminate","sa":4})"));
+  EXPECT_EQ(request_to_json(RekeyRequest{RekeyRequest::Kind::kChild, 5}),
+            json::parse(R"({"command":"rekey","child":5})"));
+}
+
+TEST(Protocol, BadRequestsAreExplained) {
+  auto err = [](const char* text) {
+    auto r = request_from_json(json::parse(text));
+    EXPECT_FALSE(r) << text;
+    return r ? std::string() : r.error();
+  };
+  EXPECT_NE(err("[1,2]").find("JSON object"), std::string::npos);
+  EXPECT_NE(err("{}").find("\"command\""), std::string::npos);
+  EXPECT_NE(err(R"({"command": 5})").find("\"command\""), std::string::npos);
+  EXPECT_EQ(err(R"({"command": "explode"})"), "unknown command 'explode'");
+  EXPECT_EQ(err(R"({"command": "list-sas", "verbose": true})"), "unknown argument 'verbose' for list-sas");
+  EXPECT_NE(err(R"({"command": "initiate"})").find("connection"), std::string::npos);
+  EXPECT_NE(err(R"({"command": "initiate", "connection": 3})").find("connection"), std::string::npos);
+  EXPECT_NE(err(R"({"command": "initiate", "connection": ""})").find("connection"), std::string::npos);
+  EXPECT_NE(err(R"({"command": "terminate"})").find("exactly one"), std::string::npos);
+  EXPECT_NE(err(R"({"command": "terminate", "connection": "a", "sa": 1})").find("exactly one"),
+            std::string::npos);
+  EXPECT_NE(err(R"({"command": "terminate", "sa": -1})").find("non-negative"), std::string::npos);
+  EXPECT_NE(err(R"({"command": "terminate", "sa": 1.5})").find("non-negative"), std::string::npos);
+  EXPECT_NE(err(R"({"command": "rekey", "ike": 1, "child": 2})").find("exactly one"), std::string::npos);
+  EXPECT_NE(err(R"({"command": "rekey"})").find("exactly one"), std::string::npos);
+  EXPECT_NE(err(R"({"command": "rekey", "ike": "1"})").find("non-negative"), std::string::npos);
+}
+
+TEST(Protocol, Responses) {
+  auto ok = response_from_json(ok_response(json{{"n", 1}}));
+  ASSERT_TRUE(ok);
+  EXPECT_TRUE(ok->ok);
+  EXPECT_EQ(ok->result["n"], 1);
+  EXPECT_EQ(ok_response(), json::parse(R"({"ok":true,"result":null})"));
+
+  auto bad = response_from_json(error_response("no such connection 'x'"));
+  ASSERT_TRUE(bad);
+  EXPECT_FALSE(bad->ok);
+  EXPECT_EQ(bad->error, "no such connection 'x'");
+  EXPECT_EQ(error_response("e"), json::parse(R"({"ok":false,"error":"e"})"));
+
+  EXPECT_FALSE(response_from_json(json::parse("[]")));
+  EXPECT_FALSE(response_from_json(json::parse(R"({"ok":"yes"})")));
+  EXPECT_FALSE(response_from_json(json::parse(R"({"ok":false})")));
+}
+
+TEST(Protocol, LinesNeverThrow) {
+  EXPECT_FALSE(from_line("{not json"));
+  EXPECT_FALSE(from_line(""));
+  EXPECT_FALSE(from_line("{} {}"));
+  auto j = from_line("{\"a\":1}\r\n");
+  ASSERT_TRUE(j);
+  EXPECT_EQ((*j)["a"], 1);
+  // Not UTF-8: replaced rather than an exception from dump().
+  json bad = {{"id", std::string("\xff\xfe")}};
+  std::string line;
+  EXPECT_NO_THROW(line = to_line(bad));
+  EXPECT_TRUE(from_line(line));
+}
+
+TEST(Protocol, IkeSaJsonShape) {
+  json j = sample_sa();
+  EXPECT_EQ(j["id"], 7);
+  EXPECT_EQ(j["initiator"], true);
+  EXPECT_EQ(j["local"], json::parse(R"({"addr":"192.0.2.1","port":4500})"));
+  EXPECT_EQ(j["remote"]["addr"], "2001:db8::2");
+  EXPECT_EQ(j["spi_i"], "0123456789abcdef");
+  EXPECT_EQ(j["spi_r"], "00000000000000ff");
+  EXPECT_EQ(j["nat_local"], true);
+  EXPECT_EQ(j["nat_remote"], false);
+  EXPECT_EQ(j["established_seconds"], 3600);
+  ASSERT_EQ(j["children"].size(), 1u);
+  EXPECT_EQ(j["children"][0]["spi_in"], "c0ffee01");
+  EXPECT_EQ(j["children"][0]["spi_out"], "0000beef");
+  EXPECT_EQ(j["children"][0]["remote_ts"], json::parse(R"(["10.2.0.0/16","10.3.0.0/16"])"));
+  EXPECT_EQ(j["children"][0]["esp_proposal"], "AES_GCM_16-128");
+}
+
+TEST(Protocol, IkeSaListRoundTrips) {
+  std::vector<IkeSaInfo> sas = {sample_sa(), sample_sa()};
+  sas[1].id = 8;
+  sas[1].local_id.clear();
+  sas[1].children.clear();
+  json j = sas;
+  auto back = sa_list_from_json(json::parse(j.dump()));
+  ASSERT_TRUE(back) << back.error();
+  EXPECT_EQ(*back, sas);
+  EXPECT_FALSE(j[1].contains("local_id"));  // empty optional fields are left out
+}
+
+TEST(Protocol, IkeSaListRejectsBadShapes) {
+  json good = std::vector<IkeSaInfo>{sample_sa()};
+  EXPECT_FALSE(sa_list_from_json(json::object()));
+
+  auto broken = [&](auto mutate) {
+    json j = good;
+    mutate(j[0]);
+    auto r = sa_list_from_json(j);
+    EXPECT_FALSE(r) << j.dump();
+    return r ? std::string() : r.error();
+  };
+  EXPECT_NE(broken([](json& s) { s["spi_i"] = "0123"; }).find("16 hex digits"), std::string::npos);
+  EXPECT_NE(broken([](json& s) { s["spi_r"] = "zz23456789abcdef"; }).find("16 hex digits"), std::string::npos);
+  EXPECT_NE(broken([](json& s) { s["children"][0]["spi_in"] = "c0ffee0"; }).find("8 hex digits"),
+            std::string::npos);
+  EXPECT_NE(broken([](json& s) { s["local"]["addr"] = "nowhere"; }).find("not an IP address"),
+            std::string::npos);
+  EXPECT_NE(broken([](json& s) { s.erase("state"); }).find("IKE SA #1"), std::string::npos);
+  EXPECT_NE(broken([](json& s) { s["local"]["port"] = 70000; }).find("0..65535"), std::string::npos);
+  broken([](json& s) { s["established_seconds"] = -1; });
+  broken([](json& s) { s["id"] = 1.5; });
+  broken([](json& s) { s["initiator"] = "yes"; });
+  broken([](json& s) { s["children"] = json::object(); });
+}
+
+TEST(Protocol, SaTableLooksLikeSwanctl) {
+  auto sa = sample_sa();
+  auto text = format_sa_list({sa});
+  EXPECT_EQ(text,
+            "home: #7, ESTABLISHED, IKEv2, 0123456789abcdef_i* 00000000000000ff_r\n"
+            "  local  'client.example.org' @ 192.0.2.1[4500] behind NAT\n"
+            "  remote 'vpn.example.org' @ 2001:db8::2[4500]\n"
+            "  AES_GCM_16-128/PRF_HMAC_SHA2_256/CURVE_25519\n"
+            "  established 3600s ago\n"
+            "  net: #9, INSTALLED, ESP:AES_GCM_16-128\n"
+            "    in  c0ffee01\n"
+            "    out 0000beef\n"
+            "    local  10.1.0.0/16\n"
+            "    remote 10.2.0.0/16 10.3.0.0/16\n");
+
+  sa.initiator = false;
+  sa.local_id.clear();
+  sa.nat_local = false;
+  sa.nat_remote = true;
+  sa.state = "CONNECTING";
+  sa.established_seconds = 0;
+  sa.children[0].local_ts.clear();
+  text = format_sa_list({sa});
+  EXPECT_NE(text.find("0123456789abcdef_i 00000000000000ff_r*"), std::string::npos) << text;
+  EXPECT_NE(text.find("  local  192.0.2.1[4500]\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("[4500] behind NAT\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("established"), std::string::npos) << text;
+  EXPECT_NE(text.find("    local  dynamic\n"), std::string::npos) << text;
+
+  EXPECT_EQ(format_sa_list({}), "no IKE SAs\n");
+}
+
+TEST(Protocol, StatsAreFlattenedSortedAndAligned) {
+  json stats = {{"datagrams_in", 10}, {"ike", {{"established", 2}, {"failed", 0}}}, {"dataplane", "none"}};
+  EXPECT_EQ(format_stats(stats),
+            "datagrams_in:    10\n"
+            "dataplane:       none\n"
+            "ike.established: 2\n"
+            "ike.failed:      0\n");
+}
+
+}  // namespace
+}  // namespace mobike::control
