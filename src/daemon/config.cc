@@ -776,6 +776,9 @@ Expected<Config, std::string> parse_config(std::string_view text, const std::str
 }
 
 Expected<Config, std::string> load_config(const std::string& path) {
+  // An ifstream opens a directory without complaint and reads it as empty.
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return unexpected(path + ": is a directory");
   std::ifstream in(path, std::ios::binary);
   if (!in) return unexpected(path + ": cannot open: " + std::strerror(errno));
   std::ostringstream buf;

@@ -89,25 +89,26 @@ Expected<void, std::string> Daemon::start() {
   if (!control) return unexpected(control.error());
   control_ = std::move(*control);
 
-  signals_.async_wait([this](const std::error_code& ec, int sig) {
-    if (ec) return;
-    if (sig == SIGHUP) {
-      if (auto r = reload(); !r) spdlog::error("reload failed: {}", r.error());
-      // Keep listening for further signals.
-      signals_.async_wait([this](const std::error_code& e2, int s2) {
-        if (!e2) ::raise(s2);
-      });
-      return;
-    }
-    spdlog::info("signal {}: deleting SAs and exiting", sig);
-    shutdown();
-  });
+  wait_signals();
 
   for (const auto& c : config_.connections)
     if (c.start == ike::StartAction::kInitiate)
       if (auto r = initiate(c.name); !r) spdlog::error("cannot initiate '{}': {}", c.name, r.error());
   flush();
   return {};
+}
+
+void Daemon::wait_signals() {
+  signals_.async_wait([this](const std::error_code& ec, int sig) {
+    if (ec || stopping_) return;
+    if (sig == SIGHUP) {
+      if (auto r = reload(); !r) spdlog::error("reload failed: {}", r.error());
+      wait_signals();
+      return;
+    }
+    spdlog::info("signal {}: deleting SAs and exiting", sig);
+    shutdown();
+  });
 }
 
 void Daemon::shutdown() {

@@ -55,6 +55,7 @@ class Daemon {
   Expected<std::uint64_t, std::string> initiate(const std::string& connection);
   Expected<void, std::string> reload();
   void shutdown();
+  void wait_signals();
 
   Config config_;
   std::string config_path_;

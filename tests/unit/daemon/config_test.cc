@@ -199,6 +199,13 @@ TEST(Config, MissingFileIsNamed) {
   EXPECT_NE(r.error().find("/nonexistent/dir/mobiked.toml"), std::string::npos);
 }
 
+TEST(Config, DirectoryIsNotAConfigFile) {
+  TempDir dir;
+  auto r = load_config(dir.path().string());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), dir.path().string() + ": is a directory");
+}
+
 TEST(Config, ErrorMessageFormatMatchesTheBrief) {
   TempDir dir;
   const auto cfg = dir.write("mobiked.toml",
@@ -220,6 +227,8 @@ TEST(Config, AllErrorsAreReportedOnePerLine) {
   EXPECT_NE(r.error().find(cfg + ":3: daemon: key 'log_level'"), std::string::npos) << r.error();
   EXPECT_NE(r.error().find(cfg + ":8: connection 'c': key 'mobike'"), std::string::npos) << r.error();
   EXPECT_EQ(std::count(r.error().begin(), r.error().end(), '\n'), 2);
+  // In file order, although toml++ hands out tables sorted by key ("connection" < "daemon").
+  EXPECT_LT(r.error().find(cfg + ":2:"), r.error().find(cfg + ":8:"));
 }
 
 struct BadCase {
