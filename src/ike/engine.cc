@@ -137,8 +137,22 @@ void Engine::on_datagram(const Endpoint& local, const Endpoint& remote, ByteView
     stats_.dropped_malformed++;
     // An unprotected IKE_SA_INIT request gets the answer RFC 7296 asks for; anything
     // else malformed is dropped silently (it may be forged).
-    auto h = wire::decode_header(data);
-    if (h && h->exchange == ExchangeType::kIkeSaInit && !h->is_response() && h->message_id == 0) {
+    // The header fields the answer needs, read directly: decode_header refuses a
+    // header of another major version.
+    struct {
+      std::uint64_t spi_i = 0;
+      ExchangeType exchange{};
+      bool response = true;
+      std::uint32_t message_id = 1;
+    } raw, *h = nullptr;
+    if (data.size() >= wire::kHeaderSize) {
+      for (int i = 0; i < 8; ++i) raw.spi_i = raw.spi_i << 8 | data[i];
+      raw.exchange = static_cast<ExchangeType>(data[18]);
+      raw.response = data[19] & wire::kFlagResponse;
+      raw.message_id = std::uint32_t{data[20]} << 24 | std::uint32_t{data[21]} << 16 | std::uint32_t{data[22]} << 8 | data[23];
+      h = &raw;
+    }
+    if (h && h->exchange == ExchangeType::kIkeSaInit && !h->response && h->message_id == 0) {
       NotifyType t = NotifyType::kInvalidSyntax;
       Bytes notify_data;
       if (m.error().kind == wire::DecodeErrorKind::kUnsupportedCriticalPayload) {

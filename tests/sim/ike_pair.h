@@ -76,7 +76,7 @@ inline void expect_matching_children(const ike::IkeSa& a, const ike::IkeSa& b) {
   EXPECT_EQ(ca.keys.encr_out, cb.keys.encr_in);
   EXPECT_EQ(ca.keys.encr_in, cb.keys.encr_out);
   EXPECT_EQ(ca.keys.integ_out, cb.keys.integ_in);
-  EXPECT_GE(ca.keys.encr_out.size(), 20u);  // at least AES-128-GCM key + salt
+  EXPECT_GE(ca.keys.encr_out.size(), 16u);  // at least an AES-128 key
   EXPECT_NE(ca.keys.encr_out, ca.keys.encr_in);
   EXPECT_EQ(ca.local_ts, cb.remote_ts);
   EXPECT_EQ(ca.remote_ts, cb.local_ts);
