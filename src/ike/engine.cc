@@ -266,6 +266,7 @@ void Engine::handle_init_request(const Endpoint& local, const Endpoint& remote, 
   sa.last_response = resp;
   sa.expected_peer_mid = 1;
   init_index_[key] = sa.local_spi();
+  sa.init_remote = remote;
   send(sa, local, remote, std::move(resp));
   reschedule(sa);
 }
@@ -326,6 +327,8 @@ void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& re
       auto r = respond_ike_auth(sa, *this, payloads);
       response = std::move(r.payloads);
       if (sa.half_open) {
+        // No longer half-open: a late IKE_SA_INIT retransmission is now just stale.
+        init_index_.erase({sa.spi_i, sa.init_remote});
         sa.half_open = false;
         half_open_--;
       }
@@ -583,12 +586,14 @@ void Engine::shutdown(TimePoint now) {
 // ---------------------------------------------------------------- timers
 
 void Engine::kill(IkeSa& sa, bool failed, const std::string& why) {
-  if (sa.state == IkeState::kDead && std::find(dead_.begin(), dead_.end(), sa.local_spi()) != dead_.end()) return;
+  if (sa.doomed) return;
+  sa.doomed = true;
   for (const auto& c : sa.children) emit_child_delete(sa, c, *this);
   sa.children.clear();
   if (sa.active) sa.active->abort(sa, *this);
   for (auto& t : sa.queue) t->abort(sa, *this);
   if (sa.half_open) {
+    init_index_.erase({sa.spi_i, sa.init_remote});
     sa.half_open = false;
     half_open_--;
   }
@@ -606,11 +611,7 @@ void Engine::reap() {
     auto it = by_spi_.find(spi);
     if (it == by_spi_.end()) continue;
     IkeSa& sa = *it->second;
-    if (!sa.initiator) init_index_.erase({sa.spi_i, sa.remote});
-    // The responder's index key is the address of the first request; search if moved.
-    if (!sa.initiator)
-      for (auto i = init_index_.begin(); i != init_index_.end();)
-        i = i->second == spi ? init_index_.erase(i) : std::next(i);
+    if (sa.half_open) init_index_.erase({sa.spi_i, sa.init_remote});
     by_id_.erase(sa.id);
     by_spi_.erase(it);
   }

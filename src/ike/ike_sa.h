@@ -125,6 +125,8 @@ struct IkeSa {
   TimePoint expire_at = TimePoint::max();  // half-open timeout or hard lifetime
   TimePoint scheduled_at = TimePoint::max();  // the engine's timer queue entry
   bool half_open = false;  // counted against the responder's cookie threshold
+  bool doomed = false;     // handed to the engine's reaper
+  Endpoint init_remote;    // responder: where the IKE_SA_INIT came from (its index key)
 
   ChildSa* find_child_by_inbound(std::uint32_t spi);
   ChildSa* find_child_by_outbound(std::uint32_t spi);
