@@ -415,7 +415,7 @@ void Engine::handle_response(IkeSa& sa, const wire::Message& m, ByteView data) {
     case TaskResult::kRestart:
       sa.next_request_mid = sa.active_mid;
       sa.spi_r = 0;
-      sa.queue.push_front(std::move(task));
+      sa.queue.insert(sa.queue.begin(), std::move(task));
       break;
   }
   start_next(sa);
@@ -436,7 +436,7 @@ void Engine::start_next(IkeSa& sa) {
   std::optional<std::vector<wire::Payload>> payloads;
   while (!payloads && !sa.queue.empty()) {
     task = std::move(sa.queue.front());
-    sa.queue.pop_front();
+    sa.queue.erase(sa.queue.begin());
     payloads = task->build_request(sa, *this);
     if (!payloads && task->exchange() == ExchangeType::kIkeSaInit) {
       kill(sa, true, "cannot build IKE_SA_INIT");

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -103,7 +102,8 @@ struct IkeSa {
 
   // Our outstanding request.
   std::unique_ptr<Task> active;
-  std::deque<std::unique_ptr<Task>> queue;
+  // Rarely more than two entries; a vector, unlike a deque, costs nothing while empty.
+  std::vector<std::unique_ptr<Task>> queue;
   std::uint32_t active_mid = 0;
   Bytes active_request;
   int retransmits = 0;
