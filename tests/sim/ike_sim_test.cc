@@ -80,6 +80,48 @@ TEST(IkeSim, SurvivesLossOfEachFirstMessage) {
   }
 }
 
+TEST(IkeSim, SurvivesReorderingAndDuplication) {
+  for (std::uint64_t seed = 1; seed <= 8; ++seed) {
+    Pair p(true, {}, seed);
+    p.configure_default();
+    crypto::SeededRandom r(seed);
+    // Every packet delayed 0..3 s (so later ones overtake earlier ones and retransmissions
+    // race their originals) and sent two or three times.
+    p.net.jitter = [&](const Packet&) { return Duration(static_cast<long>(r.u64() % 3000)); };
+    p.net.duplicates = [&](const Packet&) { return static_cast<int>(1 + r.u64() % 2); };
+    p.initiate();
+    ASSERT_TRUE(p.net.run_until([&] { return p.both_established(); })) << "seed " << seed;
+    ASSERT_TRUE(p.ini->engine->rekey_child(only_sa(*p.ini)->children[0].id, p.net.now()));
+    ASSERT_TRUE(p.res->engine->rekey_ike(only_sa(*p.res)->id, p.net.now()));
+    // A duplicate IKE_SA_INIT that arrives after IKE_AUTH completed opens a half-open SA
+    // that is never completed: it expires after half_open_timeout (30 s).
+    p.net.run_for(Duration(45000));
+    ASSERT_EQ(p.ini->engine->ike_sa_count(), 1u) << "seed " << seed;
+    ASSERT_EQ(p.res->engine->ike_sa_count(), 1u) << "seed " << seed;
+    ASSERT_TRUE(p.both_established()) << "seed " << seed;
+    expect_matching_children(*only_sa(*p.ini), *only_sa(*p.res));
+    EXPECT_EQ(only_sa(*p.ini)->spi_i, only_sa(*p.res)->spi_i);
+    EXPECT_GT(p.res->engine->counters().retransmits_answered + p.res->engine->counters().dropped_bad_message_id, 0u);
+  }
+}
+
+TEST(IkeSim, NoCommonEspProposalFailsOnlyTheChild) {
+  Pair p(false);
+  p.configure(psk_connection("home", "198.51.100.10", "ini@example.test", "res@example.test",
+                             "aes128gcm16-prfsha256-x25519", "aes256gcm16"),
+              psk_connection("gw", "%any", "res@example.test", "ini@example.test",
+                             "aes128gcm16-prfsha256-x25519", "aes128-sha256"));
+  p.initiate();
+  p.net.run_for(Duration(3000));
+  ASSERT_NE(only_sa(*p.ini), nullptr);
+  EXPECT_EQ(only_sa(*p.ini)->state, IkeState::kEstablished);
+  EXPECT_TRUE(only_sa(*p.ini)->children.empty());
+  EXPECT_EQ(count_events(*p.ini, EventKind::kChildFailed), 1u);
+  bool logged = false;
+  for (const auto& l : p.ini->log) logged |= l.find("NO_PROPOSAL_CHOSEN") != std::string::npos;
+  EXPECT_TRUE(logged);
+}
+
 TEST(IkeSim, WrongPskFailsOnBothSides) {
   Pair p(false);
   auto r = psk_connection("gw", "%any", "res@example.test", "ini@example.test");

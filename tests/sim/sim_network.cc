@@ -85,7 +85,10 @@ void Network::schedule(const Packet& p) {
     dropped++;
     return;
   }
-  in_flight_.push({now_ + latency, seq_++, p});
+  Duration extra = jitter ? jitter(p) : Duration(0);
+  in_flight_.push({now_ + latency + extra, seq_++, p});
+  int copies = duplicates ? duplicates(p) : 0;
+  for (int i = 0; i < copies; ++i) in_flight_.push({now_ + latency + extra + Duration(1 + i), seq_++, p});
 }
 
 void Network::deliver(const Packet& p) {

@@ -72,6 +72,9 @@ class Network {
 
   TimePoint now() const { return now_; }
   Duration latency{10};
+  // Extra delay per packet (reordering), and duplicates: both return values in ms / count.
+  std::function<Duration(const Packet&)> jitter;
+  std::function<int(const Packet&)> duplicates;
   // Return true to drop the packet.
   std::function<bool(const Packet&)> drop;
   std::size_t delivered = 0, dropped = 0;
