@@ -240,6 +240,11 @@ void to_json(json& j, const ChildSaInfo& c) {
            {"local_ts", c.local_ts},
            {"remote_ts", c.remote_ts},
            {"esp_proposal", c.esp_proposal}};
+  if (c.bytes_in) j["bytes_in"] = *c.bytes_in;
+  if (c.bytes_out) j["bytes_out"] = *c.bytes_out;
+  if (c.packets_in) j["packets_in"] = *c.packets_in;
+  if (c.packets_out) j["packets_out"] = *c.packets_out;
+  if (!c.drops.empty()) j["drops"] = c.drops;
 }
 
 void from_json(const json& j, ChildSaInfo& c) {
@@ -251,6 +256,10 @@ void from_json(const json& j, ChildSaInfo& c) {
   j.at("local_ts").get_to(c.local_ts);
   j.at("remote_ts").get_to(c.remote_ts);
   j.at("esp_proposal").get_to(c.esp_proposal);
+  for (auto [key, field] : {std::pair{"bytes_in", &c.bytes_in}, std::pair{"bytes_out", &c.bytes_out},
+                            std::pair{"packets_in", &c.packets_in}, std::pair{"packets_out", &c.packets_out}})
+    if (j.contains(key)) *field = unsigned_field(j, key, UINT64_MAX);
+  if (j.contains("drops")) j.at("drops").get_to(c.drops);
 }
 
 void to_json(json& j, const IkeSaInfo& s) {
@@ -335,8 +344,22 @@ std::string format_sa_list(const std::vector<IkeSaInfo>& sas) {
       out += "  " + c.name + ": #" + std::to_string(c.id) + ", " + c.state;
       if (!c.esp_proposal.empty()) out += ", ESP:" + c.esp_proposal;
       out += "\n";
-      out += "    in  " + hex_of(c.spi_in, 8) + "\n";
-      out += "    out " + hex_of(c.spi_out, 8) + "\n";
+      auto counts = [](std::optional<std::uint64_t> bytes, std::optional<std::uint64_t> packets) {
+        if (!bytes) return std::string();
+        std::string r = ", ";
+        r += std::to_string(*bytes);
+        r += " bytes, ";
+        r += std::to_string(packets.value_or(0));
+        r += " packets";
+        return r;
+      };
+      out += "    in  " + hex_of(c.spi_in, 8) + counts(c.bytes_in, c.packets_in) + "\n";
+      out += "    out " + hex_of(c.spi_out, 8) + counts(c.bytes_out, c.packets_out) + "\n";
+      if (!c.drops.empty()) {
+        out += "    dropped";
+        for (const auto& [reason, n] : c.drops) out += " " + reason + "=" + std::to_string(n);
+        out += "\n";
+      }
       auto join = [](const std::vector<std::string>& v) {
         std::string r;
         for (const auto& x : v) r += (r.empty() ? "" : " ") + x;

@@ -33,6 +33,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -112,6 +113,10 @@ struct ChildSaInfo {
   std::vector<std::string> local_ts;
   std::vector<std::string> remote_ts;
   std::string esp_proposal;
+  // Data-plane counters (present when a data plane carries the SA): inner octets and
+  // packets, and dropped packets by reason ("auth", "replay", "policy", ...).
+  std::optional<std::uint64_t> bytes_in, bytes_out, packets_in, packets_out;
+  std::map<std::string, std::uint64_t> drops;
   friend bool operator==(const ChildSaInfo&, const ChildSaInfo&) = default;
 };
 

@@ -284,10 +284,29 @@ class Loader {
         if (!s) continue;
         if (*s == "none")
           d.dataplane = DataplaneKind::kNone;
-        else if (*s == "userspace" || *s == "xfrm")
-          fail(v, ctx, key, "data plane '" + *s + "' is not available yet; use \"none\"");
+        else if (*s == "userspace")
+          d.dataplane = DataplaneKind::kUserspace;
+        else if (*s == "xfrm")
+          fail(v, ctx, key, "data plane 'xfrm' is not available yet; use \"userspace\" or \"none\"");
         else
-          fail(v, ctx, key, "unknown data plane '" + *s + "' (expected \"none\")");
+          fail(v, ctx, key, "unknown data plane '" + *s + "' (expected \"userspace\" or \"none\")");
+      } else if (key == "tun_name") {
+        if (auto s = string_value(v, ctx, key)) {
+          // IFNAMSIZ is 16 with the terminating NUL; '/' and spaces are not allowed in names.
+          if (s->empty() || s->size() > 15 || s->find_first_of("/ \t:") != std::string::npos)
+            fail(v, ctx, key, "'" + *s + "' is not a valid interface name (1-15 characters, no '/', ':' or spaces)");
+          else
+            d.tun_name = *s;
+        }
+      } else if (key == "tun_mtu") {
+        if (auto n = int_value(v, ctx, key, 576, 65000)) d.tun_mtu = static_cast<int>(*n);
+      } else if (key == "replay_window") {
+        if (auto n = int_value(v, ctx, key, 32, 1 << 20)) {
+          if ((*n & (*n - 1)) != 0)
+            fail(v, ctx, key, "must be a power of two");
+          else
+            d.replay_window = static_cast<std::uint32_t>(*n);
+        }
       } else if (key == "log_level") {
         auto s = string_value(v, ctx, key);
         if (!s) continue;
@@ -326,7 +345,8 @@ class Loader {
           d.switch_notify_type = static_cast<std::uint16_t>(*n);
       } else {
         unknown(k, ctx,
-                {"socket", "listen", "ike_port", "natt_port", "dataplane", "log_level",
+                {"socket", "listen", "ike_port", "natt_port", "dataplane", "tun_name", "tun_mtu",
+                 "replay_window", "log_level",
                  "half_open_threshold", "half_open_timeout", "retransmit_timeout",
                  "retransmit_tries", "retransmit_base", "keepalive_interval",
                  "switch_notify_type"});

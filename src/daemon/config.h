@@ -62,7 +62,7 @@
 
 namespace mobike::daemon {
 
-enum class DataplaneKind : std::uint8_t { kNone };
+enum class DataplaneKind : std::uint8_t { kNone, kUserspace };
 
 struct DaemonConfig {
   std::string socket = "/run/mobiked.sock";
@@ -70,6 +70,9 @@ struct DaemonConfig {
   std::uint16_t ike_port = 500;
   std::uint16_t natt_port = 4500;
   DataplaneKind dataplane = DataplaneKind::kNone;
+  std::string tun_name = "mobike0";  // userspace data plane
+  int tun_mtu = 1400;
+  std::uint32_t replay_window = 1024;  // packets (RFC 4303 §3.4.3)
   spdlog::level::level_enum log_level = spdlog::level::info;
   std::size_t half_open_threshold = 1000;
   ike::Duration half_open_timeout{std::chrono::seconds(30)};

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "control/protocol.h"
+#include "daemon/userspace_dataplane.h"
 #include "ike/proposal_string.h"
 #include "ike/traffic_selector.h"
 #include "platform/route.h"
@@ -85,6 +86,18 @@ Expected<void, std::string> Daemon::start() {
   }
   for (auto& s : sockets_) wait_readable(*s);
 
+  if (config_.daemon.dataplane == DataplaneKind::kUserspace) {
+    auto dp = UserspaceDataplane::create(io_, config_.daemon, [this](const Endpoint& local, const Endpoint& remote,
+                                                                      ByteView data) {
+      Socket* s = socket_for(local);
+      return s && s->udp.send(local, remote, data);
+    });
+    if (!dp) return unexpected(dp.error());
+    dataplane_ = std::move(*dp);
+  } else {
+    dataplane_ = std::make_unique<NoDataplane>();
+  }
+
   auto control = ControlServer::start(io_, config_.daemon.socket, [this](const json& r) { return handle(r); });
   if (!control) return unexpected(control.error());
   control_ = std::move(*control);
@@ -148,8 +161,8 @@ void Daemon::on_readable(Socket& s) {
         continue;
       }
       if (data.size() < 4 || data[0] || data[1] || data[2] || data[3]) {
-        // ESP in UDP (RFC 3948): no data plane yet.
-        stats_.esp_dropped_no_dataplane++;
+        // ESP in UDP (RFC 3948): a non-zero SPI where IKE has its marker.
+        dataplane_->on_udp_esp(std::span<std::uint8_t>(buffer_.data(), r->size), r->local, r->remote);
         continue;
       }
       data = data.subspan(4);
@@ -193,11 +206,11 @@ void Daemon::flush() {
     }
   }
   for (auto& op : engine_.take_dataplane_ops()) {
-    // dataplane = "none": the operations are only logged.
     spdlog::debug("dataplane {} child {} spi in {:08x} out {:08x}",
                   op.kind == ike::DataplaneOp::Kind::kInstall ? "install" :
                   op.kind == ike::DataplaneOp::Kind::kDelete ? "delete" : "update",
                   op.child_sa_id, op.spi_in, op.spi_out);
+    if (dataplane_) dataplane_->apply(op);
   }
   for (auto& e : engine_.take_events()) log_event(e);
   arm_timer();
@@ -296,6 +309,13 @@ json Daemon::list_sas() const {
       ci.local_ts = ts_strings(c.local_ts);
       ci.remote_ts = ts_strings(c.remote_ts);
       ci.esp_proposal = ike::proposal_to_string(c.proposal);
+      if (auto t = dataplane_ ? dataplane_->traffic(c.id) : std::nullopt) {
+        ci.bytes_in = t->bytes_in;
+        ci.bytes_out = t->bytes_out;
+        ci.packets_in = t->packets_in;
+        ci.packets_out = t->packets_out;
+        ci.drops = t->drops;
+      }
       i.children.push_back(std::move(ci));
     }
     out.push_back(std::move(i));
@@ -314,14 +334,14 @@ json Daemon::stats() const {
                 {"bad_message_id", s.dropped_bad_message_id},
                 {"integrity", s.dropped_integrity},
                 {"unexpected", s.dropped_unexpected},
-                {"esp_no_dataplane", stats_.esp_dropped_no_dataplane},
                 {"oversize", stats_.oversize_datagrams}}},
               {"retransmits", {{"sent", s.retransmits_sent}, {"answered", s.retransmits_answered}}},
               {"cookies_sent", s.cookies_sent},
               {"keepalives_in", stats_.keepalives_in},
               {"send_errors", stats_.send_errors},
               {"ike", {{"established", s.ike_established}, {"failed", s.ike_failed}, {"half_open_expired", s.half_open_expired}}},
-              {"child", {{"established", s.child_established}}}};
+              {"child", {{"established", s.child_established}}},
+              {"dataplane", dataplane_ ? dataplane_->stats() : json(nullptr)}};
 }
 
 json Daemon::handle(const json& raw) {

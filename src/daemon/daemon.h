@@ -16,13 +16,13 @@
 #include "crypto/random.h"
 #include "daemon/config.h"
 #include "daemon/control_server.h"
+#include "daemon/dataplane.h"
 #include "ike/engine.h"
 #include "platform/udp_socket.h"
 
 namespace mobike::daemon {
 
 struct DaemonStats {
-  std::uint64_t esp_dropped_no_dataplane = 0;
   std::uint64_t keepalives_in = 0;
   std::uint64_t send_errors = 0;
   std::uint64_t oversize_datagrams = 0;
@@ -67,6 +67,7 @@ class Daemon {
   ike::Engine engine_;
   std::vector<std::unique_ptr<Socket>> sockets_;
   std::unique_ptr<ControlServer> control_;
+  std::unique_ptr<Dataplane> dataplane_;
   DaemonStats stats_;
   std::vector<std::uint8_t> buffer_;
   bool stopping_ = false;

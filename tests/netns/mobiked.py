@@ -56,7 +56,7 @@ class MConn:
 class Mobiked:
     def __init__(self, lab: Lab, ns: Namespace, name: str | None = None, *,
                  retransmit_timeout: float = 1.0, retransmit_tries: int = 4,
-                 log_level: str = "debug"):
+                 log_level: str = "debug", dataplane: str = "none"):
         self.lab, self.ns = lab, ns
         self.name = name or f"mobiked-{ns.role}"
         self.dir = lab.dir / self.name
@@ -69,7 +69,8 @@ class Mobiked:
             'listen = ["0.0.0.0"]\n'
             f"log_level = {json.dumps(log_level)}\n"
             f"retransmit_timeout = {retransmit_timeout}\n"
-            f"retransmit_tries = {retransmit_tries}\n")
+            f"retransmit_tries = {retransmit_tries}\n"
+            f"dataplane = {json.dumps(dataplane)}\n")
         self.proc = None
 
     def write_config(self, conns: list[MConn]) -> None:

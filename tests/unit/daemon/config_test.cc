@@ -29,7 +29,10 @@ TEST(Config, LoadsEveryKeyOfTheExample) {
   EXPECT_EQ(d.listen, (std::vector<IpAddress>{addr("192.0.2.1"), addr("2001:db8::1")}));
   EXPECT_EQ(d.ike_port, 1500);
   EXPECT_EQ(d.natt_port, 14500);
-  EXPECT_EQ(d.dataplane, DataplaneKind::kNone);
+  EXPECT_EQ(d.dataplane, DataplaneKind::kUserspace);
+  EXPECT_EQ(d.tun_name, "mobike7");
+  EXPECT_EQ(d.tun_mtu, 1380);
+  EXPECT_EQ(d.replay_window, 2048u);
   EXPECT_EQ(d.log_level, spdlog::level::debug);
   EXPECT_EQ(d.half_open_threshold, 50u);
   EXPECT_EQ(d.half_open_timeout, 45s);
@@ -268,7 +271,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"[daemon]\nike_port = 4500\n", 2, "ike_port", "must differ from natt_port"},
         BadCase{"[daemon]\nnatt_port = 500\n", 2, "natt_port", "must differ from ike_port"},
         BadCase{"[daemon]\ndataplane = \"xfrm\"\n", 2, "dataplane", "not available yet"},
-        BadCase{"[daemon]\ndataplane = \"userspace\"\n", 2, "dataplane", "not available yet"},
+        BadCase{"[daemon]\ntun_name = \"a/b\"\n", 2, "tun_name", "not a valid interface name"},
+        BadCase{"[daemon]\nreplay_window = 1000\n", 2, "replay_window", "power of two"},
+        BadCase{"[daemon]\ntun_mtu = 100\n", 2, "tun_mtu", "576"},
         BadCase{"[daemon]\ndataplane = \"magic\"\n", 2, "dataplane", "unknown data plane 'magic'"},
         BadCase{"[daemon]\nlog_level = \"loud\"\n", 2, "log_level", "unknown level 'loud'"},
         BadCase{"[daemon]\nretransmit_timeout = 0\n", 2, "retransmit_timeout", "must be in"},

@@ -1,0 +1,46 @@
+// The data plane behind the engine's DataplaneOps: "none" (control plane only) or
+// "userspace" (ESP over a TUN device, userspace_dataplane.h). The kernel backend
+// (xfrm) will be a third implementation.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <span>
+
+#include <nlohmann/json.hpp>
+
+#include "common/ip_address.h"
+#include "ike/types.h"
+
+namespace mobike::daemon {
+
+struct ChildTraffic {
+  std::uint64_t bytes_in = 0, bytes_out = 0, packets_in = 0, packets_out = 0;
+  std::map<std::string, std::uint64_t> drops;  // by reason, both directions
+};
+
+class Dataplane {
+ public:
+  virtual ~Dataplane() = default;
+  virtual void apply(const ike::DataplaneOp& op) = 0;
+  virtual std::optional<ChildTraffic> traffic(std::uint64_t child_sa_id) const = 0;
+  virtual nlohmann::json stats() const = 0;
+  // An ESP packet that arrived UDP-encapsulated on the NAT-T port (marker-free).
+  virtual void on_udp_esp(std::span<std::uint8_t> packet, const Endpoint& local, const Endpoint& remote) = 0;
+};
+
+// dataplane = "none": SAs are negotiated, nothing is installed, ESP is dropped.
+class NoDataplane final : public Dataplane {
+ public:
+  void apply(const ike::DataplaneOp&) override {}
+  std::optional<ChildTraffic> traffic(std::uint64_t) const override { return std::nullopt; }
+  nlohmann::json stats() const override { return {{"backend", "none"}, {"esp_dropped", esp_dropped_}}; }
+  void on_udp_esp(std::span<std::uint8_t>, const Endpoint&, const Endpoint&) override { ++esp_dropped_; }
+
+ private:
+  std::uint64_t esp_dropped_ = 0;
+};
+
+}  // namespace mobike::daemon

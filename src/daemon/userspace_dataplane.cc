@@ -1,0 +1,281 @@
+#include "daemon/userspace_dataplane.h"
+
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+#include "platform/sockaddr.h"
+#include "platform/xfrm_messages.h"
+
+namespace mobike::daemon {
+
+namespace {
+
+// Room in front of the inner packet for the ESP header (SPI, sequence, IV), and behind
+// it for padding and ICV: the buffer is reused for every packet, nothing is copied.
+constexpr std::size_t kHeadroom = 64;
+constexpr std::size_t kTailroom = esp::OutboundEspSa::kMaxOverhead + 16;
+constexpr int kBatch = 64;  // packets per readiness event before yielding to the loop
+
+esp::EspSaParams params(std::uint32_t spi, const ike::ChildSaKeys& k, ByteView encr, ByteView integ,
+                        std::uint32_t window) {
+  esp::EspSaParams p;
+  p.spi = spi;
+  p.encr_id = k.encr_id;
+  p.encr_key_bits = k.encr_key_bits;
+  p.integ_id = k.integ_id;
+  p.esn = k.esn;
+  p.encr_key = encr;
+  p.integ_key = integ;
+  p.replay_window = window;
+  return p;
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<UserspaceDataplane>, std::string> UserspaceDataplane::create(asio::io_context& io,
+                                                                                     const DaemonConfig& config,
+                                                                                     UdpSender send_udp) {
+  std::unique_ptr<UserspaceDataplane> d(new UserspaceDataplane(io, config, std::move(send_udp)));
+  auto tun = platform::TunDevice::open(config.tun_name, config.tun_mtu);
+  if (!tun) return unexpected("userspace data plane: " + tun.error().message());
+  d->tun_ = std::move(*tun);
+  auto routes = platform::RouteControl::open();
+  if (!routes) return unexpected("userspace data plane: " + routes.error().message());
+  d->routes_ = std::move(*routes);
+  int families[2] = {AF_INET, AF_INET6};
+  for (int i = 0; i < 2; ++i) {
+    platform::UniqueFd fd(::socket(families[i], SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ESP));
+    if (!fd) {
+      spdlog::warn("no raw ESP socket for IPv{}: {} (plain ESP unavailable, UDP encapsulation still works)",
+                   i ? 6 : 4, std::strerror(errno));
+      continue;
+    }
+    d->raw_[i] = std::move(fd);
+    d->raw_watch_[i] = std::make_unique<asio::posix::stream_descriptor>(io, d->raw_[i].get());
+    d->watch_raw(i);
+  }
+  d->tun_watch_ = std::make_unique<asio::posix::stream_descriptor>(io, d->tun_.fd());
+  d->watch_tun();
+  spdlog::info("userspace data plane on {} (mtu {}, replay window {})", d->tun_.name(), config.tun_mtu,
+               config.replay_window);
+  return d;
+}
+
+UserspaceDataplane::UserspaceDataplane(asio::io_context& io, const DaemonConfig& config, UdpSender send_udp)
+    : io_(io), config_(config), send_udp_(std::move(send_udp)), buf_(kHeadroom + 65536 + kTailroom) {}
+
+UserspaceDataplane::~UserspaceDataplane() {
+  // The descriptors belong to TunDevice / UniqueFd.
+  if (tun_watch_) tun_watch_->release();
+  for (auto& w : raw_watch_)
+    if (w) w->release();
+  for (auto& [prefix, n] : route_refs_) (void)routes_.del_route(IpPrefix{prefix.first, prefix.second}, tun_.ifindex());
+}
+
+void UserspaceDataplane::apply(const ike::DataplaneOp& op) {
+  using Kind = ike::DataplaneOp::Kind;
+  switch (op.kind) {
+    case Kind::kInstall: {
+      esp::ChildSaSpec spec;
+      spec.child_sa_id = op.child_sa_id;
+      spec.ike_sa_id = op.ike_sa_id;
+      spec.in = params(op.spi_in, op.keys, op.keys.encr_in, op.keys.integ_in, config_.replay_window);
+      spec.out = params(op.spi_out, op.keys, op.keys.encr_out, op.keys.integ_out, config_.replay_window);
+      spec.path = {op.local, op.remote, op.udp_encap};
+      spec.local_ts = op.local_ts;
+      spec.remote_ts = op.remote_ts;
+      if (auto r = table_.install(spec); !r) {
+        stats_.install_errors++;
+        spdlog::error("cannot install Child SA {} (SPI {:08x}): {}", op.child_sa_id, op.spi_in, r.error());
+        return;
+      }
+      add_routes(op);
+      spdlog::debug("installed Child SA {}: in {:08x} out {:08x} via {} -> {}{}", op.child_sa_id, op.spi_in,
+                    op.spi_out, op.local.to_string(), op.remote.to_string(), op.udp_encap ? " (UDP)" : "");
+      break;
+    }
+    case Kind::kDelete:
+      table_.remove(op.child_sa_id);
+      remove_routes(op.child_sa_id);
+      break;
+    case Kind::kUpdateAddresses:
+      table_.update_path(op.child_sa_id, {op.local, op.remote, op.udp_encap});
+      break;
+  }
+}
+
+void UserspaceDataplane::add_routes(const ike::DataplaneOp& op) {
+  // A preferred source inside our selectors makes locally originated traffic match the
+  // Child SA (strongSwan does the same with its virtual/inner address).
+  std::optional<IpAddress> src;
+  for (const auto& t : op.local_ts)
+    if (t.start_address == t.end_address) src = t.start_address;
+  auto& mine = child_routes_[op.child_sa_id];
+  for (const auto& ts : op.remote_ts) {
+    for (const auto& p : platform::range_to_prefixes(ts.start_address, ts.end_address)) {
+      mine.push_back(p);
+      if (route_refs_[{p.address, p.length}]++ > 0) continue;
+      std::optional<IpAddress> s = src && src->family() == p.address.family() ? src : std::nullopt;
+      if (auto r = routes_.add_route(p, tun_.ifindex(), s); !r) {
+        stats_.route_errors++;
+        spdlog::warn("route {} via {}: {}", p.to_string(), tun_.name(), r.error().message());
+      }
+    }
+  }
+}
+
+void UserspaceDataplane::remove_routes(std::uint64_t child_sa_id) {
+  auto it = child_routes_.find(child_sa_id);
+  if (it == child_routes_.end()) return;
+  for (const auto& p : it->second) {
+    auto ref = route_refs_.find({p.address, p.length});
+    if (ref == route_refs_.end() || --ref->second > 0) continue;
+    route_refs_.erase(ref);
+    if (auto r = routes_.del_route(p, tun_.ifindex()); !r) {
+      stats_.route_errors++;
+      spdlog::warn("delete route {}: {}", p.to_string(), r.error().message());
+    }
+  }
+  child_routes_.erase(it);
+}
+
+void UserspaceDataplane::watch_tun() {
+  tun_watch_->async_wait(asio::posix::stream_descriptor::wait_read, [this](const std::error_code& ec) {
+    if (ec) return;
+    on_tun_readable();
+    watch_tun();
+  });
+}
+
+void UserspaceDataplane::on_tun_readable() {
+  for (int i = 0; i < kBatch; ++i) {
+    std::span<std::uint8_t> room(buf_.data() + kHeadroom, buf_.size() - kHeadroom - kTailroom);
+    auto n = tun_.read(room);
+    if (!n) break;
+    stats_.tun_read++;
+    auto p = table_.protect(buf_, kHeadroom, *n);
+    if (!p) continue;  // counted by the table (no policy, sequence overflow, ...)
+    send(*p, buf_);
+  }
+}
+
+void UserspaceDataplane::send(const esp::SaTable::Protected& p, std::span<const std::uint8_t> buf) {
+  ByteView esp(buf.data() + p.esp.offset, p.esp.length);
+  if (p.path.udp_encap) {
+    if (!send_udp_(p.path.local, p.path.remote, esp)) stats_.send_errors++;
+    return;
+  }
+  int i = p.path.remote.address.is_v4() ? 0 : 1;
+  if (!raw_[i]) {
+    stats_.send_errors++;
+    return;
+  }
+  platform::SockAddr to = platform::to_sockaddr(Endpoint{p.path.remote.address, 0});
+  iovec iov{const_cast<std::uint8_t*>(esp.data()), esp.size()};
+  msghdr msg{};
+  msg.msg_name = to.get();
+  msg.msg_namelen = to.length;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  // The source address: the SA's, as IP_PKTINFO / IPV6_PKTINFO.
+  alignas(cmsghdr) std::uint8_t control[CMSG_SPACE(sizeof(in6_pktinfo))]{};
+  msg.msg_control = control;
+  if (i == 0) {
+    msg.msg_controllen = CMSG_SPACE(sizeof(in_pktinfo));
+    auto* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
+    in_pktinfo pi{};
+    std::memcpy(&pi.ipi_spec_dst, p.path.local.address.bytes().data(), 4);
+    std::memcpy(CMSG_DATA(c), &pi, sizeof pi);
+  } else {
+    msg.msg_controllen = CMSG_SPACE(sizeof(in6_pktinfo));
+    auto* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = IPPROTO_IPV6;
+    c->cmsg_type = IPV6_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof(in6_pktinfo));
+    in6_pktinfo pi{};
+    std::memcpy(&pi.ipi6_addr, p.path.local.address.bytes().data(), 16);
+    std::memcpy(CMSG_DATA(c), &pi, sizeof pi);
+  }
+  if (::sendmsg(raw_[i].get(), &msg, 0) < 0) stats_.send_errors++;
+}
+
+void UserspaceDataplane::on_udp_esp(std::span<std::uint8_t> packet, const Endpoint&, const Endpoint&) {
+  stats_.esp_in++;
+  deliver(packet);
+}
+
+void UserspaceDataplane::deliver(std::span<std::uint8_t> esp) {
+  auto d = table_.unprotect(esp);
+  if (!d) return;  // counted per SA (auth, replay, policy, ...) or unattributed
+  if (!tun_.write(d->inner)) stats_.tun_write_errors++;
+}
+
+void UserspaceDataplane::watch_raw(int i) {
+  raw_watch_[i]->async_wait(asio::posix::stream_descriptor::wait_read, [this, i](const std::error_code& ec) {
+    if (ec) return;
+    on_raw_readable(i);
+    watch_raw(i);
+  });
+}
+
+void UserspaceDataplane::on_raw_readable(int i) {
+  for (int k = 0; k < kBatch; ++k) {
+    ssize_t n = ::recv(raw_[i].get(), buf_.data(), buf_.size(), 0);
+    if (n <= 0) break;
+    stats_.raw_in++;
+    std::span<std::uint8_t> pkt(buf_.data(), static_cast<std::size_t>(n));
+    if (i == 0) {
+      // IPv4 raw sockets deliver the IP header; IPv6 ones do not.
+      if (pkt.size() < 20) continue;
+      std::size_t ihl = (pkt[0] & 0x0f) * 4u;
+      if (ihl < 20 || ihl > pkt.size()) continue;
+      pkt = pkt.subspan(ihl);
+    }
+    deliver(pkt);
+  }
+}
+
+std::optional<ChildTraffic> UserspaceDataplane::traffic(std::uint64_t child_sa_id) const {
+  const auto* e = table_.find(child_sa_id);
+  if (!e) return std::nullopt;
+  auto c = e->counters();
+  ChildTraffic t{c.in.bytes, c.out.bytes, c.in.packets, c.out.packets, {}};
+  for (std::size_t r = 0; r < esp::kDropReasons; ++r) {
+    auto d = static_cast<esp::Drop>(r);
+    if (auto n = c.in.dropped(d) + c.out.dropped(d)) t.drops[esp::to_string(d)] = n;
+  }
+  return t;
+}
+
+nlohmann::json UserspaceDataplane::stats() const {
+  nlohmann::json drops_in = nlohmann::json::object(), drops_out = nlohmann::json::object();
+  for (std::size_t r = 0; r < esp::kDropReasons; ++r) {
+    auto d = static_cast<esp::Drop>(r);
+    if (auto n = table_.unattributed_in().dropped(d)) drops_in[esp::to_string(d)] = n;
+    if (auto n = table_.unattributed_out().dropped(d)) drops_out[esp::to_string(d)] = n;
+  }
+  return {{"backend", "userspace"},
+          {"tun", tun_.name()},
+          {"child_sas", table_.size()},
+          {"tun_packets_read", stats_.tun_read},
+          {"tun_write_errors", stats_.tun_write_errors},
+          {"esp_udp_in", stats_.esp_in},
+          {"esp_raw_in", stats_.raw_in},
+          {"send_errors", stats_.send_errors},
+          {"install_errors", stats_.install_errors},
+          {"route_errors", stats_.route_errors},
+          {"unattributed_drops_in", drops_in},
+          {"unattributed_drops_out", drops_out}};
+}
+
+}  // namespace mobike::daemon

@@ -1,0 +1,71 @@
+// dataplane = "userspace": ESP (RFC 4303) in tunnel mode over a TUN device. Packets the
+// kernel routes into the TUN device are matched to a Child SA by its selectors,
+// protected and sent UDP-encapsulated (RFC 3948, through the daemon's NAT-T socket) or
+// as plain ESP (a raw IP protocol 50 socket); ESP arriving either way is verified,
+// decrypted, checked against the SA's selectors and written back to the TUN device.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include <asio/io_context.hpp>
+#include <asio/posix/stream_descriptor.hpp>
+
+#include "common/expected.h"
+#include "daemon/config.h"
+#include "daemon/dataplane.h"
+#include "esp/sa_table.h"
+#include "platform/rtnetlink.h"
+#include "platform/tun.h"
+#include "platform/unique_fd.h"
+
+namespace mobike::daemon {
+
+class UserspaceDataplane final : public Dataplane {
+ public:
+  // Sends one UDP datagram from `local` (the NAT-T socket's port) to `remote`.
+  using UdpSender = std::function<bool(const Endpoint& local, const Endpoint& remote, ByteView data)>;
+
+  static Expected<std::unique_ptr<UserspaceDataplane>, std::string> create(asio::io_context& io,
+                                                                          const DaemonConfig& config,
+                                                                          UdpSender send_udp);
+  ~UserspaceDataplane() override;
+
+  void apply(const ike::DataplaneOp& op) override;
+  std::optional<ChildTraffic> traffic(std::uint64_t child_sa_id) const override;
+  nlohmann::json stats() const override;
+  void on_udp_esp(std::span<std::uint8_t> packet, const Endpoint& local, const Endpoint& remote) override;
+
+ private:
+  UserspaceDataplane(asio::io_context& io, const DaemonConfig& config, UdpSender send_udp);
+  void watch_tun();
+  void on_tun_readable();
+  void watch_raw(int index);
+  void on_raw_readable(int index);
+  void deliver(std::span<std::uint8_t> esp);
+  void send(const esp::SaTable::Protected& p, std::span<const std::uint8_t> buf);
+  void add_routes(const ike::DataplaneOp& op);
+  void remove_routes(std::uint64_t child_sa_id);
+
+  asio::io_context& io_;
+  DaemonConfig config_;
+  UdpSender send_udp_;
+  platform::TunDevice tun_;
+  platform::RouteControl routes_;
+  std::unique_ptr<asio::posix::stream_descriptor> tun_watch_;
+  platform::UniqueFd raw_[2];  // plain ESP, IPv4 and IPv6
+  std::unique_ptr<asio::posix::stream_descriptor> raw_watch_[2];
+  esp::SaTable table_;
+  // Routes are shared by Child SAs with the same remote selectors (rekeys overlap).
+  std::map<std::pair<IpAddress, std::uint8_t>, int> route_refs_;
+  std::map<std::uint64_t, std::vector<IpPrefix>> child_routes_;
+  std::vector<std::uint8_t> buf_;
+  struct {
+    std::uint64_t tun_read = 0, tun_write_errors = 0, esp_in = 0, send_errors = 0, install_errors = 0,
+                  route_errors = 0, raw_in = 0;
+  } stats_;
+};
+
+}  // namespace mobike::daemon

@@ -1,0 +1,58 @@
+#include "esp/replay_window.h"
+
+#include <algorithm>
+#include <bit>
+
+namespace mobike::esp {
+
+bool ReplayWindow::valid_size(std::uint32_t size) {
+  return size >= kMinSize && size <= kMaxSize && std::has_single_bit(size);
+}
+
+ReplayWindow::ReplayWindow(std::uint32_t size, bool esn)
+    : size_(std::bit_ceil(std::clamp(size, kMinSize, kMaxSize))), esn_(esn) {
+  // One spare word beyond the window's own span keeps the oldest word in the window
+  // from sharing its slot with the newest one.
+  const std::uint64_t words = std::bit_ceil<std::uint64_t>((size_ + 63) / 64 + 1);
+  bitmap_.assign(words, 0);
+  mask_ = words - 1;
+}
+
+std::optional<std::uint64_t> ReplayWindow::check(std::uint32_t seq_low) const {
+  std::uint64_t seq = seq_low;
+  if (esn_) {
+    const auto tl = static_cast<std::uint32_t>(top_);
+    const std::uint64_t th = top_ >> 32;
+    const std::uint32_t bottom = tl - size_ + 1;  // modulo 2^32, as in Appendix A2.2
+    std::uint64_t hi = th;
+    if (tl >= size_ - 1) {
+      // Case A: the window lies within one 2^32 subspace; a number below it can only
+      // belong to the next subspace.
+      if (seq_low < bottom) ++hi;
+      if (hi > 0xffffffffu) return std::nullopt;  // past 2^64 - 1: never sent
+    } else if (seq_low >= bottom) {
+      // Case B: the window straddles two subspaces and this number is in the lower one.
+      if (th == 0) return std::nullopt;  // there is no subspace below the first
+      --hi;
+    }
+    seq = hi << 32 | seq_low;
+  }
+  if (seq == 0) return std::nullopt;
+  if (seq > top_) return seq;
+  if (top_ - seq >= size_) return std::nullopt;
+  if (bitmap_[(seq >> 6) & mask_] >> (seq & 63) & 1) return std::nullopt;
+  return seq;
+}
+
+void ReplayWindow::update(std::uint64_t seq) {
+  if (seq > top_) {
+    const std::uint64_t from = top_ >> 6, to = seq >> 6;
+    // Words entering the window still hold bits of numbers a full ring ago.
+    const std::uint64_t n = std::min<std::uint64_t>(to - from, bitmap_.size());
+    for (std::uint64_t i = 1; i <= n; ++i) bitmap_[(from + i) & mask_] = 0;
+    top_ = seq;
+  }
+  bitmap_[(seq >> 6) & mask_] |= std::uint64_t{1} << (seq & 63);
+}
+
+}  // namespace mobike::esp

@@ -1,0 +1,48 @@
+// Receiver anti-replay window of RFC 4303 §3.4.3, with the extended sequence numbers of
+// Appendix A2 (the high 32 bits are never sent; they are inferred from the window).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+namespace mobike::esp {
+
+class ReplayWindow {
+ public:
+  static constexpr std::uint32_t kDefaultSize = 1024;
+  static constexpr std::uint32_t kMinSize = 32;  // RFC 4303 §3.4.3: at least 32
+  static constexpr std::uint32_t kMaxSize = 1u << 20;
+
+  // A power of two in [kMinSize, kMaxSize]: the bitmap is indexed by masking.
+  static bool valid_size(std::uint32_t size);
+
+  // `size` must be valid_size(); an invalid one is rounded up into range so that a
+  // misconfiguration can never leave a window without protection.
+  explicit ReplayWindow(std::uint32_t size = kDefaultSize, bool esn = false);
+
+  // Before the ICV is checked: the full sequence number the packet claims (the low 32
+  // bits as received, the high 32 inferred under ESN), or nullopt for a replayed
+  // number, one that fell behind the window, or 0 (never sent, RFC 4303 §3.3.3).
+  // Under ESN the inferred high bits are part of the ICV input, so a wrong guess
+  // caused by an attacker only ever fails authentication.
+  std::optional<std::uint64_t> check(std::uint32_t seq_low) const;
+
+  // Only after the ICV verified: marks `seq` (a value check() returned) as received.
+  void update(std::uint64_t seq);
+
+  std::uint64_t highest() const { return top_; }
+  std::uint32_t size() const { return size_; }
+  bool esn() const { return esn_; }
+
+ private:
+  // RFC 6479's layout: the window lives in a ring of 64-bit words with at least one
+  // word to spare, so that advancing clears whole words instead of shifting bits.
+  std::vector<std::uint64_t> bitmap_;
+  std::uint64_t mask_ = 0;  // bitmap_.size() - 1
+  std::uint64_t top_ = 0;   // highest authenticated sequence number; 0 before any
+  std::uint32_t size_ = kDefaultSize;
+  bool esn_ = false;
+};
+
+}  // namespace mobike::esp

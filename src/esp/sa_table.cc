@@ -1,0 +1,233 @@
+#include "esp/sa_table.h"
+
+#include <algorithm>
+#include <tuple>
+
+namespace mobike::esp {
+
+namespace {
+
+using wire::TrafficSelector;
+using wire::TsType;
+
+bool address_in(const TrafficSelector& ts, const IpAddress& a) {
+  if ((ts.ts_type == TsType::kIpv4AddrRange) != a.is_v4()) return false;
+  return !(a < ts.start_address) && !(ts.end_address < a);
+}
+
+bool covers(const TrafficSelector& ts, const IpAddress& a, const Flow& f, std::uint16_t port) {
+  if (!address_in(ts, a)) return false;
+  if (ts.ip_protocol != 0 && ts.ip_protocol != f.protocol) return false;
+  // RFC 4301 §4.4.1.1: OPAQUE ports match only ANY.
+  if (f.opaque_ports) return ts.start_port == 0 && ts.end_port == 65535;
+  return ts.start_port <= port && port <= ts.end_port;
+}
+
+// Leading bits start and end share: the prefix length for a range that is a prefix.
+int prefix_bits(const TrafficSelector& ts) {
+  const ByteView s = ts.start_address.bytes(), e = ts.end_address.bytes();
+  int bits = 0;
+  for (std::size_t i = 0; i < s.size() && i < e.size(); ++i) {
+    const std::uint8_t x = s[i] ^ e[i];
+    if (x == 0) {
+      bits += 8;
+      continue;
+    }
+    for (int b = 7; b >= 0 && !(x >> b & 1); --b) ++bits;
+    break;
+  }
+  return bits;
+}
+
+bool single_address(const TrafficSelector& ts) { return ts.start_address == ts.end_address; }
+
+// How specifically a Child SA's selectors cover a flow: the narrowest covering remote
+// range first, then local, then a named protocol; {-1, ...} when they do not cover it.
+using Score = std::tuple<int, int, int>;
+
+Score score(const TsList& local, const TsList& remote, const Flow& f, const IpAddress& local_addr,
+            std::uint16_t local_port, const IpAddress& remote_addr, std::uint16_t remote_port) {
+  int best_remote = -1, best_local = -1, proto = 0;
+  for (const auto& r : remote)
+    if (covers(r, remote_addr, f, remote_port)) {
+      best_remote = std::max(best_remote, prefix_bits(r));
+      proto |= r.ip_protocol != 0;
+    }
+  if (best_remote < 0) return {-1, -1, 0};
+  for (const auto& l : local)
+    if (covers(l, local_addr, f, local_port)) {
+      best_local = std::max(best_local, prefix_bits(l));
+      proto |= l.ip_protocol != 0;
+    }
+  if (best_local < 0) return {-1, -1, 0};
+  return {best_remote, best_local, proto};
+}
+
+}  // namespace
+
+ChildSaEntry::ChildSaEntry(const ChildSaSpec& spec, InboundEspSa in, OutboundEspSa out,
+                           std::uint64_t serial)
+    : child_sa_id_(spec.child_sa_id),
+      ike_sa_id_(spec.ike_sa_id),
+      serial_(serial),
+      path_(spec.path),
+      local_ts_(spec.local_ts),
+      remote_ts_(spec.remote_ts),
+      inbound_(std::move(in)),
+      outbound_(std::move(out)) {}
+
+bool ChildSaEntry::covers(const Flow& f, bool reversed) const {
+  const Score s = reversed ? score(local_ts_, remote_ts_, f, f.dst, f.dst_port, f.src, f.src_port)
+                           : score(local_ts_, remote_ts_, f, f.src, f.src_port, f.dst, f.dst_port);
+  return std::get<0>(s) >= 0;
+}
+
+bool ChildSaEntry::allows(ByteView inner) const {
+  // Inbound: the peer's side sent it (source in remote_ts) to ours (destination in
+  // local_ts). A packet that tunnels in addresses its SA was not negotiated for is
+  // exactly what this check exists to stop (RFC 4301 §5.2).
+  const auto flow = parse_flow(inner);
+  return flow && covers(*flow, true);
+}
+
+Expected<void, std::string> SaTable::install(const ChildSaSpec& spec) {
+  if (by_id_.count(spec.child_sa_id))
+    return unexpected("Child SA " + std::to_string(spec.child_sa_id) + " is already installed");
+  if (by_spi_.count(spec.in.spi))
+    return unexpected("inbound SPI " + std::to_string(spec.in.spi) + " is already installed");
+  // SPI 0 is reserved (RFC 4303 §2.1); on the NAT-T port it is the non-ESP marker
+  // that sets IKE apart from ESP.
+  if (spec.in.spi == 0 || spec.out.spi == 0) return unexpected(std::string("SPI 0 is reserved"));
+  if (spec.local_ts.empty() || spec.remote_ts.empty())
+    return unexpected(std::string("a Child SA needs local and remote traffic selectors"));
+  auto in = InboundEspSa::create(spec.in);
+  if (!in) return unexpected("inbound SA: " + in.error());
+  auto out = OutboundEspSa::create(spec.out);
+  if (!out) return unexpected("outbound SA: " + out.error());
+  std::unique_ptr<ChildSaEntry> e(
+      new ChildSaEntry(spec, std::move(*in), std::move(*out), next_serial_++));
+  ChildSaEntry* raw = e.get();
+  by_id_.emplace(spec.child_sa_id, std::move(e));
+  by_spi_.emplace(spec.in.spi, raw);
+  bool ranged = false;
+  for (const auto& r : raw->remote_ts_) {
+    if (!single_address(r)) {
+      ranged = true;
+      continue;
+    }
+    auto& v = by_remote_address_[r.start_address];
+    if (std::find(v.begin(), v.end(), raw) == v.end()) v.push_back(raw);
+  }
+  if (ranged) ranged_.push_back(raw);
+  return {};
+}
+
+bool SaTable::remove(std::uint64_t child_sa_id) {
+  auto it = by_id_.find(child_sa_id);
+  if (it == by_id_.end()) return false;
+  ChildSaEntry* e = it->second.get();
+  by_spi_.erase(e->spi_in());
+  for (const auto& r : e->remote_ts_) {
+    if (!single_address(r)) continue;
+    auto m = by_remote_address_.find(r.start_address);
+    if (m == by_remote_address_.end()) continue;
+    std::erase(m->second, e);
+    if (m->second.empty()) by_remote_address_.erase(m);
+  }
+  std::erase(ranged_, e);
+  std::erase(rekey_requests_, child_sa_id);
+  by_id_.erase(it);
+  return true;
+}
+
+bool SaTable::update_path(std::uint64_t child_sa_id, const EspPath& path) {
+  auto it = by_id_.find(child_sa_id);
+  if (it == by_id_.end()) return false;
+  it->second->path_ = path;
+  return true;
+}
+
+std::size_t SaTable::update_ike_sa_path(std::uint64_t ike_sa_id, const EspPath& path) {
+  std::size_t n = 0;
+  for (auto& [id, e] : by_id_)
+    if (e->ike_sa_id_ == ike_sa_id) {
+      e->path_ = path;
+      ++n;
+    }
+  return n;
+}
+
+const ChildSaEntry* SaTable::find(std::uint64_t child_sa_id) const {
+  auto it = by_id_.find(child_sa_id);
+  return it == by_id_.end() ? nullptr : it->second.get();
+}
+
+const ChildSaEntry* SaTable::find_inbound(std::uint32_t spi) const {
+  auto it = by_spi_.find(spi);
+  return it == by_spi_.end() ? nullptr : it->second;
+}
+
+const ChildSaEntry* SaTable::find_outbound(const Flow& flow) const { return lookup_outbound(flow); }
+
+ChildSaEntry* SaTable::lookup_outbound(const Flow& f) const {
+  ChildSaEntry* best = nullptr;
+  Score best_score{-1, -1, 0};
+  auto consider = [&](ChildSaEntry* e) {
+    const Score s = score(e->local_ts_, e->remote_ts_, f, f.src, f.src_port, f.dst, f.dst_port);
+    if (std::get<0>(s) < 0) return;
+    if (!best || s > best_score || (s == best_score && e->serial_ > best->serial_)) {
+      best = e;
+      best_score = s;
+    }
+  };
+  if (auto it = by_remote_address_.find(f.dst); it != by_remote_address_.end())
+    for (ChildSaEntry* e : it->second) consider(e);
+  for (ChildSaEntry* e : ranged_) consider(e);
+  return best;
+}
+
+Expected<SaTable::Protected, Drop> SaTable::protect(std::span<std::uint8_t> buf,
+                                                    std::size_t inner_offset, std::size_t inner_len) {
+  if (inner_offset > buf.size() || inner_len > buf.size() - inner_offset) {
+    unattributed_out_.count(Drop::kBufferTooSmall);
+    return unexpected(Drop::kBufferTooSmall);
+  }
+  const auto flow = parse_flow(ByteView(buf.data() + inner_offset, inner_len));
+  if (!flow) {
+    unattributed_out_.count(Drop::kMalformed);
+    return unexpected(Drop::kMalformed);
+  }
+  ChildSaEntry* e = lookup_outbound(*flow);
+  if (!e) {
+    unattributed_out_.count(Drop::kNoPolicy);
+    return unexpected(Drop::kNoPolicy);
+  }
+  auto r = e->outbound_.protect_in_place(buf, inner_offset, inner_len);
+  // One comparison per packet; the request itself happens once per Child SA.
+  if (!e->rekey_requested_ && e->outbound_.remaining() <= options_.rekey_margin) {
+    e->rekey_requested_ = true;
+    rekey_requests_.push_back(e->child_sa_id_);
+  }
+  if (!r) return unexpected(r.error());
+  return Protected{*r, e->child_sa_id_, e->path_};
+}
+
+Expected<SaTable::Delivered, Drop> SaTable::unprotect(std::span<std::uint8_t> esp_packet) {
+  if (esp_packet.size() < 8) {
+    unattributed_in_.count(Drop::kMalformed);
+    return unexpected(Drop::kMalformed);
+  }
+  const std::uint32_t spi = std::uint32_t{esp_packet[0]} << 24 | std::uint32_t{esp_packet[1]} << 16 |
+                            std::uint32_t{esp_packet[2]} << 8 | esp_packet[3];
+  auto it = by_spi_.find(spi);
+  if (it == by_spi_.end()) {
+    unattributed_in_.count(Drop::kUnknownSpi);
+    return unexpected(Drop::kUnknownSpi);
+  }
+  ChildSaEntry* e = it->second;
+  auto r = e->inbound_.unprotect(esp_packet, static_cast<const InnerPolicy*>(e));
+  if (!r) return unexpected(r.error());
+  return Delivered{r->inner, r->next_header, e->child_sa_id_};
+}
+
+}  // namespace mobike::esp

@@ -1,0 +1,161 @@
+// The userspace data plane's SAD and SPD (RFC 4301 §4.4) in one: Child SAs installed by
+// the IKE engine, found by SPI for inbound ESP and by traffic selectors for outbound
+// inner packets, with the inbound policy check and per-Child-SA counters.
+//
+// Rekeying (RFC 7296 §2.8) needs nothing special: the new Child SA is installed next to
+// the old one, which keeps accepting inbound packets under its SPI until it is removed,
+// while outbound lookups prefer the most recently installed of equally specific
+// matches, so traffic moves to the new SA at install.
+//
+// Not thread-safe: one owner (the data-plane thread) calls everything.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "common/ip_address.h"
+#include "esp/esp_sa.h"
+#include "esp/inner_packet.h"
+#include "wire/payloads.h"
+
+namespace mobike::esp {
+
+using TsList = std::vector<wire::TrafficSelector>;
+
+// Outer addressing of a Child SA, for the caller that sends the ESP packets; MOBIKE
+// changes it (update_path).
+struct EspPath {
+  Endpoint local;
+  Endpoint remote;
+  bool udp_encap = false;  // RFC 3948 ESP-in-UDP
+  friend bool operator==(const EspPath&, const EspPath&) = default;
+};
+
+// What a DataplaneOp::kInstall carries, with the keys split per direction.
+struct ChildSaSpec {
+  std::uint64_t child_sa_id = 0;
+  std::uint64_t ike_sa_id = 0;
+  EspSaParams in;   // spi = our SPI (spi_in); keys encr_in / integ_in
+  EspSaParams out;  // spi = the peer's SPI (spi_out); keys encr_out / integ_out
+  EspPath path;
+  TsList local_ts;   // our side: outbound sources, inbound destinations
+  TsList remote_ts;  // the peer's side
+};
+
+struct ChildSaCounters {
+  SaCounters in;   // packets/bytes delivered, inbound drops (auth, replay, policy, ...)
+  SaCounters out;  // packets/bytes protected, outbound drops (sequence overflow, ...)
+};
+
+class ChildSaEntry final : private InnerPolicy {
+ public:
+  std::uint64_t child_sa_id() const { return child_sa_id_; }
+  std::uint64_t ike_sa_id() const { return ike_sa_id_; }
+  std::uint32_t spi_in() const { return inbound_.spi(); }
+  std::uint32_t spi_out() const { return outbound_.spi(); }
+  const EspPath& path() const { return path_; }
+  const TsList& local_ts() const { return local_ts_; }
+  const TsList& remote_ts() const { return remote_ts_; }
+  const InboundEspSa& inbound() const { return inbound_; }
+  const OutboundEspSa& outbound() const { return outbound_; }
+  ChildSaCounters counters() const { return {inbound_.counters(), outbound_.counters()}; }
+
+  // RFC 4301 selector match: some local selector covers the flow's source and some
+  // remote one its destination (`reversed`: the other way round, for inbound packets).
+  bool covers(const Flow& f, bool reversed) const;
+
+ private:
+  friend class SaTable;
+  ChildSaEntry(const ChildSaSpec& spec, InboundEspSa in, OutboundEspSa out, std::uint64_t serial);
+  bool allows(ByteView inner) const override;
+
+  std::uint64_t child_sa_id_;
+  std::uint64_t ike_sa_id_;
+  std::uint64_t serial_;  // install order: the newest wins among equal matches
+  bool rekey_requested_ = false;
+  EspPath path_;
+  TsList local_ts_;
+  TsList remote_ts_;
+  InboundEspSa inbound_;
+  OutboundEspSa outbound_;
+};
+
+struct SaTableOptions {
+  // Ask for a rekey when an outbound SA has this many sequence numbers left: 2^24 is
+  // ~0.4% of the 32-bit space, seconds to minutes of traffic at line rate.
+  std::uint64_t rekey_margin = std::uint64_t{1} << 24;
+};
+
+class SaTable {
+ public:
+  explicit SaTable(SaTableOptions options = {}) : options_(options) {}
+  SaTable(const SaTable&) = delete;
+  SaTable& operator=(const SaTable&) = delete;
+
+  // Fails on unusable keys or parameters, a Child SA id or inbound SPI already
+  // installed, or empty selector lists.
+  Expected<void, std::string> install(const ChildSaSpec& spec);
+  bool remove(std::uint64_t child_sa_id);
+  // MOBIKE: new outer addresses or encapsulation for one Child SA, or for every Child
+  // SA of an IKE SA (returns how many).
+  bool update_path(std::uint64_t child_sa_id, const EspPath& path);
+  std::size_t update_ike_sa_path(std::uint64_t ike_sa_id, const EspPath& path);
+
+  struct Protected {
+    EspSpan esp;  // the ESP packet within the caller's buffer
+    std::uint64_t child_sa_id = 0;
+    EspPath path;  // where to send it
+  };
+  // The inner packet is buf[inner_offset, inner_offset + inner_len) and is encrypted
+  // where it lies; the ESP packet starts header_size() (16 or 24) octets before it, so
+  // leave that much plus the outer headers free in front, and
+  // OutboundEspSa::kMaxOverhead behind.
+  Expected<Protected, Drop> protect(std::span<std::uint8_t> buf, std::size_t inner_offset,
+                                    std::size_t inner_len);
+
+  struct Delivered {
+    std::span<std::uint8_t> inner;  // within the caller's buffer
+    std::uint8_t next_header = 0;   // 4 or 41
+    std::uint64_t child_sa_id = 0;
+  };
+  // One ESP packet, from the SPI on (UDP header and non-ESP marker already removed).
+  Expected<Delivered, Drop> unprotect(std::span<std::uint8_t> esp_packet);
+
+  const ChildSaEntry* find(std::uint64_t child_sa_id) const;
+  const ChildSaEntry* find_inbound(std::uint32_t spi) const;
+  const ChildSaEntry* find_outbound(const Flow& flow) const;
+  std::size_t size() const { return by_id_.size(); }
+
+  // Child SAs whose outbound sequence numbers are running out (within rekey_margin)
+  // or ran out (kSeqOverflow), each reported once: the engine must rekey them, as a
+  // sender may not cycle its counter (RFC 4303 §3.3.3). Returns and forgets them.
+  std::vector<std::uint64_t> take_rekey_requests() { return std::exchange(rekey_requests_, {}); }
+
+  // Drops no Child SA can be charged with: unknown SPI and packets too short to carry
+  // one (inbound), no covering selectors and unparsable inner packets (outbound).
+  const SaCounters& unattributed_in() const { return unattributed_in_; }
+  const SaCounters& unattributed_out() const { return unattributed_out_; }
+
+ private:
+  ChildSaEntry* lookup_outbound(const Flow& flow) const;
+
+  std::unordered_map<std::uint64_t, std::unique_ptr<ChildSaEntry>> by_id_;
+  std::unordered_map<std::uint32_t, ChildSaEntry*> by_spi_;
+  // Outbound index: Child SAs with a single-address remote selector by that address
+  // (the common gateway case, one virtual IP per client), the rest scanned.
+  std::unordered_map<IpAddress, std::vector<ChildSaEntry*>> by_remote_address_;
+  std::vector<ChildSaEntry*> ranged_;
+  SaTableOptions options_;
+  std::vector<std::uint64_t> rekey_requests_;
+  std::uint64_t next_serial_ = 1;
+  SaCounters unattributed_in_;
+  SaCounters unattributed_out_;
+};
+
+}  // namespace mobike::esp
