@@ -287,9 +287,9 @@ class Loader {
         else if (*s == "userspace")
           d.dataplane = DataplaneKind::kUserspace;
         else if (*s == "xfrm")
-          fail(v, ctx, key, "data plane 'xfrm' is not available yet; use \"userspace\" or \"none\"");
+          d.dataplane = DataplaneKind::kXfrm;
         else
-          fail(v, ctx, key, "unknown data plane '" + *s + "' (expected \"userspace\" or \"none\")");
+          fail(v, ctx, key, "unknown data plane '" + *s + "' (expected \"userspace\", \"xfrm\" or \"none\")");
       } else if (key == "tun_name") {
         if (auto s = string_value(v, ctx, key)) {
           // IFNAMSIZ is 16 with the terminating NUL; '/' and spaces are not allowed in names.

@@ -8,7 +8,7 @@
 //   listen = ["0.0.0.0", "::"]         # addresses to bind IKE sockets to
 //   ike_port = 500
 //   natt_port = 4500
-//   dataplane = "none"                 # only "none" is available so far
+//   dataplane = "none"                 # none | userspace | xfrm
 //   log_level = "info"                 # trace | debug | info | warn | error
 //   half_open_threshold = 1000         # half-open IKE SAs before cookies are demanded
 //   half_open_timeout = "30s"
@@ -62,7 +62,7 @@
 
 namespace mobike::daemon {
 
-enum class DataplaneKind : std::uint8_t { kNone, kUserspace };
+enum class DataplaneKind : std::uint8_t { kNone, kUserspace, kXfrm };
 
 struct DaemonConfig {
   std::string socket = "/run/mobiked.sock";

@@ -7,6 +7,7 @@
 
 #include "control/protocol.h"
 #include "daemon/userspace_dataplane.h"
+#include "daemon/xfrm_dataplane.h"
 #include "ike/proposal_string.h"
 #include "ike/traffic_selector.h"
 #include "platform/route.h"
@@ -62,6 +63,11 @@ Daemon::Daemon(Config config, std::string config_path)
       engine_(engine_config(config_.daemon), random_,
               [](ike::LogLevel l, const std::string& m) { spdlog::log(to_spdlog(l), "{}", m); }),
       buffer_(65536) {
+  // Datagrams on the NAT-T port are ESP or IKE; IKE with pre-shared keys stays far
+  // below this size (larger ones are counted as oversize).
+  batch_storage_.assign(32, std::vector<std::uint8_t>(kBatchDatagramSize));
+  for (auto& b : batch_storage_) batch_bufs_.emplace_back(b);
+  batch_received_.resize(batch_storage_.size());
   engine_.set_connections(config_.connections);
 }
 
@@ -87,12 +93,28 @@ Expected<void, std::string> Daemon::start() {
   for (auto& s : sockets_) wait_readable(*s);
 
   if (config_.daemon.dataplane == DataplaneKind::kUserspace) {
-    auto dp = UserspaceDataplane::create(io_, config_.daemon, [this](const Endpoint& local, const Endpoint& remote,
-                                                                      ByteView data) {
-      Socket* s = socket_for(local);
-      return s && s->udp.send(local, remote, data);
+    auto dp = UserspaceDataplane::create(io_, config_.daemon, [this](std::span<const platform::UdpSocket::Outgoing> out) {
+      // Runs of datagrams from the same source go out in one sendmmsg.
+      std::size_t sent = 0;
+      for (std::size_t i = 0; i < out.size();) {
+        std::size_t j = i + 1;
+        while (j < out.size() && out[j].from == out[i].from) ++j;
+        if (Socket* s = socket_for(out[i].from)) sent += s->udp.send_batch(out.subspan(i, j - i));
+        i = j;
+      }
+      return sent;
     });
     if (!dp) return unexpected(dp.error());
+    dataplane_ = std::move(*dp);
+  } else if (config_.daemon.dataplane == DataplaneKind::kXfrm) {
+    auto dp = XfrmKernelDataplane::create(config_.daemon);
+    if (!dp) return unexpected(dp.error());
+    // Before the first Child SA: its policies may cover the peer's address, and IKE
+    // itself must never be caught by them.
+    for (auto& s : sockets_) {
+      auto family = s->udp.local_endpoint().address.family();
+      if (auto r = prepare_ike_socket_for_xfrm(s->udp.fd(), family, s->natt); !r) return unexpected(r.error());
+    }
     dataplane_ = std::move(*dp);
   } else {
     dataplane_ = std::make_unique<NoDataplane>();
@@ -146,30 +168,43 @@ void Daemon::wait_readable(Socket& s) {
 }
 
 void Daemon::on_readable(Socket& s) {
-  // Bounded batch so that one busy socket cannot starve the others or the timers.
-  for (int i = 0; i < 256; ++i) {
-    auto r = s.udp.receive(buffer_);
-    if (!r) break;
-    if (r->truncated) {
-      stats_.oversize_datagrams++;
-      continue;
+  // Bounded so that one busy socket cannot starve the others or the timers.
+  if (s.natt) {
+    // The NAT-T port also carries ESP: take it in batches (recvmmsg).
+    for (int round = 0; round < 8; ++round) {
+      std::size_t n = s.udp.receive_batch(batch_bufs_, batch_received_);
+      for (std::size_t k = 0; k < n; ++k) handle_datagram(s, batch_received_[k], batch_bufs_[k]);
+      if (n < batch_bufs_.size()) break;
     }
-    ByteView data(buffer_.data(), r->size);
-    if (s.natt) {
-      if (data.size() == 1 && data[0] == 0xff) {
-        stats_.keepalives_in++;
-        continue;
-      }
-      if (data.size() < 4 || data[0] || data[1] || data[2] || data[3]) {
-        // ESP in UDP (RFC 3948): a non-zero SPI where IKE has its marker.
-        dataplane_->on_udp_esp(std::span<std::uint8_t>(buffer_.data(), r->size), r->local, r->remote);
-        continue;
-      }
-      data = data.subspan(4);
+  } else {
+    for (int i = 0; i < 256; ++i) {
+      auto r = s.udp.receive(buffer_);
+      if (!r) break;
+      handle_datagram(s, *r, buffer_);
     }
-    engine_.on_datagram(r->local, r->remote, data, now());
   }
   flush();
+}
+
+void Daemon::handle_datagram(Socket& s, const platform::UdpSocket::Received& r, std::span<std::uint8_t> buf) {
+  if (r.truncated) {
+    stats_.oversize_datagrams++;
+    return;
+  }
+  std::span<std::uint8_t> data = buf.first(r.size);
+  if (s.natt) {
+    if (data.size() == 1 && data[0] == 0xff) {
+      stats_.keepalives_in++;
+      return;
+    }
+    if (data.size() < 4 || data[0] || data[1] || data[2] || data[3]) {
+      // ESP in UDP (RFC 3948): a non-zero SPI where IKE has its marker.
+      dataplane_->on_udp_esp(data, r.local, r.remote);
+      return;
+    }
+    data = data.subspan(4);
+  }
+  engine_.on_datagram(r.local, r.remote, data, now());
 }
 
 Daemon::Socket* Daemon::socket_for(const Endpoint& local) {
@@ -184,6 +219,11 @@ Daemon::Socket* Daemon::socket_for(const Endpoint& local) {
 }
 
 void Daemon::flush() {
+  if (dataplane_)
+    for (auto id : dataplane_->take_rekey_requests()) {
+      spdlog::info("Child SA {} is running out of sequence numbers: rekeying", id);
+      engine_.rekey_child(id, now());
+    }
   for (auto& d : engine_.take_datagrams()) {
     Socket* s = socket_for(d.local);
     if (!s) {

@@ -45,6 +45,7 @@ class Daemon {
 
   void wait_readable(Socket& s);
   void on_readable(Socket& s);
+  void handle_datagram(Socket& s, const platform::UdpSocket::Received& r, std::span<std::uint8_t> buf);
   void flush();
   void arm_timer();
   void log_event(const ike::Event& e);
@@ -70,6 +71,10 @@ class Daemon {
   std::unique_ptr<Dataplane> dataplane_;
   DaemonStats stats_;
   std::vector<std::uint8_t> buffer_;
+  static constexpr std::size_t kBatchDatagramSize = 9216;
+  std::vector<std::vector<std::uint8_t>> batch_storage_;
+  std::vector<std::span<std::uint8_t>> batch_bufs_;
+  std::vector<platform::UdpSocket::Received> batch_received_;
   bool stopping_ = false;
 };
 

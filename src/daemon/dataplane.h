@@ -1,12 +1,13 @@
 // The data plane behind the engine's DataplaneOps: "none" (control plane only) or
-// "userspace" (ESP over a TUN device, userspace_dataplane.h). The kernel backend
-// (xfrm) will be a third implementation.
+// "userspace" (ESP over a TUN device, userspace_dataplane.h) or "xfrm" (the kernel's
+// IPsec, xfrm_dataplane.h).
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 #include <span>
 
 #include <nlohmann/json.hpp>
@@ -29,6 +30,8 @@ class Dataplane {
   virtual nlohmann::json stats() const = 0;
   // An ESP packet that arrived UDP-encapsulated on the NAT-T port (marker-free).
   virtual void on_udp_esp(std::span<std::uint8_t> packet, const Endpoint& local, const Endpoint& remote) = 0;
+  // Child SAs whose sequence numbers are running out (RFC 4303 §3.3.3): to be rekeyed.
+  virtual std::vector<std::uint64_t> take_rekey_requests() { return {}; }
 };
 
 // dataplane = "none": SAs are negotiated, nothing is installed, ESP is dropped.

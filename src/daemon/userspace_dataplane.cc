@@ -21,7 +21,8 @@ namespace {
 // it for padding and ICV: the buffer is reused for every packet, nothing is copied.
 constexpr std::size_t kHeadroom = 64;
 constexpr std::size_t kTailroom = esp::OutboundEspSa::kMaxOverhead + 16;
-constexpr int kBatch = 64;  // packets per readiness event before yielding to the loop
+constexpr int kBatch = 32;   // packets per sendmmsg
+constexpr int kRounds = 4;   // batches per readiness event before yielding to the loop
 
 esp::EspSaParams params(std::uint32_t spi, const ike::ChildSaKeys& k, ByteView encr, ByteView integ,
                         std::uint32_t window) {
@@ -69,7 +70,10 @@ Expected<std::unique_ptr<UserspaceDataplane>, std::string> UserspaceDataplane::c
 }
 
 UserspaceDataplane::UserspaceDataplane(asio::io_context& io, const DaemonConfig& config, UdpSender send_udp)
-    : io_(io), config_(config), send_udp_(std::move(send_udp)), buf_(kHeadroom + 65536 + kTailroom) {}
+    : io_(io), config_(config), send_udp_(std::move(send_udp)), buf_(kHeadroom + 65536 + kTailroom) {
+  out_bufs_.assign(kBatch, std::vector<std::uint8_t>(kHeadroom + static_cast<std::size_t>(config.tun_mtu) + kTailroom));
+  out_batch_.reserve(kBatch);
+}
 
 UserspaceDataplane::~UserspaceDataplane() {
   // The descriptors belong to TunDevice / UniqueFd.
@@ -91,6 +95,7 @@ void UserspaceDataplane::apply(const ike::DataplaneOp& op) {
       spec.path = {op.local, op.remote, op.udp_encap};
       spec.local_ts = op.local_ts;
       spec.remote_ts = op.remote_ts;
+      spec.outbound_active = !op.outbound_deferred;
       if (auto r = table_.install(spec); !r) {
         stats_.install_errors++;
         spdlog::error("cannot install Child SA {} (SPI {:08x}): {}", op.child_sa_id, op.spi_in, r.error());
@@ -107,6 +112,9 @@ void UserspaceDataplane::apply(const ike::DataplaneOp& op) {
       break;
     case Kind::kUpdateAddresses:
       table_.update_path(op.child_sa_id, {op.local, op.remote, op.udp_encap});
+      break;
+    case Kind::kActivateOutbound:
+      table_.activate_outbound(op.child_sa_id);
       break;
   }
 }
@@ -155,23 +163,29 @@ void UserspaceDataplane::watch_tun() {
 }
 
 void UserspaceDataplane::on_tun_readable() {
-  for (int i = 0; i < kBatch; ++i) {
-    std::span<std::uint8_t> room(buf_.data() + kHeadroom, buf_.size() - kHeadroom - kTailroom);
-    auto n = tun_.read(room);
-    if (!n) break;
-    stats_.tun_read++;
-    auto p = table_.protect(buf_, kHeadroom, *n);
-    if (!p) continue;  // counted by the table (no policy, sequence overflow, ...)
-    send(*p, buf_);
+  for (int round = 0; round < kRounds; ++round) {
+    out_batch_.clear();
+    int read = 0;
+    for (; read < kBatch; ++read) {
+      auto& b = out_bufs_[static_cast<std::size_t>(read)];
+      std::span<std::uint8_t> room(b.data() + kHeadroom, b.size() - kHeadroom - kTailroom);
+      auto n = tun_.read(room);
+      if (!n) break;
+      stats_.tun_read++;
+      auto p = table_.protect(b, kHeadroom, *n);
+      if (!p) continue;  // counted by the table (no policy, sequence overflow, ...)
+      if (p->path.udp_encap)
+        out_batch_.push_back({p->path.local, p->path.remote, ByteView(b.data() + p->esp.offset, p->esp.length)});
+      else
+        send_raw(*p, b);
+    }
+    if (!out_batch_.empty()) stats_.send_errors += out_batch_.size() - send_udp_(out_batch_);
+    if (read < kBatch) break;
   }
 }
 
-void UserspaceDataplane::send(const esp::SaTable::Protected& p, std::span<const std::uint8_t> buf) {
+void UserspaceDataplane::send_raw(const esp::SaTable::Protected& p, std::span<const std::uint8_t> buf) {
   ByteView esp(buf.data() + p.esp.offset, p.esp.length);
-  if (p.path.udp_encap) {
-    if (!send_udp_(p.path.local, p.path.remote, esp)) stats_.send_errors++;
-    return;
-  }
   int i = p.path.remote.address.is_v4() ? 0 : 1;
   if (!raw_[i]) {
     stats_.send_errors++;

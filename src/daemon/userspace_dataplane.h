@@ -19,14 +19,16 @@
 #include "esp/sa_table.h"
 #include "platform/rtnetlink.h"
 #include "platform/tun.h"
+#include "platform/udp_socket.h"
 #include "platform/unique_fd.h"
 
 namespace mobike::daemon {
 
 class UserspaceDataplane final : public Dataplane {
  public:
-  // Sends one UDP datagram from `local` (the NAT-T socket's port) to `remote`.
-  using UdpSender = std::function<bool(const Endpoint& local, const Endpoint& remote, ByteView data)>;
+  // Sends UDP datagrams from their `from` (the NAT-T socket's port) in one batch;
+  // returns how many left.
+  using UdpSender = std::function<std::size_t(std::span<const platform::UdpSocket::Outgoing>)>;
 
   static Expected<std::unique_ptr<UserspaceDataplane>, std::string> create(asio::io_context& io,
                                                                           const DaemonConfig& config,
@@ -37,6 +39,7 @@ class UserspaceDataplane final : public Dataplane {
   std::optional<ChildTraffic> traffic(std::uint64_t child_sa_id) const override;
   nlohmann::json stats() const override;
   void on_udp_esp(std::span<std::uint8_t> packet, const Endpoint& local, const Endpoint& remote) override;
+  std::vector<std::uint64_t> take_rekey_requests() override { return table_.take_rekey_requests(); }
 
  private:
   UserspaceDataplane(asio::io_context& io, const DaemonConfig& config, UdpSender send_udp);
@@ -45,7 +48,7 @@ class UserspaceDataplane final : public Dataplane {
   void watch_raw(int index);
   void on_raw_readable(int index);
   void deliver(std::span<std::uint8_t> esp);
-  void send(const esp::SaTable::Protected& p, std::span<const std::uint8_t> buf);
+  void send_raw(const esp::SaTable::Protected& p, std::span<const std::uint8_t> buf);
   void add_routes(const ike::DataplaneOp& op);
   void remove_routes(std::uint64_t child_sa_id);
 
@@ -61,7 +64,9 @@ class UserspaceDataplane final : public Dataplane {
   // Routes are shared by Child SAs with the same remote selectors (rekeys overlap).
   std::map<std::pair<IpAddress, std::uint8_t>, int> route_refs_;
   std::map<std::uint64_t, std::vector<IpPrefix>> child_routes_;
-  std::vector<std::uint8_t> buf_;
+  std::vector<std::uint8_t> buf_;                    // inbound, one packet at a time
+  std::vector<std::vector<std::uint8_t>> out_bufs_;  // outbound batch, one per packet
+  std::vector<platform::UdpSocket::Outgoing> out_batch_;
   struct {
     std::uint64_t tun_read = 0, tun_write_errors = 0, esp_in = 0, send_errors = 0, install_errors = 0,
                   route_errors = 0, raw_in = 0;

@@ -70,6 +70,7 @@ ChildSaEntry::ChildSaEntry(const ChildSaSpec& spec, InboundEspSa in, OutboundEsp
     : child_sa_id_(spec.child_sa_id),
       ike_sa_id_(spec.ike_sa_id),
       serial_(serial),
+      outbound_active_(spec.outbound_active),
       path_(spec.path),
       local_ts_(spec.local_ts),
       remote_ts_(spec.remote_ts),
@@ -147,6 +148,14 @@ bool SaTable::update_path(std::uint64_t child_sa_id, const EspPath& path) {
   return true;
 }
 
+bool SaTable::activate_outbound(std::uint64_t child_sa_id) {
+  auto it = by_id_.find(child_sa_id);
+  if (it == by_id_.end()) return false;
+  it->second->outbound_active_ = true;
+  it->second->serial_ = next_serial_++;
+  return true;
+}
+
 std::size_t SaTable::update_ike_sa_path(std::uint64_t ike_sa_id, const EspPath& path) {
   std::size_t n = 0;
   for (auto& [id, e] : by_id_)
@@ -173,6 +182,7 @@ ChildSaEntry* SaTable::lookup_outbound(const Flow& f) const {
   ChildSaEntry* best = nullptr;
   Score best_score{-1, -1, 0};
   auto consider = [&](ChildSaEntry* e) {
+    if (!e->outbound_active_) return;
     const Score s = score(e->local_ts_, e->remote_ts_, f, f.src, f.src_port, f.dst, f.dst_port);
     if (std::get<0>(s) < 0) return;
     if (!best || s > best_score || (s == best_score && e->serial_ > best->serial_)) {

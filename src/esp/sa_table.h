@@ -46,6 +46,11 @@ struct ChildSaSpec {
   EspPath path;
   TsList local_ts;   // our side: outbound sources, inbound destinations
   TsList remote_ts;  // the peer's side
+  // False for the responder of a Child SA rekey: the new SA receives at once but sends
+  // only after activate_outbound(), i.e. once the initiator (who learns our SPI and
+  // keys only from our response) deleted the old SA, so that none of our packets
+  // arrive before the peer can decrypt them.
+  bool outbound_active = true;
 };
 
 struct ChildSaCounters {
@@ -64,6 +69,7 @@ class ChildSaEntry final : private InnerPolicy {
   const TsList& remote_ts() const { return remote_ts_; }
   const InboundEspSa& inbound() const { return inbound_; }
   const OutboundEspSa& outbound() const { return outbound_; }
+  bool outbound_active() const { return outbound_active_; }
   ChildSaCounters counters() const { return {inbound_.counters(), outbound_.counters()}; }
 
   // RFC 4301 selector match: some local selector covers the flow's source and some
@@ -78,6 +84,7 @@ class ChildSaEntry final : private InnerPolicy {
   std::uint64_t child_sa_id_;
   std::uint64_t ike_sa_id_;
   std::uint64_t serial_;  // install order: the newest wins among equal matches
+  bool outbound_active_ = true;
   bool rekey_requested_ = false;
   EspPath path_;
   TsList local_ts_;
@@ -105,6 +112,9 @@ class SaTable {
   // MOBIKE: new outer addresses or encapsulation for one Child SA, or for every Child
   // SA of an IKE SA (returns how many).
   bool update_path(std::uint64_t child_sa_id, const EspPath& path);
+  // Lets a Child SA installed with outbound_active = false carry outbound traffic; it
+  // becomes the newest among equal matches.
+  bool activate_outbound(std::uint64_t child_sa_id);
   std::size_t update_ike_sa_path(std::uint64_t ike_sa_id, const EspPath& path);
 
   struct Protected {

@@ -83,7 +83,7 @@ bool derive_child_keys(const IkeSa& sa, ChildSa& child, ByteView shared, ByteVie
   return true;
 }
 
-void install_child(IkeSa& sa, ChildSa& child, Services& s, const ChildConfig* config) {
+void install_child(IkeSa& sa, ChildSa& child, Services& s, const ChildConfig* config, bool defer_outbound) {
   child.state = ChildState::kInstalled;
   child.established = s.now();
   child.config = config;
@@ -108,9 +108,26 @@ void install_child(IkeSa& sa, ChildSa& child, Services& s, const ChildConfig* co
   op.local_ts = child.local_ts;
   op.remote_ts = child.remote_ts;
   op.keys = child.keys;
+  op.outbound_deferred = defer_outbound;
+  child.outbound_deferred = defer_outbound;
   s.dataplane(std::move(op));
   s.stats().child_established++;
   s.event(EventKind::kChildEstablished, sa, child.id, child.name);
+}
+
+void activate_outbound(const IkeSa& sa, ChildSa& child, Services& s) {
+  if (!child.outbound_deferred) return;
+  child.outbound_deferred = false;
+  DataplaneOp op;
+  op.kind = DataplaneOp::Kind::kActivateOutbound;
+  op.ike_sa_id = sa.id;
+  op.child_sa_id = child.id;
+  op.spi_in = child.spi_in;
+  op.spi_out = child.spi_out;
+  op.local = sa.local;
+  op.remote = sa.remote;
+  op.udp_encap = sa.nat_local || sa.nat_remote;
+  s.dataplane(std::move(op));
 }
 
 void emit_child_delete(const IkeSa& sa, const ChildSa& child, Services& s) {

@@ -28,7 +28,11 @@ std::optional<ChildSa> respond_child(IkeSa& sa, Services& s, const std::vector<w
 bool derive_child_keys(const IkeSa& sa, ChildSa& child, ByteView shared, ByteView ni, ByteView nr,
                        bool we_initiated);
 // Marks the Child SA installed, sets its timers and emits the install operation.
-void install_child(IkeSa& sa, ChildSa& child, Services& s, const ChildConfig* config);
+// `defer_outbound`: receive-only until activate_outbound() (rekey responder).
+void install_child(IkeSa& sa, ChildSa& child, Services& s, const ChildConfig* config,
+                   bool defer_outbound = false);
+// Lets a Child SA installed receive-only send.
+void activate_outbound(const IkeSa& sa, ChildSa& child, Services& s);
 void emit_child_delete(const IkeSa& sa, const ChildSa& child, Services& s);
 std::uint32_t spi_from_bytes(ByteView b);
 Bytes spi_bytes(std::uint32_t spi);

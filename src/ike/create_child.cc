@@ -215,7 +215,9 @@ CreateChildResponse respond_create_child_sa(IkeSa& sa, Services& s, const std::v
   std::uint64_t new_id = child->id;
   std::uint64_t old_id = old ? old->id : 0;
   sa.children.push_back(std::move(*child));
-  install_child(sa, sa.children.back(), s, cc);
+  // A rekey's initiator can decrypt the new SA only once it has our response: until it
+  // deletes the old SA we keep sending on the old one.
+  install_child(sa, sa.children.back(), s, cc, /*defer_outbound=*/old_id != 0);
   if (old_id) {
     old = sa.find_child(old_id);
     if (old->state == ChildState::kRekeying) {

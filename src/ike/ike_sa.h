@@ -52,6 +52,7 @@ struct ChildSa {
   std::uint64_t peer_rekeyed_to = 0;
   Bytes peer_rekey_min_nonce;
   const ChildConfig* config = nullptr;
+  bool outbound_deferred = false;  // see DataplaneOp::outbound_deferred
 };
 
 // Everything the IKE SA needs for the SK payload once keys exist.

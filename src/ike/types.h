@@ -44,7 +44,8 @@ struct DataplaneOp {
   enum class Kind : std::uint8_t {
     kInstall,         // a new Child SA: both directions and its policies
     kDelete,          // remove both directions and policies
-    kUpdateAddresses  // outer addresses / encapsulation changed (MOBIKE)
+    kUpdateAddresses,  // outer addresses / encapsulation changed (MOBIKE)
+    kActivateOutbound  // a rekeyed Child SA installed receive-only may now send
   };
   Kind kind = Kind::kInstall;
   std::uint64_t ike_sa_id = 0;
@@ -57,6 +58,9 @@ struct DataplaneOp {
   std::vector<wire::TrafficSelector> local_ts;
   std::vector<wire::TrafficSelector> remote_ts;
   ChildSaKeys keys;  // only for kInstall
+  // kInstall: send nothing on this SA before kActivateOutbound (the responder of a
+  // rekey, until the initiator has deleted the SA it replaces).
+  bool outbound_deferred = false;
 };
 
 enum class EventKind : std::uint8_t {

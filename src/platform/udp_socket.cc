@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -154,6 +155,139 @@ std::optional<UdpSocket::Received> UdpSocket::receive(std::span<std::uint8_t> bu
   }
   r.local.port = local_.port;
   return r;
+}
+
+namespace {
+
+constexpr std::size_t kControlSize = CMSG_SPACE(sizeof(in6_pktinfo)) + 64;
+
+// Puts the source address into `control` as IP_PKTINFO / IPV6_PKTINFO; returns the
+// control length (0 when the kernel is to choose).
+std::size_t put_source(const IpAddress& from, AddressFamily family, std::uint8_t* control) {
+  if (from.is_unspecified()) return 0;
+  cmsghdr* c = reinterpret_cast<cmsghdr*>(control);
+  if (family == AddressFamily::kV4) {
+    in_pktinfo pi{};
+    // ipi_spec_dst is the source address for sends; ifindex 0 lets routing choose.
+    std::memcpy(&pi.ipi_spec_dst, from.bytes().data(), 4);
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof pi);
+    std::memcpy(CMSG_DATA(c), &pi, sizeof pi);
+    return CMSG_SPACE(sizeof pi);
+  }
+  in6_pktinfo pi{};
+  std::memcpy(&pi.ipi6_addr, from.bytes().data(), 16);
+  c->cmsg_level = IPPROTO_IPV6;
+  c->cmsg_type = IPV6_PKTINFO;
+  c->cmsg_len = CMSG_LEN(sizeof pi);
+  std::memcpy(CMSG_DATA(c), &pi, sizeof pi);
+  return CMSG_SPACE(sizeof pi);
+}
+
+// The destination address of a received datagram, from its pktinfo.
+std::optional<IpAddress> local_of(msghdr& msg) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO && c->cmsg_len >= CMSG_LEN(sizeof(in_pktinfo))) {
+      in_pktinfo pi;
+      std::memcpy(&pi, CMSG_DATA(c), sizeof pi);
+      return IpAddress::from_bytes(ByteView(reinterpret_cast<const std::uint8_t*>(&pi.ipi_addr), 4));
+    }
+    if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+        c->cmsg_len >= CMSG_LEN(sizeof(in6_pktinfo))) {
+      in6_pktinfo pi;
+      std::memcpy(&pi, CMSG_DATA(c), sizeof pi);
+      return IpAddress::from_bytes(ByteView(reinterpret_cast<const std::uint8_t*>(&pi.ipi6_addr), 16));
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::size_t UdpSocket::send_batch(std::span<const Outgoing> items) {
+  last_error_.reset();
+  std::size_t done = 0, ok = 0;
+  while (done < items.size()) {
+    std::size_t n = std::min(items.size() - done, kMaxBatch);
+    mmsghdr msgs[kMaxBatch];
+    iovec iovs[kMaxBatch];
+    SockAddr dsts[kMaxBatch];
+    alignas(cmsghdr) std::uint8_t controls[kMaxBatch][CMSG_SPACE(sizeof(in6_pktinfo))];
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto& it = items[done + i];
+      dsts[i] = to_sockaddr(it.to);
+      iovs[i] = {const_cast<std::uint8_t*>(it.data.data()), it.data.size()};
+      msghdr& m = msgs[i].msg_hdr;
+      m = msghdr{};
+      m.msg_name = dsts[i].get();
+      m.msg_namelen = dsts[i].length;
+      m.msg_iov = &iovs[i];
+      m.msg_iovlen = 1;
+      std::size_t cl = put_source(it.from.address, family(), controls[i]);
+      m.msg_control = cl ? controls[i] : nullptr;
+      m.msg_controllen = cl;
+      msgs[i].msg_len = 0;
+    }
+    int sent;
+    do {
+      sent = ::sendmmsg(fd_.get(), msgs, static_cast<unsigned>(n), MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    if (sent <= 0) {
+      // The first datagram failed: report it and go on with the next, as a lost packet.
+      fail(sent < 0 ? errno : EIO, "sendmmsg");
+      ++done;
+      continue;
+    }
+    // A partial send leaves the rest for the next round.
+    done += static_cast<std::size_t>(sent);
+    ok += static_cast<std::size_t>(sent);
+  }
+  return ok;
+}
+
+std::size_t UdpSocket::receive_batch(std::span<std::span<std::uint8_t>> bufs, std::span<Received> out) {
+  last_error_.reset();
+  std::size_t n = std::min({bufs.size(), out.size(), kMaxBatch});
+  if (!fd_ || n == 0) return 0;
+  mmsghdr msgs[kMaxBatch];
+  iovec iovs[kMaxBatch];
+  sockaddr_storage remotes[kMaxBatch];
+  alignas(cmsghdr) std::uint8_t controls[kMaxBatch][kControlSize];
+  for (std::size_t i = 0; i < n; ++i) {
+    iovs[i] = {bufs[i].data(), bufs[i].size()};
+    msghdr& m = msgs[i].msg_hdr;
+    m = msghdr{};
+    m.msg_name = &remotes[i];
+    m.msg_namelen = sizeof remotes[i];
+    m.msg_iov = &iovs[i];
+    m.msg_iovlen = 1;
+    m.msg_control = controls[i];
+    m.msg_controllen = kControlSize;
+  }
+  int got;
+  do {
+    got = ::recvmmsg(fd_.get(), msgs, static_cast<unsigned>(n), MSG_DONTWAIT, nullptr);
+  } while (got < 0 && errno == EINTR);
+  if (got < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK) fail(errno, "recvmmsg");
+    return 0;
+  }
+  std::size_t k = 0;
+  for (int i = 0; i < got; ++i) {
+    msghdr& m = msgs[i].msg_hdr;
+    auto peer = from_sockaddr(reinterpret_cast<const sockaddr*>(&remotes[i]), m.msg_namelen);
+    if (!peer) continue;
+    Received r;
+    r.size = msgs[i].msg_len;
+    r.remote = *peer;
+    r.truncated = (m.msg_flags & MSG_TRUNC) != 0;
+    r.local = Endpoint{local_of(m).value_or(local_.address), local_.port};
+    // Keep buffers and results paired: move this buffer down if an entry was skipped.
+    if (k != static_cast<std::size_t>(i)) std::copy_n(bufs[static_cast<std::size_t>(i)].data(), r.size, bufs[k].data());
+    out[k++] = r;
+  }
+  return k;
 }
 
 bool UdpSocket::send(const Endpoint& from, const Endpoint& to, ByteView data) {

@@ -74,6 +74,18 @@ class UdpSocket {
   // last_error() says why; EAGAIN means the send buffer is full (the datagram is lost,
   // as on the wire; IKE retransmits).
   bool send(const Endpoint& from, const Endpoint& to, ByteView data);
+  // Several datagrams in one sendmmsg(2) (the data plane's bulk path). Sources must be
+  // local addresses; returns how many were sent (the rest failed: last_error()).
+  struct Outgoing {
+    Endpoint from;
+    Endpoint to;
+    ByteView data;
+  };
+  static constexpr std::size_t kMaxBatch = 64;
+  std::size_t send_batch(std::span<const Outgoing> items);
+  // Up to bufs.size() (at most kMaxBatch) datagrams in one recvmmsg(2); `out` receives
+  // one Received per datagram, in order. Returns how many (0: none queued or an error).
+  std::size_t receive_batch(std::span<std::span<std::uint8_t>> bufs, std::span<Received> out);
   // Sends from (from.address, from.port, or this socket's port if 0) whether or not the
   // host owns from.address.
   bool send_from_nonlocal(const Endpoint& from, const Endpoint& to, ByteView data);

@@ -2,6 +2,8 @@
 // rekeys from either side, with PFS, automatic by lifetime, and simultaneous rekeys.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "ike/proposal_select.h"
 #include "ike/traffic_selector.h"
 #include "ike_pair.h"
@@ -28,12 +30,21 @@ TEST(RekeySim, ChildRekeyFromEitherSideKeepsOneFreshChild) {
     expect_matching_children(*only_sa(*p.ini), *only_sa(*p.res));
     EXPECT_EQ(count_events(*p.ini, EventKind::kChildRekeyed), 1u);
     EXPECT_EQ(count_events(*p.res, EventKind::kChildRekeyed), 1u);
-    // Data plane: install old, install new, delete old — on both sides.
+    // Data plane: install old, install new, delete old — on both sides; the side that
+    // responded installed the new SA receive-only and lets it send once the old one is
+    // deleted (the initiator knows the new SA by then).
+    Host* rekey_responder = by_initiator ? p.res : p.ini;
     for (Host* h : {p.ini, p.res}) {
-      ASSERT_EQ(h->dataplane.size(), 3u) << h->name;
+      bool responder = h == rekey_responder;
+      ASSERT_EQ(h->dataplane.size(), responder ? 4u : 3u) << h->name;
       EXPECT_EQ(h->dataplane[1].kind, ike::DataplaneOp::Kind::kInstall);
+      EXPECT_EQ(h->dataplane[1].outbound_deferred, responder);
       EXPECT_EQ(h->dataplane[2].kind, ike::DataplaneOp::Kind::kDelete);
       EXPECT_EQ(h->dataplane[2].spi_in, h->dataplane[0].spi_in);
+      if (responder) {
+        EXPECT_EQ(h->dataplane[3].kind, ike::DataplaneOp::Kind::kActivateOutbound);
+        EXPECT_EQ(h->dataplane[3].spi_in, h->dataplane[1].spi_in);
+      }
     }
   }
 }
@@ -133,10 +144,19 @@ TEST(RekeySim, SimultaneousChildRekeyLeavesExactlyOnePair) {
     return std::count_if(h.dataplane.begin(), h.dataplane.end(),
                          [](const ike::DataplaneOp& o) { return o.kind == ike::DataplaneOp::Kind::kInstall; });
   };
-  // Three Child SAs existed (old + two new), two were deleted.
+  // Three Child SAs existed (old + two new), two were deleted, and the survivor sends
+  // on both sides.
   EXPECT_EQ(installs(*p.ini), 3);
-  EXPECT_EQ(p.ini->dataplane.size(), 5u);
-  EXPECT_EQ(p.res->dataplane.size(), 5u);
+  for (Host* h : {p.ini, p.res}) {
+    std::map<std::uint32_t, bool> sending;  // by inbound SPI
+    for (const auto& op : h->dataplane) {
+      if (op.kind == ike::DataplaneOp::Kind::kInstall) sending[op.spi_in] = !op.outbound_deferred;
+      if (op.kind == ike::DataplaneOp::Kind::kActivateOutbound) sending[op.spi_in] = true;
+      if (op.kind == ike::DataplaneOp::Kind::kDelete) sending.erase(op.spi_in);
+    }
+    ASSERT_EQ(sending.size(), 1u) << h->name;
+    EXPECT_TRUE(sending.begin()->second) << h->name;
+  }
 }
 
 TEST(RekeySim, SimultaneousIkeRekeyLeavesExactlyOneIkeSa) {

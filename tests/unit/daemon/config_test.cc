@@ -128,6 +128,15 @@ TEST(Config, EmptyFileIsValid) {
   EXPECT_EQ(r->daemon.socket, DaemonConfig{}.socket);
 }
 
+TEST(Config, EveryDataplaneKind) {
+  for (auto [text, kind] : {std::pair{"none", DataplaneKind::kNone}, std::pair{"userspace", DataplaneKind::kUserspace},
+                            std::pair{"xfrm", DataplaneKind::kXfrm}}) {
+    auto r = parse_config(std::string("[daemon]\ndataplane = \"") + text + "\"\n", "mobiked.toml");
+    ASSERT_TRUE(r) << text << ": " << r.error();
+    EXPECT_EQ(r->daemon.dataplane, kind) << text;
+  }
+}
+
 TEST(Config, LocalIdDefaultsToTheSingleLocalAddress) {
   TempDir dir;
   auto r = load_config(dir.write("mobiked.toml",
@@ -270,11 +279,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"[daemon]\n\nnatt_port = 70000\n", 3, "natt_port", "must be in 1..65535"},
         BadCase{"[daemon]\nike_port = 4500\n", 2, "ike_port", "must differ from natt_port"},
         BadCase{"[daemon]\nnatt_port = 500\n", 2, "natt_port", "must differ from ike_port"},
-        BadCase{"[daemon]\ndataplane = \"xfrm\"\n", 2, "dataplane", "not available yet"},
         BadCase{"[daemon]\ntun_name = \"a/b\"\n", 2, "tun_name", "not a valid interface name"},
         BadCase{"[daemon]\nreplay_window = 1000\n", 2, "replay_window", "power of two"},
         BadCase{"[daemon]\ntun_mtu = 100\n", 2, "tun_mtu", "576"},
-        BadCase{"[daemon]\ndataplane = \"magic\"\n", 2, "dataplane", "unknown data plane 'magic'"},
+        BadCase{"[daemon]\ndataplane = \"magic\"\n", 2, "dataplane",
+                "unknown data plane 'magic' (expected \"userspace\", \"xfrm\" or \"none\")"},
         BadCase{"[daemon]\nlog_level = \"loud\"\n", 2, "log_level", "unknown level 'loud'"},
         BadCase{"[daemon]\nretransmit_timeout = 0\n", 2, "retransmit_timeout", "must be in"},
         BadCase{"[daemon]\nretransmit_timeout = \"2s\"\n", 2, "retransmit_timeout", "expected a number"},

@@ -425,3 +425,38 @@ TEST_F(SaTables, ManyClientsByVirtualAddress) {
 
 }  // namespace
 }  // namespace mobike::esp
+
+namespace mobike::esp {
+namespace {
+
+TEST(SaTableRekey, DeferredOutboundReceivesButSendsOnlyOnceActivated) {
+  SaTable t;
+  const Keys k = test::make_keys(kSuites[0], 9);
+  for (std::uint64_t id : {1, 2}) {
+    ChildSaSpec s;
+    s.child_sa_id = id;
+    s.in = test::params(kSuites[0], k, static_cast<std::uint32_t>(0x10 + id));
+    s.out = test::params(kSuites[0], k, static_cast<std::uint32_t>(0x20 + id));
+    s.local_ts = {prefix("10.1.0.0/16")};
+    s.remote_ts = {prefix("10.2.0.0/16")};
+    s.outbound_active = id == 1;  // 2 is the rekey responder's new SA
+    ASSERT_TRUE(t.install(s));
+  }
+  const Bytes inner = test::ipv4_packet("10.1.0.1", "10.2.0.1", 60);
+  Bytes buf(kInnerAt + 200);
+  auto sent_on = [&] {
+    std::copy(inner.begin(), inner.end(), buf.begin() + kInnerAt);
+    auto p = t.protect(buf, kInnerAt, inner.size());
+    return p ? p->child_sa_id : 0;
+  };
+  EXPECT_EQ(sent_on(), 1u);  // the newer SA is not used yet
+  EXPECT_FALSE(t.find(2)->outbound_active());
+  ASSERT_TRUE(t.activate_outbound(2));
+  EXPECT_EQ(sent_on(), 2u);
+  ASSERT_TRUE(t.remove(1));
+  EXPECT_EQ(sent_on(), 2u);
+  EXPECT_FALSE(t.activate_outbound(1));
+}
+
+}  // namespace
+}  // namespace mobike::esp

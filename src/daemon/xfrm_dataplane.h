@@ -1,0 +1,63 @@
+// dataplane = "xfrm": the Linux kernel does ESP. Every DataplaneOp becomes netlink
+// requests through platform::XfrmDataplane (SAs, out/in/fwd policies, MIGRATE); the
+// kernel then encrypts what its policies select and decrypts what arrives, plain or
+// UDP-encapsulated on the NAT-T socket (UDP_ENCAP, see prepare_ike_socket_for_xfrm).
+//
+// A request the kernel refuses is logged with the kernel's own message and counted in
+// stats(); it never stops the daemon: the IKE SA stays up and the next Child SA (a
+// rekey) tries again.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/expected.h"
+#include "daemon/config.h"
+#include "daemon/dataplane.h"
+#include "platform/sys_error.h"
+#include "platform/xfrm.h"
+
+namespace mobike::daemon {
+
+class XfrmKernelDataplane final : public Dataplane {
+ public:
+  // Opens the NETLINK_XFRM socket.
+  static Expected<std::unique_ptr<XfrmKernelDataplane>, std::string> create(const DaemonConfig& config);
+  // On any transport (tests); `kernel` must outlive the data plane.
+  XfrmKernelDataplane(platform::XfrmTransport& kernel, const DaemonConfig& config);
+  // Removes whatever is still installed: the kernel would otherwise keep enforcing our
+  // policies after the daemon is gone.
+  ~XfrmKernelDataplane() override;
+
+  void apply(const ike::DataplaneOp& op) override;
+  std::optional<ChildTraffic> traffic(std::uint64_t child_sa_id) const override;
+  nlohmann::json stats() const override;
+  void on_udp_esp(std::span<std::uint8_t> packet, const Endpoint& local, const Endpoint& remote) override;
+
+  // The kernel's view of a kInstall op (exposed for tests).
+  static platform::XfrmChild child_of(const ike::DataplaneOp& op, std::uint32_t replay_window);
+
+ private:
+  void record_error(const char* op, const platform::SysError& e);
+
+  std::unique_ptr<platform::XfrmSocket> socket_;  // when create() opened it
+  // usage() only reads from the kernel, but is not const; traffic() is.
+  mutable platform::XfrmDataplane xfrm_;
+  std::uint32_t replay_window_;
+  struct {
+    std::uint64_t installs = 0, removals = 0, updates = 0;
+    std::uint64_t install_errors = 0, remove_errors = 0, update_errors = 0;
+    std::uint64_t esp_udp_dropped = 0;
+  } stats_;
+  mutable std::uint64_t usage_errors_ = 0;
+  std::optional<platform::SysError> last_error_;
+};
+
+// For every IKE socket of the daemon with the xfrm backend: exempts it from IPsec
+// policies (a policy covering the peer would otherwise capture IKE itself) and, on the
+// NAT-T port, hands ESP-in-UDP to the kernel.
+Expected<void, std::string> prepare_ike_socket_for_xfrm(int fd, AddressFamily family, bool natt);
+
+}  // namespace mobike::daemon
