@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Plain ESP (IP protocol 50, no UDP encapsulation) between two mobiked without a NAT,
+with IPv4 and IPv6 inner traffic in one Child SA: the packets on the wire are ESP, ping
+works in both families, and each side counts what the other sent.
+
+    ini 198.51.100.1 (inner 192.0.2.1, 2001:db8:1::1) == veth == res 198.51.100.10
+    (inner 203.0.113.1, 2001:db8:2::1)
+"""
+
+import os
+import sys
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from mobiked import MConn, Mobiked  # noqa: E402
+from netns import Lab, check, find_binary, log, require_commands, require_netns, run_test  # noqa: E402
+
+
+def test(lab: Lab) -> None:
+    ini, res = lab.namespace("ini"), lab.namespace("res")
+    lab.veth(ini, "eth0", res, "eth0")
+    ini.add_address("eth0", "198.51.100.1/24")
+    res.add_address("eth0", "198.51.100.10/24")
+    for ns, v4, v6 in ((ini, "192.0.2.1/32", "2001:db8:1::1/128"), (res, "203.0.113.1/32", "2001:db8:2::1/128")):
+        ns.add_address("lo", v4)
+        ns.add_address("lo", v6)
+    gw = Mobiked(lab, res, "gateway", dataplane="userspace").start([MConn(
+        "c", local_id="gw@mobike.test", remote_id=None, remote_addrs=["%any"],
+        local_ts=["203.0.113.1/32", "2001:db8:2::1/128"], remote_ts=["192.0.2.1/32", "2001:db8:1::1/128"])])
+    cl = Mobiked(lab, ini, "client", dataplane="userspace").start([MConn(
+        "c", local_id="cl@mobike.test", remote_id="gw@mobike.test", remote_addrs=["198.51.100.10"],
+        local_ts=["192.0.2.1/32", "2001:db8:1::1/128"], remote_ts=["203.0.113.1/32", "2001:db8:2::1/128"])])
+    cl.ctl("initiate", "c")
+    sa = cl.established("c")
+    gw.established("c")
+    check(not sa["nat_local"] and not sa["nat_remote"], f"a NAT was detected without one: {sa}")
+
+    dump = res.spawn(["tcpdump", "-i", "eth0", "-n", "-U", "-c", "4", "esp"], name="tcpdump-esp")
+    time.sleep(1)
+    r = ini.run(["ping", "-n", "-q", "-c", "4", "-i", "0.2", "-W", "2", "-I", "192.0.2.1", "203.0.113.1"],
+                check=False, timeout=30)
+    check(r.returncode == 0, f"IPv4 ping over plain ESP failed:\n{r.stdout}{r.stderr}\n{cl.stats()['dataplane']}")
+    dump.wait(10)
+    check("ESP(spi=0x" in dump.log_text(), f"no ESP packets on the wire:\n{dump.log_text()[-800:]}")
+    r = ini.run(["ping", "-6", "-n", "-q", "-c", "4", "-i", "0.2", "-W", "2", "-I", "2001:db8:1::1", "2001:db8:2::1"],
+                check=False, timeout=30)
+    check(r.returncode == 0, f"IPv6 ping over plain ESP failed:\n{r.stdout}{r.stderr}")
+    c = [c for c in cl.sa("c")["children"] if c["state"] == "INSTALLED"][0]
+    g = [c for c in gw.sa("c")["children"] if c["state"] == "INSTALLED"][0]
+    log(f"plain ESP: client out {c['packets_out']}p in {c['packets_in']}p; gateway in {g['packets_in']}p; "
+        f"raw ESP received by the gateway: {gw.stats()['dataplane']['esp_raw_in']}")
+    check(c["packets_out"] >= 8 and g["packets_in"] == c["packets_out"], f"counters disagree: {c} vs {g}")
+    check(gw.stats()["dataplane"]["esp_raw_in"] >= 8, "the gateway did not receive plain ESP")
+    check(gw.stats()["dataplane"]["esp_udp_in"] == 0, "ESP came UDP-encapsulated without a NAT")
+
+
+def requires():
+    require_netns()
+    require_commands("ping", "tcpdump")
+    find_binary("mobiked")
+
+
+if __name__ == "__main__":
+    run_test(test, "plain ESP, IPv4 and IPv6 inner", requires=requires)
