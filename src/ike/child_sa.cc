@@ -83,6 +83,19 @@ bool derive_child_keys(const IkeSa& sa, ChildSa& child, ByteView shared, ByteVie
   return true;
 }
 
+DataplaneOp dataplane_op(DataplaneOp::Kind kind, const IkeSa& sa, const ChildSa& child) {
+  DataplaneOp op;
+  op.kind = kind;
+  op.ike_sa_id = sa.id;
+  op.child_sa_id = child.id;
+  op.spi_in = child.spi_in;
+  op.spi_out = child.spi_out;
+  op.local = sa.local;
+  op.remote = sa.remote;
+  op.udp_encap = sa.nat_local || sa.nat_remote;
+  return op;
+}
+
 void install_child(IkeSa& sa, ChildSa& child, Services& s, const ChildConfig* config, bool defer_outbound) {
   child.state = ChildState::kInstalled;
   child.established = s.now();
@@ -96,15 +109,7 @@ void install_child(IkeSa& sa, ChildSa& child, Services& s, const ChildConfig* co
     child.expire_at = s.now() + config->lifetime;
   else if (config && config->rekey_time.count() > 0)
     child.expire_at = s.now() + config->rekey_time * 11 / 10;
-  DataplaneOp op;
-  op.kind = DataplaneOp::Kind::kInstall;
-  op.ike_sa_id = sa.id;
-  op.child_sa_id = child.id;
-  op.spi_in = child.spi_in;
-  op.spi_out = child.spi_out;
-  op.local = sa.local;
-  op.remote = sa.remote;
-  op.udp_encap = sa.nat_local || sa.nat_remote;
+  DataplaneOp op = dataplane_op(DataplaneOp::Kind::kInstall, sa, child);
   op.local_ts = child.local_ts;
   op.remote_ts = child.remote_ts;
   op.keys = child.keys;
@@ -118,28 +123,11 @@ void install_child(IkeSa& sa, ChildSa& child, Services& s, const ChildConfig* co
 void activate_outbound(const IkeSa& sa, ChildSa& child, Services& s) {
   if (!child.outbound_deferred) return;
   child.outbound_deferred = false;
-  DataplaneOp op;
-  op.kind = DataplaneOp::Kind::kActivateOutbound;
-  op.ike_sa_id = sa.id;
-  op.child_sa_id = child.id;
-  op.spi_in = child.spi_in;
-  op.spi_out = child.spi_out;
-  op.local = sa.local;
-  op.remote = sa.remote;
-  op.udp_encap = sa.nat_local || sa.nat_remote;
-  s.dataplane(std::move(op));
+  s.dataplane(dataplane_op(DataplaneOp::Kind::kActivateOutbound, sa, child));
 }
 
 void emit_child_delete(const IkeSa& sa, const ChildSa& child, Services& s) {
-  DataplaneOp op;
-  op.kind = DataplaneOp::Kind::kDelete;
-  op.ike_sa_id = sa.id;
-  op.child_sa_id = child.id;
-  op.spi_in = child.spi_in;
-  op.spi_out = child.spi_out;
-  op.local = sa.local;
-  op.remote = sa.remote;
-  s.dataplane(std::move(op));
+  s.dataplane(dataplane_op(DataplaneOp::Kind::kDelete, sa, child));
   s.event(EventKind::kChildDeleted, sa, child.id, child.name);
 }
 

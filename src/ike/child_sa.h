@@ -27,6 +27,8 @@ std::optional<ChildSa> respond_child(IkeSa& sa, Services& s, const std::vector<w
 // is inbound for us.
 bool derive_child_keys(const IkeSa& sa, ChildSa& child, ByteView shared, ByteView ni, ByteView nr,
                        bool we_initiated);
+// A data-plane operation for `child` with the IKE SA's current endpoints filled in.
+DataplaneOp dataplane_op(DataplaneOp::Kind kind, const IkeSa& sa, const ChildSa& child);
 // Marks the Child SA installed, sets its timers and emits the install operation.
 // `defer_outbound`: receive-only until activate_outbound() (rekey responder).
 void install_child(IkeSa& sa, ChildSa& child, Services& s, const ChildConfig* config,
