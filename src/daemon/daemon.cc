@@ -19,6 +19,7 @@ using nlohmann::json;
 namespace {
 
 constexpr std::uint8_t kNonEspMarker[4] = {0, 0, 0, 0};
+constexpr int kEspSocketBuffer = 4 << 20;
 
 ike::TimePoint now() { return ike::Clock::now(); }
 
@@ -63,8 +64,7 @@ Daemon::Daemon(Config config, std::string config_path)
       engine_(engine_config(config_.daemon), random_,
               [](ike::LogLevel l, const std::string& m) { spdlog::log(to_spdlog(l), "{}", m); }),
       buffer_(65536) {
-  // Datagrams on the NAT-T port are ESP or IKE; IKE with pre-shared keys stays far
-  // below this size (larger ones are counted as oversize).
+  // Room for any datagram, or for what UDP GRO coalesced (up to 64 KiB) on the NAT-T port.
   batch_storage_.assign(32, std::vector<std::uint8_t>(kBatchDatagramSize));
   for (auto& b : batch_storage_) batch_bufs_.emplace_back(b);
   batch_received_.resize(batch_storage_.size());
@@ -106,6 +106,12 @@ Expected<void, std::string> Daemon::start() {
     });
     if (!dp) return unexpected(dp.error());
     dataplane_ = std::move(*dp);
+    for (auto& s : sockets_)
+      if (s->natt) {
+        if (!s->udp.set_buffer_sizes(kEspSocketBuffer))
+          spdlog::warn("NAT-T socket buffers: {}", s->udp.last_error()->message());
+        if (!s->udp.enable_gro()) spdlog::info("no UDP GRO: {}", s->udp.last_error()->message());
+      }
   } else if (config_.daemon.dataplane == DataplaneKind::kXfrm) {
     auto dp = XfrmKernelDataplane::create(config_.daemon);
     if (!dp) return unexpected(dp.error());
@@ -189,6 +195,16 @@ void Daemon::on_readable(Socket& s) {
 void Daemon::handle_datagram(Socket& s, const platform::UdpSocket::Received& r, std::span<std::uint8_t> buf) {
   if (r.truncated) {
     stats_.oversize_datagrams++;
+    return;
+  }
+  if (r.segment_size) {
+    // Coalesced by UDP GRO: each segment is a datagram of its own.
+    for (std::size_t off = 0; off < r.size; off += r.segment_size) {
+      platform::UdpSocket::Received one = r;
+      one.segment_size = 0;
+      one.size = std::min<std::size_t>(r.segment_size, r.size - off);
+      handle_datagram(s, one, buf.subspan(off));
+    }
     return;
   }
   std::span<std::uint8_t> data = buf.first(r.size);

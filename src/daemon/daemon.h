@@ -71,7 +71,7 @@ class Daemon {
   std::unique_ptr<Dataplane> dataplane_;
   DaemonStats stats_;
   std::vector<std::uint8_t> buffer_;
-  static constexpr std::size_t kBatchDatagramSize = 9216;
+  static constexpr std::size_t kBatchDatagramSize = 65536;  // UDP GRO hands over up to 64 KiB
   std::vector<std::vector<std::uint8_t>> batch_storage_;
   std::vector<std::span<std::uint8_t>> batch_bufs_;
   std::vector<platform::UdpSocket::Received> batch_received_;

@@ -58,6 +58,9 @@ Expected<std::unique_ptr<UserspaceDataplane>, std::string> UserspaceDataplane::c
                    i ? 6 : 4, std::strerror(errno));
       continue;
     }
+    int bytes = 4 << 20;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes);
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof bytes);
     d->raw_[i] = std::move(fd);
     d->raw_watch_[i] = std::make_unique<asio::posix::stream_descriptor>(io, d->raw_[i].get());
     d->watch_raw(i);
@@ -73,6 +76,7 @@ UserspaceDataplane::UserspaceDataplane(asio::io_context& io, const DaemonConfig&
     : io_(io), config_(config), send_udp_(std::move(send_udp)), buf_(kHeadroom + 65536 + kTailroom) {
   out_bufs_.assign(kBatch, std::vector<std::uint8_t>(kHeadroom + static_cast<std::size_t>(config.tun_mtu) + kTailroom));
   out_batch_.reserve(kBatch);
+  gso_buf_.resize(kBatch * (static_cast<std::size_t>(config.tun_mtu) + kTailroom + 64));
 }
 
 UserspaceDataplane::~UserspaceDataplane() {
@@ -179,9 +183,52 @@ void UserspaceDataplane::on_tun_readable() {
       else
         send_raw(*p, b);
     }
-    if (!out_batch_.empty()) stats_.send_errors += out_batch_.size() - send_udp_(out_batch_);
+    if (!out_batch_.empty()) send_udp(out_batch_);
     if (read < kBatch) break;
   }
+}
+
+void UserspaceDataplane::send_udp(std::span<const platform::UdpSocket::Outgoing> items) {
+  if (!gso_) {
+    stats_.send_errors += items.size() - send_udp_(items);
+    return;
+  }
+  constexpr std::size_t kMaxGsoBytes = 65000, kMaxSegments = 64;
+  gso_batch_.clear();
+  std::size_t used = 0;
+  for (std::size_t i = 0; i < items.size();) {
+    const auto& first = items[i];
+    std::size_t seg = first.data.size(), j = i + 1, bytes = seg;
+    // Equal sizes to the same peer; a shorter one may end the run.
+    while (j < items.size() && j - i < kMaxSegments && items[j].from == first.from && items[j].to == first.to &&
+           items[j].data.size() <= seg && bytes + items[j].data.size() <= kMaxGsoBytes) {
+      bytes += items[j].data.size();
+      if (items[j++].data.size() < seg) break;
+    }
+    if (j - i == 1 || used + bytes > gso_buf_.size()) {
+      gso_batch_.push_back(first);
+      i += 1;
+      continue;
+    }
+    std::uint8_t* at = gso_buf_.data() + used;
+    for (std::size_t k = i; k < j; ++k) {
+      std::memcpy(gso_buf_.data() + used, items[k].data.data(), items[k].data.size());
+      used += items[k].data.size();
+    }
+    gso_batch_.push_back({first.from, first.to, ByteView(at, bytes), static_cast<std::uint16_t>(seg)});
+    stats_.gso_sends++;
+    i = j;
+  }
+  std::size_t sent = send_udp_(gso_batch_);
+  if (sent < gso_batch_.size() && stats_.gso_sends > 0 && sent == 0) {
+    // The path refused GSO (no UDP_SEGMENT support): plain datagrams from now on.
+    spdlog::warn("UDP GSO refused; sending ESP datagrams one by one");
+    gso_ = false;
+    stats_.send_errors += items.size() - send_udp_(items);
+    return;
+  }
+  for (std::size_t k = sent; k < gso_batch_.size(); ++k)
+    stats_.send_errors += gso_batch_[k].segment_size ? gso_batch_[k].data.size() / gso_batch_[k].segment_size + 1 : 1;
 }
 
 void UserspaceDataplane::send_raw(const esp::SaTable::Protected& p, std::span<const std::uint8_t> buf) {
@@ -286,6 +333,7 @@ nlohmann::json UserspaceDataplane::stats() const {
           {"esp_udp_in", stats_.esp_in},
           {"esp_raw_in", stats_.raw_in},
           {"send_errors", stats_.send_errors},
+          {"udp_gso_sends", stats_.gso_sends},
           {"install_errors", stats_.install_errors},
           {"route_errors", stats_.route_errors},
           {"unattributed_drops_in", drops_in},

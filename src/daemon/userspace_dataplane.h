@@ -67,9 +67,15 @@ class UserspaceDataplane final : public Dataplane {
   std::vector<std::uint8_t> buf_;                    // inbound, one packet at a time
   std::vector<std::vector<std::uint8_t>> out_bufs_;  // outbound batch, one per packet
   std::vector<platform::UdpSocket::Outgoing> out_batch_;
+  // UDP GSO: runs of equal-size ESP packets to one peer, copied back to back and sent
+  // as one datagram the kernel splits (far fewer trips through the stack per packet).
+  std::vector<std::uint8_t> gso_buf_;
+  std::vector<platform::UdpSocket::Outgoing> gso_batch_;
+  bool gso_ = true;  // off after the kernel refused it once
+  void send_udp(std::span<const platform::UdpSocket::Outgoing> items);
   struct {
     std::uint64_t tun_read = 0, tun_write_errors = 0, esp_in = 0, send_errors = 0, install_errors = 0,
-                  route_errors = 0, raw_in = 0;
+                  route_errors = 0, raw_in = 0, gso_sends = 0;
   } stats_;
 };
 

@@ -1,6 +1,7 @@
 #include "platform/udp_socket.h"
 
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -213,7 +214,7 @@ std::size_t UdpSocket::send_batch(std::span<const Outgoing> items) {
     mmsghdr msgs[kMaxBatch];
     iovec iovs[kMaxBatch];
     SockAddr dsts[kMaxBatch];
-    alignas(cmsghdr) std::uint8_t controls[kMaxBatch][CMSG_SPACE(sizeof(in6_pktinfo))];
+    alignas(cmsghdr) std::uint8_t controls[kMaxBatch][CMSG_SPACE(sizeof(in6_pktinfo)) + CMSG_SPACE(sizeof(std::uint16_t))];
     for (std::size_t i = 0; i < n; ++i) {
       const auto& it = items[done + i];
       dsts[i] = to_sockaddr(it.to);
@@ -225,6 +226,14 @@ std::size_t UdpSocket::send_batch(std::span<const Outgoing> items) {
       m.msg_iov = &iovs[i];
       m.msg_iovlen = 1;
       std::size_t cl = put_source(it.from.address, family(), controls[i]);
+      if (it.segment_size) {
+        cmsghdr* c = reinterpret_cast<cmsghdr*>(controls[i] + cl);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(std::uint16_t));
+        std::memcpy(CMSG_DATA(c), &it.segment_size, sizeof it.segment_size);
+        cl += CMSG_SPACE(sizeof(std::uint16_t));
+      }
       m.msg_control = cl ? controls[i] : nullptr;
       m.msg_controllen = cl;
       msgs[i].msg_len = 0;
@@ -283,11 +292,34 @@ std::size_t UdpSocket::receive_batch(std::span<std::span<std::uint8_t>> bufs, st
     r.remote = *peer;
     r.truncated = (m.msg_flags & MSG_TRUNC) != 0;
     r.local = Endpoint{local_of(m).value_or(local_.address), local_.port};
+    for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c))
+      if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+        int seg;
+        std::memcpy(&seg, CMSG_DATA(c), sizeof seg);
+        if (seg > 0 && static_cast<std::size_t>(seg) < r.size) r.segment_size = static_cast<std::uint16_t>(seg);
+      }
     // Keep buffers and results paired: move this buffer down if an entry was skipped.
     if (k != static_cast<std::size_t>(i)) std::copy_n(bufs[static_cast<std::size_t>(i)].data(), r.size, bufs[k].data());
     out[k++] = r;
   }
   return k;
+}
+
+bool UdpSocket::enable_gro() {
+  int on = 1;
+  if (::setsockopt(fd_.get(), SOL_UDP, UDP_GRO, &on, sizeof on) != 0) return fail(errno, "setsockopt UDP_GRO");
+  return true;
+}
+
+bool UdpSocket::set_buffer_sizes(int bytes) {
+  last_error_.reset();
+  for (int opt : {SO_RCVBUFFORCE, SO_SNDBUFFORCE}) {
+    if (::setsockopt(fd_.get(), SOL_SOCKET, opt, &bytes, sizeof bytes) == 0) continue;
+    // Without CAP_NET_ADMIN: what net.core.[rw]mem_max allows.
+    int plain = opt == SO_RCVBUFFORCE ? SO_RCVBUF : SO_SNDBUF;
+    if (::setsockopt(fd_.get(), SOL_SOCKET, plain, &bytes, sizeof bytes) != 0) return fail(errno, "setsockopt buffer");
+  }
+  return true;
 }
 
 bool UdpSocket::send(const Endpoint& from, const Endpoint& to, ByteView data) {

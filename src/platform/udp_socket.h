@@ -44,6 +44,9 @@ class UdpSocket {
     Endpoint local;        // the address the datagram was sent to, and our port
     Endpoint remote;
     bool truncated = false;  // the datagram was larger than the buffer
+    // UDP GRO: the buffer holds back-to-back datagrams of this size (the last may be
+    // shorter), coalesced by the kernel; 0 for a single datagram.
+    std::uint16_t segment_size = 0;
   };
 
   // Binds (address, port) with SO_REUSEADDR; port 0 picks an ephemeral port (see
@@ -80,6 +83,9 @@ class UdpSocket {
     Endpoint from;
     Endpoint to;
     ByteView data;
+    // UDP GSO (UDP_SEGMENT): `data` holds back-to-back datagrams of this size (the
+    // last may be shorter), sent as one and split by the kernel as late as possible.
+    std::uint16_t segment_size = 0;
   };
   static constexpr std::size_t kMaxBatch = 64;
   std::size_t send_batch(std::span<const Outgoing> items);
@@ -91,6 +97,13 @@ class UdpSocket {
   bool send_from_nonlocal(const Endpoint& from, const Endpoint& to, ByteView data);
 
   const std::optional<SysError>& last_error() const { return last_error_; }
+  // Larger kernel buffers for a socket that carries bulk ESP: a burst the event loop
+  // has not yet drained is otherwise dropped (and TCP inside the tunnel backs off).
+  // Uses the *FORCE options (root may exceed net.core.[rw]mem_max).
+  bool set_buffer_sizes(int bytes);
+  // UDP_GRO: the kernel may hand several datagrams of one flow over at once (see
+  // Received::segment_size). Only for receivers that split them.
+  bool enable_gro();
   // How many datagrams left through the non-local path.
   std::uint64_t nonlocal_sends() const { return nonlocal_sends_; }
 

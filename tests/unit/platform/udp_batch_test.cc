@@ -60,3 +60,57 @@ TEST(UdpBatch, ReportsFailuresAndKeepsGoing) {
 
 }  // namespace
 }  // namespace mobike::platform
+
+namespace mobike::platform {
+namespace {
+
+TEST(UdpBatch, GsoSendIsSplitIntoDatagramsOfTheSegmentSize) {
+  auto rx = UdpSocket::open({*IpAddress::parse("127.0.0.1"), 0});
+  auto tx = UdpSocket::open({*IpAddress::parse("127.0.0.1"), 0});
+  ASSERT_TRUE(rx && tx);
+  Bytes data(250);
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::uint8_t>(i / 100);  // segment number
+  UdpSocket::Outgoing out{{}, rx->local_endpoint(), data, 100};
+  ASSERT_EQ(tx->send_batch(std::span(&out, 1)), 1u) << (tx->last_error() ? tx->last_error()->message() : "");
+  std::vector<Bytes> storage(4, Bytes(2048));
+  std::vector<std::span<std::uint8_t>> bufs(storage.begin(), storage.end());
+  std::vector<UdpSocket::Received> got(4);
+  std::vector<std::size_t> sizes;
+  for (int tries = 0; tries < 100 && sizes.size() < 3; ++tries) {
+    std::size_t n = rx->receive_batch(bufs, got);
+    for (std::size_t k = 0; k < n; ++k) {
+      EXPECT_EQ(got[k].segment_size, 0);  // GRO is off: one datagram each
+      EXPECT_EQ(storage[k][0], sizes.size());
+      sizes.push_back(got[k].size);
+    }
+    if (!n) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{100, 100, 50}));
+}
+
+TEST(UdpBatch, GroReceiverGetsEveryByteWithTheSegmentSize) {
+  auto rx = UdpSocket::open({*IpAddress::parse("127.0.0.1"), 0});
+  auto tx = UdpSocket::open({*IpAddress::parse("127.0.0.1"), 0});
+  ASSERT_TRUE(rx && tx);
+  ASSERT_TRUE(rx->enable_gro());
+  Bytes data(300, 7);
+  UdpSocket::Outgoing out{{}, rx->local_endpoint(), data, 100};
+  ASSERT_EQ(tx->send_batch(std::span(&out, 1)), 1u);
+  std::vector<Bytes> storage(4, Bytes(65536));
+  std::vector<std::span<std::uint8_t>> bufs(storage.begin(), storage.end());
+  std::vector<UdpSocket::Received> got(4);
+  std::size_t bytes = 0;
+  for (int tries = 0; tries < 100 && bytes < 300; ++tries) {
+    std::size_t n = rx->receive_batch(bufs, got);
+    for (std::size_t k = 0; k < n; ++k) {
+      bytes += got[k].size;
+      // Either the kernel kept them apart or it says how to split them.
+      EXPECT_TRUE(got[k].size <= 100 || got[k].segment_size == 100) << got[k].size;
+    }
+    if (!n) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(bytes, 300u);
+}
+
+}  // namespace
+}  // namespace mobike::platform
