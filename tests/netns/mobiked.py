@@ -66,7 +66,7 @@ class Mobiked:
         self.daemon_section = (
             "[daemon]\n"
             f"socket = {json.dumps(str(self.socket))}\n"
-            'listen = ["0.0.0.0"]\n'
+            'listen = ["0.0.0.0", "::"]\n'
             f"log_level = {json.dumps(log_level)}\n"
             f"retransmit_timeout = {retransmit_timeout}\n"
             f"retransmit_tries = {retransmit_tries}\n"

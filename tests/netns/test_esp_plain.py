@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Plain ESP (IP protocol 50, no UDP encapsulation) between two mobiked without a NAT,
-with IPv4 and IPv6 inner traffic in one Child SA: the packets on the wire are ESP, ping
-works in both families, and each side counts what the other sent.
+with IPv4 and IPv6 inner traffic in one Child SA, over an IPv4 and then an IPv6 outer
+path: the packets on the wire are ESP, ping works in both inner families, and each side
+counts what the other sent.
 
-    ini 198.51.100.1 (inner 192.0.2.1, 2001:db8:1::1) == veth == res 198.51.100.10
-    (inner 203.0.113.1, 2001:db8:2::1)
+    ini 198.51.100.1 | 2001:db8:100::1 (inner 192.0.2.1, 2001:db8:1::1) == veth ==
+    res 198.51.100.10 | 2001:db8:100::10 (inner 203.0.113.1, 2001:db8:2::1)
 """
 
 import os
@@ -19,10 +20,16 @@ from netns import Lab, check, find_binary, log, require_commands, require_netns,
 
 
 def test(lab: Lab) -> None:
+    one_path(lab, "198.51.100.1/24", "198.51.100.10")
+    with Lab() as second:
+        one_path(second, "2001:db8:100::1/64", "2001:db8:100::10")
+
+
+def one_path(lab: Lab, ini_outer: str, res_outer: str) -> None:
     ini, res = lab.namespace("ini"), lab.namespace("res")
     lab.veth(ini, "eth0", res, "eth0")
-    ini.add_address("eth0", "198.51.100.1/24")
-    res.add_address("eth0", "198.51.100.10/24")
+    ini.add_address("eth0", ini_outer)
+    res.add_address("eth0", res_outer + ("/64" if ":" in res_outer else "/24"))
     for ns, v4, v6 in ((ini, "192.0.2.1/32", "2001:db8:1::1/128"), (res, "203.0.113.1/32", "2001:db8:2::1/128")):
         ns.add_address("lo", v4)
         ns.add_address("lo", v6)
@@ -30,7 +37,7 @@ def test(lab: Lab) -> None:
         "c", local_id="gw@mobike.test", remote_id=None, remote_addrs=["%any"],
         local_ts=["203.0.113.1/32", "2001:db8:2::1/128"], remote_ts=["192.0.2.1/32", "2001:db8:1::1/128"])])
     cl = Mobiked(lab, ini, "client", dataplane="userspace").start([MConn(
-        "c", local_id="cl@mobike.test", remote_id="gw@mobike.test", remote_addrs=["198.51.100.10"],
+        "c", local_id="cl@mobike.test", remote_id="gw@mobike.test", remote_addrs=[res_outer],
         local_ts=["192.0.2.1/32", "2001:db8:1::1/128"], remote_ts=["203.0.113.1/32", "2001:db8:2::1/128"])])
     cl.ctl("initiate", "c")
     sa = cl.established("c")
@@ -49,7 +56,7 @@ def test(lab: Lab) -> None:
     check(r.returncode == 0, f"IPv6 ping over plain ESP failed:\n{r.stdout}{r.stderr}")
     c = [c for c in cl.sa("c")["children"] if c["state"] == "INSTALLED"][0]
     g = [c for c in gw.sa("c")["children"] if c["state"] == "INSTALLED"][0]
-    log(f"plain ESP: client out {c['packets_out']}p in {c['packets_in']}p; gateway in {g['packets_in']}p; "
+    log(f"plain ESP over {res_outer}: client out {c['packets_out']}p in {c['packets_in']}p; gateway in {g['packets_in']}p; "
         f"raw ESP received by the gateway: {gw.stats()['dataplane']['esp_raw_in']}")
     check(c["packets_out"] >= 8 and g["packets_in"] == c["packets_out"], f"counters disagree: {c} vs {g}")
     check(gw.stats()["dataplane"]["esp_raw_in"] >= 8, "the gateway did not receive plain ESP")
