@@ -9,6 +9,7 @@
 #include "ike/ike_rekey.h"
 #include "ike/ike_auth.h"
 #include "ike/ike_init.h"
+#include "ike/ike_mobike.h"
 #include "ike/informational.h"
 #include "ike/protection.h"
 #include "ike/task.h"
@@ -347,6 +348,7 @@ void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& re
       }
       auto r = respond_informational(sa, *this, payloads);
       response = std::move(r.payloads);
+      if (!r.delete_ike) respond_mobike(sa, *this, payloads, local, remote, response);
       if (r.delete_ike) {
         kill_after = true;
         why = "deleted by peer";
@@ -517,6 +519,20 @@ std::size_t Engine::terminate_connection(const std::string& name, TimePoint now)
   std::size_t n = 0;
   for (auto id : ids) n += terminate_ike(id, now);
   return n;
+}
+
+bool Engine::update_addresses(std::uint64_t id, const IpAddress& local, TimePoint now) {
+  now_ = now;
+  IkeSa* sa = find_sa(id);
+  if (!sa || sa->state != IkeState::kEstablished || !sa->peer_mobike || !sa->original_initiator) return false;
+  sa->local = {local, config_.natt_port};
+  // An update already waiting will carry the new address; one in flight is followed by
+  // a new one (RFC 4555 §3.5: a change while waiting restarts the procedure).
+  bool waiting = false;
+  for (const auto& t : sa->queue) waiting |= std::string_view(t->name()) == "MOBIKE_UPDATE";
+  if (!waiting) queue_task(*sa, std::make_unique<MobikeUpdateTask>());
+  reschedule(*sa);
+  return true;
 }
 
 bool Engine::rekey_ike(std::uint64_t id, TimePoint now) {

@@ -48,6 +48,8 @@ class Engine final : private Services {
   std::size_t terminate_connection(const std::string& connection, TimePoint now);
   bool terminate_child(std::uint64_t child_sa_id, TimePoint now);
   bool rekey_ike(std::uint64_t ike_sa_id, TimePoint now);
+  // MOBIKE initiator: move the IKE SA to a new local address (UPDATE_SA_ADDRESSES).
+  bool update_addresses(std::uint64_t ike_sa_id, const IpAddress& local, TimePoint now);
   // Another Child SA of the IKE SA's connection, by child config name.
   bool initiate_child(std::uint64_t ike_sa_id, const std::string& child, TimePoint now);
   bool rekey_child(std::uint64_t child_sa_id, TimePoint now);
