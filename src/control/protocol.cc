@@ -9,13 +9,14 @@
 namespace mobike::control {
 namespace {
 
-constexpr std::array<std::pair<Command, std::string_view>, 6> kCommands = {{
+constexpr std::array<std::pair<Command, std::string_view>, 7> kCommands = {{
     {Command::kListSas, "list-sas"},
     {Command::kInitiate, "initiate"},
     {Command::kTerminate, "terminate"},
     {Command::kRekey, "rekey"},
     {Command::kStats, "stats"},
     {Command::kReload, "reload"},
+    {Command::kUpdateAddresses, "update-addresses"},
 }};
 
 template <class... Fs>
@@ -107,6 +108,7 @@ Command command_of(const Request& r) {
                         [](const RekeyRequest&) { return Command::kRekey; },
                         [](const StatsRequest&) { return Command::kStats; },
                         [](const ReloadRequest&) { return Command::kReload; },
+                        [](const UpdateAddressesRequest&) { return Command::kUpdateAddresses; },
                     },
                     r);
 }
@@ -121,6 +123,10 @@ json request_to_json(const Request& r) {
                  },
                  [&](const RekeyRequest& k) {
                    j[k.kind == RekeyRequest::Kind::kIke ? "ike" : "child"] = k.id;
+                 },
+                 [&](const UpdateAddressesRequest& u) {
+                   j["sa"] = u.sa;
+                   if (u.local) j["local"] = *u.local;
                  },
                  [](const auto&) {},
              },
@@ -159,6 +165,14 @@ Expected<Request, std::string> request_from_json(const json& j) {
     case Command::kReload:
       if (auto e = unknown_argument(j, name, {})) return unexpected(*e);
       return Request{ReloadRequest{}};
+    case Command::kUpdateAddresses: {
+      if (auto e = unknown_argument(j, name, {"sa", "local"})) return unexpected(*e);
+      auto sa = id_arg("sa");
+      if (!sa) return unexpected(std::string("update-addresses needs an \"sa\" id"));
+      UpdateAddressesRequest u{*sa, string_arg("local")};
+      if (j.contains("local") && !u.local) return unexpected(std::string("\"local\" must be an address string"));
+      return Request{u};
+    }
     case Command::kInitiate: {
       if (auto e = unknown_argument(j, name, {"connection"})) return unexpected(*e);
       auto conn = string_arg("connection");

@@ -8,6 +8,7 @@
 //   {"command": "rekey",     "ike": 3}                  or  {"command": "rekey", "child": 7}
 //   {"command": "stats"}
 //   {"command": "reload"}
+//   {"command": "update-addresses", "sa": 3}         or  {..., "local": "192.0.2.7"}
 // Responses:
 //   {"ok": true,  "result": <value>}      list-sas: an array of IKE SAs (below);
 //                                        stats: an object of counters (may nest);
@@ -52,7 +53,7 @@ inline constexpr std::string_view kDefaultSocketPath = "/run/mobiked.sock";
 // with the number of SAs).
 inline constexpr std::size_t kMaxRequestLine = 64 * 1024;
 
-enum class Command : std::uint8_t { kListSas, kInitiate, kTerminate, kRekey, kStats, kReload };
+enum class Command : std::uint8_t { kListSas, kInitiate, kTerminate, kRekey, kStats, kReload, kUpdateAddresses };
 std::string_view command_name(Command c);  // "list-sas", ...
 std::optional<Command> command_from_name(std::string_view name);
 
@@ -80,8 +81,15 @@ struct StatsRequest {
 struct ReloadRequest {
   friend bool operator==(const ReloadRequest&, const ReloadRequest&) = default;
 };
+// MOBIKE: move IKE SA `sa` to local address `local` (default: the kernel's source
+// address towards the peer now).
+struct UpdateAddressesRequest {
+  std::uint64_t sa = 0;
+  std::optional<std::string> local;
+  friend bool operator==(const UpdateAddressesRequest&, const UpdateAddressesRequest&) = default;
+};
 using Request = std::variant<ListSasRequest, InitiateRequest, TerminateRequest, RekeyRequest,
-                             StatsRequest, ReloadRequest>;
+                             StatsRequest, ReloadRequest, UpdateAddressesRequest>;
 
 Command command_of(const Request& r);
 json request_to_json(const Request& r);

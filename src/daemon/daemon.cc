@@ -63,6 +63,7 @@ Daemon::Daemon(Config config, std::string config_path)
       timer_(io_),
       engine_(engine_config(config_.daemon), random_,
               [](ike::LogLevel l, const std::string& m) { spdlog::log(to_spdlog(l), "{}", m); }),
+      debounce_timer_(io_),
       buffer_(65536) {
   // Room for any datagram, or for what UDP GRO coalesced (up to 64 KiB) on the NAT-T port.
   batch_storage_.assign(32, std::vector<std::uint8_t>(kBatchDatagramSize));
@@ -74,6 +75,7 @@ Daemon::Daemon(Config config, std::string config_path)
 Daemon::~Daemon() {
   for (auto& s : sockets_)
     if (s->watch) s->watch->release();  // the UdpSocket owns the descriptor
+  if (addresses_watch_) addresses_watch_->release();
 }
 
 Expected<void, std::string> Daemon::start() {
@@ -131,6 +133,7 @@ Expected<void, std::string> Daemon::start() {
   control_ = std::move(*control);
 
   wait_signals();
+  start_address_monitor();
 
   for (const auto& c : config_.connections)
     if (c.start == ike::StartAction::kInitiate)
@@ -152,12 +155,89 @@ void Daemon::wait_signals() {
   });
 }
 
+void Daemon::start_address_monitor() {
+  auto m = platform::AddressMonitor::open();
+  if (!m) {
+    spdlog::warn("no address monitoring ({}): MOBIKE moves only on request", m.error().message());
+    return;
+  }
+  addresses_ = std::move(*m);
+  if (auto d = addresses_->dump(); !d) {
+    spdlog::warn("address dump failed ({}): MOBIKE moves only on request", d.error().message());
+    addresses_.reset();
+    return;
+  }
+  debouncer_.emplace(addresses_->snapshot());
+  addresses_watch_ = std::make_unique<asio::posix::stream_descriptor>(io_, addresses_->fd());
+  watch_addresses();
+}
+
+void Daemon::watch_addresses() {
+  addresses_watch_->async_wait(asio::posix::stream_descriptor::wait_read, [this](const std::error_code& ec) {
+    if (ec || stopping_) return;
+    auto events = addresses_->process();
+    if (events && !events->empty()) {
+      debouncer_->feed(*events, addresses_->snapshot(), now());
+      arm_debounce_timer();
+    }
+    watch_addresses();
+  });
+}
+
+void Daemon::arm_debounce_timer() {
+  auto at = debouncer_->next_deadline();
+  if (!at) return;
+  debounce_timer_.expires_at(*at);
+  debounce_timer_.async_wait([this](const std::error_code& ec) {
+    if (ec || stopping_) return;
+    if (auto change = debouncer_->due(now())) on_addresses_changed(*change);
+    arm_debounce_timer();
+  });
+}
+
+void Daemon::on_addresses_changed(const platform::AddressSetChange& change) {
+  stats_.address_changes++;
+  auto usable = [&](const IpAddress& a) {
+    for (const auto& l : change.after)
+      if (l.address == a) return true;
+    return false;
+  };
+  spdlog::info("local addresses changed: {} usable", change.after.size());
+  // RFC 4555 §3.5: the initiator picks the new path. Here: an SA whose local address
+  // went away moves to the kernel's source address towards the peer.
+  std::vector<std::uint64_t> moves;
+  engine_.for_each_ike_sa([&](const ike::IkeSa& sa) {
+    if (sa.state == ike::IkeState::kEstablished && sa.original_initiator && sa.peer_mobike &&
+        !usable(sa.local.address))
+      moves.push_back(sa.id);
+  });
+  for (auto id : moves) {
+    if (auto r = update_addresses(id, std::nullopt); !r)
+      spdlog::warn("IKE SA {} lost its address and cannot move yet: {}", id, r.error());
+    else
+      stats_.automatic_moves++;
+  }
+  flush();
+}
+
+Expected<void, std::string> Daemon::update_addresses(std::uint64_t id, std::optional<IpAddress> local) {
+  const ike::IkeSa* sa = engine_.find_ike_sa(id);
+  if (!sa) return unexpected("no IKE SA #" + std::to_string(id));
+  if (!local) local = platform::source_address_for(sa->remote.address);
+  if (!local) return unexpected("no route to " + sa->remote.address.to_string());
+  if (!engine_.update_addresses(id, *local, now()))
+    return unexpected("IKE SA #" + std::to_string(id) + " cannot move (not established, not the MOBIKE initiator, or no MOBIKE)");
+  spdlog::info("IKE SA {}: moving to {}", id, local->to_string());
+  return {};
+}
+
 void Daemon::shutdown() {
   if (stopping_) return;
   stopping_ = true;
   engine_.shutdown(now());
   flush();
   timer_.cancel();
+  debounce_timer_.cancel();
   signals_.cancel();
   if (control_) control_->stop();
   for (auto& s : sockets_)
@@ -394,6 +474,8 @@ json Daemon::stats() const {
               {"retransmits", {{"sent", s.retransmits_sent}, {"answered", s.retransmits_answered}}},
               {"cookies_sent", s.cookies_sent},
               {"keepalives_in", stats_.keepalives_in},
+              {"address_changes", stats_.address_changes},
+              {"automatic_moves", stats_.automatic_moves},
               {"send_errors", stats_.send_errors},
               {"ike", {{"established", s.ike_established}, {"failed", s.ike_failed}, {"half_open_expired", s.half_open_expired}}},
               {"child", {{"established", s.child_established}}},
@@ -429,6 +511,13 @@ json Daemon::handle(const json& raw) {
           bool ok = r.kind == control::RekeyRequest::Kind::kIke ? engine_.rekey_ike(r.id, t) : engine_.rekey_child(r.id, t);
           if (!ok) error = std::string("no established ") + (r.kind == control::RekeyRequest::Kind::kIke ? "IKE" : "CHILD") +
                            " SA #" + std::to_string(r.id);
+        } else if constexpr (std::is_same_v<T, control::UpdateAddressesRequest>) {
+          std::optional<IpAddress> local;
+          if (r.local) local = IpAddress::parse(*r.local);
+          if (r.local && !local)
+            error = "'" + *r.local + "' is not an IP address";
+          else if (auto u = update_addresses(r.sa, local); !u)
+            error = u.error();
         } else if constexpr (std::is_same_v<T, control::ReloadRequest>) {
           if (auto rr = reload(); !rr) error = rr.error();
         }

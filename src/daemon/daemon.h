@@ -18,6 +18,7 @@
 #include "daemon/control_server.h"
 #include "daemon/dataplane.h"
 #include "ike/engine.h"
+#include "platform/address_monitor.h"
 #include "platform/udp_socket.h"
 
 namespace mobike::daemon {
@@ -26,6 +27,8 @@ struct DaemonStats {
   std::uint64_t keepalives_in = 0;
   std::uint64_t send_errors = 0;
   std::uint64_t oversize_datagrams = 0;
+  std::uint64_t address_changes = 0;
+  std::uint64_t automatic_moves = 0;
 };
 
 class Daemon {
@@ -57,6 +60,12 @@ class Daemon {
   Expected<void, std::string> reload();
   void shutdown();
   void wait_signals();
+  // MOBIKE initiator: follow the host's address changes (rtnetlink).
+  void start_address_monitor();
+  void watch_addresses();
+  void on_addresses_changed(const platform::AddressSetChange& change);
+  void arm_debounce_timer();
+  Expected<void, std::string> update_addresses(std::uint64_t sa, std::optional<IpAddress> local);
 
   Config config_;
   std::string config_path_;
@@ -69,6 +78,10 @@ class Daemon {
   std::vector<std::unique_ptr<Socket>> sockets_;
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<Dataplane> dataplane_;
+  std::optional<platform::AddressMonitor> addresses_;
+  std::unique_ptr<asio::posix::stream_descriptor> addresses_watch_;
+  std::optional<platform::Debouncer> debouncer_;
+  asio::steady_timer debounce_timer_;
   DaemonStats stats_;
   std::vector<std::uint8_t> buffer_;
   static constexpr std::size_t kBatchDatagramSize = 65536;  // UDP GRO hands over up to 64 KiB

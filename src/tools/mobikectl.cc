@@ -84,6 +84,12 @@ int main(int argc, char** argv) {
 
   auto* reload = app.add_subcommand("reload", "re-read the configuration file");
 
+  std::uint64_t update_sa = 0;
+  std::string update_local;
+  auto* update = app.add_subcommand("update-addresses", "MOBIKE: move an IKE SA to a (new) local address");
+  update->add_option("--sa", update_sa, "unique id of the IKE SA (as in list-sas)")->required();
+  auto* update_local_opt = update->add_option("--local", update_local, "local address (default: by routing)");
+
   CLI11_PARSE(app, argc, argv);
 
   control::Request request;
@@ -106,6 +112,10 @@ int main(int argc, char** argv) {
     request = control::StatsRequest{};
   } else if (reload->parsed()) {
     request = control::ReloadRequest{};
+  } else if (update->parsed()) {
+    control::UpdateAddressesRequest u{update_sa, std::nullopt};
+    if (*update_local_opt) u.local = update_local;
+    request = u;
   } else {
     return fail("no command given");
   }

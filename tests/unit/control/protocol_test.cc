@@ -228,3 +228,24 @@ TEST(Protocol, StatsAreFlattenedSortedAndAligned) {
 
 }  // namespace
 }  // namespace mobike::control
+
+namespace mobike::control {
+namespace {
+
+TEST(ProtocolUpdateAddresses, RoundTripsAndChecksArguments) {
+  Request r = UpdateAddressesRequest{7, std::string("192.0.2.9")};
+  auto j = request_to_json(r);
+  EXPECT_EQ(j.dump(), R"({"command":"update-addresses","local":"192.0.2.9","sa":7})");
+  auto back = request_from_json(j);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(std::get<UpdateAddressesRequest>(*back), (UpdateAddressesRequest{7, std::string("192.0.2.9")}));
+  auto no_local = request_from_json(json{{"command", "update-addresses"}, {"sa", 3}});
+  ASSERT_TRUE(no_local);
+  EXPECT_FALSE(std::get<UpdateAddressesRequest>(*no_local).local);
+  EXPECT_FALSE(request_from_json(json{{"command", "update-addresses"}}));
+  EXPECT_FALSE(request_from_json(json{{"command", "update-addresses"}, {"sa", 3}, {"local", 5}}));
+  EXPECT_FALSE(request_from_json(json{{"command", "update-addresses"}, {"sa", 3}, {"via", "x"}}));
+}
+
+}  // namespace
+}  // namespace mobike::control
