@@ -167,7 +167,11 @@ void Daemon::start_address_monitor() {
     addresses_.reset();
     return;
   }
-  debouncer_.emplace(addresses_->snapshot());
+  // An interface going away emits its address and route events within a few ms: a
+  // short quiet period still coalesces them and keeps the move fast (the gap in the
+  // tunnel's traffic is what MOBIKE users feel).
+  debouncer_.emplace(addresses_->snapshot(),
+                     platform::Debouncer::Config{std::chrono::milliseconds(20), std::chrono::milliseconds(250)});
   addresses_watch_ = std::make_unique<asio::posix::stream_descriptor>(io_, addresses_->fd());
   watch_addresses();
 }
