@@ -847,20 +847,13 @@ def established(charon: Charon, ike: str, timeout: float = 30) -> dict:
 # --------------------------------------------------------------------------- udp_probe
 
 
-class UdpProbe:
-    """tests/netns/udp_probe (the project's UdpSocket) in a namespace, driven by lines."""
+class LineProbe:
+    """A test helper binary in a namespace, driven by one command line per answer line."""
 
-    def __init__(self, lab: Lab, ns: Namespace, *bind: str, name: str | None = None):
-        binary = str(find_binary("udp_probe"))
-        self.name = name or f"udp_probe-{ns.role}"
-        self.process = lab.spawn(ns, [binary, *bind], name=self.name, stdin_pipe=True,
-                                 stdout_pipe=True)
+    def __init__(self, lab: "Lab", ns: Namespace, argv: Sequence[str], name: str):
+        self.name = name
+        self.process = lab.spawn(ns, list(argv), name=name, stdin_pipe=True, stdout_pipe=True)
         self._pending = b""
-        self.bound = []
-        for _ in bind:
-            line = self._read_line(10)
-            check(line.startswith("ready "), f"{self.name}: {line}")
-            self.bound.append(line.split(" ", 1)[1])
 
     def _read_line(self, timeout: float) -> str:
         # Raw reads with our own buffer: a buffered readline() could swallow a second
@@ -884,6 +877,18 @@ class UdpProbe:
         self.process.popen.stdin.write(line + "\n")
         self.process.popen.stdin.flush()
         return self._read_line(timeout)
+
+
+class UdpProbe(LineProbe):
+    """tests/netns/udp_probe (the project's UdpSocket) in a namespace, driven by lines."""
+
+    def __init__(self, lab: Lab, ns: Namespace, *bind: str, name: str | None = None):
+        super().__init__(lab, ns, [str(find_binary("udp_probe")), *bind], name or f"udp_probe-{ns.role}")
+        self.bound = []
+        for _ in bind:
+            line = self._read_line(10)
+            check(line.startswith("ready "), f"{self.name}: {line}")
+            self.bound.append(line.split(" ", 1)[1])
 
     def send(self, src: str, dst: str, text: str) -> str:
         """UdpSocket::send(). Returns "sent nonlocal=N" or "error ..."."""

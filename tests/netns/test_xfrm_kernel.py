@@ -16,51 +16,25 @@ template); the test then checks the refusal left no state behind and exits 77
 
 import os
 import re
-import select
 import sys
-import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from netns import (Failure, Lab, Namespace, Skip, check, find_binary, log,  # noqa: E402
-                   run_test, tail)
+from netns import (Lab, LineProbe, Namespace, Skip, check, find_binary, log,  # noqa: E402
+                   run_test)
 
 LOCAL, REMOTE, NEW_LOCAL = "192.0.2.1", "198.51.100.10", "192.0.2.99"
 LOCAL_TS, REMOTE_TS = "10.1.0.0/16", "10.2.0.0/16"
 
 
-class XfrmProbe:
+class XfrmProbe(LineProbe):
     """tests/netns/xfrm_probe in a namespace, driven by lines."""
 
     def __init__(self, lab: Lab, ns: Namespace):
-        self.name = f"xfrm_probe-{ns.role}"
-        self.process = lab.spawn(ns, [str(find_binary("xfrm_probe"))], name=self.name,
-                                 stdin_pipe=True, stdout_pipe=True)
-        self._pending = b""
+        super().__init__(lab, ns, [str(find_binary("xfrm_probe"))], f"xfrm_probe-{ns.role}")
         line = self._read_line(10)
         check(line == "ready", f"{self.name}: {line}")
-
-    def _read_line(self, timeout: float) -> str:
-        # Raw reads with our own buffer, so select() never misses a buffered line.
-        fd = self.process.popen.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._pending:
-            ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
-            if not ready:
-                raise Failure(f"{self.name}: no answer within {timeout:g}s")
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                raise Failure(f"{self.name} exited ({self.process.popen.poll()}): "
-                              f"{tail(self.process.log_text())}")
-            self._pending += chunk
-        line, self._pending = self._pending.split(b"\n", 1)
-        return line.decode(errors="replace")
-
-    def command(self, line: str, timeout: float = 10) -> str:
-        self.process.popen.stdin.write(line + "\n")
-        self.process.popen.stdin.flush()
-        return self._read_line(timeout)
 
     def ok(self, line: str) -> str:
         answer = self.command(line)
