@@ -10,6 +10,7 @@
 #include "daemon/xfrm_dataplane.h"
 #include "ike/proposal_string.h"
 #include "ike/traffic_selector.h"
+#include "mobike/mobike.h"
 #include "platform/route.h"
 
 namespace mobike::daemon {
@@ -69,7 +70,16 @@ Daemon::Daemon(Config config, std::string config_path)
   batch_storage_.assign(32, std::vector<std::uint8_t>(kBatchDatagramSize));
   for (auto& b : batch_storage_) batch_bufs_.emplace_back(b);
   batch_received_.resize(batch_storage_.size());
+  mobility::install(engine_);
   engine_.set_connections(config_.connections);
+}
+
+std::vector<IpAddress> Daemon::engine_addresses(const platform::AddressSet& set) const {
+  // The tunnel's own device carries inner addresses: never a path to the peer.
+  std::vector<IpAddress> out;
+  for (const auto& a : set)
+    if (a.ifname != config_.daemon.tun_name) out.push_back(a.address);
+  return out;
 }
 
 Daemon::~Daemon() {
@@ -170,6 +180,7 @@ void Daemon::start_address_monitor() {
   // An interface going away emits its address and route events within a few ms: a
   // short quiet period still coalesces them and keeps the move fast (the gap in the
   // tunnel's traffic is what MOBIKE users feel).
+  engine_.set_local_addresses(engine_addresses(addresses_->snapshot()), now());
   debouncer_.emplace(addresses_->snapshot(),
                      platform::Debouncer::Config{std::chrono::milliseconds(20), std::chrono::milliseconds(250)});
   addresses_watch_ = std::make_unique<asio::posix::stream_descriptor>(io_, addresses_->fd());
@@ -207,19 +218,34 @@ void Daemon::on_addresses_changed(const platform::AddressSetChange& change) {
     return false;
   };
   spdlog::info("local addresses changed: {} usable", change.after.size());
-  // RFC 4555 §3.5: the initiator picks the new path. Here: an SA whose local address
-  // went away moves to the kernel's source address towards the peer.
-  std::vector<std::uint64_t> moves;
+  // Announces the new set to MOBIKE peers and lets SAs that lost every path probe again.
+  engine_.set_local_addresses(engine_addresses(change.after), now());
+  // RFC 4555 §3.5: the initiator picks the new path. Here: the kernel's source address
+  // towards the peer, whenever it differs from the SA's (an uplink went away, or a
+  // preferred one came back); with no route left, path probing (§3.4).
+  struct Move {
+    std::uint64_t id;
+    std::optional<IpAddress> to;
+  };
+  std::vector<Move> moves;
   engine_.for_each_ike_sa([&](const ike::IkeSa& sa) {
-    if (sa.state == ike::IkeState::kEstablished && sa.original_initiator && sa.peer_mobike &&
-        !usable(sa.local.address))
-      moves.push_back(sa.id);
+    if (sa.state != ike::IkeState::kEstablished || !mobility::may_update(sa)) return;
+    auto source = platform::source_address_for(sa.remote.address);
+    if (source && *source == sa.local.address) return;
+    if (source && !ike::local_address_allowed(*sa.config, *source)) source.reset();
+    if (!source && usable(sa.local.address)) return;  // nothing better; the path may still work
+    moves.push_back({sa.id, source});
   });
-  for (auto id : moves) {
-    if (auto r = update_addresses(id, std::nullopt); !r)
-      spdlog::warn("IKE SA {} lost its address and cannot move yet: {}", id, r.error());
-    else
+  for (const auto& m : moves) {
+    if (!m.to) {
+      spdlog::warn("IKE SA {} has no route to its peer: probing paths", m.id);
+      mobility::probe_paths(engine_, m.id, now());
       stats_.automatic_moves++;
+    } else if (auto r = update_addresses(m.id, m.to); !r) {
+      spdlog::warn("IKE SA {} cannot move yet: {}", m.id, r.error());
+    } else {
+      stats_.automatic_moves++;
+    }
   }
   flush();
 }
@@ -229,7 +255,7 @@ Expected<void, std::string> Daemon::update_addresses(std::uint64_t id, std::opti
   if (!sa) return unexpected("no IKE SA #" + std::to_string(id));
   if (!local) local = platform::source_address_for(sa->remote.address);
   if (!local) return unexpected("no route to " + sa->remote.address.to_string());
-  if (!engine_.update_addresses(id, *local, now()))
+  if (!mobility::update_addresses(engine_, id, *local, now()))
     return unexpected("IKE SA #" + std::to_string(id) + " cannot move (not established, not the MOBIKE initiator, or no MOBIKE)");
   spdlog::info("IKE SA {}: moving to {}", id, local->to_string());
   return {};

@@ -36,6 +36,12 @@ struct ChildConfig {
   Duration lifetime{0};  // hard lifetime; 0 = rekey_time * 11 / 10
 };
 
+enum class ReturnRoutability : std::uint8_t {
+  kAlways,       // every update (the RFC's SHOULD)
+  kUnannounced,  // only when the new address was not in the peer's address list
+  kNever,
+};
+
 enum class StartAction : std::uint8_t { kNone, kInitiate };
 
 struct ConnectionConfig {
@@ -53,6 +59,11 @@ struct ConnectionConfig {
   Duration lifetime{0};                          // IKE SA hard lifetime; 0 = rekey * 11/10
   bool mobike = true;
   bool encap_force = false;  // pretend a NAT (RFC 7296 §2.23 fake NAT-D)
+  // false: no NAT detection; MOBIKE updates carry NO_NATS_ALLOWED (RFC 4555 §3.9).
+  bool nat_traversal = true;
+  // MOBIKE responder: when to check that the initiator's new address really reaches it
+  // (COOKIE2, RFC 4555 §3.7) before moving the Child SAs there.
+  ReturnRoutability return_routability = ReturnRoutability::kAlways;
   StartAction start = StartAction::kNone;
 };
 

@@ -9,7 +9,6 @@
 #include "ike/ike_rekey.h"
 #include "ike/ike_auth.h"
 #include "ike/ike_init.h"
-#include "ike/ike_mobike.h"
 #include "ike/informational.h"
 #include "ike/protection.h"
 #include "ike/task.h"
@@ -91,6 +90,7 @@ IkeSa& Engine::spawn_rekeyed(IkeSa& old, bool initiator, std::uint64_t spi_i, st
   sa.peer_mobike = old.peer_mobike;
   sa.peer_nat_d = old.peer_nat_d;
   sa.remote_id = old.remote_id;
+  if (mobility_) mobility_->inherit(old, sa);
   sa.state = IkeState::kEstablished;
   sa.established_at = now_;
   arm_lifetimes(sa);
@@ -190,7 +190,7 @@ void Engine::on_datagram(const Endpoint& local, const Endpoint& remote, ByteView
         h.from_original_initiator() == sa->initiator) {
       stats_.dropped_unknown_spi++;
     } else if (h.is_response()) {
-      handle_response(*sa, *m, data);
+      handle_response(*sa, local, remote, *m, data);
     } else {
       handle_request(*sa, local, remote, *m, data);
     }
@@ -348,7 +348,7 @@ void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& re
       }
       auto r = respond_informational(sa, *this, payloads);
       response = std::move(r.payloads);
-      if (!r.delete_ike) respond_mobike(sa, *this, payloads, local, remote, response);
+      if (!r.delete_ike && mobility_) mobility_->respond_informational(sa, *this, payloads, local, remote, response);
       if (r.delete_ike) {
         kill_after = true;
         why = "deleted by peer";
@@ -374,8 +374,20 @@ void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& re
   if (kill_after) kill(sa, failed, why);
 }
 
-void Engine::handle_response(IkeSa& sa, const wire::Message& m, ByteView data) {
+void Engine::handle_response(IkeSa& sa, const Endpoint& local, const Endpoint& remote, const wire::Message& m,
+                             ByteView data) {
   if (!sa.active || m.header.message_id != sa.active_mid || m.header.exchange != sa.active->exchange()) {
+    // A request sent on several paths is answered on each that works: the late answers
+    // tell path probing which paths work.
+    if (mobility_ && m.header.exchange == ExchangeType::kInformational &&
+        mobility_->wants_late_response(sa, m.header.message_id)) {
+      if (open_message(sa, m, data)) {
+        mobility_->late_response(sa, *this, local, remote);
+        return;
+      }
+      stats_.dropped_integrity++;
+      return;
+    }
     stats_.dropped_bad_message_id++;
     return;
   }
@@ -398,6 +410,7 @@ void Engine::handle_response(IkeSa& sa, const wire::Message& m, ByteView data) {
     payloads = std::move(*opened);
   }
   sa.last_inbound = now_;
+  if (mobility_ && sa.state != IkeState::kConnecting) mobility_->response_path(sa, *this, local, remote);
   std::unique_ptr<Task> task = std::move(sa.active);
   sa.retransmit_at = TimePoint::max();
   sa.active_request.clear();
@@ -453,12 +466,31 @@ void Engine::start_next(IkeSa& sa) {
   sa.active = std::move(task);
   sa.active_request = std::move(msg);
   sa.retransmits = 0;
-  send_active(sa);
+  sa.active_sent = now_;
   sa.retransmit_at = now_ + config_.retransmit_timeout;
+  send_active(sa);
   reschedule(sa);
 }
 
-void Engine::send_active(IkeSa& sa) { send(sa, sa.local, sa.remote, sa.active_request); }
+void Engine::send_active(IkeSa& sa) {
+  if (mobility_ && sa.state != IkeState::kConnecting && mobility_->transmit(sa, *this)) return;
+  send(sa, sa.local, sa.remote, sa.active_request);
+}
+
+void Engine::set_local_addresses(std::vector<IpAddress> addresses, TimePoint now) {
+  now_ = now;
+  std::sort(addresses.begin(), addresses.end());
+  addresses.erase(std::unique(addresses.begin(), addresses.end()), addresses.end());
+  if (addresses == local_addresses_) return;
+  local_addresses_ = std::move(addresses);
+  if (!mobility_) return;
+  for (auto& [id, sa] : by_id_) {
+    if (sa->state == IkeState::kDead) continue;
+    mobility_->local_addresses_changed(*sa, *this);
+    if (sa->state != IkeState::kDead) reschedule(*sa);
+  }
+  reap();
+}
 
 void Engine::send(const IkeSa&, const Endpoint& local, const Endpoint& remote, Bytes data) {
   stats_.datagrams_out++;
@@ -519,20 +551,6 @@ std::size_t Engine::terminate_connection(const std::string& name, TimePoint now)
   std::size_t n = 0;
   for (auto id : ids) n += terminate_ike(id, now);
   return n;
-}
-
-bool Engine::update_addresses(std::uint64_t id, const IpAddress& local, TimePoint now) {
-  now_ = now;
-  IkeSa* sa = find_sa(id);
-  if (!sa || sa->state != IkeState::kEstablished || !sa->peer_mobike || !sa->original_initiator) return false;
-  sa->local = {local, config_.natt_port};
-  // An update already waiting will carry the new address; one in flight is followed by
-  // a new one (RFC 4555 §3.5: a change while waiting restarts the procedure).
-  bool waiting = false;
-  for (const auto& t : sa->queue) waiting |= std::string_view(t->name()) == "MOBIKE_UPDATE";
-  if (!waiting) queue_task(*sa, std::make_unique<MobikeUpdateTask>());
-  reschedule(*sa);
-  return true;
 }
 
 bool Engine::rekey_ike(std::uint64_t id, TimePoint now) {
@@ -635,7 +653,7 @@ void Engine::reap() {
 }
 
 void Engine::reschedule(IkeSa& sa) {
-  TimePoint t = std::min({sa.retransmit_at, sa.dpd_at, sa.keepalive_at, sa.rekey_at, sa.expire_at});
+  TimePoint t = std::min({sa.retransmit_at, sa.dpd_at, sa.keepalive_at, sa.rekey_at, sa.expire_at, sa.mobility_at});
   for (const auto& c : sa.children) t = std::min({t, c.rekey_at, c.expire_at});
   if (t == sa.scheduled_at) return;
   sa.scheduled_at = t;
@@ -677,7 +695,10 @@ void Engine::service_timers(IkeSa& sa) {
     return;
   }
   if (sa.active && sa.retransmit_at <= now_) {
-    if (sa.retransmits >= config_.retransmit_tries) {
+    auto verdict = mobility_ && sa.state != IkeState::kConnecting ? mobility_->on_retransmit(sa, *this)
+                                                                  : Mobility::RetransmitVerdict::kDefault;
+    if (verdict == Mobility::RetransmitVerdict::kGiveUp ||
+        (verdict == Mobility::RetransmitVerdict::kDefault && sa.retransmits >= config_.retransmit_tries)) {
       kill(sa, true, std::string(sa.active->name()) + " request not answered after " +
                          std::to_string(sa.retransmits) + " retransmissions");
       return;
@@ -685,9 +706,16 @@ void Engine::service_timers(IkeSa& sa) {
     sa.retransmits++;
     stats_.retransmits_sent++;
     log(LogLevel::kDebug, &sa, "retransmit " + std::to_string(sa.retransmits) + " of request " + std::to_string(sa.active_mid));
+    if (verdict == Mobility::RetransmitVerdict::kDefault) {
+      double factor = std::pow(config_.retransmit_base, sa.retransmits);
+      sa.retransmit_at = now_ + Duration(static_cast<Duration::rep>(config_.retransmit_timeout.count() * factor));
+    }
     send_active(sa);
-    double factor = std::pow(config_.retransmit_base, sa.retransmits);
-    sa.retransmit_at = now_ + Duration(static_cast<Duration::rep>(config_.retransmit_timeout.count() * factor));
+  }
+  if (sa.mobility_at <= now_) {
+    sa.mobility_at = TimePoint::max();
+    if (mobility_) mobility_->on_timer(sa, *this);
+    if (sa.state == IkeState::kDead) return;
   }
   if (sa.dpd_at <= now_) {
     sa.dpd_at = TimePoint::max();

@@ -16,6 +16,7 @@
 #include "crypto/random.h"
 #include "ike/connection.h"
 #include "ike/ike_sa.h"
+#include "ike/mobility.h"
 #include "ike/services.h"
 #include "ike/types.h"
 
@@ -48,8 +49,25 @@ class Engine final : private Services {
   std::size_t terminate_connection(const std::string& connection, TimePoint now);
   bool terminate_child(std::uint64_t child_sa_id, TimePoint now);
   bool rekey_ike(std::uint64_t ike_sa_id, TimePoint now);
-  // MOBIKE initiator: move the IKE SA to a new local address (UPDATE_SA_ADDRESSES).
-  bool update_addresses(std::uint64_t ike_sa_id, const IpAddress& local, TimePoint now);
+  // The host's usable addresses changed (the daemon's address monitor): MOBIKE
+  // announces them and resumes path probing (src/mobike).
+  void set_local_addresses(std::vector<IpAddress> addresses, TimePoint now);
+  const std::vector<IpAddress>& local_addresses() const override { return local_addresses_; }
+  // Installs the address-mobility extension (src/mobike) before any SA exists.
+  void set_mobility(std::unique_ptr<Mobility> mobility) { mobility_ = std::move(mobility); }
+  Mobility* mobility() override { return mobility_.get(); }
+  // Runs f(IkeSa&, Services&) -> bool on a live IKE SA at `now`, then re-arms its
+  // timers: the way extensions act on one SA from outside. False if there is no such SA.
+  template <class F>
+  bool with_sa(std::uint64_t ike_sa_id, TimePoint now, F&& f) {
+    now_ = now;
+    IkeSa* sa = find_sa(ike_sa_id);
+    if (!sa || sa->state == IkeState::kDead) return false;
+    bool ok = f(*sa, static_cast<Services&>(*this));
+    if (sa->state != IkeState::kDead) reschedule(*sa);
+    reap();
+    return ok;
+  }
   // Another Child SA of the IKE SA's connection, by child config name.
   bool initiate_child(std::uint64_t ike_sa_id, const std::string& child, TimePoint now);
   bool rekey_child(std::uint64_t child_sa_id, TimePoint now);
@@ -97,7 +115,8 @@ class Engine final : private Services {
                            ByteView data);
   void handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& remote,
                       const wire::Message& m, ByteView data);
-  void handle_response(IkeSa& sa, const wire::Message& m, ByteView data);
+  void handle_response(IkeSa& sa, const Endpoint& local, const Endpoint& remote, const wire::Message& m,
+                       ByteView data);
   bool cookie_required(const wire::Message& m, const Endpoint& remote);
   Bytes cookie_for(const wire::Message& m, const Endpoint& remote) const;
 
@@ -105,6 +124,9 @@ class Engine final : private Services {
   void start_next(IkeSa& sa);
   void send_active(IkeSa& sa);
   void send(const IkeSa& sa, const Endpoint& local, const Endpoint& remote, Bytes data);
+  void send_on(const IkeSa& sa, const Endpoint& local, const Endpoint& remote, Bytes data) override {
+    send(sa, local, remote, std::move(data));
+  }
   void service_timers(IkeSa& sa);
   void kill(IkeSa& sa, bool failed, const std::string& why);
   void reschedule(IkeSa& sa);
@@ -128,6 +150,8 @@ class Engine final : private Services {
   std::uint64_t last_ike_id_ = 0;
   std::uint64_t last_child_id_ = 0;
   Bytes cookie_secret_;
+  std::unique_ptr<Mobility> mobility_;
+  std::vector<IpAddress> local_addresses_;
 
   struct Wakeup {
     TimePoint at;

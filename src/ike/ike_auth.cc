@@ -1,6 +1,7 @@
 #include "ike/ike_auth.h"
 
 #include "ike/child_sa.h"
+#include "ike/mobility.h"
 #include "ike/proposal_select.h"
 #include "ike/protection.h"
 #include "ike/traffic_selector.h"
@@ -54,7 +55,7 @@ std::optional<std::vector<Payload>> IkeAuthTask::build_request(IkeSa& sa, Servic
   out.push_back(id_payload(PayloadType::kIdi, c.local_id));
   if (c.remote_id) out.push_back(id_payload(PayloadType::kIdr, *c.remote_id));
   out.push_back(auth_payload(psk_auth_value(sa, true, c.psk, c.local_id)));
-  if (c.mobike) out.push_back(wire::make_notify(NotifyType::kMobikeSupported));
+  if (auto* m = s.mobility(); m && c.mobike) m->auth_payloads(sa, s, out);
   if (!c.children.empty()) {
     child_config_ = &c.children.front();
     if (!spi_in_) spi_in_ = allocate_spi(s);
@@ -92,7 +93,7 @@ TaskResult IkeAuthTask::process_response(IkeSa& sa, Services& s, const std::vect
     return TaskResult::kFailed;
   }
   sa.remote_id = idr;
-  sa.peer_mobike = wire::find_notify(payloads, NotifyType::kMobikeSupported) != nullptr;
+  if (auto* m = s.mobility(); m && c.mobike) m->auth_received(sa, s, payloads);
   mark_established(sa, s);
 
   if (!child_config_) return TaskResult::kDone;
@@ -162,11 +163,12 @@ AuthResponse respond_ike_auth(IkeSa& sa, Services& s, const std::vector<Payload>
       !equal_ct(auth->data, psk_auth_value(sa, true, cfg->psk, *idi)))
     return refuse("AUTH of " + idi->to_string() + " does not verify");
   sa.remote_id = idi;
-  sa.peer_mobike = wire::find_notify(request, NotifyType::kMobikeSupported) != nullptr;
+  auto* mobility = cfg->mobike ? s.mobility() : nullptr;
+  if (mobility) mobility->auth_received(sa, s, request);
 
   r.payloads.push_back(id_payload(PayloadType::kIdr, cfg->local_id));
   r.payloads.push_back(auth_payload(psk_auth_value(sa, false, cfg->psk, cfg->local_id)));
-  if (cfg->mobike && sa.peer_mobike) r.payloads.push_back(wire::make_notify(NotifyType::kMobikeSupported));
+  if (mobility && sa.peer_mobike) mobility->auth_payloads(sa, s, r.payloads);
   mark_established(sa, s);
 
   if (wire::find_payload<wire::SaPayload>(request, PayloadType::kSa)) {

@@ -89,6 +89,7 @@ void evaluate_nat_detection(IkeSa& sa, const std::vector<Payload>& payloads, boo
     return;
   }
   sa.peer_nat_d = true;
+  sa.nat_d_dest_seen = dest->data;
   Bytes expect_src = nat_detection_hash(sa.spi_i, sa.spi_r, sa.remote);
   bool src_match = false;
   for (auto* n : sources) src_match |= equal_ct(n->data, expect_src);
@@ -115,7 +116,7 @@ std::optional<std::vector<Payload>> IkeInitTask::build_request(IkeSa& sa, Servic
   out.push_back({PayloadType::kSa, sa_payload});
   out.push_back({PayloadType::kKe, wire::KePayload{group_, sa.dh->public_value()}});
   out.push_back({PayloadType::kNonce, wire::NoncePayload{sa.nonce_i}});
-  add_nat_detection(sa, out, sa.config->encap_force, s.random());
+  if (sa.config->nat_traversal) add_nat_detection(sa, out, sa.config->encap_force, s.random());
   return out;
 }
 
@@ -208,7 +209,7 @@ InitResponse respond_ike_sa_init(IkeSa& sa, Services& s, const std::vector<Paylo
   r.payloads.push_back({PayloadType::kSa, wire::SaPayload{{*chosen}}});
   r.payloads.push_back({PayloadType::kKe, wire::KePayload{group, (*dh)->public_value()}});
   r.payloads.push_back({PayloadType::kNonce, wire::NoncePayload{sa.nonce_r}});
-  if (sa.peer_nat_d) add_nat_detection(sa, r.payloads, sa.config->encap_force, s.random());
+  if (sa.peer_nat_d && sa.config->nat_traversal) add_nat_detection(sa, r.payloads, sa.config->encap_force, s.random());
   r.ok = true;
   return r;
 }

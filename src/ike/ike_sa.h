@@ -20,6 +20,7 @@
 namespace mobike::ike {
 
 class Task;
+struct MobilityState;
 
 enum class IkeState : std::uint8_t {
   kConnecting,   // IKE_SA_INIT / IKE_AUTH in progress
@@ -83,6 +84,9 @@ struct IkeSa {
   bool nat_remote = false;  // the peer is behind a NAT
   bool peer_mobike = false;
   bool peer_nat_d = false;  // the peer sent NAT detection payloads
+  // The peer's last NAT_DETECTION_DESTINATION_IP: the hash of our address as it saw it
+  // (RFC 4555 §3.8 compares it to notice a NAT mapping change).
+  Bytes nat_d_dest_seen;
 
   wire::Proposal ike_proposal;
   IkeCrypto crypto;
@@ -109,6 +113,7 @@ struct IkeSa {
   Bytes active_request;
   int retransmits = 0;
   TimePoint retransmit_at = TimePoint::max();
+  TimePoint active_sent{};  // when the outstanding request was first sent
 
   std::vector<ChildSa> children;
 
@@ -124,7 +129,9 @@ struct IkeSa {
   TimePoint keepalive_at = TimePoint::max();
   TimePoint rekey_at = TimePoint::max();
   TimePoint expire_at = TimePoint::max();  // half-open timeout or hard lifetime
+  TimePoint mobility_at = TimePoint::max();  // Mobility::on_timer
   TimePoint scheduled_at = TimePoint::max();  // the engine's timer queue entry
+  std::unique_ptr<MobilityState> mobility_state;  // owned by the Mobility extension
   bool half_open = false;  // counted against the responder's cookie threshold
   bool doomed = false;     // handed to the engine's reaper
   Endpoint init_remote;    // responder: where the IKE_SA_INIT came from (its index key)

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "ike/child_sa.h"
+#include "ike/mobility.h"
 
 namespace mobike::ike {
 
@@ -21,6 +22,17 @@ void remove_child(IkeSa& sa, std::uint64_t child_id, Services& s) {
   // The SA this one was replaced by may now send (it was receive-only, see
   // create_child.cc): the peer has deleted, so it knows the new SA.
   if (ChildSa* next = successor ? sa.find_child(successor) : nullptr) activate_outbound(sa, *next, s);
+}
+
+std::optional<std::vector<Payload>> LivenessTask::build_request(IkeSa& sa, Services& s) {
+  std::vector<Payload> out;
+  if (auto* m = s.mobility(); m && sa.peer_mobike) m->liveness_request(sa, s, out);
+  return out;
+}
+
+TaskResult LivenessTask::process_response(IkeSa& sa, Services& s, const std::vector<Payload>& payloads) {
+  if (auto* m = s.mobility(); m && sa.peer_mobike) m->liveness_response(sa, s, payloads);
+  return TaskResult::kDone;
 }
 
 std::optional<std::vector<Payload>> IkeDeleteTask::build_request(IkeSa& sa, Services&) {

@@ -10,12 +10,8 @@ class LivenessTask final : public Task {
  public:
   wire::ExchangeType exchange() const override { return wire::ExchangeType::kInformational; }
   const char* name() const override { return "DPD"; }
-  std::optional<std::vector<wire::Payload>> build_request(IkeSa&, Services&) override {
-    return std::vector<wire::Payload>{};
-  }
-  TaskResult process_response(IkeSa&, Services&, const std::vector<wire::Payload>&) override {
-    return TaskResult::kDone;
-  }
+  std::optional<std::vector<wire::Payload>> build_request(IkeSa& sa, Services& s) override;
+  TaskResult process_response(IkeSa& sa, Services& s, const std::vector<wire::Payload>& payloads) override;
 };
 
 class IkeDeleteTask final : public Task {

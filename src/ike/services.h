@@ -16,6 +16,7 @@ namespace mobike::ike {
 struct IkeSa;
 struct ChildSa;
 class Task;
+class Mobility;
 
 class Services {
  public:
@@ -40,6 +41,12 @@ class Services {
   virtual IkeSa* find_sa(std::uint64_t id) = 0;
   // Ends an SA at once (its Child SAs, if still attached, leave the data plane).
   virtual void retire(IkeSa& sa, const std::string& why) = 0;
+  // The address-mobility extension, if one is installed (see ike/mobility.h).
+  virtual Mobility* mobility() = 0;
+  // The host's usable addresses, as last told by the daemon (empty: unknown).
+  virtual const std::vector<IpAddress>& local_addresses() const = 0;
+  // Sends an IKE message of `sa` on an explicit path (path probing, switch requests).
+  virtual void send_on(const IkeSa& sa, const Endpoint& local, const Endpoint& remote, Bytes data) = 0;
 };
 
 }  // namespace mobike::ike

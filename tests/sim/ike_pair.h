@@ -29,7 +29,7 @@ struct Pair {
       nat = &net.add_nat("nat", ip("198.51.100.2"));
       net.put_behind(*ini, *nat);
     } else {
-      ini->addresses = {ip("198.51.100.3")};
+      net.set_addresses(*ini, {ip("198.51.100.3")});
     }
   }
   ~Pair() {

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "ike_pair.h"
+#include "mobike/mobike.h"
 
 namespace mobike::sim {
 namespace {
@@ -22,10 +23,13 @@ TEST(MobikeSim, InitiatorMovesFromBehindOneNatToAnother) {
 
   // The uplink changes: a new address behind NAT B; the old one is gone.
   Nat& b = p.net.add_nat("nat-b", ip("203.0.113.77"));
-  p.ini->addresses = {ip("10.2.0.9")};
+  p.net.set_addresses(*p.ini, {ip("10.2.0.9")});
   p.net.put_behind(*p.ini, b);
-  ASSERT_TRUE(p.ini->engine->update_addresses(only_sa(*p.ini)->id, ip("10.2.0.9"), p.net.now()));
-  ASSERT_TRUE(p.net.run_until([&] { return count_events(*p.ini, EventKind::kAddressesUpdated) == 1; }, Duration(5000)));
+  ASSERT_TRUE(mobility::update_addresses(*p.ini->engine, only_sa(*p.ini)->id, ip("10.2.0.9"), p.net.now()));
+  // The responder moves its ESP after its return-routability check (§3.7).
+  ASSERT_TRUE(p.net.run_until([&] { return count_events(*p.ini, EventKind::kAddressesUpdated) == 1 &&
+                                           count_events(*p.res, EventKind::kAddressesUpdated) == 1; },
+                              Duration(5000)));
 
   auto* a = only_sa(*p.ini);
   auto* r = only_sa(*p.res);
@@ -52,9 +56,9 @@ TEST(MobikeSim, MoveOutOfTheNatTurnsEncapsulationOff) {
   p.configure_default();
   p.initiate();
   ASSERT_TRUE(p.net.run_until([&] { return p.both_established(); }));
-  p.ini->addresses = {ip("198.51.100.44")};
+  p.net.set_addresses(*p.ini, {ip("198.51.100.44")});
   p.ini->nat = nullptr;
-  ASSERT_TRUE(p.ini->engine->update_addresses(only_sa(*p.ini)->id, ip("198.51.100.44"), p.net.now()));
+  ASSERT_TRUE(mobility::update_addresses(*p.ini->engine, only_sa(*p.ini)->id, ip("198.51.100.44"), p.net.now()));
   ASSERT_TRUE(p.net.run_until([&] { return count_events(*p.res, EventKind::kAddressesUpdated) == 1 &&
                                            count_events(*p.ini, EventKind::kAddressesUpdated) == 1; },
                               Duration(5000)));
@@ -73,12 +77,13 @@ TEST(MobikeSim, LostUpdateIsRetransmittedFromTheNewAddress) {
   p.configure_default();
   p.initiate();
   ASSERT_TRUE(p.net.run_until([&] { return p.both_established(); }));
+  p.net.run_for(Duration(1000));  // the liveness check that learns the NAT mapping is done
   Nat& b = p.net.add_nat("nat-b", ip("203.0.113.77"));
-  p.ini->addresses = {ip("10.2.0.9")};
+  p.net.set_addresses(*p.ini, {ip("10.2.0.9")});
   p.net.put_behind(*p.ini, b);
   int dropped = 0;
   p.net.drop = [&](const Packet& pk) { return pk.from == "ini" && dropped++ < 2; };  // request and 1st retransmit
-  ASSERT_TRUE(p.ini->engine->update_addresses(only_sa(*p.ini)->id, ip("10.2.0.9"), p.net.now()));
+  ASSERT_TRUE(mobility::update_addresses(*p.ini->engine, only_sa(*p.ini)->id, ip("10.2.0.9"), p.net.now()));
   ASSERT_TRUE(p.net.run_until([&] { return count_events(*p.ini, EventKind::kAddressesUpdated) == 1; }, Duration(20000)));
   EXPECT_EQ(only_sa(*p.res)->remote, (Endpoint{ip("203.0.113.77"), 4500}));
   EXPECT_EQ(p.ini->engine->counters().retransmits_sent, 2u);
@@ -90,7 +95,7 @@ TEST(MobikeSim, ResponderCannotMoveTheSa) {
   p.initiate();
   ASSERT_TRUE(p.net.run_until([&] { return p.both_established(); }));
   // Only the original initiator may send UPDATE_SA_ADDRESSES.
-  EXPECT_FALSE(p.res->engine->update_addresses(only_sa(*p.res)->id, ip("198.51.100.10"), p.net.now()));
+  EXPECT_FALSE(mobility::update_addresses(*p.res->engine, only_sa(*p.res)->id, ip("198.51.100.10"), p.net.now()));
   // And without MOBIKE negotiated, the initiator may not either.
   Pair q(false);
   auto i = psk_connection("home", "198.51.100.10", "ini@example.test", "res@example.test");
@@ -98,7 +103,7 @@ TEST(MobikeSim, ResponderCannotMoveTheSa) {
   q.configure(i, psk_connection("gw", "%any", "res@example.test", "ini@example.test"));
   q.initiate();
   ASSERT_TRUE(q.net.run_until([&] { return q.both_established(); }));
-  EXPECT_FALSE(q.ini->engine->update_addresses(only_sa(*q.ini)->id, ip("198.51.100.3"), q.net.now()));
+  EXPECT_FALSE(mobility::update_addresses(*q.ini->engine, only_sa(*q.ini)->id, ip("198.51.100.3"), q.net.now()));
 }
 
 }  // namespace

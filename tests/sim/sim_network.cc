@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "ike/proposal_string.h"
+#include "mobike/mobike.h"
 
 namespace mobike::sim {
 
@@ -41,9 +42,18 @@ Host& Network::add_host(const std::string& name, std::vector<IpAddress> addresse
   h->engine = std::make_unique<ike::Engine>(cfg, *h->random, [raw](ike::LogLevel, const std::string& m) {
     raw->log.push_back(m);
   });
+  // As the daemon does: every simulated host speaks MOBIKE.
+  mobility::install(*h->engine);
+  h->engine->set_local_addresses(addresses, now_);
   h->addresses = std::move(addresses);
   hosts_.push_back(std::move(h));
   return *hosts_.back();
+}
+
+void Network::set_addresses(Host& host, std::vector<IpAddress> addresses) {
+  host.engine->set_local_addresses(addresses, now_);
+  host.addresses = std::move(addresses);
+  collect(host);
 }
 
 Nat& Network::add_nat(const std::string& name, const IpAddress& public_address) {

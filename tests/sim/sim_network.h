@@ -69,6 +69,8 @@ class Network {
                  std::uint64_t seed = 0);
   Nat& add_nat(const std::string& name, const IpAddress& public_address);
   void put_behind(Host& host, Nat& nat) { host.nat = &nat; }
+  // Changes a host's addresses and tells its engine, as the daemon's address monitor does.
+  void set_addresses(Host& host, std::vector<IpAddress> addresses);
 
   TimePoint now() const { return now_; }
   Duration latency{10};

@@ -1,0 +1,105 @@
+#include "mobike/address_list.h"
+
+#include <algorithm>
+
+#include "ike/connection.h"
+#include "mobike/sa_state.h"
+
+namespace mobike::mobility {
+
+using wire::NotifyType;
+
+bool usable_address(const IpAddress& a) {
+  if (a.is_unspecified() || a.is_loopback() || a.is_multicast()) return false;
+  auto b = a.bytes();
+  if (a.is_v4()) return !(b[0] == 169 && b[1] == 254) && b[0] != 0 && !(b[0] == 255 && b[1] == 255);
+  return !(b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
+}
+
+std::vector<IpAddress> our_additional_addresses(const ike::IkeSa& sa, ike::Services& s) {
+  std::vector<IpAddress> out;
+  for (const auto& a : s.local_addresses()) {
+    if (out.size() == kMaxAddresses) break;
+    if (a == sa.local.address || !usable_address(a)) continue;
+    if (sa.config && !ike::local_address_allowed(*sa.config, a)) continue;
+    out.push_back(a);
+  }
+  return out;
+}
+
+void add_address_list(const std::vector<IpAddress>& addresses, std::vector<wire::Payload>& out) {
+  if (addresses.empty()) {
+    out.push_back(wire::make_notify(NotifyType::kNoAdditionalAddresses));
+    return;
+  }
+  for (const auto& a : addresses)
+    out.push_back(wire::make_notify(a.is_v4() ? NotifyType::kAdditionalIp4Address : NotifyType::kAdditionalIp6Address,
+                                    a.to_bytes()));
+}
+
+std::optional<std::vector<IpAddress>> parse_address_list(const std::vector<wire::Payload>& payloads,
+                                                         std::string* skipped) {
+  bool present = false;
+  std::vector<IpAddress> out;
+  for (const auto& p : payloads) {
+    auto* n = std::get_if<wire::NotifyPayload>(&p.body);
+    if (!n) continue;
+    auto t = n->notify_type();
+    if (t == NotifyType::kNoAdditionalAddresses) {
+      present = true;
+      continue;
+    }
+    if (t != NotifyType::kAdditionalIp4Address && t != NotifyType::kAdditionalIp6Address) continue;
+    present = true;
+    std::size_t want = t == NotifyType::kAdditionalIp4Address ? 4 : 16;
+    auto a = n->data.size() == want ? IpAddress::from_bytes(n->data) : std::nullopt;
+    if (!a || !usable_address(*a)) {
+      if (skipped)
+        *skipped += std::string(skipped->empty() ? "" : ", ") +
+                    (a ? a->to_string() : std::to_string(n->data.size()) + " octets for " +
+                                              std::string(wire::notify_name(n->type)));
+      continue;
+    }
+    if (out.size() < kMaxAddresses && std::find(out.begin(), out.end(), *a) == out.end()) out.push_back(*a);
+  }
+  if (!present) return std::nullopt;
+  return out;
+}
+
+Bytes no_nats_data(const Endpoint& source, const Endpoint& destination) {
+  Bytes out = source.address.to_bytes();
+  append(out, destination.address.bytes());
+  out.push_back(static_cast<std::uint8_t>(source.port >> 8));
+  out.push_back(static_cast<std::uint8_t>(source.port));
+  out.push_back(static_cast<std::uint8_t>(destination.port >> 8));
+  out.push_back(static_cast<std::uint8_t>(destination.port));
+  return out;
+}
+
+}  // namespace mobike::mobility
+
+namespace mobike::mobility {
+
+std::optional<std::vector<wire::Payload>> AddressListTask::build_request(ike::IkeSa& sa, ike::Services& s) {
+  if (sa.state != ike::IkeState::kEstablished) return std::nullopt;
+  auto& st = state(sa);
+  auto list = our_additional_addresses(sa, s);
+  if (st.announced_once && list == st.announced) return std::nullopt;  // nothing new by now
+  st.announced = list;
+  st.announced_once = true;
+  std::vector<wire::Payload> out;
+  add_address_list(list, out);
+  if (!sa.config->nat_traversal)
+    out.push_back(wire::make_notify(NotifyType::kNoNatsAllowed, no_nats_data(sa.local, sa.remote)));
+  return out;
+}
+
+ike::TaskResult AddressListTask::process_response(ike::IkeSa& sa, ike::Services& s,
+                                                  const std::vector<wire::Payload>& payloads) {
+  for (const auto& p : payloads)
+    if (auto* n = std::get_if<wire::NotifyPayload>(&p.body); n && wire::is_error(n->notify_type()))
+      s.log(ike::LogLevel::kWarn, &sa, "address list refused: " + std::string(wire::notify_name(n->type)));
+  return ike::TaskResult::kDone;
+}
+
+}  // namespace mobike::mobility

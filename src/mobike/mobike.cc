@@ -1,0 +1,228 @@
+#include "mobike/mobike.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "ike/ike_init.h"
+#include "ike/informational.h"
+#include "ike/protection.h"
+#include "mobike/address_list.h"
+#include "mobike/path_probe.h"
+#include "mobike/update.h"
+
+namespace mobike::mobility {
+
+using ike::IkeSa;
+using ike::IkeState;
+using ike::LogLevel;
+using ike::Services;
+using wire::NotifyType;
+using wire::Payload;
+
+SaState& state(IkeSa& sa) {
+  if (!sa.mobility_state) sa.mobility_state = std::make_unique<SaState>();
+  return static_cast<SaState&>(*sa.mobility_state);
+}
+
+const SaState* find_state(const IkeSa& sa) { return static_cast<const SaState*>(sa.mobility_state.get()); }
+
+bool may_update(const IkeSa& sa) {
+  return sa.peer_mobike && sa.original_initiator && sa.config && sa.config->mobike;
+}
+
+namespace {
+
+void take_peer_list(IkeSa& sa, Services& s, const std::vector<Payload>& payloads) {
+  std::string skipped;
+  auto list = parse_address_list(payloads, &skipped);
+  if (!skipped.empty()) s.log(LogLevel::kWarn, &sa, "ignored peer addresses: " + skipped);
+  if (list) state(sa).peer_addresses = std::move(*list);
+}
+
+// Whether a NAT_DETECTION_DESTINATION_IP answer says our public address or port changed.
+bool mapping_changed(const IkeSa& sa, ByteView seen) {
+  if (!sa.nat_local) return !equal_ct(seen, ike::nat_detection_hash(sa.spi_i, sa.spi_r, sa.local));
+  return !sa.nat_d_dest_seen.empty() && !equal_ct(seen, sa.nat_d_dest_seen);
+}
+
+}  // namespace
+
+void Mobike::auth_payloads(IkeSa& sa, Services& s, std::vector<Payload>& out) {
+  out.push_back(wire::make_notify(NotifyType::kMobikeSupported));
+  auto& st = state(sa);
+  st.announced = our_additional_addresses(sa, s);
+  st.announced_once = true;
+  add_address_list(st.announced, out);
+  if (sa.initiator && !sa.config->nat_traversal)
+    out.push_back(wire::make_notify(NotifyType::kNoNatsAllowed, no_nats_data(sa.local, sa.remote)));
+}
+
+void Mobike::auth_received(IkeSa& sa, Services& s, const std::vector<Payload>& in) {
+  sa.peer_mobike = wire::find_notify(in, NotifyType::kMobikeSupported) != nullptr;
+  if (!sa.peer_mobike) return;
+  auto& st = state(sa);
+  take_peer_list(sa, s, in);
+  st.committed = {sa.local, sa.remote};
+  if (sa.initiator && sa.nat_local && sa.config->nat_traversal) {
+    // The NAT-D of IKE_SA_INIT hashed our port-500 mapping; learn the one of the NAT-T
+    // port now, so that a later change of it shows (§3.8).
+    sa.nat_d_dest_seen.clear();
+    s.queue(sa, std::make_unique<ike::LivenessTask>());
+  }
+}
+
+void Mobike::respond_informational(IkeSa& sa, Services& s, const std::vector<Payload>& request,
+                                   const Endpoint& local, const Endpoint& remote, std::vector<Payload>& response) {
+  if (sa.peer_mobike) {
+    if (auto* n = wire::find_notify(request, NotifyType::kNoNatsAllowed);
+        n && !equal_ct(n->data, no_nats_data(remote, local))) {
+      // §3.9: the peer forbade NATs and one rewrote its packet.
+      s.log(LogLevel::kWarn, &sa, "NO_NATS_ALLOWED does not match the packet from " + remote.to_string());
+      response.push_back(wire::make_notify(NotifyType::kUnexpectedNatDetected));
+      return;
+    }
+    take_peer_list(sa, s, request);
+    if (wire::find_notify(request, NotifyType::kUpdateSaAddresses))
+      respond_update(sa, s, request, local, remote, response);
+  }
+  if (wire::find_notify(request, NotifyType::kNatDetectionDestinationIp) && sa.config->nat_traversal) {
+    // Hashes of the path this request took, whatever path the SA uses.
+    Endpoint save_local = std::exchange(sa.local, local), save_remote = std::exchange(sa.remote, remote);
+    ike::add_nat_detection(sa, response, sa.config->encap_force, s.random());
+    sa.local = save_local;
+    sa.remote = save_remote;
+  }
+  if (auto* cookie = wire::find_notify(request, NotifyType::kCookie2))
+    response.push_back(wire::make_notify(NotifyType::kCookie2, cookie->data));
+}
+
+void Mobike::liveness_request(IkeSa& sa, Services& s, std::vector<Payload>& out) {
+  if (may_update(sa) && sa.config->nat_traversal && sa.peer_nat_d)
+    ike::add_nat_detection(sa, out, sa.config->encap_force, s.random());
+}
+
+void Mobike::liveness_response(IkeSa& sa, Services& s, const std::vector<Payload>& in) {
+  if (!may_update(sa)) return;
+  auto& st = state(sa);
+  auto* dest = wire::find_notify(in, NotifyType::kNatDetectionDestinationIp);
+  if (!dest || st.probing || st.deciding || st.committed != Path{sa.local, sa.remote}) return;
+  if (sa.nat_local && sa.nat_d_dest_seen.empty()) {
+    sa.nat_d_dest_seen = dest->data;
+    return;
+  }
+  if (mapping_changed(sa, dest->data)) {
+    s.log(LogLevel::kInfo, &sa, "the NAT in front of us changed our public address or port: updating");
+    queue_update(sa, s);
+  }
+}
+
+void Mobike::response_path(IkeSa& sa, Services& s, const Endpoint& local, const Endpoint& remote) {
+  if (!sa.peer_mobike) return;
+  auto& st = state(sa);
+  st.last_response_path = {local, remote};
+  if (st.probing && sa.active_mid == st.probe_mid) probe_answered(sa, s, config_, {local, remote});
+}
+
+bool Mobike::wants_late_response(const IkeSa& sa, std::uint32_t message_id) const {
+  const SaState* st = find_state(sa);
+  return st && st->deciding && st->probe_mid == message_id;
+}
+
+void Mobike::late_response(IkeSa& sa, Services& s, const Endpoint& local, const Endpoint& remote) {
+  probe_answered(sa, s, config_, {local, remote});
+}
+
+bool Mobike::transmit(IkeSa& sa, Services& s) {
+  const SaState* st = find_state(sa);
+  if (!st || !st->probing) return false;
+  transmit_probes(sa, s);
+  return true;
+}
+
+ike::Mobility::RetransmitVerdict Mobike::on_retransmit(IkeSa& sa, Services& s) {
+  if (!sa.peer_mobike || !sa.config || !sa.config->mobike) return RetransmitVerdict::kDefault;
+  const auto& ec = s.config();
+  double factor = std::pow(ec.retransmit_base, sa.retransmits + 1);
+  auto interval = std::min(Duration(static_cast<Duration::rep>(ec.retransmit_timeout.count() * factor)),
+                           config_.max_retransmit_interval);
+  if (may_update(sa)) {
+    auto& st = state(sa);
+    if (!st.probing && sa.retransmits + 1 >= config_.probe_after_retransmits) {
+      st.probing = true;  // this retransmission goes out on every path
+      st.deciding = false;
+      st.answers.clear();
+      st.probing_since = s.now();
+      s.log(LogLevel::kInfo, &sa, "no answer on " + sa.local.to_string() + " -> " + sa.remote.to_string() +
+                                      ": probing " + std::to_string(candidate_paths(sa, s).size()) + " path(s)");
+    }
+    if (!st.probing) return RetransmitVerdict::kDefault;
+    if (s.now() - st.probing_since >= config_.path_timeout) return RetransmitVerdict::kGiveUp;
+    sa.retransmit_at = s.now() + interval;
+    return RetransmitVerdict::kKeepTrying;
+  }
+  // §3.11: the responder waits long, so that the initiator has time to find a path.
+  if (sa.retransmits < ec.retransmit_tries) return RetransmitVerdict::kDefault;
+  if (s.now() - sa.active_sent >= config_.path_timeout) return RetransmitVerdict::kGiveUp;
+  sa.retransmit_at = s.now() + interval;
+  return RetransmitVerdict::kKeepTrying;
+}
+
+void Mobike::on_timer(IkeSa& sa, Services& s) { decide_probe(sa, s); }
+
+void Mobike::local_addresses_changed(IkeSa& sa, Services& s) {
+  if (sa.state != IkeState::kEstablished || !sa.peer_mobike || !sa.config->mobike) return;
+  auto& st = state(sa);
+  if (!sa.original_initiator) {
+    bool queued = std::any_of(sa.queue.begin(), sa.queue.end(),
+                              [](const auto& t) { return std::string_view(t->name()) == "MOBIKE_ADDRESSES"; });
+    if (!queued && (!st.announced_once || our_additional_addresses(sa, s) != st.announced))
+      s.queue(sa, std::make_unique<AddressListTask>());
+  } else if (st.probing && sa.active) {
+    // A new address may be the way out: try every path now rather than at the next
+    // back-off step.
+    transmit_probes(sa, s);
+    sa.retransmit_at = s.now() + s.config().retransmit_timeout;
+  }
+}
+
+void Mobike::inherit(const IkeSa& old, IkeSa& fresh) {
+  const SaState* st = find_state(old);
+  if (!st) return;
+  auto& to = state(fresh);
+  to.peer_addresses = st->peer_addresses;
+  to.announced = st->announced;
+  to.announced_once = st->announced_once;
+  to.committed = st->committed;
+  to.updates = st->updates;
+}
+
+void install(ike::Engine& engine, Config config) { engine.set_mobility(std::make_unique<Mobike>(config)); }
+
+bool update_addresses(ike::Engine& engine, std::uint64_t id, const IpAddress& local, TimePoint now) {
+  return engine.with_sa(id, now, [&](IkeSa& sa, Services& s) {
+    if (sa.state != IkeState::kEstablished || !may_update(sa)) return false;
+    auto& st = state(sa);
+    st.probing = st.deciding = false;
+    st.answers.clear();
+    sa.mobility_at = TimePoint::max();
+    sa.local = {local, s.config().natt_port};
+    queue_update(sa, s);
+    return true;
+  });
+}
+
+bool probe_paths(ike::Engine& engine, std::uint64_t id, TimePoint now) {
+  return engine.with_sa(id, now, [&](IkeSa& sa, Services& s) {
+    if (sa.state != IkeState::kEstablished || !may_update(sa)) return false;
+    start_probing(sa, s, "path lost");
+    return true;
+  });
+}
+
+std::optional<SaView> view(const IkeSa& sa) {
+  const SaState* st = find_state(sa);
+  if (!st) return std::nullopt;
+  return SaView{st->peer_addresses, st->committed, st->probing || st->deciding, st->rr_pending, st->updates};
+}
+
+}  // namespace mobike::mobility

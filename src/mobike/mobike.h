@@ -1,0 +1,77 @@
+// MOBIKE (RFC 4555) as the engine's Mobility extension: address lists, updates with
+// NAT detection and COOKIE2, NAT mapping changes noticed in liveness checks, path
+// probing when the current path fails, return-routability checks by the responder.
+// install() puts it into an engine; the free functions are the operator's and the
+// daemon's commands on one IKE SA.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "ike/engine.h"
+#include "ike/mobility.h"
+#include "mobike/sa_state.h"
+
+namespace mobike::mobility {
+
+using ike::Duration;
+
+struct Config {
+  // Start probing other paths after this many unanswered retransmissions (§3.4).
+  int probe_after_retransmits = 2;
+  // After a first answer, how long other (better-ranked) paths may still answer.
+  Duration probe_grace{100};
+  // Probes and the responder's retransmissions back off to at most this interval.
+  Duration max_retransmit_interval{15000};
+  // How long an SA without a working path is kept: probing (initiator) or
+  // retransmitting (responder, §3.11 asks for at least 5 minutes).
+  Duration path_timeout{std::chrono::minutes(5)};
+};
+
+class Mobike final : public ike::Mobility {
+ public:
+  explicit Mobike(Config config) : config_(config) {}
+  const Config& config() const { return config_; }
+
+  void auth_payloads(ike::IkeSa& sa, ike::Services& s, std::vector<wire::Payload>& out) override;
+  void auth_received(ike::IkeSa& sa, ike::Services& s, const std::vector<wire::Payload>& in) override;
+  void respond_informational(ike::IkeSa& sa, ike::Services& s, const std::vector<wire::Payload>& request,
+                             const Endpoint& local, const Endpoint& remote,
+                             std::vector<wire::Payload>& response) override;
+  void liveness_request(ike::IkeSa& sa, ike::Services& s, std::vector<wire::Payload>& out) override;
+  void liveness_response(ike::IkeSa& sa, ike::Services& s, const std::vector<wire::Payload>& in) override;
+  void response_path(ike::IkeSa& sa, ike::Services& s, const Endpoint& local, const Endpoint& remote) override;
+  bool wants_late_response(const ike::IkeSa& sa, std::uint32_t message_id) const override;
+  void late_response(ike::IkeSa& sa, ike::Services& s, const Endpoint& local, const Endpoint& remote) override;
+  bool transmit(ike::IkeSa& sa, ike::Services& s) override;
+  RetransmitVerdict on_retransmit(ike::IkeSa& sa, ike::Services& s) override;
+  void on_timer(ike::IkeSa& sa, ike::Services& s) override;
+  void local_addresses_changed(ike::IkeSa& sa, ike::Services& s) override;
+  void inherit(const ike::IkeSa& old, ike::IkeSa& fresh) override;
+
+ private:
+  Config config_;
+};
+
+// Installs MOBIKE into `engine` (before any SA exists).
+void install(ike::Engine& engine, Config config = {});
+
+// The original initiator moves the IKE SA to `local` (UPDATE_SA_ADDRESSES, §3.5).
+bool update_addresses(ike::Engine& engine, std::uint64_t ike_sa_id, const IpAddress& local, TimePoint now);
+// The original initiator's current path is gone: probe the others (§3.4).
+bool probe_paths(ike::Engine& engine, std::uint64_t ike_sa_id, TimePoint now);
+
+// MOBIKE's view of one IKE SA, for `mobikectl list-sas`.
+struct SaView {
+  std::vector<IpAddress> peer_addresses;
+  Path committed;
+  bool probing = false;
+  bool rr_pending = false;
+  std::uint64_t updates = 0;
+};
+std::optional<SaView> view(const ike::IkeSa& sa);
+
+// True if the SA is one this side may move (original initiator, both sides MOBIKE).
+bool may_update(const ike::IkeSa& sa);
+
+}  // namespace mobike::mobility

@@ -1,0 +1,53 @@
+// What MOBIKE keeps per IKE SA (RFC 4555): the peer's address set, the path the Child
+// SAs use, and the progress of path probing and return-routability checks.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "common/bytes.h"
+#include "common/ip_address.h"
+#include "ike/ike_sa.h"
+#include "ike/mobility.h"
+
+namespace mobike::mobility {
+
+using ike::TimePoint;
+
+struct Path {
+  Endpoint local;
+  Endpoint remote;
+  friend bool operator==(const Path&, const Path&) = default;
+};
+
+struct SaState final : ike::MobilityState {
+  // The peer's additional addresses (§3.6); the address in its IP header is implied.
+  std::vector<IpAddress> peer_addresses;
+  // Our own list as last sent to the peer (responder announcements).
+  std::vector<IpAddress> announced;
+  bool announced_once = false;
+  // The path the Child SAs use: what both peers agreed on in the last completed update.
+  Path committed;
+
+  // Path probing (§3.4): the outstanding request goes out on every candidate path.
+  bool probing = false;
+  TimePoint probing_since{};
+  std::uint32_t probe_mid = 0;
+  // After the first answer: other answers to the same request until decide_at.
+  bool deciding = false;
+  std::vector<Path> answers;  // in arrival order
+
+  // Responder: the initiator's new path awaits a return-routability check.
+  bool rr_pending = false;
+  // Where the response to our last request came from (for the RR check).
+  Path last_response_path;
+
+  std::uint64_t updates = 0;  // completed moves of this SA
+};
+
+// The SA's MOBIKE state, created on first use.
+SaState& state(ike::IkeSa& sa);
+const SaState* find_state(const ike::IkeSa& sa);
+
+}  // namespace mobike::mobility

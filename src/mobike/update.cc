@@ -1,0 +1,121 @@
+#include "mobike/update.h"
+
+#include <algorithm>
+
+#include "ike/child_sa.h"
+#include "ike/ike_init.h"
+#include "mobike/address_list.h"
+#include "mobike/return_routability.h"
+
+namespace mobike::mobility {
+
+using ike::EventKind;
+using ike::IkeSa;
+using ike::LogLevel;
+using ike::Services;
+using ike::TaskResult;
+using wire::NotifyType;
+using wire::Payload;
+
+void move_ike_sa(IkeSa& sa, Services& s, const Endpoint& local, const Endpoint& remote) {
+  auto& st = state(sa);
+  bool changed = st.committed != Path{local, remote};
+  sa.local = local;
+  sa.remote = remote;
+  st.committed = {local, remote};
+  st.rr_pending = false;
+  st.updates++;
+  // Keepalives go with being behind a NAT (RFC 3948 §4), which the move may change.
+  if (!sa.nat_local)
+    sa.keepalive_at = TimePoint::max();
+  else if (sa.keepalive_at == TimePoint::max())
+    sa.keepalive_at = s.now() + s.config().keepalive_interval;
+  for (auto& c : sa.children) s.dataplane(ike::dataplane_op(ike::DataplaneOp::Kind::kUpdateAddresses, sa, c));
+  s.event(EventKind::kAddressesUpdated, sa, 0,
+          sa.local.to_string() + " <-> " + sa.remote.to_string() + (sa.nat_local ? " (NAT here)" : "") +
+              (sa.nat_remote ? " (NAT at peer)" : "") + (changed ? "" : " (unchanged)"));
+}
+
+void queue_update(IkeSa& sa, Services& s) {
+  bool waiting = std::any_of(sa.queue.begin(), sa.queue.end(),
+                             [](const auto& t) { return std::string_view(t->name()) == kUpdateTaskName; });
+  if (!waiting) s.queue(sa, std::make_unique<MobikeUpdateTask>());
+}
+
+std::optional<std::vector<Payload>> MobikeUpdateTask::build_request(IkeSa& sa, Services& s) {
+  if (sa.state != ike::IkeState::kEstablished) return std::nullopt;
+  cookie2_ = s.random().bytes(16);
+  std::vector<Payload> out{wire::make_notify(NotifyType::kUpdateSaAddresses)};
+  if (sa.config->nat_traversal)
+    ike::add_nat_detection(sa, out, sa.config->encap_force, s.random());
+  else
+    out.push_back(wire::make_notify(NotifyType::kNoNatsAllowed, no_nats_data(sa.local, sa.remote)));
+  out.push_back(wire::make_notify(NotifyType::kCookie2, cookie2_));
+  add_address_list(our_additional_addresses(sa, s), out);
+  return out;
+}
+
+TaskResult MobikeUpdateTask::process_response(IkeSa& sa, Services& s, const std::vector<Payload>& payloads) {
+  auto& st = state(sa);
+  for (const auto& p : payloads)
+    if (auto* n = std::get_if<wire::NotifyPayload>(&p.body); n && wire::is_error(n->notify_type())) {
+      // UNACCEPTABLE_ADDRESSES, UNEXPECTED_NAT_DETECTED: the peer keeps the old path,
+      // and so do we.
+      std::string why(wire::notify_name(n->type));
+      s.log(LogLevel::kWarn, &sa, "address update to " + sa.local.to_string() + " <-> " + sa.remote.to_string() +
+                                      " refused: " + why);
+      sa.local = st.committed.local;
+      sa.remote = st.committed.remote;
+      s.event(EventKind::kAddressesUpdated, sa, 0, "refused: " + why);
+      return TaskResult::kDone;
+    }
+  // RFC 4555 §3.7: a wrong or missing COOKIE2 means the IKE SA must be closed.
+  auto* cookie = wire::find_notify(payloads, NotifyType::kCookie2);
+  if (!cookie || !equal_ct(cookie->data, cookie2_)) {
+    s.log(LogLevel::kWarn, &sa, "COOKIE2 missing or wrong in the UPDATE_SA_ADDRESSES response");
+    return TaskResult::kFailed;
+  }
+  if (sa.config->nat_traversal) ike::evaluate_nat_detection(sa, payloads, sa.config->encap_force);
+  if (auto list = parse_address_list(payloads, nullptr)) st.peer_addresses = std::move(*list);
+  // The SA may have moved again while this exchange ran: the newer update follows.
+  move_ike_sa(sa, s, sa.local, sa.remote);
+  return TaskResult::kDone;
+}
+
+void respond_update(IkeSa& sa, Services& s, const std::vector<Payload>& request, const Endpoint& local,
+                    const Endpoint& remote, std::vector<Payload>& response) {
+  if (!sa.peer_mobike || sa.original_initiator) {
+    // Only the initiator of the first IKE SA may move it (§3.5).
+    s.log(LogLevel::kWarn, &sa, "UPDATE_SA_ADDRESSES from the MOBIKE responder ignored");
+    return;
+  }
+  auto& st = state(sa);
+  if (!ike::remote_address_allowed(*sa.config, remote.address) || !usable_address(remote.address)) {
+    s.log(LogLevel::kWarn, &sa, "address update to " + remote.to_string() + " refused: not an allowed peer address");
+    response.push_back(wire::make_notify(NotifyType::kUnacceptableAddresses));
+    return;
+  }
+  bool announced = remote.address == st.committed.remote.address ||
+                   std::find(st.peer_addresses.begin(), st.peer_addresses.end(), remote.address) !=
+                       st.peer_addresses.end();
+  sa.local = local;
+  sa.remote = remote;
+  if (wire::find_notify(request, NotifyType::kNatDetectionDestinationIp))
+    ike::evaluate_nat_detection(sa, request, sa.config->encap_force);
+  else if (wire::find_notify(request, NotifyType::kNoNatsAllowed))
+    sa.nat_local = sa.nat_remote = false;  // checked by the caller: the header matched
+  auto policy = sa.config->return_routability;
+  bool check = policy == ike::ReturnRoutability::kAlways ||
+               (policy == ike::ReturnRoutability::kUnannounced && !announced);
+  if (check && st.committed != Path{local, remote}) {
+    // The IKE SA answers on the new path at once; ESP follows once the path has shown
+    // that the peer really receives there (§3.7).
+    st.rr_pending = true;
+    s.log(LogLevel::kInfo, &sa, "initiator moved to " + remote.to_string() + "; checking return routability");
+    queue_return_routability(sa, s);
+    return;
+  }
+  move_ike_sa(sa, s, local, remote);
+}
+
+}  // namespace mobike::mobility

@@ -1,0 +1,39 @@
+// UPDATE_SA_ADDRESSES (RFC 4555 §3.5): the initiator's exchange with NAT detection (or
+// NO_NATS_ALLOWED) and COOKIE2, the responder's processing of it, and the one function
+// that moves an IKE SA and its Child SAs.
+#pragma once
+
+#include "ike/task.h"
+#include "mobike/sa_state.h"
+
+namespace mobike::mobility {
+
+inline constexpr const char* kUpdateTaskName = "MOBIKE_UPDATE";
+
+class MobikeUpdateTask final : public ike::Task {
+ public:
+  wire::ExchangeType exchange() const override { return wire::ExchangeType::kInformational; }
+  const char* name() const override { return kUpdateTaskName; }
+  std::optional<std::vector<wire::Payload>> build_request(ike::IkeSa& sa, ike::Services& s) override;
+  ike::TaskResult process_response(ike::IkeSa& sa, ike::Services& s,
+                                   const std::vector<wire::Payload>& payloads) override;
+
+ private:
+  Bytes cookie2_;
+};
+
+// Queues an update unless one is already waiting to be sent (it will carry the newest
+// addresses; one in flight is followed by this one: a change while waiting restarts
+// the procedure, §3.5).
+void queue_update(ike::IkeSa& sa, ike::Services& s);
+
+// Responder: UPDATE_SA_ADDRESSES arrived on (local, remote). Adds the notifies of the
+// response (UNACCEPTABLE_ADDRESSES on refusal).
+void respond_update(ike::IkeSa& sa, ike::Services& s, const std::vector<wire::Payload>& request,
+                    const Endpoint& local, const Endpoint& remote, std::vector<wire::Payload>& response);
+
+// The one place that moves an IKE SA: new endpoints, keepalives, every Child SA in the
+// data plane, the committed path, one event.
+void move_ike_sa(ike::IkeSa& sa, ike::Services& s, const Endpoint& local, const Endpoint& remote);
+
+}  // namespace mobike::mobility
