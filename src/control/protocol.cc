@@ -9,7 +9,7 @@
 namespace mobike::control {
 namespace {
 
-constexpr std::array<std::pair<Command, std::string_view>, 7> kCommands = {{
+constexpr std::array<std::pair<Command, std::string_view>, 8> kCommands = {{
     {Command::kListSas, "list-sas"},
     {Command::kInitiate, "initiate"},
     {Command::kTerminate, "terminate"},
@@ -17,6 +17,7 @@ constexpr std::array<std::pair<Command, std::string_view>, 7> kCommands = {{
     {Command::kStats, "stats"},
     {Command::kReload, "reload"},
     {Command::kUpdateAddresses, "update-addresses"},
+    {Command::kListAddresses, "list-addresses"},
 }};
 
 template <class... Fs>
@@ -109,6 +110,7 @@ Command command_of(const Request& r) {
                         [](const StatsRequest&) { return Command::kStats; },
                         [](const ReloadRequest&) { return Command::kReload; },
                         [](const UpdateAddressesRequest&) { return Command::kUpdateAddresses; },
+                        [](const ListAddressesRequest&) { return Command::kListAddresses; },
                     },
                     r);
 }
@@ -165,6 +167,9 @@ Expected<Request, std::string> request_from_json(const json& j) {
     case Command::kReload:
       if (auto e = unknown_argument(j, name, {})) return unexpected(*e);
       return Request{ReloadRequest{}};
+    case Command::kListAddresses:
+      if (auto e = unknown_argument(j, name, {})) return unexpected(*e);
+      return Request{ListAddressesRequest{}};
     case Command::kUpdateAddresses: {
       if (auto e = unknown_argument(j, name, {"sa", "local"})) return unexpected(*e);
       auto sa = id_arg("sa");
@@ -292,6 +297,11 @@ void to_json(json& j, const IkeSaInfo& s) {
            {"children", s.children}};
   if (!s.local_id.empty()) j["local_id"] = s.local_id;
   if (!s.remote_id.empty()) j["remote_id"] = s.remote_id;
+  j["mobike"] = s.mobike;
+  j["peer_addresses"] = s.peer_addresses;
+  j["path_probing"] = s.path_probing;
+  j["rr_pending"] = s.rr_pending;
+  j["moves"] = s.moves;
 }
 
 void from_json(const json& j, IkeSaInfo& s) {
@@ -310,6 +320,11 @@ void from_json(const json& j, IkeSaInfo& s) {
   j.at("ike_proposal").get_to(s.ike_proposal);
   s.established_seconds = unsigned_field(j, "established_seconds", UINT64_MAX);
   j.at("children").get_to(s.children);
+  s.mobike = optional_field<bool>(j, "mobike", false);
+  s.peer_addresses = optional_field<std::vector<std::string>>(j, "peer_addresses", {});
+  s.path_probing = optional_field<bool>(j, "path_probing", false);
+  s.rr_pending = optional_field<bool>(j, "rr_pending", false);
+  s.moves = j.contains("moves") ? unsigned_field(j, "moves", UINT64_MAX) : 0;
 }
 
 Expected<std::vector<IkeSaInfo>, std::string> sa_list_from_json(const json& j) {
@@ -351,6 +366,17 @@ std::string format_sa_list(const std::vector<IkeSaInfo>& sas) {
            "_r" + (s.initiator ? "" : "*") + "\n";
     out += peer_line("local ", s.local_id, s.local, s.nat_local);
     out += peer_line("remote", s.remote_id, s.remote, s.nat_remote);
+    if (s.mobike) {
+      out += "  MOBIKE";
+      if (!s.peer_addresses.empty()) {
+        out += ", peer also at";
+        for (const auto& a : s.peer_addresses) out += " " + a;
+      }
+      if (s.moves) out += ", moved " + std::to_string(s.moves) + "x";
+      if (s.path_probing) out += ", probing paths";
+      if (s.rr_pending) out += ", checking return routability";
+      out += "\n";
+    }
     if (!s.ike_proposal.empty()) out += "  " + s.ike_proposal + "\n";
     if (s.established_seconds || s.state == "ESTABLISHED")
       out += "  established " + std::to_string(s.established_seconds) + "s ago\n";
@@ -400,6 +426,17 @@ void flatten(const json& j, const std::string& prefix,
 }
 
 }  // namespace
+
+std::string format_address_list(const json& addresses) {
+  if (!addresses.is_array() || addresses.empty()) return "no usable local addresses\n";
+  std::string out;
+  for (const auto& a : addresses) {
+    out += a.value("addr", "?") + "/" + std::to_string(a.value("prefix", 0)) + " " + a.value("interface", "");
+    if (a.value("deprecated", false)) out += " deprecated";
+    out += "\n";
+  }
+  return out;
+}
 
 std::string format_stats(const json& stats) {
   std::vector<std::pair<std::string, std::string>> rows;

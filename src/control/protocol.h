@@ -9,9 +9,12 @@
 //   {"command": "stats"}
 //   {"command": "reload"}
 //   {"command": "update-addresses", "sa": 3}         or  {..., "local": "192.0.2.7"}
+//   {"command": "list-addresses"}                     the host's usable local addresses
 // Responses:
 //   {"ok": true,  "result": <value>}      list-sas: an array of IKE SAs (below);
 //                                        stats: an object of counters (may nest);
+//                                        list-addresses: [{"addr": "10.1.0.2", "prefix": 24,
+//                                          "interface": "eth0", "deprecated": false}, ...]
 //                                        others: whatever the daemon reports, or null
 //   {"ok": false, "error": "message"}
 //
@@ -21,13 +24,16 @@
 //    "local_id": "client.example.org", "remote_id": "vpn.example.org",
 //    "spi_i": "0123456789abcdef", "spi_r": "fedcba9876543210",      (16 hex digits)
 //    "nat_local": true, "nat_remote": false,
+//    "mobike": true, "peer_addresses": ["198.51.100.20"],  (MOBIKE: the peer's additional
+//    "path_probing": false, "rr_pending": false, "moves": 0,  addresses, path state, moves)
 //    "ike_proposal": "AES_GCM_16-128/PRF_HMAC_SHA2_256/CURVE_25519",
 //    "established_seconds": 3600,
 //    "children": [{"id": 2, "name": "net", "state": "INSTALLED",
 //                  "spi_in": "c0ffee01", "spi_out": "c0ffee02",     (8 hex digits)
 //                  "local_ts": ["10.1.0.0/16"], "remote_ts": ["10.2.0.0/16"],
 //                  "esp_proposal": "AES_GCM_16-128"}]}
-// "local_id", "remote_id" and the child "id" are optional when reading (older daemons);
+// "local_id", "remote_id", the child "id" and the MOBIKE fields are optional when reading
+// (older daemons);
 // every other field is required.
 #pragma once
 
@@ -53,7 +59,16 @@ inline constexpr std::string_view kDefaultSocketPath = "/run/mobiked.sock";
 // with the number of SAs).
 inline constexpr std::size_t kMaxRequestLine = 64 * 1024;
 
-enum class Command : std::uint8_t { kListSas, kInitiate, kTerminate, kRekey, kStats, kReload, kUpdateAddresses };
+enum class Command : std::uint8_t {
+  kListSas,
+  kInitiate,
+  kTerminate,
+  kRekey,
+  kStats,
+  kReload,
+  kUpdateAddresses,
+  kListAddresses
+};
 std::string_view command_name(Command c);  // "list-sas", ...
 std::optional<Command> command_from_name(std::string_view name);
 
@@ -88,8 +103,11 @@ struct UpdateAddressesRequest {
   std::optional<std::string> local;
   friend bool operator==(const UpdateAddressesRequest&, const UpdateAddressesRequest&) = default;
 };
+struct ListAddressesRequest {
+  friend bool operator==(const ListAddressesRequest&, const ListAddressesRequest&) = default;
+};
 using Request = std::variant<ListSasRequest, InitiateRequest, TerminateRequest, RekeyRequest,
-                             StatsRequest, ReloadRequest, UpdateAddressesRequest>;
+                             StatsRequest, ReloadRequest, UpdateAddressesRequest, ListAddressesRequest>;
 
 Command command_of(const Request& r);
 json request_to_json(const Request& r);
@@ -144,6 +162,11 @@ struct IkeSaInfo {
   std::string ike_proposal;
   std::uint64_t established_seconds = 0;
   std::vector<ChildSaInfo> children;
+  bool mobike = false;  // both peers negotiated MOBIKE
+  std::vector<std::string> peer_addresses;
+  bool path_probing = false;
+  bool rr_pending = false;
+  std::uint64_t moves = 0;
   friend bool operator==(const IkeSaInfo&, const IkeSaInfo&) = default;
 };
 
@@ -169,6 +192,8 @@ Expected<std::vector<IkeSaInfo>, std::string> sa_list_from_json(const json& j);
 //       remote 10.2.0.0/16
 // '*' marks our own SPI, as swanctl does.
 std::string format_sa_list(const std::vector<IkeSaInfo>& sas);
+// One line per address: "10.1.0.2/24 eth0", " deprecated" when so.
+std::string format_address_list(const json& addresses);
 // "key: value" lines, nested objects flattened to "a.b", keys sorted and aligned.
 std::string format_stats(const json& stats);
 

@@ -343,13 +343,15 @@ class Loader {
         // notify may live without clashing with IANA values.
         if (auto n = int_value(v, ctx, key, 40960, 65535))
           d.switch_notify_type = static_cast<std::uint16_t>(*n);
+      } else if (key == "mobike_path_timeout") {
+        if (auto dur = duration_value(v, ctx, key)) d.mobike_path_timeout = *dur;
       } else {
         unknown(k, ctx,
                 {"socket", "listen", "ike_port", "natt_port", "dataplane", "tun_name", "tun_mtu",
                  "replay_window", "log_level",
                  "half_open_threshold", "half_open_timeout", "retransmit_timeout",
                  "retransmit_tries", "retransmit_base", "keepalive_interval",
-                 "switch_notify_type"});
+                 "switch_notify_type", "mobike_path_timeout"});
       }
     }
     if (ike_port_node && d.ike_port == d.natt_port)
@@ -505,6 +507,19 @@ class Loader {
         if (auto b = bool_value(v, ctx, key)) c.mobike = *b;
       } else if (key == "encap") {
         if (auto b = bool_value(v, ctx, key)) c.encap_force = *b;
+      } else if (key == "nat_traversal") {
+        if (auto b = bool_value(v, ctx, key)) c.nat_traversal = *b;
+      } else if (key == "return_routability") {
+        auto s = string_value(v, ctx, key);
+        if (!s) continue;
+        if (*s == "always")
+          c.return_routability = ike::ReturnRoutability::kAlways;
+        else if (*s == "unannounced")
+          c.return_routability = ike::ReturnRoutability::kUnannounced;
+        else if (*s == "never")
+          c.return_routability = ike::ReturnRoutability::kNever;
+        else
+          fail(v, ctx, key, "unknown policy '" + *s + "' (expected \"always\", \"unannounced\" or \"never\")");
       } else if (key == "start") {
         start_node = &v;
         auto s = string_value(v, ctx, key);
@@ -521,7 +536,8 @@ class Loader {
         unknown(k, ctx,
                 {"name", "local_addrs", "remote_addrs", "remote_port", "local_id", "remote_id",
                  "auth", "psk", "psk_file", "ike_proposals", "esp_proposals", "dpd_delay",
-                 "rekey_time", "lifetime", "mobike", "encap", "start", "child"});
+                 "rekey_time", "lifetime", "mobike", "encap", "nat_traversal", "return_routability",
+                 "start", "child"});
       }
     }
 

@@ -17,6 +17,8 @@
 //   retransmit_base = 1.8              # back-off factor
 //   keepalive_interval = "20s"         # NAT keepalives
 //   switch_notify_type = 61440         # SWITCH_TO_IP_ADDRESS notify (private range)
+//   mobike_path_timeout = "5m"         # MOBIKE: how long an SA without a working path is
+//                                      #   kept (initiator probing, responder retransmitting)
 //
 //   [[connection]]
 //   name = "home"                      # required, unique
@@ -34,6 +36,8 @@
 //   lifetime = 0                       # 0 = rekey_time * 11/10
 //   mobike = true
 //   encap = false                      # force UDP encapsulation (fake NAT-D)
+//   nat_traversal = true               # false: no NAT detection; MOBIKE sends NO_NATS_ALLOWED
+//   return_routability = "always"      # MOBIKE responder: always | unannounced | never
 //   start = "none"                     # none | initiate
 //
 //   [[connection.child]]
@@ -51,6 +55,7 @@
 
 #include <spdlog/common.h>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -81,6 +86,7 @@ struct DaemonConfig {
   double retransmit_base = 1.8;
   ike::Duration keepalive_interval{std::chrono::seconds(20)};
   std::uint16_t switch_notify_type = 61440;
+  std::chrono::milliseconds mobike_path_timeout{std::chrono::minutes(5)};
 };
 
 struct Config {

@@ -70,7 +70,9 @@ Daemon::Daemon(Config config, std::string config_path)
   batch_storage_.assign(32, std::vector<std::uint8_t>(kBatchDatagramSize));
   for (auto& b : batch_storage_) batch_bufs_.emplace_back(b);
   batch_received_.resize(batch_storage_.size());
-  mobility::install(engine_);
+  mobility::Config mobike;
+  mobike.path_timeout = config_.daemon.mobike_path_timeout;
+  mobility::install(engine_, mobike);
   engine_.set_connections(config_.connections);
 }
 
@@ -461,6 +463,13 @@ json Daemon::list_sas() const {
     i.spi_r = sa.spi_r;
     i.nat_local = sa.nat_local;
     i.nat_remote = sa.nat_remote;
+    i.mobike = sa.peer_mobike;
+    if (auto v = mobility::view(sa)) {
+      for (const auto& a : v->peer_addresses) i.peer_addresses.push_back(a.to_string());
+      i.path_probing = v->probing;
+      i.rr_pending = v->rr_pending;
+      i.moves = v->updates;
+    }
     i.ike_proposal = sa.ike_proposal.transforms.empty() ? "" : ike::proposal_to_string(sa.ike_proposal);
     if (sa.state != ike::IkeState::kConnecting)
       i.established_seconds = static_cast<std::uint64_t>(
@@ -550,6 +559,16 @@ json Daemon::handle(const json& raw) {
             error = u.error();
         } else if constexpr (std::is_same_v<T, control::ReloadRequest>) {
           if (auto rr = reload(); !rr) error = rr.error();
+        } else if constexpr (std::is_same_v<T, control::ListAddressesRequest>) {
+          result = json::array();
+          if (addresses_) {
+            for (const auto& a : addresses_->snapshot())
+              if (a.ifname != config_.daemon.tun_name)
+                result.push_back({{"addr", a.address.to_string()}, {"prefix", a.prefix_len},
+                                  {"interface", a.ifname}, {"deprecated", a.deprecated()}});
+          } else {
+            for (const auto& a : engine_.local_addresses()) result.push_back({{"addr", a.to_string()}});
+          }
         }
       },
       *req);

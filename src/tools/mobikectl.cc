@@ -90,6 +90,9 @@ int main(int argc, char** argv) {
   update->add_option("--sa", update_sa, "unique id of the IKE SA (as in list-sas)")->required();
   auto* update_local_opt = update->add_option("--local", update_local, "local address (default: by routing)");
 
+  auto* addresses = app.add_subcommand("list-addresses", "show the host's usable local addresses (MOBIKE's set)");
+  addresses->add_flag("--json", json_out, "print mobiked's JSON");
+
   CLI11_PARSE(app, argc, argv);
 
   control::Request request;
@@ -112,6 +115,8 @@ int main(int argc, char** argv) {
     request = control::StatsRequest{};
   } else if (reload->parsed()) {
     request = control::ReloadRequest{};
+  } else if (addresses->parsed()) {
+    request = control::ListAddressesRequest{};
   } else if (update->parsed()) {
     control::UpdateAddressesRequest u{update_sa, std::nullopt};
     if (*update_local_opt) u.local = update_local;
@@ -141,6 +146,11 @@ int main(int argc, char** argv) {
       std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
     else
       std::cout << control::format_stats(result);
+  } else if (addresses->parsed()) {
+    if (json_out)
+      std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+    else
+      std::cout << control::format_address_list(result);
   } else {
     print_result(result);
   }

@@ -249,3 +249,47 @@ TEST(ProtocolUpdateAddresses, RoundTripsAndChecksArguments) {
 
 }  // namespace
 }  // namespace mobike::control
+
+namespace mobike::control {
+namespace {
+
+TEST(ProtocolMobike, ListAddressesTakesNoArguments) {
+  auto j = request_to_json(ListAddressesRequest{});
+  EXPECT_EQ(j.dump(), R"({"command":"list-addresses"})");
+  auto back = request_from_json(j);
+  ASSERT_TRUE(back);
+  EXPECT_TRUE(std::holds_alternative<ListAddressesRequest>(*back));
+  EXPECT_FALSE(request_from_json(json{{"command", "list-addresses"}, {"all", true}}));
+  EXPECT_EQ(format_address_list(json::parse(
+                R"([{"addr":"10.1.0.2","prefix":24,"interface":"eth0","deprecated":false},
+                    {"addr":"2001:db8::2","prefix":64,"interface":"wlan0","deprecated":true}])")),
+            "10.1.0.2/24 eth0\n2001:db8::2/64 wlan0 deprecated\n");
+  EXPECT_EQ(format_address_list(json::array()), "no usable local addresses\n");
+}
+
+TEST(ProtocolMobike, SaFieldsRoundTripAndAreOptionalOnRead) {
+  IkeSaInfo s = sample_sa();
+  s.mobike = true;
+  s.peer_addresses = {"198.51.100.20", "2001:db8::20"};
+  s.path_probing = true;
+  s.moves = 3;
+  json j = std::vector<IkeSaInfo>{s};
+  EXPECT_EQ(j[0]["peer_addresses"], json::parse(R"(["198.51.100.20","2001:db8::20"])"));
+  EXPECT_EQ(j[0]["moves"], 3);
+  auto back = sa_list_from_json(json::parse(j.dump()));
+  ASSERT_TRUE(back) << back.error();
+  EXPECT_EQ(back->front(), s);
+  // An older daemon's answer without the MOBIKE fields still reads.
+  for (const char* key : {"mobike", "peer_addresses", "path_probing", "rr_pending", "moves"}) j[0].erase(key);
+  auto old = sa_list_from_json(j);
+  ASSERT_TRUE(old) << old.error();
+  EXPECT_FALSE(old->front().mobike);
+  EXPECT_TRUE(old->front().peer_addresses.empty());
+  auto text = format_sa_list({s});
+  EXPECT_NE(text.find("  MOBIKE, peer also at 198.51.100.20 2001:db8::20, moved 3x, probing paths\n"),
+            std::string::npos)
+      << text;
+}
+
+}  // namespace
+}  // namespace mobike::control

@@ -41,6 +41,7 @@ TEST(Config, LoadsEveryKeyOfTheExample) {
   EXPECT_DOUBLE_EQ(d.retransmit_base, 2.0);
   EXPECT_EQ(d.keepalive_interval, 10s);
   EXPECT_EQ(d.switch_notify_type, 50000);
+  EXPECT_EQ(d.mobike_path_timeout, 10min);
 
   ASSERT_EQ(r->connections.size(), 2u);
   const auto& c = r->connections[0];
@@ -60,6 +61,8 @@ TEST(Config, LoadsEveryKeyOfTheExample) {
   EXPECT_EQ(c.lifetime, 3h);
   EXPECT_FALSE(c.mobike);
   EXPECT_TRUE(c.encap_force);
+  EXPECT_FALSE(c.nat_traversal);
+  EXPECT_EQ(c.return_routability, ike::ReturnRoutability::kUnannounced);
   EXPECT_EQ(c.start, ike::StartAction::kInitiate);
 
   ASSERT_EQ(c.children.size(), 2u);
@@ -111,6 +114,8 @@ TEST(Config, DefaultsForOmittedKeys) {
   EXPECT_EQ(c.lifetime, 0s);
   EXPECT_TRUE(c.mobike);
   EXPECT_FALSE(c.encap_force);
+  EXPECT_TRUE(c.nat_traversal);
+  EXPECT_EQ(c.return_routability, ike::ReturnRoutability::kAlways);
   EXPECT_EQ(c.start, ike::StartAction::kNone);
   // No [[connection.child]]: one host-to-host child named after the connection.
   ASSERT_EQ(c.children.size(), 1u);
@@ -320,6 +325,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{CONN "rekey_time = \"1h\"\nlifetime = \"30m\"\n", 6, "lifetime", "longer than rekey_time"},
         BadCase{CONN "mobike = \"yes\"\n", 5, "mobike", "expected true or false"},
         BadCase{CONN "encap = 1\n", 5, "encap", "expected true or false"},
+        BadCase{CONN "nat_traversal = \"no\"\n", 5, "nat_traversal", "expected true or false"},
+        BadCase{CONN "return_routability = \"sometimes\"\n", 5, "return_routability",
+                "unknown policy 'sometimes'"},
+        BadCase{"[daemon]\nmobike_path_timeout = \"5x\"\n", 2, "mobike_path_timeout", "unknown unit 'x'"},
         BadCase{CONN "start = \"later\"\n", 5, "start", "unknown action 'later'"},
         BadCase{CONN "start = \"initiate\"\nremote_addrs = \"%any\"\n", 5, "start",
                 "needs an address in remote_addrs"},
