@@ -60,6 +60,9 @@ struct IpPrefix {
   static std::optional<IpPrefix> parse(std::string_view text);
   IpAddress first() const;
   IpAddress last() const;
+  bool contains(const IpAddress& a) const {
+    return a.family() == address.family() && first() <= a && a <= last();
+  }
   std::string to_string() const;
   friend bool operator==(const IpPrefix&, const IpPrefix&) = default;
 };

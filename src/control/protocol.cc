@@ -9,7 +9,7 @@
 namespace mobike::control {
 namespace {
 
-constexpr std::array<std::pair<Command, std::string_view>, 8> kCommands = {{
+constexpr std::array<std::pair<Command, std::string_view>, 9> kCommands = {{
     {Command::kListSas, "list-sas"},
     {Command::kInitiate, "initiate"},
     {Command::kTerminate, "terminate"},
@@ -18,6 +18,7 @@ constexpr std::array<std::pair<Command, std::string_view>, 8> kCommands = {{
     {Command::kReload, "reload"},
     {Command::kUpdateAddresses, "update-addresses"},
     {Command::kListAddresses, "list-addresses"},
+    {Command::kSwitch, "switch"},
 }};
 
 template <class... Fs>
@@ -111,6 +112,7 @@ Command command_of(const Request& r) {
                         [](const ReloadRequest&) { return Command::kReload; },
                         [](const UpdateAddressesRequest&) { return Command::kUpdateAddresses; },
                         [](const ListAddressesRequest&) { return Command::kListAddresses; },
+                        [](const SwitchRequest&) { return Command::kSwitch; },
                     },
                     r);
 }
@@ -129,6 +131,13 @@ json request_to_json(const Request& r) {
                  [&](const UpdateAddressesRequest& u) {
                    j["sa"] = u.sa;
                    if (u.local) j["local"] = *u.local;
+                 },
+                 [&](const SwitchRequest& w) {
+                   j["to"] = w.to;
+                   if (w.sa) j["sa"] = *w.sa;
+                   if (w.connection) j["connection"] = *w.connection;
+                   if (w.all) j["all"] = true;
+                   if (w.rate > 0) j["rate"] = w.rate;
                  },
                  [](const auto&) {},
              },
@@ -170,6 +179,33 @@ Expected<Request, std::string> request_from_json(const json& j) {
     case Command::kListAddresses:
       if (auto e = unknown_argument(j, name, {})) return unexpected(*e);
       return Request{ListAddressesRequest{}};
+    case Command::kSwitch: {
+      if (auto e = unknown_argument(j, name, {"to", "sa", "connection", "all", "rate"})) return unexpected(*e);
+      SwitchRequest w;
+      auto to = string_arg("to");
+      if (!to || !IpAddress::parse(*to)) return unexpected(std::string("switch needs \"to\": an IP address"));
+      w.to = *to;
+      if (j.contains("sa")) {
+        w.sa = id_arg("sa");
+        if (!w.sa) return unexpected(std::string("\"sa\" must be a non-negative integer"));
+      }
+      if (j.contains("connection")) {
+        w.connection = string_arg("connection");
+        if (!w.connection) return unexpected(std::string("\"connection\" must be a non-empty string"));
+      }
+      if (j.contains("all")) {
+        if (!j["all"].is_boolean()) return unexpected(std::string("\"all\" must be true or false"));
+        w.all = j["all"].get<bool>();
+      }
+      if (int(w.sa.has_value()) + int(w.connection.has_value()) + int(w.all) != 1)
+        return unexpected(std::string("switch needs exactly one of \"sa\", \"connection\" or \"all\""));
+      if (j.contains("rate")) {
+        if (!j["rate"].is_number() || j["rate"].get<double>() < 0 || j["rate"].get<double>() > 1e7)
+          return unexpected(std::string("\"rate\" must be a number of SAs per second (0 = all at once)"));
+        w.rate = j["rate"].get<double>();
+      }
+      return Request{std::move(w)};
+    }
     case Command::kUpdateAddresses: {
       if (auto e = unknown_argument(j, name, {"sa", "local"})) return unexpected(*e);
       auto sa = id_arg("sa");
@@ -302,6 +338,8 @@ void to_json(json& j, const IkeSaInfo& s) {
   j["path_probing"] = s.path_probing;
   j["rr_pending"] = s.rr_pending;
   j["moves"] = s.moves;
+  j["rmobike"] = s.rmobike;
+  if (!s.switching_to.empty()) j["switching_to"] = s.switching_to;
 }
 
 void from_json(const json& j, IkeSaInfo& s) {
@@ -325,6 +363,8 @@ void from_json(const json& j, IkeSaInfo& s) {
   s.path_probing = optional_field<bool>(j, "path_probing", false);
   s.rr_pending = optional_field<bool>(j, "rr_pending", false);
   s.moves = j.contains("moves") ? unsigned_field(j, "moves", UINT64_MAX) : 0;
+  s.rmobike = optional_field<bool>(j, "rmobike", false);
+  s.switching_to = optional_field<std::string>(j, "switching_to", "");
 }
 
 Expected<std::vector<IkeSaInfo>, std::string> sa_list_from_json(const json& j) {
@@ -375,6 +415,8 @@ std::string format_sa_list(const std::vector<IkeSaInfo>& sas) {
       if (s.moves) out += ", moved " + std::to_string(s.moves) + "x";
       if (s.path_probing) out += ", probing paths";
       if (s.rr_pending) out += ", checking return routability";
+      if (s.rmobike) out += ", peer follows switch requests";
+      if (!s.switching_to.empty()) out += ", switching to " + s.switching_to;
       out += "\n";
     }
     if (!s.ike_proposal.empty()) out += "  " + s.ike_proposal + "\n";
@@ -426,6 +468,20 @@ void flatten(const json& j, const std::string& prefix,
 }
 
 }  // namespace
+
+std::string format_switch_result(const json& result) {
+  std::string out;
+  if (result.contains("sas") && result["sas"].is_array())
+    for (const auto& r : result["sas"])
+      out += "#" + std::to_string(r.value("sa", std::uint64_t{0})) + " " + r.value("result", "?") +
+             (r.value("detail", "").empty() ? "" : ": " + r.value("detail", "")) + "\n";
+  auto n = [&](const char* k) { return std::to_string(result.value(k, std::uint64_t{0})); };
+  char secs[32];
+  std::snprintf(secs, sizeof secs, "%.3f", result.value("seconds", 0.0));
+  out += n("switched") + " switched, " + n("refused") + " refused, " + n("failed") + " failed, " +
+         n("not_started") + " not started, in " + secs + " s\n";
+  return out;
+}
 
 std::string format_address_list(const json& addresses) {
   if (!addresses.is_array() || addresses.empty()) return "no usable local addresses\n";

@@ -10,6 +10,12 @@
 //   {"command": "reload"}
 //   {"command": "update-addresses", "sa": 3}         or  {..., "local": "192.0.2.7"}
 //   {"command": "list-addresses"}                     the host's usable local addresses
+//   {"command": "switch", "to": "198.51.100.20", "sa": 3}   (or "connection": "c", or
+//       "all": true; optional "rate": SAs started per second, 0 = all at once): the
+//       responder asks the initiators to move to its address "to" (SWITCH_TO_IP_ADDRESS);
+//       answered when every switch has ended:
+//       {"switched": 2, "refused": 1, "failed": 0, "not_started": 1, "seconds": 0.012,
+//        "sas": [{"sa": 3, "result": "switched", "detail": "..."}, ...]}
 // Responses:
 //   {"ok": true,  "result": <value>}      list-sas: an array of IKE SAs (below);
 //                                        stats: an object of counters (may nest);
@@ -26,6 +32,8 @@
 //    "nat_local": true, "nat_remote": false,
 //    "mobike": true, "peer_addresses": ["198.51.100.20"],  (MOBIKE: the peer's additional
 //    "path_probing": false, "rr_pending": false, "moves": 0,  addresses, path state, moves)
+//    "rmobike": true, "switching_to": "198.51.100.20",  (the initiator announced
+//                                        SWITCH_TO_IP_ADDRESS support; a switch in flight)
 //    "ike_proposal": "AES_GCM_16-128/PRF_HMAC_SHA2_256/CURVE_25519",
 //    "established_seconds": 3600,
 //    "children": [{"id": 2, "name": "net", "state": "INSTALLED",
@@ -67,7 +75,8 @@ enum class Command : std::uint8_t {
   kStats,
   kReload,
   kUpdateAddresses,
-  kListAddresses
+  kListAddresses,
+  kSwitch
 };
 std::string_view command_name(Command c);  // "list-sas", ...
 std::optional<Command> command_from_name(std::string_view name);
@@ -106,8 +115,18 @@ struct UpdateAddressesRequest {
 struct ListAddressesRequest {
   friend bool operator==(const ListAddressesRequest&, const ListAddressesRequest&) = default;
 };
+// Responder-initiated switch of IKE SAs (exactly one of sa / connection / all).
+struct SwitchRequest {
+  std::string to;
+  std::optional<std::uint64_t> sa;
+  std::optional<std::string> connection;
+  bool all = false;
+  double rate = 0;  // SAs per second; 0 = all at once
+  friend bool operator==(const SwitchRequest&, const SwitchRequest&) = default;
+};
 using Request = std::variant<ListSasRequest, InitiateRequest, TerminateRequest, RekeyRequest,
-                             StatsRequest, ReloadRequest, UpdateAddressesRequest, ListAddressesRequest>;
+                             StatsRequest, ReloadRequest, UpdateAddressesRequest, ListAddressesRequest,
+                             SwitchRequest>;
 
 Command command_of(const Request& r);
 json request_to_json(const Request& r);
@@ -167,6 +186,8 @@ struct IkeSaInfo {
   bool path_probing = false;
   bool rr_pending = false;
   std::uint64_t moves = 0;
+  bool rmobike = false;
+  std::string switching_to;  // empty: no switch in flight
   friend bool operator==(const IkeSaInfo&, const IkeSaInfo&) = default;
 };
 
@@ -192,6 +213,8 @@ Expected<std::vector<IkeSaInfo>, std::string> sa_list_from_json(const json& j);
 //       remote 10.2.0.0/16
 // '*' marks our own SPI, as swanctl does.
 std::string format_sa_list(const std::vector<IkeSaInfo>& sas);
+// The switch result: one line per SA, then the totals.
+std::string format_switch_result(const json& result);
 // One line per address: "10.1.0.2/24 eth0", " deprecated" when so.
 std::string format_address_list(const json& addresses);
 // "key: value" lines, nested objects flattened to "a.b", keys sorted and aligned.

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <unordered_set>
+#include <utility>
 
 #include "control/protocol.h"
 
@@ -19,14 +20,14 @@ using json = nlohmann::json;
 class Session;
 
 struct ControlServer::Impl : std::enable_shared_from_this<ControlServer::Impl> {
-  Impl(asio::io_context& io, std::string p, Handler h)
+  Impl(asio::io_context& io, std::string p, AsyncHandler h)
       : path(std::move(p)), handler(std::move(h)), acceptor(io), retry_timer(io) {}
 
   void accept();
-  json handle(std::string_view line);
+  void handle(std::string_view line, Reply reply);
 
   std::string path;
-  Handler handler;
+  AsyncHandler handler;
   stream_protocol::acceptor acceptor;
   asio::steady_timer retry_timer;
   std::unordered_set<Session*> sessions;
@@ -95,7 +96,10 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     std::string line = in_.substr(0, n);
     in_.erase(0, n);
-    write(server_->handle(line), /*then_close=*/false);
+    server_->handle(line, [self = shared_from_this()](json response) {
+      if (self->server_->stopped) return;
+      self->write(response, /*then_close=*/false);
+    });
   }
 
   void write(const json& response, bool then_close) {
@@ -116,21 +120,27 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string out_;
 };
 
-json ControlServer::Impl::handle(std::string_view line) {
+void ControlServer::Impl::handle(std::string_view line, Reply reply) {
   auto request = control::from_line(line);
   if (!request) {
     spdlog::log(kClientLogLevel, "control: request is not valid JSON");
-    return control::error_response("bad request: not valid JSON");
+    return reply(control::error_response("bad request: not valid JSON"));
   }
-  if (!request->is_object()) return control::error_response("bad request: not a JSON object");
+  if (!request->is_object()) return reply(control::error_response("bad request: not a JSON object"));
+  // A handler that throws after replying must not reply twice.
+  auto replied = std::make_shared<bool>(false);
+  Reply once = [reply, replied](json response) {
+    if (std::exchange(*replied, true)) return;
+    reply(std::move(response));
+  };
   try {
-    return handler(*request);
+    handler(*request, once);
   } catch (const std::exception& e) {
     spdlog::warn("control: handler failed: {}", e.what());
-    return control::error_response(std::string("internal error: ") + e.what());
+    once(control::error_response(std::string("internal error: ") + e.what()));
   } catch (...) {
     spdlog::warn("control: handler failed");
-    return control::error_response("internal error");
+    once(control::error_response("internal error"));
   }
 }
 
@@ -163,6 +173,14 @@ ControlServer::~ControlServer() { stop(); }
 Expected<std::unique_ptr<ControlServer>, std::string> ControlServer::start(asio::io_context& io,
                                                                            const std::string& path,
                                                                            Handler handler) {
+  return start_async(io, path, [handler = std::move(handler)](const json& request, Reply reply) {
+    reply(handler(request));
+  });
+}
+
+Expected<std::unique_ptr<ControlServer>, std::string> ControlServer::start_async(asio::io_context& io,
+                                                                                 const std::string& path,
+                                                                                 AsyncHandler handler) {
   auto fail = [&](const std::string& what) {
     return unexpected("control socket " + path + ": " + what);
   };

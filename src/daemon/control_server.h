@@ -22,6 +22,11 @@ namespace mobike::daemon {
 class ControlServer {
  public:
   using Handler = std::function<nlohmann::json(const nlohmann::json& request)>;
+  // For commands that finish later (a switch of many SAs): the handler calls `reply`
+  // exactly once, on the io_context's thread. The connection reads its next request
+  // only after the reply, so answers stay in order.
+  using Reply = std::function<void(nlohmann::json response)>;
+  using AsyncHandler = std::function<void(const nlohmann::json& request, Reply reply)>;
 
   // At most this many clients at once; more are told so and closed.
   static constexpr std::size_t kMaxConnections = 64;
@@ -31,6 +36,9 @@ class ControlServer {
   static Expected<std::unique_ptr<ControlServer>, std::string> start(asio::io_context& io,
                                                                      const std::string& path,
                                                                      Handler handler);
+  static Expected<std::unique_ptr<ControlServer>, std::string> start_async(asio::io_context& io,
+                                                                           const std::string& path,
+                                                                           AsyncHandler handler);
   ~ControlServer();
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;

@@ -65,6 +65,7 @@ Daemon::Daemon(Config config, std::string config_path)
       engine_(engine_config(config_.daemon), random_,
               [](ike::LogLevel l, const std::string& m) { spdlog::log(to_spdlog(l), "{}", m); }),
       debounce_timer_(io_),
+      switch_timer_(io_),
       buffer_(65536) {
   // Room for any datagram, or for what UDP GRO coalesced (up to 64 KiB) on the NAT-T port.
   batch_storage_.assign(32, std::vector<std::uint8_t>(kBatchDatagramSize));
@@ -140,7 +141,8 @@ Expected<void, std::string> Daemon::start() {
     dataplane_ = std::make_unique<NoDataplane>();
   }
 
-  auto control = ControlServer::start(io_, config_.daemon.socket, [this](const json& r) { return handle(r); });
+  auto control = ControlServer::start_async(io_, config_.daemon.socket,
+                                            [this](const json& r, ControlServer::Reply reply) { handle(r, std::move(reply)); });
   if (!control) return unexpected(control.error());
   control_ = std::move(*control);
 
@@ -238,6 +240,43 @@ void Daemon::on_addresses_changed(const platform::AddressSetChange& change) {
     if (!source && usable(sa.local.address)) return;  // nothing better; the path may still work
     moves.push_back({sa.id, source});
   });
+  // The responder's side (the SWITCH_TO_IP_ADDRESS extension): an SA whose address
+  // went away asks its initiator to follow to the preferred remaining address. Peers
+  // without support were told the new address set above (ADDITIONAL_*).
+  std::vector<std::pair<std::uint64_t, IpAddress>> switches;
+  engine_.for_each_ike_sa([&](const ike::IkeSa& sa) {
+    if (sa.state != ike::IkeState::kEstablished || sa.original_initiator || !sa.peer_mobike ||
+        usable(sa.local.address))
+      return;
+    auto v = mobility::view(sa);
+    if (!v || !v->peer_rmobike || v->switching_to) return;
+    std::optional<IpAddress> to;
+    for (const auto& a : sa.config->switch_prefer)
+      if (usable(a)) {
+        to = a;
+        break;
+      }
+    if (!to) {
+      auto source = platform::source_address_for(sa.remote.address);
+      if (source && usable(*source)) to = source;
+    }
+    if (!to)
+      for (const auto& l : change.after)
+        if (l.address.family() == sa.local.address.family() && l.ifname != config_.daemon.tun_name &&
+            ike::local_address_allowed(*sa.config, l.address)) {
+          to = l.address;
+          break;
+        }
+    if (to) switches.emplace_back(sa.id, *to);
+  });
+  for (const auto& [id, to] : switches) {
+    if (auto r = mobility::switch_address(engine_, id, to, now()); !r) {
+      spdlog::warn("IKE SA {} lost its address and cannot switch to {}: {}", id, to.to_string(), r.error());
+    } else {
+      spdlog::info("IKE SA {} lost its address: asking the initiator to switch to {}", id, to.to_string());
+      stats_.automatic_switches++;
+    }
+  }
   for (const auto& m : moves) {
     if (!m.to) {
       spdlog::warn("IKE SA {} has no route to its peer: probing paths", m.id);
@@ -380,7 +419,17 @@ void Daemon::flush() {
                   op.child_sa_id, op.spi_in, op.spi_out);
     if (dataplane_) dataplane_->apply(op);
   }
-  for (auto& e : engine_.take_events()) log_event(e);
+  for (auto& e : engine_.take_events()) {
+    log_event(e);
+    if (switch_job_) switch_job_->on_event(e);
+  }
+  if (switch_job_ && switch_job_->done()) {
+    auto reply = std::move(switch_reply_);
+    auto result = switch_job_->result(now());
+    switch_job_.reset();
+    switch_timer_.cancel();
+    reply(control::ok_response(std::move(result)));
+  }
   arm_timer();
 }
 
@@ -414,6 +463,8 @@ void Daemon::log_event(const ike::Event& e) {
     case ike::EventKind::kChildDeleted: what = "CHILD SA deleted"; break;
     case ike::EventKind::kChildFailed: what = "CHILD SA failed"; break;
     case ike::EventKind::kAddressesUpdated: what = "addresses updated"; break;
+    case ike::EventKind::kSwitchSucceeded: what = "switch succeeded"; break;
+    case ike::EventKind::kSwitchFailed: what = "switch failed"; break;
   }
   spdlog::info("{}[{}] {}{}{}", e.connection, e.ike_sa_id, what, e.detail.empty() ? "" : ": ", e.detail);
 }
@@ -469,6 +520,8 @@ json Daemon::list_sas() const {
       i.path_probing = v->probing;
       i.rr_pending = v->rr_pending;
       i.moves = v->updates;
+      i.rmobike = v->peer_rmobike;
+      if (v->switching_to) i.switching_to = v->switching_to->to_string();
     }
     i.ike_proposal = sa.ike_proposal.transforms.empty() ? "" : ike::proposal_to_string(sa.ike_proposal);
     if (sa.state != ike::IkeState::kConnecting)
@@ -515,13 +568,59 @@ json Daemon::stats() const {
               {"keepalives_in", stats_.keepalives_in},
               {"address_changes", stats_.address_changes},
               {"automatic_moves", stats_.automatic_moves},
+              {"automatic_switches", stats_.automatic_switches},
               {"send_errors", stats_.send_errors},
               {"ike", {{"established", s.ike_established}, {"failed", s.ike_failed}, {"half_open_expired", s.half_open_expired}}},
               {"child", {{"established", s.child_established}}},
               {"dataplane", dataplane_ ? dataplane_->stats() : json(nullptr)}};
 }
 
-json Daemon::handle(const json& raw) {
+void Daemon::handle(const json& raw, ControlServer::Reply reply) {
+  auto req = control::request_from_json(raw);
+  if (req)
+    if (auto* sw = std::get_if<control::SwitchRequest>(&*req)) return start_switch_job(*sw, std::move(reply));
+  reply(handle_now(raw));
+}
+
+void Daemon::start_switch_job(const control::SwitchRequest& r, ControlServer::Reply reply) {
+  if (switch_job_) return reply(control::error_response("a switch is already running; try again when it ends"));
+  auto to = IpAddress::parse(r.to);
+  if (!to) return reply(control::error_response("'" + r.to + "' is not an IP address"));
+  std::vector<std::uint64_t> ids;
+  std::vector<std::pair<std::uint64_t, std::string>> skipped;
+  engine_.for_each_ike_sa([&](const ike::IkeSa& sa) {
+    if (r.sa && sa.id != *r.sa) return;
+    if (r.connection && sa.connection_name != *r.connection) return;
+    if (r.all && sa.original_initiator) return;  // only SAs where we are the responder
+    ids.push_back(sa.id);
+  });
+  if (ids.empty()) {
+    std::string what = r.sa ? "no IKE SA #" + std::to_string(*r.sa)
+                     : r.connection ? "no IKE SA of connection '" + *r.connection + "'"
+                                    : std::string("no IKE SA where we are the responder");
+    return reply(control::error_response(what));
+  }
+  spdlog::info("switching {} IKE SA(s) to {}{}", ids.size(), to->to_string(),
+               r.rate > 0 ? fmt::format(" at {}/s", r.rate) : std::string());
+  switch_job_ = std::make_unique<SwitchJob>(std::move(ids), std::move(skipped), *to, r.rate, now());
+  switch_reply_ = std::move(reply);
+  drive_switch_job();
+}
+
+void Daemon::drive_switch_job() {
+  if (!switch_job_) return;
+  auto next = switch_job_->start_due(now(), [this](std::uint64_t id, const IpAddress& to) {
+    return mobility::switch_address(engine_, id, to, now());
+  });
+  flush();  // may finish the job
+  if (!next || !switch_job_) return;
+  switch_timer_.expires_at(*next);
+  switch_timer_.async_wait([this](const std::error_code& ec) {
+    if (!ec && !stopping_) drive_switch_job();
+  });
+}
+
+json Daemon::handle_now(const json& raw) {
   auto req = control::request_from_json(raw);
   if (!req) return control::error_response(req.error());
   auto t = now();

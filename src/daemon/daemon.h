@@ -16,7 +16,9 @@
 #include "crypto/random.h"
 #include "daemon/config.h"
 #include "daemon/control_server.h"
+#include "control/protocol.h"
 #include "daemon/dataplane.h"
+#include "daemon/switch_job.h"
 #include "ike/engine.h"
 #include "platform/address_monitor.h"
 #include "platform/udp_socket.h"
@@ -29,6 +31,7 @@ struct DaemonStats {
   std::uint64_t oversize_datagrams = 0;
   std::uint64_t address_changes = 0;
   std::uint64_t automatic_moves = 0;
+  std::uint64_t automatic_switches = 0;  // responder: SAs switched because their address went away
 };
 
 class Daemon {
@@ -53,7 +56,11 @@ class Daemon {
   void arm_timer();
   void log_event(const ike::Event& e);
   Socket* socket_for(const Endpoint& local);
-  nlohmann::json handle(const nlohmann::json& request);
+  void handle(const nlohmann::json& request, ControlServer::Reply reply);
+  nlohmann::json handle_now(const nlohmann::json& request);
+  // mobikectl switch: one job at a time, answered when every SA's switch has ended.
+  void start_switch_job(const control::SwitchRequest& r, ControlServer::Reply reply);
+  void drive_switch_job();
   nlohmann::json list_sas() const;
   nlohmann::json stats() const;
   Expected<std::uint64_t, std::string> initiate(const std::string& connection);
@@ -84,6 +91,9 @@ class Daemon {
   std::optional<platform::Debouncer> debouncer_;
   asio::steady_timer debounce_timer_;
   DaemonStats stats_;
+  std::unique_ptr<SwitchJob> switch_job_;
+  ControlServer::Reply switch_reply_;
+  asio::steady_timer switch_timer_;
   std::vector<std::uint8_t> buffer_;
   static constexpr std::size_t kBatchDatagramSize = 65536;  // UDP GRO hands over up to 64 KiB
   std::vector<std::vector<std::uint8_t>> batch_storage_;

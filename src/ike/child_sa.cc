@@ -137,7 +137,7 @@ using wire::PayloadType;
 
 std::optional<ChildSa> respond_child(IkeSa& sa, Services& s, const std::vector<Payload>& request,
                                      std::vector<Payload>& response, const ChildConfig** config_out,
-                                     bool with_pfs) {
+                                     bool with_pfs, const ChildSa* rekeyed) {
   auto* sa_p = wire::find_payload<wire::SaPayload>(request, PayloadType::kSa);
   auto* tsi = wire::find_payload<wire::TsPayload>(request, PayloadType::kTsi);
   auto* tsr = wire::find_payload<wire::TsPayload>(request, PayloadType::kTsr);
@@ -157,8 +157,15 @@ std::optional<ChildSa> respond_child(IkeSa& sa, Services& s, const std::vector<P
       for (const auto& t : tsi->selectors)
         if (t.start_address == t.end_address) allowed_remote.push_back(t);
     }
+    TsList allowed_local = ts_from_config(cc.local_ts, sa.local.address);
+    if (rekeyed && rekeyed->config == &cc) {
+      // A rekey keeps the selectors of the SA it replaces (RFC 7296 §2.9.2), even when
+      // they came from IKE addresses that MOBIKE has moved since.
+      allowed_remote = rekeyed->remote_ts;
+      allowed_local = rekeyed->local_ts;
+    }
     auto ni = narrow(tsi->selectors, allowed_remote);
-    auto nr = narrow(tsr->selectors, ts_from_config(cc.local_ts, sa.local.address));
+    auto nr = narrow(tsr->selectors, allowed_local);
     if (!ni.empty() && !nr.empty()) {
       chosen_cfg = &cc;
       narrowed_i = std::move(ni);

@@ -22,7 +22,7 @@ std::uint16_t pfs_group(const ChildConfig& child);
 // or an error notify. Returns the new Child SA (keys not yet derived) or nullopt.
 std::optional<ChildSa> respond_child(IkeSa& sa, Services& s, const std::vector<wire::Payload>& request,
                                      std::vector<wire::Payload>& response, const ChildConfig** config_out,
-                                     bool with_pfs);
+                                     bool with_pfs, const ChildSa* rekeyed = nullptr);
 // Keys for `child` from prf+(SK_d, [g^ir |] Ni | Nr); `we_initiated` says which half
 // is inbound for us.
 bool derive_child_keys(const IkeSa& sa, ChildSa& child, ByteView shared, ByteView ni, ByteView nr,

@@ -64,6 +64,16 @@ struct ConnectionConfig {
   // MOBIKE responder: when to check that the initiator's new address really reaches it
   // (COOKIE2, RFC 4555 §3.7) before moving the Child SAs there.
   ReturnRoutability return_routability = ReturnRoutability::kAlways;
+  // Responder-initiated switch (SWITCH_TO_IP_ADDRESS, ../shared/spec/r-mobike.md).
+  // Initiator: announce support (the 0x52 octet in MOBIKE_SUPPORTED) and follow requests.
+  bool responder_switch = true;
+  // Initiator: answer a switch request towards the new address (the first drafts), or
+  // towards the request's source (the later drafts, RFC 7296 §2.11).
+  bool switch_response_to_new = true;
+  // Initiator: addresses a gateway may switch to besides those it announced.
+  std::vector<IpPrefix> switch_allow;
+  // Responder: where to switch SAs to when their address goes away, in order.
+  std::vector<IpAddress> switch_prefer;
   StartAction start = StartAction::kNone;
 };
 

@@ -174,7 +174,7 @@ CreateChildResponse respond_create_child_sa(IkeSa& sa, Services& s, const std::v
   }
   const ChildConfig* cc = nullptr;
   std::vector<Payload> body;
-  auto child = respond_child(sa, s, request, body, &cc, true);
+  auto child = respond_child(sa, s, request, body, &cc, true, old);
   if (!child) {
     r.payloads = std::move(body);
     return r;

@@ -278,7 +278,7 @@ void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& re
   if (sa.expected_peer_mid > 0 && mid == sa.expected_peer_mid - 1 && !sa.last_response.empty()) {
     // A retransmission: answer from the cache (RFC 7296 §2.1), to where it came from.
     stats_.retransmits_answered++;
-    send(sa, local, remote, sa.last_response);
+    send(sa, local, sa.last_response_redirected ? sa.last_response_to : remote, sa.last_response);
     return;
   }
   if (mid != sa.expected_peer_mid) {
@@ -300,6 +300,7 @@ void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& re
       err.push_back(wire::make_notify(NotifyType::kInvalidSyntax));
     Bytes resp = build_message(sa, m.header.exchange, true, mid, err, random_);
     sa.last_response = resp;
+    sa.last_response_redirected = false;
     sa.expected_peer_mid++;
     send(sa, local, remote, std::move(resp));
     if (m.header.exchange == ExchangeType::kIkeAuth) kill(sa, true, "malformed IKE_AUTH");
@@ -317,6 +318,7 @@ void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& re
   }
 
   std::vector<wire::Payload> response;
+  Endpoint respond_to = remote;
   bool kill_after = false, failed = false;
   std::string why;
   switch (m.header.exchange) {
@@ -348,7 +350,7 @@ void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& re
       }
       auto r = respond_informational(sa, *this, payloads);
       response = std::move(r.payloads);
-      if (!r.delete_ike && mobility_) mobility_->respond_informational(sa, *this, payloads, local, remote, response);
+      if (!r.delete_ike && mobility_) mobility_->respond_informational(sa, *this, payloads, local, remote, respond_to, response);
       if (r.delete_ike) {
         kill_after = true;
         why = "deleted by peer";
@@ -368,9 +370,10 @@ void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& re
   }
   Bytes resp = build_message(sa, m.header.exchange, true, mid, response, random_);
   sa.last_response = resp;
-  sa.last_response_to = remote;
+  sa.last_response_to = respond_to;
+  sa.last_response_redirected = respond_to != remote;
   sa.expected_peer_mid++;
-  send(sa, local, remote, std::move(resp));
+  send(sa, local, respond_to, std::move(resp));
   if (kill_after) kill(sa, failed, why);
 }
 

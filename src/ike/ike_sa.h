@@ -104,6 +104,9 @@ struct IkeSa {
   std::uint32_t expected_peer_mid = 0;  // the peer's next request
   Bytes last_response;                  // cached for retransmitted requests
   Endpoint last_response_to;
+  // The response went elsewhere than to the request's source (a switch request answered
+  // towards the new address): retransmissions are answered there too.
+  bool last_response_redirected = false;
 
   // Our outstanding request.
   std::unique_ptr<Task> active;

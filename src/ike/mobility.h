@@ -31,9 +31,10 @@ class Mobility {
   virtual void auth_received(IkeSa& sa, Services& s, const std::vector<wire::Payload>& in) = 0;
 
   // An INFORMATIONAL request that does not delete the IKE SA arrived on (local, remote):
-  // add to the response.
+  // add to the response. `respond_to` starts as `remote`; the hook may send the
+  // response elsewhere (a switch request answered towards the new address).
   virtual void respond_informational(IkeSa& sa, Services& s, const std::vector<wire::Payload>& request,
-                                     const Endpoint& local, const Endpoint& remote,
+                                     const Endpoint& local, const Endpoint& remote, Endpoint& respond_to,
                                      std::vector<wire::Payload>& response) = 0;
 
   // Liveness checks (RFC 7296 §2.4) may carry NAT detection (RFC 4555 §3.8).

@@ -73,6 +73,8 @@ enum class EventKind : std::uint8_t {
   kChildDeleted,
   kChildFailed,
   kAddressesUpdated,
+  kSwitchSucceeded,  // responder-initiated switch (SWITCH_TO_IP_ADDRESS) completed
+  kSwitchFailed,     // ... refused, not answered, or the initiator fell back
 };
 
 struct Event {

@@ -8,6 +8,7 @@
 #include "ike/protection.h"
 #include "mobike/address_list.h"
 #include "mobike/path_probe.h"
+#include "mobike/switch.h"
 #include "mobike/update.h"
 
 namespace mobike::mobility {
@@ -48,7 +49,11 @@ bool mapping_changed(const IkeSa& sa, ByteView seen) {
 }  // namespace
 
 void Mobike::auth_payloads(IkeSa& sa, Services& s, std::vector<Payload>& out) {
-  out.push_back(wire::make_notify(NotifyType::kMobikeSupported));
+  // The initiator's MOBIKE_SUPPORTED carries the one octet that announces the
+  // responder-initiated switch (spec §4.1); the responder's stays empty.
+  Bytes flags;
+  if (sa.initiator && sa.config->responder_switch) flags.push_back(kResponderSwitchFlag);
+  out.push_back(wire::make_notify(NotifyType::kMobikeSupported, std::move(flags)));
   auto& st = state(sa);
   st.announced = our_additional_addresses(sa, s);
   st.announced_once = true;
@@ -58,9 +63,14 @@ void Mobike::auth_payloads(IkeSa& sa, Services& s, std::vector<Payload>& out) {
 }
 
 void Mobike::auth_received(IkeSa& sa, Services& s, const std::vector<Payload>& in) {
-  sa.peer_mobike = wire::find_notify(in, NotifyType::kMobikeSupported) != nullptr;
+  auto* supported = wire::find_notify(in, NotifyType::kMobikeSupported);
+  sa.peer_mobike = supported != nullptr;
   if (!sa.peer_mobike) return;
   auto& st = state(sa);
+  // Lenient on receipt (spec Q13): any octet 0x52.
+  if (!sa.initiator)
+    st.peer_rmobike = std::find(supported->data.begin(), supported->data.end(), kResponderSwitchFlag) !=
+                      supported->data.end();
   take_peer_list(sa, s, in);
   st.committed = {sa.local, sa.remote};
   if (sa.initiator && sa.nat_local && sa.config->nat_traversal) {
@@ -72,7 +82,8 @@ void Mobike::auth_received(IkeSa& sa, Services& s, const std::vector<Payload>& i
 }
 
 void Mobike::respond_informational(IkeSa& sa, Services& s, const std::vector<Payload>& request,
-                                   const Endpoint& local, const Endpoint& remote, std::vector<Payload>& response) {
+                                   const Endpoint& local, const Endpoint& remote, Endpoint& respond_to,
+                                   std::vector<Payload>& response) {
   if (sa.peer_mobike) {
     if (auto* n = wire::find_notify(request, NotifyType::kNoNatsAllowed);
         n && !equal_ct(n->data, no_nats_data(remote, local))) {
@@ -81,9 +92,19 @@ void Mobike::respond_informational(IkeSa& sa, Services& s, const std::vector<Pay
       response.push_back(wire::make_notify(NotifyType::kUnexpectedNatDetected));
       return;
     }
+    bool update = wire::find_notify(request, NotifyType::kUpdateSaAddresses) != nullptr;
+    // An update is judged against the list announced before it (kUnannounced): the list
+    // inside the update never holds the address of its own IP header.
+    if (update) respond_update(sa, s, request, local, remote, response);
     take_peer_list(sa, s, request);
-    if (wire::find_notify(request, NotifyType::kUpdateSaAddresses))
-      respond_update(sa, s, request, local, remote, response);
+    if (auto* sw = wire::find_notify(request, s.config().switch_notify_type))
+      handle_switch_request(sa, s, *sw, remote, respond_to);
+    auto& st = state(sa);
+    if (!update && request.empty() && st.switch_state == SaState::Switch::kAwaitUpdate &&
+        local.address == st.switch_from)
+      // Our initiator answers a switch it refuses and then checks the old path with an
+      // empty request: the switch is not going to happen.
+      end_switch(sa, s, false, "refused by the initiator (liveness check on the old path)");
   }
   if (wire::find_notify(request, NotifyType::kNatDetectionDestinationIp) && sa.config->nat_traversal) {
     // Hashes of the path this request took, whatever path the SA uses.
@@ -162,12 +183,29 @@ ike::Mobility::RetransmitVerdict Mobike::on_retransmit(IkeSa& sa, Services& s) {
   }
   // §3.11: the responder waits long, so that the initiator has time to find a path.
   if (sa.retransmits < ec.retransmit_tries) return RetransmitVerdict::kDefault;
+  if (sa.active && std::string_view(sa.active->name()) == kSwitchTaskName) {
+    auto& st = state(sa);
+    end_switch(sa, s, false, "no answer from the initiator");
+    // Spec §6.2.8: without the old address and without another one the initiator knows
+    // of, nothing can reach this SA any more.
+    const auto& locals = s.local_addresses();
+    bool old_gone = !locals.empty() && std::find(locals.begin(), locals.end(), sa.local.address) == locals.end();
+    if (old_gone && st.announced.empty()) return RetransmitVerdict::kGiveUp;
+  }
   if (s.now() - sa.active_sent >= config_.path_timeout) return RetransmitVerdict::kGiveUp;
   sa.retransmit_at = s.now() + interval;
   return RetransmitVerdict::kKeepTrying;
 }
 
-void Mobike::on_timer(IkeSa& sa, Services& s) { decide_probe(sa, s); }
+void Mobike::on_timer(IkeSa& sa, Services& s) {
+  decide_probe(sa, s);
+  if (auto* st = find_state(sa); st && st->switch_state == SaState::Switch::kAwaitUpdate) {
+    if (s.now() >= st->switch_deadline)
+      end_switch(sa, s, false, "no UPDATE_SA_ADDRESSES at the new address; staying");
+    else
+      sa.mobility_at = std::min(sa.mobility_at, st->switch_deadline);
+  }
+}
 
 void Mobike::local_addresses_changed(IkeSa& sa, Services& s) {
   if (sa.state != IkeState::kEstablished || !sa.peer_mobike || !sa.config->mobike) return;
@@ -194,6 +232,15 @@ void Mobike::inherit(const IkeSa& old, IkeSa& fresh) {
   to.announced_once = st->announced_once;
   to.committed = st->committed;
   to.updates = st->updates;
+  to.peer_rmobike = st->peer_rmobike;
+  // A switch answered on the old IKE SA completes with the update on the new one.
+  if (st->switch_state == SaState::Switch::kAwaitUpdate) {
+    to.switch_state = st->switch_state;
+    to.switch_to = st->switch_to;
+    to.switch_from = st->switch_from;
+    to.switch_deadline = st->switch_deadline;
+    fresh.mobility_at = std::min(fresh.mobility_at, st->switch_deadline);
+  }
 }
 
 void install(ike::Engine& engine, Config config) { engine.set_mobility(std::make_unique<Mobike>(config)); }
@@ -219,10 +266,30 @@ bool probe_paths(ike::Engine& engine, std::uint64_t id, TimePoint now) {
   });
 }
 
+Expected<void, std::string> switch_address(ike::Engine& engine, std::uint64_t id, const IpAddress& to,
+                                           TimePoint now) {
+  std::string why = "no IKE SA #" + std::to_string(id);
+  engine.with_sa(id, now, [&](IkeSa& sa, Services& s) {
+    auto ok = switch_allowed(sa, to);
+    if (!ok) {
+      why = ok.error();
+      return false;
+    }
+    start_switch(sa, s, to);
+    why.clear();
+    return true;
+  });
+  if (!why.empty()) return unexpected(why);
+  return {};
+}
+
 std::optional<SaView> view(const IkeSa& sa) {
   const SaState* st = find_state(sa);
   if (!st) return std::nullopt;
-  return SaView{st->peer_addresses, st->committed, st->probing || st->deciding, st->rr_pending, st->updates};
+  SaView v{st->peer_addresses, st->committed, st->probing || st->deciding, st->rr_pending, st->updates};
+  v.peer_rmobike = st->peer_rmobike;
+  if (st->switch_state != SaState::Switch::kIdle) v.switching_to = st->switch_to;
+  return v;
 }
 
 }  // namespace mobike::mobility

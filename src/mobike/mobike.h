@@ -8,6 +8,7 @@
 #include <optional>
 #include <vector>
 
+#include "common/expected.h"
 #include "ike/engine.h"
 #include "ike/mobility.h"
 #include "mobike/sa_state.h"
@@ -36,7 +37,7 @@ class Mobike final : public ike::Mobility {
   void auth_payloads(ike::IkeSa& sa, ike::Services& s, std::vector<wire::Payload>& out) override;
   void auth_received(ike::IkeSa& sa, ike::Services& s, const std::vector<wire::Payload>& in) override;
   void respond_informational(ike::IkeSa& sa, ike::Services& s, const std::vector<wire::Payload>& request,
-                             const Endpoint& local, const Endpoint& remote,
+                             const Endpoint& local, const Endpoint& remote, Endpoint& respond_to,
                              std::vector<wire::Payload>& response) override;
   void liveness_request(ike::IkeSa& sa, ike::Services& s, std::vector<wire::Payload>& out) override;
   void liveness_response(ike::IkeSa& sa, ike::Services& s, const std::vector<wire::Payload>& in) override;
@@ -61,6 +62,13 @@ bool update_addresses(ike::Engine& engine, std::uint64_t ike_sa_id, const IpAddr
 // The original initiator's current path is gone: probe the others (§3.4).
 bool probe_paths(ike::Engine& engine, std::uint64_t ike_sa_id, TimePoint now);
 
+// The responder asks the initiator to move the IKE SA to our address `to`
+// (SWITCH_TO_IP_ADDRESS); the outcome arrives as a kSwitchSucceeded or kSwitchFailed
+// event. The reason when it cannot start (not the responder, peer without support, a
+// switch or IKE rekey in flight, ...). This is the cluster manager's entry point too.
+Expected<void, std::string> switch_address(ike::Engine& engine, std::uint64_t ike_sa_id, const IpAddress& to,
+                                           TimePoint now);
+
 // MOBIKE's view of one IKE SA, for `mobikectl list-sas`.
 struct SaView {
   std::vector<IpAddress> peer_addresses;
@@ -68,6 +76,8 @@ struct SaView {
   bool probing = false;
   bool rr_pending = false;
   std::uint64_t updates = 0;
+  bool peer_rmobike = false;
+  std::optional<IpAddress> switching_to;
 };
 std::optional<SaView> view(const ike::IkeSa& sa);
 

@@ -44,6 +44,19 @@ struct SaState final : ike::MobilityState {
   Path last_response_path;
 
   std::uint64_t updates = 0;  // completed moves of this SA
+
+  // Responder-initiated switch (SWITCH_TO_IP_ADDRESS). The roles are those of the first
+  // IKE SA; the flags survive IKE SA rekeys.
+  bool peer_rmobike = false;  // responder: the initiator sent the 0x52 octet
+  enum class Switch : std::uint8_t {
+    kIdle,
+    kSent,         // our request is out, from the old address
+    kAwaitUpdate,  // answered; UPDATE_SA_ADDRESSES is expected at the new address
+  };
+  Switch switch_state = Switch::kIdle;
+  IpAddress switch_to;
+  IpAddress switch_from;
+  TimePoint switch_deadline = TimePoint::max();
 };
 
 // The SA's MOBIKE state, created on first use.

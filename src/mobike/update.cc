@@ -6,6 +6,7 @@
 #include "ike/ike_init.h"
 #include "mobike/address_list.h"
 #include "mobike/return_routability.h"
+#include "mobike/switch.h"
 
 namespace mobike::mobility {
 
@@ -45,6 +46,7 @@ void queue_update(IkeSa& sa, Services& s) {
 std::optional<std::vector<Payload>> MobikeUpdateTask::build_request(IkeSa& sa, Services& s) {
   if (sa.state != ike::IkeState::kEstablished) return std::nullopt;
   cookie2_ = s.random().bytes(16);
+  sent_ = {sa.local, sa.remote};
   std::vector<Payload> out{wire::make_notify(NotifyType::kUpdateSaAddresses)};
   if (sa.config->nat_traversal)
     ike::add_nat_detection(sa, out, sa.config->encap_force, s.random());
@@ -57,15 +59,19 @@ std::optional<std::vector<Payload>> MobikeUpdateTask::build_request(IkeSa& sa, S
 
 TaskResult MobikeUpdateTask::process_response(IkeSa& sa, Services& s, const std::vector<Payload>& payloads) {
   auto& st = state(sa);
+  // Where the SA is now: sent_, or a newer path whose update is queued behind this one.
+  Path pending{sa.local, sa.remote};
   for (const auto& p : payloads)
     if (auto* n = std::get_if<wire::NotifyPayload>(&p.body); n && wire::is_error(n->notify_type())) {
       // UNACCEPTABLE_ADDRESSES, UNEXPECTED_NAT_DETECTED: the peer keeps the old path,
-      // and so do we.
+      // and so do we — unless we moved on meanwhile: the queued update tries that path.
       std::string why(wire::notify_name(n->type));
-      s.log(LogLevel::kWarn, &sa, "address update to " + sa.local.to_string() + " <-> " + sa.remote.to_string() +
-                                      " refused: " + why);
-      sa.local = st.committed.local;
-      sa.remote = st.committed.remote;
+      s.log(LogLevel::kWarn, &sa, "address update to " + sent_.local.to_string() + " <-> " +
+                                      sent_.remote.to_string() + " refused: " + why);
+      if (pending == sent_) {
+        sa.local = st.committed.local;
+        sa.remote = st.committed.remote;
+      }
       s.event(EventKind::kAddressesUpdated, sa, 0, "refused: " + why);
       return TaskResult::kDone;
     }
@@ -75,10 +81,18 @@ TaskResult MobikeUpdateTask::process_response(IkeSa& sa, Services& s, const std:
     s.log(LogLevel::kWarn, &sa, "COOKIE2 missing or wrong in the UPDATE_SA_ADDRESSES response");
     return TaskResult::kFailed;
   }
+  // The answer confirms the path this request announced, and its NAT detection hashes
+  // are of that path. The SA may have moved again while this exchange ran: it stays on
+  // the newer path, whose update follows.
+  sa.local = sent_.local;
+  sa.remote = sent_.remote;
   if (sa.config->nat_traversal) ike::evaluate_nat_detection(sa, payloads, sa.config->encap_force);
   if (auto list = parse_address_list(payloads, nullptr)) st.peer_addresses = std::move(*list);
-  // The SA may have moved again while this exchange ran: the newer update follows.
-  move_ike_sa(sa, s, sa.local, sa.remote);
+  move_ike_sa(sa, s, sent_.local, sent_.remote);
+  if (pending != sent_) {
+    sa.local = pending.local;
+    sa.remote = pending.remote;
+  }
   return TaskResult::kDone;
 }
 
@@ -90,6 +104,9 @@ void respond_update(IkeSa& sa, Services& s, const std::vector<Payload>& request,
     return;
   }
   auto& st = state(sa);
+  bool switching = st.switch_state != SaState::Switch::kIdle;
+  if (switching && local.address != st.switch_to)
+    end_switch(sa, s, false, "the initiator updated to " + local.to_string() + " instead");
   if (!ike::remote_address_allowed(*sa.config, remote.address) || !usable_address(remote.address)) {
     s.log(LogLevel::kWarn, &sa, "address update to " + remote.to_string() + " refused: not an allowed peer address");
     response.push_back(wire::make_notify(NotifyType::kUnacceptableAddresses));
@@ -98,8 +115,13 @@ void respond_update(IkeSa& sa, Services& s, const std::vector<Payload>& request,
   bool announced = remote.address == st.committed.remote.address ||
                    std::find(st.peer_addresses.begin(), st.peer_addresses.end(), remote.address) !=
                        st.peer_addresses.end();
+  bool moved = sa.local != local || sa.remote != remote;
   sa.local = local;
   sa.remote = remote;
+  // Our own outstanding request (a liveness check, a return-routability check) went to
+  // the old path: send it on the new one now rather than at its next back-off step,
+  // which may be 15 s away — the return-routability check waits behind it.
+  if (moved && sa.active && !sa.active_request.empty()) s.send_on(sa, sa.local, sa.remote, sa.active_request);
   if (wire::find_notify(request, NotifyType::kNatDetectionDestinationIp))
     ike::evaluate_nat_detection(sa, request, sa.config->encap_force);
   else if (wire::find_notify(request, NotifyType::kNoNatsAllowed))
@@ -107,6 +129,14 @@ void respond_update(IkeSa& sa, Services& s, const std::vector<Payload>& request,
   auto policy = sa.config->return_routability;
   bool check = policy == ike::ReturnRoutability::kAlways ||
                (policy == ike::ReturnRoutability::kUnannounced && !announced);
+  if (switching && local.address == st.switch_to) {
+    // We asked for this path and the initiator just reached us on it: no check needed
+    // (spec Q9).
+    check = false;
+    move_ike_sa(sa, s, local, remote);
+    end_switch(sa, s, true, "switched; initiator at " + remote.to_string());
+    return;
+  }
   if (check && st.committed != Path{local, remote}) {
     // The IKE SA answers on the new path at once; ESP follows once the path has shown
     // that the peer really receives there (§3.7).

@@ -20,6 +20,7 @@ class MobikeUpdateTask final : public ike::Task {
 
  private:
   Bytes cookie2_;
+  Path sent_;  // the path this request announces (the SA may move on while it runs)
 };
 
 // Queues an update unless one is already waiting to be sent (it will carry the newest

@@ -90,6 +90,19 @@ int main(int argc, char** argv) {
   update->add_option("--sa", update_sa, "unique id of the IKE SA (as in list-sas)")->required();
   auto* update_local_opt = update->add_option("--local", update_local, "local address (default: by routing)");
 
+  std::string switch_to, switch_conn;
+  std::uint64_t switch_sa = 0;
+  bool switch_all = false;
+  double switch_rate = 0;
+  auto* sw = app.add_subcommand("switch", "ask initiators to move IKE SAs to another of our addresses "
+                                          "(SWITCH_TO_IP_ADDRESS); waits for every outcome");
+  sw->add_option("--to", switch_to, "our address to move to")->required();
+  auto* sw_sa = sw->add_option("--sa", switch_sa, "unique id of one IKE SA");
+  auto* sw_conn = sw->add_option("--conn", switch_conn, "every IKE SA of this connection");
+  auto* sw_all = sw->add_flag("--all", switch_all, "every IKE SA where we are the responder");
+  sw->add_option("--rate", switch_rate, "SAs started per second (default: all at once)")->check(CLI::NonNegativeNumber);
+  sw->add_flag("--json", json_out, "print mobiked's JSON");
+
   auto* addresses = app.add_subcommand("list-addresses", "show the host's usable local addresses (MOBIKE's set)");
   addresses->add_flag("--json", json_out, "print mobiked's JSON");
 
@@ -117,6 +130,15 @@ int main(int argc, char** argv) {
     request = control::ReloadRequest{};
   } else if (addresses->parsed()) {
     request = control::ListAddressesRequest{};
+  } else if (sw->parsed()) {
+    if (int(!!*sw_sa) + int(!!*sw_conn) + int(!!*sw_all) != 1) return fail("switch needs exactly one of --sa, --conn or --all");
+    control::SwitchRequest w;
+    w.to = switch_to;
+    if (*sw_sa) w.sa = switch_sa;
+    if (*sw_conn) w.connection = switch_conn;
+    w.all = switch_all;
+    w.rate = switch_rate;
+    request = w;
   } else if (update->parsed()) {
     control::UpdateAddressesRequest u{update_sa, std::nullopt};
     if (*update_local_opt) u.local = update_local;
@@ -146,6 +168,11 @@ int main(int argc, char** argv) {
       std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
     else
       std::cout << control::format_stats(result);
+  } else if (sw->parsed()) {
+    if (json_out)
+      std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+    else
+      std::cout << control::format_switch_result(result);
   } else if (addresses->parsed()) {
     if (json_out)
       std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";

@@ -13,7 +13,7 @@ Endpoint Nat::translate_out(const Endpoint& inside, const Endpoint& remote) {
   if (it != mappings_.end()) {
     port = it->second;
   } else {
-    port = inside.port;
+    port = static_cast<std::uint16_t>(inside.port + port_offset);
     while (reverse_.count(port)) port = static_cast<std::uint16_t>(port == 65535 ? 1024 : port + 1);
     mappings_[inside] = port;
     reverse_[port] = inside;
@@ -83,7 +83,7 @@ void Network::collect(Host& h) {
       dropped++;
       continue;
     }
-    if (h.nat) p.src = h.nat->translate_out(p.src, p.dst);
+    if (Nat* nat = h.nat_for(p.src.address)) p.src = nat->translate_out(p.src, p.dst);
     schedule(p);
   }
   for (auto& op : h.engine->take_dataplane_ops()) h.dataplane.push_back(std::move(op));
@@ -112,11 +112,11 @@ void Network::deliver(const Packet& p) {
     }
     dst = *inside;
     h = owner_of(dst.address);
-    if (h && h->nat != nat) h = nullptr;
+    if (h && h->nat_for(dst.address) != nat) h = nullptr;
   } else {
     h = owner_of(dst.address);
     // Hosts behind a NAT are reachable only through it.
-    if (h && h->nat) h = nullptr;
+    if (h && h->nat_for(dst.address)) h = nullptr;
   }
   if (!h) {
     dropped++;

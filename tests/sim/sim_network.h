@@ -35,7 +35,10 @@ class Nat {
   Nat(std::string name, IpAddress public_address) : name_(std::move(name)), public_(public_address) {}
   const IpAddress& public_address() const { return public_; }
   void set_public_address(const IpAddress& a) { public_ = a; }  // renumbered NAT
-  void clear() { mappings_.clear(), reverse_.clear(), allowed_.clear(); }
+  void clear() { mappings_.clear(), reverse_.clear(), allowed_.clear(); }  // rebooted NAT
+  // New mappings get the inside port plus this offset (a NAT that allocates other
+  // public ports, e.g. after clear()); 0: the inside port is kept when free.
+  std::uint16_t port_offset = 0;
   // Outbound translation (always succeeds).
   Endpoint translate_out(const Endpoint& inside, const Endpoint& remote);
   // Inbound: the inside endpoint, if a mapping exists and filtering lets `remote` in.
@@ -56,6 +59,13 @@ struct Host {
   std::unique_ptr<ike::Engine> engine;
   std::vector<IpAddress> addresses;
   Nat* nat = nullptr;  // the NAT this host sits behind, if any
+  // Multihomed hosts: the NAT in front of one address (nullptr: that address is
+  // direct); addresses not listed use `nat`.
+  std::map<IpAddress, Nat*> nat_by_address;
+  Nat* nat_for(const IpAddress& a) const {
+    auto it = nat_by_address.find(a);
+    return it != nat_by_address.end() ? it->second : nat;
+  }
   std::vector<ike::DataplaneOp> dataplane;
   std::vector<ike::Event> events;
   std::vector<std::string> log;
@@ -69,6 +79,8 @@ class Network {
                  std::uint64_t seed = 0);
   Nat& add_nat(const std::string& name, const IpAddress& public_address);
   void put_behind(Host& host, Nat& nat) { host.nat = &nat; }
+  // Only `address` of `host` sits behind `nat` (nullptr: `address` is direct).
+  void put_behind(Host& host, Nat* nat, const IpAddress& address) { host.nat_by_address[address] = nat; }
   // Changes a host's addresses and tells its engine, as the daemon's address monitor does.
   void set_addresses(Host& host, std::vector<IpAddress> addresses);
 

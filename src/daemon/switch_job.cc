@@ -1,0 +1,77 @@
+#include "daemon/switch_job.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace mobike::daemon {
+
+using json = nlohmann::json;
+
+SwitchJob::SwitchJob(std::vector<std::uint64_t> ids, std::vector<std::pair<std::uint64_t, std::string>> skipped,
+                     IpAddress to, double rate, ike::TimePoint now)
+    : ids_(std::move(ids)), to_(to), rate_(rate), started_(now) {
+  for (auto& [id, why] : skipped) entries_[id] = {Outcome::kNotStarted, std::move(why)};
+}
+
+std::optional<ike::TimePoint> SwitchJob::start_due(ike::TimePoint now, const Starter& start) {
+  std::size_t due = ids_.size();
+  if (rate_ > 0) {
+    double elapsed = std::chrono::duration<double>(now - started_).count();
+    due = std::min(ids_.size(), static_cast<std::size_t>(std::floor(elapsed * rate_)) + 1);
+  }
+  for (; next_ < due; ++next_) {
+    auto id = ids_[next_];
+    if (auto ok = start(id, to_); !ok) {
+      entries_[id] = {Outcome::kNotStarted, ok.error()};
+    } else {
+      entries_[id] = {Outcome::kRunning, ""};  // the outcome comes as an event, later
+      running_++;
+    }
+  }
+  if (next_ == ids_.size()) return std::nullopt;
+  return started_ + std::chrono::duration_cast<ike::Duration>(std::chrono::duration<double>(next_ / rate_));
+}
+
+void SwitchJob::finish(std::uint64_t id, Outcome outcome, std::string detail) {
+  auto it = entries_.find(id);
+  if (it == entries_.end() || it->second.outcome != Outcome::kRunning) return;
+  it->second = {outcome, std::move(detail)};
+  running_--;
+}
+
+void SwitchJob::on_event(const ike::Event& e) {
+  switch (e.kind) {
+    case ike::EventKind::kSwitchSucceeded:
+      finish(e.ike_sa_id, Outcome::kSwitched, e.detail);
+      break;
+    case ike::EventKind::kSwitchFailed:
+      finish(e.ike_sa_id, e.detail.find("refused") != std::string::npos ? Outcome::kRefused : Outcome::kFailed,
+             e.detail);
+      break;
+    case ike::EventKind::kIkeDeleted:
+    case ike::EventKind::kIkeFailed:
+      finish(e.ike_sa_id, Outcome::kFailed, "the IKE SA ended: " + e.detail);
+      break;
+    default:
+      break;
+  }
+}
+
+json SwitchJob::result(ike::TimePoint now) const {
+  std::uint64_t counts[5] = {};
+  json sas = json::array();
+  for (const auto& [id, e] : entries_) {
+    counts[static_cast<int>(e.outcome)]++;
+    static constexpr const char* kNames[] = {"running", "switched", "refused", "failed", "not started"};
+    sas.push_back({{"sa", id}, {"result", kNames[static_cast<int>(e.outcome)]}, {"detail", e.detail}});
+  }
+  return {{"to", to_.to_string()},
+          {"switched", counts[1]},
+          {"refused", counts[2]},
+          {"failed", counts[3]},
+          {"not_started", counts[4]},
+          {"seconds", std::chrono::duration<double>(now - started_).count()},
+          {"sas", std::move(sas)}};
+}
+
+}  // namespace mobike::daemon

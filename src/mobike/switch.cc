@@ -1,0 +1,132 @@
+#include "mobike/switch.h"
+
+#include <algorithm>
+
+#include "ike/informational.h"
+#include "mobike/address_list.h"
+#include "mobike/update.h"
+
+namespace mobike::mobility {
+
+using ike::EventKind;
+using ike::IkeSa;
+using ike::LogLevel;
+using ike::Services;
+using ike::TaskResult;
+using Switch = SaState::Switch;
+
+namespace {
+
+bool rekey_in_flight(const IkeSa& sa) {
+  auto is_rekey = [](const ike::Task& t) { return std::string_view(t.name()) == "IKE_REKEY"; };
+  if (sa.state == ike::IkeState::kRekeying || (sa.active && is_rekey(*sa.active))) return true;
+  return std::any_of(sa.queue.begin(), sa.queue.end(), [&](const auto& t) { return is_rekey(*t); });
+}
+
+}  // namespace
+
+Expected<void, std::string> switch_allowed(const IkeSa& sa, const IpAddress& to) {
+  if (sa.state != ike::IkeState::kEstablished && sa.state != ike::IkeState::kRekeying)
+    return unexpected(std::string("not established"));
+  if (sa.original_initiator) return unexpected(std::string("we are the initiator (use update-addresses)"));
+  const SaState* st = find_state(sa);
+  if (!sa.peer_mobike || !st) return unexpected(std::string("peer does not do MOBIKE"));
+  if (!st->peer_rmobike) return unexpected(std::string("peer did not announce SWITCH_TO_IP_ADDRESS support"));
+  if (st->switch_state != Switch::kIdle) return unexpected("a switch to " + st->switch_to.to_string() + " is in flight");
+  if (rekey_in_flight(sa)) return unexpected(std::string("an IKE SA rekey is in flight"));
+  if (!usable_address(to)) return unexpected(to.to_string() + " is not a usable address");
+  if (to == sa.local.address) return unexpected("already on " + to.to_string());
+  return {};
+}
+
+void start_switch(IkeSa& sa, Services& s, const IpAddress& to) {
+  auto& st = state(sa);
+  st.switch_state = Switch::kSent;
+  st.switch_to = to;
+  st.switch_from = sa.local.address;
+  st.switch_deadline = TimePoint::max();
+  s.log(LogLevel::kInfo, &sa, "asking the initiator to switch to " + to.to_string());
+  s.queue(sa, std::make_unique<SwitchTask>());
+}
+
+void end_switch(IkeSa& sa, Services& s, bool succeeded, const std::string& detail) {
+  auto& st = state(sa);
+  if (st.switch_state == Switch::kIdle) return;
+  std::string what = st.switch_from.to_string() + " -> " + st.switch_to.to_string() + ": " + detail;
+  st.switch_state = Switch::kIdle;
+  st.switch_deadline = TimePoint::max();
+  s.log(succeeded ? LogLevel::kInfo : LogLevel::kWarn, &sa, "switch " + what);
+  s.event(succeeded ? EventKind::kSwitchSucceeded : EventKind::kSwitchFailed, sa, 0, what);
+}
+
+std::optional<std::vector<wire::Payload>> SwitchTask::build_request(IkeSa& sa, Services& s) {
+  auto& st = state(sa);
+  if (st.switch_state != Switch::kSent) return std::nullopt;
+  if (sa.state != ike::IkeState::kEstablished) {
+    end_switch(sa, s, false, "the IKE SA is no longer established");
+    return std::nullopt;
+  }
+  // From the SA's current (old) address: the only one the initiator's NAT lets in.
+  return std::vector<wire::Payload>{wire::make_notify(s.config().switch_notify_type, st.switch_to.to_bytes())};
+}
+
+TaskResult SwitchTask::process_response(IkeSa& sa, Services& s, const std::vector<wire::Payload>& payloads) {
+  auto& st = state(sa);
+  if (st.switch_state != Switch::kSent) return TaskResult::kDone;  // the update came first
+  for (const auto& p : payloads)
+    if (auto* n = std::get_if<wire::NotifyPayload>(&p.body); n && wire::is_error(n->notify_type())) {
+      end_switch(sa, s, false, "refused: " + std::string(wire::notify_name(n->type)));
+      return TaskResult::kDone;
+    }
+  // The empty answer may come to either address (the drafts differ); either way the
+  // initiator's UPDATE_SA_ADDRESSES at the new address is what moves the SA.
+  st.switch_state = Switch::kAwaitUpdate;
+  st.switch_deadline = s.now() + std::max(s.config().retransmit_timeout * 5, ike::Duration(5000));
+  sa.mobility_at = std::min(sa.mobility_at, st.switch_deadline);
+  return TaskResult::kDone;
+}
+
+void SwitchTask::abort(IkeSa& sa, Services& s) { end_switch(sa, s, false, "the IKE SA ended"); }
+
+void handle_switch_request(IkeSa& sa, Services& s, const wire::NotifyPayload& notify, const Endpoint& remote,
+                           Endpoint& respond_to) {
+  if (!may_update(sa)) {
+    // Only the responder may ask (spec §6.3.1): complete the exchange, do nothing.
+    s.log(LogLevel::kWarn, &sa, "SWITCH_TO_IP_ADDRESS from the initiator ignored");
+    return;
+  }
+  if (!sa.config->responder_switch) return;  // we did not announce it: an unknown status notify
+  auto refuse = [&](const std::string& why) {
+    s.log(LogLevel::kWarn, &sa, "switch request refused: " + why + "; checking the current path");
+    s.event(EventKind::kSwitchFailed, sa, 0, "refused: " + why);
+    // Spec §6.3.3: answer on the current path and make sure it still works.
+    s.queue(sa, std::make_unique<ike::LivenessTask>());
+  };
+  auto to = notify.data.size() == 4 || notify.data.size() == 16 ? IpAddress::from_bytes(notify.data) : std::nullopt;
+  if (!to) return refuse("malformed address (" + std::to_string(notify.data.size()) + " octets)");
+  if (*to == sa.remote.address) return;  // already there
+  if (!usable_address(*to)) return refuse(to->to_string() + " is not a usable address");
+  const auto& locals = s.local_addresses();
+  bool family = locals.empty() ? to->family() == sa.local.address.family()
+                               : std::any_of(locals.begin(), locals.end(), [&](const IpAddress& a) {
+                                   return a.family() == to->family() && usable_address(a);
+                                 });
+  if (!family) return refuse("no local address of the family of " + to->to_string());
+  auto& st = state(sa);
+  bool announced = std::find(st.peer_addresses.begin(), st.peer_addresses.end(), *to) != st.peer_addresses.end();
+  bool allowed = std::any_of(sa.config->switch_allow.begin(), sa.config->switch_allow.end(),
+                             [&](const IpPrefix& p) { return p.contains(*to); });
+  if (!announced && !allowed) return refuse(to->to_string() + " was not announced and is not allowed");
+
+  Endpoint target{*to, sa.remote.port};
+  if (sa.config->switch_response_to_new) respond_to = target;
+  s.log(LogLevel::kInfo, &sa, "the responder asks to switch to " + target.to_string() + " (from " +
+                                  remote.to_string() + "): updating");
+  // Our own pending change is superseded by this one (spec §6.3.8).
+  st.probing = st.deciding = false;
+  st.answers.clear();
+  sa.remote = target;
+  queue_update(sa, s);
+}
+
+}  // namespace mobike::mobility

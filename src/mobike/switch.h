@@ -1,0 +1,42 @@
+// The responder-initiated address switch (SWITCH_TO_IP_ADDRESS, the R-MOBIKE draft; our
+// reading and choices are in ../shared/spec/r-mobike.md §6). The responder asks, from
+// its current address, that the initiator move the IKE SA to another responder address;
+// the initiator answers and at once runs UPDATE_SA_ADDRESSES towards the new address,
+// which opens the NAT mapping there; only that update moves anything.
+#pragma once
+
+#include <string>
+
+#include "common/expected.h"
+#include "ike/task.h"
+#include "mobike/mobike.h"
+#include "mobike/sa_state.h"
+
+namespace mobike::mobility {
+
+inline constexpr std::uint8_t kResponderSwitchFlag = 0x52;  // 'R' in MOBIKE_SUPPORTED
+inline constexpr const char* kSwitchTaskName = "MOBIKE_SWITCH";
+
+class SwitchTask final : public ike::Task {
+ public:
+  wire::ExchangeType exchange() const override { return wire::ExchangeType::kInformational; }
+  const char* name() const override { return kSwitchTaskName; }
+  std::optional<std::vector<wire::Payload>> build_request(ike::IkeSa& sa, ike::Services& s) override;
+  ike::TaskResult process_response(ike::IkeSa& sa, ike::Services& s,
+                                   const std::vector<wire::Payload>& payloads) override;
+  void abort(ike::IkeSa& sa, ike::Services& s) override;
+};
+
+// Responder: whether the SA can be switched to `to` now; the reason if not.
+Expected<void, std::string> switch_allowed(const ike::IkeSa& sa, const IpAddress& to);
+// Responder: starts the switch (queues the request).
+void start_switch(ike::IkeSa& sa, ike::Services& s, const IpAddress& to);
+// Responder: the switch ended; publishes the outcome.
+void end_switch(ike::IkeSa& sa, ike::Services& s, bool succeeded, const std::string& detail);
+
+// Initiator: a request carried SWITCH_TO_IP_ADDRESS. Validates it, sets where the
+// response goes, and queues the update.
+void handle_switch_request(ike::IkeSa& sa, ike::Services& s, const wire::NotifyPayload& notify,
+                           const Endpoint& remote, Endpoint& respond_to);
+
+}  // namespace mobike::mobility
