@@ -507,6 +507,35 @@ class Loader {
         if (auto b = bool_value(v, ctx, key)) c.mobike = *b;
       } else if (key == "encap") {
         if (auto b = bool_value(v, ctx, key)) c.encap_force = *b;
+      } else if (key == "responder_switch") {
+        if (auto b = bool_value(v, ctx, key)) c.responder_switch = *b;
+      } else if (key == "switch_response_to") {
+        auto s = string_value(v, ctx, key);
+        if (!s) continue;
+        if (*s == "new" || *s == "old")
+          c.switch_response_to_new = *s == "new";
+        else
+          fail(v, ctx, key, "unknown choice '" + *s + "' (expected \"new\" or \"old\")");
+      } else if (key == "switch_allow") {
+        auto list = string_list(v, ctx, key);
+        if (!list) continue;
+        for (const auto& item : *list) {
+          if (auto p = IpPrefix::parse(item.text))
+            c.switch_allow.push_back(*p);
+          else if (auto a = IpAddress::parse(item.text))
+            c.switch_allow.push_back({*a, static_cast<std::uint8_t>(a->is_v4() ? 32 : 128)});
+          else
+            fail(*item.node, ctx, key, "'" + item.text + "' is not an address or a prefix");
+        }
+      } else if (key == "switch_prefer") {
+        auto list = string_list(v, ctx, key);
+        if (!list) continue;
+        for (const auto& item : *list) {
+          if (auto a = IpAddress::parse(item.text))
+            c.switch_prefer.push_back(*a);
+          else
+            fail(*item.node, ctx, key, "'" + item.text + "' is not an IP address");
+        }
       } else if (key == "nat_traversal") {
         if (auto b = bool_value(v, ctx, key)) c.nat_traversal = *b;
       } else if (key == "return_routability") {
@@ -537,7 +566,7 @@ class Loader {
                 {"name", "local_addrs", "remote_addrs", "remote_port", "local_id", "remote_id",
                  "auth", "psk", "psk_file", "ike_proposals", "esp_proposals", "dpd_delay",
                  "rekey_time", "lifetime", "mobike", "encap", "nat_traversal", "return_routability",
-                 "start", "child"});
+                 "responder_switch", "switch_response_to", "switch_allow", "switch_prefer", "start", "child"});
       }
     }
 

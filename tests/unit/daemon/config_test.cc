@@ -63,6 +63,10 @@ TEST(Config, LoadsEveryKeyOfTheExample) {
   EXPECT_TRUE(c.encap_force);
   EXPECT_FALSE(c.nat_traversal);
   EXPECT_EQ(c.return_routability, ike::ReturnRoutability::kUnannounced);
+  EXPECT_FALSE(c.responder_switch);
+  EXPECT_FALSE(c.switch_response_to_new);
+  EXPECT_EQ(c.switch_allow, (std::vector<IpPrefix>{prefix("198.51.100.0/24"), prefix("2001:db8::7/128")}));
+  EXPECT_EQ(c.switch_prefer, (std::vector<IpAddress>{addr("192.0.2.1"), addr("2001:db8::1")}));
   EXPECT_EQ(c.start, ike::StartAction::kInitiate);
 
   ASSERT_EQ(c.children.size(), 2u);
@@ -116,6 +120,10 @@ TEST(Config, DefaultsForOmittedKeys) {
   EXPECT_FALSE(c.encap_force);
   EXPECT_TRUE(c.nat_traversal);
   EXPECT_EQ(c.return_routability, ike::ReturnRoutability::kAlways);
+  EXPECT_TRUE(c.responder_switch);
+  EXPECT_TRUE(c.switch_response_to_new);
+  EXPECT_TRUE(c.switch_allow.empty());
+  EXPECT_TRUE(c.switch_prefer.empty());
   EXPECT_EQ(c.start, ike::StartAction::kNone);
   // No [[connection.child]]: one host-to-host child named after the connection.
   ASSERT_EQ(c.children.size(), 1u);
@@ -326,6 +334,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{CONN "mobike = \"yes\"\n", 5, "mobike", "expected true or false"},
         BadCase{CONN "encap = 1\n", 5, "encap", "expected true or false"},
         BadCase{CONN "nat_traversal = \"no\"\n", 5, "nat_traversal", "expected true or false"},
+        BadCase{CONN "switch_response_to = \"both\"\n", 5, "switch_response_to", "unknown choice 'both'"},
+        BadCase{CONN "switch_allow = [\"gw.example.org\"]\n", 5, "switch_allow", "not an address or a prefix"},
+        BadCase{CONN "switch_prefer = \"10.0.0.0/8\"\n", 5, "switch_prefer", "not an IP address"},
         BadCase{CONN "return_routability = \"sometimes\"\n", 5, "return_routability",
                 "unknown policy 'sometimes'"},
         BadCase{"[daemon]\nmobike_path_timeout = \"5x\"\n", 2, "mobike_path_timeout", "unknown unit 'x'"},
