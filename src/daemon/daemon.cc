@@ -21,6 +21,7 @@ namespace {
 
 constexpr std::uint8_t kNonEspMarker[4] = {0, 0, 0, 0};
 constexpr int kEspSocketBuffer = 4 << 20;
+constexpr int kIkeSocketBuffer = 4 << 20;
 
 ike::TimePoint now() { return ike::Clock::now(); }
 
@@ -100,6 +101,11 @@ Expected<void, std::string> Daemon::start() {
       auto s = std::make_unique<Socket>();
       s->udp = std::move(*udp);
       s->natt = natt;
+      // Bursts of thousands of IKE messages (a mass switch, a gateway restart) must not
+      // overflow the default buffers; losses would cost a retransmission timeout each.
+      if (!s->udp.set_buffer_sizes(kIkeSocketBuffer))
+        spdlog::warn("socket buffers of {}: {}", s->udp.local_endpoint().to_string(),
+                     s->udp.last_error()->message());
       s->watch = std::make_unique<asio::posix::stream_descriptor>(io_, s->udp.fd());
       spdlog::info("listening on {}", s->udp.local_endpoint().to_string());
       sockets_.push_back(std::move(s));

@@ -320,6 +320,11 @@ void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& re
   std::vector<wire::Payload> response;
   Endpoint respond_to = remote;
   bool kill_after = false, failed = false;
+  responding_ = &sa;
+  struct Done {
+    IkeSa*& r;
+    ~Done() { r = nullptr; }
+  } done{responding_};
   std::string why;
   switch (m.header.exchange) {
     case ExchangeType::kIkeAuth: {
@@ -374,7 +379,12 @@ void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& re
   sa.last_response_redirected = respond_to != remote;
   sa.expected_peer_mid++;
   send(sa, local, respond_to, std::move(resp));
-  if (kill_after) kill(sa, failed, why);
+  responding_ = nullptr;
+  if (kill_after) {
+    kill(sa, failed, why);
+    return;
+  }
+  start_next(sa);
 }
 
 void Engine::handle_response(IkeSa& sa, const Endpoint& local, const Endpoint& remote, const wire::Message& m,
@@ -445,7 +455,9 @@ void Engine::queue(IkeSa& sa, std::unique_ptr<Task> task) { queue_task(sa, std::
 
 void Engine::queue_task(IkeSa& sa, std::unique_ptr<Task> task) {
   sa.queue.push_back(std::move(task));
-  start_next(sa);
+  // A request queued while we answer one leaves after that answer (the initiator's
+  // update after answering a switch request, say).
+  if (responding_ != &sa) start_next(sa);
 }
 
 void Engine::start_next(IkeSa& sa) {

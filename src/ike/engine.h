@@ -151,6 +151,7 @@ class Engine final : private Services {
   std::uint64_t last_child_id_ = 0;
   Bytes cookie_secret_;
   std::unique_ptr<Mobility> mobility_;
+  IkeSa* responding_ = nullptr;  // handle_request() is building this SA's response
   std::vector<IpAddress> local_addresses_;
 
   struct Wakeup {

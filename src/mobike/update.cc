@@ -121,7 +121,11 @@ void respond_update(IkeSa& sa, Services& s, const std::vector<Payload>& request,
   // Our own outstanding request (a liveness check, a return-routability check) went to
   // the old path: send it on the new one now rather than at its next back-off step,
   // which may be 15 s away — the return-routability check waits behind it.
-  if (moved && sa.active && !sa.active_request.empty()) s.send_on(sa, sa.local, sa.remote, sa.active_request);
+  // Not our switch request: its answer is on its way already (the initiator runs this
+  // update right after answering it).
+  bool answering_switch = switching && sa.active && std::string_view(sa.active->name()) == kSwitchTaskName;
+  if (moved && sa.active && !sa.active_request.empty() && !answering_switch)
+    s.send_on(sa, sa.local, sa.remote, sa.active_request);
   if (wire::find_notify(request, NotifyType::kNatDetectionDestinationIp))
     ike::evaluate_nat_detection(sa, request, sa.config->encap_force);
   else if (wire::find_notify(request, NotifyType::kNoNatsAllowed))

@@ -21,6 +21,7 @@
 #include "crypto/random.h"
 #include "ike/engine.h"
 #include "ike/proposal_string.h"
+#include "mobike/mobike.h"
 #include "platform/udp_socket.h"
 
 namespace mobike::bench {
@@ -119,6 +120,7 @@ class Run {
   std::optional<TimePoint> next_slot() const;
   void arm_timer();
   void run_until(const std::function<bool()>& done, TimePoint deadline);
+  void hold();
 
   const HandshakeOptions& o_;
   asio::io_context io_;
@@ -143,6 +145,8 @@ class Run {
   std::deque<std::pair<TimePoint, std::uint64_t>> deadlines_;
   std::vector<double> latencies_ms_;
   std::uint64_t send_errors_ = 0;
+  bool holding_ = false;
+  TimePoint hold_start_{};
   HandshakeReport r_;
 };
 
@@ -151,6 +155,8 @@ Expected<void, std::string> Run::open_sockets() {
     Endpoint ep{o_.local, natt ? o_.local_natt_port : o_.local_port};
     auto udp = platform::UdpSocket::open(ep);
     if (!udp) return unexpected("cannot bind " + ep.to_string() + ": " + udp.error().message());
+    // Thousands of SAs answer at once (a gateway switching all of them): room for it.
+    udp->set_buffer_sizes(4 << 20);
     sockets_.push_back(Socket{std::move(*udp), natt});
   }
   if (sockets_[0].udp.local_endpoint().port == sockets_[1].udp.local_endpoint().port)
@@ -288,6 +294,14 @@ void Run::resolve(std::unordered_map<std::uint64_t, Pending>::iterator it, TimeP
 }
 
 void Run::on_event(const ike::Event& e, TimePoint now) {
+  if (holding_) {
+    if (e.kind == ike::EventKind::kAddressesUpdated && e.detail.rfind("refused", 0) != 0) {
+      double t = std::chrono::duration<double>(now - hold_start_).count();
+      if (!r_.first_move_s) r_.first_move_s = t;
+      r_.last_move_s = t;
+    }
+    if (e.kind == ike::EventKind::kIkeRekeyed) r_.rekeyed++;
+  }
   auto it = pending_.find(e.ike_sa_id);
   if (it == pending_.end()) return;  // resolved already (e.g. terminated on timeout)
   switch (e.kind) {
@@ -354,6 +368,29 @@ void Run::arm_timer() {
   });
 }
 
+void Run::hold() {
+  std::map<std::uint64_t, IpAddress> before;
+  engine_->for_each_ike_sa([&](const ike::IkeSa& sa) {
+    if (sa.state == ike::IkeState::kEstablished) before[sa.id] = sa.remote.address;
+  });
+  r_.held = before.size();
+  holding_ = true;
+  hold_start_ = Clock::now();
+  if (!o_.ready_file.empty()) std::ofstream(o_.ready_file) << before.size() << "\n";
+  run_until([] { return false; }, hold_start_ + o_.hold);
+  holding_ = false;
+  r_.hold_s = std::chrono::duration<double>(Clock::now() - hold_start_).count();
+  for (const auto& [id, address] : before) {
+    const ike::IkeSa* sa = engine_->find_ike_sa(id);
+    if (!sa || sa->state == ike::IkeState::kDead) {
+      r_.lost++;
+      continue;
+    }
+    if (sa->remote.address != address) r_.moved++;
+    r_.remote_addresses[sa->remote.address.to_string()]++;
+  }
+}
+
 void Run::run_until(const std::function<bool()>& done, TimePoint deadline) {
   while (!done() && Clock::now() < deadline) io_.run_one_until(deadline);
 }
@@ -372,6 +409,9 @@ Expected<HandshakeReport, std::string> Run::execute() {
     else if (warnings_ == kMaxPrintedWarnings + 1)
       std::cerr << "mobike-bench: (further engine warnings suppressed)\n";
   });
+  // The initiators speak MOBIKE like mobiked does, including following a gateway's
+  // switch requests (announced with the 0x52 octet).
+  if (o_.mobike) mobility::install(*engine_);
   for (auto& s : sockets_) {
     watches_.push_back(std::make_unique<asio::posix::stream_descriptor>(io_, s.udp.fd()));
     wait_readable(watches_.size() - 1);
@@ -442,6 +482,8 @@ Expected<HandshakeReport, std::string> Run::execute() {
   r_.datagrams_out = st.datagrams_out;
   r_.datagrams_in = st.datagrams_in;
   r_.send_errors = send_errors_;
+
+  if (o_.hold.count() > 0) hold();
 
   if (o_.delete_after) {
     std::vector<std::uint64_t> ids;
@@ -515,6 +557,11 @@ nlohmann::json to_json(const HandshakeReport& r) {
          {"send_errors", r.send_errors},
          {"bench_cpu_s", r.bench_cpu_s},
          {"deleted", r.deleted}};
+  if (r.hold_s > 0)
+    j["hold"] = {{"seconds", r.hold_s},          {"held", r.held},
+                 {"moved", r.moved},             {"lost", r.lost},
+                 {"ike_rekeys", r.rekeyed},      {"remote_addresses", r.remote_addresses},
+                 {"first_move_s", r.first_move_s}, {"last_move_s", r.last_move_s}};
   json resp = nullptr;
   if (r.responder_pid) {
     resp = json{{"pid", *r.responder_pid}};
@@ -567,6 +614,12 @@ std::string to_text(const HandshakeReport& r) {
                     *r.responder_cpu_s * 1e6 / static_cast<double>(r.established), *r.responder_cpu_s);
       o << buf;
     }
+  }
+  if (r.hold_s > 0) {
+    std::snprintf(buf, sizeof buf, "  hold         %.1f s: %zu SAs up, %zu moved (%.3f-%.3f s), %zu lost, %zu IKE rekeys\n",
+                  r.hold_s, r.held, r.moved, r.first_move_s, r.last_move_s, r.lost, r.rekeyed);
+    o << buf;
+    for (const auto& [a, n] : r.remote_addresses) o << "    " << n << " x now with " << a << "\n";
   }
   if (r.deleted) o << "  deleted      " << r.deleted << " IKE SAs at the end\n";
   return o.str();

@@ -47,6 +47,11 @@ struct HandshakeOptions {
   std::chrono::milliseconds sa_timeout{30000};  // per SA, from its first request
   std::chrono::milliseconds settle{1000};       // idle time before the "after" RSS
   bool delete_after = false;          // delete the SAs at the end (default: leave up)
+  // After establishing: keep the SAs up and answer the responder for this long (a
+  // responder-initiated switch of all of them, bench/mass-switch); `ready_file` is
+  // written when the hold starts, so that a script knows when to act.
+  std::chrono::milliseconds hold{0};
+  std::string ready_file;
   std::chrono::milliseconds retransmit_timeout{2000};
   int retransmit_tries = 5;
 };
@@ -86,6 +91,15 @@ struct HandshakeReport {
   double bench_cpu_s = 0;                 // ours: the bench must not be the bottleneck
 
   std::size_t deleted = 0;  // with --delete: SAs gone at the end
+
+  // With --hold: what happened to the established SAs meanwhile.
+  double hold_s = 0;
+  std::size_t held = 0;             // IKE SAs up when the hold began
+  std::size_t moved = 0;            // of those, now on another responder address
+  std::size_t lost = 0;             // of those, gone by the end
+  std::size_t rekeyed = 0;          // IKE SA rekeys seen (a switch must not need any)
+  std::map<std::string, std::size_t> remote_addresses;  // responder address -> SAs, at the end
+  double first_move_s = 0, last_move_s = 0;  // since the hold began
 };
 
 Expected<HandshakeReport, std::string> run_handshake(const HandshakeOptions& options);

@@ -89,6 +89,12 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0, 20));
   hs->add_flag("--delete", delete_after, "delete the SAs at the end (default: leave them up)");
+  double hold = 0;
+  std::string ready_file;
+  hs->add_option("--hold", hold, "seconds to keep the SAs up after establishing, answering the responder "
+                                 "(e.g. its switch requests), before reporting")
+      ->check(CLI::Range(0.0, 86400.0));
+  hs->add_option("--ready-file", ready_file, "write the number of SAs up to this file when the hold begins");
 
   CLI11_PARSE(app, argc, argv);
 
@@ -154,6 +160,8 @@ int main(int argc, char** argv) {
   o.retransmit_timeout = seconds(retransmit_timeout);
   o.retransmit_tries = retransmit_tries;
   o.delete_after = delete_after;
+  o.hold = std::chrono::milliseconds(static_cast<long long>(hold * 1000));
+  o.ready_file = ready_file;
 
   auto report = bench::run_handshake(o);
   if (!report) return setup_error(report.error());
