@@ -276,9 +276,13 @@ void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& re
                             ByteView data) {
   std::uint32_t mid = m.header.message_id;
   if (sa.expected_peer_mid > 0 && mid == sa.expected_peer_mid - 1 && !sa.last_response.empty()) {
-    // A retransmission: answer from the cache (RFC 7296 §2.1), to where it came from.
+    // A retransmission: answer from the cache (RFC 7296 §2.1), to where it came from —
+    // or where the first answer went (a switch request answered towards the new
+    // address), as long as the SA still uses that address: once it fell back, an answer
+    // sent there would never arrive.
     stats_.retransmits_answered++;
-    send(sa, local, sa.last_response_redirected ? sa.last_response_to : remote, sa.last_response);
+    bool redirect = sa.last_response_redirected && sa.last_response_to == sa.remote;
+    send(sa, local, redirect ? sa.last_response_to : remote, sa.last_response);
     return;
   }
   if (mid != sa.expected_peer_mid) {

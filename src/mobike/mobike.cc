@@ -46,6 +46,15 @@ bool mapping_changed(const IkeSa& sa, ByteView seen) {
   return !sa.nat_d_dest_seen.empty() && !equal_ct(seen, sa.nat_d_dest_seen);
 }
 
+// An INFORMATIONAL request that only checks liveness: nothing but NAT detection.
+bool liveness_check(const std::vector<Payload>& request) {
+  return std::all_of(request.begin(), request.end(), [](const Payload& p) {
+    auto* n = std::get_if<wire::NotifyPayload>(&p.body);
+    return n && (n->notify_type() == NotifyType::kNatDetectionSourceIp ||
+                 n->notify_type() == NotifyType::kNatDetectionDestinationIp);
+  });
+}
+
 }  // namespace
 
 void Mobike::auth_payloads(IkeSa& sa, Services& s, std::vector<Payload>& out) {
@@ -100,10 +109,11 @@ void Mobike::respond_informational(IkeSa& sa, Services& s, const std::vector<Pay
     if (auto* sw = wire::find_notify(request, s.config().switch_notify_type))
       handle_switch_request(sa, s, *sw, remote, respond_to);
     auto& st = state(sa);
-    if (!update && request.empty() && st.switch_state == SaState::Switch::kAwaitUpdate &&
+    if (!update && liveness_check(request) && st.switch_state == SaState::Switch::kAwaitUpdate &&
         local.address == st.switch_from)
-      // Our initiator answers a switch it refuses and then checks the old path with an
-      // empty request: the switch is not going to happen.
+      // Our initiator answers a switch it refuses and then checks the old path with a
+      // liveness check (empty, or with NAT detection behind a NAT, §3.8): the switch is
+      // not going to happen.
       end_switch(sa, s, false, "refused by the initiator (liveness check on the old path)");
   }
   if (wire::find_notify(request, NotifyType::kNatDetectionDestinationIp) && sa.config->nat_traversal) {
@@ -199,6 +209,12 @@ ike::Mobility::RetransmitVerdict Mobike::on_retransmit(IkeSa& sa, Services& s) {
 
 void Mobike::on_timer(IkeSa& sa, Services& s) {
   decide_probe(sa, s);
+  if (auto* st = find_state(sa); st && st->list_due) {
+    state(sa).list_due = false;
+    bool queued = std::any_of(sa.queue.begin(), sa.queue.end(),
+                              [](const auto& t) { return std::string_view(t->name()) == "MOBIKE_ADDRESSES"; });
+    if (!queued && sa.state == IkeState::kEstablished) s.queue(sa, std::make_unique<AddressListTask>());
+  }
   if (auto* st = find_state(sa); st && st->switch_state == SaState::Switch::kAwaitUpdate) {
     if (s.now() >= st->switch_deadline)
       end_switch(sa, s, false, "no UPDATE_SA_ADDRESSES at the new address; staying");
@@ -213,8 +229,20 @@ void Mobike::local_addresses_changed(IkeSa& sa, Services& s) {
   if (!sa.original_initiator) {
     bool queued = std::any_of(sa.queue.begin(), sa.queue.end(),
                               [](const auto& t) { return std::string_view(t->name()) == "MOBIKE_ADDRESSES"; });
-    if (!queued && (!st.announced_once || our_additional_addresses(sa, s) != st.announced))
+    const auto& locals = s.local_addresses();
+    bool lost = !locals.empty() && std::find(locals.begin(), locals.end(), sa.local.address) == locals.end();
+    if (queued || (st.announced_once && our_additional_addresses(sa, s) == st.announced)) {
+      // nothing new to say
+    } else if (lost && st.peer_rmobike) {
+      // Our own address went away. The answer to a list sent from it could never reach
+      // us and would hold up every later request — the switch to another address that
+      // follows (the daemon, a cluster manager) must go first. The list leaves at the
+      // next timer, behind that switch if one was started meanwhile.
+      st.list_due = true;
+      sa.mobility_at = std::min(sa.mobility_at, s.now());
+    } else {
       s.queue(sa, std::make_unique<AddressListTask>());
+    }
   } else if (st.probing && sa.active) {
     // A new address may be the way out: try every path now rather than at the next
     // back-off step.

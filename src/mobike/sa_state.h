@@ -27,6 +27,9 @@ struct SaState final : ike::MobilityState {
   // Our own list as last sent to the peer (responder announcements).
   std::vector<IpAddress> announced;
   bool announced_once = false;
+  // Responder: a new list is to be announced at the next timer (see
+  // Mobike::local_addresses_changed).
+  bool list_due = false;
   // The path the Child SAs use: what both peers agreed on in the last completed update.
   Path committed;
 

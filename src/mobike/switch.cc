@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "ike/connection.h"
 #include "ike/informational.h"
 #include "mobike/address_list.h"
 #include "mobike/update.h"
@@ -55,8 +56,23 @@ void end_switch(IkeSa& sa, Services& s, bool succeeded, const std::string& detai
   std::string what = st.switch_from.to_string() + " -> " + st.switch_to.to_string() + ": " + detail;
   st.switch_state = Switch::kIdle;
   st.switch_deadline = TimePoint::max();
+  // An IKE SA rekey copied the expectation to the new SA: this is its outcome too.
+  if (IkeSa* next = sa.rekeyed_to ? s.find_sa(sa.rekeyed_to) : nullptr; next && next->mobility_state) {
+    auto& nst = state(*next);
+    if (nst.switch_state != Switch::kIdle && nst.switch_to == st.switch_to) {
+      nst.switch_state = Switch::kIdle;
+      nst.switch_deadline = TimePoint::max();
+    }
+  }
   s.log(succeeded ? LogLevel::kInfo : LogLevel::kWarn, &sa, "switch " + what);
   s.event(succeeded ? EventKind::kSwitchSucceeded : EventKind::kSwitchFailed, sa, 0, what);
+  // The address the SA left is an additional one now, the new one is in the IP header
+  // (RFC 4555 §3.6): the initiator's list must say so, or it could neither probe the
+  // old address nor accept a switch back to it as announced.
+  bool queued = std::any_of(sa.queue.begin(), sa.queue.end(),
+                            [](const auto& t) { return std::string_view(t->name()) == "MOBIKE_ADDRESSES"; });
+  if (succeeded && !queued && st.announced_once && our_additional_addresses(sa, s) != st.announced)
+    s.queue(sa, std::make_unique<AddressListTask>());
 }
 
 std::optional<std::vector<wire::Payload>> SwitchTask::build_request(IkeSa& sa, Services& s) {
@@ -111,6 +127,20 @@ void handle_switch_request(IkeSa& sa, Services& s, const wire::NotifyPayload& no
                                : std::any_of(locals.begin(), locals.end(), [&](const IpAddress& a) {
                                    return a.family() == to->family() && usable_address(a);
                                  });
+  // Another family (Q11): the update leaves from one of our addresses of that family,
+  // the configured preference first.
+  std::optional<IpAddress> local;
+  if (family && to->family() != sa.local.address.family()) {
+    auto fits = [&](const IpAddress& a) {
+      return a.family() == to->family() && usable_address(a) && ike::local_address_allowed(*sa.config, a) &&
+             std::find(locals.begin(), locals.end(), a) != locals.end();
+    };
+    for (const auto& a : sa.config->local_addrs)
+      if (!local && fits(a)) local = a;
+    for (const auto& a : locals)
+      if (!local && fits(a)) local = a;
+    family = local.has_value();
+  }
   if (!family) return refuse("no local address of the family of " + to->to_string());
   auto& st = state(sa);
   bool announced = std::find(st.peer_addresses.begin(), st.peer_addresses.end(), *to) != st.peer_addresses.end();
@@ -119,12 +149,15 @@ void handle_switch_request(IkeSa& sa, Services& s, const wire::NotifyPayload& no
   if (!announced && !allowed) return refuse(to->to_string() + " was not announced and is not allowed");
 
   Endpoint target{*to, sa.remote.port};
-  if (sa.config->switch_response_to_new) respond_to = target;
+  // Generation 1 answers towards the new address — from the address the request came
+  // in on, so not across address families: then the answer goes back to the source.
+  if (sa.config->switch_response_to_new && to->family() == remote.address.family()) respond_to = target;
   s.log(LogLevel::kInfo, &sa, "the responder asks to switch to " + target.to_string() + " (from " +
                                   remote.to_string() + "): updating");
   // Our own pending change is superseded by this one (spec §6.3.8).
   st.probing = st.deciding = false;
   st.answers.clear();
+  if (local) sa.local = {*local, s.config().natt_port};
   sa.remote = target;
   queue_update(sa, s);
 }

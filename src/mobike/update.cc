@@ -5,6 +5,7 @@
 #include "ike/child_sa.h"
 #include "ike/ike_init.h"
 #include "mobike/address_list.h"
+#include "mobike/mobike.h"
 #include "mobike/return_routability.h"
 #include "mobike/switch.h"
 
@@ -35,12 +36,30 @@ void move_ike_sa(IkeSa& sa, Services& s, const Endpoint& local, const Endpoint& 
   s.event(EventKind::kAddressesUpdated, sa, 0,
           sa.local.to_string() + " <-> " + sa.remote.to_string() + (sa.nat_local ? " (NAT here)" : "") +
               (sa.nat_remote ? " (NAT at peer)" : "") + (changed ? "" : " (unchanged)"));
+  // An IKE SA rekey crossed the update (it ran on this SA while the rekey moved the
+  // Child SAs to the new one): the new SA and its Child SAs move too.
+  if (IkeSa* next = sa.rekeyed_to ? s.find_sa(sa.rekeyed_to) : nullptr;
+      next && next->state != ike::IkeState::kDead && next->peer_mobike) {
+    next->nat_local = sa.nat_local;
+    next->nat_remote = sa.nat_remote;
+    state(*next).peer_addresses = st.peer_addresses;
+    move_ike_sa(*next, s, local, remote);
+  }
 }
 
 void queue_update(IkeSa& sa, Services& s) {
   bool waiting = std::any_of(sa.queue.begin(), sa.queue.end(),
                              [](const auto& t) { return std::string_view(t->name()) == kUpdateTaskName; });
   if (!waiting) s.queue(sa, std::make_unique<MobikeUpdateTask>());
+}
+
+void MobikeUpdateTask::abort(IkeSa& sa, Services& s) {
+  // The IKE SA was rekeyed (and the old one deleted) before the update was answered:
+  // the new SA, which has the Child SAs and the pending path, runs it (spec §8).
+  IkeSa* next = sa.rekeyed_to ? s.find_sa(sa.rekeyed_to) : nullptr;
+  if (next && next->state == ike::IkeState::kEstablished && may_update(*next) &&
+      state(*next).committed != Path{next->local, next->remote})
+    queue_update(*next, s);
 }
 
 std::optional<std::vector<Payload>> MobikeUpdateTask::build_request(IkeSa& sa, Services& s) {
@@ -80,6 +99,19 @@ TaskResult MobikeUpdateTask::process_response(IkeSa& sa, Services& s, const std:
   if (!cookie || !equal_ct(cookie->data, cookie2_)) {
     s.log(LogLevel::kWarn, &sa, "COOKIE2 missing or wrong in the UPDATE_SA_ADDRESSES response");
     return TaskResult::kFailed;
+  }
+  if (st.last_response_path != sent_) {
+    // The request went out on several paths (path probing) and the answer came on
+    // another one: that proves nothing about the path it announced (§3.7), and the peer
+    // may not even be there. Path probing has taken that answer as a probe result; the
+    // update it queues confirms the chosen path.
+    s.log(LogLevel::kInfo, &sa, "address update to " + sent_.local.to_string() + " <-> " + sent_.remote.to_string() +
+                                    " answered on another path: not moving there");
+    if (pending == sent_) {
+      sa.local = st.committed.local;
+      sa.remote = st.committed.remote;
+    }
+    return TaskResult::kDone;
   }
   // The answer confirms the path this request announced, and its NAT detection hashes
   // are of that path. The SA may have moved again while this exchange ran: it stays on

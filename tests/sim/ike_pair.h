@@ -22,8 +22,9 @@ struct Pair {
   Host* res = nullptr;
   Nat* nat = nullptr;
 
-  explicit Pair(bool behind_nat, ike::EngineConfig res_cfg = {}, std::uint64_t seed = 1) {
-    ini = &net.add_host("ini", {ip("10.1.0.2")}, {}, seed * 2 - 1);
+  explicit Pair(bool behind_nat, ike::EngineConfig res_cfg = {}, std::uint64_t seed = 1,
+                ike::EngineConfig ini_cfg = {}) {
+    ini = &net.add_host("ini", {ip("10.1.0.2")}, ini_cfg, seed * 2 - 1);
     res = &net.add_host("res", {ip("198.51.100.10")}, res_cfg, seed * 2);
     if (behind_nat) {
       nat = &net.add_nat("nat", ip("198.51.100.2"));

@@ -77,10 +77,13 @@ void Network::collect(Host& h) {
   for (auto& d : h.engine->take_datagrams()) {
     Packet p{d.local, d.remote, std::move(d.data), d.kind == ike::OutDatagram::Kind::kNatKeepalive, h.name};
     if (p.keepalive) h.keepalives_sent++;
-    // A host can only send from an address it owns (the transparent-socket case of the
-    // responder's switch is modelled by tests that keep the old address).
-    if (!std::count(h.addresses.begin(), h.addresses.end(), p.src.address)) {
+    // A host can only send from an address it owns, or one it may send from without
+    // owning it (nonlocal_sources), and only to an address of the same family.
+    if ((!std::count(h.addresses.begin(), h.addresses.end(), p.src.address) &&
+         !std::count(h.nonlocal_sources.begin(), h.nonlocal_sources.end(), p.src.address)) ||
+        p.src.address.family() != p.dst.address.family()) {
       dropped++;
+      unsendable++;
       continue;
     }
     if (Nat* nat = h.nat_for(p.src.address)) p.src = nat->translate_out(p.src, p.dst);

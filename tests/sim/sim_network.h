@@ -58,6 +58,10 @@ struct Host {
   std::unique_ptr<crypto::SeededRandom> random;
   std::unique_ptr<ike::Engine> engine;
   std::vector<IpAddress> addresses;
+  // Addresses the host may still send from without owning them (the daemon's
+  // IP_TRANSPARENT / IP_FREEBIND sockets: a gateway whose address went away, a cluster
+  // node sending as a failed one). Nothing is delivered to them.
+  std::vector<IpAddress> nonlocal_sources;
   Nat* nat = nullptr;  // the NAT this host sits behind, if any
   // Multihomed hosts: the NAT in front of one address (nullptr: that address is
   // direct); addresses not listed use `nat`.
@@ -92,6 +96,9 @@ class Network {
   // Return true to drop the packet.
   std::function<bool(const Packet&)> drop;
   std::size_t delivered = 0, dropped = 0;
+  // Datagrams a host could not send: a source address it neither owns nor may send from
+  // (nonlocal_sources), or source and destination of different address families.
+  std::size_t unsendable = 0;
 
   // Delivers packets and fires timers until `until` returns true or `limit` passes.
   bool run_until(const std::function<bool()>& until, Duration limit = Duration(120000));
