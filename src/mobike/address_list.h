@@ -43,10 +43,12 @@ namespace mobike::mobility {
 
 // An INFORMATIONAL request that announces our complete address list (§3.6), sent by
 // the responder when its addresses change.
+inline constexpr const char* kAddressListTaskName = "MOBIKE_ADDRESSES";
+
 class AddressListTask final : public ike::Task {
  public:
   wire::ExchangeType exchange() const override { return wire::ExchangeType::kInformational; }
-  const char* name() const override { return "MOBIKE_ADDRESSES"; }
+  const char* name() const override { return kAddressListTaskName; }
   std::optional<std::vector<wire::Payload>> build_request(ike::IkeSa& sa, ike::Services& s) override;
   ike::TaskResult process_response(ike::IkeSa& sa, ike::Services& s,
                                    const std::vector<wire::Payload>& payloads) override;

@@ -27,6 +27,10 @@ SaState& state(IkeSa& sa) {
 
 const SaState* find_state(const IkeSa& sa) { return static_cast<const SaState*>(sa.mobility_state.get()); }
 
+bool waiting(const IkeSa& sa, std::string_view task_name) {
+  return std::any_of(sa.queue.begin(), sa.queue.end(), [&](const auto& t) { return t->name() == task_name; });
+}
+
 bool may_update(const IkeSa& sa) {
   return sa.peer_mobike && sa.original_initiator && sa.config && sa.config->mobike;
 }
@@ -211,9 +215,7 @@ void Mobike::on_timer(IkeSa& sa, Services& s) {
   decide_probe(sa, s);
   if (auto* st = find_state(sa); st && st->list_due) {
     state(sa).list_due = false;
-    bool queued = std::any_of(sa.queue.begin(), sa.queue.end(),
-                              [](const auto& t) { return std::string_view(t->name()) == "MOBIKE_ADDRESSES"; });
-    if (!queued && sa.state == IkeState::kEstablished) s.queue(sa, std::make_unique<AddressListTask>());
+    if (!waiting(sa, kAddressListTaskName) && sa.state == IkeState::kEstablished) s.queue(sa, std::make_unique<AddressListTask>());
   }
   if (auto* st = find_state(sa); st && st->switch_state == SaState::Switch::kAwaitUpdate) {
     if (s.now() >= st->switch_deadline)
@@ -227,8 +229,7 @@ void Mobike::local_addresses_changed(IkeSa& sa, Services& s) {
   if (sa.state != IkeState::kEstablished || !sa.peer_mobike || !sa.config->mobike) return;
   auto& st = state(sa);
   if (!sa.original_initiator) {
-    bool queued = std::any_of(sa.queue.begin(), sa.queue.end(),
-                              [](const auto& t) { return std::string_view(t->name()) == "MOBIKE_ADDRESSES"; });
+    bool queued = waiting(sa, kAddressListTaskName);
     const auto& locals = s.local_addresses();
     bool lost = !locals.empty() && std::find(locals.begin(), locals.end(), sa.local.address) == locals.end();
     if (queued || (st.announced_once && our_additional_addresses(sa, s) == st.announced)) {

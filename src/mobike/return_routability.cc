@@ -14,10 +14,7 @@ using wire::NotifyType;
 using wire::Payload;
 
 void queue_return_routability(IkeSa& sa, Services& s) {
-  bool waiting = std::any_of(sa.queue.begin(), sa.queue.end(), [](const auto& t) {
-    return std::string_view(t->name()) == kReturnRoutabilityTaskName;
-  });
-  if (!waiting) s.queue(sa, std::make_unique<ReturnRoutabilityTask>());
+  if (!waiting(sa, kReturnRoutabilityTaskName)) s.queue(sa, std::make_unique<ReturnRoutabilityTask>());
 }
 
 std::optional<std::vector<Payload>> ReturnRoutabilityTask::build_request(IkeSa& sa, Services& s) {

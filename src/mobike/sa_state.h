@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "common/bytes.h"
@@ -65,5 +66,9 @@ struct SaState final : ike::MobilityState {
 // The SA's MOBIKE state, created on first use.
 SaState& state(ike::IkeSa& sa);
 const SaState* find_state(const ike::IkeSa& sa);
+
+// Whether a task of this name waits in the SA's queue (not yet sent): one waiting
+// update, check or list always carries the newest state, so a second is never queued.
+bool waiting(const ike::IkeSa& sa, std::string_view task_name);
 
 }  // namespace mobike::mobility

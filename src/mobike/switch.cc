@@ -69,9 +69,7 @@ void end_switch(IkeSa& sa, Services& s, bool succeeded, const std::string& detai
   // The address the SA left is an additional one now, the new one is in the IP header
   // (RFC 4555 §3.6): the initiator's list must say so, or it could neither probe the
   // old address nor accept a switch back to it as announced.
-  bool queued = std::any_of(sa.queue.begin(), sa.queue.end(),
-                            [](const auto& t) { return std::string_view(t->name()) == "MOBIKE_ADDRESSES"; });
-  if (succeeded && !queued && st.announced_once && our_additional_addresses(sa, s) != st.announced)
+  if (succeeded && !waiting(sa, kAddressListTaskName) && st.announced_once && our_additional_addresses(sa, s) != st.announced)
     s.queue(sa, std::make_unique<AddressListTask>());
 }
 

@@ -48,9 +48,7 @@ void move_ike_sa(IkeSa& sa, Services& s, const Endpoint& local, const Endpoint& 
 }
 
 void queue_update(IkeSa& sa, Services& s) {
-  bool waiting = std::any_of(sa.queue.begin(), sa.queue.end(),
-                             [](const auto& t) { return std::string_view(t->name()) == kUpdateTaskName; });
-  if (!waiting) s.queue(sa, std::make_unique<MobikeUpdateTask>());
+  if (!waiting(sa, kUpdateTaskName)) s.queue(sa, std::make_unique<MobikeUpdateTask>());
 }
 
 void MobikeUpdateTask::abort(IkeSa& sa, Services& s) {
