@@ -158,6 +158,10 @@ void handle_switch_request(IkeSa& sa, Services& s, const wire::NotifyPayload& no
   if (local) sa.local = {*local, s.config().natt_port};
   sa.remote = target;
   queue_update(sa, s);
+  // The update waits for our outstanding request, which may have just gone to the
+  // address the gateway is leaving: send it again to the new one rather than at the next
+  // back-off step, seconds away.
+  if (sa.active && !sa.active_request.empty()) s.send_on(sa, sa.local, sa.remote, sa.active_request);
 }
 
 }  // namespace mobike::mobility

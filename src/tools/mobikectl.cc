@@ -173,6 +173,9 @@ int main(int argc, char** argv) {
       std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
     else
       std::cout << control::format_switch_result(result);
+    // Scripts see at a glance whether every SA moved.
+    for (const char* k : {"refused", "failed", "not_started"})
+      if (result.value(k, std::uint64_t{0}) > 0) return kExitRefused;
   } else if (addresses->parsed()) {
     if (json_out)
       std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
