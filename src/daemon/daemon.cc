@@ -21,7 +21,7 @@ namespace {
 
 constexpr std::uint8_t kNonEspMarker[4] = {0, 0, 0, 0};
 constexpr int kEspSocketBuffer = 4 << 20;
-constexpr int kIkeSocketBuffer = 4 << 20;
+constexpr int kIkeSocketBuffer = 16 << 20;
 
 ike::TimePoint now() { return ike::Clock::now(); }
 

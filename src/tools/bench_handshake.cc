@@ -156,7 +156,7 @@ Expected<void, std::string> Run::open_sockets() {
     auto udp = platform::UdpSocket::open(ep);
     if (!udp) return unexpected("cannot bind " + ep.to_string() + ": " + udp.error().message());
     // Thousands of SAs answer at once (a gateway switching all of them): room for it.
-    udp->set_buffer_sizes(4 << 20);
+    udp->set_buffer_sizes(16 << 20);
     sockets_.push_back(Socket{std::move(*udp), natt});
   }
   if (sockets_[0].udp.local_endpoint().port == sockets_[1].udp.local_endpoint().port)
