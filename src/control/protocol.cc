@@ -200,8 +200,9 @@ Expected<Request, std::string> request_from_json(const json& j) {
       if (int(w.sa.has_value()) + int(w.connection.has_value()) + int(w.all) != 1)
         return unexpected(std::string("switch needs exactly one of \"sa\", \"connection\" or \"all\""));
       if (j.contains("rate")) {
-        if (!j["rate"].is_number() || j["rate"].get<double>() < 0 || j["rate"].get<double>() > 1e7)
-          return unexpected(std::string("\"rate\" must be a number of SAs per second (0 = all at once)"));
+        double rate = j["rate"].is_number() ? j["rate"].get<double>() : -1;
+        if (rate != 0 && (rate < 0.01 || rate > 1e7))
+          return unexpected(std::string("\"rate\" must be 0 (all at once) or 0.01 to 1e7 SAs per second"));
         w.rate = j["rate"].get<double>();
       }
       return Request{std::move(w)};

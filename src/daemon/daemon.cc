@@ -315,6 +315,7 @@ void Daemon::shutdown() {
   flush();
   timer_.cancel();
   debounce_timer_.cancel();
+  switch_timer_.cancel();
   signals_.cancel();
   if (control_) control_->stop();
   for (auto& s : sockets_)

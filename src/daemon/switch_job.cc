@@ -48,6 +48,18 @@ void SwitchJob::on_event(const ike::Event& e) {
       finish(e.ike_sa_id, e.detail.find("refused") != std::string::npos ? Outcome::kRefused : Outcome::kFailed,
              e.detail);
       break;
+    case ike::EventKind::kIkeRekeyed:
+      // The switch goes on with the new IKE SA (its outcome comes under the new id);
+      // the old one's deletion is no failure.
+      if (auto it = entries_.find(e.replaces); e.replaces && it != entries_.end()) {
+        auto entry = std::move(it->second);
+        entries_.erase(it);
+        entry.detail = "IKE SA #" + std::to_string(e.replaces) + " rekeyed to #" + std::to_string(e.ike_sa_id);
+        entries_[e.ike_sa_id] = std::move(entry);
+      }
+      for (auto& id : ids_)
+        if (id == e.replaces) id = e.ike_sa_id;  // not started yet: start the successor
+      break;
     case ike::EventKind::kIkeDeleted:
     case ike::EventKind::kIkeFailed:
       finish(e.ike_sa_id, Outcome::kFailed, "the IKE SA ended: " + e.detail);

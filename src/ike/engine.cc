@@ -47,7 +47,13 @@ std::vector<const ConnectionConfig*> Engine::connections() const {
 }
 
 void Engine::event(EventKind kind, const IkeSa& sa, std::uint64_t child_id, std::string detail) {
-  out_events_.push_back(Event{kind, sa.id, child_id, sa.connection_name, std::move(detail)});
+  Event e{kind, sa.id, child_id, sa.connection_name, std::move(detail)};
+  if (kind == EventKind::kIkeRekeyed) {
+    // Services::event's id argument names the replaced IKE SA for this kind.
+    e.replaces = child_id;
+    e.child_sa_id = 0;
+  }
+  out_events_.push_back(std::move(e));
 }
 
 void Engine::log(LogLevel level, const IkeSa* sa, std::string message) {
@@ -265,6 +271,7 @@ void Engine::handle_init_request(const Endpoint& local, const Endpoint& remote, 
   Bytes resp = build_message(sa, ExchangeType::kIkeSaInit, true, 0, r.payloads, random_);
   sa.init_response = resp;
   sa.last_response = resp;
+  sa.last_request_hash = std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(data.data()), data.size()));
   sa.expected_peer_mid = 1;
   init_index_[key] = sa.local_spi();
   sa.init_remote = remote;
@@ -275,7 +282,13 @@ void Engine::handle_init_request(const Endpoint& local, const Endpoint& remote, 
 void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& remote, const wire::Message& m,
                             ByteView data) {
   std::uint32_t mid = m.header.message_id;
+  auto request_hash = std::hash<std::string_view>{}(
+      std::string_view(reinterpret_cast<const char*>(data.data()), data.size()));
   if (sa.expected_peer_mid > 0 && mid == sa.expected_peer_mid - 1 && !sa.last_response.empty()) {
+    if (request_hash != sa.last_request_hash) {
+      stats_.dropped_bad_message_id++;
+      return;
+    }
     // A retransmission: answer from the cache (RFC 7296 §2.1), to where it came from —
     // or where the first answer went (a switch request answered towards the new
     // address), as long as the SA still uses that address: once it fell back, an answer
@@ -305,6 +318,7 @@ void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& re
     Bytes resp = build_message(sa, m.header.exchange, true, mid, err, random_);
     sa.last_response = resp;
     sa.last_response_redirected = false;
+    sa.last_request_hash = request_hash;
     sa.expected_peer_mid++;
     send(sa, local, remote, std::move(resp));
     if (m.header.exchange == ExchangeType::kIkeAuth) kill(sa, true, "malformed IKE_AUTH");
@@ -381,6 +395,7 @@ void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& re
   sa.last_response = resp;
   sa.last_response_to = respond_to;
   sa.last_response_redirected = respond_to != remote;
+  sa.last_request_hash = request_hash;
   sa.expected_peer_mid++;
   send(sa, local, respond_to, std::move(resp));
   responding_ = nullptr;
@@ -726,8 +741,11 @@ void Engine::service_timers(IkeSa& sa) {
     stats_.retransmits_sent++;
     log(LogLevel::kDebug, &sa, "retransmit " + std::to_string(sa.retransmits) + " of request " + std::to_string(sa.active_mid));
     if (verdict == Mobility::RetransmitVerdict::kDefault) {
-      double factor = std::pow(config_.retransmit_base, sa.retransmits);
-      sa.retransmit_at = now_ + Duration(static_cast<Duration::rep>(config_.retransmit_timeout.count() * factor));
+      // Capped (at an hour) before the cast: a large base and many tries would overflow.
+      double ms = std::min(static_cast<double>(config_.retransmit_timeout.count()) *
+                               std::pow(config_.retransmit_base, sa.retransmits),
+                           3.6e6);
+      sa.retransmit_at = now_ + Duration(static_cast<Duration::rep>(ms));
     }
     send_active(sa);
   }

@@ -116,7 +116,7 @@ TaskResult IkeRekeyTask::process_response(IkeSa& sa, Services& s, const std::vec
   }
   move_children(sa, fresh);
   sa.rekeyed_to = fresh.id;
-  s.event(EventKind::kIkeRekeyed, fresh, 0, "replaces IKE SA " + std::to_string(sa.id));
+  s.event(EventKind::kIkeRekeyed, fresh, sa.id, "replaces IKE SA " + std::to_string(sa.id));
   s.queue(sa, std::make_unique<IkeDeleteTask>());
   return TaskResult::kDone;
 }
@@ -166,7 +166,7 @@ std::vector<Payload> respond_ike_rekey(IkeSa& sa, Services& s, const std::vector
     sa.rekeyed_to = fresh.id;
     sa.rekey_at = TimePoint::max();
   }
-  s.event(EventKind::kIkeRekeyed, fresh, 0, "replaces IKE SA " + std::to_string(sa.id));
+  s.event(EventKind::kIkeRekeyed, fresh, sa.id, "replaces IKE SA " + std::to_string(sa.id));
   return out;
 }
 

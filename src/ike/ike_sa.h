@@ -107,6 +107,9 @@ struct IkeSa {
   // The response went elsewhere than to the request's source (a switch request answered
   // towards the new address): retransmissions are answered there too.
   bool last_response_redirected = false;
+  // Of the request last answered: a retransmission is bit-identical (RFC 7296 §2.1), so
+  // anything else with its Message ID is not answered from the cache.
+  std::size_t last_request_hash = 0;
 
   // Our outstanding request.
   std::unique_ptr<Task> active;

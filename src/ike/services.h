@@ -26,6 +26,7 @@ class Services {
   virtual TimePoint now() const = 0;
   virtual Stats& stats() = 0;
   virtual std::uint64_t next_child_id() = 0;
+  // `child_id`: the Child SA concerned; for kIkeRekeyed, the IKE SA replaced.
   virtual void event(EventKind kind, const IkeSa& sa, std::uint64_t child_id,
                      std::string detail) = 0;
   virtual void dataplane(DataplaneOp op) = 0;

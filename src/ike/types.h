@@ -83,6 +83,7 @@ struct Event {
   std::uint64_t child_sa_id = 0;
   std::string connection;
   std::string detail;
+  std::uint64_t replaces = 0;  // kIkeRekeyed: the IKE SA this one replaces
 };
 
 enum class LogLevel : std::uint8_t { kTrace, kDebug, kInfo, kWarn, kError };

@@ -12,8 +12,13 @@ using wire::NotifyType;
 bool usable_address(const IpAddress& a) {
   if (a.is_unspecified() || a.is_loopback() || a.is_multicast()) return false;
   auto b = a.bytes();
-  if (a.is_v4()) return !(b[0] == 169 && b[1] == 254) && b[0] != 0 && !(b[0] == 255 && b[1] == 255);
-  return !(b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
+  // IPv4: not link-local, "this network", or the reserved 240/4 (broadcast included).
+  if (a.is_v4()) return !(b[0] == 169 && b[1] == 254) && b[0] != 0 && b[0] < 240;
+  if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return false;  // link-local
+  // IPv4-mapped (::ffff:0:0/96) and -compatible (::/96) forms: an IPv4 address in IPv6
+  // clothing, which an IPv6-only socket cannot reach.
+  bool zero80 = std::all_of(b.begin(), b.begin() + 10, [](std::uint8_t x) { return x == 0; });
+  return !(zero80 && ((b[10] == 0xff && b[11] == 0xff) || (b[10] == 0 && b[11] == 0)));
 }
 
 std::vector<IpAddress> our_additional_addresses(const ike::IkeSa& sa, ike::Services& s) {

@@ -8,6 +8,7 @@
 #include "ike/protection.h"
 #include "mobike/address_list.h"
 #include "mobike/path_probe.h"
+#include "mobike/return_routability.h"
 #include "mobike/switch.h"
 #include "mobike/update.h"
 
@@ -106,12 +107,13 @@ void Mobike::respond_informational(IkeSa& sa, Services& s, const std::vector<Pay
       return;
     }
     bool update = wire::find_notify(request, NotifyType::kUpdateSaAddresses) != nullptr;
-    // An update is judged against the list announced before it (kUnannounced): the list
-    // inside the update never holds the address of its own IP header.
+    // An update and a switch are judged against the list announced before them: the
+    // list inside an update never holds the address of its own IP header, and a switch
+    // target counts as announced only if an earlier message announced it.
     if (update) respond_update(sa, s, request, local, remote, response);
-    take_peer_list(sa, s, request);
     if (auto* sw = wire::find_notify(request, s.config().switch_notify_type))
       handle_switch_request(sa, s, *sw, remote, respond_to);
+    take_peer_list(sa, s, request);
     auto& st = state(sa);
     if (!update && liveness_check(request) && st.switch_state == SaState::Switch::kAwaitUpdate &&
         local.address == st.switch_from)
@@ -177,15 +179,18 @@ bool Mobike::transmit(IkeSa& sa, Services& s) {
 ike::Mobility::RetransmitVerdict Mobike::on_retransmit(IkeSa& sa, Services& s) {
   if (!sa.peer_mobike || !sa.config || !sa.config->mobike) return RetransmitVerdict::kDefault;
   const auto& ec = s.config();
-  double factor = std::pow(ec.retransmit_base, sa.retransmits + 1);
-  auto interval = std::min(Duration(static_cast<Duration::rep>(ec.retransmit_timeout.count() * factor)),
-                           config_.max_retransmit_interval);
+  // In double and capped before the cast: after tens of retransmissions the back-off
+  // would not fit the integer any more.
+  double ms = std::min(static_cast<double>(ec.retransmit_timeout.count()) * std::pow(ec.retransmit_base, sa.retransmits + 1),
+                       static_cast<double>(config_.max_retransmit_interval.count()));
+  auto interval = Duration(static_cast<Duration::rep>(ms));
   if (may_update(sa)) {
     auto& st = state(sa);
     if (!st.probing && sa.retransmits + 1 >= config_.probe_after_retransmits) {
       st.probing = true;  // this retransmission goes out on every path
       st.deciding = false;
       st.answers.clear();
+      st.probed.clear();
       st.probing_since = s.now();
       s.log(LogLevel::kInfo, &sa, "no answer on " + sa.local.to_string() + " -> " + sa.remote.to_string() +
                                       ": probing " + std::to_string(candidate_paths(sa, s).size()) + " path(s)");
@@ -197,9 +202,9 @@ ike::Mobility::RetransmitVerdict Mobike::on_retransmit(IkeSa& sa, Services& s) {
   }
   // §3.11: the responder waits long, so that the initiator has time to find a path.
   if (sa.retransmits < ec.retransmit_tries) return RetransmitVerdict::kDefault;
-  if (sa.active && std::string_view(sa.active->name()) == kSwitchTaskName) {
+  if (auto* task = dynamic_cast<SwitchTask*>(sa.active.get())) {
     auto& st = state(sa);
-    end_switch(sa, s, false, "no answer from the initiator");
+    if (task->switch_id() == st.switch_id) end_switch(sa, s, false, "no answer from the initiator");
     // Spec §6.2.8: without the old address and without another one the initiator knows
     // of, nothing can reach this SA any more.
     const auto& locals = s.local_addresses();
@@ -211,11 +216,40 @@ ike::Mobility::RetransmitVerdict Mobike::on_retransmit(IkeSa& sa, Services& s) {
   return RetransmitVerdict::kKeepTrying;
 }
 
+namespace {
+
+// Work deferred during an IKE SA rekey (SaState::update_due, rr_due): on the successor
+// if there is one, here once established again, else a little later.
+void run_deferred(IkeSa& sa, Services& s) {
+  auto& st = state(sa);
+  if (!st.update_due && !st.rr_due) return;
+  IkeSa* target = &sa;
+  if (IkeSa* next = sa.rekeyed_to ? s.find_sa(sa.rekeyed_to) : nullptr; next && next->state != IkeState::kDead)
+    target = next;
+  if (target->state != IkeState::kEstablished) {
+    defer_during_rekey(sa, s);
+    return;
+  }
+  auto& tst = state(*target);
+  if (std::exchange(st.update_due, false) && may_update(*target)) queue_update(*target, s);
+  if (std::exchange(st.rr_due, false)) {
+    tst.rr_pending = true;
+    queue_return_routability(*target, s);
+  }
+}
+
+}  // namespace
+
 void Mobike::on_timer(IkeSa& sa, Services& s) {
   decide_probe(sa, s);
+  run_deferred(sa, s);
   if (auto* st = find_state(sa); st && st->list_due) {
-    state(sa).list_due = false;
-    if (!waiting(sa, kAddressListTaskName) && sa.state == IkeState::kEstablished) s.queue(sa, std::make_unique<AddressListTask>());
+    if (sa.state == IkeState::kEstablished) {
+      state(sa).list_due = false;
+      if (!waiting(sa, kAddressListTaskName)) s.queue(sa, std::make_unique<AddressListTask>());
+    } else if (sa.state == IkeState::kRekeying) {
+      defer_during_rekey(sa, s);  // the new SA inherits it otherwise
+    }
   }
   if (auto* st = find_state(sa); st && st->switch_state == SaState::Switch::kAwaitUpdate) {
     if (s.now() >= st->switch_deadline)
@@ -262,6 +296,12 @@ void Mobike::inherit(const IkeSa& old, IkeSa& fresh) {
   to.committed = st->committed;
   to.updates = st->updates;
   to.peer_rmobike = st->peer_rmobike;
+  // Whatever waited for the rekey is the new SA's to do (spec §8).
+  to.list_due = st->list_due;
+  to.update_due = st->update_due;
+  to.rr_pending = st->rr_pending;
+  to.rr_due = st->rr_due || st->rr_pending;
+  if (to.list_due || to.update_due || to.rr_due) fresh.mobility_at = TimePoint{};
   // A switch answered on the old IKE SA completes with the update on the new one.
   if (st->switch_state == SaState::Switch::kAwaitUpdate) {
     to.switch_state = st->switch_state;
@@ -280,7 +320,6 @@ bool update_addresses(ike::Engine& engine, std::uint64_t id, const IpAddress& lo
     auto& st = state(sa);
     st.probing = st.deciding = false;
     st.answers.clear();
-    sa.mobility_at = TimePoint::max();
     sa.local = {local, s.config().natt_port};
     queue_update(sa, s);
     return true;

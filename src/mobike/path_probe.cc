@@ -66,7 +66,11 @@ std::size_t transmit_probes(IkeSa& sa, Services& s) {
   auto& st = state(sa);
   st.probe_mid = sa.active_mid;
   auto paths = candidate_paths(sa, s);
-  for (const auto& p : paths) s.send_on(sa, p.local, p.remote, sa.active_request);
+  for (const auto& p : paths) {
+    s.send_on(sa, p.local, p.remote, sa.active_request);
+    if (std::find(st.probed.begin(), st.probed.end(), p) == st.probed.end() && st.probed.size() < 4 * kMaxPaths)
+      st.probed.push_back(p);
+  }
   return paths.size();
 }
 
@@ -76,6 +80,7 @@ void start_probing(IkeSa& sa, Services& s, const char* why) {
   st.probing = true;
   st.deciding = false;
   st.answers.clear();
+  st.probed.clear();
   st.probing_since = s.now();
   s.log(LogLevel::kInfo, &sa, std::string(why) + ": probing " + std::to_string(candidate_paths(sa, s).size()) +
                                   " path(s)");
@@ -87,6 +92,12 @@ void start_probing(IkeSa& sa, Services& s, const char* why) {
 
 void probe_answered(IkeSa& sa, Services& s, const Config& config, const Path& path) {
   auto& st = state(sa);
+  // An authentic answer can still be replayed from elsewhere: only the paths we probed
+  // count, once each.
+  if (std::find(st.probed.begin(), st.probed.end(), path) == st.probed.end()) {
+    s.log(LogLevel::kDebug, &sa, "probe answer on " + describe(path) + ", a path not probed: ignored");
+    return;
+  }
   if (std::find(st.answers.begin(), st.answers.end(), path) == st.answers.end()) st.answers.push_back(path);
   if (!st.deciding) {
     st.probing = false;
@@ -108,7 +119,7 @@ void decide_probe(IkeSa& sa, Services& s) {
                                   describe(best));
   st.deciding = false;
   st.answers.clear();
-  sa.mobility_at = TimePoint::max();
+  st.probed.clear();
   sa.local = best.local;
   sa.remote = best.remote;
   // Even on the old path: the peer may have taken another copy of the probe as an

@@ -18,10 +18,20 @@ void queue_return_routability(IkeSa& sa, Services& s) {
 }
 
 std::optional<std::vector<Payload>> ReturnRoutabilityTask::build_request(IkeSa& sa, Services& s) {
-  if (sa.state != ike::IkeState::kEstablished || !state(sa).rr_pending) return std::nullopt;
+  auto& st = state(sa);
+  if (!st.rr_pending) return std::nullopt;
+  if (sa.state != ike::IkeState::kEstablished) {
+    if (sa.state == ike::IkeState::kRekeying || sa.rekeyed_to) forward_return_routability(sa, s);
+    return std::nullopt;
+  }
   cookie2_ = s.random().bytes(16);
   checked_ = {sa.local, sa.remote};
   return std::vector<Payload>{wire::make_notify(NotifyType::kCookie2, cookie2_)};
+}
+
+void ReturnRoutabilityTask::abort(IkeSa& sa, Services& s) {
+  // The IKE SA was replaced before the check was answered: the new one checks.
+  if (sa.rekeyed_to && state(sa).rr_pending) forward_return_routability(sa, s);
 }
 
 TaskResult ReturnRoutabilityTask::process_response(IkeSa& sa, Services& s, const std::vector<Payload>& payloads) {

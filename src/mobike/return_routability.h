@@ -17,6 +17,7 @@ class ReturnRoutabilityTask final : public ike::Task {
   std::optional<std::vector<wire::Payload>> build_request(ike::IkeSa& sa, ike::Services& s) override;
   ike::TaskResult process_response(ike::IkeSa& sa, ike::Services& s,
                                    const std::vector<wire::Payload>& payloads) override;
+  void abort(ike::IkeSa& sa, ike::Services& s) override;
 
  private:
   Bytes cookie2_;

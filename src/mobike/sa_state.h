@@ -31,6 +31,10 @@ struct SaState final : ike::MobilityState {
   // Responder: a new list is to be announced at the next timer (see
   // Mobike::local_addresses_changed).
   bool list_due = false;
+  // An update or return-routability check that could not go out while the IKE SA was
+  // being rekeyed: sent at the next timer, on the SA that replaced it if any.
+  bool update_due = false;
+  bool rr_due = false;
   // The path the Child SAs use: what both peers agreed on in the last completed update.
   Path committed;
 
@@ -41,6 +45,7 @@ struct SaState final : ike::MobilityState {
   // After the first answer: other answers to the same request until decide_at.
   bool deciding = false;
   std::vector<Path> answers;  // in arrival order
+  std::vector<Path> probed;   // where this probing sent; answers from elsewhere are ignored
 
   // Responder: the initiator's new path awaits a return-routability check.
   bool rr_pending = false;
@@ -58,6 +63,7 @@ struct SaState final : ike::MobilityState {
     kAwaitUpdate,  // answered; UPDATE_SA_ADDRESSES is expected at the new address
   };
   Switch switch_state = Switch::kIdle;
+  std::uint64_t switch_id = 0;  // counts the switches of this SA (see SwitchTask)
   IpAddress switch_to;
   IpAddress switch_from;
   TimePoint switch_deadline = TimePoint::max();

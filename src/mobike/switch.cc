@@ -34,6 +34,9 @@ Expected<void, std::string> switch_allowed(const IkeSa& sa, const IpAddress& to)
   if (!sa.peer_mobike || !st) return unexpected(std::string("peer does not do MOBIKE"));
   if (!st->peer_rmobike) return unexpected(std::string("peer did not announce SWITCH_TO_IP_ADDRESS support"));
   if (st->switch_state != Switch::kIdle) return unexpected("a switch to " + st->switch_to.to_string() + " is in flight");
+  auto is_switch = [](const auto& t) { return std::string_view(t->name()) == kSwitchTaskName; };
+  if ((sa.active && is_switch(sa.active)) || std::any_of(sa.queue.begin(), sa.queue.end(), is_switch))
+    return unexpected(std::string("an earlier switch request is still unanswered"));
   if (rekey_in_flight(sa)) return unexpected(std::string("an IKE SA rekey is in flight"));
   if (!usable_address(to)) return unexpected(to.to_string() + " is not a usable address");
   if (to == sa.local.address) return unexpected("already on " + to.to_string());
@@ -46,8 +49,9 @@ void start_switch(IkeSa& sa, Services& s, const IpAddress& to) {
   st.switch_to = to;
   st.switch_from = sa.local.address;
   st.switch_deadline = TimePoint::max();
+  st.switch_id++;
   s.log(LogLevel::kInfo, &sa, "asking the initiator to switch to " + to.to_string());
-  s.queue(sa, std::make_unique<SwitchTask>());
+  s.queue(sa, std::make_unique<SwitchTask>(st.switch_id));
 }
 
 void end_switch(IkeSa& sa, Services& s, bool succeeded, const std::string& detail) {
@@ -75,7 +79,7 @@ void end_switch(IkeSa& sa, Services& s, bool succeeded, const std::string& detai
 
 std::optional<std::vector<wire::Payload>> SwitchTask::build_request(IkeSa& sa, Services& s) {
   auto& st = state(sa);
-  if (st.switch_state != Switch::kSent) return std::nullopt;
+  if (st.switch_state != Switch::kSent || st.switch_id != switch_id_) return std::nullopt;
   if (sa.state != ike::IkeState::kEstablished) {
     end_switch(sa, s, false, "the IKE SA is no longer established");
     return std::nullopt;
@@ -86,7 +90,8 @@ std::optional<std::vector<wire::Payload>> SwitchTask::build_request(IkeSa& sa, S
 
 TaskResult SwitchTask::process_response(IkeSa& sa, Services& s, const std::vector<wire::Payload>& payloads) {
   auto& st = state(sa);
-  if (st.switch_state != Switch::kSent) return TaskResult::kDone;  // the update came first
+  // The update came first, or this switch ended (unanswered) before the answer did.
+  if (st.switch_state != Switch::kSent || st.switch_id != switch_id_) return TaskResult::kDone;
   for (const auto& p : payloads)
     if (auto* n = std::get_if<wire::NotifyPayload>(&p.body); n && wire::is_error(n->notify_type())) {
       end_switch(sa, s, false, "refused: " + std::string(wire::notify_name(n->type)));
@@ -97,10 +102,24 @@ TaskResult SwitchTask::process_response(IkeSa& sa, Services& s, const std::vecto
   st.switch_state = Switch::kAwaitUpdate;
   st.switch_deadline = s.now() + std::max(s.config().retransmit_timeout * 5, ike::Duration(5000));
   sa.mobility_at = std::min(sa.mobility_at, st.switch_deadline);
+  // An IKE SA rekey completed while the request was out: the update will arrive on the
+  // new SA, which carries the expectation from now on (spec §8).
+  if (IkeSa* next = sa.rekeyed_to ? s.find_sa(sa.rekeyed_to) : nullptr; next && next->state != ike::IkeState::kDead) {
+    auto& nst = state(*next);
+    nst.switch_state = Switch::kAwaitUpdate;
+    nst.switch_to = st.switch_to;
+    nst.switch_from = st.switch_from;
+    nst.switch_deadline = st.switch_deadline;
+    next->mobility_at = std::min(next->mobility_at, st.switch_deadline);
+    st.switch_state = Switch::kIdle;
+    st.switch_deadline = TimePoint::max();
+  }
   return TaskResult::kDone;
 }
 
-void SwitchTask::abort(IkeSa& sa, Services& s) { end_switch(sa, s, false, "the IKE SA ended"); }
+void SwitchTask::abort(IkeSa& sa, Services& s) {
+  if (state(sa).switch_id == switch_id_) end_switch(sa, s, false, "the IKE SA ended");
+}
 
 void handle_switch_request(IkeSa& sa, Services& s, const wire::NotifyPayload& notify, const Endpoint& remote,
                            Endpoint& respond_to) {
@@ -113,8 +132,10 @@ void handle_switch_request(IkeSa& sa, Services& s, const wire::NotifyPayload& no
   auto refuse = [&](const std::string& why) {
     s.log(LogLevel::kWarn, &sa, "switch request refused: " + why + "; checking the current path");
     s.event(EventKind::kSwitchFailed, sa, 0, "refused: " + why);
-    // Spec §6.3.3: answer on the current path and make sure it still works.
-    s.queue(sa, std::make_unique<ike::LivenessTask>());
+    // Spec §6.3.3: answer on the current path and make sure it still works (one check
+    // at a time, however many requests a misbehaving gateway sends).
+    bool checking = (sa.active && std::string_view(sa.active->name()) == "DPD") || waiting(sa, "DPD");
+    if (!checking) s.queue(sa, std::make_unique<ike::LivenessTask>());
   };
   auto to = notify.data.size() == 4 || notify.data.size() == 16 ? IpAddress::from_bytes(notify.data) : std::nullopt;
   if (!to) return refuse("malformed address (" + std::to_string(notify.data.size()) + " octets)");

@@ -19,12 +19,19 @@ inline constexpr const char* kSwitchTaskName = "MOBIKE_SWITCH";
 
 class SwitchTask final : public ike::Task {
  public:
+  // `switch_id`: SaState::switch_id of the switch this request is for. A request still
+  // retransmitted after its switch ended must not act on the next one.
+  explicit SwitchTask(std::uint64_t switch_id) : switch_id_(switch_id) {}
+  std::uint64_t switch_id() const { return switch_id_; }
   wire::ExchangeType exchange() const override { return wire::ExchangeType::kInformational; }
   const char* name() const override { return kSwitchTaskName; }
   std::optional<std::vector<wire::Payload>> build_request(ike::IkeSa& sa, ike::Services& s) override;
   ike::TaskResult process_response(ike::IkeSa& sa, ike::Services& s,
                                    const std::vector<wire::Payload>& payloads) override;
   void abort(ike::IkeSa& sa, ike::Services& s) override;
+
+ private:
+  std::uint64_t switch_id_;
 };
 
 // Responder: whether the SA can be switched to `to` now; the reason if not.

@@ -19,6 +19,15 @@ using ike::TaskResult;
 using wire::NotifyType;
 using wire::Payload;
 
+namespace {
+
+IkeSa* live_successor(IkeSa& sa, Services& s) {
+  IkeSa* next = sa.rekeyed_to ? s.find_sa(sa.rekeyed_to) : nullptr;
+  return next && next->state == ike::IkeState::kEstablished ? next : nullptr;
+}
+
+}  // namespace
+
 void move_ike_sa(IkeSa& sa, Services& s, const Endpoint& local, const Endpoint& remote) {
   auto& st = state(sa);
   bool changed = st.committed != Path{local, remote};
@@ -54,14 +63,41 @@ void queue_update(IkeSa& sa, Services& s) {
 void MobikeUpdateTask::abort(IkeSa& sa, Services& s) {
   // The IKE SA was rekeyed (and the old one deleted) before the update was answered:
   // the new SA, which has the Child SAs and the pending path, runs it (spec §8).
-  IkeSa* next = sa.rekeyed_to ? s.find_sa(sa.rekeyed_to) : nullptr;
-  if (next && next->state == ike::IkeState::kEstablished && may_update(*next) &&
-      state(*next).committed != Path{next->local, next->remote})
+  IkeSa* next = live_successor(sa, s);
+  if (next && may_update(*next) && state(*next).committed != Path{next->local, next->remote})
     queue_update(*next, s);
 }
 
+void defer_during_rekey(IkeSa& sa, Services& s) {
+  if (sa.state == ike::IkeState::kDead) return;
+  sa.mobility_at = std::min(sa.mobility_at, s.now() + ike::Duration(50));
+}
+
+void forward_update(IkeSa& sa, Services& s) {
+  if (IkeSa* next = live_successor(sa, s)) {
+    if (may_update(*next)) queue_update(*next, s);
+    return;
+  }
+  state(sa).update_due = true;
+  defer_during_rekey(sa, s);
+}
+
+void forward_return_routability(IkeSa& sa, Services& s) {
+  if (IkeSa* next = live_successor(sa, s)) {
+    state(*next).rr_pending = true;
+    queue_return_routability(*next, s);
+    return;
+  }
+  state(sa).rr_due = true;
+  defer_during_rekey(sa, s);
+}
+
 std::optional<std::vector<Payload>> MobikeUpdateTask::build_request(IkeSa& sa, Services& s) {
-  if (sa.state != ike::IkeState::kEstablished) return std::nullopt;
+  if (sa.state != ike::IkeState::kEstablished) {
+    // Not lost: the IKE SA rekey in flight will be followed by this update (spec §8).
+    if (sa.state == ike::IkeState::kRekeying || sa.rekeyed_to) forward_update(sa, s);
+    return std::nullopt;
+  }
   cookie2_ = s.random().bytes(16);
   sent_ = {sa.local, sa.remote};
   std::vector<Payload> out{wire::make_notify(NotifyType::kUpdateSaAddresses)};

@@ -34,6 +34,14 @@ void queue_update(ike::IkeSa& sa, ike::Services& s);
 void respond_update(ike::IkeSa& sa, ike::Services& s, const std::vector<wire::Payload>& request,
                     const Endpoint& local, const Endpoint& remote, std::vector<wire::Payload>& response);
 
+// Re-arms the timer that runs work deferred during an IKE SA rekey shortly.
+void defer_during_rekey(ike::IkeSa& sa, ike::Services& s);
+// An update or return-routability check met an IKE SA that is being rekeyed or was
+// replaced: runs it on the successor if that is up, else marks it due (SaState
+// update_due / rr_due) for the timer or for the successor to inherit.
+void forward_update(ike::IkeSa& sa, ike::Services& s);
+void forward_return_routability(ike::IkeSa& sa, ike::Services& s);
+
 // The one place that moves an IKE SA: new endpoints, keepalives, every Child SA in the
 // data plane, the committed path, one event.
 void move_ike_sa(ike::IkeSa& sa, ike::Services& s, const Endpoint& local, const Endpoint& remote);

@@ -293,3 +293,37 @@ TEST(ProtocolMobike, SaFieldsRoundTripAndAreOptionalOnRead) {
 
 }  // namespace
 }  // namespace mobike::control
+
+namespace mobike::control {
+namespace {
+
+TEST(ProtocolSwitch, RoundTripsAndChecksArguments) {
+  SwitchRequest w;
+  w.to = "198.51.100.20";
+  w.all = true;
+  w.rate = 500;
+  auto j = request_to_json(w);
+  EXPECT_EQ(j.dump(), R"({"all":true,"command":"switch","rate":500.0,"to":"198.51.100.20"})");
+  auto back = request_from_json(j);
+  ASSERT_TRUE(back) << back.error();
+  EXPECT_EQ(std::get<SwitchRequest>(*back), w);
+  auto by_sa = request_from_json(json{{"command", "switch"}, {"to", "2001:db8::20"}, {"sa", 3}});
+  ASSERT_TRUE(by_sa) << by_sa.error();
+  EXPECT_EQ(std::get<SwitchRequest>(*by_sa).sa, 3u);
+  // Exactly one selector, a real address, a sane rate, nothing unknown.
+  EXPECT_FALSE(request_from_json(json{{"command", "switch"}, {"to", "198.51.100.20"}}));
+  EXPECT_FALSE(request_from_json(json{{"command", "switch"}, {"to", "198.51.100.20"}, {"sa", 3}, {"all", true}}));
+  EXPECT_FALSE(request_from_json(json{{"command", "switch"}, {"to", "gw.example.org"}, {"all", true}}));
+  EXPECT_FALSE(request_from_json(json{{"command", "switch"}, {"to", "198.51.100.20"}, {"all", true}, {"rate", 1e-12}}));
+  EXPECT_FALSE(request_from_json(json{{"command", "switch"}, {"to", "198.51.100.20"}, {"all", true}, {"rate", -1}}));
+  EXPECT_FALSE(request_from_json(json{{"command", "switch"}, {"to", "198.51.100.20"}, {"all", true}, {"via", 1}}));
+  EXPECT_EQ(format_switch_result(json::parse(
+                R"({"switched":1,"refused":1,"failed":0,"not_started":0,"seconds":0.0123,
+                    "sas":[{"sa":3,"result":"switched","detail":"198.51.100.10 -> 198.51.100.20: switched"},
+                           {"sa":4,"result":"refused","detail":""}]})")),
+            "#3 switched: 198.51.100.10 -> 198.51.100.20: switched\n#4 refused\n"
+            "1 switched, 1 refused, 0 failed, 0 not started, in 0.012 s\n");
+}
+
+}  // namespace
+}  // namespace mobike::control

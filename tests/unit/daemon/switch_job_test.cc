@@ -1,0 +1,97 @@
+#include "daemon/switch_job.h"
+
+#include <gtest/gtest.h>
+
+namespace mobike::daemon {
+namespace {
+
+using namespace std::chrono_literals;
+
+IpAddress addr(const char* s) { return IpAddress::parse(s).value(); }
+
+ike::Event event(ike::EventKind kind, std::uint64_t id, std::string detail = "", std::uint64_t replaces = 0) {
+  ike::Event e;
+  e.kind = kind;
+  e.ike_sa_id = id;
+  e.detail = std::move(detail);
+  e.replaces = replaces;
+  return e;
+}
+
+TEST(SwitchJob, GathersEveryOutcomeThenIsDone) {
+  ike::TimePoint t0{};
+  SwitchJob job({1, 2, 3, 4}, {{9, "we are the initiator"}}, addr("198.51.100.20"), 0, t0);
+  std::vector<std::uint64_t> started;
+  auto next = job.start_due(t0, [&](std::uint64_t id, const IpAddress& to) -> Expected<void, std::string> {
+    EXPECT_EQ(to, addr("198.51.100.20"));
+    started.push_back(id);
+    if (id == 4) return unexpected(std::string("peer did not announce support"));
+    return {};
+  });
+  EXPECT_FALSE(next);  // no rate: all at once
+  EXPECT_EQ(started, (std::vector<std::uint64_t>{1, 2, 3, 4}));
+  EXPECT_FALSE(job.done());
+  job.on_event(event(ike::EventKind::kSwitchSucceeded, 1, "switched"));
+  job.on_event(event(ike::EventKind::kSwitchFailed, 2, "refused: not announced"));
+  job.on_event(event(ike::EventKind::kSwitchSucceeded, 7, "not ours"));
+  EXPECT_FALSE(job.done());
+  job.on_event(event(ike::EventKind::kIkeDeleted, 3, "deleted by peer"));
+  ASSERT_TRUE(job.done());
+  auto r = job.result(t0 + 250ms);
+  EXPECT_EQ(r["switched"], 1);
+  EXPECT_EQ(r["refused"], 1);
+  EXPECT_EQ(r["failed"], 1);
+  EXPECT_EQ(r["not_started"], 2);
+  EXPECT_DOUBLE_EQ(r["seconds"].get<double>(), 0.25);
+  ASSERT_EQ(r["sas"].size(), 5u);
+  EXPECT_EQ(r["sas"][3]["sa"], 4);
+  EXPECT_EQ(r["sas"][3]["result"], "not started");
+  EXPECT_EQ(r["sas"][3]["detail"], "peer did not announce support");
+}
+
+TEST(SwitchJob, RateSpreadsTheStarts) {
+  ike::TimePoint t0{};
+  SwitchJob job({1, 2, 3, 4, 5}, {}, addr("198.51.100.20"), 2.0, t0);  // 2 per second
+  std::vector<std::uint64_t> started;
+  auto start = [&](std::uint64_t id, const IpAddress&) -> Expected<void, std::string> {
+    started.push_back(id);
+    return {};
+  };
+  auto next = job.start_due(t0, start);
+  EXPECT_EQ(started.size(), 1u);
+  ASSERT_TRUE(next);
+  EXPECT_EQ(*next, t0 + 500ms);
+  next = job.start_due(t0 + 1000ms, start);
+  EXPECT_EQ(started.size(), 3u);
+  next = job.start_due(t0 + 2000ms, start);
+  EXPECT_EQ(started.size(), 5u);
+  EXPECT_FALSE(next);
+}
+
+TEST(SwitchJob, FollowsAnIkeRekeyInsteadOfCallingItAFailure) {
+  ike::TimePoint t0{};
+  SwitchJob job({1, 2}, {}, addr("198.51.100.20"), 1.0, t0);  // SA 2 starts a second later
+  auto start = [&](std::uint64_t, const IpAddress&) -> Expected<void, std::string> { return {}; };
+  job.start_due(t0, start);
+  // SA 1 is rekeyed to 11 while its switch runs; the old one's deletion is no failure.
+  job.on_event(event(ike::EventKind::kIkeRekeyed, 11, "replaces IKE SA 1", 1));
+  job.on_event(event(ike::EventKind::kIkeDeleted, 1, "deleted"));
+  EXPECT_FALSE(job.done());
+  // SA 2 is rekeyed to 12 before its turn: the successor is started.
+  job.on_event(event(ike::EventKind::kIkeRekeyed, 12, "replaces IKE SA 2", 2));
+  std::vector<std::uint64_t> started;
+  job.start_due(t0 + 1000ms, [&](std::uint64_t id, const IpAddress&) -> Expected<void, std::string> {
+    started.push_back(id);
+    return {};
+  });
+  EXPECT_EQ(started, std::vector<std::uint64_t>{12});
+  job.on_event(event(ike::EventKind::kSwitchSucceeded, 11, "switched"));
+  job.on_event(event(ike::EventKind::kSwitchSucceeded, 12, "switched"));
+  ASSERT_TRUE(job.done());
+  auto r = job.result(t0 + 2s);
+  EXPECT_EQ(r["switched"], 2);
+  EXPECT_EQ(r["failed"], 0);
+}
+
+}  // namespace
+}  // namespace mobike::daemon
