@@ -87,7 +87,9 @@ TEST(SwitchReviewSim, RefusedSwitchesQueueOneLivenessCheckAtATime) {
 
 // The responder's return-routability check crossing an IKE rekey.
 TEST(SwitchReviewSim, ReturnRoutabilityCheckSurvivesAnIkeRekey) {
-  for (bool by_ini : {true, false}) {
+  // The initiator's rekey crosses the gateway's outstanding check. (A rekey by the
+  // gateway itself waits behind its own check: window size one, no crossing.)
+  for (bool by_ini : {true}) {
   SwitchSetup setup;
   setup.ini_extra = {ip("198.51.100.77")};
   Sw s(setup);
