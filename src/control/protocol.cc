@@ -339,7 +339,7 @@ void to_json(json& j, const IkeSaInfo& s) {
   j["path_probing"] = s.path_probing;
   j["rr_pending"] = s.rr_pending;
   j["moves"] = s.moves;
-  j["rmobike"] = s.rmobike;
+  j["switch"] = s.peer_switch;
   if (!s.switching_to.empty()) j["switching_to"] = s.switching_to;
 }
 
@@ -364,7 +364,7 @@ void from_json(const json& j, IkeSaInfo& s) {
   s.path_probing = optional_field<bool>(j, "path_probing", false);
   s.rr_pending = optional_field<bool>(j, "rr_pending", false);
   s.moves = j.contains("moves") ? unsigned_field(j, "moves", UINT64_MAX) : 0;
-  s.rmobike = optional_field<bool>(j, "rmobike", false);
+  s.peer_switch = optional_field<bool>(j, "switch", false);
   s.switching_to = optional_field<std::string>(j, "switching_to", "");
 }
 
@@ -416,7 +416,7 @@ std::string format_sa_list(const std::vector<IkeSaInfo>& sas) {
       if (s.moves) out += ", moved " + std::to_string(s.moves) + "x";
       if (s.path_probing) out += ", probing paths";
       if (s.rr_pending) out += ", checking return routability";
-      if (s.rmobike) out += ", peer follows switch requests";
+      if (s.peer_switch) out += ", peer follows switch requests";
       if (!s.switching_to.empty()) out += ", switching to " + s.switching_to;
       out += "\n";
     }

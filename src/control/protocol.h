@@ -32,7 +32,7 @@
 //    "nat_local": true, "nat_remote": false,
 //    "mobike": true, "peer_addresses": ["198.51.100.20"],  (MOBIKE: the peer's additional
 //    "path_probing": false, "rr_pending": false, "moves": 0,  addresses, path state, moves)
-//    "rmobike": true, "switching_to": "198.51.100.20",  (the initiator announced
+//    "switch": true, "switching_to": "198.51.100.20",  (the initiator announced
 //                                        SWITCH_TO_IP_ADDRESS support; a switch in flight)
 //    "ike_proposal": "AES_GCM_16-128/PRF_HMAC_SHA2_256/CURVE_25519",
 //    "established_seconds": 3600,
@@ -186,7 +186,7 @@ struct IkeSaInfo {
   bool path_probing = false;
   bool rr_pending = false;
   std::uint64_t moves = 0;
-  bool rmobike = false;
+  bool peer_switch = false;
   std::string switching_to;  // empty: no switch in flight
   friend bool operator==(const IkeSaInfo&, const IkeSaInfo&) = default;
 };

@@ -507,8 +507,8 @@ class Loader {
         if (auto b = bool_value(v, ctx, key)) c.mobike = *b;
       } else if (key == "encap") {
         if (auto b = bool_value(v, ctx, key)) c.encap_force = *b;
-      } else if (key == "responder_switch") {
-        if (auto b = bool_value(v, ctx, key)) c.responder_switch = *b;
+      } else if (key == "switch") {
+        if (auto b = bool_value(v, ctx, key)) c.switch_enabled = *b;
       } else if (key == "switch_response_to") {
         auto s = string_value(v, ctx, key);
         if (!s) continue;
@@ -566,7 +566,7 @@ class Loader {
                 {"name", "local_addrs", "remote_addrs", "remote_port", "local_id", "remote_id",
                  "auth", "psk", "psk_file", "ike_proposals", "esp_proposals", "dpd_delay",
                  "rekey_time", "lifetime", "mobike", "encap", "nat_traversal", "return_routability",
-                 "responder_switch", "switch_response_to", "switch_allow", "switch_prefer", "start", "child"});
+                 "switch", "switch_response_to", "switch_allow", "switch_prefer", "start", "child"});
       }
     }
 

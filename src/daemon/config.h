@@ -38,7 +38,7 @@
 //   encap = false                      # force UDP encapsulation (fake NAT-D)
 //   nat_traversal = true               # false: no NAT detection; MOBIKE sends NO_NATS_ALLOWED
 //   return_routability = "always"      # MOBIKE responder: always | unannounced | never
-//   responder_switch = true            # initiator: announce and follow SWITCH_TO_IP_ADDRESS
+//   switch = true                      # initiator: announce and follow SWITCH_TO_IP_ADDRESS
 //   switch_response_to = "new"         # initiator: answer a switch request towards the new
 //                                      #   address (first drafts) or "old" (later drafts)
 //   switch_allow = ["198.51.100.0/24"] # initiator: switch targets allowed besides those the

@@ -10,7 +10,7 @@
 #include "daemon/xfrm_dataplane.h"
 #include "ike/proposal_string.h"
 #include "ike/traffic_selector.h"
-#include "mobike/mobike.h"
+#include "mobility/mobike.h"
 #include "platform/route.h"
 
 namespace mobike::daemon {
@@ -255,7 +255,7 @@ void Daemon::on_addresses_changed(const platform::AddressSetChange& change) {
         usable(sa.local.address))
       return;
     auto v = mobility::view(sa);
-    if (!v || !v->peer_rmobike || v->switching_to) return;
+    if (!v || !v->peer_switch || v->switching_to) return;
     std::optional<IpAddress> to;
     for (const auto& a : sa.config->switch_prefer)
       if (usable(a)) {
@@ -527,7 +527,7 @@ json Daemon::list_sas() const {
       i.path_probing = v->probing;
       i.rr_pending = v->rr_pending;
       i.moves = v->updates;
-      i.rmobike = v->peer_rmobike;
+      i.peer_switch = v->peer_switch;
       if (v->switching_to) i.switching_to = v->switching_to->to_string();
     }
     i.ike_proposal = sa.ike_proposal.transforms.empty() ? "" : ike::proposal_to_string(sa.ike_proposal);

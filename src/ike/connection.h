@@ -64,9 +64,9 @@ struct ConnectionConfig {
   // MOBIKE responder: when to check that the initiator's new address really reaches it
   // (COOKIE2, RFC 4555 §3.7) before moving the Child SAs there.
   ReturnRoutability return_routability = ReturnRoutability::kAlways;
-  // Responder-initiated switch (SWITCH_TO_IP_ADDRESS, ../shared/spec/r-mobike.md).
+  // Responder-initiated switch (SWITCH_TO_IP_ADDRESS, docs/switch.md).
   // Initiator: announce support (the 0x52 octet in MOBIKE_SUPPORTED) and follow requests.
-  bool responder_switch = true;
+  bool switch_enabled = true;
   // Initiator: answer a switch request towards the new address (the first drafts), or
   // towards the request's source (the later drafts, RFC 7296 §2.11).
   bool switch_response_to_new = true;

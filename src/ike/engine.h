@@ -50,10 +50,10 @@ class Engine final : private Services {
   bool terminate_child(std::uint64_t child_sa_id, TimePoint now);
   bool rekey_ike(std::uint64_t ike_sa_id, TimePoint now);
   // The host's usable addresses changed (the daemon's address monitor): MOBIKE
-  // announces them and resumes path probing (src/mobike).
+  // announces them and resumes path probing (src/mobility).
   void set_local_addresses(std::vector<IpAddress> addresses, TimePoint now);
   const std::vector<IpAddress>& local_addresses() const override { return local_addresses_; }
-  // Installs the address-mobility extension (src/mobike) before any SA exists.
+  // Installs the address-mobility extension (src/mobility) before any SA exists.
   void set_mobility(std::unique_ptr<Mobility> mobility) { mobility_ = std::move(mobility); }
   Mobility* mobility() override { return mobility_.get(); }
   // Runs f(IkeSa&, Services&) -> bool on a live IKE SA at `now`, then re-arms its

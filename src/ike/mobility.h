@@ -1,4 +1,4 @@
-// The seam between the RFC 7296 core and address mobility (src/mobike: RFC 4555 and the
+// The seam between the RFC 7296 core and address mobility (src/mobility: RFC 4555 and the
 // responder-initiated switch). The engine calls these hooks at fixed points of its
 // exchanges; it knows nothing of MOBIKE itself. Without a Mobility installed the engine
 // is plain IKEv2: no MOBIKE_SUPPORTED, no address updates.

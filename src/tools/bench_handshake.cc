@@ -21,7 +21,7 @@
 #include "crypto/random.h"
 #include "ike/engine.h"
 #include "ike/proposal_string.h"
-#include "mobike/mobike.h"
+#include "mobility/mobike.h"
 #include "platform/udp_socket.h"
 
 namespace mobike::bench {

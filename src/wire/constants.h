@@ -179,7 +179,7 @@ enum class NotifyType : std::uint16_t {
   kAdditionalKeyExchange = 16441,
   kUseAggfrag = 16442,
   // Private use (RFC 7296: 40960-65535); our default for SWITCH_TO_IP_ADDRESS
-  // (../shared/spec/r-mobike.md §10), configurable at run time.
+  // (docs/switch.md, "The notify number"), configurable at run time.
   kSwitchToIpAddressDefault = 61440,
 };
 

@@ -17,7 +17,7 @@
 #include "ike/protection.h"
 #include "ike/task.h"
 #include "ike_pair.h"
-#include "mobike/mobike.h"
+#include "mobility/mobike.h"
 #include "wire/codec.h"
 
 namespace mobike::sim {

@@ -4,7 +4,7 @@
 // across IKE SA rekeys.
 #include <gtest/gtest.h>
 
-#include "mobike/address_list.h"
+#include "mobility/address_list.h"
 #include "mobike_helpers.h"
 
 namespace mobike::sim {

@@ -3,7 +3,7 @@
 // answered with UNEXPECTED_NAT_DETECTED.
 #include <gtest/gtest.h>
 
-#include "mobike/address_list.h"
+#include "mobility/address_list.h"
 #include "mobike_helpers.h"
 
 namespace mobike::sim {

@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "ike_pair.h"
-#include "mobike/mobike.h"
+#include "mobility/mobike.h"
 
 namespace mobike::sim {
 namespace {

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "ike/proposal_string.h"
-#include "mobike/mobike.h"
+#include "mobility/mobike.h"
 
 namespace mobike::sim {
 

@@ -1,5 +1,5 @@
 // Helpers for the sim tests of the responder-initiated switch (SWITCH_TO_IP_ADDRESS,
-// ../shared/spec/r-mobike.md): the seed topology of the slides — a client behind a
+// docs/switch.md): the seed topology of the slides — a client behind a
 // restricted-cone NAT, a gateway with two addresses — and predicates over the tapped
 // messages of the flow.
 #pragma once
@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "mobike/switch.h"
+#include "mobility/switch.h"
 #include "mobike_helpers.h"
 
 namespace mobike::sim {

@@ -166,7 +166,7 @@ TEST(SwitchRulesSim, NotifyFromTheInitiatorIsIgnored) {
 // §6.1.3: an initiator that did not send 0x52 is never asked; one that gets asked
 // anyway treats the notify as an unknown status notify (§6.3.1 Rec).
 TEST(SwitchRulesSim, PeerWithoutSupport) {
-  Sw s({.tweak = [](ike::ConnectionConfig& i, ike::ConnectionConfig&) { i.responder_switch = false; }});
+  Sw s({.tweak = [](ike::ConnectionConfig& i, ike::ConnectionConfig&) { i.switch_enabled = false; }});
   ASSERT_TRUE(s.start());
   auto auth = s.all([](const Seen& x) { return x.exchange == ExchangeType::kIkeAuth && !x.response; });
   ASSERT_EQ(auth.size(), 1u);
@@ -174,7 +174,7 @@ TEST(SwitchRulesSim, PeerWithoutSupport) {
   ASSERT_NE(flag, nullptr);
   EXPECT_TRUE(flag->data.empty());
   EXPECT_TRUE(s.res().peer_mobike);
-  EXPECT_FALSE(view_of(*s.p.res).peer_rmobike);
+  EXPECT_FALSE(view_of(*s.p.res).peer_switch);
 
   auto before = s.tap->seen.size();
   auto r = s.request(R2());

@@ -83,10 +83,10 @@ TEST(SwitchRekeySim, RolesAndSupportSurviveIkeRekeysByEitherSide) {
     EXPECT_NE(s.res().id, old_res);
     EXPECT_EQ(s.ini().initiator, by_initiator);  // RFC 7296 roles follow the rekey
     EXPECT_EQ(s.res().initiator, !by_initiator);
-    EXPECT_TRUE(s.ini().original_initiator);  // RFC 4555 / R-MOBIKE roles do not
+    EXPECT_TRUE(s.ini().original_initiator);  // RFC 4555 / switch roles do not
     EXPECT_FALSE(s.res().original_initiator);
-    EXPECT_TRUE(view_of(*s.p.res).peer_rmobike);
-    EXPECT_FALSE(view_of(*s.p.ini).peer_rmobike);
+    EXPECT_TRUE(view_of(*s.p.res).peer_switch);
+    EXPECT_FALSE(view_of(*s.p.ini).peer_switch);
     EXPECT_EQ(view_of(*s.p.ini).peer_addresses, std::vector<IpAddress>{R2()});
     EXPECT_EQ(s.switch_requests().size(), 0u);
     // The initiator still cannot ask, the gateway still can.
@@ -135,7 +135,7 @@ TEST(SwitchRekeySim, RekeyQueuedBehindTheSwitch) {
     EXPECT_EQ(update_ops(*s.p.ini).back().remote, ep("198.51.100.20"));
     EXPECT_EQ(update_ops(*s.p.ini).back().spi_in, s.ini().children.at(0).spi_in);
     EXPECT_EQ(s.res().children.at(0).spi_in, s.spis_r.child_in);
-    EXPECT_TRUE(view_of(*s.p.res).peer_rmobike);
+    EXPECT_TRUE(view_of(*s.p.res).peer_switch);
     EXPECT_EQ(s.failures(), 0u);
   }
 }

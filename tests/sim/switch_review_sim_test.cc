@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 #include "switch_helpers.h"
 
-// Regressions found by a review of src/mobike: rekeys crossing updates and checks, a
+// Regressions found by a review of src/mobility: rekeys crossing updates and checks, a
 // switch request that outlives its switch, refusal floods, back-off overflow.
 
 namespace mobike::sim {

@@ -28,7 +28,7 @@ TEST(SwitchSim, GatewayMovesBehindARestrictedConeNat) {
   const auto* r = only_sa(*p.res);
   auto v = mobility::view(*r);
   ASSERT_TRUE(v);
-  EXPECT_TRUE(v->peer_rmobike);  // the initiator announced support
+  EXPECT_TRUE(v->peer_switch);  // the initiator announced support
   // The gateway announced its other address in IKE_AUTH.
   EXPECT_EQ(mobility::view(*only_sa(*p.ini))->peer_addresses, std::vector<IpAddress>{ip("198.51.100.20")});
   auto spi_i = r->spi_i, spi_r = r->spi_r;
@@ -81,8 +81,8 @@ TEST(SwitchSim, EveryMessageOfTheFlowInBothGenerations) {
     ASSERT_TRUE(req_flag && resp_flag);
     EXPECT_EQ(req_flag->data, Bytes{0x52});
     EXPECT_TRUE(resp_flag->data.empty());
-    EXPECT_TRUE(view_of(*s.p.res).peer_rmobike);
-    EXPECT_FALSE(view_of(*s.p.ini).peer_rmobike);  // only the responder keeps the flag
+    EXPECT_TRUE(view_of(*s.p.res).peer_switch);
+    EXPECT_FALSE(view_of(*s.p.ini).peer_switch);  // only the responder keeps the flag
     EXPECT_EQ(view_of(*s.p.ini).peer_addresses, std::vector<IpAddress>{R2()});
 
     auto before = s.tap->seen.size();

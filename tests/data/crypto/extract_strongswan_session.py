@@ -1,13 +1,14 @@
-# Regenerates strongswan-5.9.8-session.txt from shared/corpus/strongswan-5.9.8 (run once by
+# Regenerates strongswan-5.9.8-session.txt from a recorded strongSwan 5.9.8 session (run once by
 # hand; tests read only the generated file). Needs python3-cryptography. Usage:
-#   extract_strongswan_session.py OUT.txt [CORPUS_DIR]
+#   extract_strongswan_session.py OUT.txt CORPUS_DIR
 # Every derived value is re-checked here with Python's own HMAC/AES before it is written.
 import os, re, struct, sys, hmac, hashlib
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-D = (sys.argv[2] if len(sys.argv) > 2 else os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), '../../../../shared/corpus/strongswan-5.9.8')) + '/'
+if len(sys.argv) != 3:
+    sys.exit('usage: extract_strongswan_session.py OUT.txt CORPUS_DIR')
+D = sys.argv[2] + '/'
 LBL = re.compile(r'^\S+ \d+\[(\w+)\] (.*?) => (\d+) bytes @')
 ROW = re.compile(r'^\S+ \d+\[\w+\]\s+(\d+): (.{48})')
 
@@ -171,7 +172,7 @@ assert np_ == 42 and del_req[16] == 46
 V['ike2.delete_request'] = del_req; V['ike2.delete_request_inner'] = inner_d
 V['ike1.rekey_request'] = req
 
-hdr = """# Extracted from the strongSwan 5.9.8 session in shared/corpus/strongswan-5.9.8
+hdr = """# Extracted from a recorded strongSwan 5.9.8 session (keys logged)
 # (initiator-charon.log, responder-charon.log, exchanges.pcap) with a throwaway script.
 # IKE SA: AES_CBC_128 / HMAC_SHA2_256_128 / PRF_HMAC_SHA2_256 / CURVE_25519.
 # Child SA 1: ESP AES_GCM_16_128, no PFS. ike2 is the IKE SA created by the IKE SA rekey.

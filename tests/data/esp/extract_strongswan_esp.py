@@ -1,14 +1,16 @@
 # Regenerates strongswan-5.9.8-esp.txt (run once by hand; the tests read only that file).
-# Input: shared/corpus/strongswan-5.9.8/exchanges.pcap (the ESP-in-UDP packets of Child
+# Input: CORPUS_DIR/exchanges.pcap, a recorded strongSwan 5.9.8 session (the ESP-in-UDP packets of Child
 # SA 1) and tests/data/crypto/strongswan-5.9.8-session.txt (child1.keymat, derived and
 # checked there). Every inner packet is decrypted here with python3-cryptography, an
 # implementation independent of ours, and written out as the expected value.
-# Usage: extract_strongswan_esp.py OUT.txt [CORPUS_DIR]
+# Usage: extract_strongswan_esp.py OUT.txt CORPUS_DIR
 import os, struct, sys
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 here = os.path.dirname(os.path.abspath(__file__))
-corpus = sys.argv[2] if len(sys.argv) > 2 else os.path.join(here, '../../../../shared/corpus/strongswan-5.9.8')
+if len(sys.argv) != 3:
+    sys.exit('usage: extract_strongswan_esp.py OUT.txt CORPUS_DIR')
+corpus = sys.argv[2]
 session = {}
 for line in open(os.path.join(here, '../crypto/strongswan-5.9.8-session.txt')):
     if line.strip() and not line.startswith('#'):
@@ -38,7 +40,7 @@ while off < len(raw):
 
 with open(sys.argv[1], 'w') as f:
     f.write('# ESP packets of Child SA 1 (AES_GCM_16_128, no ESN) from the strongSwan 5.9.8 session in\n'
-            '# shared/corpus/strongswan-5.9.8 (exchanges.pcap: ESP-in-UDP on port 4500; UDP header\n'
+            '# a recorded session (exchanges.pcap: ESP-in-UDP on port 4500; UDP header\n'
             '# removed, packets start at the SPI). Keys: child1.keymat of\n'
             '# tests/data/crypto/strongswan-5.9.8-session.txt (key 16 || salt 4, initiator-to-\n'
             '# responder first). *.inner: the inner IPv4 packets as decrypted by python3-cryptography.\n'

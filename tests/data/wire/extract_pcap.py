@@ -3,7 +3,7 @@
 binary files, one per datagram, with the RFC 3948 non-ESP marker stripped.
 
 Run once by hand; the tests read only the extracted files, never the pcap:
-  extract_pcap.py ../../../../shared/corpus/strongswan-5.9.8/exchanges.pcap OUTDIR
+  extract_pcap.py CORPUS_DIR/exchanges.pcap OUTDIR
 """
 import os
 import struct

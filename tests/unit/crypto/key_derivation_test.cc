@@ -1,5 +1,5 @@
 // Key derivation checked against a real strongSwan 5.9.8 session (tests/data/crypto/
-// strongswan-5.9.8-session.txt, extracted from shared/corpus/strongswan-5.9.8): IKE SA
+// strongswan-5.9.8-session.txt, extracted from a recorded session with keys logged): IKE SA
 // AES_CBC_128 / HMAC_SHA2_256_128 / PRF_HMAC_SHA2_256 / CURVE_25519, Child SA ESP
 // AES_GCM_16_128 without PFS, then an IKE SA rekey.
 #include "crypto/key_derivation.h"

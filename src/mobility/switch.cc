@@ -1,11 +1,11 @@
-#include "mobike/switch.h"
+#include "mobility/switch.h"
 
 #include <algorithm>
 
 #include "ike/connection.h"
 #include "ike/informational.h"
-#include "mobike/address_list.h"
-#include "mobike/update.h"
+#include "mobility/address_list.h"
+#include "mobility/update.h"
 
 namespace mobike::mobility {
 
@@ -32,7 +32,7 @@ Expected<void, std::string> switch_allowed(const IkeSa& sa, const IpAddress& to)
   if (sa.original_initiator) return unexpected(std::string("we are the initiator (use update-addresses)"));
   const SaState* st = find_state(sa);
   if (!sa.peer_mobike || !st) return unexpected(std::string("peer does not do MOBIKE"));
-  if (!st->peer_rmobike) return unexpected(std::string("peer did not announce SWITCH_TO_IP_ADDRESS support"));
+  if (!st->peer_switch) return unexpected(std::string("peer did not announce SWITCH_TO_IP_ADDRESS support"));
   if (st->switch_state != Switch::kIdle) return unexpected("a switch to " + st->switch_to.to_string() + " is in flight");
   auto is_switch = [](const auto& t) { return std::string_view(t->name()) == kSwitchTaskName; };
   if ((sa.active && is_switch(sa.active)) || std::any_of(sa.queue.begin(), sa.queue.end(), is_switch))
@@ -128,7 +128,7 @@ void handle_switch_request(IkeSa& sa, Services& s, const wire::NotifyPayload& no
     s.log(LogLevel::kWarn, &sa, "SWITCH_TO_IP_ADDRESS from the initiator ignored");
     return;
   }
-  if (!sa.config->responder_switch) return;  // we did not announce it: an unknown status notify
+  if (!sa.config->switch_enabled) return;  // we did not announce it: an unknown status notify
   auto refuse = [&](const std::string& why) {
     s.log(LogLevel::kWarn, &sa, "switch request refused: " + why + "; checking the current path");
     s.event(EventKind::kSwitchFailed, sa, 0, "refused: " + why);

@@ -1,13 +1,13 @@
-#include "mobike/update.h"
+#include "mobility/update.h"
 
 #include <algorithm>
 
 #include "ike/child_sa.h"
 #include "ike/ike_init.h"
-#include "mobike/address_list.h"
-#include "mobike/mobike.h"
-#include "mobike/return_routability.h"
-#include "mobike/switch.h"
+#include "mobility/address_list.h"
+#include "mobility/mobike.h"
+#include "mobility/return_routability.h"
+#include "mobility/switch.h"
 
 namespace mobike::mobility {
 

@@ -9,7 +9,7 @@ address monitor sees .10 go; the SA's new address is the route's source address 
 the initiator's NAT (no switch_prefer configured), .20. The SWITCH_TO_IP_ADDRESS request
 leaves from the vanished .10 (IP_TRANSPARENT) so that it passes the initiator's NAT.
 
-Checks as scenario 1 (tests/netns/rmobike_scenarios.py), and the responder's
+Checks as scenario 1 (tests/netns/switch_scenarios.py), and the responder's
 automatic_switches counter went up by exactly one.
 """
 
@@ -19,9 +19,9 @@ import sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from rmobike_scenarios import requires, run_checked  # noqa: E402
+from switch_scenarios import requires, run_checked  # noqa: E402
 from netns import run_test  # noqa: E402
 
 if __name__ == "__main__":
-    run_test(lambda lab: run_checked(lab, 2), "R-MOBIKE scenario 2: the old address is deleted, automatic switch",
+    run_test(lambda lab: run_checked(lab, 2), "Switch scenario 2: the old address is deleted, automatic switch",
              requires=requires, timeout=120)

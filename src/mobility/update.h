@@ -4,7 +4,7 @@
 #pragma once
 
 #include "ike/task.h"
-#include "mobike/sa_state.h"
+#include "mobility/sa_state.h"
 
 namespace mobike::mobility {
 

@@ -1,5 +1,5 @@
-// The responder-initiated address switch (SWITCH_TO_IP_ADDRESS, the R-MOBIKE draft; our
-// reading and choices are in ../shared/spec/r-mobike.md §6). The responder asks, from
+// The responder-initiated address switch (SWITCH_TO_IP_ADDRESS; the
+// draft, our reading of it and our choices are in docs/switch.md). The responder asks, from
 // its current address, that the initiator move the IKE SA to another responder address;
 // the initiator answers and at once runs UPDATE_SA_ADDRESSES towards the new address,
 // which opens the NAT mapping there; only that update moves anything.
@@ -9,8 +9,8 @@
 
 #include "common/expected.h"
 #include "ike/task.h"
-#include "mobike/mobike.h"
-#include "mobike/sa_state.h"
+#include "mobility/mobike.h"
+#include "mobility/sa_state.h"
 
 namespace mobike::mobility {
 

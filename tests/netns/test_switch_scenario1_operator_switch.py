@@ -8,8 +8,8 @@ one interface, a 10 ms ping through the tunnel (192.0.2.1 -> 203.0.113.1). The r
 sends SWITCH_TO_IP_ADDRESS(198.51.100.20) from 198.51.100.10; the initiator answers and
 runs UPDATE_SA_ADDRESSES towards .20, which opens the NAT mapping there.
 
-Checks (tests/netns/rmobike_scenarios.py): `mobikectl switch --json` reports one SA
-switched; the responder announced-support flag (rmobike) is set; afterwards both peers
+Checks (tests/netns/switch_scenarios.py): `mobikectl switch --json` reports one SA
+switched; the responder announced-support flag (switch) is set; afterwards both peers
 use 198.51.100.20 with the same IKE and Child SPIs, no SA was established anew on either
 side (no rekey) and the switch was not counted as automatic; ESP flows to and from .20
 and no longer on .10 (iptables counters at the responder); the NAT has a conntrack mapping
@@ -24,9 +24,9 @@ import sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from rmobike_scenarios import requires, run_checked  # noqa: E402
+from switch_scenarios import requires, run_checked  # noqa: E402
 from netns import run_test  # noqa: E402
 
 if __name__ == "__main__":
-    run_test(lambda lab: run_checked(lab, 1), "R-MOBIKE scenario 1: operator switch while both addresses work",
+    run_test(lambda lab: run_checked(lab, 1), "Switch scenario 1: operator switch while both addresses work",
              requires=requires, timeout=120)

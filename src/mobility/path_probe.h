@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "ike/task.h"
-#include "mobike/mobike.h"
-#include "mobike/sa_state.h"
+#include "mobility/mobike.h"
+#include "mobility/sa_state.h"
 
 namespace mobike::mobility {
 

@@ -11,7 +11,7 @@
 #include "common/expected.h"
 #include "ike/engine.h"
 #include "ike/mobility.h"
-#include "mobike/sa_state.h"
+#include "mobility/sa_state.h"
 
 namespace mobike::mobility {
 
@@ -76,7 +76,7 @@ struct SaView {
   bool probing = false;
   bool rr_pending = false;
   std::uint64_t updates = 0;
-  bool peer_rmobike = false;
+  bool peer_switch = false;
   std::optional<IpAddress> switching_to;
 };
 std::optional<SaView> view(const ike::IkeSa& sa);

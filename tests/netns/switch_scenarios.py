@@ -1,5 +1,5 @@
-"""The responder-initiated switch scenarios of issue 5 (SWITCH_TO_IP_ADDRESS, the
-R-MOBIKE draft), shared by tests/netns/test_rmobike_*.py and bench/responder-move: an
+"""The responder-initiated switch scenarios of issue 5 (SWITCH_TO_IP_ADDRESS, see
+docs/switch.md), shared by tests/netns/test_switch_*.py and bench/responder-move: an
 initiator behind a Linux NAT, a responder that moves its SAs from its old address
 198.51.100.10 to its new address 198.51.100.20, a 10 ms ping through the tunnel and each
 peer's own view before and after.
@@ -31,7 +31,7 @@ Scenarios (run_scenario(lab, n, ini_kind, res_kind)):
      mobiked's responder is configured with switch_prefer = [198.51.100.30 (never
      present), 198.51.100.20], so the first *usable* preferred address must be taken,
      not eth1's primary 198.51.100.19 that the route to the initiator's NAT now uses.
-Scenarios 2 and 3 also run with a strongSwan initiator (test_rmobike_scenario4, the
+Scenarios 2 and 3 also run with a strongSwan initiator (test_switch_scenario4, the
 bench's "mixed" pairing) and with strongSwan on both ends (the bench); there is no
 operator switch in strongSwan, so scenario 1 is mobiked only. A strongSwan initiator never
 announces SWITCH_TO_IP_ADDRESS support, so a mobiked responder must not ask it to switch;
@@ -293,7 +293,7 @@ class MobikedPeer:
                 "remote": (sa["remote"]["addr"], _port(sa["remote"]["port"])),
                 "nat_local": bool(sa.get("nat_local")), "nat_remote": bool(sa.get("nat_remote")),
                 "spi_in": c["spi_in"].lower(), "spi_out": c["spi_out"].lower(), "children": len(kids),
-                "rmobike": sa.get("rmobike", "MISSING"), "switching_to": sa.get("switching_to"),
+                "switch": sa.get("switch", "MISSING"), "switching_to": sa.get("switching_to"),
                 "peer_addresses": sa.get("peer_addresses")}
 
     def stats(self) -> dict:
@@ -390,10 +390,10 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *, quiet
     check(before["spi_i"] == res_before["spi_i"] and before["spi_r"] == res_before["spi_r"],
           "the peers' IKE SPIs differ at start")
     if res.kind == MOBIKED:
-        r.facts["rmobike"] = res_before["rmobike"]
+        r.facts["switch"] = res_before["switch"]
         expect = ini.kind == MOBIKED
-        r.problem(res_before["rmobike"] is expect,
-                  f"mobiked responder shows rmobike={res_before['rmobike']!r} for a {ini.kind} initiator, "
+        r.problem(res_before["switch"] is expect,
+                  f"mobiked responder shows switch={res_before['switch']!r} for a {ini.kind} initiator, "
                   f"expected {expect}")
     if ini.kind == MOBIKED:
         pa = before.get("peer_addresses") or []

@@ -1,4 +1,4 @@
-#include "mobike/mobike.h"
+#include "mobility/mobike.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,11 +6,11 @@
 #include "ike/ike_init.h"
 #include "ike/informational.h"
 #include "ike/protection.h"
-#include "mobike/address_list.h"
-#include "mobike/path_probe.h"
-#include "mobike/return_routability.h"
-#include "mobike/switch.h"
-#include "mobike/update.h"
+#include "mobility/address_list.h"
+#include "mobility/path_probe.h"
+#include "mobility/return_routability.h"
+#include "mobility/switch.h"
+#include "mobility/update.h"
 
 namespace mobike::mobility {
 
@@ -66,7 +66,7 @@ void Mobike::auth_payloads(IkeSa& sa, Services& s, std::vector<Payload>& out) {
   // The initiator's MOBIKE_SUPPORTED carries the one octet that announces the
   // responder-initiated switch (spec §4.1); the responder's stays empty.
   Bytes flags;
-  if (sa.initiator && sa.config->responder_switch) flags.push_back(kResponderSwitchFlag);
+  if (sa.initiator && sa.config->switch_enabled) flags.push_back(kResponderSwitchFlag);
   out.push_back(wire::make_notify(NotifyType::kMobikeSupported, std::move(flags)));
   auto& st = state(sa);
   st.announced = our_additional_addresses(sa, s);
@@ -83,7 +83,7 @@ void Mobike::auth_received(IkeSa& sa, Services& s, const std::vector<Payload>& i
   auto& st = state(sa);
   // Lenient on receipt (spec Q13): any octet 0x52.
   if (!sa.initiator)
-    st.peer_rmobike = std::find(supported->data.begin(), supported->data.end(), kResponderSwitchFlag) !=
+    st.peer_switch = std::find(supported->data.begin(), supported->data.end(), kResponderSwitchFlag) !=
                       supported->data.end();
   take_peer_list(sa, s, in);
   st.committed = {sa.local, sa.remote};
@@ -268,7 +268,7 @@ void Mobike::local_addresses_changed(IkeSa& sa, Services& s) {
     bool lost = !locals.empty() && std::find(locals.begin(), locals.end(), sa.local.address) == locals.end();
     if (queued || (st.announced_once && our_additional_addresses(sa, s) == st.announced)) {
       // nothing new to say
-    } else if (lost && st.peer_rmobike) {
+    } else if (lost && st.peer_switch) {
       // Our own address went away. The answer to a list sent from it could never reach
       // us and would hold up every later request — the switch to another address that
       // follows (the daemon, a cluster manager) must go first. The list leaves at the
@@ -295,7 +295,7 @@ void Mobike::inherit(const IkeSa& old, IkeSa& fresh) {
   to.announced_once = st->announced_once;
   to.committed = st->committed;
   to.updates = st->updates;
-  to.peer_rmobike = st->peer_rmobike;
+  to.peer_switch = st->peer_switch;
   // Whatever waited for the rekey is the new SA's to do (spec §8).
   to.list_due = st->list_due;
   to.update_due = st->update_due;
@@ -355,7 +355,7 @@ std::optional<SaView> view(const IkeSa& sa) {
   const SaState* st = find_state(sa);
   if (!st) return std::nullopt;
   SaView v{st->peer_addresses, st->committed, st->probing || st->deciding, st->rr_pending, st->updates};
-  v.peer_rmobike = st->peer_rmobike;
+  v.peer_switch = st->peer_switch;
   if (st->switch_state != SaState::Switch::kIdle) v.switching_to = st->switch_to;
   return v;
 }

@@ -1,4 +1,4 @@
-#include "mobike/address_list.h"
+#include "mobility/address_list.h"
 
 #include <gtest/gtest.h>
 

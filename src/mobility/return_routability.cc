@@ -1,8 +1,8 @@
-#include "mobike/return_routability.h"
+#include "mobility/return_routability.h"
 
 #include <algorithm>
 
-#include "mobike/update.h"
+#include "mobility/update.h"
 
 namespace mobike::mobility {
 

@@ -1,11 +1,11 @@
-#include "mobike/path_probe.h"
+#include "mobility/path_probe.h"
 
 #include <algorithm>
 
 #include "ike/connection.h"
 #include "ike/ike_init.h"
-#include "mobike/address_list.h"
-#include "mobike/update.h"
+#include "mobility/address_list.h"
+#include "mobility/update.h"
 
 namespace mobike::mobility {
 

@@ -56,7 +56,7 @@ struct SaState final : ike::MobilityState {
 
   // Responder-initiated switch (SWITCH_TO_IP_ADDRESS). The roles are those of the first
   // IKE SA; the flags survive IKE SA rekeys.
-  bool peer_rmobike = false;  // responder: the initiator sent the 0x52 octet
+  bool peer_switch = false;  // responder: the initiator sent the 0x52 octet
   enum class Switch : std::uint8_t {
     kIdle,
     kSent,         // our request is out, from the old address

@@ -4,7 +4,7 @@ address's interface goes down) with strongSwan 5.9.8 as the initiator and mobike
 responder.
 
 strongSwan does not put the 'R' octet into its MOBIKE_SUPPORTED notify, so mobiked must
-show rmobike=false for the SA and must not send SWITCH_TO_IP_ADDRESS. All it can do for
+show switch=false for the SA and must not send SWITCH_TO_IP_ADDRESS. All it can do for
 such a peer is announce its addresses (ADDITIONAL_IP4_ADDRESS): eth1's 198.51.100.19 and
 .20 were announced in IKE_AUTH, and the set of *additional* addresses does not change when
 .10 becomes unusable, so mobiked sends no address update at all (observed; its debug log
@@ -24,7 +24,7 @@ What strongSwan does then, as observed here (charon's log in the lab directory, 
 The 'R' flag exists for exactly this case: with it, mobiked moves the SA in tens of
 milliseconds (scenario 3).
 
-Checks: rmobike=false; no switch attempted (automatic_switches unchanged, no switch in
+Checks: switch=false; no switch attempted (automatic_switches unchanged, no switch in
 mobiked's log, no unknown notify in any request charon parsed); strongSwan knew .20 from
 IKE_AUTH; the outcome is determined within 45 s and explained by charon's own log: either
 the SA was deleted and charon logged why (giving up / DESTROYING), or strongSwan found
@@ -40,7 +40,7 @@ import sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import rmobike_scenarios as rs  # noqa: E402
+import switch_scenarios as rs  # noqa: E402
 from netns import Failure, check, log, run_test  # noqa: E402
 
 
@@ -53,7 +53,7 @@ def test(lab) -> None:
     mob = r.facts["mobiked_responder_switch_lines"]
     d = r.facts["responder_stats_delta"]
 
-    r.problem(r.facts.get("rmobike") is False, f"mobiked shows rmobike={r.facts.get('rmobike')!r} for strongSwan")
+    r.problem(r.facts.get("switch") is False, f"mobiked shows switch={r.facts.get('switch')!r} for strongSwan")
     r.problem(d["automatic_switches"] == 0, f"mobiked counted an automatic switch for a peer without support: {d}")
     r.problem(not [ln for ln in mob if re.search(r"asking the initiator to switch|MOBIKE_SWITCH", ln)],
               f"mobiked tried to switch a peer without support: {mob}")
@@ -85,5 +85,5 @@ def test(lab) -> None:
 
 
 if __name__ == "__main__":
-    run_test(test, "R-MOBIKE scenario 4: strongSwan initiator, multihomed mobiked responder, interface down",
+    run_test(test, "Switch scenario 4: strongSwan initiator, multihomed mobiked responder, interface down",
              requires=lambda: rs.requires(strongswan=True), timeout=150)

@@ -1,9 +1,9 @@
-#include "mobike/address_list.h"
+#include "mobility/address_list.h"
 
 #include <algorithm>
 
 #include "ike/connection.h"
-#include "mobike/sa_state.h"
+#include "mobility/sa_state.h"
 
 namespace mobike::mobility {
 
