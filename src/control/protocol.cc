@@ -490,6 +490,7 @@ std::string format_address_list(const json& addresses) {
   for (const auto& a : addresses) {
     out += a.value("addr", "?") + "/" + std::to_string(a.value("prefix", 0)) + " " + a.value("interface", "");
     if (a.value("deprecated", false)) out += " deprecated";
+    if (a.value("on_loopback", false)) out += " (on a loopback device: used where a connection names it)";
     out += "\n";
   }
   return out;

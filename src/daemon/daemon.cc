@@ -10,6 +10,7 @@
 #include "daemon/xfrm_dataplane.h"
 #include "ike/proposal_string.h"
 #include "ike/traffic_selector.h"
+#include "mobility/address_policy.h"
 #include "mobility/mobike.h"
 #include "platform/route.h"
 
@@ -78,11 +79,11 @@ Daemon::Daemon(Config config, std::string config_path)
   engine_.set_connections(config_.connections);
 }
 
-std::vector<IpAddress> Daemon::engine_addresses(const platform::AddressSet& set) const {
+std::vector<ike::HostAddress> Daemon::engine_addresses(const platform::AddressSet& set) const {
   // The tunnel's own device carries inner addresses: never a path to the peer.
-  std::vector<IpAddress> out;
+  std::vector<ike::HostAddress> out;
   for (const auto& a : set)
-    if (a.ifname != config_.daemon.tun_name) out.push_back(a.address);
+    if (a.ifname != config_.daemon.tun_name) out.push_back({a.address, a.on_loopback});
   return out;
 }
 
@@ -222,86 +223,46 @@ void Daemon::arm_debounce_timer() {
 
 void Daemon::on_addresses_changed(const platform::AddressSetChange& change) {
   stats_.address_changes++;
-  auto usable = [&](const IpAddress& a) {
-    for (const auto& l : change.after)
-      if (l.address == a) return true;
-    return false;
-  };
-  spdlog::info("local addresses changed: {} usable", change.after.size());
+  auto before = engine_addresses(change.before);
+  auto after = engine_addresses(change.after);
+  spdlog::info("local addresses changed: {} usable", after.size());
   // Announces the new set to MOBIKE peers and lets SAs that lost every path probe again.
-  engine_.set_local_addresses(engine_addresses(change.after), now());
-  // RFC 4555 §3.5: the initiator picks the new path. Here: the kernel's source address
-  // towards the peer, whenever it differs from the SA's (an uplink went away, or a
-  // preferred one came back); with no route left, path probing (§3.4).
-  struct Move {
-    std::uint64_t id;
-    std::optional<IpAddress> to;
-  };
-  std::vector<Move> moves;
-  engine_.for_each_ike_sa([&](const ike::IkeSa& sa) {
-    if (sa.state != ike::IkeState::kEstablished || !mobility::may_update(sa)) return;
-    auto source = platform::source_address_for(sa.remote.address);
-    if (source && *source == sa.local.address) return;
-    if (source && !ike::local_address_allowed(*sa.config, *source)) source.reset();
-    if (!source && usable(sa.local.address)) return;  // nothing better; the path may still work
-    moves.push_back({sa.id, source});
+  engine_.set_local_addresses(after, now());
+  // Where each SA goes is the mobility layer's decision (mobility/address_policy.h);
+  // the daemon only carries it out.
+  auto facts = mobility::sa_facts(engine_);
+  auto plan = mobility::plan_address_change(before, after, facts, [](const IpAddress& peer) {
+    return platform::source_address_for(peer);
   });
-  // The responder's side (the SWITCH_TO_IP_ADDRESS extension): an SA whose address
-  // went away asks its initiator to follow to the preferred remaining address. Peers
-  // without support were told the new address set above (ADDITIONAL_*).
-  std::vector<std::pair<std::uint64_t, IpAddress>> switches;
-  engine_.for_each_ike_sa([&](const ike::IkeSa& sa) {
-    if (sa.state != ike::IkeState::kEstablished || sa.original_initiator || !sa.peer_mobike ||
-        usable(sa.local.address))
-      return;
-    auto v = mobility::view(sa);
-    if (!v || !v->peer_switch || v->switching_to) return;
-    std::optional<IpAddress> to;
-    for (const auto& a : sa.config->switch_prefer)
-      if (usable(a)) {
-        to = a;
-        break;
-      }
-    if (!to) {
-      auto source = platform::source_address_for(sa.remote.address);
-      if (source && usable(*source)) to = source;
-    }
-    if (!to)
-      for (const auto& l : change.after)
-        if (l.address.family() == sa.local.address.family() && l.ifname != config_.daemon.tun_name &&
-            ike::local_address_allowed(*sa.config, l.address)) {
-          to = l.address;
-          break;
-        }
-    if (to) switches.emplace_back(sa.id, *to);
-  });
-  for (const auto& [id, to] : switches) {
-    if (auto r = mobility::switch_address(engine_, id, to, now()); !r) {
-      spdlog::warn("IKE SA {} lost its address and cannot switch to {}: {}", id, to.to_string(), r.error());
-    } else {
-      spdlog::info("IKE SA {} lost its address: asking the initiator to switch to {}", id, to.to_string());
-      stats_.automatic_switches++;
-    }
-  }
-  for (const auto& m : moves) {
-    if (!m.to) {
-      spdlog::warn("IKE SA {} has no route to its peer: probing paths", m.id);
-      mobility::probe_paths(engine_, m.id, now());
-      stats_.automatic_moves++;
-    } else if (auto r = update_addresses(m.id, m.to); !r) {
-      spdlog::warn("IKE SA {} cannot move yet: {}", m.id, r.error());
-    } else {
-      stats_.automatic_moves++;
-    }
-  }
+  auto outcome = mobility::execute(engine_, plan, now());
+  for (const auto& line : outcome.log_info) spdlog::info("{}", line);
+  for (const auto& line : outcome.log_warn) spdlog::warn("{}", line);
+  stats_.automatic_moves += outcome.moves;
+  stats_.automatic_switches += outcome.switches;
   flush();
 }
 
 Expected<void, std::string> Daemon::update_addresses(std::uint64_t id, std::optional<IpAddress> local) {
   const ike::IkeSa* sa = engine_.find_ike_sa(id);
   if (!sa) return unexpected("no IKE SA #" + std::to_string(id));
-  if (!local) local = platform::source_address_for(sa->remote.address);
-  if (!local) return unexpected("no route to " + sa->remote.address.to_string());
+  const auto& host = engine_.local_addresses();
+  if (local) {
+    if (!host.empty() && sa->config && !mobility::usable_local_address(*sa->config, host, *local))
+      return unexpected(local->to_string() + " is not an address connection '" + sa->config->name + "' may use");
+  } else {
+    // The route's source towards the peer if the connection may use it, else its most
+    // preferred other address of the same family.
+    local = platform::source_address_for(sa->remote.address);
+    if (local && !host.empty() && sa->config && !mobility::usable_local_address(*sa->config, host, *local)) {
+      local.reset();
+      for (const auto& a : mobility::usable_local_addresses(*sa->config, host))
+        if (a != sa->local.address && a.family() == sa->remote.address.family()) {
+          local = a;
+          break;
+        }
+    }
+  }
+  if (!local) return unexpected("no address to move to towards " + sa->remote.address.to_string());
   if (!mobility::update_addresses(engine_, id, *local, now()))
     return unexpected("IKE SA #" + std::to_string(id) + " cannot move (not established, not the MOBIKE initiator, or no MOBIKE)");
   spdlog::info("IKE SA {}: moving to {}", id, local->to_string());
@@ -470,7 +431,9 @@ void Daemon::log_event(const ike::Event& e) {
     case ike::EventKind::kChildDeleted: what = "CHILD SA deleted"; break;
     case ike::EventKind::kChildFailed: what = "CHILD SA failed"; break;
     case ike::EventKind::kAddressesUpdated: what = "addresses updated"; break;
+    case ike::EventKind::kAddressUpdateRefused: what = "address update refused"; break;
     case ike::EventKind::kSwitchSucceeded: what = "switch succeeded"; break;
+    case ike::EventKind::kSwitchRefused: what = "switch refused"; break;
     case ike::EventKind::kSwitchFailed: what = "switch failed"; break;
   }
   spdlog::info("{}[{}] {}{}{}", e.connection, e.ike_sa_id, what, e.detail.empty() ? "" : ": ", e.detail);
@@ -483,7 +446,14 @@ Expected<std::uint64_t, std::string> Daemon::initiate(const std::string& name) {
   if (!cfg) return unexpected("no connection named '" + name + "'");
   std::optional<IpAddress> local;
   if (!cfg->local_addrs.empty()) {
-    local = cfg->local_addrs.front();
+    // The first named address the host has (wherever it sits) of the family of the peer
+    // the engine initiates to, else the first named one.
+    std::optional<IpAddress> peer;
+    for (const auto& r : cfg->remote_addrs)
+      if ((peer = IpAddress::parse(r))) break;
+    for (const auto& a : mobility::usable_local_addresses(*cfg, engine_.local_addresses()))
+      if (!local && (!peer || a.family() == peer->family())) local = a;
+    if (!local) local = cfg->local_addrs.front();
   } else {
     for (const auto& r : cfg->remote_addrs)
       if (auto a = IpAddress::parse(r))
@@ -599,9 +569,17 @@ void Daemon::start_switch_job(const control::SwitchRequest& r, ControlServer::Re
     if (r.sa && sa.id != *r.sa) return;
     if (r.connection && sa.connection_name != *r.connection) return;
     if (r.all && sa.original_initiator) return;  // only SAs where we are the responder
+    // The same set as announced and as chosen automatically: an address the connection
+    // may not use would never receive the initiator's answer.
+    const auto& host = engine_.local_addresses();
+    if (!host.empty() && sa.config && !mobility::usable_local_address(*sa.config, host, *to)) {
+      skipped.emplace_back(sa.id, to->to_string() + " is not an address connection '" + sa.config->name + "' may use");
+      return;
+    }
     ids.push_back(sa.id);
   });
-  if (ids.empty()) {
+  if (ids.empty() && skipped.size() == 1) return reply(control::error_response(skipped.front().second));
+  if (ids.empty() && skipped.empty()) {
     std::string what = r.sa ? "no IKE SA #" + std::to_string(*r.sa)
                      : r.connection ? "no IKE SA of connection '" + *r.connection + "'"
                                     : std::string("no IKE SA where we are the responder");
@@ -671,9 +649,11 @@ json Daemon::handle_now(const json& raw) {
             for (const auto& a : addresses_->snapshot())
               if (a.ifname != config_.daemon.tun_name)
                 result.push_back({{"addr", a.address.to_string()}, {"prefix", a.prefix_len},
-                                  {"interface", a.ifname}, {"deprecated", a.deprecated()}});
+                                  {"interface", a.ifname}, {"deprecated", a.deprecated()},
+                                  {"on_loopback", a.on_loopback}});
           } else {
-            for (const auto& a : engine_.local_addresses()) result.push_back({{"addr", a.to_string()}});
+            for (const auto& a : engine_.local_addresses())
+              result.push_back({{"addr", a.address.to_string()}, {"on_loopback", a.on_loopback}});
           }
         }
       },

@@ -73,7 +73,7 @@ class Daemon {
   void on_addresses_changed(const platform::AddressSetChange& change);
   void arm_debounce_timer();
   Expected<void, std::string> update_addresses(std::uint64_t sa, std::optional<IpAddress> local);
-  std::vector<IpAddress> engine_addresses(const platform::AddressSet& set) const;
+  std::vector<ike::HostAddress> engine_addresses(const platform::AddressSet& set) const;
 
   Config config_;
   std::string config_path_;

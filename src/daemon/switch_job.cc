@@ -44,9 +44,11 @@ void SwitchJob::on_event(const ike::Event& e) {
     case ike::EventKind::kSwitchSucceeded:
       finish(e.ike_sa_id, Outcome::kSwitched, e.detail);
       break;
+    case ike::EventKind::kSwitchRefused:
+      finish(e.ike_sa_id, Outcome::kRefused, e.detail);
+      break;
     case ike::EventKind::kSwitchFailed:
-      finish(e.ike_sa_id, e.detail.find("refused") != std::string::npos ? Outcome::kRefused : Outcome::kFailed,
-             e.detail);
+      finish(e.ike_sa_id, Outcome::kFailed, e.detail);
       break;
     case ike::EventKind::kIkeRekeyed:
       // The switch goes on with the new IKE SA (its outcome comes under the new id);

@@ -511,7 +511,7 @@ void Engine::send_active(IkeSa& sa) {
   send(sa, sa.local, sa.remote, sa.active_request);
 }
 
-void Engine::set_local_addresses(std::vector<IpAddress> addresses, TimePoint now) {
+void Engine::set_local_addresses(std::vector<HostAddress> addresses, TimePoint now) {
   now_ = now;
   std::sort(addresses.begin(), addresses.end());
   addresses.erase(std::unique(addresses.begin(), addresses.end()), addresses.end());

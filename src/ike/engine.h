@@ -51,8 +51,8 @@ class Engine final : private Services {
   bool rekey_ike(std::uint64_t ike_sa_id, TimePoint now);
   // The host's usable addresses changed (the daemon's address monitor): MOBIKE
   // announces them and resumes path probing (src/mobility).
-  void set_local_addresses(std::vector<IpAddress> addresses, TimePoint now);
-  const std::vector<IpAddress>& local_addresses() const override { return local_addresses_; }
+  void set_local_addresses(std::vector<HostAddress> addresses, TimePoint now);
+  const std::vector<HostAddress>& local_addresses() const override { return local_addresses_; }
   // Installs the address-mobility extension (src/mobility) before any SA exists.
   void set_mobility(std::unique_ptr<Mobility> mobility) { mobility_ = std::move(mobility); }
   Mobility* mobility() override { return mobility_.get(); }
@@ -152,7 +152,7 @@ class Engine final : private Services {
   Bytes cookie_secret_;
   std::unique_ptr<Mobility> mobility_;
   IkeSa* responding_ = nullptr;  // handle_request() is building this SA's response
-  std::vector<IpAddress> local_addresses_;
+  std::vector<HostAddress> local_addresses_;
 
   struct Wakeup {
     TimePoint at;

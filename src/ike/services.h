@@ -44,8 +44,9 @@ class Services {
   virtual void retire(IkeSa& sa, const std::string& why) = 0;
   // The address-mobility extension, if one is installed (see ike/mobility.h).
   virtual Mobility* mobility() = 0;
-  // The host's usable addresses, as last told by the daemon (empty: unknown).
-  virtual const std::vector<IpAddress>& local_addresses() const = 0;
+  // The host's usable addresses, as last told by the daemon (empty: unknown). Which of
+  // them a connection may use is mobility::usable_local_addresses().
+  virtual const std::vector<HostAddress>& local_addresses() const = 0;
   // Sends an IKE message of `sa` on an explicit path (path probing, switch requests).
   virtual void send_on(const IkeSa& sa, const Endpoint& local, const Endpoint& remote, Bytes data) = 0;
 };

@@ -19,6 +19,16 @@ using Clock = std::chrono::steady_clock;
 using TimePoint = Clock::time_point;
 using Duration = std::chrono::milliseconds;
 
+// One address of the host, as the daemon's address monitor reports it.
+struct HostAddress {
+  IpAddress address;
+  // On a loopback device: a routed or anycast service address (reaches peers only
+  // when a connection names it), or an address that reaches no peer at all.
+  bool on_loopback = false;
+  friend auto operator<=>(const HostAddress&, const HostAddress&) = default;
+  friend bool operator==(const HostAddress&, const HostAddress&) = default;
+};
+
 struct OutDatagram {
   enum class Kind : std::uint8_t { kIke, kNatKeepalive };
   Kind kind = Kind::kIke;
@@ -72,9 +82,11 @@ enum class EventKind : std::uint8_t {
   kChildRekeyed,
   kChildDeleted,
   kChildFailed,
-  kAddressesUpdated,
+  kAddressesUpdated,      // MOBIKE: the IKE SA and its Child SAs moved (detail: the new path)
+  kAddressUpdateRefused,  // MOBIKE: the peer refused our update (detail: its error notify)
   kSwitchSucceeded,  // responder-initiated switch (SWITCH_TO_IP_ADDRESS) completed
-  kSwitchFailed,     // ... refused, not answered, or the initiator fell back
+  kSwitchRefused,    // ... refused: by the initiator (responder's event), or by us (initiator's)
+  kSwitchFailed,     // ... not answered, no update came, or the initiator went elsewhere
 };
 
 struct Event {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "ike/connection.h"
+#include "mobility/address_policy.h"
 #include "mobility/sa_state.h"
 
 namespace mobike::mobility {
@@ -23,11 +24,10 @@ bool usable_address(const IpAddress& a) {
 
 std::vector<IpAddress> our_additional_addresses(const ike::IkeSa& sa, ike::Services& s) {
   std::vector<IpAddress> out;
-  for (const auto& a : s.local_addresses()) {
+  if (!sa.config) return out;
+  for (const auto& a : usable_local_addresses(*sa.config, s.local_addresses())) {
     if (out.size() == kMaxAddresses) break;
-    if (a == sa.local.address || !usable_address(a)) continue;
-    if (sa.config && !ike::local_address_allowed(*sa.config, a)) continue;
-    out.push_back(a);
+    if (a != sa.local.address) out.push_back(a);
   }
   return out;
 }

@@ -21,8 +21,8 @@ inline constexpr std::size_t kMaxAddresses = 16;
 // An address worth announcing or accepting: unicast, not loopback, not link-local.
 bool usable_address(const IpAddress& a);
 
-// Our additional addresses for `sa`: the host's usable addresses the connection allows,
-// except the one the SA uses.
+// Our additional addresses for `sa`: the addresses its connection may use
+// (usable_local_addresses), except the one the SA uses.
 std::vector<IpAddress> our_additional_addresses(const ike::IkeSa& sa, ike::Services& s);
 
 // ADDITIONAL_* for each address, or NO_ADDITIONAL_ADDRESSES for an empty list.

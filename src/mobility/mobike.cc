@@ -7,6 +7,7 @@
 #include "ike/informational.h"
 #include "ike/protection.h"
 #include "mobility/address_list.h"
+#include "mobility/address_policy.h"
 #include "mobility/path_probe.h"
 #include "mobility/return_routability.h"
 #include "mobility/switch.h"
@@ -120,7 +121,7 @@ void Mobike::respond_informational(IkeSa& sa, Services& s, const std::vector<Pay
       // Our initiator answers a switch it refuses and then checks the old path with a
       // liveness check (empty, or with NAT detection behind a NAT, §3.8): the switch is
       // not going to happen.
-      end_switch(sa, s, false, "refused by the initiator (liveness check on the old path)");
+      end_switch(sa, s, SwitchOutcome::kRefused, "the initiator checked the old path instead");
   }
   if (wire::find_notify(request, NotifyType::kNatDetectionDestinationIp) && sa.config->nat_traversal) {
     // Hashes of the path this request took, whatever path the SA uses.
@@ -204,11 +205,11 @@ ike::Mobility::RetransmitVerdict Mobike::on_retransmit(IkeSa& sa, Services& s) {
   if (sa.retransmits < ec.retransmit_tries) return RetransmitVerdict::kDefault;
   if (auto* task = dynamic_cast<SwitchTask*>(sa.active.get())) {
     auto& st = state(sa);
-    if (task->switch_id() == st.switch_id) end_switch(sa, s, false, "no answer from the initiator");
+    if (task->switch_id() == st.switch_id) end_switch(sa, s, SwitchOutcome::kFailed, "no answer from the initiator");
     // Spec §6.2.8: without the old address and without another one the initiator knows
     // of, nothing can reach this SA any more.
     const auto& locals = s.local_addresses();
-    bool old_gone = !locals.empty() && std::find(locals.begin(), locals.end(), sa.local.address) == locals.end();
+    bool old_gone = !locals.empty() && !host_has(locals, sa.local.address);
     if (old_gone && st.announced.empty()) return RetransmitVerdict::kGiveUp;
   }
   if (s.now() - sa.active_sent >= config_.path_timeout) return RetransmitVerdict::kGiveUp;
@@ -253,7 +254,7 @@ void Mobike::on_timer(IkeSa& sa, Services& s) {
   }
   if (auto* st = find_state(sa); st && st->switch_state == SaState::Switch::kAwaitUpdate) {
     if (s.now() >= st->switch_deadline)
-      end_switch(sa, s, false, "no UPDATE_SA_ADDRESSES at the new address; staying");
+      end_switch(sa, s, SwitchOutcome::kFailed, "no UPDATE_SA_ADDRESSES at the new address; staying");
     else
       sa.mobility_at = std::min(sa.mobility_at, st->switch_deadline);
   }
@@ -265,7 +266,7 @@ void Mobike::local_addresses_changed(IkeSa& sa, Services& s) {
   if (!sa.original_initiator) {
     bool queued = waiting(sa, kAddressListTaskName);
     const auto& locals = s.local_addresses();
-    bool lost = !locals.empty() && std::find(locals.begin(), locals.end(), sa.local.address) == locals.end();
+    bool lost = !locals.empty() && !host_has(locals, sa.local.address);
     if (queued || (st.announced_once && our_additional_addresses(sa, s) == st.announced)) {
       // nothing new to say
     } else if (lost && st.peer_switch) {
@@ -354,7 +355,13 @@ Expected<void, std::string> switch_address(ike::Engine& engine, std::uint64_t id
 std::optional<SaView> view(const IkeSa& sa) {
   const SaState* st = find_state(sa);
   if (!st) return std::nullopt;
-  SaView v{st->peer_addresses, st->committed, st->probing || st->deciding, st->rr_pending, st->updates};
+  SaView v;
+  v.peer_addresses = st->peer_addresses;
+  v.announced = st->announced;
+  v.committed = st->committed;
+  v.probing = st->probing || st->deciding;
+  v.rr_pending = st->rr_pending;
+  v.updates = st->updates;
   v.peer_switch = st->peer_switch;
   if (st->switch_state != SaState::Switch::kIdle) v.switching_to = st->switch_to;
   return v;

@@ -63,7 +63,7 @@ bool update_addresses(ike::Engine& engine, std::uint64_t ike_sa_id, const IpAddr
 bool probe_paths(ike::Engine& engine, std::uint64_t ike_sa_id, TimePoint now);
 
 // The responder asks the initiator to move the IKE SA to our address `to`
-// (SWITCH_TO_IP_ADDRESS); the outcome arrives as a kSwitchSucceeded or kSwitchFailed
+// (SWITCH_TO_IP_ADDRESS); the outcome arrives as a kSwitchSucceeded, kSwitchRefused or kSwitchFailed
 // event. The reason when it cannot start (not the responder, peer without support, a
 // switch or IKE rekey in flight, ...). This is the cluster manager's entry point too.
 Expected<void, std::string> switch_address(ike::Engine& engine, std::uint64_t ike_sa_id, const IpAddress& to,
@@ -72,6 +72,7 @@ Expected<void, std::string> switch_address(ike::Engine& engine, std::uint64_t ik
 // MOBIKE's view of one IKE SA, for `mobikectl list-sas`.
 struct SaView {
   std::vector<IpAddress> peer_addresses;
+  std::vector<IpAddress> announced;  // ours, as last told to the peer
   Path committed;
   bool probing = false;
   bool rr_pending = false;

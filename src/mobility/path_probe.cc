@@ -5,6 +5,7 @@
 #include "ike/connection.h"
 #include "ike/ike_init.h"
 #include "mobility/address_list.h"
+#include "mobility/address_policy.h"
 #include "mobility/update.h"
 
 namespace mobike::mobility {
@@ -44,8 +45,7 @@ std::vector<Path> candidate_paths(const IkeSa& sa, Services& s) {
         remotes.push_back({a, s.config().natt_port});
   }
   std::vector<Path> out;
-  for (const auto& local : s.local_addresses()) {
-    if (!usable_address(local) || !ike::local_address_allowed(*sa.config, local)) continue;
+  for (const auto& local : usable_local_addresses(*sa.config, s.local_addresses())) {
     for (const auto& remote : remotes)
       if (remote.address.family() == local.family()) out.push_back({{local, s.config().natt_port}, remote});
   }

@@ -5,6 +5,7 @@
 #include "ike/connection.h"
 #include "ike/informational.h"
 #include "mobility/address_list.h"
+#include "mobility/address_policy.h"
 #include "mobility/update.h"
 
 namespace mobike::mobility {
@@ -54,7 +55,8 @@ void start_switch(IkeSa& sa, Services& s, const IpAddress& to) {
   s.queue(sa, std::make_unique<SwitchTask>(st.switch_id));
 }
 
-void end_switch(IkeSa& sa, Services& s, bool succeeded, const std::string& detail) {
+void end_switch(IkeSa& sa, Services& s, SwitchOutcome outcome, const std::string& detail) {
+  const bool succeeded = outcome == SwitchOutcome::kSucceeded;
   auto& st = state(sa);
   if (st.switch_state == Switch::kIdle) return;
   std::string what = st.switch_from.to_string() + " -> " + st.switch_to.to_string() + ": " + detail;
@@ -69,7 +71,10 @@ void end_switch(IkeSa& sa, Services& s, bool succeeded, const std::string& detai
     }
   }
   s.log(succeeded ? LogLevel::kInfo : LogLevel::kWarn, &sa, "switch " + what);
-  s.event(succeeded ? EventKind::kSwitchSucceeded : EventKind::kSwitchFailed, sa, 0, what);
+  s.event(succeeded                            ? EventKind::kSwitchSucceeded
+          : outcome == SwitchOutcome::kRefused ? EventKind::kSwitchRefused
+                                               : EventKind::kSwitchFailed,
+          sa, 0, what);
   // The address the SA left is an additional one now, the new one is in the IP header
   // (RFC 4555 §3.6): the initiator's list must say so, or it could neither probe the
   // old address nor accept a switch back to it as announced.
@@ -81,7 +86,7 @@ std::optional<std::vector<wire::Payload>> SwitchTask::build_request(IkeSa& sa, S
   auto& st = state(sa);
   if (st.switch_state != Switch::kSent || st.switch_id != switch_id_) return std::nullopt;
   if (sa.state != ike::IkeState::kEstablished) {
-    end_switch(sa, s, false, "the IKE SA is no longer established");
+    end_switch(sa, s, SwitchOutcome::kFailed, "the IKE SA is no longer established");
     return std::nullopt;
   }
   // From the SA's current (old) address: the only one the initiator's NAT lets in.
@@ -94,7 +99,7 @@ TaskResult SwitchTask::process_response(IkeSa& sa, Services& s, const std::vecto
   if (st.switch_state != Switch::kSent || st.switch_id != switch_id_) return TaskResult::kDone;
   for (const auto& p : payloads)
     if (auto* n = std::get_if<wire::NotifyPayload>(&p.body); n && wire::is_error(n->notify_type())) {
-      end_switch(sa, s, false, "refused: " + std::string(wire::notify_name(n->type)));
+      end_switch(sa, s, SwitchOutcome::kRefused, std::string(wire::notify_name(n->type)));
       return TaskResult::kDone;
     }
   // The empty answer may come to either address (the drafts differ); either way the
@@ -118,7 +123,7 @@ TaskResult SwitchTask::process_response(IkeSa& sa, Services& s, const std::vecto
 }
 
 void SwitchTask::abort(IkeSa& sa, Services& s) {
-  if (state(sa).switch_id == switch_id_) end_switch(sa, s, false, "the IKE SA ended");
+  if (state(sa).switch_id == switch_id_) end_switch(sa, s, SwitchOutcome::kFailed, "the IKE SA ended");
 }
 
 void handle_switch_request(IkeSa& sa, Services& s, const wire::NotifyPayload& notify, const Endpoint& remote,
@@ -131,7 +136,7 @@ void handle_switch_request(IkeSa& sa, Services& s, const wire::NotifyPayload& no
   if (!sa.config->switch_enabled) return;  // we did not announce it: an unknown status notify
   auto refuse = [&](const std::string& why) {
     s.log(LogLevel::kWarn, &sa, "switch request refused: " + why + "; checking the current path");
-    s.event(EventKind::kSwitchFailed, sa, 0, "refused: " + why);
+    s.event(EventKind::kSwitchRefused, sa, 0, why);
     // Spec §6.3.3: answer on the current path and make sure it still works (one check
     // at a time, however many requests a misbehaving gateway sends).
     bool checking = (sa.active && std::string_view(sa.active->name()) == "DPD") || waiting(sa, "DPD");
@@ -142,22 +147,15 @@ void handle_switch_request(IkeSa& sa, Services& s, const wire::NotifyPayload& no
   if (*to == sa.remote.address) return;  // already there
   if (!usable_address(*to)) return refuse(to->to_string() + " is not a usable address");
   const auto& locals = s.local_addresses();
+  const auto usable = usable_local_addresses(*sa.config, locals);
+  auto of_family = [&](const IpAddress& a) { return a.family() == to->family(); };
   bool family = locals.empty() ? to->family() == sa.local.address.family()
-                               : std::any_of(locals.begin(), locals.end(), [&](const IpAddress& a) {
-                                   return a.family() == to->family() && usable_address(a);
-                                 });
-  // Another family (Q11): the update leaves from one of our addresses of that family,
-  // the configured preference first.
+                               : std::any_of(usable.begin(), usable.end(), of_family);
+  // Another family (Q11): the update leaves from our most preferred address of that
+  // family.
   std::optional<IpAddress> local;
   if (family && to->family() != sa.local.address.family()) {
-    auto fits = [&](const IpAddress& a) {
-      return a.family() == to->family() && usable_address(a) && ike::local_address_allowed(*sa.config, a) &&
-             std::find(locals.begin(), locals.end(), a) != locals.end();
-    };
-    for (const auto& a : sa.config->local_addrs)
-      if (!local && fits(a)) local = a;
-    for (const auto& a : locals)
-      if (!local && fits(a)) local = a;
+    if (auto it = std::find_if(usable.begin(), usable.end(), of_family); it != usable.end()) local = *it;
     family = local.has_value();
   }
   if (!family) return refuse("no local address of the family of " + to->to_string());

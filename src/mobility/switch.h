@@ -39,7 +39,8 @@ Expected<void, std::string> switch_allowed(const ike::IkeSa& sa, const IpAddress
 // Responder: starts the switch (queues the request).
 void start_switch(ike::IkeSa& sa, ike::Services& s, const IpAddress& to);
 // Responder: the switch ended; publishes the outcome.
-void end_switch(ike::IkeSa& sa, ike::Services& s, bool succeeded, const std::string& detail);
+enum class SwitchOutcome : std::uint8_t { kSucceeded, kRefused, kFailed };
+void end_switch(ike::IkeSa& sa, ike::Services& s, SwitchOutcome outcome, const std::string& detail);
 
 // Initiator: a request carried SWITCH_TO_IP_ADDRESS. Validates it, sets where the
 // response goes, and queues the update.

@@ -125,7 +125,7 @@ TaskResult MobikeUpdateTask::process_response(IkeSa& sa, Services& s, const std:
         sa.local = st.committed.local;
         sa.remote = st.committed.remote;
       }
-      s.event(EventKind::kAddressesUpdated, sa, 0, "refused: " + why);
+      s.event(EventKind::kAddressUpdateRefused, sa, 0, why);
       return TaskResult::kDone;
     }
   // RFC 4555 §3.7: a wrong or missing COOKIE2 means the IKE SA must be closed.
@@ -172,7 +172,7 @@ void respond_update(IkeSa& sa, Services& s, const std::vector<Payload>& request,
   auto& st = state(sa);
   bool switching = st.switch_state != SaState::Switch::kIdle;
   if (switching && local.address != st.switch_to)
-    end_switch(sa, s, false, "the initiator updated to " + local.to_string() + " instead");
+    end_switch(sa, s, SwitchOutcome::kFailed, "the initiator updated to " + local.to_string() + " instead");
   if (!ike::remote_address_allowed(*sa.config, remote.address) || !usable_address(remote.address)) {
     s.log(LogLevel::kWarn, &sa, "address update to " + remote.to_string() + " refused: not an allowed peer address");
     response.push_back(wire::make_notify(NotifyType::kUnacceptableAddresses));
@@ -204,7 +204,7 @@ void respond_update(IkeSa& sa, Services& s, const std::vector<Payload>& request,
     // (spec Q9).
     check = false;
     move_ike_sa(sa, s, local, remote);
-    end_switch(sa, s, true, "switched; initiator at " + remote.to_string());
+    end_switch(sa, s, SwitchOutcome::kSucceeded, "switched; initiator at " + remote.to_string());
     return;
   }
   if (check && st.committed != Path{local, remote}) {

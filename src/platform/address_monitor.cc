@@ -283,6 +283,7 @@ RtnlBatch parse_rtnl_buffer(ByteView datagram) {
 const char* to_string(AddressStatus s) {
   switch (s) {
     case AddressStatus::kUsable: return "usable";
+    case AddressStatus::kOnLoopback: return "on loopback";
     case AddressStatus::kDadFailed: return "dadfailed";
     case AddressStatus::kTentative: return "tentative";
     case AddressStatus::kLoopback: return "loopback";
@@ -344,21 +345,25 @@ AddressStatus AddressTable::status(const LocalAddress& a) const {
   // An optimistic address (RFC 4429) may be sent from while DAD runs.
   if ((a.flags & IFA_F_TENTATIVE) && !(a.flags & IFA_F_OPTIMISTIC)) return AddressStatus::kTentative;
   auto link = links_.find(a.ifindex);
-  bool on_loopback = link != links_.end() && link->second.loopback();
-  // On a loopback interface even a global address (a virtual IP, a tunnel's inner
-  // address) is reachable through no link, so it is no IKE endpoint; strongSwan skips
-  // them for the same reason.
-  if (a.address.is_loopback() || a.scope >= RT_SCOPE_HOST || on_loopback) return AddressStatus::kLoopback;
+  if (a.address.is_loopback() || a.scope >= RT_SCOPE_HOST) return AddressStatus::kLoopback;
   if (is_link_local(a.address) || a.scope >= RT_SCOPE_LINK) return AddressStatus::kLinkLocal;
   if (link == links_.end()) return AddressStatus::kNoLink;
   if (!link->second.up()) return AddressStatus::kLinkDown;
+  // A global address on a loopback device may be a gateway's service address (routed
+  // or anycast) or something that reaches no peer (a virtual IP): only the
+  // configuration can tell, so it is kept apart rather than dropped.
+  if (link->second.loopback()) return AddressStatus::kOnLoopback;
   return AddressStatus::kUsable;
 }
 
 AddressSet AddressTable::snapshot() const {
   AddressSet out;
-  for (const auto& [key, a] : addresses_)
-    if (status(a) == AddressStatus::kUsable) out.push_back(a);
+  for (const auto& [key, a] : addresses_) {
+    auto st = status(a);
+    if (st != AddressStatus::kUsable && st != AddressStatus::kOnLoopback) continue;
+    out.push_back(a);
+    out.back().on_loopback = st == AddressStatus::kOnLoopback;
+  }
   return out;
 }
 

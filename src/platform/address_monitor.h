@@ -101,9 +101,13 @@ RtnlBatch parse_rtnl_buffer(ByteView datagram);
 // Why an address is visible but not usable as an IKE endpoint.
 enum class AddressStatus : std::uint8_t {
   kUsable,
+  // A global address on a loopback device: a routed or anycast service address, which
+  // reaches peers through whatever routes the operator set up. In the usable set,
+  // marked on_loopback: only connections that name it use it.
+  kOnLoopback,
   kDadFailed,  // IPv6 duplicate address detection failed
   kTentative,  // IPv6 DAD still running: the kernel does not let us send from it yet
-  kLoopback,   // 127/8, ::1, host scope or on a loopback interface: reaches no peer
+  kLoopback,   // 127/8, ::1 or host scope: reaches no peer
   kLinkLocal,  // 169.254/16, fe80::/10 or link scope: no use for a peer behind a router
   kLinkDown,   // the interface is down or has no carrier
   kNoLink,     // the interface is unknown (its RTM_NEWLINK was not seen)
@@ -117,6 +121,7 @@ struct LocalAddress {
   std::string ifname;
   std::uint32_t flags = 0;  // IFA_F_*
   std::uint8_t scope = 0;
+  bool on_loopback = false;  // in snapshots: the address's status is kOnLoopback
 
   bool deprecated() const;  // IPv6 preferred lifetime over: usable, but prefer others
   bool temporary() const;   // IPv6 privacy address
@@ -182,7 +187,7 @@ class AddressTable {
   void replace(AddressTable fresh, std::vector<AddressEvent>& events);
 
   AddressStatus status(const LocalAddress& a) const;
-  // The usable addresses, sorted.
+  // The usable addresses (kUsable and kOnLoopback), sorted.
   AddressSet snapshot() const;
   // Every known address, usable or not, sorted.
   AddressSet addresses() const;

@@ -295,7 +295,7 @@ void Run::resolve(std::unordered_map<std::uint64_t, Pending>::iterator it, TimeP
 
 void Run::on_event(const ike::Event& e, TimePoint now) {
   if (holding_) {
-    if (e.kind == ike::EventKind::kAddressesUpdated && e.detail.rfind("refused", 0) != 0) {
+    if (e.kind == ike::EventKind::kAddressesUpdated) {
       double t = std::chrono::duration<double>(now - hold_start_).count();
       if (!r_.first_move_s) r_.first_move_s = t;
       r_.last_move_s = t;

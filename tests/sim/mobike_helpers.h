@@ -39,6 +39,11 @@ inline std::size_t event_count(const Host& h, EventKind kind, const std::string&
   }));
 }
 
+// Switches that did not happen: refused by either side, or failed.
+inline std::size_t switch_failures(const Host& h) {
+  return count_events(h, EventKind::kSwitchRefused) + count_events(h, EventKind::kSwitchFailed);
+}
+
 inline bool logged(const Host& h, const std::string& part) {
   return std::any_of(h.log.begin(), h.log.end(), [&](const std::string& l) { return l.find(part) != std::string::npos; });
 }

@@ -136,9 +136,9 @@ TEST(MobikeNatSim, NoNatsAllowedRefusesAnUpdateThroughANat) {
 
   // A move behind the NAT: the responder sees the rewritten header.
   ASSERT_TRUE(mobility::update_addresses(*p.ini->engine, only_sa(*p.ini)->id, ip("10.1.0.2"), p.net.now()));
-  ASSERT_TRUE(p.net.run_until([&] { return event_count(*p.ini, EventKind::kAddressesUpdated, "refused") == 1; },
+  ASSERT_TRUE(p.net.run_until([&] { return count_events(*p.ini, EventKind::kAddressUpdateRefused) == 1; },
                               Duration(5000)));
-  EXPECT_EQ(event_count(*p.ini, EventKind::kAddressesUpdated, "UNEXPECTED_NAT_DETECTED"), 1u);
+  EXPECT_EQ(event_count(*p.ini, EventKind::kAddressUpdateRefused, "UNEXPECTED_NAT_DETECTED"), 1u);
   auto updates = tap.all(Tap::update_request);
   ASSERT_EQ(updates.size(), 1u);
   EXPECT_EQ(updates[0]->src, ep("198.51.100.2"));  // through the NAT
@@ -172,7 +172,7 @@ TEST(MobikeNatSim, NoNatsAllowedRefusesAnUpdateThroughANat) {
   EXPECT_FALSE(update_ops(*p.res)[0].udp_encap);
   EXPECT_FALSE(only_sa(*p.res)->nat_remote);
   EXPECT_FALSE(only_sa(*p.ini)->nat_local);
-  EXPECT_EQ(event_count(*p.ini, EventKind::kAddressesUpdated, "refused"), 1u);
+  EXPECT_EQ(count_events(*p.ini, EventKind::kAddressUpdateRefused), 1u);
   EXPECT_EQ(spis_of(*p.ini), spis);
 }
 

@@ -22,9 +22,9 @@ TEST(MobikeUpdateSim, UnacceptableAddressRevertsToTheCommittedPath) {
   auto spis = spis_of(*p.ini);
 
   ASSERT_TRUE(mobility::update_addresses(*p.ini->engine, only_sa(*p.ini)->id, ip("203.0.113.5"), p.net.now()));
-  ASSERT_TRUE(p.net.run_until([&] { return event_count(*p.ini, EventKind::kAddressesUpdated, "refused") == 1; },
+  ASSERT_TRUE(p.net.run_until([&] { return count_events(*p.ini, EventKind::kAddressUpdateRefused) == 1; },
                               Duration(5000)));
-  EXPECT_EQ(event_count(*p.ini, EventKind::kAddressesUpdated, "UNACCEPTABLE_ADDRESSES"), 1u);
+  EXPECT_EQ(event_count(*p.ini, EventKind::kAddressUpdateRefused, "UNACCEPTABLE_ADDRESSES"), 1u);
   auto updates = tap.all(Tap::update_request);
   ASSERT_EQ(updates.size(), 1u);
   EXPECT_EQ(updates[0]->src, ep("203.0.113.5"));
@@ -436,7 +436,7 @@ TEST(MobikeUpdateSim, RefusedFirstMoveDoesNotUndoTheNewerOne) {
   p.net.collect(*p.ini);
   ASSERT_TRUE(p.net.run_until([&] {
     return !only_sa(*p.ini)->active && !only_sa(*p.res)->active && only_sa(*p.ini)->queue.empty() &&
-           event_count(*p.ini, EventKind::kAddressesUpdated, "refused") == 1;
+           count_events(*p.ini, EventKind::kAddressUpdateRefused) == 1;
   }, seconds(10)));
   p.net.run_for(seconds(5));
   EXPECT_EQ(only_sa(*p.ini)->local, ep("198.51.100.5"));

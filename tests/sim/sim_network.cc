@@ -44,15 +44,21 @@ Host& Network::add_host(const std::string& name, std::vector<IpAddress> addresse
   });
   // As the daemon does: every simulated host speaks MOBIKE.
   mobility::install(*h->engine);
-  h->engine->set_local_addresses(addresses, now_);
   h->addresses = std::move(addresses);
+  h->engine->set_local_addresses(h->host_addresses(), now_);
   hosts_.push_back(std::move(h));
   return *hosts_.back();
 }
 
+std::vector<ike::HostAddress> Host::host_addresses() const {
+  std::vector<ike::HostAddress> out;
+  for (const auto& a : addresses) out.push_back({a, on_loopback.contains(a)});
+  return out;
+}
+
 void Network::set_addresses(Host& host, std::vector<IpAddress> addresses) {
-  host.engine->set_local_addresses(addresses, now_);
   host.addresses = std::move(addresses);
+  host.engine->set_local_addresses(host.host_addresses(), now_);
   collect(host);
 }
 

@@ -58,6 +58,10 @@ struct Host {
   std::unique_ptr<crypto::SeededRandom> random;
   std::unique_ptr<ike::Engine> engine;
   std::vector<IpAddress> addresses;
+  // Addresses among `addresses` that sit on a loopback device (service addresses).
+  std::set<IpAddress> on_loopback;
+  // What the engine is told: `addresses`, flagged with `on_loopback`.
+  std::vector<ike::HostAddress> host_addresses() const;
   // Addresses the host may still send from without owning them (the daemon's
   // IP_TRANSPARENT / IP_FREEBIND sockets: a gateway whose address went away, a cluster
   // node sending as a failed one). Nothing is delivered to them.

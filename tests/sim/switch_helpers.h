@@ -126,7 +126,7 @@ struct Sw {
   // Until the responder reports the outcome and both sides have nothing outstanding.
   bool run_to_outcome(Duration limit = seconds(30)) {
     return p.net.run_until([&] {
-      return count_events(*p.res, EventKind::kSwitchSucceeded) + count_events(*p.res, EventKind::kSwitchFailed) > 0 &&
+      return count_events(*p.res, EventKind::kSwitchSucceeded) + switch_failures(*p.res) > 0 &&
              idle();
     }, limit);
   }

@@ -14,7 +14,7 @@ struct Refusal {
   // otherwise the notify data is sent raw.
   const char* target;
   Bytes raw;
-  const char* reason;  // part of the initiator's kSwitchFailed detail
+  const char* reason;  // part of the initiator's kSwitchRefused detail
   bool gen1;
 };
 
@@ -34,9 +34,9 @@ TEST_P(SwitchRefusalSim, EmptyAnswerOnTheOldPathThenALivenessCheck) {
   } else {
     ASSERT_TRUE(send_raw(s.p.net, *s.p.res, {wire::make_notify(kSwitchNotify, c.raw)}));
   }
-  ASSERT_TRUE(s.p.net.run_until([&] { return count_events(*s.p.ini, EventKind::kSwitchFailed) == 1 && s.idle(); },
+  ASSERT_TRUE(s.p.net.run_until([&] { return count_events(*s.p.ini, EventKind::kSwitchRefused) == 1 && s.idle(); },
                                 seconds(5)));
-  EXPECT_EQ(event_count(*s.p.ini, EventKind::kSwitchFailed, c.reason), 1u);
+  EXPECT_EQ(event_count(*s.p.ini, EventKind::kSwitchRefused, c.reason), 1u);
   // The answer: empty, on the old path even in generation 1.
   auto resp = s.switch_responses();
   ASSERT_EQ(resp.size(), 1u);
@@ -57,10 +57,10 @@ TEST_P(SwitchRefusalSim, EmptyAnswerOnTheOldPathThenALivenessCheck) {
   EXPECT_EQ(s.tap->seen.size() - before, 4u);  // request, answer, liveness check, answer
   if (api) {
     // The gateway learns at once, from the check on the old path, that nothing will move.
-    EXPECT_EQ(event_count(*s.p.res, EventKind::kSwitchFailed, "refused by the initiator"), 1u);
+    EXPECT_EQ(event_count(*s.p.res, EventKind::kSwitchRefused, "checked the old path"), 1u);
     EXPECT_LT(s.p.net.now() - t0, Duration(1000));
   } else {
-    EXPECT_EQ(count_events(*s.p.res, EventKind::kSwitchFailed), 0u);
+    EXPECT_EQ(switch_failures(*s.p.res), 0u);
   }
   EXPECT_EQ(count_events(*s.p.res, EventKind::kSwitchSucceeded), 0u);
   EXPECT_FALSE(view_of(*s.p.res).switching_to.has_value());
@@ -72,7 +72,8 @@ TEST_P(SwitchRefusalSim, EmptyAnswerOnTheOldPathThenALivenessCheck) {
   // The SA stays and works on the old path.
   s.p.net.run_for(seconds(60));
   EXPECT_EQ(s.failures(), 0u);
-  EXPECT_EQ(count_events(*s.p.res, EventKind::kSwitchFailed), api ? 1u : 0u);  // no late deadline report
+  EXPECT_EQ(count_events(*s.p.res, EventKind::kSwitchRefused), api ? 1u : 0u);
+  EXPECT_EQ(count_events(*s.p.res, EventKind::kSwitchFailed), 0u);  // no late deadline report
   ASSERT_TRUE(s.p.ini->engine->rekey_child(s.ini().children[0].id, s.p.net.now()));
   s.p.net.collect(*s.p.ini);
   ASSERT_TRUE(s.p.net.run_until([&] { return count_events(*s.p.res, EventKind::kChildRekeyed) == 1; }, seconds(5)));
@@ -125,7 +126,7 @@ TEST(SwitchRulesSim, SwitchToTheCurrentAddressIsANoOp) {
   EXPECT_TRUE(answer->empty());
   EXPECT_EQ(s.tap->seen.size() - before, 2u);
   EXPECT_EQ(s.switch_responses().at(0)->dst, ep("198.51.100.10"));
-  EXPECT_EQ(count_events(*s.p.ini, EventKind::kSwitchFailed), 0u);
+  EXPECT_EQ(switch_failures(*s.p.ini), 0u);
   s.expect_unmoved();
   // switch_address says so too.
   auto r = s.request(R1());
@@ -154,7 +155,7 @@ TEST(SwitchRulesSim, NotifyFromTheInitiatorIsIgnored) {
   EXPECT_EQ(resp.dst, s.ini_public);
   EXPECT_TRUE(logged(*s.p.res, "SWITCH_TO_IP_ADDRESS from the initiator ignored"));
   for (const Host* h : {s.p.ini, s.p.res}) {
-    EXPECT_EQ(count_events(*h, EventKind::kSwitchFailed), 0u) << h->name;
+    EXPECT_EQ(switch_failures(*h), 0u) << h->name;
     EXPECT_EQ(count_events(*h, EventKind::kSwitchSucceeded), 0u) << h->name;
     EXPECT_EQ(count_events(*h, EventKind::kAddressesUpdated), 0u) << h->name;
   }
@@ -194,7 +195,7 @@ TEST(SwitchRulesSim, PeerWithoutSupport) {
   auto resp = s.switch_responses();
   ASSERT_EQ(resp.size(), 1u);
   EXPECT_EQ(resp[0]->dst, ep("198.51.100.10"));
-  EXPECT_EQ(count_events(*s.p.ini, EventKind::kSwitchFailed), 0u);
+  EXPECT_EQ(switch_failures(*s.p.ini), 0u);
   s.expect_unmoved();
   EXPECT_EQ(s.p.nat->dropped_by_filter, s.filter_drops);
   EXPECT_EQ(s.failures(), 0u);
@@ -231,7 +232,7 @@ TEST(SwitchRulesSim, NotifyTypeIsConfiguration) {
     EXPECT_EQ(resp[0]->dst, ep("198.51.100.10"));  // an ordinary answer, to the source
     EXPECT_TRUE(resp[0]->payloads.empty());
     EXPECT_EQ(s.updates().size(), 0u);
-    EXPECT_EQ(count_events(*s.p.ini, EventKind::kSwitchFailed), 0u);
+    EXPECT_EQ(switch_failures(*s.p.ini), 0u);
     s.expect_unmoved();
     EXPECT_EQ(s.failures(), 0u);
   }

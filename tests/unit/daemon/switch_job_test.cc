@@ -32,7 +32,7 @@ TEST(SwitchJob, GathersEveryOutcomeThenIsDone) {
   EXPECT_EQ(started, (std::vector<std::uint64_t>{1, 2, 3, 4}));
   EXPECT_FALSE(job.done());
   job.on_event(event(ike::EventKind::kSwitchSucceeded, 1, "switched"));
-  job.on_event(event(ike::EventKind::kSwitchFailed, 2, "refused: not announced"));
+  job.on_event(event(ike::EventKind::kSwitchRefused, 2, "not announced"));
   job.on_event(event(ike::EventKind::kSwitchSucceeded, 7, "not ours"));
   EXPECT_FALSE(job.done());
   job.on_event(event(ike::EventKind::kIkeDeleted, 3, "deleted by peer"));

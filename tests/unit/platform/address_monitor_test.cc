@@ -413,12 +413,14 @@ TEST(AddressMonitorTable, GlobalAddressOnAnUpLinkIsUsable) {
     << addr_msg(RTM_NEWADDR, "2001:db8::5", 64, 2);
   EXPECT_EQ(t.take(), (Strings{"link up lo (1)", "link up eth0 (2)",
                                "address added 127.0.0.1/8%lo (loopback)", "address added ::1/128%lo (loopback)",
-                               "address added 192.0.2.1/32%lo (loopback)", "address added fe80::1/64%eth0 (link-local)",
+                               "address added 192.0.2.1/32%lo (on loopback)", "address added fe80::1/64%eth0 (link-local)",
                                "address added 169.254.7.7/16%eth0 (link-local)",
                                "address added 10.0.0.9/24%eth0 (link-local)",
                                "address added 198.51.100.5/24%eth0 (usable)",
                                "address added 2001:db8::5/64%eth0 (usable)"}));
-  EXPECT_EQ(t.usable(), (Strings{"198.51.100.5/24%eth0", "2001:db8::5/64%eth0"}));
+  // The global address on lo is kept apart, for connections that name it.
+  EXPECT_EQ(t.usable(), (Strings{"192.0.2.1/32%lo", "198.51.100.5/24%eth0", "2001:db8::5/64%eth0"}));
+  for (const auto& a : t.t.snapshot()) EXPECT_EQ(a.on_loopback, a.ifindex == 1) << a.to_string();
   EXPECT_EQ(t.t.addresses().size(), 8u);  // the unusable ones stay visible
 }
 
@@ -679,7 +681,10 @@ TEST(AddressMonitorSocket, DumpFindsTheLoopbackInterface) {
   ASSERT_TRUE(links.count(1));
   EXPECT_EQ(links.at(1).name, "lo");
   EXPECT_TRUE(links.at(1).loopback());
-  for (const auto& a : m->snapshot()) EXPECT_NE(a.ifindex, 1) << a.to_string();
+  for (const auto& a : m->snapshot()) {
+    EXPECT_FALSE(a.address.is_loopback()) << a.to_string();
+    EXPECT_EQ(a.on_loopback, a.ifindex == 1) << a.to_string();
+  }
   // A second dump of an unchanged system reports no address or link differences.
   auto again = m->dump();
   ASSERT_TRUE(again);
