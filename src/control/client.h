@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 
 #include "common/expected.h"
@@ -18,5 +19,12 @@ inline constexpr std::size_t kMaxResponseLine = 256 * 1024 * 1024;
 // deadline, or an unreadable answer.
 Expected<json, std::string> call(const std::string& socket_path, const json& request,
                                  std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+// The same for a long command that can be cancelled: on the first SIGINT while waiting,
+// `cancel` goes to the daemon on a second connection (`on_cancel` is told what it
+// answered) and the wait for the first answer goes on; a second SIGINT gives up.
+Expected<json, std::string> call_cancellable(const std::string& socket_path, const json& request, const json& cancel,
+                                             const std::function<void(const std::string&)>& on_cancel,
+                                             std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 }  // namespace mobike::control

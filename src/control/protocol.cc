@@ -9,7 +9,7 @@
 namespace mobike::control {
 namespace {
 
-constexpr std::array<std::pair<Command, std::string_view>, 9> kCommands = {{
+constexpr std::array<std::pair<Command, std::string_view>, 10> kCommands = {{
     {Command::kListSas, "list-sas"},
     {Command::kInitiate, "initiate"},
     {Command::kTerminate, "terminate"},
@@ -19,6 +19,7 @@ constexpr std::array<std::pair<Command, std::string_view>, 9> kCommands = {{
     {Command::kUpdateAddresses, "update-addresses"},
     {Command::kListAddresses, "list-addresses"},
     {Command::kSwitch, "switch"},
+    {Command::kSwitchCancel, "switch-cancel"},
 }};
 
 template <class... Fs>
@@ -113,6 +114,7 @@ Command command_of(const Request& r) {
                         [](const UpdateAddressesRequest&) { return Command::kUpdateAddresses; },
                         [](const ListAddressesRequest&) { return Command::kListAddresses; },
                         [](const SwitchRequest&) { return Command::kSwitch; },
+                        [](const SwitchCancelRequest&) { return Command::kSwitchCancel; },
                     },
                     r);
 }
@@ -179,6 +181,9 @@ Expected<Request, std::string> request_from_json(const json& j) {
     case Command::kListAddresses:
       if (auto e = unknown_argument(j, name, {})) return unexpected(*e);
       return Request{ListAddressesRequest{}};
+    case Command::kSwitchCancel:
+      if (auto e = unknown_argument(j, name, {})) return unexpected(*e);
+      return Request{SwitchCancelRequest{}};
     case Command::kSwitch: {
       if (auto e = unknown_argument(j, name, {"to", "sa", "connection", "all", "rate"})) return unexpected(*e);
       SwitchRequest w;

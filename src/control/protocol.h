@@ -16,11 +16,16 @@
 //       answered when every switch has ended:
 //       {"switched": 2, "refused": 1, "failed": 0, "not_started": 1, "seconds": 0.012,
 //        "sas": [{"sa": 3, "result": "switched", "detail": "..."}, ...]}
+//       (on daemon shutdown: answered at once, switches in flight counted as failed)
+//   {"command": "switch-cancel"}                      stops the running switch from
+//       starting more SAs: {"cancelled": N} (those not started); the switch itself is
+//       answered once the switches in flight have ended
 // Responses:
 //   {"ok": true,  "result": <value>}      list-sas: an array of IKE SAs (below);
 //                                        stats: an object of counters (may nest);
 //                                        list-addresses: [{"addr": "10.1.0.2", "prefix": 24,
-//                                          "interface": "eth0", "deprecated": false}, ...]
+//                                          "interface": "eth0", "deprecated": false,
+//                                          "on_loopback": false}, ...]
 //                                        others: whatever the daemon reports, or null
 //   {"ok": false, "error": "message"}
 //
@@ -76,7 +81,8 @@ enum class Command : std::uint8_t {
   kReload,
   kUpdateAddresses,
   kListAddresses,
-  kSwitch
+  kSwitch,
+  kSwitchCancel
 };
 std::string_view command_name(Command c);  // "list-sas", ...
 std::optional<Command> command_from_name(std::string_view name);
@@ -124,9 +130,14 @@ struct SwitchRequest {
   double rate = 0;  // SAs per second; 0 = all at once
   friend bool operator==(const SwitchRequest&, const SwitchRequest&) = default;
 };
+// Cancels the running switch: SAs not started yet are not started; the switch request
+// is answered once the switches in flight have ended.
+struct SwitchCancelRequest {
+  friend bool operator==(const SwitchCancelRequest&, const SwitchCancelRequest&) = default;
+};
 using Request = std::variant<ListSasRequest, InitiateRequest, TerminateRequest, RekeyRequest,
                              StatsRequest, ReloadRequest, UpdateAddressesRequest, ListAddressesRequest,
-                             SwitchRequest>;
+                             SwitchRequest, SwitchCancelRequest>;
 
 Command command_of(const Request& r);
 json request_to_json(const Request& r);

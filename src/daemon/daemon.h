@@ -1,8 +1,12 @@
-// mobiked's wiring: the Asio event loop around the sans-IO engine — UDP sockets in and
-// out, one timer for the engine's next deadline, the control socket, signals.
+// mobiked's wiring and lifecycle: the Asio event loop around the sans-IO engine — the
+// IKE sockets in and out, one timer for the engine's next deadline, the data plane, the
+// control socket, signals. The pieces with a job of their own live beside it: the
+// address follower (address_follower.h), the operator switch (switch_command.h), the
+// JSON views (views.h).
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,26 +17,18 @@
 #include <nlohmann/json.hpp>
 
 #include "common/expected.h"
+#include "control/protocol.h"
 #include "crypto/random.h"
+#include "daemon/address_follower.h"
 #include "daemon/config.h"
 #include "daemon/control_server.h"
-#include "control/protocol.h"
 #include "daemon/dataplane.h"
-#include "daemon/switch_job.h"
+#include "daemon/switch_command.h"
+#include "daemon/views.h"
 #include "ike/engine.h"
-#include "platform/address_monitor.h"
-#include "platform/udp_socket.h"
+#include "platform/ike_sockets.h"
 
 namespace mobike::daemon {
-
-struct DaemonStats {
-  std::uint64_t keepalives_in = 0;
-  std::uint64_t send_errors = 0;
-  std::uint64_t oversize_datagrams = 0;
-  std::uint64_t address_changes = 0;
-  std::uint64_t automatic_moves = 0;
-  std::uint64_t automatic_switches = 0;  // responder: SAs switched because their address went away
-};
 
 class Daemon {
  public:
@@ -43,37 +39,27 @@ class Daemon {
   void run() { io_.run(); }
 
  private:
-  struct Socket {
-    platform::UdpSocket udp;
-    std::unique_ptr<asio::posix::stream_descriptor> watch;
-    bool natt = false;
-  };
-
-  void wait_readable(Socket& s);
-  void on_readable(Socket& s);
-  void handle_datagram(Socket& s, const platform::UdpSocket::Received& r, std::span<std::uint8_t> buf);
+  Expected<void, std::string> open_sockets();
+  Expected<void, std::string> open_dataplane();
+  void wait_readable(std::size_t socket);
+  void on_readable(std::size_t socket);
+  void handle_datagram(platform::IkeSockets::Socket& s, const platform::UdpSocket::Received& r,
+                       std::span<std::uint8_t> buf);
+  // Sends what the engine queued, applies its data-plane operations, passes its events
+  // on, and re-arms the engine's timer.
   void flush();
   void arm_timer();
   void log_event(const ike::Event& e);
-  Socket* socket_for(const Endpoint& local);
+
+  // Control commands.
   void handle(const nlohmann::json& request, ControlServer::Reply reply);
-  nlohmann::json handle_now(const nlohmann::json& request);
-  // mobikectl switch: one job at a time, answered when every SA's switch has ended.
-  void start_switch_job(const control::SwitchRequest& r, ControlServer::Reply reply);
-  void drive_switch_job();
-  nlohmann::json list_sas() const;
-  nlohmann::json stats() const;
+  nlohmann::json handle_now(const control::Request& request);
   Expected<std::uint64_t, std::string> initiate(const std::string& connection);
-  Expected<void, std::string> reload();
-  void shutdown();
-  void wait_signals();
-  // MOBIKE initiator: follow the host's address changes (rtnetlink).
-  void start_address_monitor();
-  void watch_addresses();
-  void on_addresses_changed(const platform::AddressSetChange& change);
-  void arm_debounce_timer();
   Expected<void, std::string> update_addresses(std::uint64_t sa, std::optional<IpAddress> local);
-  std::vector<ike::HostAddress> engine_addresses(const platform::AddressSet& set) const;
+  Expected<void, std::string> reload();
+
+  void wait_signals();
+  void shutdown();
 
   Config config_;
   std::string config_path_;
@@ -81,19 +67,16 @@ class Daemon {
   asio::signal_set signals_;
   asio::steady_timer timer_;
   ike::TimePoint timer_at_ = ike::TimePoint::max();
+  asio::steady_timer drain_timer_;
   crypto::SystemRandom random_;
   ike::Engine engine_;
-  std::vector<std::unique_ptr<Socket>> sockets_;
+  platform::IkeSockets sockets_;
+  std::vector<std::unique_ptr<asio::posix::stream_descriptor>> watches_;  // one per socket
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<Dataplane> dataplane_;
-  std::optional<platform::AddressMonitor> addresses_;
-  std::unique_ptr<asio::posix::stream_descriptor> addresses_watch_;
-  std::optional<platform::Debouncer> debouncer_;
-  asio::steady_timer debounce_timer_;
-  DaemonStats stats_;
-  std::unique_ptr<SwitchJob> switch_job_;
-  ControlServer::Reply switch_reply_;
-  asio::steady_timer switch_timer_;
+  AddressFollower addresses_;
+  SwitchCommand switch_;
+  IoCounters io_counters_;
   std::vector<std::uint8_t> buffer_;
   static constexpr std::size_t kBatchDatagramSize = 65536;  // UDP GRO hands over up to 64 KiB
   std::vector<std::vector<std::uint8_t>> batch_storage_;

@@ -71,6 +71,19 @@ void SwitchJob::on_event(const ike::Event& e) {
   }
 }
 
+std::size_t SwitchJob::cancel(const std::string& why) {
+  std::size_t n = ids_.size() - next_;
+  for (; next_ < ids_.size(); ++next_) entries_[ids_[next_]] = {Outcome::kNotStarted, why};
+  return n;
+}
+
+void SwitchJob::abandon(const std::string& why) {
+  cancel(why);
+  for (auto& [id, e] : entries_)
+    if (e.outcome == Outcome::kRunning) e = {Outcome::kFailed, why};
+  running_ = 0;
+}
+
 json SwitchJob::result(ike::TimePoint now) const {
   std::uint64_t counts[5] = {};
   json sas = json::array();

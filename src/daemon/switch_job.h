@@ -30,6 +30,12 @@ class SwitchJob {
   // The engine's events: the outcome of a switch, or the end of an SA while switching.
   void on_event(const ike::Event& e);
   bool done() const { return next_ == ids_.size() && running_ == 0; }
+  // Starts nothing more: the SAs not started yet end as "not started" with `why`. The
+  // switches in flight run to their outcome (the initiators were asked already).
+  // Returns how many SAs will not be started.
+  std::size_t cancel(const std::string& why);
+  // Ends the job at once (the daemon stops): switches in flight count as failed.
+  void abandon(const std::string& why);
   nlohmann::json result(ike::TimePoint now) const;
 
  private:

@@ -164,6 +164,12 @@ AuthResponse respond_ike_auth(IkeSa& sa, Services& s, const std::vector<Payload>
     return refuse("AUTH of " + idi->to_string() + " does not verify");
   sa.remote_id = idi;
   auto* mobility = cfg->mobike ? s.mobility() : nullptr;
+  if (auto error = mobility ? mobility->auth_refusal(sa, s, request) : std::nullopt) {
+    s.log(LogLevel::kWarn, &sa, "IKE_AUTH refused: " + std::string(wire::notify_name(static_cast<std::uint16_t>(*error))));
+    r.payloads = {wire::make_notify(*error)};
+    r.failed = true;
+    return r;
+  }
   if (mobility) mobility->auth_received(sa, s, request);
 
   r.payloads.push_back(id_payload(PayloadType::kIdr, cfg->local_id));

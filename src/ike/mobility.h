@@ -4,6 +4,7 @@
 // is plain IKEv2: no MOBIKE_SUPPORTED, no address updates.
 #pragma once
 
+#include <optional>
 #include <vector>
 
 #include "common/ip_address.h"
@@ -29,6 +30,11 @@ class Mobility {
   // on the responder.
   virtual void auth_payloads(IkeSa& sa, Services& s, std::vector<wire::Payload>& out) = 0;
   virtual void auth_received(IkeSa& sa, Services& s, const std::vector<wire::Payload>& in) = 0;
+  // The responder's last word on an authenticated IKE_AUTH request, before anything is
+  // established: the error notify to refuse it with, or nullopt. (MOBIKE: a
+  // NO_NATS_ALLOWED that the packet's own addresses contradict, RFC 4555 §3.9.)
+  virtual std::optional<wire::NotifyType> auth_refusal(const IkeSa& sa, Services& s,
+                                                       const std::vector<wire::Payload>& request) = 0;
 
   // An INFORMATIONAL request that does not delete the IKE SA arrived on (local, remote):
   // add to the response. `respond_to` starts as `remote`; the hook may send the

@@ -96,6 +96,15 @@ void Mobike::auth_received(IkeSa& sa, Services& s, const std::vector<Payload>& i
   }
 }
 
+std::optional<NotifyType> Mobike::auth_refusal(const IkeSa& sa, Services& s, const std::vector<Payload>& request) {
+  // §3.9: the initiator forbade NATs; the addresses and ports it saw must be those of the
+  // packet (sa.local and sa.remote are the IKE_AUTH request's path here).
+  auto* n = wire::find_notify(request, NotifyType::kNoNatsAllowed);
+  if (!n || equal_ct(n->data, no_nats_data(sa.remote, sa.local))) return std::nullopt;
+  s.log(LogLevel::kWarn, &sa, "NO_NATS_ALLOWED in IKE_AUTH does not match the packet from " + sa.remote.to_string());
+  return NotifyType::kUnexpectedNatDetected;
+}
+
 void Mobike::respond_informational(IkeSa& sa, Services& s, const std::vector<Payload>& request,
                                    const Endpoint& local, const Endpoint& remote, Endpoint& respond_to,
                                    std::vector<Payload>& response) {

@@ -36,6 +36,8 @@ class Mobike final : public ike::Mobility {
 
   void auth_payloads(ike::IkeSa& sa, ike::Services& s, std::vector<wire::Payload>& out) override;
   void auth_received(ike::IkeSa& sa, ike::Services& s, const std::vector<wire::Payload>& in) override;
+  std::optional<wire::NotifyType> auth_refusal(const ike::IkeSa& sa, ike::Services& s,
+                                               const std::vector<wire::Payload>& request) override;
   void respond_informational(ike::IkeSa& sa, ike::Services& s, const std::vector<wire::Payload>& request,
                              const Endpoint& local, const Endpoint& remote, Endpoint& respond_to,
                              std::vector<wire::Payload>& response) override;

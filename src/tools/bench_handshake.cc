@@ -22,6 +22,7 @@
 #include "ike/engine.h"
 #include "ike/proposal_string.h"
 #include "mobility/mobike.h"
+#include "platform/ike_sockets.h"
 #include "platform/udp_socket.h"
 
 namespace mobike::bench {
@@ -31,7 +32,6 @@ namespace {
 using ike::Clock;
 using ike::TimePoint;
 
-constexpr std::uint8_t kNonEspMarker[4] = {0, 0, 0, 0};
 // Engine::initiate() finds its connection by a linear scan, so the bench hands the
 // engine its per-SA definitions in batches of this many instead of all N at once
 // (earlier batches stay alive inside the engine for the SAs that use them).
@@ -92,10 +92,6 @@ class Run {
   Expected<HandshakeReport, std::string> execute();
 
  private:
-  struct Socket {
-    platform::UdpSocket udp;
-    bool natt = false;
-  };
   struct Pending {
     std::size_t index = 0;
     TimePoint started{};
@@ -126,10 +122,9 @@ class Run {
   asio::io_context io_;
   asio::steady_timer timer_;
   std::optional<TimePoint> timer_at_;
-  std::vector<Socket> sockets_;
+  platform::IkeSockets sockets_;
   std::vector<std::unique_ptr<asio::posix::stream_descriptor>> watches_;
   Bytes buffer_;
-  Bytes framed_;
   crypto::SystemRandom random_;
   std::unique_ptr<ike::Engine> engine_;
   int warnings_ = 0;
@@ -151,15 +146,11 @@ class Run {
 };
 
 Expected<void, std::string> Run::open_sockets() {
-  for (bool natt : {false, true}) {
-    Endpoint ep{o_.local, natt ? o_.local_natt_port : o_.local_port};
-    auto udp = platform::UdpSocket::open(ep);
-    if (!udp) return unexpected("cannot bind " + ep.to_string() + ": " + udp.error().message());
-    // Thousands of SAs answer at once (a gateway switching all of them): room for it.
-    udp->set_buffer_sizes(16 << 20);
-    sockets_.push_back(Socket{std::move(*udp), natt});
-  }
-  if (sockets_[0].udp.local_endpoint().port == sockets_[1].udp.local_endpoint().port)
+  // Thousands of SAs answer at once (a gateway switching all of them): room for it.
+  auto sockets = platform::IkeSockets::open(std::span(&o_.local, 1), o_.local_port, o_.local_natt_port, 16 << 20);
+  if (!sockets) return unexpected(sockets.error());
+  sockets_ = std::move(*sockets);
+  if (sockets_.sockets()[0].udp.local_endpoint().port == sockets_.sockets()[1].udp.local_endpoint().port)
     return unexpected(std::string("the IKE and NAT-T ports must differ"));
   return {};
 }
@@ -208,16 +199,17 @@ void Run::wait_readable(std::size_t s) {
 }
 
 void Run::on_readable(std::size_t s) {
-  Socket& sock = sockets_[s];
+  auto& sock = sockets_.sockets()[s];
   for (int i = 0; i < kReceiveBatch; ++i) {
     auto r = sock.udp.receive(buffer_);
     if (!r) break;
     if (r->truncated) continue;
-    ByteView data(buffer_.data(), r->size);
+    std::span<std::uint8_t> data(buffer_.data(), r->size);
     if (sock.natt) {
       // Keepalives and ESP-in-UDP carry no IKE; only marked datagrams go on.
-      if (data.size() < 4 || data[0] || data[1] || data[2] || data[3]) continue;
-      data = data.subspan(4);
+      auto d = platform::classify_natt(data);
+      if (d.kind != platform::NattDatagram::Kind::kIke) continue;
+      data = d.payload;
     }
     // One datagram at a time through the engine and straight out again: the latency of
     // an SA should not include the time spent on the rest of a receive batch.
@@ -229,21 +221,8 @@ void Run::on_readable(std::size_t s) {
 }
 
 void Run::send(const ike::OutDatagram& d) {
-  Socket* s = nullptr;
-  for (auto& cand : sockets_)
-    if (cand.udp.local_endpoint().port == d.local.port) s = &cand;
-  if (!s) {
-    send_errors_++;
-    return;
-  }
-  bool ok;
-  if (s->natt && d.kind == ike::OutDatagram::Kind::kIke) {
-    framed_.assign(kNonEspMarker, kNonEspMarker + 4);
-    append(framed_, d.data);
-    ok = s->udp.send(d.local, d.remote, framed_);
-  } else {
-    ok = s->udp.send(d.local, d.remote, d.data);
-  }
+  bool ok = d.kind == ike::OutDatagram::Kind::kIke ? sockets_.send_ike(d.local, d.remote, d.data)
+                                                   : sockets_.send_raw(d.local, d.remote, d.data);
   // A full send buffer loses the datagram as the wire would; the engine retransmits.
   if (!ok) send_errors_++;
 }
@@ -398,8 +377,8 @@ void Run::run_until(const std::function<bool()>& done, TimePoint deadline) {
 Expected<HandshakeReport, std::string> Run::execute() {
   if (auto ok = open_sockets(); !ok) return unexpected(ok.error());
   ike::EngineConfig ec;
-  ec.ike_port = sockets_[0].udp.local_endpoint().port;
-  ec.natt_port = sockets_[1].udp.local_endpoint().port;
+  ec.ike_port = sockets_.sockets()[0].udp.local_endpoint().port;
+  ec.natt_port = sockets_.sockets()[1].udp.local_endpoint().port;
   ec.retransmit_timeout = o_.retransmit_timeout;
   ec.retransmit_tries = o_.retransmit_tries;
   engine_ = std::make_unique<ike::Engine>(ec, random_, [this](ike::LogLevel level, const std::string& m) {
@@ -412,7 +391,7 @@ Expected<HandshakeReport, std::string> Run::execute() {
   // The initiators speak MOBIKE like mobiked does, including following a gateway's
   // switch requests (announced with the 0x52 octet).
   if (o_.mobike) mobility::install(*engine_);
-  for (auto& s : sockets_) {
+  for (auto& s : sockets_.sockets()) {
     watches_.push_back(std::make_unique<asio::posix::stream_descriptor>(io_, s.udp.fd()));
     wait_readable(watches_.size() - 1);
   }

@@ -6,6 +6,9 @@
 //   mobikectl rekey --ike ID | rekey --child ID
 //   mobikectl stats [--json]
 //   mobikectl reload
+//   mobikectl update-addresses --sa ID [--local ADDR] | list-addresses [--json]
+//   mobikectl switch --to ADDR (--sa ID | --conn NAME | --all) [--rate N] [--json]
+//   mobikectl switch --cancel
 //
 // The socket is --socket, else $MOBIKED_SOCKET, else /run/mobiked.sock.
 // Exit status: 0 on success, 1 when mobiked refused the request, 2 when it could not be
@@ -92,11 +95,13 @@ int main(int argc, char** argv) {
 
   std::string switch_to, switch_conn;
   std::uint64_t switch_sa = 0;
-  bool switch_all = false;
+  bool switch_all = false, switch_cancel = false;
   double switch_rate = 0;
   auto* sw = app.add_subcommand("switch", "ask initiators to move IKE SAs to another of our addresses "
-                                          "(SWITCH_TO_IP_ADDRESS); waits for every outcome");
-  sw->add_option("--to", switch_to, "our address to move to")->required();
+                                          "(SWITCH_TO_IP_ADDRESS); waits for every outcome (Ctrl-C cancels "
+                                          "the SAs not started yet)");
+  auto* sw_to = sw->add_option("--to", switch_to, "our address to move to");
+  sw->add_flag("--cancel", switch_cancel, "cancel the running switch: start no more SAs");
   auto* sw_sa = sw->add_option("--sa", switch_sa, "unique id of one IKE SA");
   auto* sw_conn = sw->add_option("--conn", switch_conn, "every IKE SA of this connection");
   auto* sw_all = sw->add_flag("--all", switch_all, "every IKE SA where we are the responder");
@@ -130,7 +135,11 @@ int main(int argc, char** argv) {
     request = control::ReloadRequest{};
   } else if (addresses->parsed()) {
     request = control::ListAddressesRequest{};
+  } else if (sw->parsed() && switch_cancel) {
+    if (*sw_to || *sw_sa || *sw_conn || *sw_all) return fail("switch --cancel takes no other option");
+    request = control::SwitchCancelRequest{};
   } else if (sw->parsed()) {
+    if (!*sw_to) return fail("switch needs --to ADDRESS");
     if (int(!!*sw_sa) + int(!!*sw_conn) + int(!!*sw_all) != 1) return fail("switch needs exactly one of --sa, --conn or --all");
     control::SwitchRequest w;
     w.to = switch_to;
@@ -148,7 +157,16 @@ int main(int argc, char** argv) {
   }
 
   auto timeout = std::chrono::milliseconds(static_cast<std::int64_t>(timeout_seconds * 1000));
-  auto answer = control::call(socket_path, control::request_to_json(request), timeout);
+  // A switch of many SAs is long: Ctrl-C cancels what has not started and still prints
+  // the outcome of what has.
+  auto answer = std::holds_alternative<control::SwitchRequest>(request)
+                    ? control::call_cancellable(socket_path, control::request_to_json(request),
+                                                control::request_to_json(control::SwitchCancelRequest{}),
+                                                [](const std::string& said) {
+                                                  std::cerr << "mobikectl: cancelling: " << said << "\n";
+                                                },
+                                                timeout)
+                    : control::call(socket_path, control::request_to_json(request), timeout);
   if (!answer) return fail(answer.error());
   auto response = control::response_from_json(*answer);
   if (!response) return fail("bad answer from mobiked: " + response.error());
@@ -168,7 +186,7 @@ int main(int argc, char** argv) {
       std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
     else
       std::cout << control::format_stats(result);
-  } else if (sw->parsed()) {
+  } else if (sw->parsed() && !switch_cancel) {
     if (json_out)
       std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
     else

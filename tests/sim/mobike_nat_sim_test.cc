@@ -176,5 +176,33 @@ TEST(MobikeNatSim, NoNatsAllowedRefusesAnUpdateThroughANat) {
   EXPECT_EQ(spis_of(*p.ini), spis);
 }
 
+TEST(MobikeNatSim, NoNatsAllowedRefusesIkeAuthThroughANat) {
+  Pair p(true);  // ini 10.1.0.2 behind the NAT
+  auto i = ini_conn(Duration(5000));
+  i.nat_traversal = false;
+  p.configure(i, res_conn());
+  Tap tap(p);
+  auto id = p.ini->engine->initiate("home", ip("10.1.0.2"), p.net.now());
+  ASSERT_TRUE(id);
+  p.net.collect(*p.ini);
+  ASSERT_TRUE(p.net.run_until([&] { return count_events(*p.ini, EventKind::kIkeFailed) == 1; }, Duration(10000)));
+  // The request said 10.1.0.2:500; the gateway saw the NAT's address (§3.9).
+  auto auth = tap.all([](const Seen& s) { return s.from == "ini" && s.exchange == ExchangeType::kIkeAuth; });
+  ASSERT_EQ(auth.size(), 1u);
+  EXPECT_EQ(auth[0]->src.address, ip("198.51.100.2"));
+  EXPECT_EQ(wire::find_notify(auth[0]->payloads, NotifyType::kNoNatsAllowed)->data,
+            mobility::no_nats_data(ep("10.1.0.2", 500), ep("198.51.100.10", 500)));
+  auto answer = tap.all([](const Seen& s) { return s.from == "res" && s.exchange == ExchangeType::kIkeAuth; });
+  ASSERT_EQ(answer.size(), 1u);
+  EXPECT_TRUE(answer[0]->has(NotifyType::kUnexpectedNatDetected));
+  EXPECT_FALSE(answer[0]->has(NotifyType::kAuthenticationFailed));
+  EXPECT_TRUE(logged(*p.res, "NO_NATS_ALLOWED in IKE_AUTH does not match"));
+  EXPECT_TRUE(logged(*p.ini, "UNEXPECTED_NAT_DETECTED"));
+  // Nothing was established on either side.
+  EXPECT_EQ(count_events(*p.ini, EventKind::kIkeEstablished) + count_events(*p.res, EventKind::kIkeEstablished), 0u);
+  EXPECT_EQ(count_events(*p.res, EventKind::kChildEstablished), 0u);
+  EXPECT_TRUE(p.res->dataplane.empty());
+}
+
 }  // namespace
 }  // namespace mobike::sim

@@ -317,6 +317,13 @@ TEST(ProtocolSwitch, RoundTripsAndChecksArguments) {
   EXPECT_FALSE(request_from_json(json{{"command", "switch"}, {"to", "198.51.100.20"}, {"all", true}, {"rate", 1e-12}}));
   EXPECT_FALSE(request_from_json(json{{"command", "switch"}, {"to", "198.51.100.20"}, {"all", true}, {"rate", -1}}));
   EXPECT_FALSE(request_from_json(json{{"command", "switch"}, {"to", "198.51.100.20"}, {"all", true}, {"via", 1}}));
+  // Cancelling takes no argument.
+  auto cancel = request_to_json(SwitchCancelRequest{});
+  EXPECT_EQ(cancel.dump(), R"({"command":"switch-cancel"})");
+  auto cancel_back = request_from_json(cancel);
+  ASSERT_TRUE(cancel_back) << cancel_back.error();
+  EXPECT_TRUE(std::holds_alternative<SwitchCancelRequest>(*cancel_back));
+  EXPECT_FALSE(request_from_json(json{{"command", "switch-cancel"}, {"sa", 3}}));
   EXPECT_EQ(format_switch_result(json::parse(
                 R"({"switched":1,"refused":1,"failed":0,"not_started":0,"seconds":0.0123,
                     "sas":[{"sa":3,"result":"switched","detail":"198.51.100.10 -> 198.51.100.20: switched"},

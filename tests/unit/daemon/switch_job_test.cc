@@ -93,5 +93,48 @@ TEST(SwitchJob, FollowsAnIkeRekeyInsteadOfCallingItAFailure) {
   EXPECT_EQ(r["failed"], 0);
 }
 
+TEST(SwitchJob, CancelStartsNothingMoreAndWaitsForTheSwitchesInFlight) {
+  ike::TimePoint t0{};
+  SwitchJob job({1, 2, 3, 4}, {}, addr("198.51.100.20"), 1.0, t0);  // one SA a second
+  auto start = [&](std::uint64_t, const IpAddress&) -> Expected<void, std::string> { return {}; };
+  job.start_due(t0 + 1500ms, start);  // SAs 1 and 2 started
+  EXPECT_EQ(job.cancel("cancelled"), 2u);
+  EXPECT_FALSE(job.done());  // 1 and 2 are still switching
+  std::vector<std::uint64_t> started;
+  auto next = job.start_due(t0 + 10s, [&](std::uint64_t id, const IpAddress&) -> Expected<void, std::string> {
+    started.push_back(id);
+    return {};
+  });
+  EXPECT_TRUE(started.empty());
+  EXPECT_FALSE(next);
+  job.on_event(event(ike::EventKind::kSwitchSucceeded, 1, "switched"));
+  job.on_event(event(ike::EventKind::kSwitchRefused, 2, "not announced"));
+  ASSERT_TRUE(job.done());
+  auto r = job.result(t0 + 3s);
+  EXPECT_EQ(r["switched"], 1);
+  EXPECT_EQ(r["refused"], 1);
+  EXPECT_EQ(r["not_started"], 2);
+  EXPECT_EQ(r["sas"][2]["detail"], "cancelled");
+  EXPECT_EQ(job.cancel("again"), 0u);
+}
+
+TEST(SwitchJob, AbandonEndsAtOnceWithWhatIsKnown) {
+  ike::TimePoint t0{};
+  SwitchJob job({1, 2, 3}, {}, addr("198.51.100.20"), 1.0, t0);
+  auto start = [&](std::uint64_t, const IpAddress&) -> Expected<void, std::string> { return {}; };
+  job.start_due(t0 + 1500ms, start);
+  job.on_event(event(ike::EventKind::kSwitchSucceeded, 1, "switched"));
+  job.abandon("mobiked is stopping");
+  ASSERT_TRUE(job.done());
+  auto r = job.result(t0 + 2s);
+  EXPECT_EQ(r["switched"], 1);
+  EXPECT_EQ(r["failed"], 1);       // SA 2 was in flight
+  EXPECT_EQ(r["not_started"], 1);  // SA 3 was not started
+  EXPECT_EQ(r["sas"][1]["detail"], "mobiked is stopping");
+  // A late event changes nothing.
+  job.on_event(event(ike::EventKind::kSwitchSucceeded, 2, "switched"));
+  EXPECT_EQ(job.result(t0 + 2s)["switched"], 1);
+}
+
 }  // namespace
 }  // namespace mobike::daemon

@@ -1,0 +1,100 @@
+#include "daemon/views.h"
+
+#include "control/protocol.h"
+#include "ike/proposal_string.h"
+#include "ike/traffic_selector.h"
+#include "mobility/mobike.h"
+
+namespace mobike::daemon {
+
+using nlohmann::json;
+
+namespace {
+
+std::vector<std::string> ts_strings(const std::vector<wire::TrafficSelector>& ts) {
+  std::vector<std::string> out;
+  for (const auto& t : ts) out.push_back(ike::ts_to_string(t));
+  return out;
+}
+
+}  // namespace
+
+json sa_list_view(const ike::Engine& engine, const Dataplane* dataplane, ike::TimePoint t) {
+  std::vector<control::IkeSaInfo> out;
+  engine.for_each_ike_sa([&](const ike::IkeSa& sa) {
+    control::IkeSaInfo i;
+    i.id = sa.id;
+    i.name = sa.connection_name;
+    i.state = std::string(ike::to_string(sa.state));
+    i.initiator = sa.initiator;
+    i.local = sa.local;
+    i.remote = sa.remote;
+    if (sa.config) i.local_id = sa.config->local_id.to_string();
+    if (sa.remote_id) i.remote_id = sa.remote_id->to_string();
+    i.spi_i = sa.spi_i;
+    i.spi_r = sa.spi_r;
+    i.nat_local = sa.nat_local;
+    i.nat_remote = sa.nat_remote;
+    i.mobike = sa.peer_mobike;
+    if (auto v = mobility::view(sa)) {
+      for (const auto& a : v->peer_addresses) i.peer_addresses.push_back(a.to_string());
+      i.path_probing = v->probing;
+      i.rr_pending = v->rr_pending;
+      i.moves = v->updates;
+      i.peer_switch = v->peer_switch;
+      if (v->switching_to) i.switching_to = v->switching_to->to_string();
+    }
+    i.ike_proposal = sa.ike_proposal.transforms.empty() ? "" : ike::proposal_to_string(sa.ike_proposal);
+    if (sa.state != ike::IkeState::kConnecting)
+      i.established_seconds = static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::seconds>(t - sa.established_at).count());
+    for (const auto& c : sa.children) {
+      control::ChildSaInfo ci;
+      ci.id = c.id;
+      ci.name = c.name;
+      ci.state = std::string(ike::to_string(c.state));
+      ci.spi_in = c.spi_in;
+      ci.spi_out = c.spi_out;
+      ci.local_ts = ts_strings(c.local_ts);
+      ci.remote_ts = ts_strings(c.remote_ts);
+      ci.esp_proposal = ike::proposal_to_string(c.proposal);
+      if (auto t = dataplane ? dataplane->traffic(c.id) : std::nullopt) {
+        ci.bytes_in = t->bytes_in;
+        ci.bytes_out = t->bytes_out;
+        ci.packets_in = t->packets_in;
+        ci.packets_out = t->packets_out;
+        ci.drops = t->drops;
+      }
+      i.children.push_back(std::move(ci));
+    }
+    out.push_back(std::move(i));
+  });
+  return json(out);
+}
+
+json stats_view(const ike::Engine& engine, const IoCounters& io, const AddressFollower::Counters& addresses,
+                const Dataplane* dataplane) {
+  const auto& s = engine.counters();
+  return json{{"ike_sas", engine.ike_sa_count()},
+              {"half_open", engine.half_open_count()},
+              {"datagrams", {{"in", s.datagrams_in}, {"out", s.datagrams_out}}},
+              {"dropped",
+               {{"malformed", s.dropped_malformed},
+                {"unknown_spi", s.dropped_unknown_spi},
+                {"bad_message_id", s.dropped_bad_message_id},
+                {"integrity", s.dropped_integrity},
+                {"unexpected", s.dropped_unexpected},
+                {"oversize", io.oversize_datagrams}}},
+              {"retransmits", {{"sent", s.retransmits_sent}, {"answered", s.retransmits_answered}}},
+              {"cookies_sent", s.cookies_sent},
+              {"keepalives_in", io.keepalives_in},
+              {"address_changes", addresses.address_changes},
+              {"automatic_moves", addresses.automatic_moves},
+              {"automatic_switches", addresses.automatic_switches},
+              {"send_errors", io.send_errors},
+              {"ike", {{"established", s.ike_established}, {"failed", s.ike_failed}, {"half_open_expired", s.half_open_expired}}},
+              {"child", {{"established", s.child_established}}},
+              {"dataplane", dataplane ? dataplane->stats() : json(nullptr)}};
+}
+
+}  // namespace mobike::daemon
