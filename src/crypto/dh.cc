@@ -37,6 +37,7 @@ GroupInfo info(DhGroupId g) {
       return {Kind::kEcp, "EC", SN_X9_62_prime256v1, NID_X9_62_prime256v1, 64};
     case DhGroupId::kEcp384: return {Kind::kEcp, "EC", SN_secp384r1, NID_secp384r1, 96};
     case DhGroupId::kCurve25519: return {Kind::kX25519, "X25519", nullptr, 0, 32};
+    case DhGroupId::kNone: break;
   }
   detail::fatal("unsupported DH group");
 }
@@ -289,6 +290,8 @@ bool dh_group_supported(std::uint16_t group) {
     case DhGroupId::kEcp384:
     case DhGroupId::kCurve25519:
       return true;
+    case DhGroupId::kNone:
+      break;
   }
   return false;
 }

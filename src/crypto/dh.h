@@ -8,17 +8,12 @@
 
 #include "common/bytes.h"
 #include "common/expected.h"
+#include "common/transform_ids.h"
 
 namespace mobike::crypto {
 
-// IANA Transform Type 4 numbers.
-enum class DhGroupId : std::uint16_t {
-  kModp2048 = 14,
-  kModp3072 = 15,
-  kEcp256 = 19,
-  kEcp384 = 20,
-  kCurve25519 = 31,
-};
+// IANA Transform Type 4 numbers (kNone is no group to compute with).
+using DhGroupId = ::mobike::DhGroup;
 
 bool dh_group_supported(std::uint16_t group);
 // Octets of the KE payload's data for this group (256, 384, 64, 96, 32).

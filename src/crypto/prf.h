@@ -4,10 +4,11 @@
 #include <cstdint>
 
 #include "common/bytes.h"
+#include "common/transform_ids.h"
 
 namespace mobike::crypto {
 
-enum class PrfId : std::uint16_t { kHmacSha256 = 5, kHmacSha384 = 6, kHmacSha512 = 7 };
+using ::mobike::PrfId;
 
 bool prf_supported(std::uint16_t id);
 

@@ -9,17 +9,13 @@
 
 #include "common/bytes.h"
 #include "common/expected.h"
+#include "common/transform_ids.h"
 #include "crypto/random.h"
 
 namespace mobike::crypto {
 
-enum class EncrId : std::uint16_t { kAesCbc = 12, kAesGcm16 = 20, kChaCha20Poly1305 = 28 };
-enum class IntegId : std::uint16_t {
-  kNone = 0,
-  kHmacSha256_128 = 12,
-  kHmacSha384_192 = 13,
-  kHmacSha512_256 = 14,
-};
+using ::mobike::EncrId;
+using ::mobike::IntegId;
 
 struct SkSuite {
   EncrId encr = EncrId::kAesGcm16;

@@ -132,7 +132,7 @@ Expected<void, std::string> Daemon::open_dataplane() {
         if (!s.udp.enable_gro()) spdlog::info("no UDP GRO: {}", s.udp.last_error()->message());
       }
   } else if (config_.daemon.dataplane == DataplaneKind::kXfrm) {
-    auto dp = XfrmKernelDataplane::create(config_.daemon);
+    auto dp = XfrmDataplane::create(config_.daemon);
     if (!dp) return unexpected(dp.error());
     // Before the first Child SA: its policies may cover the peer's address, and IKE
     // itself must never be caught by them.

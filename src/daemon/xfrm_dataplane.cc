@@ -23,18 +23,18 @@ void wipe(Bytes& b) {
 
 }  // namespace
 
-Expected<std::unique_ptr<XfrmKernelDataplane>, std::string> XfrmKernelDataplane::create(
+Expected<std::unique_ptr<XfrmDataplane>, std::string> XfrmDataplane::create(
     const DaemonConfig& config) {
   auto s = platform::XfrmSocket::open();
   if (!s) return unexpected("xfrm data plane: " + s.error().message());
   auto socket = std::make_unique<platform::XfrmSocket>(std::move(*s));
-  std::unique_ptr<XfrmKernelDataplane> d(new XfrmKernelDataplane(*socket, config));
+  std::unique_ptr<XfrmDataplane> d(new XfrmDataplane(*socket, config));
   d->socket_ = std::move(socket);
   spdlog::info("xfrm data plane (kernel IPsec), replay window {}", d->replay_window_);
   return d;
 }
 
-XfrmKernelDataplane::XfrmKernelDataplane(platform::XfrmTransport& kernel, const DaemonConfig& config)
+XfrmDataplane::XfrmDataplane(platform::XfrmTransport& kernel, const DaemonConfig& config)
     : xfrm_(kernel),
       // The userspace backend allows windows the kernel does not: cap rather than have
       // every SA refused.
@@ -44,12 +44,12 @@ XfrmKernelDataplane::XfrmKernelDataplane(platform::XfrmTransport& kernel, const 
                  replay_window_);
 }
 
-XfrmKernelDataplane::~XfrmKernelDataplane() {
+XfrmDataplane::~XfrmDataplane() {
   if (auto r = xfrm_.remove_all(); !r)
     spdlog::warn("xfrm: removing the remaining Child SAs on exit: {}", r.error().message());
 }
 
-platform::XfrmChild XfrmKernelDataplane::child_of(const ike::DataplaneOp& op, std::uint32_t replay_window) {
+platform::XfrmChild XfrmDataplane::child_of(const ike::DataplaneOp& op, std::uint32_t replay_window) {
   platform::XfrmChild c;
   c.local = op.local;
   c.remote = op.remote;
@@ -68,7 +68,7 @@ platform::XfrmChild XfrmKernelDataplane::child_of(const ike::DataplaneOp& op, st
   return c;
 }
 
-void XfrmKernelDataplane::record_error(const char* op, const platform::SysError& e) {
+void XfrmDataplane::record_error(const char* op, const platform::SysError& e) {
   spdlog::error("xfrm {} failed: {} ({})", op, e.message(), errno_name(e.code));
   // The usual cause on a new host, said once rather than with every Child SA.
   if ((e.code == EPROTONOSUPPORT || e.code == ENOSYS) && (!last_error_ || last_error_->code != e.code))
@@ -77,13 +77,13 @@ void XfrmKernelDataplane::record_error(const char* op, const platform::SysError&
   last_error_ = e;
 }
 
-void XfrmKernelDataplane::apply(const ike::DataplaneOp& op) {
+void XfrmDataplane::apply(const ike::DataplaneOp& op) {
   using Kind = ike::DataplaneOp::Kind;
   switch (op.kind) {
     case Kind::kInstall: {
       platform::XfrmChild child = child_of(op, replay_window_);
       auto r = xfrm_.install(op.child_sa_id, child);
-      // XfrmDataplane keeps (and later wipes) its own copy of the keys.
+      // XfrmChildSas keeps (and later wipes) its own copy of the keys.
       for (Bytes* b : {&child.in.encr_key, &child.in.integ_key, &child.out.encr_key, &child.out.integ_key})
         wipe(*b);
       if (!r) {
@@ -125,7 +125,7 @@ void XfrmKernelDataplane::apply(const ike::DataplaneOp& op) {
       break;
     }
     case Kind::kActivateOutbound:
-      // XfrmDataplane installs both SAs of a Child SA at once, so a rekey responder's
+      // XfrmChildSas installs both SAs of a Child SA at once, so a rekey responder's
       // outbound SA is already live (the kernel sends on the newest SA of a reqid) and
       // the initiator may drop what arrives before it has processed our response.
       // Holding the outbound SA back needs a split install in platform/xfrm.
@@ -134,7 +134,7 @@ void XfrmKernelDataplane::apply(const ike::DataplaneOp& op) {
   }
 }
 
-std::optional<ChildTraffic> XfrmKernelDataplane::traffic(std::uint64_t child_sa_id) const {
+std::optional<ChildTraffic> XfrmDataplane::traffic(std::uint64_t child_sa_id) const {
   if (!xfrm_.contains(child_sa_id)) return std::nullopt;
   auto u = xfrm_.usage(child_sa_id);
   if (!u) {
@@ -148,7 +148,7 @@ std::optional<ChildTraffic> XfrmKernelDataplane::traffic(std::uint64_t child_sa_
   return ChildTraffic{u->in.bytes, u->out.bytes, u->in.packets, u->out.packets, {}};
 }
 
-nlohmann::json XfrmKernelDataplane::stats() const {
+nlohmann::json XfrmDataplane::stats() const {
   nlohmann::json last = nullptr;
   if (last_error_)
     last = {{"errno", last_error_->code}, {"name", errno_name(last_error_->code)}, {"message", last_error_->message()}};
@@ -167,7 +167,7 @@ nlohmann::json XfrmKernelDataplane::stats() const {
           {"esp_udp_dropped", stats_.esp_udp_dropped}};
 }
 
-void XfrmKernelDataplane::on_udp_esp(std::span<std::uint8_t>, const Endpoint&, const Endpoint&) {
+void XfrmDataplane::on_udp_esp(std::span<std::uint8_t>, const Endpoint&, const Endpoint&) {
   // With UDP_ENCAP on the NAT-T socket the kernel takes ESP before the socket sees it;
   // what still arrives here is too short to be ESP for the kernel or came before the
   // option was set.

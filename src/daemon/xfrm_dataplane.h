@@ -1,5 +1,5 @@
 // dataplane = "xfrm": the Linux kernel does ESP. Every DataplaneOp becomes netlink
-// requests through platform::XfrmDataplane (SAs, out/in/fwd policies, MIGRATE); the
+// requests through platform::XfrmChildSas (SAs, out/in/fwd policies, MIGRATE); the
 // kernel then encrypts what its policies select and decrypts what arrives, plain or
 // UDP-encapsulated on the NAT-T socket (UDP_ENCAP, see prepare_ike_socket_for_xfrm).
 //
@@ -21,15 +21,15 @@
 
 namespace mobike::daemon {
 
-class XfrmKernelDataplane final : public Dataplane {
+class XfrmDataplane final : public Dataplane {
  public:
   // Opens the NETLINK_XFRM socket.
-  static Expected<std::unique_ptr<XfrmKernelDataplane>, std::string> create(const DaemonConfig& config);
+  static Expected<std::unique_ptr<XfrmDataplane>, std::string> create(const DaemonConfig& config);
   // On any transport (tests); `kernel` must outlive the data plane.
-  XfrmKernelDataplane(platform::XfrmTransport& kernel, const DaemonConfig& config);
+  XfrmDataplane(platform::XfrmTransport& kernel, const DaemonConfig& config);
   // Removes whatever is still installed: the kernel would otherwise keep enforcing our
   // policies after the daemon is gone.
-  ~XfrmKernelDataplane() override;
+  ~XfrmDataplane() override;
 
   void apply(const ike::DataplaneOp& op) override;
   std::optional<ChildTraffic> traffic(std::uint64_t child_sa_id) const override;
@@ -44,7 +44,7 @@ class XfrmKernelDataplane final : public Dataplane {
 
   std::unique_ptr<platform::XfrmSocket> socket_;  // when create() opened it
   // usage() only reads from the kernel, but is not const; traffic() is.
-  mutable platform::XfrmDataplane xfrm_;
+  mutable platform::XfrmChildSas xfrm_;
   std::uint32_t replay_window_;
   struct {
     std::uint64_t installs = 0, removals = 0, updates = 0;

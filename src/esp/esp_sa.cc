@@ -7,6 +7,7 @@
 #include <cstring>
 #include <numeric>
 
+#include "common/transform_ids.h"
 #include "esp/inner_packet.h"
 
 namespace mobike::esp {
@@ -35,8 +36,13 @@ std::uint64_t SaCounters::dropped_total() const {
 
 namespace {
 
-constexpr std::uint16_t kEncrAesCbc = 12, kEncrAesGcm16 = 20, kEncrChaCha20Poly1305 = 28;
-constexpr std::uint16_t kIntegSha256 = 12, kIntegSha384 = 13, kIntegSha512 = 14;
+// The transform ids as the engine hands them over (plain numbers, for switch cases).
+constexpr std::uint16_t kEncrAesCbc = transform_number(EncrId::kAesCbc);
+constexpr std::uint16_t kEncrAesGcm16 = transform_number(EncrId::kAesGcm16);
+constexpr std::uint16_t kEncrChaCha20Poly1305 = transform_number(EncrId::kChaCha20Poly1305);
+constexpr std::uint16_t kIntegSha256 = transform_number(IntegId::kHmacSha256_128);
+constexpr std::uint16_t kIntegSha384 = transform_number(IntegId::kHmacSha384_192);
+constexpr std::uint16_t kIntegSha512 = transform_number(IntegId::kHmacSha512_256);
 constexpr std::uint8_t kNextHeaderIpv4 = 4, kNextHeaderIpv6 = 41, kNextHeaderNone = 59;
 // Larger than any IPv4 or (non-jumbo) IPv6 packet; keeps every length an OpenSSL int.
 constexpr std::size_t kMaxInner = 65535 + 40;

@@ -270,29 +270,29 @@ Expected<void, SysError> XfrmSocket::exchange(ByteView message, Bytes* reply) {
   return {};
 }
 
-// ------------------------------------------------------------------------- XfrmDataplane
+// ------------------------------------------------------------------------- XfrmChildSas
 
-bool XfrmDataplane::PolicyKeyLess::operator()(const PolicyKey& a, const PolicyKey& b) const {
+bool XfrmChildSas::PolicyKeyLess::operator()(const PolicyKey& a, const PolicyKey& b) const {
   return std::make_tuple(selector_tuple(a.selector), static_cast<int>(a.dir)) <
          std::make_tuple(selector_tuple(b.selector), static_cast<int>(b.dir));
 }
 
-XfrmDataplane::XfrmDataplane(XfrmTransport& kernel, std::uint32_t first_reqid)
+XfrmChildSas::XfrmChildSas(XfrmTransport& kernel, std::uint32_t first_reqid)
     : kernel_(kernel), next_reqid_(first_reqid == 0 ? 1 : first_reqid) {}
 
-std::optional<std::uint32_t> XfrmDataplane::reqid(std::uint64_t child_id) const {
+std::optional<std::uint32_t> XfrmChildSas::reqid(std::uint64_t child_id) const {
   auto it = children_.find(child_id);
   if (it == children_.end()) return std::nullopt;
   return it->second.reqid;
 }
 
-std::vector<XfrmPolicy> XfrmDataplane::policies() const {
+std::vector<XfrmPolicy> XfrmChildSas::policies() const {
   std::vector<XfrmPolicy> out;
   for (const auto& [key, rec] : policies_) out.push_back(rec.policy);
   return out;
 }
 
-XfrmSa XfrmDataplane::sa_of(const XfrmChild& c, std::uint32_t reqid, bool inbound) {
+XfrmSa XfrmChildSas::sa_of(const XfrmChild& c, std::uint32_t reqid, bool inbound) {
   XfrmSa sa;
   sa.local = c.local;
   sa.remote = c.remote;
@@ -306,7 +306,7 @@ XfrmSa XfrmDataplane::sa_of(const XfrmChild& c, std::uint32_t reqid, bool inboun
   return sa;
 }
 
-std::uint32_t XfrmDataplane::acquire_reqid(const std::string& key) {
+std::uint32_t XfrmChildSas::acquire_reqid(const std::string& key) {
   auto& rec = reqids_[key];
   if (rec.refs++ == 0) {
     rec.reqid = next_reqid_++;
@@ -315,12 +315,12 @@ std::uint32_t XfrmDataplane::acquire_reqid(const std::string& key) {
   return rec.reqid;
 }
 
-void XfrmDataplane::release_reqid(const std::string& key) {
+void XfrmChildSas::release_reqid(const std::string& key) {
   auto it = reqids_.find(key);
   if (it != reqids_.end() && --it->second.refs <= 0) reqids_.erase(it);
 }
 
-Expected<void, SysError> XfrmDataplane::release_policy(const PolicyKey& key) {
+Expected<void, SysError> XfrmChildSas::release_policy(const PolicyKey& key) {
   auto it = policies_.find(key);
   if (it == policies_.end()) return {};
   if (--it->second.refs > 0) return {};
@@ -333,7 +333,7 @@ Expected<void, SysError> XfrmDataplane::release_policy(const PolicyKey& key) {
   return {};
 }
 
-Expected<void, SysError> XfrmDataplane::install(std::uint64_t child_id, const XfrmChild& child) {
+Expected<void, SysError> XfrmChildSas::install(std::uint64_t child_id, const XfrmChild& child) {
   const std::string where = "xfrm install child " + std::to_string(child_id);
   if (contains(child_id)) return unexpected(SysError{EEXIST, where + ": already installed"});
   if (child.local.address.family() != child.remote.address.family())
@@ -409,7 +409,7 @@ Expected<void, SysError> XfrmDataplane::install(std::uint64_t child_id, const Xf
   return {};
 }
 
-Expected<void, SysError> XfrmDataplane::remove(std::uint64_t child_id) {
+Expected<void, SysError> XfrmChildSas::remove(std::uint64_t child_id) {
   const std::string where = "xfrm remove child " + std::to_string(child_id);
   auto it = children_.find(child_id);
   if (it == children_.end()) return unexpected(SysError{ENOENT, where + ": not installed"});
@@ -436,7 +436,7 @@ Expected<void, SysError> XfrmDataplane::remove(std::uint64_t child_id) {
   return {};
 }
 
-Expected<void, SysError> XfrmDataplane::remove_all() {
+Expected<void, SysError> XfrmChildSas::remove_all() {
   std::optional<SysError> first;
   while (!children_.empty()) {
     auto r = remove(children_.begin()->first);
@@ -446,7 +446,7 @@ Expected<void, SysError> XfrmDataplane::remove_all() {
   return {};
 }
 
-Expected<XfrmChildUsage, SysError> XfrmDataplane::usage(std::uint64_t child_id) {
+Expected<XfrmChildUsage, SysError> XfrmChildSas::usage(std::uint64_t child_id) {
   const std::string where = "xfrm usage child " + std::to_string(child_id);
   auto it = children_.find(child_id);
   if (it == children_.end()) return unexpected(SysError{ENOENT, where + ": not installed"});
@@ -465,7 +465,7 @@ Expected<XfrmChildUsage, SysError> XfrmDataplane::usage(std::uint64_t child_id) 
 // Brings one SA to the target endpoints after the policies moved; true if it had to be
 // touched. The SA may already be there (MIGRATE took it along), need only new
 // encapsulation ports, or have to be re-created with its counters.
-Expected<bool, SysError> XfrmDataplane::move_sa(const Installed& st, bool inbound,
+Expected<bool, SysError> XfrmChildSas::move_sa(const Installed& st, bool inbound,
                                                 const XfrmChild& target, XfrmUpdateReport& report) {
   XfrmSa want = sa_of(target, st.reqid, inbound);
   XfrmSa old = sa_of(st.child, st.reqid, inbound);
@@ -526,7 +526,7 @@ Expected<bool, SysError> XfrmDataplane::move_sa(const Installed& st, bool inboun
   return true;
 }
 
-Expected<XfrmUpdateReport, SysError> XfrmDataplane::update_addresses(std::uint64_t child_id,
+Expected<XfrmUpdateReport, SysError> XfrmChildSas::update_addresses(std::uint64_t child_id,
                                                                      const Endpoint& local,
                                                                      const Endpoint& remote,
                                                                      bool udp_encap) {

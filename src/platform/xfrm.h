@@ -107,10 +107,12 @@ struct XfrmUpdateReport {
   std::optional<SysError> migrate_error;  // why MIGRATE was not used, if it was refused
 };
 
-class XfrmDataplane {
+// The kernel's SAs and policies of our Child SAs: one entry per Child SA, installed,
+// moved and removed as a whole.
+class XfrmChildSas {
  public:
   // `kernel` must outlive the data plane. Reqids are allocated from first_reqid up.
-  explicit XfrmDataplane(XfrmTransport& kernel, std::uint32_t first_reqid = 1);
+  explicit XfrmChildSas(XfrmTransport& kernel, std::uint32_t first_reqid = 1);
 
   // Installs both SAs, then the policies (an outbound policy without its SA would make
   // the kernel drop traffic and ask for a new SA). On failure, what this call installed

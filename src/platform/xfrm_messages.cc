@@ -17,16 +17,18 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/transform_ids.h"
+
 namespace mobike::platform {
 namespace {
 
-// IKEv2 transform ids (IANA "Transform Type 1/3" registries).
-constexpr std::uint16_t kEncrAesCbc = 12;
-constexpr std::uint16_t kEncrAesGcm16 = 20;
-constexpr std::uint16_t kEncrChaCha20Poly1305 = 28;
-constexpr std::uint16_t kIntegSha256_128 = 12;
-constexpr std::uint16_t kIntegSha384_192 = 13;
-constexpr std::uint16_t kIntegSha512_256 = 14;
+// The transform ids as the engine hands them over (plain numbers, for switch cases).
+constexpr std::uint16_t kEncrAesCbc = transform_number(EncrId::kAesCbc);
+constexpr std::uint16_t kEncrAesGcm16 = transform_number(EncrId::kAesGcm16);
+constexpr std::uint16_t kEncrChaCha20Poly1305 = transform_number(EncrId::kChaCha20Poly1305);
+constexpr std::uint16_t kIntegSha256_128 = transform_number(IntegId::kHmacSha256_128);
+constexpr std::uint16_t kIntegSha384_192 = transform_number(IntegId::kHmacSha384_192);
+constexpr std::uint16_t kIntegSha512_256 = transform_number(IntegId::kHmacSha512_256);
 constexpr std::size_t kAeadSaltBytes = 4;
 constexpr std::uint32_t kAeadIcvBits = 128;
 

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "common/transform_ids.h"
+
 namespace mobike::wire {
 
 enum class ExchangeType : std::uint8_t {
@@ -50,27 +52,11 @@ enum class TransformType : std::uint8_t {
   kEsn = 5,
 };
 
-enum class EncrId : std::uint16_t {
-  kAesCbc = 12,
-  kAesGcm16 = 20,
-  kChaCha20Poly1305 = 28,
-};
-enum class PrfId : std::uint16_t { kHmacSha256 = 5, kHmacSha384 = 6, kHmacSha512 = 7 };
-enum class IntegId : std::uint16_t {
-  kNone = 0,
-  kHmacSha256_128 = 12,
-  kHmacSha384_192 = 13,
-  kHmacSha512_256 = 14,
-};
-enum class DhGroup : std::uint16_t {
-  kNone = 0,
-  kModp2048 = 14,
-  kModp3072 = 15,
-  kEcp256 = 19,
-  kEcp384 = 20,
-  kCurve25519 = 31,
-};
-enum class EsnId : std::uint16_t { kNoEsn = 0, kEsn = 1 };
+using ::mobike::DhGroup;
+using ::mobike::EncrId;
+using ::mobike::EsnId;
+using ::mobike::IntegId;
+using ::mobike::PrfId;
 
 inline constexpr std::uint16_t kAttrKeyLength = 14;  // TV-format transform attribute
 

@@ -1,5 +1,5 @@
 // A line-driven client of the project's XFRM code (XfrmSocket, the message builders,
-// XfrmDataplane) for tests/netns/test_xfrm_kernel.py, which checks the kernel's view
+// XfrmChildSas) for tests/netns/test_xfrm_kernel.py, which checks the kernel's view
 // with ip(8). One answer line per command on stdout:
 //
 //   policy add DIR SRC/LEN DST/LEN TUN_SRC TUN_DST REQID PRIORITY
@@ -147,7 +147,7 @@ std::string do_policy(XfrmSocket& sock, std::istringstream& args) {
   return "error 22 EINVAL unknown policy command";
 }
 
-std::string do_child(XfrmDataplane& dp, std::istringstream& args) {
+std::string do_child(XfrmChildSas& dp, std::istringstream& args) {
   std::string verb, id_s;
   args >> verb >> id_s;
   auto id = parse_number(id_s);
@@ -203,7 +203,7 @@ int main() {
     std::cout << error_line(sock.error()) << std::endl;
     return 1;
   }
-  XfrmDataplane dp(*sock);
+  XfrmChildSas dp(*sock);
   std::cout << "ready" << std::endl;
   std::string line;
   while (std::getline(std::cin, line)) {

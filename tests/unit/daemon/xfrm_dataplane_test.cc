@@ -1,4 +1,4 @@
-// XfrmKernelDataplane against a scripted kernel: the netlink requests each DataplaneOp
+// XfrmDataplane against a scripted kernel: the netlink requests each DataplaneOp
 // turns into, and kernel refusals ending up in stats() instead of escaping apply().
 #include "daemon/xfrm_dataplane.h"
 
@@ -106,7 +106,7 @@ ike::DataplaneOp simple_op(ike::DataplaneOp::Kind kind, const ike::DataplaneOp& 
 }
 
 // The SA the kernel must get for one direction, written out field by field rather than
-// through XfrmKernelDataplane::child_of.
+// through XfrmDataplane::child_of.
 platform::XfrmSa expected_sa(const ike::DataplaneOp& op, bool inbound, std::uint32_t reqid,
                              std::uint32_t window) {
   platform::XfrmSa sa;
@@ -210,9 +210,9 @@ DaemonConfig config(std::uint32_t replay_window = 1024) {
   return c;
 }
 
-TEST(XfrmKernelDataplane, InstallSendsBothSasThenOutInFwdPolicies) {
+TEST(XfrmDataplane, InstallSendsBothSasThenOutInFwdPolicies) {
   FakeKernel k;
-  XfrmKernelDataplane dp(k, config());
+  XfrmDataplane dp(k, config());
   auto op = install_op(3, 0xc1000001, 0xc2000001);
   dp.apply(op);
 
@@ -248,9 +248,9 @@ TEST(XfrmKernelDataplane, InstallSendsBothSasThenOutInFwdPolicies) {
   EXPECT_TRUE(s["last_error"].is_null());
 }
 
-TEST(XfrmKernelDataplane, ReplayWindowIsCappedAtTheKernelsMaximum) {
+TEST(XfrmDataplane, ReplayWindowIsCappedAtTheKernelsMaximum) {
   FakeKernel k;
-  XfrmKernelDataplane dp(k, config(1u << 20));
+  XfrmDataplane dp(k, config(1u << 20));
   auto op = install_op(1, 0xc1000001, 0xc2000001);
   dp.apply(op);
   ASSERT_GE(k.sent.size(), 1u);
@@ -259,9 +259,9 @@ TEST(XfrmKernelDataplane, ReplayWindowIsCappedAtTheKernelsMaximum) {
   EXPECT_EQ(dp.stats()["installs"], 1);
 }
 
-TEST(XfrmKernelDataplane, DeleteRemovesSasThenPolicies) {
+TEST(XfrmDataplane, DeleteRemovesSasThenPolicies) {
   FakeKernel k;
-  XfrmKernelDataplane dp(k, config());
+  XfrmDataplane dp(k, config());
   auto op = install_op(3, 0xc1000001, 0xc2000001);
   dp.apply(op);
   std::size_t before = k.sent.size();
@@ -278,9 +278,9 @@ TEST(XfrmKernelDataplane, DeleteRemovesSasThenPolicies) {
   EXPECT_FALSE(dp.traffic(3));
 }
 
-TEST(XfrmKernelDataplane, RekeyedChildSharesPoliciesUntilTheLastOneGoes) {
+TEST(XfrmDataplane, RekeyedChildSharesPoliciesUntilTheLastOneGoes) {
   FakeKernel k;
-  XfrmKernelDataplane dp(k, config());
+  XfrmDataplane dp(k, config());
   auto old_op = install_op(3, 0xc1000001, 0xc2000001);
   auto new_op = install_op(4, 0xc1000002, 0xc2000002);
   dp.apply(old_op);
@@ -299,9 +299,9 @@ TEST(XfrmKernelDataplane, RekeyedChildSharesPoliciesUntilTheLastOneGoes) {
                                     XFRM_MSG_DELPOLICY}));
 }
 
-TEST(XfrmKernelDataplane, UpdateAddressesMigratesPoliciesAndSas) {
+TEST(XfrmDataplane, UpdateAddressesMigratesPoliciesAndSas) {
   FakeKernel k;
-  XfrmKernelDataplane dp(k, config());
+  XfrmDataplane dp(k, config());
   auto op = install_op(3, 0xc1000001, 0xc2000001);
   dp.apply(op);
   auto moved = simple_op(ike::DataplaneOp::Kind::kUpdateAddresses, op);
@@ -332,14 +332,14 @@ TEST(XfrmKernelDataplane, UpdateAddressesMigratesPoliciesAndSas) {
   EXPECT_EQ(k.sent[before], platform::build_sa_delete(ip("10.1.0.3"), ip("198.51.100.10"), 0xc2000001));
 }
 
-TEST(XfrmKernelDataplane, RefusedInstallIsCountedWithTheKernelsMessage) {
+TEST(XfrmDataplane, RefusedInstallIsCountedWithTheKernelsMessage) {
   FakeKernel k;
   k.on_request = [](const Bytes& m) -> Expected<void, SysError> {
     if (type_of(m) == XFRM_MSG_NEWSA)
       return unexpected(SysError{EPROTONOSUPPORT, "XFRM_MSG_NEWSA (kernel: Requested type not found)"});
     return {};
   };
-  XfrmKernelDataplane dp(k, config());
+  XfrmDataplane dp(k, config());
   auto op = install_op(3, 0xc1000001, 0xc2000001);
   EXPECT_NO_THROW(dp.apply(op));
   // The first SA was refused: nothing else may follow, in particular no policy that
@@ -367,9 +367,9 @@ TEST(XfrmKernelDataplane, RefusedInstallIsCountedWithTheKernelsMessage) {
   EXPECT_EQ(dp.stats()["removals"], 0);
 }
 
-TEST(XfrmKernelDataplane, RefusedRemoveAndUpdateAreCounted) {
+TEST(XfrmDataplane, RefusedRemoveAndUpdateAreCounted) {
   FakeKernel k;
-  XfrmKernelDataplane dp(k, config());
+  XfrmDataplane dp(k, config());
   auto op = install_op(3, 0xc1000001, 0xc2000001);
   dp.apply(op);
   k.on_request = [](const Bytes& m) -> Expected<void, SysError> {
@@ -393,9 +393,9 @@ TEST(XfrmKernelDataplane, RefusedRemoveAndUpdateAreCounted) {
   EXPECT_EQ(s["child_sas"], 0);
 }
 
-TEST(XfrmKernelDataplane, TrafficComesFromTheKernelsCounters) {
+TEST(XfrmDataplane, TrafficComesFromTheKernelsCounters) {
   FakeKernel k;
-  XfrmKernelDataplane dp(k, config());
+  XfrmDataplane dp(k, config());
   auto op = install_op(3, 0xc1000001, 0xc2000001);
   dp.apply(op);
   k.on_query = [&](const Bytes& q) -> Expected<Bytes, SysError> {
@@ -418,26 +418,26 @@ TEST(XfrmKernelDataplane, TrafficComesFromTheKernelsCounters) {
   EXPECT_FALSE(dp.traffic(99));
 }
 
-TEST(XfrmKernelDataplane, UdpEspReachingTheDaemonIsCountedAndDropped) {
+TEST(XfrmDataplane, UdpEspReachingTheDaemonIsCountedAndDropped) {
   FakeKernel k;
-  XfrmKernelDataplane dp(k, config());
+  XfrmDataplane dp(k, config());
   std::uint8_t packet[16] = {0xc1, 0, 0, 1};
   dp.on_udp_esp(packet, {ip("10.1.0.2"), 4500}, {ip("198.51.100.10"), 4500});
   EXPECT_EQ(dp.stats()["esp_udp_dropped"], 1);
   EXPECT_TRUE(k.sent.empty());
 }
 
-TEST(XfrmKernelDataplane, DestructionRemovesWhatIsLeft) {
+TEST(XfrmDataplane, DestructionRemovesWhatIsLeft) {
   FakeKernel k;
   {
-    XfrmKernelDataplane dp(k, config());
+    XfrmDataplane dp(k, config());
     dp.apply(install_op(3, 0xc1000001, 0xc2000001));
   }
   EXPECT_EQ(k.types(5), (Types{XFRM_MSG_DELSA, XFRM_MSG_DELSA, XFRM_MSG_DELPOLICY, XFRM_MSG_DELPOLICY,
                                XFRM_MSG_DELPOLICY}));
 }
 
-TEST(XfrmKernelDataplane, SocketPreparationNamesTheFailingStep) {
+TEST(XfrmDataplane, SocketPreparationNamesTheFailingStep) {
   auto r = prepare_ike_socket_for_xfrm(-1, AddressFamily::kV4, true);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().find("exempt the IKE socket"), std::string::npos) << r.error();

@@ -1,4 +1,4 @@
-// XfrmDataplane against a scripted kernel: which messages go out, in which order, and
+// XfrmChildSas against a scripted kernel: which messages go out, in which order, and
 // what happens when the kernel refuses one (rollback, the MIGRATE fallback).
 #include <gtest/gtest.h>
 
@@ -127,9 +127,9 @@ std::pair<IpAddress, std::uint32_t> get_target(const Bytes& m) {
   return {addr, ntohl(id.spi)};
 }
 
-TEST(XfrmDataplane, InstallsBothSasThenOutInFwdPolicies) {
+TEST(XfrmChildSas, InstallsBothSasThenOutInFwdPolicies) {
   FakeKernel k;
-  XfrmDataplane dp(k);
+  XfrmChildSas dp(k);
   XfrmChild c = make_child();
   ASSERT_TRUE(dp.install(1, c));
   ASSERT_EQ(k.sent.size(), 5u);
@@ -143,7 +143,7 @@ TEST(XfrmDataplane, InstallsBothSasThenOutInFwdPolicies) {
   EXPECT_EQ(dp.policies().size(), 3u);
 }
 
-TEST(XfrmDataplane, FailedOutboundSaRemovesTheInboundOne) {
+TEST(XfrmChildSas, FailedOutboundSaRemovesTheInboundOne) {
   FakeKernel k;
   k.on_request = [](const Bytes&, std::size_t i) -> Expected<void, SysError> {
     if (i == 1)
@@ -151,7 +151,7 @@ TEST(XfrmDataplane, FailedOutboundSaRemovesTheInboundOne) {
           SysError{EPROTONOSUPPORT, "XFRM_MSG_NEWSA (kernel: Requested type not found)"});
     return {};
   };
-  XfrmDataplane dp(k);
+  XfrmChildSas dp(k);
   XfrmChild c = make_child();
   auto r = dp.install(1, c);
   ASSERT_FALSE(r);
@@ -165,13 +165,13 @@ TEST(XfrmDataplane, FailedOutboundSaRemovesTheInboundOne) {
   EXPECT_TRUE(dp.policies().empty());
 }
 
-TEST(XfrmDataplane, FailedPolicyRollsBackEverythingThisCallInstalled) {
+TEST(XfrmChildSas, FailedPolicyRollsBackEverythingThisCallInstalled) {
   FakeKernel k;
   k.on_request = [](const Bytes&, std::size_t i) -> Expected<void, SysError> {
     if (i == 3) return unexpected(SysError{ENOBUFS, "XFRM_MSG_NEWPOLICY"});
     return {};
   };
-  XfrmDataplane dp(k);
+  XfrmChildSas dp(k);
   XfrmChild c = make_child();
   auto r = dp.install(1, c);
   ASSERT_FALSE(r);
@@ -183,9 +183,9 @@ TEST(XfrmDataplane, FailedPolicyRollsBackEverythingThisCallInstalled) {
   EXPECT_TRUE(dp.policies().empty());
 }
 
-TEST(XfrmDataplane, BadKeysAreRefusedBeforeTheKernelIsTouched) {
+TEST(XfrmChildSas, BadKeysAreRefusedBeforeTheKernelIsTouched) {
   FakeKernel k;
-  XfrmDataplane dp(k);
+  XfrmChildSas dp(k);
   XfrmChild c = make_child();
   c.out.encr_key.resize(16);  // salt missing
   auto r = dp.install(1, c);
@@ -194,9 +194,9 @@ TEST(XfrmDataplane, BadKeysAreRefusedBeforeTheKernelIsTouched) {
   EXPECT_TRUE(k.sent.empty());
 }
 
-TEST(XfrmDataplane, RekeyedChildSharesReqidAndPolicies) {
+TEST(XfrmChildSas, RekeyedChildSharesReqidAndPolicies) {
   FakeKernel k;
-  XfrmDataplane dp(k);
+  XfrmChildSas dp(k);
   XfrmChild old_child = make_child();
   XfrmChild new_child = make_child(0xc1000002, 0xc2000002);
   ASSERT_TRUE(dp.install(1, old_child));
@@ -216,9 +216,9 @@ TEST(XfrmDataplane, RekeyedChildSharesReqidAndPolicies) {
   EXPECT_TRUE(dp.policies().empty());
 }
 
-TEST(XfrmDataplane, DifferentSelectorsGetDifferentReqids) {
+TEST(XfrmChildSas, DifferentSelectorsGetDifferentReqids) {
   FakeKernel k;
-  XfrmDataplane dp(k, 100);
+  XfrmChildSas dp(k, 100);
   XfrmChild a = make_child();
   XfrmChild b = make_child(0xc1000002, 0xc2000002);
   b.remote_ts = {ts4("10.3.0.0", "10.3.255.255")};
@@ -229,9 +229,9 @@ TEST(XfrmDataplane, DifferentSelectorsGetDifferentReqids) {
   EXPECT_EQ(dp.policies().size(), 6u);
 }
 
-TEST(XfrmDataplane, RemoveToleratesExpiredSasAndReportsRealFailures) {
+TEST(XfrmChildSas, RemoveToleratesExpiredSasAndReportsRealFailures) {
   FakeKernel k;
-  XfrmDataplane dp(k);
+  XfrmChildSas dp(k);
   ASSERT_TRUE(dp.install(1, make_child()));
   ASSERT_TRUE(dp.install(2, make_child(0xc1000002, 0xc2000002)));
   std::size_t before = k.sent.size();
@@ -272,9 +272,9 @@ Moved moved_child(bool encap_before, bool encap_after) {
   return m;
 }
 
-TEST(XfrmDataplane, UpdateMigratesPoliciesAndTheirSas) {
+TEST(XfrmChildSas, UpdateMigratesPoliciesAndTheirSas) {
   FakeKernel k;
-  XfrmDataplane dp(k);
+  XfrmChildSas dp(k);
   Moved m = moved_child(false, true);
   ASSERT_TRUE(dp.install(1, m.before));
   std::size_t before = k.sent.size();
@@ -319,9 +319,9 @@ struct OldPlaceKernel {
   }
 };
 
-TEST(XfrmDataplane, RefusedMigrateFallsBackToPolicyUpdateAndSaReinstall) {
+TEST(XfrmChildSas, RefusedMigrateFallsBackToPolicyUpdateAndSaReinstall) {
   FakeKernel k;
-  XfrmDataplane dp(k);
+  XfrmChildSas dp(k);
   OldPlaceKernel kernel{moved_child(false, true)};
   const Moved& m = kernel.m;
   ASSERT_TRUE(dp.install(1, m.before));
@@ -372,9 +372,9 @@ TEST(XfrmDataplane, RefusedMigrateFallsBackToPolicyUpdateAndSaReinstall) {
   for (auto t : k.types(second)) EXPECT_NE(t, XFRM_MSG_MIGRATE);
 }
 
-TEST(XfrmDataplane, MigrateNotTriedWhenEncapsulationIsDropped) {
+TEST(XfrmChildSas, MigrateNotTriedWhenEncapsulationIsDropped) {
   FakeKernel k;
-  XfrmDataplane dp(k);
+  XfrmChildSas dp(k);
   OldPlaceKernel kernel{moved_child(true, false)};
   ASSERT_TRUE(dp.install(1, kernel.m.before));
   std::size_t before = k.sent.size();
@@ -392,9 +392,9 @@ TEST(XfrmDataplane, MigrateNotTriedWhenEncapsulationIsDropped) {
   }
 }
 
-TEST(XfrmDataplane, NewNatPortOnlyUpdatesTheSasInPlace) {
+TEST(XfrmChildSas, NewNatPortOnlyUpdatesTheSasInPlace) {
   FakeKernel k;
-  XfrmDataplane dp(k);
+  XfrmChildSas dp(k);
   XfrmChild c = make_child();
   c.udp_encap = true;
   ASSERT_TRUE(dp.install(1, c));
@@ -418,9 +418,9 @@ TEST(XfrmDataplane, NewNatPortOnlyUpdatesTheSasInPlace) {
   EXPECT_EQ(k.sent[before + 1], *upd);
 }
 
-TEST(XfrmDataplane, UpdateFailsWhenTheSaIsGone) {
+TEST(XfrmChildSas, UpdateFailsWhenTheSaIsGone) {
   FakeKernel k;
-  XfrmDataplane dp(k);
+  XfrmChildSas dp(k);
   Moved m = moved_child(false, false);
   ASSERT_TRUE(dp.install(1, m.before));
   // MIGRATE succeeds for the policies but the kernel has no SA anywhere (expired).
@@ -430,9 +430,9 @@ TEST(XfrmDataplane, UpdateFailsWhenTheSaIsGone) {
   EXPECT_NE(r.error().context.find("inbound SA"), std::string::npos) << r.error().context;
 }
 
-TEST(XfrmDataplane, UsageReadsBothSas) {
+TEST(XfrmChildSas, UsageReadsBothSas) {
   FakeKernel k;
-  XfrmDataplane dp(k);
+  XfrmChildSas dp(k);
   XfrmChild c = make_child();
   ASSERT_TRUE(dp.install(1, c));
   k.on_query = [&](const Bytes& q) -> Expected<Bytes, SysError> {
@@ -448,9 +448,9 @@ TEST(XfrmDataplane, UsageReadsBothSas) {
   EXPECT_EQ(dp.usage(9).error().code, ENOENT);
 }
 
-TEST(XfrmDataplane, RemoveAllEmptiesTheKernelState) {
+TEST(XfrmChildSas, RemoveAllEmptiesTheKernelState) {
   FakeKernel k;
-  XfrmDataplane dp(k);
+  XfrmChildSas dp(k);
   ASSERT_TRUE(dp.install(1, make_child()));
   XfrmChild other = make_child(0xc1000009, 0xc2000009);
   other.local_ts = {ts4("10.5.0.0", "10.5.0.255")};
