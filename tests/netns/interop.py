@@ -8,7 +8,8 @@ run for mobiked <-> strongSwan (both roles) and mobiked <-> mobiked.
 import time
 
 from mobiked import MConn, Mobiked
-from netns import Charon, Conn, Failure, Lab, check, child_sas, established, log, nat_topology, wait_until
+from netns import Charon, Conn, Failure, Lab, check, child_sas, established, log, wait_until
+from topology import nat_topology
 
 NAME = "tunnel"
 

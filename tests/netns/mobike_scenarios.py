@@ -8,9 +8,10 @@ change.
     ini eth1 10.2.0.2 -- natb in0 10.2.0.1 | out0 198.51.100.3 ---------------------+
     inner (traffic selectors): ini 192.0.2.1/32 on lo, res 203.0.113.1/32 on lo
 
-Both NATs are Linux MASQUERADE with conntrack-state filtering (netns.setup_nat) and drop
-packets from any source outside their inside prefix. The initiator prefers uplink A
-(default route metric 100) over uplink B (metric 200).
+(topology.TwoUplinkTopology.) Both NATs are Linux MASQUERADE with conntrack-state
+filtering (topology.setup_nat) and drop packets from any source outside their inside
+prefix. The initiator prefers uplink A (default route metric 100) over uplink B (metric
+200).
 
 Scenarios (run_scenario(lab, n, ini_kind, res_kind)):
   1. NAT A's public address changes: its outside interface has 198.51.100.2 and .4; the
@@ -52,15 +53,14 @@ import traceback
 from dataclasses import dataclass, field
 
 from mobiked import MConn, Mobiked
-from netns import (Charon, Conn, Failure, Lab, Namespace, check, child_sas, log, setup_nat, tail,
-                   wait_until)
+from netns import Charon, Conn, Failure, Lab, Namespace, check, child_sas, log, tail, wait_until
+from topology import INI_INNER, RES_ADDR, RES_ADDR2, RES_INNER, TwoUplinkTopology
 
 NAME = "mob"
-INI_INNER, RES_INNER = "192.0.2.1", "203.0.113.1"
-RES_ADDR, RES_ADDR2 = "198.51.100.10", "198.51.100.20"
-INI_A, INI_B = "10.1.0.2", "10.2.0.2"
-GW_A, GW_B = "10.1.0.1", "10.2.0.1"
-NAT_A_PUB, NAT_A_PUB2, NAT_B_PUB = "198.51.100.2", "198.51.100.4", "198.51.100.3"
+# The two-uplink topology's addresses, as the scenarios name them.
+INI_A, GW_A, NAT_A_PUB, NAT_A_PUB2 = (TwoUplinkTopology.INI_A, TwoUplinkTopology.GW_A,
+                                      TwoUplinkTopology.NAT_A_PUB, TwoUplinkTopology.NAT_A_PUB2)
+INI_B, NAT_B_PUB = TwoUplinkTopology.INI_B, TwoUplinkTopology.NAT_B_PUB
 INI_ID, RES_ID = "ini@mobike.test", "res@mobike.test"
 
 MOBIKED, STRONGSWAN = "mobiked", "strongSwan"
@@ -80,59 +80,6 @@ TITLES = {
 
 def pairing_name(ini_kind: str, res_kind: str) -> str:
     return f"{ini_kind} initiator + {res_kind} responder"
-
-
-# --------------------------------------------------------------------------- topology
-
-
-class Topology:
-    """The namespaces of the module docstring. Uplink B (ini eth1 <-> natb in0) exists
-    from the start unless connect_b=False (scenario 3 plugs it in later)."""
-
-    def __init__(self, lab: Lab, *, connect_b: bool = True, nat_a_second: bool = False):
-        self.lab = lab
-        self.ini, self.nata, self.natb, self.wan, self.res = (
-            lab.namespace(r) for r in ("ini", "nata", "natb", "wan", "res"))
-        lab.veth(self.ini, "eth0", self.nata, "in0")
-        lab.veth(self.nata, "out0", self.wan, "pa")
-        lab.veth(self.natb, "out0", self.wan, "pb")
-        lab.veth(self.res, "eth0", self.wan, "pr")
-        self.wan.ip("link", "add", "br0", "type", "bridge")
-        for dev in ("pa", "pb", "pr"):
-            self.wan.ip("link", "set", dev, "master", "br0")
-        self.wan.link_up("br0")
-        self.ini.add_address("eth0", INI_A + "/24")
-        self.ini.add_address("lo", INI_INNER + "/32")
-        self.ini.ip("route", "add", "default", "via", GW_A, "metric", "100")
-        # Deleting the primary address must not take the secondary with it (scenario 1).
-        self.nata.sysctl("net.ipv4.conf.all.promote_secondaries", 1)
-        self.nata.sysctl("net.ipv4.conf.out0.promote_secondaries", 1)
-        self.nata.add_address("in0", GW_A + "/24")
-        self.nata.add_address("out0", NAT_A_PUB + "/24")
-        if nat_a_second:
-            # Same prefix as the responder: it reaches the new public address on-link.
-            self.nata.add_address("out0", NAT_A_PUB2 + "/24")
-        self.natb.add_address("out0", NAT_B_PUB + "/24")
-        for nat, inside in ((self.nata, "10.1.0.0/24"), (self.natb, "10.2.0.0/24")):
-            setup_nat(nat, inside, "out0", "in0")
-            # Like a real CPE (BCP 38), never forward a foreign source un-translated: while
-            # the initiator switches uplinks, packets still carrying the other uplink's
-            # address may leave through this one.
-            nat.iptables("-I", "FORWARD", "-i", "in0", "!", "-s", inside, "-j", "DROP")
-        self.res.add_address("eth0", RES_ADDR + "/24")
-        self.res.add_address("eth0", RES_ADDR2 + "/24")
-        self.res.add_address("lo", RES_INNER + "/32")
-        self.b_connected = False
-        if connect_b:
-            self.connect_b()
-
-    def connect_b(self) -> None:
-        """Plugs in uplink B: interface eth1 with 10.2.0.2, default route metric 200."""
-        self.lab.veth(self.ini, "eth1", self.natb, "in0")
-        self.natb.add_address("in0", GW_B + "/24")
-        self.ini.add_address("eth1", INI_B + "/24")
-        self.ini.ip("route", "add", "default", "via", GW_B, "metric", "200")
-        self.b_connected = True
 
 
 # --------------------------------------------------------------------------- peers
@@ -527,7 +474,7 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *,
     """One scenario for one pairing in `lab`. Raises Failure when it cannot continue."""
     r = Result(scenario, ini_kind, res_kind)
     log(f"scenario {scenario} ({TITLES[scenario]}): {r.pairing}")
-    topo = Topology(lab, connect_b=scenario in (2, 4), nat_a_second=scenario == 1)
+    topo = TwoUplinkTopology(lab, connect_b=scenario in (2, 4), nat_a_second=scenario == 1)
 
     if scenario == 1:
         # The initiator's liveness checks detect the new mapping; the responder's own must

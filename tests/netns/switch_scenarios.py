@@ -4,12 +4,12 @@ initiator behind a Linux NAT, a responder that moves its SAs from its old addres
 198.51.100.10 to its new address 198.51.100.20, a 10 ms ping through the tunnel and each
 peer's own view before and after.
 
-Scenarios 1 and 2 (netns.nat_topology, one segment outside the NAT):
+Scenarios 1 and 2 (topology.nat_topology, one segment outside the NAT):
 
     ini eth0 10.1.0.2 -- nat in0 10.1.0.1 | out0 198.51.100.2 -- res eth0 198.51.100.10, .20
 
-Scenario 3 (multihomed responder: two interfaces on two routed segments; "wan" is a
-router between the NAT's outside and the responder's two uplinks):
+Scenario 3 (topology.multihomed_responder_topology: two interfaces on two routed segments;
+"wan" is a router between the NAT's outside and the responder's two uplinks):
 
     ini eth0 10.1.0.2 -- nat in0 10.1.0.1 | out0 198.51.100.2/29 -- wan pn .1/29
                                         wan p0 198.51.100.9/29  -- res eth0 198.51.100.10/29 (default route metric 100)
@@ -18,7 +18,7 @@ router between the NAT's outside and the responder's two uplinks):
 
     inner (traffic selectors): ini 192.0.2.1/32 on lo, res 203.0.113.1/32 on lo
 
-The NAT is MASQUERADE with conntrack-state filtering (netns.setup_nat): a packet from
+The NAT is MASQUERADE with conntrack-state filtering (topology.setup_nat): a packet from
 198.51.100.20 reaches the initiator only once the initiator has sent one there. The
 NAT's conntrack table keeps per-direction packet counters (nf_conntrack_acct) so the
 mapping to the new address can be shown to carry the traffic.
@@ -67,11 +67,13 @@ from mobike_scenarios import (INI_ID, INI_INNER, MOBIKED, NAME, RES_ID, RES_INNE
                               SwanSide)
 from mobike_scenarios import RES_ADDR as OLD, RES_ADDR2 as NEW
 from mobiked import MConn, Mobiked
-from netns import Failure, Lab, Namespace, Skip, check, log, nat_topology, setup_nat, tail, wait_until
+from netns import Failure, Lab, Namespace, Skip, check, log, tail, wait_until
+from topology import (INI_ADDR, NAT_OUTSIDE, MultihomedResponderTopology, NatTopology, multihomed_responder_topology,
+                      nat_topology)
 
-INI_ADDR, NAT_PUB = "10.1.0.2", "198.51.100.2"
+NAT_PUB = NAT_OUTSIDE  # the initiator's public address
 ABSENT = "198.51.100.30"  # in switch_prefer (scenario 3), never configured anywhere
-ETH1_PRIMARY = "198.51.100.19"  # scenario 3: the responder's route source once eth0 is down
+ETH1_PRIMARY = MultihomedResponderTopology.RES_ETH1_PRIMARY  # scenario 3: the route's source once eth0 is down
 INI_DPD_S = 2.0  # the initiator's dpd_delay; the responder's is 30 s
 SWITCH_NOTIFY = 61440  # mobiked's default switch_notify_type (private range)
 
@@ -90,62 +92,35 @@ OUTCOME_TIMEOUT = {MOBIKED: 15.0, STRONGSWAN: 45.0}
 # --------------------------------------------------------------------------- topology
 
 
-class Topology:
-    def __init__(self, lab: Lab, multihomed: bool):
-        self.multihomed = multihomed
-        if not multihomed:
-            t = nat_topology(lab)
-            self.ini, self.nat, self.res = t.ini, t.nat, t.res
-            # Deleting the primary 198.51.100.10 must leave the secondary .20 in place.
-            for dev in ("all", "default", "eth0"):
-                self.res.sysctl(f"net.ipv4.conf.{dev}.promote_secondaries", 1)
-        else:
-            self.ini, self.nat, self.wan, self.res = (lab.namespace(r) for r in ("ini", "nat", "wan", "res"))
-            lab.veth(self.ini, "eth0", self.nat, "in0")
-            lab.veth(self.nat, "out0", self.wan, "pn")
-            lab.veth(self.res, "eth0", self.wan, "p0")
-            lab.veth(self.res, "eth1", self.wan, "p1")
-            self.ini.add_address("eth0", INI_ADDR + "/24")
-            self.ini.add_address("lo", INI_INNER + "/32")
-            self.ini.add_route("default", via="10.1.0.1")
-            self.nat.add_address("in0", "10.1.0.1/24")
-            self.nat.add_address("out0", NAT_PUB + "/29")
-            self.nat.add_route("default", via="198.51.100.1")
-            setup_nat(self.nat, "10.1.0.0/24", "out0", "in0")
-            self.wan.sysctl("net.ipv4.ip_forward", 1)
-            for dev in ("all", "default"):
-                self.wan.sysctl(f"net.ipv4.conf.{dev}.rp_filter", 0)
-            self.wan.add_address("pn", "198.51.100.1/29")
-            self.wan.add_address("p0", "198.51.100.9/29")
-            self.wan.add_address("p1", "198.51.100.17/29")
-            self.res.add_address("eth0", OLD + "/29")
-            # eth1's primary address, so the route's source address once eth0 is down: the
-            # switch must go to switch_prefer's first usable entry (.20) instead.
-            self.res.add_address("eth1", ETH1_PRIMARY + "/29")
-            self.res.add_address("eth1", NEW + "/29")
-            self.res.add_address("lo", RES_INNER + "/32")
-            # A multihomed host: either uplink may carry any of its addresses (loose).
-            for dev in ("all", "default", "eth0", "eth1"):
-                self.res.sysctl(f"net.ipv4.conf.{dev}.rp_filter", 2)
-            self.res.ip("route", "add", "default", "via", "198.51.100.9", "dev", "eth0", "metric", "100")
-            self.res.ip("route", "add", "default", "via", "198.51.100.17", "dev", "eth1", "metric", "200")
-            route = self.res.ip("route", "get", NAT_PUB).stdout
-            check(f"src {OLD}" in route, f"the responder does not reach the NAT from {OLD} at first: {route}")
-        # Per-direction packet counts in the NAT's conntrack entries.
-        self.nat.sysctl("net.netfilter.nf_conntrack_acct", 1)
+def make_topology(lab: Lab, scenario: int) -> NatTopology | MultihomedResponderTopology:
+    """Scenarios 1 and 2: the NAT topology, the responder's .10 and .20 on one interface;
+    scenario 3: the multihomed responder. Either way the NAT's conntrack entries count
+    packets per direction (nf_conntrack_acct)."""
+    if scenario == 3:
+        topo = multihomed_responder_topology(lab)
+    else:
+        topo = nat_topology(lab)
+        # Deleting the primary 198.51.100.10 must leave the secondary .20 in place.
+        for dev in ("all", "default", "eth0"):
+            topo.res.sysctl(f"net.ipv4.conf.{dev}.promote_secondaries", 1)
+    # Per-direction packet counts in the NAT's conntrack entries.
+    topo.nat.sysctl("net.netfilter.nf_conntrack_acct", 1)
+    return topo
 
-    def change(self, scenario: int) -> str:
-        if scenario == 2:
-            self.res.del_address("eth0", OLD + "/24")
-            left = self.res.addresses("eth0")
-            check(NEW in left, f"deleting {OLD} took {NEW} with it: eth0 has {left}")
-            return f"responder: {OLD} deleted from eth0"
-        if scenario == 3:
-            self.res.ip("link", "set", "dev", "eth0", "down")
-            route = self.res.ip("route", "get", NAT_PUB).stdout.splitlines()[0].strip()
-            check(f"src {ETH1_PRIMARY}" in route, f"with eth0 down the route's source is not {ETH1_PRIMARY}: {route}")
-            return f"responder: eth0 (the old address's interface) down; route now {route}"
-        raise ValueError(scenario)
+
+def change(topo: NatTopology, scenario: int) -> str:
+    """The change of scenarios 2 and 3 at the responder; returns what was done."""
+    if scenario == 2:
+        topo.res.del_address("eth0", OLD + "/24")
+        left = topo.res.addresses("eth0")
+        check(NEW in left, f"deleting {OLD} took {NEW} with it: eth0 has {left}")
+        return f"responder: {OLD} deleted from eth0"
+    if scenario == 3:
+        topo.res.ip("link", "set", "dev", "eth0", "down")
+        route = topo.res.ip("route", "get", NAT_PUB).stdout.splitlines()[0].strip()
+        check(f"src {ETH1_PRIMARY}" in route, f"with eth0 down the route's source is not {ETH1_PRIMARY}: {route}")
+        return f"responder: eth0 (the old address's interface) down; route now {route}"
+    raise ValueError(scenario)
 
 
 def conntrack_table(nat: Namespace) -> str:
@@ -372,7 +347,7 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *, quiet
         raise Failure("scenario 1 (operator switch) needs a mobiked responder: strongSwan has no such command")
     if before_dpd is not None and ini_kind != MOBIKED:
         raise Failure("before_dpd needs a mobiked initiator (its debug log times the liveness checks)")
-    topo = Topology(lab, multihomed=scenario == 3)
+    topo = make_topology(lab, scenario)
     res = make_peer(res_kind, lab, topo.res, initiator=False, scenario=scenario, quiet=quiet)
     ini = make_peer(ini_kind, lab, topo.ini, initiator=True, scenario=scenario,
                     quiet=quiet and before_dpd is None)
@@ -455,7 +430,7 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *, quiet
         r.problem(sas[0].get("sa") == res_before["id"] and sas[0].get("result") == "switched",
                   f"mobikectl switch: per-SA result {sas}")
     else:
-        log("  " + topo.change(scenario))
+        log("  " + change(topo, scenario))
 
     # ------------------------------------------------------------- the outcome
     deadline = t0 + OUTCOME_TIMEOUT[STRONGSWAN if STRONGSWAN in (ini.kind, res.kind) else MOBIKED]

@@ -14,7 +14,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from mobiked import MConn, Mobiked  # noqa: E402
 from netns import (Charon, Conn, Lab, check, child_sas, established, find_binary, log,  # noqa: E402
-                   nat_topology, require_commands, require_netns, require_strongswan, run_test)
+                   require_commands, require_netns, require_strongswan, run_test)
+from topology import nat_topology  # noqa: E402
 
 NAME = "tunnel"
 

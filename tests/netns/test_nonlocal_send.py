@@ -12,8 +12,8 @@ import sys
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from netns import (Lab, UdpProbe, check, find_binary, log, nat_topology,  # noqa: E402
-                   require_commands, require_netns, run_test)
+from netns import Lab, UdpProbe, check, find_binary, log, require_commands, require_netns, run_test  # noqa: E402
+from topology import nat_topology  # noqa: E402
 
 
 def test(lab: Lab) -> None:

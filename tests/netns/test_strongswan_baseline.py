@@ -13,8 +13,9 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from netns import (Charon, Conn, Lab, check, child_sas, established, log, nat_topology,  # noqa: E402
-                   require_commands, require_netns, require_strongswan, run_test, wait_until)
+from netns import (Charon, Conn, Lab, check, child_sas, established, log, require_commands,  # noqa: E402
+                   require_netns, require_strongswan, run_test, wait_until)
+from topology import nat_topology  # noqa: E402
 
 IKE = "baseline"
 

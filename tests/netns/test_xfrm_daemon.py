@@ -33,8 +33,9 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from mobiked import MConn, Mobiked  # noqa: E402
-from netns import (Lab, Skip, check, find_binary, log, nat_topology, require_commands,  # noqa: E402
-                   require_netns, run_test, wait_until)
+from netns import (Lab, Skip, check, find_binary, log, require_commands, require_netns,  # noqa: E402
+                   run_test, wait_until)
+from topology import nat_topology  # noqa: E402
 
 GUARD_REQID = "9999"  # the test's own IKE-path policies; the daemons allocate from 1
 NO_ESP = ("EPROTONOSUPPORT", "ENOSYS")
