@@ -51,6 +51,14 @@ the change to the SA being deleted (deleted_ms); for an operator switch the time
 
 Problems that do not stop the scenario (an address in a view, a counter) are collected
 in Result.problems; a broken precondition raises Failure.
+
+Entry points: run_scenario(lab, n, ini_kind, res_kind) runs scenario n for one pairing
+(peers.MOBIKED or peers.STRONGSWAN on each end) and returns its Result (the bench reads
+it); run_checked(lab, n) runs it for a netns test, failing on any problem (and, for
+mobiked on both ends, unless the SA moved). A new scenario needs a TITLES entry, its
+network in make_topology() if not the NAT topology, its change in change(), any
+peer settings of its own in make_peer(), and a test_switch_scenario<n>_<what>.py whose
+docstring says what it checks and that calls run_checked(lab, n).
 """
 
 from __future__ import annotations
@@ -60,17 +68,15 @@ import random
 import re
 import shutil
 import time
-from dataclasses import dataclass, field
 
-# Shared with issue 4's scenarios: the 10 ms ping, the strongSwan peer and its names.
-from mobike_scenarios import (INI_ID, INI_INNER, MOBIKED, NAME, RES_ID, RES_INNER, STRONGSWAN, Ping,
-                              SwanSide)
-from mobike_scenarios import RES_ADDR as OLD, RES_ADDR2 as NEW
-from mobiked import MConn, Mobiked
-from netns import Failure, Lab, Namespace, Skip, check, log, tail, wait_until
-from topology import (INI_ADDR, NAT_OUTSIDE, MultihomedResponderTopology, NatTopology, multihomed_responder_topology,
-                      nat_topology)
+from netns import (Failure, Lab, Namespace, Skip, check, find_binary, log, require_commands, require_netns,
+                   require_strongswan, tail, wait_until)
+from peers import MOBIKED, STRONGSWAN, MobikedPeer, Peer, SwanPeer
+from scenario import TUNNEL, Ping, Result, fmt_ms
+from topology import (INI_ADDR, INI_INNER, NAT_OUTSIDE, RES_ADDR, RES_ADDR2, RES_INNER, MultihomedResponderTopology,
+                      NatTopology, multihomed_responder_topology, nat_topology)
 
+OLD, NEW = RES_ADDR, RES_ADDR2  # the responder moves its SAs from OLD to NEW
 NAT_PUB = NAT_OUTSIDE  # the initiator's public address
 ABSENT = "198.51.100.30"  # in switch_prefer (scenario 3), never configured anywhere
 ETH1_PRIMARY = MultihomedResponderTopology.RES_ETH1_PRIMARY  # scenario 3: the route's source once eth0 is down
@@ -211,120 +217,26 @@ def delta(a: dict, b: dict) -> dict:
 # --------------------------------------------------------------------------- peers
 
 
-@dataclass
-class RConn(MConn):
-    """MConn with connection-level keys MConn does not know (switch_prefer, ...)."""
-    extra: dict = field(default_factory=dict)
-
-    def toml(self) -> str:
-        text = super().toml()
-        if not self.extra:
-            return text
-        lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in self.extra.items())
-        head, sep, rest = text.partition("\n  [[connection.child]]")
-        return head + "\n" + lines.rstrip("\n") + sep + rest
-
-
-def _port(v) -> int:
-    try:
-        return int(v)
-    except (TypeError, ValueError):
-        return -1
-
-
-class MobikedPeer:
-    kind = MOBIKED
-
-    def __init__(self, lab: Lab, ns: Namespace, *, initiator: bool, dpd: str, extra: dict | None = None,
-                 log_level: str = "debug"):
-        self.initiator = initiator
-        self.d = Mobiked(lab, ns, f"mobiked-{'ini' if initiator else 'res'}", dataplane="userspace",
-                         retransmit_timeout=1.0, retransmit_tries=4, log_level=log_level)
-        mine, theirs = (INI_INNER, RES_INNER) if initiator else (RES_INNER, INI_INNER)
-        self.d.start([RConn(
-            NAME, local_id=INI_ID if initiator else RES_ID, remote_id=RES_ID if initiator else None,
-            remote_addrs=[OLD] if initiator else ["%any"],
-            local_ts=[mine + "/32"], remote_ts=[theirs + "/32"], dpd_delay=dpd, extra=extra or {})])
-
-    def initiate(self) -> None:
-        self.d.ctl("initiate", NAME)
-
-    def raw(self) -> dict | None:
-        return self.d.sa(NAME)
-
-    def exists(self) -> bool:
-        return self.raw() is not None
-
-    def view(self) -> dict | None:
-        sa = self.d.sa(NAME)
-        if not sa or sa.get("state") != "ESTABLISHED":
-            return None
-        kids = [c for c in sa.get("children", []) if c.get("state") == "INSTALLED"]
-        if not kids:
-            return None
-        c = kids[0]
-        return {"id": sa["id"], "spi_i": sa["spi_i"].lower(), "spi_r": sa["spi_r"].lower(),
-                "local": (sa["local"]["addr"], _port(sa["local"]["port"])),
-                "remote": (sa["remote"]["addr"], _port(sa["remote"]["port"])),
-                "nat_local": bool(sa.get("nat_local")), "nat_remote": bool(sa.get("nat_remote")),
-                "spi_in": c["spi_in"].lower(), "spi_out": c["spi_out"].lower(), "children": len(kids),
-                "switch": sa.get("switch", "MISSING"), "switching_to": sa.get("switching_to"),
-                "peer_addresses": sa.get("peer_addresses")}
-
-    def stats(self) -> dict:
-        return self.d.stats()
-
-    def log_text(self) -> str:
-        return self.d.log_text()
-
-
-def make_peer(kind: str, lab: Lab, ns: Namespace, *, initiator: bool, scenario: int, quiet: bool):
-    """The responder leaves liveness checks to the initiator (dpd_delay 30s against 2s),
-    so that what a strongSwan initiator does by itself is what is observed."""
+def make_peer(kind: str, lab: Lab, ns: Namespace, *, initiator: bool, scenario: int, quiet: bool) -> Peer:
+    """The scenario's peer of `kind`, started: retransmissions from 1 s, 4 tries; mobiked
+    with the userspace data plane. The responder leaves liveness checks to the initiator
+    (dpd_delay 30s against 2s), so that what a strongSwan initiator does by itself is what
+    is observed. Scenario 3's mobiked responder has switch_prefer [ABSENT, NEW]."""
     if kind == MOBIKED:
         extra = {}
         if not initiator and scenario == 3:
             extra["switch_prefer"] = [ABSENT, NEW]
-        return MobikedPeer(lab, ns, initiator=initiator, dpd=f"{INI_DPD_S:g}s" if initiator else "30s",
-                           extra=extra, log_level="info" if quiet else "debug")
+        return MobikedPeer(lab, ns, TUNNEL, initiator=initiator, dpd=INI_DPD_S if initiator else 30,
+                           extra=extra, log_level="info" if quiet else "debug").start()
     if kind == STRONGSWAN:
         # charon's default log levels (ike 2) even when quiet: what it learns of the peer's
         # addresses is logged at level 2 and is part of the report.
-        return SwanSide(lab, ns, initiator=initiator, dpd=int(INI_DPD_S) if initiator else 30,
-                        retransmit=(1.0, 4))
+        return SwanPeer(lab, ns, TUNNEL, initiator=initiator, dpd=INI_DPD_S if initiator else 30,
+                        retransmit=(1.0, 4)).start()
     raise ValueError(kind)
 
 
 # --------------------------------------------------------------------------- scenarios
-
-
-@dataclass
-class Result:
-    scenario: int
-    ini_kind: str
-    res_kind: str
-    outcome: str = "unknown"  # moved | deleted | stuck
-    metrics: dict = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    facts: dict = field(default_factory=dict)
-
-    @property
-    def pairing(self) -> str:
-        return f"{self.ini_kind} initiator + {self.res_kind} responder"
-
-    def problem(self, cond: bool, message: str) -> None:
-        if not cond:
-            self.problems.append(message)
-            log(f"  problem: {message}")
-
-    def note(self, message: str) -> None:
-        self.notes.append(message)
-        log(f"  note: {message}")
-
-
-def fmt_ms(v) -> str:
-    return "-" if v is None else f"{v:.0f} ms"
 
 
 def describe(v: dict | None) -> str:
@@ -409,11 +321,11 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *, quiet
         time.sleep(phase)
 
     # ------------------------------------------------------------- the change
-    swan_log0 = {id(p): len(p.charon.log_text()) for p in (ini, res) if p.kind == STRONGSWAN}
+    swan_log0 = {id(p): len(p.log_text()) for p in (ini, res) if p.kind == STRONGSWAN}
     mob_log0 = {id(p): len(p.log_text()) for p in (ini, res) if p.kind == MOBIKED}
     t0 = time.time()
     if scenario == 1:
-        out = res.d.ctl("switch", "--sa", str(res_before["id"]), "--to", NEW, "--json", check=False)
+        out = res.mobiked.ctl("switch", "--sa", str(res_before["id"]), "--to", NEW, "--json", check=False)
         r.metrics["switch_cmd_ms"] = (time.time() - t0) * 1000
         try:
             answer = json.loads(out.stdout)
@@ -553,7 +465,7 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *, quiet
                 "child_established": s1["child"]["established"] - s0["child"]["established"]}
     for p in (ini, res):
         if p.kind == STRONGSWAN:
-            text = p.charon.log_text()[swan_log0[id(p)]:]
+            text = p.log_text()[swan_log0[id(p)]:]
             role = "initiator" if p is ini else "responder"
             r.facts[f"charon_{role}_after_change"] = summarize_charon(text)
         else:
@@ -575,7 +487,7 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *, quiet
     return r
 
 
-def check_after_move(r: Result, ini, res, before: dict, res_before: dict, iv: dict, rv: dict) -> None:
+def check_after_move(r: Result, ini: Peer, res: Peer, before: dict, res_before: dict, iv: dict, rv: dict) -> None:
     """Same SAs (no rekeying), both peers on the new path."""
     r.problem(iv["spi_i"] == before["spi_i"] and iv["spi_r"] == before["spi_r"],
               f"the IKE SA was re-keyed or replaced: {before['spi_i']}/{before['spi_r']} -> "
@@ -651,7 +563,6 @@ def summarize_charon(text: str) -> dict:
 
 
 def requires(strongswan: bool = False) -> None:
-    from netns import find_binary, require_commands, require_netns, require_strongswan
     require_netns()
     require_commands("iptables", "ping")
     if strongswan:

@@ -11,18 +11,19 @@ import sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from interop import MobikedPeer, SwanPeer, scenario  # noqa: E402,F401
+from interop import interop  # noqa: E402
 from netns import find_binary, require_commands, require_netns, require_strongswan, run_test  # noqa: E402
+from peers import MOBIKED, STRONGSWAN  # noqa: E402
 
 
 def requires():
     require_netns()
     require_commands("iptables")
-    if "SwanPeer" in ("MobikedPeer", "MobikedPeer"):
+    if STRONGSWAN in (MOBIKED, MOBIKED):
         require_strongswan()
     find_binary("mobiked")
     find_binary("mobikectl")
 
 
 if __name__ == "__main__":
-    run_test(lambda lab: scenario(lab, MobikedPeer, MobikedPeer), "mobiked <-> mobiked", requires=requires)
+    run_test(lambda lab: interop(lab, MOBIKED, MOBIKED), "mobiked <-> mobiked", requires=requires)
