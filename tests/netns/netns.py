@@ -19,6 +19,9 @@ process is gone (their names carry its pid), so leftovers never pile up.
 
 Exit codes of run_test: 0 pass, 1 fail, 77 skipped (ctest SKIP_RETURN_CODE).
 
+A test file with a line "netns-params: a b c" is registered as one ctest per parameter
+(netns.<name>.a, ...), which it gets as its one argument: netns_param() reads it.
+
 The test networks and their addresses are in topology.py.
 """
 
@@ -844,6 +847,25 @@ class UdpProbe(LineProbe):
 
 
 # --------------------------------------------------------------------------- test runner
+
+
+def netns_param(choices: Iterable[str]) -> str:
+    """The parameter of a test file with a "netns-params:" line: its one argument, one of
+    choices, which must be exactly the parameters that line declares (so that ctest runs
+    every one). Run by hand: python3 tests/netns/test_<name>.py PARAM."""
+    choices = list(choices)
+    script = Path(sys.argv[0])
+    m = re.search(r"^netns-params:(.*)$", script.read_text(), re.M)
+    declared = m.group(1).split() if m else []
+    if sorted(declared) != sorted(choices):
+        print(f"{script.name}: its netns-params line {declared} does not list its parameters {choices}",
+              file=sys.stderr, flush=True)
+        sys.exit(EXIT_FAIL)
+    if len(sys.argv) != 2 or sys.argv[1] not in choices:
+        print(f"usage: {script.name} {{{','.join(choices)}}}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_FAIL)
+    return sys.argv[1]
+
 
 
 def run_test(fn: Callable[[Lab], None], title: str, *, timeout: int = 240,

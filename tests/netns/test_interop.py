@@ -1,17 +1,49 @@
-"""The IKE interop scenario shared by the netns tests: establish through the NAT, check
-both peers' own views, DPD, rekey both SA kinds from both sides, delete from both sides.
+#!/usr/bin/env python3
+"""IKE interop through a Linux MASQUERADE NAT, one ctest per pairing of peers:
 
-A peer is mobiked or strongSwan behind one adapter (peers.py), so that the same checks
-run for mobiked <-> strongSwan (both roles) and mobiked <-> mobiked.
+netns-params: mobiked_initiator mobiked_pair mobiked_responder
+
+    mobiked_initiator   (netns.interop.mobiked_initiator) mobiked initiator -> strongSwan responder
+    mobiked_pair        (netns.interop.mobiked_pair)      mobiked <-> mobiked
+    mobiked_responder   (netns.interop.mobiked_responder) strongSwan initiator -> mobiked responder
+
+    ini (10.1.0.2) -- nat (10.1.0.1 | 198.51.100.2) -- res (198.51.100.10)
+
+Establish through the NAT, DPD, rekey the Child SA and the IKE SA from both sides,
+delete from both sides, checked from both peers' own views (peers.Peer.view(): mobikectl
+list-sas --json, swanctl --list-sas). After every step both views must describe the same
+SAs: the same IKE SPIs, each one's inbound Child SPI the other's outbound, the NAT
+detected by the initiator only, the responder seeing the initiator at the NAT's
+198.51.100.2:4500, the initiator on 10.1.0.2:4500 -> 198.51.100.10:4500, and the
+selectors 192.0.2.1/32 <-> 203.0.113.1/32. In detail:
+  * established: both views agree;
+  * DPD (dpd_delay 2s on both sides) for 5 s: the same IKE SA, and a mobiked peer
+    exchanged at least 4 datagrams each way without a retransmission;
+  * the initiator, then the responder, rekeys the Child SA (new SPIs, both agree, within
+    15 s) and then the IKE SA (new IKE SPIs, both agree, the Child SA kept);
+  * the initiator, then the responder (after initiating again), deletes the IKE SA: gone
+    on both sides within 10 s.
+
+Run by hand: python3 tests/netns/test_interop.py mobiked_pair
 """
 
+import sys
 import time
 
-from netns import Failure, Lab, Namespace, check, log, wait_until
-from peers import MOBIKED, MobikedPeer, Peer, SwanPeer, Tunnel
-from topology import NatTopology, nat_topology
+sys.dont_write_bytecode = True  # also when run by hand: no __pycache__ in the source tree
+
+from netns import (Failure, Lab, Namespace, check, find_binary, log, netns_param,  # noqa: E402
+                   require_commands, require_netns, require_strongswan, run_test, wait_until)
+from peers import MOBIKED, STRONGSWAN, MobikedPeer, Peer, SwanPeer, Tunnel  # noqa: E402
+from topology import NatTopology, nat_topology  # noqa: E402
 
 NAME = "tunnel"
+
+PAIRINGS = {  # parameter: (initiator, responder, title)
+    "mobiked_initiator": (MOBIKED, STRONGSWAN, "mobiked initiator -> strongSwan responder"),
+    "mobiked_pair": (MOBIKED, MOBIKED, "mobiked <-> mobiked"),
+    "mobiked_responder": (STRONGSWAN, MOBIKED, "strongSwan initiator -> mobiked responder"),
+}
 
 
 def make_peer(kind: str, lab: Lab, ns: Namespace, t: NatTopology, *, initiator: bool) -> Peer:
@@ -102,3 +134,17 @@ def interop(lab: Lab, ini_kind: str, res_kind: str) -> None:
         wait_until(lambda: not ini.exists() and not res.exists(), 10,
                    f"both sides to drop the SA deleted by the {who}")
         log(f"deleted by the {who} ({p.kind}): gone on both sides")
+
+
+def requires(ini_kind: str, res_kind: str) -> None:
+    require_netns()
+    require_commands("iptables")
+    if STRONGSWAN in (ini_kind, res_kind):
+        require_strongswan()
+    find_binary("mobiked")
+    find_binary("mobikectl")
+
+
+if __name__ == "__main__":
+    ini_kind, res_kind, title = PAIRINGS[netns_param(PAIRINGS)]
+    run_test(lambda lab: interop(lab, ini_kind, res_kind), title, requires=lambda: requires(ini_kind, res_kind))
