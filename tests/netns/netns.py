@@ -12,6 +12,13 @@ A test builds a small network of namespaces joined by veth pairs, with a real Li
 
     run_test(test, "my test")
 
+The other modules of tests/netns build on this one: topology (the test networks and their
+address plan), mobiked (mobiked and mobikectl), peers (mobiked or strongSwan behind one
+interface), scenario, mobike_scenarios and switch_scenarios (the scenarios of issues 4
+and 5). ctest puts this directory on PYTHONPATH and sets PYTHONDONTWRITEBYTECODE (see
+CMakeLists.txt); run by hand, a test finds the modules next to it, and each test file sets
+sys.dont_write_bytecode itself, before its imports, so that no __pycache__ appears here.
+
 Everything a Lab creates (namespaces, processes, the temporary directory) is removed when
 the Lab closes, also on an exception, on SIGTERM/SIGINT/SIGHUP and through atexit. A
 test killed with SIGKILL cannot clean up; the next Lab reaps namespaces whose creating
@@ -21,8 +28,6 @@ Exit codes of run_test: 0 pass, 1 fail, 77 skipped (ctest SKIP_RETURN_CODE).
 
 A test file with a line "netns-params: a b c" is registered as one ctest per parameter
 (netns.<name>.a, ...), which it gets as its one argument: netns_param() reads it.
-
-The test networks and their addresses are in topology.py.
 """
 
 from __future__ import annotations
