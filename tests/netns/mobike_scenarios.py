@@ -8,9 +8,10 @@ change.
     ini eth1 10.2.0.2 -- natb in0 10.2.0.1 | out0 198.51.100.3 ---------------------+
     inner (traffic selectors): ini 192.0.2.1/32 on lo, res 203.0.113.1/32 on lo
 
-Both NATs are Linux MASQUERADE with conntrack-state filtering (netns.setup_nat) and drop
-packets from any source outside their inside prefix. The initiator prefers uplink A
-(default route metric 100) over uplink B (metric 200).
+(topology.TwoUplinkTopology.) Both NATs are Linux MASQUERADE with conntrack-state
+filtering (topology.setup_nat) and drop packets from any source outside their inside
+prefix. The initiator prefers uplink A (default route metric 100) over uplink B (metric
+200). The peers are peers.MobikedPeer and peers.SwanPeer (make_peer has the settings).
 
 Scenarios (run_scenario(lab, n, ini_kind, res_kind)):
   1. NAT A's public address changes: its outside interface has 198.51.100.2 and .4; the
@@ -49,21 +50,17 @@ import signal
 import subprocess
 import time
 import traceback
-from dataclasses import dataclass, field
 
-from mobiked import MConn, Mobiked
-from netns import (Charon, Conn, Failure, Lab, Namespace, check, child_sas, log, setup_nat, tail,
-                   wait_until)
+from netns import Failure, Lab, Namespace, check, log, tail, wait_until
+from peers import MOBIKED, STRONGSWAN, MobikedPeer, Peer, SwanPeer
+from scenario import TUNNEL, Ping, Result, fmt_ms, pairing_name
+from topology import INI_INNER, RES_ADDR, RES_ADDR2, RES_INNER, TwoUplinkTopology
 
-NAME = "mob"
-INI_INNER, RES_INNER = "192.0.2.1", "203.0.113.1"
-RES_ADDR, RES_ADDR2 = "198.51.100.10", "198.51.100.20"
-INI_A, INI_B = "10.1.0.2", "10.2.0.2"
-GW_A, GW_B = "10.1.0.1", "10.2.0.1"
-NAT_A_PUB, NAT_A_PUB2, NAT_B_PUB = "198.51.100.2", "198.51.100.4", "198.51.100.3"
-INI_ID, RES_ID = "ini@mobike.test", "res@mobike.test"
+# The two-uplink topology's addresses, as the scenarios name them.
+INI_A, GW_A, NAT_A_PUB, NAT_A_PUB2 = (TwoUplinkTopology.INI_A, TwoUplinkTopology.GW_A,
+                                      TwoUplinkTopology.NAT_A_PUB, TwoUplinkTopology.NAT_A_PUB2)
+INI_B, NAT_B_PUB = TwoUplinkTopology.INI_B, TwoUplinkTopology.NAT_B_PUB
 
-MOBIKED, STRONGSWAN = "mobiked", "strongSwan"
 # The pairings every scenario test runs: (initiator, responder).
 PAIRINGS = ((MOBIKED, MOBIKED), (MOBIKED, STRONGSWAN), (STRONGSWAN, MOBIKED))
 
@@ -78,257 +75,26 @@ TITLES = {
 }
 
 
-def pairing_name(ini_kind: str, res_kind: str) -> str:
-    return f"{ini_kind} initiator + {res_kind} responder"
-
-
-# --------------------------------------------------------------------------- topology
-
-
-class Topology:
-    """The namespaces of the module docstring. Uplink B (ini eth1 <-> natb in0) exists
-    from the start unless connect_b=False (scenario 3 plugs it in later)."""
-
-    def __init__(self, lab: Lab, *, connect_b: bool = True, nat_a_second: bool = False):
-        self.lab = lab
-        self.ini, self.nata, self.natb, self.wan, self.res = (
-            lab.namespace(r) for r in ("ini", "nata", "natb", "wan", "res"))
-        lab.veth(self.ini, "eth0", self.nata, "in0")
-        lab.veth(self.nata, "out0", self.wan, "pa")
-        lab.veth(self.natb, "out0", self.wan, "pb")
-        lab.veth(self.res, "eth0", self.wan, "pr")
-        self.wan.ip("link", "add", "br0", "type", "bridge")
-        for dev in ("pa", "pb", "pr"):
-            self.wan.ip("link", "set", dev, "master", "br0")
-        self.wan.link_up("br0")
-        self.ini.add_address("eth0", INI_A + "/24")
-        self.ini.add_address("lo", INI_INNER + "/32")
-        self.ini.ip("route", "add", "default", "via", GW_A, "metric", "100")
-        # Deleting the primary address must not take the secondary with it (scenario 1).
-        self.nata.sysctl("net.ipv4.conf.all.promote_secondaries", 1)
-        self.nata.sysctl("net.ipv4.conf.out0.promote_secondaries", 1)
-        self.nata.add_address("in0", GW_A + "/24")
-        self.nata.add_address("out0", NAT_A_PUB + "/24")
-        if nat_a_second:
-            # Same prefix as the responder: it reaches the new public address on-link.
-            self.nata.add_address("out0", NAT_A_PUB2 + "/24")
-        self.natb.add_address("out0", NAT_B_PUB + "/24")
-        for nat, inside in ((self.nata, "10.1.0.0/24"), (self.natb, "10.2.0.0/24")):
-            setup_nat(nat, inside, "out0", "in0")
-            # Like a real CPE (BCP 38), never forward a foreign source un-translated: while
-            # the initiator switches uplinks, packets still carrying the other uplink's
-            # address may leave through this one.
-            nat.iptables("-I", "FORWARD", "-i", "in0", "!", "-s", inside, "-j", "DROP")
-        self.res.add_address("eth0", RES_ADDR + "/24")
-        self.res.add_address("eth0", RES_ADDR2 + "/24")
-        self.res.add_address("lo", RES_INNER + "/32")
-        self.b_connected = False
-        if connect_b:
-            self.connect_b()
-
-    def connect_b(self) -> None:
-        """Plugs in uplink B: interface eth1 with 10.2.0.2, default route metric 200."""
-        self.lab.veth(self.ini, "eth1", self.natb, "in0")
-        self.natb.add_address("in0", GW_B + "/24")
-        self.ini.add_address("eth1", INI_B + "/24")
-        self.ini.ip("route", "add", "default", "via", GW_B, "metric", "200")
-        self.b_connected = True
-
-
 # --------------------------------------------------------------------------- peers
 
 
-def _port(v) -> int:
-    try:
-        return int(v)
-    except (TypeError, ValueError):
-        return -1
-
-
-class MobikedSide:
-    kind = MOBIKED
-
-    def __init__(self, lab: Lab, ns: Namespace, *, initiator: bool, dpd: float,
-                 retransmit=(1.0, 4), log_level: str = "debug", path_timeout: float | None = None):
-        self.initiator = initiator
-        self.d = Mobiked(lab, ns, f"mobiked-{'ini' if initiator else 'res'}", dataplane="userspace",
-                         retransmit_timeout=retransmit[0], retransmit_tries=retransmit[1],
-                         log_level=log_level)
-        if path_timeout is not None:
-            # How long mobiked keeps an SA that has no working path (default 5 minutes).
-            self.d.daemon_section += f'mobike_path_timeout = "{int(path_timeout)}s"\n'
-        mine, theirs = (INI_INNER, RES_INNER) if initiator else (RES_INNER, INI_INNER)
-        self.d.start([MConn(
-            NAME, local_id=INI_ID if initiator else RES_ID, remote_id=RES_ID if initiator else None,
-            remote_addrs=[RES_ADDR] if initiator else ["%any"],
-            local_ts=[mine + "/32"], remote_ts=[theirs + "/32"], dpd_delay=f"{dpd:g}s")])
-
-    def initiate(self) -> None:
-        self.d.ctl("initiate", NAME)
-
-    def raw(self) -> dict | None:
-        return self.d.sa(NAME)
-
-    def view(self) -> dict | None:
-        """The IKE SA as this peer sees it, None unless ESTABLISHED with a Child SA."""
-        sa = self.d.sa(NAME)
-        if not sa or sa.get("state") != "ESTABLISHED":
-            return None
-        kids = [c for c in sa.get("children", []) if c.get("state") == "INSTALLED"]
-        if not kids:
-            return None
-        c = kids[0]
-        return {"spi_i": sa["spi_i"].lower(), "spi_r": sa["spi_r"].lower(),
-                "local": (sa["local"]["addr"], _port(sa["local"]["port"])),
-                "remote": (sa["remote"]["addr"], _port(sa["remote"]["port"])),
-                "nat_local": bool(sa.get("nat_local")),
-                "spi_in": c["spi_in"].lower(), "spi_out": c["spi_out"].lower(),
-                "children": len(kids),
-                "peer_addresses": sa.get("peer_addresses", "MISSING")}
-
-    def exists(self) -> bool:
-        return self.d.sa(NAME) is not None
-
-    def log_text(self) -> str:
-        return self.d.log_text()
-
-    def stats(self) -> dict:
-        return self.d.stats()
-
-
-class SwanSide:
-    kind = STRONGSWAN
-
-    def __init__(self, lab: Lab, ns: Namespace, *, initiator: bool, dpd: float,
-                 retransmit=(1.0, 4), log_levels: dict | None = None):
-        self.initiator = initiator
-        rt, tries = retransmit if retransmit else (None, None)
-        self.charon = Charon(lab, ns, f"charon-{'ini' if initiator else 'res'}",
-                             retransmit_timeout=rt, retransmit_tries=tries,
-                             log_levels=log_levels).start()
-        mine, theirs = (INI_INNER, RES_INNER) if initiator else (RES_INNER, INI_INNER)
-        # local_addrs %any: the initiator must be free to move to any of its addresses.
-        self.charon.load([Conn(
-            NAME, local_id=INI_ID if initiator else RES_ID, remote_id=RES_ID if initiator else INI_ID,
-            remote_addrs=[RES_ADDR] if initiator else [],
-            local_ts=[mine + "/32"], remote_ts=[theirs + "/32"], mobike=True,
-            dpd_delay=int(dpd) if dpd else None)])
-
-    def initiate(self) -> None:
-        self.charon.initiate(child=NAME)
-
-    def raw(self) -> dict | None:
-        return self.charon.list_sas().get(NAME)
-
-    def view(self) -> dict | None:
-        sa = self.charon.list_sas().get(NAME)
-        if not sa or sa.get("state") != "ESTABLISHED":
-            return None
-        kids = [c for c in child_sas(sa) if c.get("state") == "INSTALLED"]
-        if not kids:
-            return None
-        c = kids[0]
-        return {"spi_i": sa["initiator-spi"].lower(), "spi_r": sa["responder-spi"].lower(),
-                "local": (sa["local-host"], _port(sa.get("local-port"))),
-                "remote": (sa["remote-host"], _port(sa.get("remote-port"))),
-                "nat_local": sa.get("nat-local") == "yes",
-                "spi_in": c["spi-in"].lower(), "spi_out": c["spi-out"].lower(),
-                "children": len(kids), "peer_addresses": None}
-
-    def exists(self) -> bool:
-        return NAME in self.charon.list_sas()
-
-    def exchanges(self) -> dict:
-        """CREATE_CHILD_SA requests charon sent and received so far (its enc log, level 1)."""
-        text = self.charon.log_text()
-        return {"sent": len(re.findall(r"generating CREATE_CHILD_SA request", text)),
-                "received": len(re.findall(r"parsed CREATE_CHILD_SA request", text))}
-
-    def log_text(self) -> str:
-        return self.charon.log_text()
-
-
-def make_side(kind: str, lab: Lab, ns: Namespace, *, initiator: bool, dpd: float,
-              retransmit=(1.0, 4), quiet: bool = False, path_timeout: float | None = None):
+def make_peer(kind: str, lab: Lab, ns: Namespace, *, initiator: bool, dpd: float,
+              retransmit: tuple[float, int] | None = (1.0, 4), quiet: bool = False,
+              path_timeout: float | None = None) -> Peer:
+    """The scenario's peer of `kind`, started. mobiked runs the userspace data plane and
+    always retransmits from 1 s, 4 tries; strongSwan takes `retransmit` (None: charon's
+    defaults). quiet: mobiked logs at info, charon at level 1."""
     if kind == MOBIKED:
-        return MobikedSide(lab, ns, initiator=initiator, dpd=dpd, retransmit=retransmit or (1.0, 4),
-                           log_level="info" if quiet else "debug", path_timeout=path_timeout)
+        return MobikedPeer(lab, ns, TUNNEL, initiator=initiator, dpd=dpd, retransmit=retransmit or (1.0, 4),
+                           log_level="info" if quiet else "debug", path_timeout=path_timeout).start()
     if kind == STRONGSWAN:
         levels = {"default": 1, "ike": 1, "cfg": 1, "knl": 1, "net": 1, "esp": 1} if quiet else None
-        return SwanSide(lab, ns, initiator=initiator, dpd=dpd, retransmit=retransmit,
-                        log_levels=levels)
+        return SwanPeer(lab, ns, TUNNEL, initiator=initiator, dpd=dpd, retransmit=retransmit,
+                        log_levels=levels).start()
     raise ValueError(kind)
 
 
-# --------------------------------------------------------------------------- ping / capture
-
-
-class Ping:
-    """ping -D every 10 ms from the initiator's inner address to the responder's, output
-    line-buffered (stdbuf) so that replies can be watched while it runs.
-
-    The interval given to ping is 9.9 ms: iputils 20221126 (Debian 12) sends every ~16 ms
-    when asked for exactly 0.01 s (measured here: mean 16.9 ms, against 9.8 ms for 0.0099),
-    which would make every gap look up to 6 ms longer than the 10 ms ping the issue asks for."""
-
-    RX = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)", re.M)
-
-    def __init__(self, ns: Namespace, src: str = INI_INNER, dst: str = RES_INNER,
-                 interval: float = 0.0099):
-        argv = ["ping", "-n", "-D", "-i", f"{interval:g}", "-I", src, dst]
-        if shutil.which("stdbuf"):
-            argv = ["stdbuf", "-oL", *argv]
-        self.interval = interval
-        self.proc = ns.spawn(argv, name="ping")
-        self.started = time.time()
-
-    def replies(self) -> list[tuple[float, int]]:
-        return [(float(t), int(s)) for t, s in self.RX.findall(self.proc.log_text())]
-
-    def times(self) -> list[float]:
-        return [t for t, _ in self.replies()]
-
-    def wait_reply_after(self, t: float, timeout: float, what: str) -> float:
-        return wait_until(lambda: next((x for x in self.times() if x > t), None), timeout, what,
-                          interval=0.02)
-
-    def stop(self) -> None:
-        if self.proc.alive():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGINT)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.popen.wait(5)
-        self.proc.stop()
-
-    def stats(self) -> dict:
-        """Over the whole run: replies, requests never answered, the longest gap."""
-        rep = self.replies()
-        times = [t for t, _ in rep]
-        if len(times) < 2:
-            return {"replies": len(times), "lost": None, "gap_ms": None}
-        seqs, wrap, prev = [], 0, None
-        for _, s in rep:  # icmp_seq wraps at 65536 (11 minutes at 10 ms)
-            if prev is not None and s < prev - 32768:
-                wrap += 65536
-            prev = s
-            seqs.append(s + wrap)
-        seqs.sort()
-        lost = sum(b - a - 1 for a, b in zip(seqs, seqs[1:]) if b - a > 1)
-        return {"replies": len(times), "lost": lost,
-                "gap_ms": max(b - a for a, b in zip(times, times[1:])) * 1000}
-
-    def stall(self, t_change: float, t_until: float | None = None) -> dict:
-        """The longest gap between replies that ends after t_change (and by t_until): the
-        stall the change caused. Its end is when traffic resumed; also counts the
-        replies after it (up to t_until)."""
-        times = [t for t in self.times() if t_until is None or t <= t_until]
-        gaps = [(b - a, a, b) for a, b in zip(times, times[1:]) if b > t_change]
-        if not gaps:
-            return {"stall_ms": None, "resume_ms": None, "replies_after": 0}
-        length, a, b = max(gaps)
-        return {"stall_ms": length * 1000, "stall_start": a, "stall_end": b,
-                "resume_ms": (b - t_change) * 1000,
-                "replies_after": sum(1 for t in times if t > b)}
+# --------------------------------------------------------------------------- capture
 
 
 class IkeCapture:
@@ -367,30 +133,7 @@ class IkeCapture:
 # --------------------------------------------------------------------------- scenarios
 
 
-@dataclass
-class Result:
-    scenario: int
-    ini_kind: str
-    res_kind: str
-    metrics: dict = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def pairing(self) -> str:
-        return pairing_name(self.ini_kind, self.res_kind)
-
-    def problem(self, cond: bool, message: str) -> None:
-        if not cond:
-            self.problems.append(message)
-            log(f"  problem: {message}")
-
-
-def _fmt_ms(v) -> str:
-    return "-" if v is None else f"{v:.0f} ms"
-
-
-def wait_view(side, pred, timeout: float, what: str, interval: float = 0.05) -> tuple[dict, float]:
+def wait_view(side: Peer, pred, timeout: float, what: str, interval: float = 0.05) -> tuple[dict, float]:
     """Polls side.view() until pred(view); returns (view, wall-clock time seen)."""
     def get():
         v = side.view()
@@ -399,7 +142,7 @@ def wait_view(side, pred, timeout: float, what: str, interval: float = 0.05) -> 
     return v, time.time()
 
 
-def swan_exchanges(*sides) -> dict:
+def swan_exchanges(*sides: Peer) -> dict:
     return {id(x): x.exchanges() for x in sides if x.kind == STRONGSWAN}
 
 
@@ -408,7 +151,7 @@ LIBIPSEC_REKEY = ("strongSwan re-keyed the Child SA after the address change, as
                   "NOT_SUPPORTED and ike_sa.c update_hosts() then re-keys every CHILD_SA")
 
 
-def check_same_sas(r: Result, before: dict, ini, res, ini_v: dict, res_v: dict, when: str,
+def check_same_sas(r: Result, before: dict, ini: Peer, res: Peer, ini_v: dict, res_v: dict, when: str,
                    marks0: dict | None = None) -> None:
     """No rekeying (same IKE and Child SPIs) and both peers describe the same SAs.
 
@@ -445,14 +188,13 @@ def check_same_sas(r: Result, before: dict, ini, res, ini_v: dict, res_v: dict, 
             note = f"{when}: {LIBIPSEC_REKEY} (Child SPIs {before['spi_in']}/{before['spi_out']} -> " \
                    f"{ini_v['spi_in']}/{ini_v['spi_out']})"
             if note not in r.notes:
-                r.notes.append(note)
-                log(f"  note: {note}")
+                r.note(note)
         else:
             r.problem(False, f"{when}: the Child SA was re-keyed or replaced: "
                              f"{before['spi_in']}/{before['spi_out']} -> {ini_v['spi_in']}/{ini_v['spi_out']}")
 
 
-def settle(ini, res, local: str, public: str, timeout: float = 10) -> tuple[dict, dict]:
+def settle(ini: Peer, res: Peer, local: str, public: str, timeout: float = 10) -> tuple[dict, dict]:
     """Waits until both peers show the path (local, public) with one Child SA each whose
     SPIs agree (a strongSwan peer's re-key may still be running); returns the views then,
     or the last ones seen after `timeout` (for the checks to report)."""
@@ -477,7 +219,7 @@ def settle(ini, res, local: str, public: str, timeout: float = 10) -> tuple[dict
         return a, b
 
 
-def check_addresses(r: Result, ini, res, ini_v: dict, res_v: dict, local: str, public: str,
+def check_addresses(r: Result, ini: Peer, res: Peer, ini_v: dict, res_v: dict, local: str, public: str,
                     when: str, gone: list[str] = ()) -> None:
     """Both peers agree on the path: initiator on (local, 4500) behind a NAT, responder
     sees (public, 4500), and the responder address the initiator uses is one the
@@ -493,7 +235,7 @@ def check_addresses(r: Result, ini, res, ini_v: dict, res_v: dict, local: str, p
         if side.kind != MOBIKED:
             continue
         pa = v["peer_addresses"]
-        if pa == "MISSING":
+        if pa is None:
             r.problem(False, f"{when}: mobiked ({'initiator' if side is ini else 'responder'}): "
                              "list-sas --json has no peer_addresses")
             continue
@@ -508,7 +250,7 @@ def check_addresses(r: Result, ini, res, ini_v: dict, res_v: dict, local: str, p
                                       f"strongSwan's additional address {other}")
 
 
-def describe(ini, ini_v: dict, res, res_v: dict) -> str:
+def describe(ini: Peer, ini_v: dict, res: Peer, res_v: dict) -> str:
     def pa(v):
         return "" if v["peer_addresses"] is None else f", peer_addresses {v['peer_addresses']}"
     return (f"initiator ({ini.kind}) {ini_v['local']} -> {ini_v['remote']} IKE {ini_v['spi_i']}/{ini_v['spi_r']} "
@@ -517,7 +259,7 @@ def describe(ini, ini_v: dict, res, res_v: dict) -> str:
             f"child in {res_v['spi_in']} out {res_v['spi_out']}{pa(res_v)}")
 
 
-def _alive(ini, res) -> tuple[bool, bool]:
+def _alive(ini: Peer, res: Peer) -> tuple[bool, bool]:
     return ini.exists(), res.exists()
 
 
@@ -527,7 +269,7 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *,
     """One scenario for one pairing in `lab`. Raises Failure when it cannot continue."""
     r = Result(scenario, ini_kind, res_kind)
     log(f"scenario {scenario} ({TITLES[scenario]}): {r.pairing}")
-    topo = Topology(lab, connect_b=scenario in (2, 4), nat_a_second=scenario == 1)
+    topo = TwoUplinkTopology(lab, connect_b=scenario in (2, 4), nat_a_second=scenario == 1)
 
     if scenario == 1:
         # The initiator's liveness checks detect the new mapping; the responder's own must
@@ -544,10 +286,10 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *,
     if scenario == 3:
         outage = S3_OUTAGE if outage is None else outage
     path_timeout = outage + 120 if scenario == 3 and outage + 60 > 300 else None
-    res = make_side(res_kind, lab, topo.res, initiator=False, dpd=dpd_res,
+    res = make_peer(res_kind, lab, topo.res, initiator=False, dpd=dpd_res,
                     retransmit=rt if res_kind == STRONGSWAN else (1.0, 4), quiet=quiet,
                     path_timeout=path_timeout)
-    ini = make_side(ini_kind, lab, topo.ini, initiator=True, dpd=dpd_ini,
+    ini = make_peer(ini_kind, lab, topo.ini, initiator=True, dpd=dpd_ini,
                     retransmit=rt if ini_kind == STRONGSWAN else (1.0, 4), quiet=quiet,
                     path_timeout=path_timeout)
 
@@ -673,9 +415,8 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *,
         check_same_sas(r, before, ini, res, ini_b, res_b, "after moving back", marks0)
         check_addresses(r, ini, res, ini_b, res_b, INI_A, NAT_A_PUB, "after moving back")
     elif scenario == 4 and move_back:
-        r.notes.append("no move back checked: strongSwan 5.9 keeps a working path "
-                       "(charon.prefer_best_path = no by default)")
-        log(f"  note: {r.notes[-1]}")
+        r.note("no move back checked: strongSwan 5.9 keeps a working path "
+               "(charon.prefer_best_path = no by default)")
 
     ping.stop()
     st = ping.stats()
@@ -690,15 +431,15 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *,
         r.metrics.update({"back_stall_ms": bl["stall_ms"], "back_resume_ms": bl["resume_ms"]})
         r.problem(bl["replies_after"] > 50,
                   f"traffic did not resume for good after moving back: {bl['replies_after']} replies after it")
-    log(f"  {r.pairing}: longest ping gap {_fmt_ms(r.metrics['gap_ms'])}; stall at the change "
-        f"{_fmt_ms(r.metrics['stall_ms'])}, replies resumed {_fmt_ms(r.metrics['resume_ms'])} after the change"
-        + (f" (initiator learnt of it after {_fmt_ms(r.metrics.get('learn_ms'))}, "
-           f"resumed {_fmt_ms(r.metrics['resume_after_learn_ms'])} later)" if scenario == 1 else "")
-        + f", responder saw {public} after {_fmt_ms(r.metrics['peer_update_ms'])}; "
+    log(f"  {r.pairing}: longest ping gap {fmt_ms(r.metrics['gap_ms'])}; stall at the change "
+        f"{fmt_ms(r.metrics['stall_ms'])}, replies resumed {fmt_ms(r.metrics['resume_ms'])} after the change"
+        + (f" (initiator learnt of it after {fmt_ms(r.metrics.get('learn_ms'))}, "
+           f"resumed {fmt_ms(r.metrics['resume_after_learn_ms'])} later)" if scenario == 1 else "")
+        + f", responder saw {public} after {fmt_ms(r.metrics['peer_update_ms'])}; "
         f"{st['replies']} replies, {st['lost']} lost"
-        + (f"; moved back: stall {_fmt_ms(r.metrics.get('back_stall_ms'))}, resumed after "
-           f"{_fmt_ms(r.metrics.get('back_resume_ms'))}, responder saw {NAT_A_PUB} after "
-           f"{_fmt_ms(r.metrics.get('back_peer_update_ms'))}" if t1 is not None else ""))
+        + (f"; moved back: stall {fmt_ms(r.metrics.get('back_stall_ms'))}, resumed after "
+           f"{fmt_ms(r.metrics.get('back_resume_ms'))}, responder saw {NAT_A_PUB} after "
+           f"{fmt_ms(r.metrics.get('back_peer_update_ms'))}" if t1 is not None else ""))
     return r
 
 
@@ -729,9 +470,9 @@ def run_pairings(scenario: int, pairings=PAIRINGS, **kw) -> None:
                 if r.problems:
                     raise Failure("; ".join(r.problems))
                 results.append((name, f"PASS ({time.monotonic() - t:.0f}s): gap "
-                                      f"{_fmt_ms(r.metrics.get('gap_ms'))}, resumed "
-                                      f"{_fmt_ms(r.metrics.get('resume_ms'))}, peer updated "
-                                      f"{_fmt_ms(r.metrics.get('peer_update_ms'))}"))
+                                      f"{fmt_ms(r.metrics.get('gap_ms'))}, resumed "
+                                      f"{fmt_ms(r.metrics.get('resume_ms'))}, peer updated "
+                                      f"{fmt_ms(r.metrics.get('peer_update_ms'))}"))
             except Exception as e:  # noqa: BLE001: Failure, mobikectl errors, anything else
                 lab.failed = True
                 what = str(e) if isinstance(e, AssertionError) else f"{type(e).__name__}: {e}"

@@ -26,6 +26,7 @@ class MConn:
     mobike: bool = True
     start: str = "none"
     child: str | None = None
+    extra: dict = field(default_factory=dict)  # more connection-level keys (switch_prefer, ...)
 
     def toml(self) -> str:
         def arr(v):
@@ -44,6 +45,7 @@ class MConn:
             lines.append(f"local_addrs = {arr(self.local_addrs)}")
         if self.remote_addrs:
             lines.append(f"remote_addrs = {arr(self.remote_addrs)}")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in self.extra.items()]
         lines += ["", "  [[connection.child]]", f"  name = {json.dumps(self.child or self.name)}",
                   f"  rekey_time = {json.dumps(self.child_rekey_time)}"]
         if self.local_ts:

@@ -3,13 +3,21 @@
 A test builds a small network of namespaces joined by veth pairs, with a real Linux NAT
 (iptables MASQUERADE) where needed, runs daemons inside them and checks what crosses.
 
-    from netns import Lab, run_test, nat_topology
+    from netns import Lab, run_test
+    from topology import nat_topology
 
     def test(lab):
         topo = nat_topology(lab)
         topo.ini.run(["ping", "-c1", topo.RES_ADDR])
 
     run_test(test, "my test")
+
+The other modules of tests/netns build on this one: topology (the test networks and their
+address plan), mobiked (mobiked and mobikectl), peers (mobiked or strongSwan behind one
+interface), scenario, mobike_scenarios and switch_scenarios (the scenarios of issues 4
+and 5). ctest puts this directory on PYTHONPATH and sets PYTHONDONTWRITEBYTECODE (see
+CMakeLists.txt); run by hand, a test finds the modules next to it, and each test file sets
+sys.dont_write_bytecode itself, before its imports, so that no __pycache__ appears here.
 
 Everything a Lab creates (namespaces, processes, the temporary directory) is removed when
 the Lab closes, also on an exception, on SIGTERM/SIGINT/SIGHUP and through atexit. A
@@ -18,15 +26,8 @@ process is gone (their names carry its pid), so leftovers never pile up.
 
 Exit codes of run_test: 0 pass, 1 fail, 77 skipped (ctest SKIP_RETURN_CODE).
 
-Addresses (nat_topology):
-    ini  10.1.0.2/24 on "eth0", default via 10.1.0.1; inner 192.0.2.1/32 on lo
-    nat  inside 10.1.0.1/24 on "in0", outside 198.51.100.2/24 on "out0";
-         MASQUERADE of 10.1.0.0/24 to 198.51.100.2, FORWARD only out->in for
-         ESTABLISHED,RELATED (address-and-port-dependent filtering of conntrack)
-    res  198.51.100.10/24 and 198.51.100.20/24 on "eth0"; inner 203.0.113.1/32 on lo
-The inner ranges (192.0.2.0/24 behind ini, 203.0.113.0/24 behind res) are the tunnel's
-traffic selectors; they never appear on a wire outside a tunnel, so the selectors never
-cover the IKE peers' own addresses (strongSwan refuses that).
+A test file with a line "netns-params: a b c" is registered as one ctest per parameter
+(netns.<name>.a, ...), which it gets as its one argument: netns_param() reads it.
 """
 
 from __future__ import annotations
@@ -452,63 +453,6 @@ class Lab:
                 print(tail(text, lines), flush=True)
 
 
-# --------------------------------------------------------------------------- topology
-
-
-@dataclass
-class NatTopology:
-    ini: Namespace
-    nat: Namespace
-    res: Namespace
-
-    INI_ADDR = "10.1.0.2"
-    NAT_INSIDE = "10.1.0.1"
-    NAT_OUTSIDE = "198.51.100.2"
-    RES_ADDR = "198.51.100.10"
-    RES_ADDR2 = "198.51.100.20"
-    INI_INNER = "192.0.2.1"
-    RES_INNER = "203.0.113.1"
-    INI_DEV = "eth0"
-    RES_DEV = "eth0"
-    NAT_IN_DEV = "in0"
-    NAT_OUT_DEV = "out0"
-
-
-def setup_nat(ns: Namespace, inside_cidr: str, out_dev: str, in_dev: str,
-              udp_timeout: int | None = None) -> None:
-    """MASQUERADE inside_cidr out of out_dev, forward only replies back in (conntrack's
-    5-tuple match: address-and-port-dependent filtering)."""
-    ns.sysctl("net.ipv4.ip_forward", 1)
-    ns.iptables("-t", "nat", "-A", "POSTROUTING", "-s", inside_cidr, "-o", out_dev,
-                "-j", "MASQUERADE")
-    ns.iptables("-P", "FORWARD", "DROP")
-    ns.iptables("-A", "FORWARD", "-i", in_dev, "-o", out_dev, "-j", "ACCEPT")
-    ns.iptables("-A", "FORWARD", "-i", out_dev, "-o", in_dev, "-m", "conntrack",
-                "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT")
-    if udp_timeout is not None:
-        # The conntrack sysctls exist once the NAT rule above has loaded conntrack.
-        ns.sysctl("net.netfilter.nf_conntrack_udp_timeout", udp_timeout)
-        ns.sysctl("net.netfilter.nf_conntrack_udp_timeout_stream", udp_timeout)
-
-
-def nat_topology(lab: Lab, udp_timeout: int | None = None) -> NatTopology:
-    """ini -- nat -- res as in the module docstring. udp_timeout (seconds) shortens the
-    NAT's UDP mapping lifetime for tests of mapping expiry."""
-    t = NatTopology(lab.namespace("ini"), lab.namespace("nat"), lab.namespace("res"))
-    lab.veth(t.ini, t.INI_DEV, t.nat, t.NAT_IN_DEV)
-    lab.veth(t.nat, t.NAT_OUT_DEV, t.res, t.RES_DEV)
-    t.ini.add_address(t.INI_DEV, t.INI_ADDR + "/24")
-    t.ini.add_address("lo", t.INI_INNER + "/32")
-    t.ini.add_route("default", via=t.NAT_INSIDE)
-    t.nat.add_address(t.NAT_IN_DEV, t.NAT_INSIDE + "/24")
-    t.nat.add_address(t.NAT_OUT_DEV, t.NAT_OUTSIDE + "/24")
-    t.res.add_address(t.RES_DEV, t.RES_ADDR + "/24")
-    t.res.add_address(t.RES_DEV, t.RES_ADDR2 + "/24")
-    t.res.add_address("lo", t.RES_INNER + "/32")
-    setup_nat(t.nat, "10.1.0.0/24", t.NAT_OUT_DEV, t.NAT_IN_DEV, udp_timeout)
-    return t
-
-
 # --------------------------------------------------------------------------- strongSwan
 
 
@@ -908,6 +852,25 @@ class UdpProbe(LineProbe):
 
 
 # --------------------------------------------------------------------------- test runner
+
+
+def netns_param(choices: Iterable[str]) -> str:
+    """The parameter of a test file with a "netns-params:" line: its one argument, one of
+    choices, which must be exactly the parameters that line declares (so that ctest runs
+    every one). Run by hand: python3 tests/netns/test_<name>.py PARAM."""
+    choices = list(choices)
+    script = Path(sys.argv[0])
+    m = re.search(r"^netns-params:(.*)$", script.read_text(), re.M)
+    declared = m.group(1).split() if m else []
+    if sorted(declared) != sorted(choices):
+        print(f"{script.name}: its netns-params line {declared} does not list its parameters {choices}",
+              file=sys.stderr, flush=True)
+        sys.exit(EXIT_FAIL)
+    if len(sys.argv) != 2 or sys.argv[1] not in choices:
+        print(f"usage: {script.name} {{{','.join(choices)}}}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_FAIL)
+    return sys.argv[1]
+
 
 
 def run_test(fn: Callable[[Lab], None], title: str, *, timeout: int = 240,

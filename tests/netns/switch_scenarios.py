@@ -4,12 +4,12 @@ initiator behind a Linux NAT, a responder that moves its SAs from its old addres
 198.51.100.10 to its new address 198.51.100.20, a 10 ms ping through the tunnel and each
 peer's own view before and after.
 
-Scenarios 1 and 2 (netns.nat_topology, one segment outside the NAT):
+Scenarios 1 and 2 (topology.nat_topology, one segment outside the NAT):
 
     ini eth0 10.1.0.2 -- nat in0 10.1.0.1 | out0 198.51.100.2 -- res eth0 198.51.100.10, .20
 
-Scenario 3 (multihomed responder: two interfaces on two routed segments; "wan" is a
-router between the NAT's outside and the responder's two uplinks):
+Scenario 3 (topology.multihomed_responder_topology: two interfaces on two routed segments;
+"wan" is a router between the NAT's outside and the responder's two uplinks):
 
     ini eth0 10.1.0.2 -- nat in0 10.1.0.1 | out0 198.51.100.2/29 -- wan pn .1/29
                                         wan p0 198.51.100.9/29  -- res eth0 198.51.100.10/29 (default route metric 100)
@@ -18,7 +18,7 @@ router between the NAT's outside and the responder's two uplinks):
 
     inner (traffic selectors): ini 192.0.2.1/32 on lo, res 203.0.113.1/32 on lo
 
-The NAT is MASQUERADE with conntrack-state filtering (netns.setup_nat): a packet from
+The NAT is MASQUERADE with conntrack-state filtering (topology.setup_nat): a packet from
 198.51.100.20 reaches the initiator only once the initiator has sent one there. The
 NAT's conntrack table keeps per-direction packet counters (nf_conntrack_acct) so the
 mapping to the new address can be shown to carry the traffic.
@@ -51,6 +51,14 @@ the change to the SA being deleted (deleted_ms); for an operator switch the time
 
 Problems that do not stop the scenario (an address in a view, a counter) are collected
 in Result.problems; a broken precondition raises Failure.
+
+Entry points: run_scenario(lab, n, ini_kind, res_kind) runs scenario n for one pairing
+(peers.MOBIKED or peers.STRONGSWAN on each end) and returns its Result (the bench reads
+it); run_checked(lab, n) runs it for a netns test, failing on any problem (and, for
+mobiked on both ends, unless the SA moved). A new scenario needs a TITLES entry, its
+network in make_topology() if not the NAT topology, its change in change(), any
+peer settings of its own in make_peer(), and a test_switch_scenario<n>_<what>.py whose
+docstring says what it checks and that calls run_checked(lab, n).
 """
 
 from __future__ import annotations
@@ -60,18 +68,18 @@ import random
 import re
 import shutil
 import time
-from dataclasses import dataclass, field
 
-# Shared with issue 4's scenarios: the 10 ms ping, the strongSwan peer and its names.
-from mobike_scenarios import (INI_ID, INI_INNER, MOBIKED, NAME, RES_ID, RES_INNER, STRONGSWAN, Ping,
-                              SwanSide)
-from mobike_scenarios import RES_ADDR as OLD, RES_ADDR2 as NEW
-from mobiked import MConn, Mobiked
-from netns import Failure, Lab, Namespace, Skip, check, log, nat_topology, setup_nat, tail, wait_until
+from netns import (Failure, Lab, Namespace, Skip, check, find_binary, log, require_commands, require_netns,
+                   require_strongswan, tail, wait_until)
+from peers import MOBIKED, STRONGSWAN, MobikedPeer, Peer, SwanPeer
+from scenario import TUNNEL, Ping, Result, fmt_ms
+from topology import (INI_ADDR, INI_INNER, NAT_OUTSIDE, RES_ADDR, RES_ADDR2, RES_INNER, MultihomedResponderTopology,
+                      NatTopology, multihomed_responder_topology, nat_topology)
 
-INI_ADDR, NAT_PUB = "10.1.0.2", "198.51.100.2"
+OLD, NEW = RES_ADDR, RES_ADDR2  # the responder moves its SAs from OLD to NEW
+NAT_PUB = NAT_OUTSIDE  # the initiator's public address
 ABSENT = "198.51.100.30"  # in switch_prefer (scenario 3), never configured anywhere
-ETH1_PRIMARY = "198.51.100.19"  # scenario 3: the responder's route source once eth0 is down
+ETH1_PRIMARY = MultihomedResponderTopology.RES_ETH1_PRIMARY  # scenario 3: the route's source once eth0 is down
 INI_DPD_S = 2.0  # the initiator's dpd_delay; the responder's is 30 s
 SWITCH_NOTIFY = 61440  # mobiked's default switch_notify_type (private range)
 
@@ -90,62 +98,35 @@ OUTCOME_TIMEOUT = {MOBIKED: 15.0, STRONGSWAN: 45.0}
 # --------------------------------------------------------------------------- topology
 
 
-class Topology:
-    def __init__(self, lab: Lab, multihomed: bool):
-        self.multihomed = multihomed
-        if not multihomed:
-            t = nat_topology(lab)
-            self.ini, self.nat, self.res = t.ini, t.nat, t.res
-            # Deleting the primary 198.51.100.10 must leave the secondary .20 in place.
-            for dev in ("all", "default", "eth0"):
-                self.res.sysctl(f"net.ipv4.conf.{dev}.promote_secondaries", 1)
-        else:
-            self.ini, self.nat, self.wan, self.res = (lab.namespace(r) for r in ("ini", "nat", "wan", "res"))
-            lab.veth(self.ini, "eth0", self.nat, "in0")
-            lab.veth(self.nat, "out0", self.wan, "pn")
-            lab.veth(self.res, "eth0", self.wan, "p0")
-            lab.veth(self.res, "eth1", self.wan, "p1")
-            self.ini.add_address("eth0", INI_ADDR + "/24")
-            self.ini.add_address("lo", INI_INNER + "/32")
-            self.ini.add_route("default", via="10.1.0.1")
-            self.nat.add_address("in0", "10.1.0.1/24")
-            self.nat.add_address("out0", NAT_PUB + "/29")
-            self.nat.add_route("default", via="198.51.100.1")
-            setup_nat(self.nat, "10.1.0.0/24", "out0", "in0")
-            self.wan.sysctl("net.ipv4.ip_forward", 1)
-            for dev in ("all", "default"):
-                self.wan.sysctl(f"net.ipv4.conf.{dev}.rp_filter", 0)
-            self.wan.add_address("pn", "198.51.100.1/29")
-            self.wan.add_address("p0", "198.51.100.9/29")
-            self.wan.add_address("p1", "198.51.100.17/29")
-            self.res.add_address("eth0", OLD + "/29")
-            # eth1's primary address, so the route's source address once eth0 is down: the
-            # switch must go to switch_prefer's first usable entry (.20) instead.
-            self.res.add_address("eth1", ETH1_PRIMARY + "/29")
-            self.res.add_address("eth1", NEW + "/29")
-            self.res.add_address("lo", RES_INNER + "/32")
-            # A multihomed host: either uplink may carry any of its addresses (loose).
-            for dev in ("all", "default", "eth0", "eth1"):
-                self.res.sysctl(f"net.ipv4.conf.{dev}.rp_filter", 2)
-            self.res.ip("route", "add", "default", "via", "198.51.100.9", "dev", "eth0", "metric", "100")
-            self.res.ip("route", "add", "default", "via", "198.51.100.17", "dev", "eth1", "metric", "200")
-            route = self.res.ip("route", "get", NAT_PUB).stdout
-            check(f"src {OLD}" in route, f"the responder does not reach the NAT from {OLD} at first: {route}")
-        # Per-direction packet counts in the NAT's conntrack entries.
-        self.nat.sysctl("net.netfilter.nf_conntrack_acct", 1)
+def make_topology(lab: Lab, scenario: int) -> NatTopology | MultihomedResponderTopology:
+    """Scenarios 1 and 2: the NAT topology, the responder's .10 and .20 on one interface;
+    scenario 3: the multihomed responder. Either way the NAT's conntrack entries count
+    packets per direction (nf_conntrack_acct)."""
+    if scenario == 3:
+        topo = multihomed_responder_topology(lab)
+    else:
+        topo = nat_topology(lab)
+        # Deleting the primary 198.51.100.10 must leave the secondary .20 in place.
+        for dev in ("all", "default", "eth0"):
+            topo.res.sysctl(f"net.ipv4.conf.{dev}.promote_secondaries", 1)
+    # Per-direction packet counts in the NAT's conntrack entries.
+    topo.nat.sysctl("net.netfilter.nf_conntrack_acct", 1)
+    return topo
 
-    def change(self, scenario: int) -> str:
-        if scenario == 2:
-            self.res.del_address("eth0", OLD + "/24")
-            left = self.res.addresses("eth0")
-            check(NEW in left, f"deleting {OLD} took {NEW} with it: eth0 has {left}")
-            return f"responder: {OLD} deleted from eth0"
-        if scenario == 3:
-            self.res.ip("link", "set", "dev", "eth0", "down")
-            route = self.res.ip("route", "get", NAT_PUB).stdout.splitlines()[0].strip()
-            check(f"src {ETH1_PRIMARY}" in route, f"with eth0 down the route's source is not {ETH1_PRIMARY}: {route}")
-            return f"responder: eth0 (the old address's interface) down; route now {route}"
-        raise ValueError(scenario)
+
+def change(topo: NatTopology, scenario: int) -> str:
+    """The change of scenarios 2 and 3 at the responder; returns what was done."""
+    if scenario == 2:
+        topo.res.del_address("eth0", OLD + "/24")
+        left = topo.res.addresses("eth0")
+        check(NEW in left, f"deleting {OLD} took {NEW} with it: eth0 has {left}")
+        return f"responder: {OLD} deleted from eth0"
+    if scenario == 3:
+        topo.res.ip("link", "set", "dev", "eth0", "down")
+        route = topo.res.ip("route", "get", NAT_PUB).stdout.splitlines()[0].strip()
+        check(f"src {ETH1_PRIMARY}" in route, f"with eth0 down the route's source is not {ETH1_PRIMARY}: {route}")
+        return f"responder: eth0 (the old address's interface) down; route now {route}"
+    raise ValueError(scenario)
 
 
 def conntrack_table(nat: Namespace) -> str:
@@ -236,120 +217,26 @@ def delta(a: dict, b: dict) -> dict:
 # --------------------------------------------------------------------------- peers
 
 
-@dataclass
-class RConn(MConn):
-    """MConn with connection-level keys MConn does not know (switch_prefer, ...)."""
-    extra: dict = field(default_factory=dict)
-
-    def toml(self) -> str:
-        text = super().toml()
-        if not self.extra:
-            return text
-        lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in self.extra.items())
-        head, sep, rest = text.partition("\n  [[connection.child]]")
-        return head + "\n" + lines.rstrip("\n") + sep + rest
-
-
-def _port(v) -> int:
-    try:
-        return int(v)
-    except (TypeError, ValueError):
-        return -1
-
-
-class MobikedPeer:
-    kind = MOBIKED
-
-    def __init__(self, lab: Lab, ns: Namespace, *, initiator: bool, dpd: str, extra: dict | None = None,
-                 log_level: str = "debug"):
-        self.initiator = initiator
-        self.d = Mobiked(lab, ns, f"mobiked-{'ini' if initiator else 'res'}", dataplane="userspace",
-                         retransmit_timeout=1.0, retransmit_tries=4, log_level=log_level)
-        mine, theirs = (INI_INNER, RES_INNER) if initiator else (RES_INNER, INI_INNER)
-        self.d.start([RConn(
-            NAME, local_id=INI_ID if initiator else RES_ID, remote_id=RES_ID if initiator else None,
-            remote_addrs=[OLD] if initiator else ["%any"],
-            local_ts=[mine + "/32"], remote_ts=[theirs + "/32"], dpd_delay=dpd, extra=extra or {})])
-
-    def initiate(self) -> None:
-        self.d.ctl("initiate", NAME)
-
-    def raw(self) -> dict | None:
-        return self.d.sa(NAME)
-
-    def exists(self) -> bool:
-        return self.raw() is not None
-
-    def view(self) -> dict | None:
-        sa = self.d.sa(NAME)
-        if not sa or sa.get("state") != "ESTABLISHED":
-            return None
-        kids = [c for c in sa.get("children", []) if c.get("state") == "INSTALLED"]
-        if not kids:
-            return None
-        c = kids[0]
-        return {"id": sa["id"], "spi_i": sa["spi_i"].lower(), "spi_r": sa["spi_r"].lower(),
-                "local": (sa["local"]["addr"], _port(sa["local"]["port"])),
-                "remote": (sa["remote"]["addr"], _port(sa["remote"]["port"])),
-                "nat_local": bool(sa.get("nat_local")), "nat_remote": bool(sa.get("nat_remote")),
-                "spi_in": c["spi_in"].lower(), "spi_out": c["spi_out"].lower(), "children": len(kids),
-                "switch": sa.get("switch", "MISSING"), "switching_to": sa.get("switching_to"),
-                "peer_addresses": sa.get("peer_addresses")}
-
-    def stats(self) -> dict:
-        return self.d.stats()
-
-    def log_text(self) -> str:
-        return self.d.log_text()
-
-
-def make_peer(kind: str, lab: Lab, ns: Namespace, *, initiator: bool, scenario: int, quiet: bool):
-    """The responder leaves liveness checks to the initiator (dpd_delay 30s against 2s),
-    so that what a strongSwan initiator does by itself is what is observed."""
+def make_peer(kind: str, lab: Lab, ns: Namespace, *, initiator: bool, scenario: int, quiet: bool) -> Peer:
+    """The scenario's peer of `kind`, started: retransmissions from 1 s, 4 tries; mobiked
+    with the userspace data plane. The responder leaves liveness checks to the initiator
+    (dpd_delay 30s against 2s), so that what a strongSwan initiator does by itself is what
+    is observed. Scenario 3's mobiked responder has switch_prefer [ABSENT, NEW]."""
     if kind == MOBIKED:
         extra = {}
         if not initiator and scenario == 3:
             extra["switch_prefer"] = [ABSENT, NEW]
-        return MobikedPeer(lab, ns, initiator=initiator, dpd=f"{INI_DPD_S:g}s" if initiator else "30s",
-                           extra=extra, log_level="info" if quiet else "debug")
+        return MobikedPeer(lab, ns, TUNNEL, initiator=initiator, dpd=INI_DPD_S if initiator else 30,
+                           extra=extra, log_level="info" if quiet else "debug").start()
     if kind == STRONGSWAN:
         # charon's default log levels (ike 2) even when quiet: what it learns of the peer's
         # addresses is logged at level 2 and is part of the report.
-        return SwanSide(lab, ns, initiator=initiator, dpd=int(INI_DPD_S) if initiator else 30,
-                        retransmit=(1.0, 4))
+        return SwanPeer(lab, ns, TUNNEL, initiator=initiator, dpd=INI_DPD_S if initiator else 30,
+                        retransmit=(1.0, 4)).start()
     raise ValueError(kind)
 
 
 # --------------------------------------------------------------------------- scenarios
-
-
-@dataclass
-class Result:
-    scenario: int
-    ini_kind: str
-    res_kind: str
-    outcome: str = "unknown"  # moved | deleted | stuck
-    metrics: dict = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    facts: dict = field(default_factory=dict)
-
-    @property
-    def pairing(self) -> str:
-        return f"{self.ini_kind} initiator + {self.res_kind} responder"
-
-    def problem(self, cond: bool, message: str) -> None:
-        if not cond:
-            self.problems.append(message)
-            log(f"  problem: {message}")
-
-    def note(self, message: str) -> None:
-        self.notes.append(message)
-        log(f"  note: {message}")
-
-
-def fmt_ms(v) -> str:
-    return "-" if v is None else f"{v:.0f} ms"
 
 
 def describe(v: dict | None) -> str:
@@ -372,7 +259,7 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *, quiet
         raise Failure("scenario 1 (operator switch) needs a mobiked responder: strongSwan has no such command")
     if before_dpd is not None and ini_kind != MOBIKED:
         raise Failure("before_dpd needs a mobiked initiator (its debug log times the liveness checks)")
-    topo = Topology(lab, multihomed=scenario == 3)
+    topo = make_topology(lab, scenario)
     res = make_peer(res_kind, lab, topo.res, initiator=False, scenario=scenario, quiet=quiet)
     ini = make_peer(ini_kind, lab, topo.ini, initiator=True, scenario=scenario,
                     quiet=quiet and before_dpd is None)
@@ -434,11 +321,11 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *, quiet
         time.sleep(phase)
 
     # ------------------------------------------------------------- the change
-    swan_log0 = {id(p): len(p.charon.log_text()) for p in (ini, res) if p.kind == STRONGSWAN}
+    swan_log0 = {id(p): len(p.log_text()) for p in (ini, res) if p.kind == STRONGSWAN}
     mob_log0 = {id(p): len(p.log_text()) for p in (ini, res) if p.kind == MOBIKED}
     t0 = time.time()
     if scenario == 1:
-        out = res.d.ctl("switch", "--sa", str(res_before["id"]), "--to", NEW, "--json", check=False)
+        out = res.mobiked.ctl("switch", "--sa", str(res_before["id"]), "--to", NEW, "--json", check=False)
         r.metrics["switch_cmd_ms"] = (time.time() - t0) * 1000
         try:
             answer = json.loads(out.stdout)
@@ -455,7 +342,7 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *, quiet
         r.problem(sas[0].get("sa") == res_before["id"] and sas[0].get("result") == "switched",
                   f"mobikectl switch: per-SA result {sas}")
     else:
-        log("  " + topo.change(scenario))
+        log("  " + change(topo, scenario))
 
     # ------------------------------------------------------------- the outcome
     deadline = t0 + OUTCOME_TIMEOUT[STRONGSWAN if STRONGSWAN in (ini.kind, res.kind) else MOBIKED]
@@ -578,7 +465,7 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *, quiet
                 "child_established": s1["child"]["established"] - s0["child"]["established"]}
     for p in (ini, res):
         if p.kind == STRONGSWAN:
-            text = p.charon.log_text()[swan_log0[id(p)]:]
+            text = p.log_text()[swan_log0[id(p)]:]
             role = "initiator" if p is ini else "responder"
             r.facts[f"charon_{role}_after_change"] = summarize_charon(text)
         else:
@@ -600,7 +487,7 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *, quiet
     return r
 
 
-def check_after_move(r: Result, ini, res, before: dict, res_before: dict, iv: dict, rv: dict) -> None:
+def check_after_move(r: Result, ini: Peer, res: Peer, before: dict, res_before: dict, iv: dict, rv: dict) -> None:
     """Same SAs (no rekeying), both peers on the new path."""
     r.problem(iv["spi_i"] == before["spi_i"] and iv["spi_r"] == before["spi_r"],
               f"the IKE SA was re-keyed or replaced: {before['spi_i']}/{before['spi_r']} -> "
@@ -676,7 +563,6 @@ def summarize_charon(text: str) -> dict:
 
 
 def requires(strongswan: bool = False) -> None:
-    from netns import find_binary, require_commands, require_netns, require_strongswan
     require_netns()
     require_commands("iptables", "ping")
     if strongswan:

@@ -16,9 +16,12 @@ from __future__ import annotations
 import json
 import os
 import select
+import sys
 import time
 
-from netns import Failure, Lab, check, find_binary, log, run_test, tail
+sys.dont_write_bytecode = True  # also when run by hand: no __pycache__ in the source tree
+
+from netns import Failure, Lab, check, find_binary, log, run_test, tail  # noqa: E402
 
 QUIET_MS = 250
 MAX_MS = 1000

@@ -10,7 +10,9 @@ import os
 import sys
 from pathlib import Path
 
-from netns import check, log, run_test
+sys.dont_write_bytecode = True  # also when run by hand: no __pycache__ in the source tree
+
+from netns import check, log, run_test  # noqa: E402
 
 COUNT = 50
 

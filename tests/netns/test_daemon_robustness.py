@@ -14,12 +14,12 @@ import signal
 import sys
 import time
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # also when run by hand: no __pycache__ in the source tree
 
 from mobiked import MConn, Mobiked  # noqa: E402
-from netns import (Lab, check, find_binary, log, nat_topology, require_commands,  # noqa: E402
-                   require_netns, run_test, wait_until)
+from netns import (Lab, check, find_binary, log, require_commands, require_netns, run_test,  # noqa: E402
+                   wait_until)
+from topology import nat_topology  # noqa: E402
 
 SENDER = r'''
 import json, socket, sys

@@ -5,16 +5,15 @@ each peer's own counters show the other's packets decrypted.
 """
 
 import json
-import os
 import sys
 import time
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # also when run by hand: no __pycache__ in the source tree
 
 from mobiked import MConn, Mobiked  # noqa: E402
 from netns import (Charon, Conn, Lab, check, child_sas, established, find_binary, log,  # noqa: E402
-                   nat_topology, require_commands, require_netns, require_strongswan, run_test)
+                   require_commands, require_netns, require_strongswan, run_test)
+from topology import nat_topology  # noqa: E402
 
 NAME = "tunnel"
 

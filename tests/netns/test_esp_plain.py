@@ -8,12 +8,10 @@ counts what the other sent.
     res 198.51.100.10 | 2001:db8:100::10 (inner 203.0.113.1, 2001:db8:2::1)
 """
 
-import os
 import sys
 import time
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # also when run by hand: no __pycache__ in the source tree
 
 from mobiked import MConn, Mobiked  # noqa: E402
 from netns import Lab, check, find_binary, log, require_commands, require_netns, run_test  # noqa: E402

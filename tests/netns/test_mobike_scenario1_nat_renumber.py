@@ -30,11 +30,9 @@ first IKE response after it, from a capture) and when the responder showed the n
 address.
 """
 
-import os
 import sys
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # also when run by hand: no __pycache__ in the source tree
 
 from mobike_scenarios import run_pairings  # noqa: E402
 from netns import find_binary, require_commands, require_netns, require_strongswan, run_test  # noqa: E402

@@ -40,11 +40,9 @@ the script directly, e.g.
     MOBIKE_S3_OUTAGE=300 MOBIKE_BUILD_DIR=build/h-netns python3 tests/netns/test_mobike_scenario3_path_lost.py
 """
 
-import os
 import sys
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # also when run by hand: no __pycache__ in the source tree
 
 from mobike_scenarios import S3_OUTAGE, run_pairings  # noqa: E402
 from netns import find_binary, require_commands, require_netns, require_strongswan, run_test  # noqa: E402

@@ -20,11 +20,9 @@ kernel-libipsec re-keys its CHILD_SA after a move by design (see
 mobike_scenarios.check_same_sas); the IKE SPIs must never change.
 """
 
-import os
 import sys
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # also when run by hand: no __pycache__ in the source tree
 
 from mobike_scenarios import run_pairings  # noqa: E402
 from netns import find_binary, require_commands, require_netns, require_strongswan, run_test  # noqa: E402

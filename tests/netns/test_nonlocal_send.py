@@ -6,14 +6,12 @@ what a gateway needs to tell NATed clients, from its old address, that it moved.
     ini 10.1.0.2:4500 -- NAT 198.51.100.2 -- res 198.51.100.20:4500 (then deleted)
 """
 
-import os
 import sys
 
-sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # also when run by hand: no __pycache__ in the source tree
 
-from netns import (Lab, UdpProbe, check, find_binary, log, nat_topology,  # noqa: E402
-                   require_commands, require_netns, run_test)
+from netns import Lab, UdpProbe, check, find_binary, log, require_commands, require_netns, run_test  # noqa: E402
+from topology import nat_topology  # noqa: E402
 
 
 def test(lab: Lab) -> None:

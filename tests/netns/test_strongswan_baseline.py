@@ -6,15 +6,14 @@ both sides see the NAT, and inner traffic flows through the kernel-libipsec tunn
     tunnel: 192.0.2.1/32 (ini, on lo) <-> 203.0.113.1/32 (res, on lo)
 """
 
-import os
 import sys
 import time
 
-sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # also when run by hand: no __pycache__ in the source tree
 
-from netns import (Charon, Conn, Lab, check, child_sas, established, log, nat_topology,  # noqa: E402
-                   require_commands, require_netns, require_strongswan, run_test, wait_until)
+from netns import (Charon, Conn, Lab, check, child_sas, established, log, require_commands,  # noqa: E402
+                   require_netns, require_strongswan, run_test, wait_until)
+from topology import nat_topology  # noqa: E402
 
 IKE = "baseline"
 

@@ -15,11 +15,9 @@ Checks as scenario 1, and the responder's automatic_switches counter went up by 
 one.
 """
 
-import os
 import sys
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # also when run by hand: no __pycache__ in the source tree
 
 from switch_scenarios import requires, run_checked  # noqa: E402
 from netns import run_test  # noqa: E402

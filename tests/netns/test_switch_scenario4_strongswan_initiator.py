@@ -33,12 +33,10 @@ the SA was deleted and charon logged why (giving up / DESTROYING), or strongSwan
 """
 
 import json
-import os
 import re
 import sys
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # also when run by hand: no __pycache__ in the source tree
 
 import switch_scenarios as rs  # noqa: E402
 from netns import Failure, check, log, run_test  # noqa: E402

@@ -24,17 +24,16 @@ left no half-installed Child SA in the kernel (XfrmDataplane installs policies o
 both SAs), then exits 77 with the kernel's answer, after the IKE checks above passed.
 """
 
-import os
 import re
 import sys
 import time
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # also when run by hand: no __pycache__ in the source tree
 
 from mobiked import MConn, Mobiked  # noqa: E402
-from netns import (Lab, Skip, check, find_binary, log, nat_topology, require_commands,  # noqa: E402
-                   require_netns, run_test, wait_until)
+from netns import (Lab, Skip, check, find_binary, log, require_commands, require_netns,  # noqa: E402
+                   run_test, wait_until)
+from topology import nat_topology  # noqa: E402
 
 GUARD_REQID = "9999"  # the test's own IKE-path policies; the daemons allocate from 1
 NO_ESP = ("EPROTONOSUPPORT", "ENOSYS")

@@ -14,12 +14,10 @@ template); the test then checks the refusal left no state behind and exits 77
 (skipped) with the kernel's answer -- after part 1 has passed.
 """
 
-import os
 import re
 import sys
 
-sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # also when run by hand: no __pycache__ in the source tree
 
 from netns import (Lab, LineProbe, Namespace, Skip, check, find_binary, log,  # noqa: E402
                    run_test)
