@@ -107,17 +107,20 @@ class Loader {
       const Key<Target>* row = config::find_key(keys, key);
       if (!row)
         unknown(k, ctx, known_names(keys, own));
+      else if (!row->renamed_to.empty())
+        diagnostics_.fail(k.source(), ctx, key, "renamed to '" + std::string(row->renamed_to) + "'");
       else
         row->parse(Value(v, key, ctx, diagnostics_), target);
     }
   }
 
-  // Suggestions come from these, in this order.
+  // Suggestions come from these, in this order; former names are not suggested.
   template <typename Target>
   static std::vector<std::string_view> known_names(std::span<const Key<Target>> keys,
                                                    std::initializer_list<std::string_view> own) {
     std::vector<std::string_view> names;
-    for (const auto& k : keys) names.push_back(k.name);
+    for (const auto& k : keys)
+      if (k.renamed_to.empty()) names.push_back(k.name);
     for (auto name : own)
       if (!config::find_key(keys, name)) names.push_back(name);
     return names;

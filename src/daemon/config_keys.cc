@@ -417,6 +417,7 @@ constexpr Key<C> kConnectionKeys[] = {
      [](const Value& v, C& c) {
        if (auto b = v.boolean()) c.conn.switch_enabled = *b;
      }},
+    {.name = "responder_switch", .renamed_to = "switch"},
     {"switch_response_to", R"("new")", R"(initiator: answer a switch request towards the new address, or "old")",
      [](const Value& v, C& c) {
        auto s = v.string();

@@ -24,6 +24,9 @@ struct Key {
   std::string_view doc;
   // Checks the value and stores it; complaints go through Value, naming file, line and key.
   void (*parse)(const Value& value, Target& target) = nullptr;
+  // Set (and parse, example and doc empty) for a former name: using it is an error
+  // pointing to the new one, rather than a bare "unknown key".
+  std::string_view renamed_to = {};
 };
 
 // A connection while its keys are read: what ends up in ike::ConnectionConfig, and what
