@@ -352,12 +352,16 @@ constexpr Key<C> kConnectionKeys[] = {
        auto s = v.string();
        if (s && *s != "psk") v.fail("unsupported method '" + *s + "' (only \"psk\")");
      }},
-    {"psk", R"("0x00112233445566778899aabbccddeeff")", "the pre-shared key: text, or hex after 0x; or psk_file",
-     [](const Value& v, C& c) {
-       auto s = v.string();
-       if (!s) return;
-       if (auto b = decode_psk(*s, v)) c.conn.psk = std::move(*b);
-     }},
+    {.name = "psk",
+     .example = R"("0x00112233445566778899aabbccddeeff")",
+     .doc = "the pre-shared key: text, or hex after 0x; or psk_file",
+     .parse =
+         [](const Value& v, C& c) {
+           auto s = v.string();
+           if (!s) return;
+           if (auto b = decode_psk(*s, v)) c.conn.psk = std::move(*b);
+         },
+     .commented_out = true},
     {"psk_file", R"("office.psk")",
      "or psk from this file, relative to the config; it must not be group/world accessible",
      [](const Value& v, C& c) {

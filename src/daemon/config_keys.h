@@ -1,6 +1,7 @@
 // The keys of each configuration section, one row per key. The loader dispatches on these
-// rows and the unknown-key check suggests their names, so every accepted key has its row,
-// documentation included. Internal to src/daemon/config*.
+// rows, the unknown-key check suggests their names, and config_reference() renders them,
+// so a key cannot be accepted without being documented or documented without being
+// accepted. Internal to src/daemon/config*.
 #pragma once
 
 #include <filesystem>
@@ -27,6 +28,9 @@ struct Key {
   // Set (and parse, example and doc empty) for a former name: using it is an error
   // pointing to the new one, rather than a bare "unknown key".
   std::string_view renamed_to = {};
+  // The reference shows the key commented out, because it excludes another key there
+  // (psk vs. psk_file), so that the reference stays a valid configuration.
+  bool commented_out = false;
 };
 
 // A connection while its keys are read: what ends up in ike::ConnectionConfig, and what
