@@ -4,7 +4,8 @@
 // silently falls back to a default.
 //
 // The keys, with an example value and a line of documentation each, are the tables in
-// config_keys.cc; config_reference() renders them (`mobiked --config-reference`).
+// config_keys.cc; config_reference() renders them (`mobiked --config-reference`, and
+// README.md's Configuration section, which a unit test keeps equal to it).
 //
 // A connection without [[connection.child]] gets one host-to-host child named after the
 // connection. A relative psk_file is relative to the directory of the config file; the

@@ -1,8 +1,10 @@
 // The key tables behind the loader are also its documentation; these tests keep that
-// documentation complete and valid.
+// documentation complete, valid, and the same as what README.md shows.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <set>
+#include <sstream>
 
 #include "daemon/config.h"
 #include "daemon/config_keys.h"
@@ -73,6 +75,30 @@ TEST(ConfigReference, CommentedOutKeysAreValidInstead) {
   auto r = parse_config(ref, "mobiked.toml");
   ASSERT_TRUE(r) << r.error() << "\n" << ref;
   EXPECT_EQ(to_hex(r->connections[0].psk), "00112233445566778899aabbccddeeff");
+}
+
+std::string readme_block() {
+  std::ifstream in(MOBIKE_TEST_DATA "/../../README.md");
+  if (!in) return "(cannot read " MOBIKE_TEST_DATA "/../../README.md)";
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  const std::string text = buf.str();
+  const auto section = text.find("\n## Configuration (TOML)\n");
+  if (section == std::string::npos) return "(no '## Configuration (TOML)' section in README.md)";
+  const std::string open = "\n```toml\n";
+  const auto start = text.find(open, section);
+  if (start == std::string::npos) return "(no ```toml block in README.md's Configuration section)";
+  const auto end = text.find("\n```\n", start + open.size());
+  if (end == std::string::npos) return "(the ```toml block in README.md is not closed)";
+  return text.substr(start + open.size(), end + 1 - (start + open.size()));
+}
+
+TEST(ConfigReference, ReadmeShowsIt) {
+  EXPECT_EQ(readme_block(), config_reference())
+      << "README.md's Configuration (TOML) block is not what the key tables in "
+         "src/daemon/config_keys.cc say. Regenerate it: replace the lines between ```toml and ``` "
+         "there with the output of `mobiked --config-reference` (e.g. build/asan/src/daemon/mobiked "
+         "--config-reference).";
 }
 
 }  // namespace
