@@ -1,8 +1,9 @@
-// mobiked --config FILE [--foreground]
+// mobiked --config FILE [--foreground] | --config-reference
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <iostream>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -17,6 +18,14 @@ int main(int argc, char** argv) {
   bool foreground = false;
   app.add_option("-c,--config", config_path, "configuration file (TOML)")->required();
   app.add_flag("-f,--foreground", foreground, "stay in the foreground");
+  // Handled like --version: it needs no --config, so it ends parsing before that is demanded.
+  app.add_flag_callback(
+      "--config-reference",
+      [] {
+        std::cout << mobike::daemon::config_reference();
+        throw CLI::Success();
+      },
+      "print every configuration key (commented TOML) and exit");
   CLI11_PARSE(app, argc, argv);
 
   auto logger = spdlog::stderr_color_mt("mobiked");

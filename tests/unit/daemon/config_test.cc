@@ -334,6 +334,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{CONN "mobike = \"yes\"\n", 5, "mobike", "expected true or false"},
         BadCase{CONN "encap = 1\n", 5, "encap", "expected true or false"},
         BadCase{CONN "nat_traversal = \"no\"\n", 5, "nat_traversal", "expected true or false"},
+        BadCase{CONN "responder_switch = false\n", 5, "responder_switch", "renamed to 'switch'"},
         BadCase{CONN "switch_response_to = \"both\"\n", 5, "switch_response_to", "unknown choice 'both'"},
         BadCase{CONN "switch_allow = [\"gw.example.org\"]\n", 5, "switch_allow", "not an address or a prefix"},
         BadCase{CONN "switch_prefer = \"10.0.0.0/8\"\n", 5, "switch_prefer", "not an IP address"},
@@ -388,6 +389,14 @@ TEST(Config, ChildErrorsCarryConnectionAndChildNames) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error(), cfg + ":7: connection 'c': child 'net': key 'local_ts': expected a string or an "
                              "array of strings, got an integer");
+}
+
+TEST(Config, FormerKeyNameNamesTheNewOne) {
+  TempDir dir;
+  const auto cfg = dir.write("mobiked.toml", std::string(kMinimalConnection) + "responder_switch = true\n");
+  auto r = load_config(cfg);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), cfg + ":5: connection 'c': key 'responder_switch': renamed to 'switch'");
 }
 
 TEST(Config, SyntaxErrorNamesFileAndLine) {

@@ -1,0 +1,500 @@
+#include "daemon/config_keys.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <optional>
+
+#include "daemon/config_value.h"
+#include "ike/proposal_string.h"
+
+namespace mobike::daemon::config {
+namespace {
+
+// sun_path holds 108 bytes including the terminating NUL.
+constexpr std::size_t kMaxSocketPath = 107;
+constexpr std::size_t kMaxPskFileSize = 64 * 1024;
+
+// --- value parsers of the rows below --------------------------------------------------
+
+std::optional<std::uint16_t> port(const Value& v) {
+  if (auto p = v.integer(1, 65535)) return static_cast<std::uint16_t>(*p);
+  return std::nullopt;
+}
+
+bool valid_name(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '-';
+  });
+}
+
+void name(const Value& v, std::string& out) {
+  auto s = v.string();
+  if (!s) return;
+  if (valid_name(*s))
+    out = *s;
+  else
+    v.fail("'" + *s + "' is not 1-64 letters, digits, '.', '_' or '-'");
+}
+
+void esp_proposals(const Value& v, std::vector<wire::Proposal>& out) {
+  auto s = v.string();
+  if (!s) return;
+  if (auto ps = ike::parse_esp_proposals(*s))
+    out = std::move(*ps);
+  else
+    v.fail(ps.error());
+}
+
+void traffic_selectors(const Value& v, std::vector<IpPrefix>& out) {
+  auto list = v.strings();
+  if (!list) return;
+  bool dynamic = false;
+  for (const auto& item : *list) {
+    if (item.text == "dynamic")
+      dynamic = true;
+    else if (auto p = IpPrefix::parse(item.text))
+      out.push_back(*p);
+    else
+      v.fail_at(*item.node, "'" + item.text + "' is not a prefix (e.g. 10.0.0.0/8) or dynamic");
+  }
+  // An empty list is how ChildConfig says "the IKE address"; it cannot hold both.
+  if (dynamic && !out.empty()) v.fail("dynamic cannot be combined with prefixes");
+}
+
+std::optional<Bytes> decode_psk(const std::string& s, const Value& v) {
+  if (s.starts_with("0x") || s.starts_with("0X")) {
+    Bytes b = from_hex(std::string_view(s).substr(2));
+    if (b.empty()) {
+      v.fail("not valid hex after 0x");
+      return std::nullopt;
+    }
+    return b;
+  }
+  if (s.empty()) {
+    v.fail("must not be empty");
+    return std::nullopt;
+  }
+  return to_bytes(s);
+}
+
+std::optional<Bytes> read_psk_file(const std::string& name, const std::filesystem::path& config_dir,
+                                   const Value& v) {
+  if (name.empty()) {
+    v.fail("must not be empty");
+    return std::nullopt;
+  }
+  std::filesystem::path path(name);
+  if (path.is_relative()) path = config_dir / path;
+  const std::string p = path.string();
+  // Check the mode of what was opened, not of whatever sits at the path a moment later.
+  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    v.fail("cannot open " + p + ": " + std::strerror(errno));
+    return std::nullopt;
+  }
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    v.fail("cannot stat " + p + ": " + std::strerror(errno));
+    return std::nullopt;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    v.fail(p + " is not a regular file");
+    return std::nullopt;
+  }
+  if (st.st_mode & 077) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    v.fail(p + " is readable or writable by group or others (mode " + mode + "); chmod 600 it");
+    return std::nullopt;
+  }
+  if (static_cast<std::uint64_t>(st.st_size) > kMaxPskFileSize) {
+    v.fail(p + " is larger than " + std::to_string(kMaxPskFileSize) + " bytes");
+    return std::nullopt;
+  }
+  std::string content;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      v.fail("cannot read " + p + ": " + std::strerror(errno));
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    content.append(buf, static_cast<std::size_t>(n));
+    if (content.size() > kMaxPskFileSize) {
+      v.fail(p + " is larger than " + std::to_string(kMaxPskFileSize) + " bytes");
+      return std::nullopt;
+    }
+  }
+  while (!content.empty() && (content.back() == '\n' || content.back() == '\r')) content.pop_back();
+  if (content.empty()) {
+    v.fail(p + " is empty");
+    return std::nullopt;
+  }
+  return decode_psk(content, v);
+}
+
+// --- [daemon] ----------------------------------------------------------------------------
+
+using D = DaemonConfig;
+
+constexpr Key<D> kDaemonKeys[] = {
+    {"socket", R"("/run/mobiked.sock")", "the control socket (mobikectl)",
+     [](const Value& v, D& d) {
+       auto s = v.string();
+       if (!s) return;
+       if (s->empty())
+         v.fail("must not be empty");
+       else if (s->size() > kMaxSocketPath)
+         v.fail("a Unix socket path has at most " + std::to_string(kMaxSocketPath) + " bytes");
+       else
+         d.socket = *s;
+     }},
+    {"listen", R"(["0.0.0.0", "::"])", "one UDP socket per address and port",
+     [](const Value& v, D& d) {
+       auto list = v.strings();
+       if (!list) return;
+       std::vector<IpAddress> addrs;
+       for (const auto& item : *list) {
+         auto a = IpAddress::parse(item.text);
+         if (!a)
+           v.fail_at(*item.node, "'" + item.text + "' is not an IP address");
+         else if (std::find(addrs.begin(), addrs.end(), *a) != addrs.end())
+           v.fail_at(*item.node, "'" + item.text + "' is listed twice");
+         else
+           addrs.push_back(*a);
+       }
+       if (list->empty()) v.fail("needs at least one address");
+       d.listen = std::move(addrs);
+     }},
+    {"ike_port", "500", "UDP port for IKE",
+     [](const Value& v, D& d) {
+       if (auto p = port(v)) d.ike_port = *p;
+     }},
+    {"natt_port", "4500", "UDP port for IKE and ESP once a NAT is detected; not ike_port",
+     [](const Value& v, D& d) {
+       if (auto p = port(v)) d.natt_port = *p;
+     }},
+    {"dataplane", R"("userspace")",
+     R"(or "xfrm" (the kernel does ESP; IKE sockets bypass its policies) or "none" (negotiate only; the default))",
+     [](const Value& v, D& d) {
+       auto s = v.string();
+       if (!s) return;
+       if (*s == "none")
+         d.dataplane = DataplaneKind::kNone;
+       else if (*s == "userspace")
+         d.dataplane = DataplaneKind::kUserspace;
+       else if (*s == "xfrm")
+         d.dataplane = DataplaneKind::kXfrm;
+       else
+         v.fail("unknown data plane '" + *s + "' (expected \"userspace\", \"xfrm\" or \"none\")");
+     }},
+    {"tun_name", R"("mobike0")", "userspace: the TUN device, routes to remote selectors go here",
+     [](const Value& v, D& d) {
+       auto s = v.string();
+       if (!s) return;
+       // IFNAMSIZ is 16 with the terminating NUL; '/' and spaces are not allowed in names.
+       if (s->empty() || s->size() > 15 || s->find_first_of("/ \t:") != std::string::npos)
+         v.fail("'" + *s + "' is not a valid interface name (1-15 characters, no '/', ':' or spaces)");
+       else
+         d.tun_name = *s;
+     }},
+    {"tun_mtu", "1400", "userspace: the TUN device's MTU, 576..65000",
+     [](const Value& v, D& d) {
+       if (auto n = v.integer(576, 65000)) d.tun_mtu = static_cast<int>(*n);
+     }},
+    {"replay_window", "1024", "packets, a power of two (32..1048576)",
+     [](const Value& v, D& d) {
+       auto n = v.integer(32, 1 << 20);
+       if (!n) return;
+       if ((*n & (*n - 1)) != 0)
+         v.fail("must be a power of two");
+       else
+         d.replay_window = static_cast<std::uint32_t>(*n);
+     }},
+    {"log_level", R"("info")", "trace, debug, info, warn, error",
+     [](const Value& v, D& d) {
+       auto s = v.string();
+       if (!s) return;
+       static const std::map<std::string, spdlog::level::level_enum> kLevels = {
+           {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug},
+           {"info", spdlog::level::info},   {"warn", spdlog::level::warn},
+           {"error", spdlog::level::err}};
+       auto it = kLevels.find(*s);
+       if (it == kLevels.end())
+         v.fail("unknown level '" + *s + "' (expected trace, debug, info, warn or error)");
+       else
+         d.log_level = it->second;
+     }},
+    {"half_open_threshold", "1000", "half-open SAs before COOKIEs are demanded",
+     [](const Value& v, D& d) {
+       if (auto n = v.integer(0, 100'000'000)) d.half_open_threshold = static_cast<std::size_t>(*n);
+     }},
+    {"half_open_timeout", R"("30s")", "how long a responder waits for IKE_AUTH after IKE_SA_INIT",
+     [](const Value& v, D& d) {
+       auto dur = v.duration();
+       if (!dur) return;
+       if (dur->count() == 0)
+         v.fail("must be longer than 0");
+       else
+         d.half_open_timeout = *dur;
+     }},
+    {"retransmit_timeout", "2.0", "seconds; then x retransmit_base per try",
+     [](const Value& v, D& d) {
+       if (auto s = v.number(0.001, 3600.0)) d.retransmit_timeout = ike::Duration(std::llround(*s * 1000.0));
+     }},
+    {"retransmit_tries", "5", "retransmissions before a request (and its SA) is given up",
+     [](const Value& v, D& d) {
+       if (auto n = v.integer(0, 100)) d.retransmit_tries = static_cast<int>(*n);
+     }},
+    {"retransmit_base", "1.8", "back-off factor, 1..10",
+     [](const Value& v, D& d) {
+       if (auto b = v.number(1.0, 10.0)) d.retransmit_base = *b;
+     }},
+    {"keepalive_interval", R"("20s")", "NAT keepalives while we are behind a NAT",
+     [](const Value& v, D& d) {
+       if (auto dur = v.duration()) d.keepalive_interval = *dur;
+     }},
+    {"switch_notify_type", "61440", "the SWITCH_TO_IP_ADDRESS notify type, 40960..65535 (private use)",
+     [](const Value& v, D& d) {
+       // RFC 7296 §3.10.1: 40960-65535 is for private use, where an unregistered
+       // notify may live without clashing with IANA values.
+       if (auto n = v.integer(40960, 65535)) d.switch_notify_type = static_cast<std::uint16_t>(*n);
+     }},
+    {"mobike_path_timeout", R"("5m")", "how long an SA without a working path is kept",
+     [](const Value& v, D& d) {
+       if (auto dur = v.duration()) d.mobike_path_timeout = *dur;
+     }},
+};
+
+// --- [[connection]] ----------------------------------------------------------------------
+
+using C = ConnectionDraft;
+
+constexpr Key<C> kConnectionKeys[] = {
+    {"name", R"("office")", "required, unique",
+     [](const Value& v, C& c) { name(v, c.conn.name); }},
+    {"local_addrs", R"(["192.0.2.1"])",
+     "in order of preference; empty (or \"%any\"): the kernel's source address for the peer",
+     [](const Value& v, C& c) {
+       auto list = v.strings();
+       if (!list) return;
+       bool any = false;
+       for (const auto& item : *list) {
+         if (item.text == "%any")
+           any = true;
+         else if (auto a = IpAddress::parse(item.text))
+           c.conn.local_addrs.push_back(*a);
+         else
+           v.fail_at(*item.node, "'" + item.text + "' is not an IP address or %any");
+       }
+       if (any && !c.conn.local_addrs.empty()) v.fail("%any cannot be combined with addresses");
+     }},
+    {"remote_addrs", R"(["198.51.100.10"])", R"(addresses, prefixes or "%any" (responder); empty: any)",
+     [](const Value& v, C& c) {
+       auto list = v.strings();
+       if (!list) return;
+       for (const auto& item : *list) {
+         if (item.text == "%any")
+           c.conn.remote_addrs.push_back(item.text);
+         else if (auto a = IpAddress::parse(item.text))
+           c.conn.remote_addrs.push_back(a->to_string());
+         else if (auto p = IpPrefix::parse(item.text))
+           c.conn.remote_addrs.push_back(p->to_string());
+         else
+           v.fail_at(*item.node, "'" + item.text + "' is not an IP address, a prefix or %any");
+       }
+     }},
+    {"remote_port", "500", "the peer's IKE port when we initiate",
+     [](const Value& v, C& c) {
+       if (auto p = port(v)) c.conn.remote_port = *p;
+     }},
+    {"local_id", R"("client@example.org")",
+     "IPv4/IPv6 address, FQDN (or @fqdn), user@fqdn, keyid:...; default: the one local_addrs entry",
+     [](const Value& v, C& c) {
+       auto s = v.string();
+       if (!s) return;
+       if (*s == "%any")
+         v.fail("must name our own identity, not %any");
+       else if (auto id = ike::Identity::parse(*s))
+         c.conn.local_id = *id;
+       else
+         v.fail("'" + *s + "' is not a valid identity");
+     }},
+    {"remote_id", R"("gw.example.org")", "omit (or \"%any\") to accept any authenticated peer",
+     [](const Value& v, C& c) {
+       auto s = v.string();
+       if (!s) return;
+       if (*s == "%any")
+         c.conn.remote_id.reset();
+       else if (auto id = ike::Identity::parse(*s))
+         c.conn.remote_id = *id;
+       else
+         v.fail("'" + *s + "' is not a valid identity");
+     }},
+    {"auth", R"("psk")", "the only method so far",
+     [](const Value& v, C&) {
+       auto s = v.string();
+       if (s && *s != "psk") v.fail("unsupported method '" + *s + "' (only \"psk\")");
+     }},
+    {.name = "psk",
+     .example = R"("0x00112233445566778899aabbccddeeff")",
+     .doc = "the pre-shared key: text, or hex after 0x; or psk_file",
+     .parse =
+         [](const Value& v, C& c) {
+           auto s = v.string();
+           if (!s) return;
+           if (auto b = decode_psk(*s, v)) c.conn.psk = std::move(*b);
+         },
+     .commented_out = true},
+    {"psk_file", R"("office.psk")",
+     "or psk from this file, relative to the config; it must not be group/world accessible",
+     [](const Value& v, C& c) {
+       auto s = v.string();
+       if (!s) return;
+       if (auto b = read_psk_file(*s, c.config_dir, v)) c.conn.psk = std::move(*b);
+     }},
+    {"ike_proposals", R"("aes128gcm16-prfsha256-x25519, aes256-sha384-ecp384")", "in order of preference",
+     [](const Value& v, C& c) {
+       auto s = v.string();
+       if (!s) return;
+       if (auto ps = ike::parse_ike_proposals(*s))
+         c.conn.ike_proposals = std::move(*ps);
+       else
+         v.fail(ps.error());
+     }},
+    {"esp_proposals", R"("aes128gcm16")", "for the children; a DH group here means PFS on rekeys",
+     [](const Value& v, C& c) { esp_proposals(v, c.esp_default); }},
+    {"dpd_delay", R"("30s")", "liveness check interval; 0: none",
+     [](const Value& v, C& c) {
+       if (auto d = v.duration()) c.conn.dpd_delay = *d;
+     }},
+    {"rekey_time", R"("4h")", "IKE SA; 0: never",
+     [](const Value& v, C& c) {
+       if (auto d = v.duration()) c.conn.rekey_time = *d;
+     }},
+    {"lifetime", R"("5h")", "hard limit; default (0): rekey_time + 10%",
+     [](const Value& v, C& c) {
+       if (auto d = v.duration()) c.conn.lifetime = *d;
+     }},
+    {"mobike", "true", "MOBIKE (RFC 4555)",
+     [](const Value& v, C& c) {
+       if (auto b = v.boolean()) c.conn.mobike = *b;
+     }},
+    {"encap", "false", "force UDP encapsulation",
+     [](const Value& v, C& c) {
+       if (auto b = v.boolean()) c.conn.encap_force = *b;
+     }},
+    {"nat_traversal", "true", "false: no NAT detection; MOBIKE updates carry NO_NATS_ALLOWED",
+     [](const Value& v, C& c) {
+       if (auto b = v.boolean()) c.conn.nat_traversal = *b;
+     }},
+    {"return_routability", R"("always")", R"(MOBIKE responder: "always", "unannounced" or "never")",
+     [](const Value& v, C& c) {
+       auto s = v.string();
+       if (!s) return;
+       if (*s == "always")
+         c.conn.return_routability = ike::ReturnRoutability::kAlways;
+       else if (*s == "unannounced")
+         c.conn.return_routability = ike::ReturnRoutability::kUnannounced;
+       else if (*s == "never")
+         c.conn.return_routability = ike::ReturnRoutability::kNever;
+       else
+         v.fail("unknown policy '" + *s + "' (expected \"always\", \"unannounced\" or \"never\")");
+     }},
+    {"switch", "true", "initiator: announce and follow SWITCH_TO_IP_ADDRESS",
+     [](const Value& v, C& c) {
+       if (auto b = v.boolean()) c.conn.switch_enabled = *b;
+     }},
+    {.name = "responder_switch", .renamed_to = "switch"},
+    {"switch_response_to", R"("new")", R"(initiator: answer a switch request towards the new address, or "old")",
+     [](const Value& v, C& c) {
+       auto s = v.string();
+       if (!s) return;
+       if (*s == "new" || *s == "old")
+         c.conn.switch_response_to_new = *s == "new";
+       else
+         v.fail("unknown choice '" + *s + "' (expected \"new\" or \"old\")");
+     }},
+    {"switch_allow", "[]", "initiator: switch targets allowed besides those announced (prefixes)",
+     [](const Value& v, C& c) {
+       auto list = v.strings();
+       if (!list) return;
+       for (const auto& item : *list) {
+         if (auto p = IpPrefix::parse(item.text))
+           c.conn.switch_allow.push_back(*p);
+         else if (auto a = IpAddress::parse(item.text))
+           c.conn.switch_allow.push_back({*a, static_cast<std::uint8_t>(a->is_v4() ? 32 : 128)});
+         else
+           v.fail_at(*item.node, "'" + item.text + "' is not an address or a prefix");
+       }
+     }},
+    {"switch_prefer", "[]", "responder: where SAs go when their address disappears",
+     [](const Value& v, C& c) {
+       auto list = v.strings();
+       if (!list) return;
+       for (const auto& item : *list) {
+         if (auto a = IpAddress::parse(item.text))
+           c.conn.switch_prefer.push_back(*a);
+         else
+           v.fail_at(*item.node, "'" + item.text + "' is not an IP address");
+       }
+     }},
+    {"start", R"("none")", R"(or "initiate" (needs an address in remote_addrs))",
+     [](const Value& v, C& c) {
+       auto s = v.string();
+       if (!s) return;
+       if (*s == "none")
+         c.conn.start = ike::StartAction::kNone;
+       else if (*s == "initiate")
+         c.conn.start = ike::StartAction::kInitiate;
+       else
+         v.fail("unknown action '" + *s + "' (expected \"none\" or \"initiate\")");
+     }},
+};
+
+// --- [[connection.child]] ----------------------------------------------------------------
+
+using K = ike::ChildConfig;
+
+constexpr Key<K> kChildKeys[] = {
+    {"name", R"("net")", "required, unique within the connection",
+     [](const Value& v, K& k) { name(v, k.name); }},
+    {"local_ts", R"(["10.1.0.0/16"])", R"(prefixes; empty or "dynamic": our IKE address)",
+     [](const Value& v, K& k) { traffic_selectors(v, k.local_ts); }},
+    {"remote_ts", R"(["10.2.0.0/16"])", R"(prefixes; empty or "dynamic": the peer's IKE address)",
+     [](const Value& v, K& k) { traffic_selectors(v, k.remote_ts); }},
+    {"esp_proposals", R"("aes256gcm16-x25519")", "default: the connection's esp_proposals",
+     [](const Value& v, K& k) { esp_proposals(v, k.esp_proposals); }},
+    {"rekey_time", R"("1h")", "Child SA; 0: never",
+     [](const Value& v, K& k) {
+       if (auto d = v.duration()) k.rekey_time = *d;
+     }},
+    {"lifetime", R"("66m")", "hard limit; default (0): rekey_time + 10%",
+     [](const Value& v, K& k) {
+       if (auto d = v.duration()) k.lifetime = *d;
+     }},
+};
+
+}  // namespace
+
+std::span<const Key<DaemonConfig>> daemon_keys() { return kDaemonKeys; }
+std::span<const Key<ConnectionDraft>> connection_keys() { return kConnectionKeys; }
+std::span<const Key<ike::ChildConfig>> child_keys() { return kChildKeys; }
+
+}  // namespace mobike::daemon::config

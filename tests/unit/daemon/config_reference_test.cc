@@ -1,0 +1,105 @@
+// The key tables behind the loader are also its documentation; these tests keep that
+// documentation complete, valid, and the same as what README.md shows.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "daemon/config.h"
+#include "daemon/config_keys.h"
+#include "temp_dir.h"
+
+namespace mobike::daemon {
+namespace {
+
+using testing::TempDir;
+
+template <typename Target>
+void expect_documented(std::span<const config::Key<Target>> keys, const char* section) {
+  std::set<std::string_view> names;
+  for (const auto& k : keys) {
+    EXPECT_TRUE(names.insert(k.name).second) << section << ": '" << k.name << "' twice";
+    if (!k.renamed_to.empty()) {
+      // A former name leads to a current one, not to another former name or nowhere.
+      auto* target = config::find_key(keys, k.renamed_to);
+      ASSERT_NE(target, nullptr) << section << ": '" << k.name << "' renamed to unknown '" << k.renamed_to << "'";
+      EXPECT_TRUE(target->renamed_to.empty()) << section << ": '" << k.name << "'";
+      EXPECT_EQ(k.parse, nullptr) << section << ": '" << k.name << "'";
+      continue;
+    }
+    EXPECT_FALSE(k.doc.empty()) << section << ": '" << k.name << "' has no doc";
+    EXPECT_FALSE(k.example.empty()) << section << ": '" << k.name << "' has no example";
+    EXPECT_NE(k.parse, nullptr) << section << ": '" << k.name << "' has no parser";
+    EXPECT_EQ(k.doc.find('\n'), std::string_view::npos) << section << ": '" << k.name << "'";
+  }
+}
+
+TEST(ConfigKeys, EveryKeyIsDocumented) {
+  expect_documented(config::daemon_keys(), "[daemon]");
+  expect_documented(config::connection_keys(), "[[connection]]");
+  expect_documented(config::child_keys(), "[[connection.child]]");
+}
+
+TEST(ConfigReference, ListsEveryKeyButFormerNames) {
+  const std::string ref = config_reference();
+  for (auto name : {"socket = ", "mobike_path_timeout = ", "remote_port = ", "half_open_timeout = ",
+                    "keepalive_interval = ", "# psk = ", "\npsk_file = ", "\nswitch = ", "  lifetime = "})
+    EXPECT_NE(ref.find(name), std::string::npos) << name;
+  EXPECT_EQ(ref.find("responder_switch"), std::string::npos);
+  EXPECT_NE(ref.find("switch = true                    # initiator: announce and follow SWITCH_TO_IP_ADDRESS\n"),
+            std::string::npos)
+      << ref;
+}
+
+// The examples go through the same parsers as a user's file, so a wrong one fails here.
+TEST(ConfigReference, IsAValidConfiguration) {
+  TempDir dir;
+  dir.write("office.psk", "secret\n", 0600);
+  auto r = parse_config(config_reference(), dir.file("mobiked.toml"));
+  ASSERT_TRUE(r) << r.error() << "\n" << config_reference();
+  ASSERT_EQ(r->connections.size(), 1u);
+  EXPECT_EQ(r->connections[0].psk, to_bytes("secret"));
+  EXPECT_EQ(r->connections[0].children.size(), 1u);
+}
+
+// The commented-out alternative must be valid too.
+TEST(ConfigReference, CommentedOutKeysAreValidInstead) {
+  std::string ref = config_reference();
+  const auto psk_file = ref.find("\npsk_file = ");
+  ASSERT_NE(psk_file, std::string::npos);
+  ref.insert(psk_file + 1, "# ");
+  const auto psk = ref.find("# psk = ");
+  ASSERT_NE(psk, std::string::npos);
+  ref.erase(psk, 2);
+  auto r = parse_config(ref, "mobiked.toml");
+  ASSERT_TRUE(r) << r.error() << "\n" << ref;
+  EXPECT_EQ(to_hex(r->connections[0].psk), "00112233445566778899aabbccddeeff");
+}
+
+std::string readme_block() {
+  std::ifstream in(MOBIKE_TEST_DATA "/../../README.md");
+  if (!in) return "(cannot read " MOBIKE_TEST_DATA "/../../README.md)";
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  const std::string text = buf.str();
+  const auto section = text.find("\n## Configuration (TOML)\n");
+  if (section == std::string::npos) return "(no '## Configuration (TOML)' section in README.md)";
+  const std::string open = "\n```toml\n";
+  const auto start = text.find(open, section);
+  if (start == std::string::npos) return "(no ```toml block in README.md's Configuration section)";
+  const auto end = text.find("\n```\n", start + open.size());
+  if (end == std::string::npos) return "(the ```toml block in README.md is not closed)";
+  return text.substr(start + open.size(), end + 1 - (start + open.size()));
+}
+
+TEST(ConfigReference, ReadmeShowsIt) {
+  EXPECT_EQ(readme_block(), config_reference())
+      << "README.md's Configuration (TOML) block is not what the key tables in "
+         "src/daemon/config_keys.cc say. Regenerate it: replace the lines between ```toml and ``` "
+         "there with the output of `mobiked --config-reference` (e.g. build/asan/src/daemon/mobiked "
+         "--config-reference).";
+}
+
+}  // namespace
+}  // namespace mobike::daemon
