@@ -20,7 +20,7 @@ policy behind.
 Without ESP (CONFIG_INET_ESP off, as on the machine this was written on) the kernel
 refuses the first SA with EPROTONOSUPPORT (or ENOSYS for a missing crypto template); the
 test checks that mobiked reports exactly that in `mobikectl stats --json`, stays up, and
-left no half-installed Child SA in the kernel (XfrmDataplane installs policies only after
+left no half-installed Child SA in the kernel (XfrmChildSas installs policies only after
 both SAs), then exits 77 with the kernel's answer, after the IKE checks above passed.
 """
 

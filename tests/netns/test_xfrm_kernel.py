@@ -4,7 +4,7 @@ ip(8) (an independent reader of the kernel's SAD/SPD):
 
   1. policies installed, migrated (XFRM_MSG_MIGRATE) and deleted through xfrm_probe
      (XfrmSocket + the message builders) appear in `ip xfrm policy` exactly as meant;
-  2. a Child SA through XfrmDataplane: both SAs and out/in/fwd policies in `ip xfrm
+  2. a Child SA through platform::XfrmChildSas: both SAs and out/in/fwd policies in `ip xfrm
      state/policy`, a rekeyed Child SA sharing the policies, an address update (MIGRATE
      or its fallback) visible in both, and removal leaving nothing behind.
 
