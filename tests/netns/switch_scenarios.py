@@ -23,6 +23,17 @@ The NAT is MASQUERADE with conntrack-state filtering (topology.setup_nat): a pac
 NAT's conntrack table keeps per-direction packet counters (nf_conntrack_acct) so the
 mapping to the new address can be shown to carry the traffic.
 
+Scenarios 5 and 6 (the NAT topology, and the responder's service addresses
+203.0.113.10 and 203.0.113.20 as /32s that the NAT routes via 198.51.100.10; the
+responder's connection names them, local_addrs = [.10, .20], no switch_prefer; the
+initiator dials 203.0.113.10):
+
+    5: res lo 203.0.113.10/32, 203.0.113.20/32 (routed or anycast service addresses)
+    6: res eth0 203.0.113.10/32, 203.0.113.20/32 beside 198.51.100.10/24 and .20/24
+
+The route's source towards the initiator's NAT is eth0's 198.51.100.10, which the
+connection does not name: the switch must go to 203.0.113.20, the address announced.
+
 Scenarios (run_scenario(lab, n, ini_kind, res_kind)):
   1. operator switch while both addresses work: `mobikectl switch --sa ID --to .20`;
   2. 198.51.100.10 is deleted from the responder (`ip addr del`), automatic switch;
@@ -30,7 +41,9 @@ Scenarios (run_scenario(lab, n, ini_kind, res_kind)):
      (`ip link set dev eth0 down`: the address stays, its routes go), automatic switch;
      mobiked's responder is configured with switch_prefer = [198.51.100.30 (never
      present), 198.51.100.20], so the first *usable* preferred address must be taken,
-     not eth1's primary 198.51.100.19 that the route to the initiator's NAT now uses.
+     not eth1's primary 198.51.100.19 that the route to the initiator's NAT now uses;
+  5. service addresses on lo: 203.0.113.10 is deleted, automatic switch to .20;
+  6. the same service addresses on eth0: 203.0.113.10 is deleted, automatic switch.
 Scenarios 2 and 3 also run with a strongSwan initiator (test_switch_scenario4, the
 bench's "mixed" pairing) and with strongSwan on both ends (the bench); there is no
 operator switch in strongSwan, so scenario 1 is mobiked only. A strongSwan initiator never
@@ -71,12 +84,13 @@ import time
 
 from netns import (Failure, Lab, Namespace, Skip, check, find_binary, log, require_commands, require_netns,
                    require_strongswan, tail, wait_until)
-from peers import MOBIKED, STRONGSWAN, MobikedPeer, Peer, SwanPeer
+from peers import MOBIKED, STRONGSWAN, MobikedPeer, Peer, SwanPeer, Tunnel
 from scenario import TUNNEL, Ping, Result, fmt_ms
 from topology import (INI_ADDR, INI_INNER, NAT_OUTSIDE, RES_ADDR, RES_ADDR2, RES_INNER, MultihomedResponderTopology,
                       NatTopology, multihomed_responder_topology, nat_topology)
 
-OLD, NEW = RES_ADDR, RES_ADDR2  # the responder moves its SAs from OLD to NEW
+OLD, NEW = RES_ADDR, RES_ADDR2  # the responder moves its SAs from OLD to NEW (scenarios 1-3)
+SVC_OLD, SVC_NEW = "203.0.113.10", "203.0.113.20"  # scenarios 5 and 6: the service addresses
 NAT_PUB = NAT_OUTSIDE  # the initiator's public address
 ABSENT = "198.51.100.30"  # in switch_prefer (scenario 3), never configured anywhere
 ETH1_PRIMARY = MultihomedResponderTopology.RES_ETH1_PRIMARY  # scenario 3: the route's source once eth0 is down
@@ -87,7 +101,20 @@ TITLES = {
     1: "operator switch while both addresses work",
     2: "the old address is deleted from the responder",
     3: "multihomed responder, the old address's interface goes down",
+    5: "service addresses on the responder's lo, the one in use is deleted",
+    6: "service addresses on the responder's interface, the one in use is deleted",
 }
+SERVICE_SCENARIOS = (5, 6)
+
+
+def addresses(scenario: int) -> tuple[str, str]:
+    """(old, new): the responder's address before and after the scenario's change."""
+    return (SVC_OLD, SVC_NEW) if scenario in SERVICE_SCENARIOS else (OLD, NEW)
+
+
+def tunnel(scenario: int) -> Tunnel:
+    """The tunnel both peers configure: the initiator dials the scenario's old address."""
+    return Tunnel(TUNNEL.name, res_addr=addresses(scenario)[0])
 
 # How long a run waits for the outcome of the change: mobiked must have moved well
 # within it; strongSwan (charon with dpd_delay 2s and 4 retransmissions from 1s, about
@@ -109,6 +136,13 @@ def make_topology(lab: Lab, scenario: int) -> NatTopology | MultihomedResponderT
         # Deleting the primary 198.51.100.10 must leave the secondary .20 in place.
         for dev in ("all", "default", "eth0"):
             topo.res.sysctl(f"net.ipv4.conf.{dev}.promote_secondaries", 1)
+    if scenario in SERVICE_SCENARIOS:
+        dev = "lo" if scenario == 5 else "eth0"
+        for a in (SVC_OLD, SVC_NEW):
+            topo.res.add_address(dev, a + "/32")
+            topo.nat.add_route(a + "/32", via=RES_ADDR)
+        route = topo.res.ip("route", "get", NAT_PUB).stdout
+        check(f"src {RES_ADDR}" in route, f"the responder's route to the NAT does not leave from {RES_ADDR}: {route}")
     # Per-direction packet counts in the NAT's conntrack entries.
     topo.nat.sysctl("net.netfilter.nf_conntrack_acct", 1)
     return topo
@@ -121,6 +155,13 @@ def change(topo: NatTopology, scenario: int) -> str:
         left = topo.res.addresses("eth0")
         check(NEW in left, f"deleting {OLD} took {NEW} with it: eth0 has {left}")
         return f"responder: {OLD} deleted from eth0"
+    if scenario in SERVICE_SCENARIOS:
+        dev = "lo" if scenario == 5 else "eth0"
+        topo.res.del_address(dev, SVC_OLD + "/32")
+        left = topo.res.addresses(dev)
+        check(SVC_NEW in left and RES_ADDR in topo.res.addresses("eth0"),
+              f"deleting {SVC_OLD} took more with it: {dev} has {left}")
+        return f"responder: {SVC_OLD} deleted from {dev} (route to the NAT still from {RES_ADDR})"
     if scenario == 3:
         topo.res.ip("link", "set", "dev", "eth0", "down")
         route = topo.res.ip("route", "get", NAT_PUB).stdout.splitlines()[0].strip()
@@ -180,8 +221,8 @@ class EspCounters:
 
     U32 = "0>>22&0x3C@8=0"  # the 32 bits after the UDP header are zero: IKE, not ESP
 
-    def __init__(self, ns: Namespace):
-        self.ns = ns
+    def __init__(self, ns: Namespace, old: str = OLD, new: str = NEW):
+        self.ns, self.old, self.new = ns, old, new
         ns.iptables("-N", "rsw_esp_in")
         ns.iptables("-N", "rsw_esp_out")
         esp = ["-m", "u32", "!", "--u32", self.U32]
@@ -194,7 +235,7 @@ class EspCounters:
             esp = []
             ns.iptables("-I", "INPUT", "-p", "udp", "--dport", "4500", "-j", "rsw_esp_in")
         ns.iptables("-I", "OUTPUT", "-p", "udp", "--sport", "4500", *esp, "-j", "rsw_esp_out")
-        for addr in (OLD, NEW):
+        for addr in (old, new):
             ns.iptables("-A", "rsw_esp_in", "-d", addr)
             ns.iptables("-A", "rsw_esp_out", "-s", addr)
 
@@ -205,8 +246,8 @@ class EspCounters:
             # "-A rsw_esp_in -d 198.51.100.10/32 -c PACKETS BYTES"
             for m in re.finditer(r"^-A \S+ -[ds] ([0-9.]+)/32 -c (\d+) \d+",
                                  self.ns.iptables("-v", "-S", chain).stdout, re.M):
-                if m.group(1) in (OLD, NEW):
-                    out[f"{key}_{'old' if m.group(1) == OLD else 'new'}"] = int(m.group(2))
+                if m.group(1) in (self.old, self.new):
+                    out[f"{key}_{'old' if m.group(1) == self.old else 'new'}"] = int(m.group(2))
         return out
 
 
@@ -221,17 +262,20 @@ def make_peer(kind: str, lab: Lab, ns: Namespace, *, initiator: bool, scenario: 
     """The scenario's peer of `kind`, started: retransmissions from 1 s, 4 tries; mobiked
     with the userspace data plane. The responder leaves liveness checks to the initiator
     (dpd_delay 30s against 2s), so that what a strongSwan initiator does by itself is what
-    is observed. Scenario 3's mobiked responder has switch_prefer [ABSENT, NEW]."""
+    is observed. Scenario 3's mobiked responder has switch_prefer [ABSENT, NEW]; in
+    scenarios 5 and 6 it names its service addresses, local_addrs [SVC_OLD, SVC_NEW]."""
     if kind == MOBIKED:
         extra = {}
         if not initiator and scenario == 3:
             extra["switch_prefer"] = [ABSENT, NEW]
-        return MobikedPeer(lab, ns, TUNNEL, initiator=initiator, dpd=INI_DPD_S if initiator else 30,
+        if not initiator and scenario in SERVICE_SCENARIOS:
+            extra["local_addrs"] = [SVC_OLD, SVC_NEW]
+        return MobikedPeer(lab, ns, tunnel(scenario), initiator=initiator, dpd=INI_DPD_S if initiator else 30,
                            extra=extra, log_level="info" if quiet else "debug").start()
     if kind == STRONGSWAN:
         # charon's default log levels (ike 2) even when quiet: what it learns of the peer's
         # addresses is logged at level 2 and is part of the report.
-        return SwanPeer(lab, ns, TUNNEL, initiator=initiator, dpd=INI_DPD_S if initiator else 30,
+        return SwanPeer(lab, ns, tunnel(scenario), initiator=initiator, dpd=INI_DPD_S if initiator else 30,
                         retransmit=(1.0, 4)).start()
     raise ValueError(kind)
 
@@ -254,6 +298,7 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *, quiet
     initiator's next liveness check instead of at an arbitrary moment, so that the check
     leaves towards the address that just went away (its request is lost)."""
     r = Result(scenario, ini_kind, res_kind)
+    old, new = addresses(scenario)
     log(f"scenario {scenario} ({TITLES[scenario]}): {r.pairing}")
     if scenario == 1 and res_kind != MOBIKED:
         raise Failure("scenario 1 (operator switch) needs a mobiked responder: strongSwan has no such command")
@@ -270,12 +315,13 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *, quiet
     res_before = wait_until(lambda: res.view(), 10, f"{res_kind} responder: SA established")
     r.metrics["establish_s"] = time.monotonic() - t_init
     log(f"  established: initiator {describe(before)}; responder {describe(res_before)}")
-    check(before["local"][0] == INI_ADDR and before["remote"] == (OLD, 4500),
-          f"the initiator does not start on {INI_ADDR} -> {OLD}:4500: {describe(before)}")
-    check(res_before["local"] == (OLD, 4500) and res_before["remote"][0] == NAT_PUB,
-          f"the responder does not start on {OLD}:4500 <- {NAT_PUB}: {describe(res_before)}")
+    check(before["local"][0] == INI_ADDR and before["remote"] == (old, 4500),
+          f"the initiator does not start on {INI_ADDR} -> {old}:4500: {describe(before)}")
+    check(res_before["local"] == (old, 4500) and res_before["remote"][0] == NAT_PUB,
+          f"the responder does not start on {old}:4500 <- {NAT_PUB}: {describe(res_before)}")
     check(before["spi_i"] == res_before["spi_i"] and before["spi_r"] == res_before["spi_r"],
           "the peers' IKE SPIs differ at start")
+    r.facts["before"] = {"initiator": before, "responder": res_before}
     if res.kind == MOBIKED:
         r.facts["switch"] = res_before["switch"]
         expect = ini.kind == MOBIKED
@@ -285,15 +331,15 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *, quiet
     if ini.kind == MOBIKED:
         pa = before.get("peer_addresses") or []
         addrs = [a if isinstance(a, str) else a.get("addr") for a in pa]
-        r.problem(NEW in addrs, f"the initiator was not told of the responder's {NEW}: peer_addresses {pa}")
+        r.problem(new in addrs, f"the initiator was not told of the responder's {new}: peer_addresses {pa}")
 
     probe = topo.ini.run(["ping", "-n", "-q", "-c", "3", "-i", "0.2", "-W", "2", "-I", INI_INNER, RES_INNER],
                          check=False, timeout=30)
     check(probe.returncode == 0, f"no traffic through the tunnel before the change:\n{probe.stdout}{probe.stderr}")
-    check(mapping_to(topo.nat, OLD) is not None, f"the NAT has no mapping to {OLD}:4500: {nat_mappings(topo.nat)}")
-    check(mapping_to(topo.nat, NEW) is None, f"the NAT already maps to {NEW} before the change")
+    check(mapping_to(topo.nat, old) is not None, f"the NAT has no mapping to {old}:4500: {nat_mappings(topo.nat)}")
+    check(mapping_to(topo.nat, new) is None, f"the NAT already maps to {new} before the change")
 
-    esp = EspCounters(topo.res)
+    esp = EspCounters(topo.res, old, new)
     stats0 = {id(p): p.stats() for p in (ini, res) if p.kind == MOBIKED}
     ping = Ping(topo.ini)
     time.sleep(1.5)
@@ -301,7 +347,7 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *, quiet
                                   f"{len(ping.times())}\n{tail(ping.proc.log_text(), 10)}")
     c0 = esp.read()
     check(c0.get("in_old", 0) > 50 and c0.get("out_old", 0) > 50,
-          f"ESP does not flow on {OLD} before the change: {c0}")
+          f"ESP does not flow on {old} before the change: {c0}")
 
     if before_dpd is not None:
         # mobiked runs a liveness check every dpd_delay (2 s) whatever the ESP traffic.
@@ -325,13 +371,13 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *, quiet
     mob_log0 = {id(p): len(p.log_text()) for p in (ini, res) if p.kind == MOBIKED}
     t0 = time.time()
     if scenario == 1:
-        out = res.mobiked.ctl("switch", "--sa", str(res_before["id"]), "--to", NEW, "--json", check=False)
+        out = res.mobiked.ctl("switch", "--sa", str(res_before["id"]), "--to", new, "--json", check=False)
         r.metrics["switch_cmd_ms"] = (time.time() - t0) * 1000
         try:
             answer = json.loads(out.stdout)
         except ValueError:
             answer = {}
-        log(f"  mobikectl switch --sa {res_before['id']} --to {NEW}: rc {out.returncode}, "
+        log(f"  mobikectl switch --sa {res_before['id']} --to {new}: rc {out.returncode}, "
             f"{fmt_ms(r.metrics['switch_cmd_ms'])}: {json.dumps(answer) if answer else out.stdout.strip()} "
             f"{out.stderr.strip()}")
         r.facts["switch_answer"] = answer
@@ -353,7 +399,7 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *, quiet
         iv, rv = ini.view(), res.view()
         last = (iv, rv)
         now = time.time()
-        if iv and rv and iv["remote"][0] == NEW and rv["local"][0] == NEW:
+        if iv and rv and iv["remote"][0] == new and rv["local"][0] == new:
             t_moved = now
             break
         gone = [f"{p.kind} {'initiator' if p is ini else 'responder'}" for p in (ini, res) if not p.exists()]
@@ -364,7 +410,7 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *, quiet
     if t_moved is not None:
         r.outcome = "moved"
         r.metrics["moved_ms"] = (t_moved - t0) * 1000
-        log(f"  both peers on {NEW} {fmt_ms(r.metrics['moved_ms'])} after the change")
+        log(f"  both peers on {new} {fmt_ms(r.metrics['moved_ms'])} after the change")
     elif t_deleted is not None:
         r.outcome = "deleted"
         r.metrics["deleted_ms"] = (t_deleted - t0) * 1000
@@ -402,18 +448,19 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *, quiet
         iv, rv = ini.view(), res.view()
         log(f"  after the switch: initiator {describe(iv)}; responder {describe(rv)}")
         check(iv is not None and rv is not None, f"an SA disappeared after the switch: {describe(iv)} / {describe(rv)}")
-        check_after_move(r, ini, res, before, res_before, iv, rv)
+        r.facts["after"] = {"initiator": iv, "responder": rv}
+        check_after_move(r, ini, res, before, res_before, iv, rv, new)
         d_after, d_total = delta(c1, c2), delta(c0, c2)
         r.facts["esp_packets_after_switch"] = d_after
         log(f"  ESP packets at the responder in the 1.5 s after the switch: {d_after} (whole change: {d_total})")
         r.problem(d_after.get("in_new", 0) > 50 and d_after.get("out_new", 0) > 50,
-                  f"ESP does not flow to and from {NEW} after the switch: {d_after}")
+                  f"ESP does not flow to and from {new} after the switch: {d_after}")
         r.problem(d_after.get("in_old", 0) == 0 and d_after.get("out_old", 0) == 0,
-                  f"ESP still flows on {OLD} after the switch: {d_after}")
-        m_new, m_old = mapping_to(topo.nat, NEW), mapping_to(topo.nat, OLD)
+                  f"ESP still flows on {old} after the switch: {d_after}")
+        m_new, m_old = mapping_to(topo.nat, new), mapping_to(topo.nat, old)
         r.facts["nat_mapping_new"] = m_new
         if m_new is None:
-            r.problem(False, f"the NAT has no mapping {INI_ADDR}:4500 -> {NEW}:4500: {nat_mappings(topo.nat)}")
+            r.problem(False, f"the NAT has no mapping {INI_ADDR}:4500 -> {new}:4500: {nat_mappings(topo.nat)}")
         else:
             o, rep = m_new["orig"], m_new["reply"]
             log(f"  NAT mapping: {o['src']}:{o['sport']} -> {o['dst']}:{o['dport']} as {rep['dst']}:{rep['dport']}, "
@@ -423,9 +470,9 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *, quiet
                       f"the responder sees the initiator at {rv['remote']}, the NAT maps it to "
                       f"{rep['dst']}:{rep['dport']}")
             r.problem(o.get("packets", 0) > 50 and rep.get("packets", 0) > 50,
-                      f"the NAT's mapping to {NEW} carries too little traffic: {m_new}")
+                      f"the NAT's mapping to {new} carries too little traffic: {m_new}")
         if m_old is not None:
-            log(f"  the NAT's old mapping to {OLD}: packets out {m_old['orig'].get('packets')} / "
+            log(f"  the NAT's old mapping to {old}: packets out {m_old['orig'].get('packets')} / "
                 f"in {m_old['reply'].get('packets')}")
     elif r.outcome == "deleted":
         time.sleep(1.0)
@@ -487,8 +534,9 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *, quiet
     return r
 
 
-def check_after_move(r: Result, ini: Peer, res: Peer, before: dict, res_before: dict, iv: dict, rv: dict) -> None:
-    """Same SAs (no rekeying), both peers on the new path."""
+def check_after_move(r: Result, ini: Peer, res: Peer, before: dict, res_before: dict, iv: dict, rv: dict,
+                     new: str = NEW) -> None:
+    """Same SAs (no rekeying), both peers on the new path (the responder's `new`)."""
     r.problem(iv["spi_i"] == before["spi_i"] and iv["spi_r"] == before["spi_r"],
               f"the IKE SA was re-keyed or replaced: {before['spi_i']}/{before['spi_r']} -> "
               f"{iv['spi_i']}/{iv['spi_r']}")
@@ -511,11 +559,11 @@ def check_after_move(r: Result, ini: Peer, res: Peer, before: dict, res_before: 
               f"responder {rv['spi_in']}/{rv['spi_out']}")
     r.problem(iv["children"] == 1 and rv["children"] == 1,
               f"expected one Child SA each, initiator {iv['children']}, responder {rv['children']}")
-    r.problem(iv["local"] == before["local"] and iv["remote"] == (NEW, 4500),
-              f"the initiator uses {iv['local']} -> {iv['remote']}, expected {before['local']} -> ({NEW}, 4500)")
+    r.problem(iv["local"] == before["local"] and iv["remote"] == (new, 4500),
+              f"the initiator uses {iv['local']} -> {iv['remote']}, expected {before['local']} -> ({new}, 4500)")
     r.problem(iv["nat_local"], "the initiator no longer sees its NAT")
-    r.problem(rv["local"] == (NEW, 4500) and rv["remote"][0] == NAT_PUB,
-              f"the responder uses {rv['local']} <- {rv['remote']}, expected ({NEW}, 4500) <- {NAT_PUB}")
+    r.problem(rv["local"] == (new, 4500) and rv["remote"][0] == NAT_PUB,
+              f"the responder uses {rv['local']} <- {rv['remote']}, expected ({new}, 4500) <- {NAT_PUB}")
     if res.kind == MOBIKED:
         r.problem(not rv.get("switching_to"), f"the responder still shows a switch in flight: {rv.get('switching_to')}")
 
@@ -530,6 +578,10 @@ def check_mobiked_pair(r: Result, scenario: int) -> None:
         rekeys = {k: v for k, v in r.facts.get(f"mobiked_{role}_requests", {}).items()
                   if k in ("IKE_REKEY", "CHILD_REKEY", "CHILD_CREATE")}
         r.problem(not rekeys, f"mobiked {role} started rekey exchanges during the change: {rekeys}")
+    for role in ("initiator", "responder"):
+        bad = [ln for ln in r.facts.get(f"mobiked_{role}_switch_lines", [])
+               if re.search(r"refused|switch failed|cannot switch", ln)]
+        r.problem(not bad, f"mobiked {role}: the switch did not go straight to its target: {bad}")
     d = r.facts.get("responder_stats_delta", {})
     want = 0 if scenario == 1 else 1
     r.problem(d.get("automatic_switches") == want,
@@ -577,7 +629,7 @@ def run_checked(lab: Lab, scenario: int, ini_kind: str = MOBIKED, res_kind: str 
     for k, v in r.facts.items():
         log(f"  {k}: {json.dumps(v)}")
     if ini_kind == MOBIKED and res_kind == MOBIKED:
-        check(r.outcome == "moved", f"the SA did not move to {NEW}: outcome {r.outcome}")
+        check(r.outcome == "moved", f"the SA did not move to {addresses(scenario)[1]}: outcome {r.outcome}")
     if r.problems:
         raise Failure("; ".join(r.problems))
     return r
