@@ -62,11 +62,17 @@ Expected<json, std::string> call_cancellable(const std::string& socket_path, con
   asio::io_context io;
   std::string answer, failure;
   bool done = false;
+  // The answer to the request often arrives together with the cancel's own answer (the
+  // cancel is what ends the request), so stop only when neither is still outstanding.
+  int cancels_in_flight = 0;
+  auto stop_if_finished = [&] {
+    if (done && cancels_in_flight == 0) io.stop();
+  };
   std::make_shared<Exchange>(io, socket_path, request)->start([&](std::string line, std::string why) {
     answer = std::move(line);
     failure = std::move(why);
     done = true;
-    io.stop();
+    stop_if_finished();
   });
   asio::signal_set signals(io, SIGINT);
   int interrupts = 0;
@@ -78,10 +84,16 @@ Expected<json, std::string> call_cancellable(const std::string& socket_path, con
         io.stop();
         return;
       }
+      ++cancels_in_flight;
       std::make_shared<Exchange>(io, socket_path, cancel)->start([&](std::string line, std::string why) {
-        if (!why.empty()) return on_cancel(why);
-        auto j = parse_answer(line);
-        on_cancel(j ? j->dump() : j.error());
+        --cancels_in_flight;
+        if (!why.empty()) {
+          on_cancel(why);
+        } else {
+          auto j = parse_answer(line);
+          on_cancel(j ? j->dump() : j.error());
+        }
+        stop_if_finished();
       });
       wait_signal();
     });

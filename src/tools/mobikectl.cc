@@ -8,7 +8,7 @@
 //   mobikectl reload
 //   mobikectl update-addresses --sa ID [--local ADDR] | list-addresses [--json]
 //   mobikectl switch --to ADDR (--sa ID | --conn NAME | --all) [--rate N] [--json]
-//   mobikectl switch --cancel
+//   mobikectl switch --cancel [--json]
 //
 // The socket is --socket, else $MOBIKED_SOCKET, else /run/mobiked.sock.
 // Exit status: 0 on success, 1 when mobiked refused the request, 2 when it could not be
@@ -41,6 +41,16 @@ void print_result(const json& result) {
     std::cout << mobike::control::format_stats(result);
   else
     std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+}
+
+// What the cancel sent on Ctrl-C achieved, from its raw answer (or the error reaching mobiked).
+std::string cancel_summary(const std::string& said) {
+  auto answer = json::parse(said, nullptr, false);
+  if (answer.is_discarded() || !answer.is_object()) return said;
+  if (!answer.value("ok", false)) return answer.value("error", said);
+  const json& result = answer.value("result", json::object());
+  if (!result.contains("cancelled") || !result["cancelled"].is_number_unsigned()) return said;
+  return std::to_string(result["cancelled"].get<std::uint64_t>()) + " SA(s) will not be started";
 }
 
 }  // namespace
@@ -163,7 +173,8 @@ int main(int argc, char** argv) {
                     ? control::call_cancellable(socket_path, control::request_to_json(request),
                                                 control::request_to_json(control::SwitchCancelRequest{}),
                                                 [](const std::string& said) {
-                                                  std::cerr << "mobikectl: cancelling: " << said << "\n";
+                                                  std::cerr << "mobikectl: cancelling: " << cancel_summary(said)
+                                                            << "\n";
                                                 },
                                                 timeout)
                     : control::call(socket_path, control::request_to_json(request), timeout);
@@ -199,6 +210,8 @@ int main(int argc, char** argv) {
       std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
     else
       std::cout << control::format_address_list(result);
+  } else if (json_out) {
+    std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
   } else {
     print_result(result);
   }
