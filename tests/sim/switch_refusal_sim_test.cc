@@ -165,7 +165,7 @@ TEST(SwitchRulesSim, NotifyFromTheInitiatorIsIgnored) {
 }
 
 // §6.1.3: an initiator that did not send 0x52 is never asked; one that gets asked
-// anyway treats the notify as an unknown status notify (§6.3.1 Rec).
+// anyway treats the notify as an unknown status notify (§6.3.1, our choice).
 TEST(SwitchRulesSim, PeerWithoutSupport) {
   Sw s({.tweak = [](ike::ConnectionConfig& i, ike::ConnectionConfig&) { i.switch_enabled = false; }});
   ASSERT_TRUE(s.start());

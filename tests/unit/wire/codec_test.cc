@@ -196,7 +196,7 @@ TEST(Golden, MobikeSupportedNotify) {
 }
 
 TEST(Golden, SwitchToIpAddressNotify) {
-  // spec/r-mobike.md §4.2 example: value 61440, IPv4 192.0.2.20.
+  // docs/switch.md §4.2 example: value 61440, IPv4 192.0.2.20.
   Payload p = make_notify(NotifyType::kSwitchToIpAddressDefault, ip("192.0.2.20").to_bytes());
   EXPECT_EQ(encode_one(p), hex("00 00 00 0C 00 00 F0 00 C0 00 02 14"));
 }
