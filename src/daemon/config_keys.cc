@@ -290,7 +290,7 @@ constexpr Key<C> kConnectionKeys[] = {
     {"name", R"("office")", "required, unique",
      [](const Value& v, C& c) { name(v, c.conn.name); }},
     {"local_addrs", R"(["192.0.2.1"])",
-     "in order of preference; empty (or \"%any\"): the kernel's source address for the peer",
+     "in order of preference, also on lo; empty (or \"%any\"): the kernel's source address for the peer",
      [](const Value& v, C& c) {
        auto list = v.strings();
        if (!list) return;
@@ -444,7 +444,7 @@ constexpr Key<C> kConnectionKeys[] = {
            v.fail_at(*item.node, "'" + item.text + "' is not an address or a prefix");
        }
      }},
-    {"switch_prefer", "[]", "responder: where SAs go when their address disappears",
+    {"switch_prefer", "[]", "responder: where SAs go when their address disappears, in order; a listed address that comes back takes them back",
      [](const Value& v, C& c) {
        auto list = v.strings();
        if (!list) return;
