@@ -162,6 +162,14 @@ class OutboundEspSa {
   bool exhausted() const { return seq_ == max_seq(); }
   // For tests and benchmarks: continue as if `last_seq` packets had been sent.
   void skip_to(std::uint64_t last_seq) { seq_ = last_seq < max_seq() ? last_seq : max_seq(); }
+  std::uint64_t iv_mask() const { return iv_mask_; }
+  // Continues an SA another node sent on (cluster moves): after its last sequence
+  // number, with its counts.
+  void resume(std::uint64_t last_seq, std::uint64_t packets, std::uint64_t bytes) {
+    skip_to(last_seq);
+    counters_.packets = packets;
+    counters_.bytes = bytes;
+  }
 
   const SaCounters& counters() const { return counters_; }
 
@@ -218,6 +226,12 @@ class InboundEspSa {
 
   const ReplayWindow& replay_window() const { return window_; }
   const SaCounters& counters() const { return counters_; }
+  // Continues an SA another node received on (cluster moves): its replay window and counts.
+  void resume(const ReplayWindow::State& window, std::uint64_t packets, std::uint64_t bytes) {
+    window_.restore(window);
+    counters_.packets = packets;
+    counters_.bytes = bytes;
+  }
 
  private:
   InboundEspSa(detail::EspCrypto c, ReplayWindow w) : c_(std::move(c)), window_(std::move(w)) {}

@@ -55,4 +55,25 @@ void ReplayWindow::update(std::uint64_t seq) {
   bitmap_[(seq >> 6) & mask_] |= std::uint64_t{1} << (seq & 63);
 }
 
+ReplayWindow::State ReplayWindow::state() const {
+  State s;
+  s.top = top_;
+  s.received.assign((size_ + 63) / 64, 0);
+  for (std::uint64_t k = 0; k < size_ && k < top_; ++k) {
+    const std::uint64_t seq = top_ - k;
+    if (bitmap_[(seq >> 6) & mask_] >> (seq & 63) & 1) s.received[k / 64] |= std::uint64_t{1} << (k % 64);
+  }
+  return s;
+}
+
+void ReplayWindow::restore(const State& s) {
+  std::fill(bitmap_.begin(), bitmap_.end(), 0);
+  top_ = s.top;
+  for (std::uint64_t k = 0; k < size_ && k < s.top && k / 64 < s.received.size(); ++k) {
+    if (!(s.received[k / 64] >> (k % 64) & 1)) continue;
+    const std::uint64_t seq = s.top - k;
+    bitmap_[(seq >> 6) & mask_] |= std::uint64_t{1} << (seq & 63);
+  }
+}
+
 }  // namespace mobike::esp

@@ -32,6 +32,19 @@ class ReplayWindow {
   void update(std::uint64_t seq);
 
   std::uint64_t highest() const { return top_; }
+
+  // The window as a value another node can continue from (cluster moves): the highest
+  // authenticated number and, in `received`, bit k (word k / 64, bit k % 64) set when
+  // `top - k` was received, for k below the window size.
+  struct State {
+    std::uint64_t top = 0;
+    std::vector<std::uint64_t> received;
+    friend bool operator==(const State&, const State&) = default;
+  };
+  State state() const;
+  // Continues from `s`; bits beyond this window's size are ignored, so a smaller window
+  // keeps the newest part.
+  void restore(const State& s);
   std::uint32_t size() const { return size_; }
   bool esn() const { return esn_; }
 

@@ -65,6 +65,17 @@ Score score(const TsList& local, const TsList& remote, const Flow& f, const IpAd
 
 }  // namespace
 
+ChildSaProgress ChildSaEntry::progress() const {
+  ChildSaProgress p;
+  p.out_seq = outbound_.last_seq();
+  p.in = inbound_.replay_window().state();
+  p.packets_in = inbound_.counters().packets;
+  p.bytes_in = inbound_.counters().bytes;
+  p.packets_out = outbound_.counters().packets;
+  p.bytes_out = outbound_.counters().bytes;
+  return p;
+}
+
 ChildSaEntry::ChildSaEntry(const ChildSaSpec& spec, InboundEspSa in, OutboundEspSa out,
                            std::uint64_t serial)
     : child_sa_id_(spec.child_sa_id),
@@ -105,6 +116,10 @@ Expected<void, std::string> SaTable::install(const ChildSaSpec& spec) {
   if (!in) return unexpected("inbound SA: " + in.error());
   auto out = OutboundEspSa::create(spec.out);
   if (!out) return unexpected("outbound SA: " + out.error());
+  if (spec.resume) {
+    in->resume(spec.resume->in, spec.resume->packets_in, spec.resume->bytes_in);
+    out->resume(spec.resume->out_seq, spec.resume->packets_out, spec.resume->bytes_out);
+  }
   std::unique_ptr<ChildSaEntry> e(
       new ChildSaEntry(spec, std::move(*in), std::move(*out), next_serial_++));
   ChildSaEntry* raw = e.get();
@@ -145,6 +160,13 @@ bool SaTable::update_path(std::uint64_t child_sa_id, const EspPath& path) {
   auto it = by_id_.find(child_sa_id);
   if (it == by_id_.end()) return false;
   it->second->path_ = path;
+  return true;
+}
+
+bool SaTable::suspend_outbound(std::uint64_t child_sa_id) {
+  auto it = by_id_.find(child_sa_id);
+  if (it == by_id_.end()) return false;
+  it->second->outbound_active_ = false;
   return true;
 }
 

@@ -37,6 +37,15 @@ struct EspPath {
   friend bool operator==(const EspPath&, const EspPath&) = default;
 };
 
+// Where a Child SA stands, so that another node can continue it (cluster moves). The
+// outbound IV mask travels in ChildSaSpec::out.iv_mask.
+struct ChildSaProgress {
+  std::uint64_t out_seq = 0;  // the last sequence number sent
+  ReplayWindow::State in;
+  std::uint64_t packets_in = 0, bytes_in = 0, packets_out = 0, bytes_out = 0;
+  friend bool operator==(const ChildSaProgress&, const ChildSaProgress&) = default;
+};
+
 // What a DataplaneOp::kInstall carries, with the keys split per direction.
 struct ChildSaSpec {
   std::uint64_t child_sa_id = 0;
@@ -51,6 +60,8 @@ struct ChildSaSpec {
   // keys only from our response) deleted the old SA, so that none of our packets
   // arrive before the peer can decrypt them.
   bool outbound_active = true;
+  // A Child SA another node held: continue from there.
+  std::optional<ChildSaProgress> resume;
 };
 
 struct ChildSaCounters {
@@ -71,6 +82,7 @@ class ChildSaEntry final : private InnerPolicy {
   const OutboundEspSa& outbound() const { return outbound_; }
   bool outbound_active() const { return outbound_active_; }
   ChildSaCounters counters() const { return {inbound_.counters(), outbound_.counters()}; }
+  ChildSaProgress progress() const;
 
   // RFC 4301 selector match: some local selector covers the flow's source and some
   // remote one its destination (`reversed`: the other way round, for inbound packets).
@@ -115,6 +127,8 @@ class SaTable {
   // Lets a Child SA installed with outbound_active = false carry outbound traffic; it
   // becomes the newest among equal matches.
   bool activate_outbound(std::uint64_t child_sa_id);
+  // Sends nothing more on the Child SA (it is moving to another node); inbound goes on.
+  bool suspend_outbound(std::uint64_t child_sa_id);
   std::size_t update_ike_sa_path(std::uint64_t ike_sa_id, const EspPath& path);
 
   struct Protected {

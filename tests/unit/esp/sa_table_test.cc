@@ -458,5 +458,58 @@ TEST(SaTableRekey, DeferredOutboundReceivesButSendsOnlyOnceActivated) {
   EXPECT_FALSE(t.activate_outbound(1));
 }
 
+// Cluster moves: a's Child SA goes to another table (another node) mid-traffic. The new
+// table sends strictly after a's last sequence number, refuses what a already received
+// and accepts what is new; the counts continue.
+TEST_F(SaTables, AChildSaContinuesInAnotherTable) {
+  connect(1, 0xa0000001, 0xb0000001, {prefix("10.1.0.0/24")}, {prefix("10.2.0.0/24")});
+  const Bytes out = test::ipv4_packet("10.1.0.5", "10.2.0.9", 100);
+  const Bytes in = test::ipv4_packet("10.2.0.9", "10.1.0.5", 200);
+  std::vector<Bytes> received_by_a;
+  for (int n = 0; n < 5; ++n) {
+    auto esp = send(a, out);
+    ASSERT_TRUE(esp);
+    ASSERT_TRUE(b.unprotect(*esp));
+    auto back = send(b, in);
+    ASSERT_TRUE(back);
+    received_by_a.push_back(*back);
+    ASSERT_TRUE(a.unprotect(received_by_a.back()));
+  }
+  auto late = send(b, in);  // sent by b before the move, arrives after it
+  ASSERT_TRUE(late);
+
+  // a stops sending before its state is read.
+  ASSERT_TRUE(a.suspend_outbound(1));
+  EXPECT_EQ(send(a, out).error(), Drop::kNoPolicy);
+  const ChildSaProgress progress = a.find(1)->progress();
+  EXPECT_EQ(progress.out_seq, 5u);
+  EXPECT_EQ(progress.in.top, 5u);
+  EXPECT_EQ(progress.packets_out, 5u);
+  EXPECT_EQ(progress.bytes_in, 1000u);
+
+  SaTable moved;
+  ChildSaSpec spec;
+  spec.child_sa_id = 7;  // ids are per node
+  spec.ike_sa_id = 3;
+  spec.in = test::params(kSuites[0], keys[1], 0xa0000001);
+  spec.out = test::params(kSuites[0], keys[0], 0xb0000001);
+  spec.path = path("192.0.2.2", "198.51.100.1");
+  spec.local_ts = {prefix("10.1.0.0/24")};
+  spec.remote_ts = {prefix("10.2.0.0/24")};
+  spec.resume = progress;
+  ASSERT_TRUE(moved.install(spec));
+
+  auto next = send(moved, out);
+  ASSERT_TRUE(next);
+  ASSERT_TRUE(b.unprotect(*next)) << "b refused the new node's first packet";
+  EXPECT_EQ(b.find(1)->inbound().replay_window().highest(), 6u);
+  for (Bytes old : received_by_a) EXPECT_EQ(moved.unprotect(old).error(), Drop::kReplay);
+  auto got = moved.unprotect(*late);
+  ASSERT_TRUE(got) << to_string(got.error());
+  EXPECT_EQ(moved.find(7)->counters().out.packets, 6u);
+  EXPECT_EQ(moved.find(7)->counters().in.packets, 6u);
+  EXPECT_EQ(moved.find(7)->counters().in.bytes, 1200u);
+}
+
 }  // namespace
 }  // namespace mobike::esp
