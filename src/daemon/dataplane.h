@@ -27,6 +27,10 @@ class Dataplane {
   virtual ~Dataplane() = default;
   virtual void apply(const ike::DataplaneOp& op) = 0;
   virtual std::optional<ChildTraffic> traffic(std::uint64_t child_sa_id) const = 0;
+  // Sequence numbers, replay window and counts of a Child SA, for a cluster move
+  // (ike::ChildSaSnapshot::esp); read after its kSuspendOutbound was applied. nullopt
+  // when this backend cannot tell (the SA cannot move then).
+  virtual std::optional<ike::EspState> esp_state(std::uint64_t child_sa_id) const = 0;
   virtual nlohmann::json stats() const = 0;
   // An ESP packet that arrived UDP-encapsulated on the NAT-T port (marker-free).
   virtual void on_udp_esp(std::span<std::uint8_t> packet, const Endpoint& local, const Endpoint& remote) = 0;
@@ -39,6 +43,8 @@ class NoDataplane final : public Dataplane {
  public:
   void apply(const ike::DataplaneOp&) override {}
   std::optional<ChildTraffic> traffic(std::uint64_t) const override { return std::nullopt; }
+  // Nothing is ever sent or received: a fresh state is the exact one.
+  std::optional<ike::EspState> esp_state(std::uint64_t) const override { return ike::EspState{}; }
   nlohmann::json stats() const override { return {{"backend", "none"}, {"esp_dropped", esp_dropped_}}; }
   void on_udp_esp(std::span<std::uint8_t>, const Endpoint&, const Endpoint&) override { ++esp_dropped_; }
 

@@ -100,6 +100,13 @@ void UserspaceDataplane::apply(const ike::DataplaneOp& op) {
       spec.local_ts = op.local_ts;
       spec.remote_ts = op.remote_ts;
       spec.outbound_active = !op.outbound_deferred;
+      if (op.resume) {
+        // A Child SA another node held (cluster move): continue its numbers.
+        const auto& r = *op.resume;
+        spec.out.iv_mask = r.out_iv_mask;
+        spec.resume = esp::ChildSaProgress{r.out_seq, {r.in_top, r.in_received}, r.packets_in, r.bytes_in,
+                                           r.packets_out, r.bytes_out};
+      }
       if (auto r = table_.install(spec); !r) {
         stats_.install_errors++;
         spdlog::error("cannot install Child SA {} (SPI {:08x}): {}", op.child_sa_id, op.spi_in, r.error());
@@ -119,6 +126,9 @@ void UserspaceDataplane::apply(const ike::DataplaneOp& op) {
       break;
     case Kind::kActivateOutbound:
       table_.activate_outbound(op.child_sa_id);
+      break;
+    case Kind::kSuspendOutbound:
+      table_.suspend_outbound(op.child_sa_id);
       break;
   }
 }
@@ -316,6 +326,14 @@ std::optional<ChildTraffic> UserspaceDataplane::traffic(std::uint64_t child_sa_i
     if (auto n = c.in.dropped(d) + c.out.dropped(d)) t.drops[esp::to_string(d)] = n;
   }
   return t;
+}
+
+std::optional<ike::EspState> UserspaceDataplane::esp_state(std::uint64_t child_sa_id) const {
+  const auto* e = table_.find(child_sa_id);
+  if (!e) return std::nullopt;
+  const esp::ChildSaProgress p = e->progress();
+  return ike::EspState{p.out_seq,    e->outbound().iv_mask(), p.in.top,     p.in.received,
+                       p.bytes_in,   p.bytes_out,             p.packets_in, p.packets_out};
 }
 
 nlohmann::json UserspaceDataplane::stats() const {

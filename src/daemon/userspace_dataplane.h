@@ -37,6 +37,7 @@ class UserspaceDataplane final : public Dataplane {
 
   void apply(const ike::DataplaneOp& op) override;
   std::optional<ChildTraffic> traffic(std::uint64_t child_sa_id) const override;
+  std::optional<ike::EspState> esp_state(std::uint64_t child_sa_id) const override;
   nlohmann::json stats() const override;
   void on_udp_esp(std::span<std::uint8_t> packet, const Endpoint& local, const Endpoint& remote) override;
   std::vector<std::uint64_t> take_rekey_requests() override { return table_.take_rekey_requests(); }

@@ -84,6 +84,7 @@ json stats_view(const ike::Engine& engine, const IoCounters& io, const AddressFo
                 {"bad_message_id", s.dropped_bad_message_id},
                 {"integrity", s.dropped_integrity},
                 {"unexpected", s.dropped_unexpected},
+                {"handed_over", s.dropped_handed_over},
                 {"oversize", io.oversize_datagrams}}},
               {"retransmits", {{"sent", s.retransmits_sent}, {"answered", s.retransmits_answered}}},
               {"cookies_sent", s.cookies_sent},
@@ -92,7 +93,8 @@ json stats_view(const ike::Engine& engine, const IoCounters& io, const AddressFo
               {"automatic_moves", addresses.automatic_moves},
               {"automatic_switches", addresses.automatic_switches},
               {"send_errors", io.send_errors},
-              {"ike", {{"established", s.ike_established}, {"failed", s.ike_failed}, {"half_open_expired", s.half_open_expired}}},
+              {"ike", {{"established", s.ike_established}, {"failed", s.ike_failed}, {"half_open_expired", s.half_open_expired},
+                       {"exported", s.ike_exported}, {"imported", s.ike_imported}}},
               {"child", {{"established", s.child_established}}},
               {"dataplane", dataplane ? dataplane->stats() : json(nullptr)}};
 }

@@ -81,6 +81,15 @@ void XfrmDataplane::apply(const ike::DataplaneOp& op) {
   using Kind = ike::DataplaneOp::Kind;
   switch (op.kind) {
     case Kind::kInstall: {
+      if (op.resume) {
+        // Installing it would restart the sequence numbers at 1 under the same key: a
+        // nonce reuse. Continuing them (XFRMA_REPLAY_ESN_VAL) comes with the kernel ESP
+        // tests; until then a moved SA is not installed here.
+        stats_.install_errors++;
+        spdlog::error("xfrm: Child SA {} (SPI {:08x}) continues another node's: not supported by this backend yet",
+                      op.child_sa_id, op.spi_in);
+        return;
+      }
       platform::XfrmChild child = child_of(op, replay_window_);
       auto r = xfrm_.install(op.child_sa_id, child);
       // XfrmChildSas keeps (and later wipes) its own copy of the keys.
@@ -130,6 +139,11 @@ void XfrmDataplane::apply(const ike::DataplaneOp& op) {
       // the initiator may drop what arrives before it has processed our response.
       // Holding the outbound SA back needs a split install in platform/xfrm.
       spdlog::debug("xfrm: Child SA {} outbound already active", op.child_sa_id);
+      break;
+    case Kind::kSuspendOutbound:
+      // Needs the split install too; until then a kernel-held SA cannot move
+      // (esp_state() says so).
+      spdlog::warn("xfrm: Child SA {}: suspending outbound ESP is not supported", op.child_sa_id);
       break;
   }
 }

@@ -33,6 +33,8 @@ class XfrmDataplane final : public Dataplane {
 
   void apply(const ike::DataplaneOp& op) override;
   std::optional<ChildTraffic> traffic(std::uint64_t child_sa_id) const override;
+  // Not yet read from the kernel (XFRMA_REPLAY_ESN_VAL): kernel-held SAs cannot move.
+  std::optional<ike::EspState> esp_state(std::uint64_t) const override { return std::nullopt; }
   nlohmann::json stats() const override;
   void on_udp_esp(std::span<std::uint8_t> packet, const Endpoint& local, const Endpoint& remote) override;
 

@@ -195,6 +195,13 @@ void Engine::on_datagram(const Endpoint& local, const Endpoint& remote, ByteView
     if (!sa || sa->state == IkeState::kDead || (!init_response && theirs != known) ||
         h.from_original_initiator() == sa->initiator) {
       stats_.dropped_unknown_spi++;
+    } else if (sa->handoff == Handoff::kExported) {
+      stats_.dropped_handed_over++;
+      // The answer to the request the new owner sent in our name with our next Message
+      // ID (a switch request from our address: a refusal comes back here). Should the
+      // SA come back to us, that ID is used up.
+      if (h.is_response() && h.message_id == sa->next_request_mid && open_message(*sa, *m, data))
+        sa->handoff_answered = true;
     } else if (h.is_response()) {
       handle_response(*sa, local, remote, *m, data);
     } else {
@@ -271,7 +278,7 @@ void Engine::handle_init_request(const Endpoint& local, const Endpoint& remote, 
   Bytes resp = build_message(sa, ExchangeType::kIkeSaInit, true, 0, r.payloads, random_);
   sa.init_response = resp;
   sa.last_response = resp;
-  sa.last_request_hash = std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(data.data()), data.size()));
+  sa.last_request_hash = request_hash(data);
   sa.expected_peer_mid = 1;
   init_index_[key] = sa.local_spi();
   sa.init_remote = remote;
@@ -282,10 +289,9 @@ void Engine::handle_init_request(const Endpoint& local, const Endpoint& remote, 
 void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& remote, const wire::Message& m,
                             ByteView data) {
   std::uint32_t mid = m.header.message_id;
-  auto request_hash = std::hash<std::string_view>{}(
-      std::string_view(reinterpret_cast<const char*>(data.data()), data.size()));
+  const std::uint64_t this_hash = request_hash(data);
   if (sa.expected_peer_mid > 0 && mid == sa.expected_peer_mid - 1 && !sa.last_response.empty()) {
-    if (request_hash != sa.last_request_hash) {
+    if (this_hash != sa.last_request_hash) {
       stats_.dropped_bad_message_id++;
       return;
     }
@@ -318,7 +324,7 @@ void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& re
     Bytes resp = build_message(sa, m.header.exchange, true, mid, err, random_);
     sa.last_response = resp;
     sa.last_response_redirected = false;
-    sa.last_request_hash = request_hash;
+    sa.last_request_hash = this_hash;
     sa.expected_peer_mid++;
     send(sa, local, remote, std::move(resp));
     if (m.header.exchange == ExchangeType::kIkeAuth) kill(sa, true, "malformed IKE_AUTH");
@@ -395,7 +401,7 @@ void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& re
   sa.last_response = resp;
   sa.last_response_to = respond_to;
   sa.last_response_redirected = respond_to != remote;
-  sa.last_request_hash = request_hash;
+  sa.last_request_hash = this_hash;
   sa.expected_peer_mid++;
   send(sa, local, respond_to, std::move(resp));
   responding_ = nullptr;
@@ -480,7 +486,9 @@ void Engine::queue_task(IkeSa& sa, std::unique_ptr<Task> task) {
 }
 
 void Engine::start_next(IkeSa& sa) {
-  if (sa.active || sa.queue.empty() || sa.state == IkeState::kDead) return;
+  // A quiesced SA still runs what the exchanges in flight queued (a rekey's delete);
+  // new work waits: its timers stay due and commands are refused.
+  if (sa.active || sa.queue.empty() || sa.state == IkeState::kDead || sa.handoff == Handoff::kExported) return;
   std::unique_ptr<Task> task;
   std::optional<std::vector<wire::Payload>> payloads;
   while (!payloads && !sa.queue.empty()) {
@@ -519,7 +527,7 @@ void Engine::set_local_addresses(std::vector<HostAddress> addresses, TimePoint n
   local_addresses_ = std::move(addresses);
   if (!mobility_) return;
   for (auto& [id, sa] : by_id_) {
-    if (sa->state == IkeState::kDead) continue;
+    if (sa->state == IkeState::kDead || sa->handoff == Handoff::kExported) continue;
     mobility_->local_addresses_changed(*sa, *this);
     if (sa->state != IkeState::kDead) reschedule(*sa);
   }
@@ -566,6 +574,7 @@ bool Engine::terminate_ike(std::uint64_t id, TimePoint now) {
   auto it = by_id_.find(id);
   if (it == by_id_.end() || it->second->state == IkeState::kDead) return false;
   IkeSa& sa = *it->second;
+  if (sa.handoff == Handoff::kExported) return false;  // another node's now
   if (sa.state == IkeState::kConnecting) {
     kill(sa, false, "terminated");
   } else if (sa.state != IkeState::kDeleting) {
@@ -590,7 +599,7 @@ std::size_t Engine::terminate_connection(const std::string& name, TimePoint now)
 bool Engine::rekey_ike(std::uint64_t id, TimePoint now) {
   now_ = now;
   IkeSa* sa = find_sa(id);
-  if (!sa || sa->state != IkeState::kEstablished) return false;
+  if (!sa || sa->state != IkeState::kEstablished || sa->handoff != Handoff::kNone) return false;
   queue_task(*sa, std::make_unique<IkeRekeyTask>());
   reschedule(*sa);
   return true;
@@ -599,7 +608,7 @@ bool Engine::rekey_ike(std::uint64_t id, TimePoint now) {
 bool Engine::initiate_child(std::uint64_t id, const std::string& child, TimePoint now) {
   now_ = now;
   IkeSa* sa = find_sa(id);
-  if (!sa || sa->state != IkeState::kEstablished) return false;
+  if (!sa || sa->state != IkeState::kEstablished || sa->handoff != Handoff::kNone) return false;
   for (const auto& c : sa->config->children)
     if (c.name == child) {
       queue_task(*sa, std::make_unique<ChildCreateTask>(&c, 0));
@@ -613,7 +622,8 @@ bool Engine::rekey_child(std::uint64_t child_id, TimePoint now) {
   now_ = now;
   for (auto& [id, sa] : by_id_)
     if (ChildSa* c = sa->find_child(child_id); c && c->state == ChildState::kInstalled &&
-                                               sa->state == IkeState::kEstablished && c->config) {
+                                               sa->state == IkeState::kEstablished && c->config &&
+                                               sa->handoff == Handoff::kNone) {
       queue_task(*sa, std::make_unique<ChildCreateTask>(c->config, child_id));
       reschedule(*sa);
       return true;
@@ -624,7 +634,7 @@ bool Engine::rekey_child(std::uint64_t child_id, TimePoint now) {
 bool Engine::terminate_child(std::uint64_t child_id, TimePoint now) {
   now_ = now;
   for (auto& [id, sa] : by_id_) {
-    if (sa->find_child(child_id) && sa->state == IkeState::kEstablished) {
+    if (sa->find_child(child_id) && sa->state == IkeState::kEstablished && sa->handoff == Handoff::kNone) {
       queue_task(*sa, std::make_unique<ChildDeleteTask>(child_id));
       reschedule(*sa);
       return true;
@@ -637,7 +647,7 @@ void Engine::shutdown(TimePoint now) {
   now_ = now;
   for (auto& [id, sa] : by_id_) {
     if (sa->state == IkeState::kDead) continue;
-    if (sa->state != IkeState::kConnecting) {
+    if (sa->state != IkeState::kConnecting && sa->handoff != Handoff::kExported) {
       // A request outside the window would be ignored: use the next free Message ID only
       // if no exchange is in flight, else the delete is best effort anyway.
       std::uint32_t mid = sa->active ? sa->active_mid + 1 : sa->next_request_mid;
@@ -687,8 +697,14 @@ void Engine::reap() {
 }
 
 void Engine::reschedule(IkeSa& sa) {
-  TimePoint t = std::min({sa.retransmit_at, sa.dpd_at, sa.keepalive_at, sa.rekey_at, sa.expire_at, sa.mobility_at});
-  for (const auto& c : sa.children) t = std::min({t, c.rekey_at, c.expire_at});
+  TimePoint t = TimePoint::max();
+  if (sa.handoff == Handoff::kNone) {
+    t = std::min({sa.retransmit_at, sa.dpd_at, sa.keepalive_at, sa.rekey_at, sa.expire_at, sa.mobility_at});
+    for (const auto& c : sa.children) t = std::min({t, c.rekey_at, c.expire_at});
+  } else if (sa.handoff == Handoff::kQuiesced) {
+    // Liveness checks and rekeys wait (service_timers leaves them due) until resume().
+    t = std::min({sa.retransmit_at, sa.keepalive_at, sa.expire_at, sa.mobility_at});
+  }
   if (t == sa.scheduled_at) return;
   sa.scheduled_at = t;
   if (t != TimePoint::max()) timers_.push({t, sa.local_spi()});
@@ -719,6 +735,7 @@ void Engine::on_timeout(TimePoint now) {
 }
 
 void Engine::service_timers(IkeSa& sa) {
+  if (sa.handoff == Handoff::kExported) return;
   if (sa.expire_at <= now_) {
     if (sa.state == IkeState::kConnecting) {
       stats_.half_open_expired++;
@@ -768,6 +785,7 @@ void Engine::service_timers(IkeSa& sa) {
       sa.keepalive_at = now_ + config_.keepalive_interval;
     }
   }
+  if (sa.handoff != Handoff::kNone) return;
   std::vector<std::unique_ptr<Task>> due;
   for (auto& c : sa.children) {
     if (c.expire_at <= now_) {

@@ -17,6 +17,7 @@
 #include "ike/connection.h"
 #include "ike/ike_sa.h"
 #include "ike/mobility.h"
+#include "ike/sa_snapshot.h"
 #include "ike/services.h"
 #include "ike/types.h"
 
@@ -73,6 +74,31 @@ class Engine final : private Services {
   bool rekey_child(std::uint64_t child_sa_id, TimePoint now);
   // Deletes every SA politely (DELETE sent, no retransmission waited for).
   void shutdown(TimePoint now);
+
+  // --- cluster moves: an established IKE SA with its Child SAs goes to another node's
+  // engine and continues there; the peer sees nothing but, at most, an address change.
+  // Starts no new exchange of ours on the SA: liveness checks and rekeys wait (their
+  // timers stay due) and commands are refused. Exchanges in flight finish, with what
+  // they queue (a rekey's delete); the peer's requests are still answered. False if
+  // there is no such established SA.
+  bool quiesce(std::uint64_t ike_sa_id, TimePoint now);
+  // The quiesced SA as a value another engine continues with import_sa(), once it is
+  // idle: no request of ours outstanding or queued, every Child SA installed and none
+  // being rekeyed, and the mobility extension idle; otherwise why not (try again after
+  // the exchange in flight). From then on the SA answers and sends nothing, and each
+  // Child SA gets a kSuspendOutbound operation: apply those before reading the Child
+  // SAs' EspState for the snapshot (docs/cluster.md: never two senders on one key).
+  Expected<IkeSaSnapshot, std::string> export_sa(std::uint64_t ike_sa_id, TimePoint now);
+  // The move failed: a quiesced or exported SA runs here again (its Child SAs send again).
+  bool resume(std::uint64_t ike_sa_id, TimePoint now);
+  // Forgets an SA without a DELETE (its Child SAs are removed from the data plane): the
+  // move succeeded and another node runs it, or it came here and goes back. resume()
+  // of an exported SA whose peer answered the other node's request here (see
+  // IkeSa::handoff_answered) skips that Message ID.
+  bool release(std::uint64_t ike_sa_id, TimePoint now);
+  // Continues an SA another engine exported: every Child SA needs its EspState. Returns
+  // the SA's id here.
+  Expected<std::uint64_t, std::string> import_sa(const IkeSaSnapshot& snapshot, TimePoint now);
 
   // --- outputs
   std::optional<TimePoint> next_timeout();

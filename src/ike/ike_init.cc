@@ -43,30 +43,41 @@ Bytes u16_bytes(std::uint16_t v) {
 
 }  // namespace
 
+bool set_ike_keys(IkeCrypto& crypto, const wire::Proposal& proposal, bool initiator, Bytes sk_d, Bytes sk_ai,
+                  Bytes sk_ar, Bytes sk_ei, Bytes sk_er) {
+  auto prf_id = transform_id(proposal, TransformType::kPrf);
+  if (!crypto::prf_supported(prf_id)) return false;
+  auto suite = suite_of(proposal);
+  if (crypto::encr_key_size(suite) == 0) return false;
+  auto ci = crypto::SkCipher::create(suite, sk_ei, sk_ai);
+  auto cr = crypto::SkCipher::create(suite, sk_er, sk_ar);
+  if (!ci || !cr) return false;
+  crypto.prf = std::make_unique<crypto::Prf>(static_cast<crypto::PrfId>(prf_id));
+  crypto.out = std::move(initiator ? *ci : *cr);
+  crypto.in = std::move(initiator ? *cr : *ci);
+  crypto.sk_d = std::move(sk_d);
+  crypto.sk_ai = std::move(sk_ai);
+  crypto.sk_ar = std::move(sk_ar);
+  crypto.sk_ei = std::move(sk_ei);
+  crypto.sk_er = std::move(sk_er);
+  return true;
+}
+
 bool derive_ike_sa_keys(IkeSa& sa, ByteView shared_secret, const IkeSa* rekeyed) {
   auto prf_id = transform_id(sa.ike_proposal, TransformType::kPrf);
   if (!crypto::prf_supported(prf_id)) return false;
-  sa.crypto.prf = std::make_unique<crypto::Prf>(static_cast<crypto::PrfId>(prf_id));
+  crypto::Prf prf(static_cast<crypto::PrfId>(prf_id));
   auto suite = suite_of(sa.ike_proposal);
   if (crypto::encr_key_size(suite) == 0) return false;
   crypto::IkeKeySizes sizes{crypto::encr_key_size(suite), crypto::integ_key_size(suite.integ)};
   // A rekeyed SA's SKEYSEED comes from the old SA's SK_d and PRF (RFC 7296 §2.18).
   Bytes seed = rekeyed ? crypto::skeyseed_rekey(*rekeyed->crypto.prf, rekeyed->crypto.sk_d, shared_secret,
                                                 sa.nonce_i, sa.nonce_r)
-                       : crypto::skeyseed(*sa.crypto.prf, sa.nonce_i, sa.nonce_r, shared_secret);
-  auto keys = crypto::derive_ike_keys(*sa.crypto.prf, seed, sa.nonce_i, sa.nonce_r, sa.spi_i,
-                                      sa.spi_r, sizes);
-  auto ci = crypto::SkCipher::create(suite, keys.sk_ei, keys.sk_ai);
-  auto cr = crypto::SkCipher::create(suite, keys.sk_er, keys.sk_ar);
-  if (!ci || !cr) return false;
-  if (sa.initiator) {
-    sa.crypto.out = std::move(*ci);
-    sa.crypto.in = std::move(*cr);
-  } else {
-    sa.crypto.out = std::move(*cr);
-    sa.crypto.in = std::move(*ci);
-  }
-  sa.crypto.sk_d = std::move(keys.sk_d);
+                       : crypto::skeyseed(prf, sa.nonce_i, sa.nonce_r, shared_secret);
+  auto keys = crypto::derive_ike_keys(prf, seed, sa.nonce_i, sa.nonce_r, sa.spi_i, sa.spi_r, sizes);
+  if (!set_ike_keys(sa.crypto, sa.ike_proposal, sa.initiator, std::move(keys.sk_d), std::move(keys.sk_ai),
+                    std::move(keys.sk_ar), std::move(keys.sk_ei), std::move(keys.sk_er)))
+    return false;
   sa.crypto.sk_pi = std::move(keys.sk_pi);
   sa.crypto.sk_pr = std::move(keys.sk_pr);
   return true;

@@ -5,6 +5,13 @@
 
 namespace mobike::ike {
 
+std::uint64_t request_hash(ByteView request) {
+  // FNV-1a: fixed by its definition, unlike std::hash, so equal on every node.
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (std::uint8_t b : request) h = (h ^ b) * 0x100000001b3ull;
+  return h;
+}
+
 IkeSa::IkeSa() = default;
 IkeSa::~IkeSa() = default;
 

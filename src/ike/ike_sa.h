@@ -64,7 +64,25 @@ struct IkeCrypto {
   Bytes sk_d;
   Bytes sk_pi;
   Bytes sk_pr;
+  // The keys `out` and `in` were made from, by RFC 7296 §2.14's names: kept so that the
+  // SA can move to another node (Engine::export_sa).
+  Bytes sk_ai, sk_ar, sk_ei, sk_er;
 };
+
+// Builds `crypto` for an IKE SA from its negotiated proposal and SK_* keys (the
+// §2.14 names; `initiator`: we are the initiator of this IKE SA). False if the proposal
+// names an unsupported PRF or cipher or the keys do not fit it.
+bool set_ike_keys(IkeCrypto& crypto, const wire::Proposal& proposal, bool initiator, Bytes sk_d, Bytes sk_ai,
+                  Bytes sk_ar, Bytes sk_ei, Bytes sk_er);
+
+// A hash of a whole request that is the same on every node (the cached response is
+// only for a bit-identical retransmission, RFC 7296 §2.1, also after a cluster move).
+std::uint64_t request_hash(ByteView request);
+
+// Cluster moves (Engine::quiesce, export_sa): kQuiesced starts no new exchange of ours
+// (liveness checks and rekeys wait, commands are refused) but finishes those in flight
+// and answers the peer; kExported answers and sends nothing: another node continues it.
+enum class Handoff : std::uint8_t { kNone, kQuiesced, kExported };
 
 struct IkeSa {
   std::uint64_t id = 0;
@@ -109,7 +127,7 @@ struct IkeSa {
   bool last_response_redirected = false;
   // Of the request last answered: a retransmission is bit-identical (RFC 7296 §2.1), so
   // anything else with its Message ID is not answered from the cache.
-  std::size_t last_request_hash = 0;
+  std::uint64_t last_request_hash = 0;
 
   // Our outstanding request.
   std::unique_ptr<Task> active;
@@ -140,6 +158,8 @@ struct IkeSa {
   std::unique_ptr<MobilityState> mobility_state;  // owned by the Mobility extension
   bool half_open = false;  // counted against the responder's cookie threshold
   bool doomed = false;     // handed to the engine's reaper
+  Handoff handoff = Handoff::kNone;
+  bool handoff_answered = false;  // exported: a response to next_request_mid arrived here
   Endpoint init_remote;    // responder: where the IKE_SA_INIT came from (its index key)
 
   ChildSa* find_child_by_inbound(std::uint32_t spi);

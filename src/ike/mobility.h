@@ -7,6 +7,8 @@
 #include <optional>
 #include <vector>
 
+#include "common/bytes.h"
+#include "common/expected.h"
 #include "common/ip_address.h"
 #include "ike/types.h"
 #include "wire/payloads.h"
@@ -69,6 +71,12 @@ class Mobility {
   virtual void local_addresses_changed(IkeSa& sa, Services& s) = 0;
   // An IKE SA rekey made `fresh` the successor of `old`.
   virtual void inherit(const IkeSa& old, IkeSa& fresh) = 0;
+
+  // Cluster moves (Engine::export_sa / import_sa): the extension's per-SA state as
+  // octets the extension of another engine reads back, or an error while an exchange
+  // of the extension is under way (the SA cannot move then).
+  virtual Expected<Bytes, std::string> export_state(const IkeSa& sa) const = 0;
+  virtual Expected<void, std::string> import_state(IkeSa& sa, Services& s, ByteView state) = 0;
 };
 
 }  // namespace mobike::ike

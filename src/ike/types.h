@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,19 @@ struct ChildSaKeys {
   std::uint16_t integ_id = 0;
   bool esn = false;
   Bytes encr_in, integ_in, encr_out, integ_out;
+  friend bool operator==(const ChildSaKeys&, const ChildSaKeys&) = default;
+};
+
+// What only the data plane knows of a Child SA and another node needs to continue it
+// (cluster moves): sequence numbers, the replay window and the traffic counted.
+struct EspState {
+  std::uint64_t out_seq = 0;      // the last outbound sequence number used
+  std::uint64_t out_iv_mask = 0;  // AEAD: IV = sequence number XOR mask; stays with the key
+  std::uint64_t in_top = 0;       // the highest authenticated inbound sequence number
+  // Bit k (word k / 64, bit k % 64): `in_top - k` was received.
+  std::vector<std::uint64_t> in_received;
+  std::uint64_t bytes_in = 0, bytes_out = 0, packets_in = 0, packets_out = 0;
+  friend bool operator==(const EspState&, const EspState&) = default;
 };
 
 struct DataplaneOp {
@@ -55,7 +69,8 @@ struct DataplaneOp {
     kInstall,         // a new Child SA: both directions and its policies
     kDelete,          // remove both directions and policies
     kUpdateAddresses,  // outer addresses / encapsulation changed (MOBIKE)
-    kActivateOutbound  // a rekeyed Child SA installed receive-only may now send
+    kActivateOutbound,  // a rekeyed Child SA installed receive-only may now send
+    kSuspendOutbound,   // send nothing more on this SA (it is about to move to another node)
   };
   Kind kind = Kind::kInstall;
   std::uint64_t ike_sa_id = 0;
@@ -71,6 +86,9 @@ struct DataplaneOp {
   // kInstall: send nothing on this SA before kActivateOutbound (the responder of a
   // rekey, until the initiator has deleted the SA it replaces).
   bool outbound_deferred = false;
+  // kInstall of a Child SA that another node held: continue its sequence numbers and
+  // replay window (sending strictly after out_seq).
+  std::optional<EspState> resume;
 };
 
 enum class EventKind : std::uint8_t {
@@ -128,6 +146,11 @@ struct Stats {
   std::uint64_t ike_failed = 0;
   std::uint64_t child_established = 0;
   std::uint64_t half_open_expired = 0;
+  // Cluster moves: IKE SAs handed to another node / taken over from one, and datagrams
+  // for an SA already handed over (its new owner answers them).
+  std::uint64_t ike_exported = 0;
+  std::uint64_t ike_imported = 0;
+  std::uint64_t dropped_handed_over = 0;
 };
 
 }  // namespace mobike::ike

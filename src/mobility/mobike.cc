@@ -10,6 +10,7 @@
 #include "mobility/address_policy.h"
 #include "mobility/path_probe.h"
 #include "mobility/return_routability.h"
+#include "mobility/sa_state_codec.h"
 #include "mobility/switch.h"
 #include "mobility/update.h"
 
@@ -322,11 +323,35 @@ void Mobike::inherit(const IkeSa& old, IkeSa& fresh) {
   }
 }
 
+Expected<Bytes, std::string> Mobike::export_state(const IkeSa& sa) const {
+  const SaState* st = find_state(sa);
+  if (!st) return encode(SaState{});
+  if (auto why = busy(*st); !why.empty()) return unexpected(why);
+  return encode(*st);
+}
+
+Expected<void, std::string> Mobike::import_state(IkeSa& sa, Services&, ByteView in) {
+  SaState decoded;
+  if (auto ok = decode(in, decoded); !ok) return ok;
+  auto& st = state(sa);
+  st.peer_addresses = std::move(decoded.peer_addresses);
+  st.announced = std::move(decoded.announced);
+  st.announced_once = decoded.announced_once;
+  st.committed = decoded.committed;
+  st.updates = decoded.updates;
+  st.peer_switch = decoded.peer_switch;
+  st.list_due = decoded.list_due;
+  st.update_due = decoded.update_due;
+  st.rr_due = decoded.rr_due;
+  if (st.list_due || st.update_due || st.rr_due) sa.mobility_at = TimePoint{};
+  return {};
+}
+
 void install(ike::Engine& engine, Config config) { engine.set_mobility(std::make_unique<Mobike>(config)); }
 
 bool update_addresses(ike::Engine& engine, std::uint64_t id, const IpAddress& local, TimePoint now) {
   return engine.with_sa(id, now, [&](IkeSa& sa, Services& s) {
-    if (sa.state != IkeState::kEstablished || !may_update(sa)) return false;
+    if (sa.state != IkeState::kEstablished || !may_update(sa) || sa.handoff != ike::Handoff::kNone) return false;
     auto& st = state(sa);
     st.probing = st.deciding = false;
     st.answers.clear();
@@ -338,7 +363,7 @@ bool update_addresses(ike::Engine& engine, std::uint64_t id, const IpAddress& lo
 
 bool probe_paths(ike::Engine& engine, std::uint64_t id, TimePoint now) {
   return engine.with_sa(id, now, [&](IkeSa& sa, Services& s) {
-    if (sa.state != IkeState::kEstablished || !may_update(sa)) return false;
+    if (sa.state != IkeState::kEstablished || !may_update(sa) || sa.handoff != ike::Handoff::kNone) return false;
     start_probing(sa, s, "path lost");
     return true;
   });

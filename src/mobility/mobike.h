@@ -51,6 +51,8 @@ class Mobike final : public ike::Mobility {
   void on_timer(ike::IkeSa& sa, ike::Services& s) override;
   void local_addresses_changed(ike::IkeSa& sa, ike::Services& s) override;
   void inherit(const ike::IkeSa& old, ike::IkeSa& fresh) override;
+  Expected<Bytes, std::string> export_state(const ike::IkeSa& sa) const override;
+  Expected<void, std::string> import_state(ike::IkeSa& sa, ike::Services& s, ByteView state) override;
 
  private:
   Config config_;

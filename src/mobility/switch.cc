@@ -31,6 +31,7 @@ Expected<void, std::string> switch_allowed(const IkeSa& sa, const IpAddress& to)
   if (sa.state != ike::IkeState::kEstablished && sa.state != ike::IkeState::kRekeying)
     return unexpected(std::string("not established"));
   if (sa.original_initiator) return unexpected(std::string("we are the initiator (use update-addresses)"));
+  if (sa.handoff != ike::Handoff::kNone) return unexpected(std::string("the SA is moving to another node"));
   const SaState* st = find_state(sa);
   if (!sa.peer_mobike || !st) return unexpected(std::string("peer does not do MOBIKE"));
   if (!st->peer_switch) return unexpected(std::string("peer did not announce SWITCH_TO_IP_ADDRESS support"));

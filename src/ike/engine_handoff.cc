@@ -1,0 +1,234 @@
+// Cluster moves of live IKE SAs between engines (Engine::quiesce, export_sa, resume,
+// release, import_sa): see engine.h and docs/cluster.md.
+#include "ike/child_sa.h"
+#include "ike/engine.h"
+#include "ike/ike_init.h"
+#include "ike/task.h"
+
+namespace mobike::ike {
+
+namespace {
+
+Duration since(TimePoint then, TimePoint now) { return std::chrono::duration_cast<Duration>(now - then); }
+
+std::optional<Duration> remaining(TimePoint at, TimePoint now) {
+  if (at == TimePoint::max()) return std::nullopt;
+  return at > now ? std::chrono::duration_cast<Duration>(at - now) : Duration{0};
+}
+
+TimePoint deadline(const std::optional<Duration>& in, TimePoint now) {
+  return in ? now + *in : TimePoint::max();
+}
+
+// Why the SA cannot be exported now, or empty.
+std::string busy(const IkeSa& sa) {
+  if (sa.handoff != Handoff::kQuiesced) return "not quiesced";
+  if (sa.state != IkeState::kEstablished) return std::string("IKE SA is ") + std::string(to_string(sa.state));
+  if (sa.active) return std::string("a ") + sa.active->name() + " request is outstanding";
+  if (!sa.queue.empty()) return std::to_string(sa.queue.size()) + " request(s) queued";
+  if (sa.rekeyed_to || sa.peer_rekeyed_to) return "IKE SA is being replaced";
+  for (const auto& c : sa.children) {
+    if (c.state != ChildState::kInstalled) return "Child SA " + c.name + " is " + std::string(to_string(c.state));
+    if (c.rekeyed_to || c.peer_rekeyed_to) return "Child SA " + c.name + " is being rekeyed";
+    if (c.outbound_deferred) return "Child SA " + c.name + " waits for the rekey's delete";
+  }
+  return {};
+}
+
+}  // namespace
+
+bool Engine::quiesce(std::uint64_t id, TimePoint now) {
+  now_ = now;
+  IkeSa* sa = find_sa(id);
+  if (!sa || sa->state != IkeState::kEstablished || sa->handoff == Handoff::kExported) return false;
+  sa->handoff = Handoff::kQuiesced;
+  reschedule(*sa);
+  return true;
+}
+
+Expected<IkeSaSnapshot, std::string> Engine::export_sa(std::uint64_t id, TimePoint now) {
+  now_ = now;
+  IkeSa* sa = find_sa(id);
+  if (!sa || sa->state == IkeState::kDead) return unexpected("no IKE SA " + std::to_string(id));
+  if (auto why = busy(*sa); !why.empty()) return unexpected(why);
+  IkeSaSnapshot s;
+  if (mobility_) {
+    auto m = mobility_->export_state(*sa);
+    if (!m) return unexpected(m.error());
+    s.mobility = std::move(*m);
+  }
+  s.connection = sa->connection_name;
+  s.initiator = sa->initiator;
+  s.original_initiator = sa->original_initiator;
+  s.spi_i = sa->spi_i;
+  s.spi_r = sa->spi_r;
+  s.local = sa->local;
+  s.remote = sa->remote;
+  s.nat_local = sa->nat_local;
+  s.nat_remote = sa->nat_remote;
+  s.peer_mobike = sa->peer_mobike;
+  s.peer_nat_d = sa->peer_nat_d;
+  s.nat_d_dest_seen = sa->nat_d_dest_seen;
+  s.remote_id = sa->remote_id;
+  s.ike_proposal = sa->ike_proposal;
+  s.sk_d = sa->crypto.sk_d;
+  s.sk_ai = sa->crypto.sk_ai;
+  s.sk_ar = sa->crypto.sk_ar;
+  s.sk_ei = sa->crypto.sk_ei;
+  s.sk_er = sa->crypto.sk_er;
+  s.next_request_mid = sa->next_request_mid;
+  s.expected_peer_mid = sa->expected_peer_mid;
+  s.last_response = sa->last_response;
+  s.last_response_to = sa->last_response_to;
+  s.last_response_redirected = sa->last_response_redirected;
+  s.last_request_hash = sa->last_request_hash;
+  s.age = since(sa->established_at, now);
+  s.since_inbound = since(sa->last_inbound, now);
+  s.rekey_in = remaining(sa->rekey_at, now);
+  s.expire_in = remaining(sa->expire_at, now);
+  for (const auto& c : sa->children) {
+    ChildSaSnapshot cs;
+    cs.config_name = c.config ? c.config->name : c.name;
+    cs.spi_in = c.spi_in;
+    cs.spi_out = c.spi_out;
+    cs.proposal = c.proposal;
+    cs.local_ts = c.local_ts;
+    cs.remote_ts = c.remote_ts;
+    cs.keys = c.keys;
+    cs.age = since(c.established, now);
+    cs.rekey_in = remaining(c.rekey_at, now);
+    cs.expire_in = remaining(c.expire_at, now);
+    s.children.push_back(std::move(cs));
+    // Stop sending before anyone reads the sequence numbers (docs/cluster.md).
+    dataplane(dataplane_op(DataplaneOp::Kind::kSuspendOutbound, *sa, c));
+  }
+  sa->handoff = Handoff::kExported;
+  stats_.ike_exported++;
+  log(LogLevel::kInfo, sa, "exported for another node (" + std::to_string(s.children.size()) + " Child SA(s))");
+  reschedule(*sa);
+  return s;
+}
+
+bool Engine::resume(std::uint64_t id, TimePoint now) {
+  now_ = now;
+  IkeSa* sa = find_sa(id);
+  if (!sa || sa->state == IkeState::kDead || sa->handoff == Handoff::kNone) return false;
+  if (sa->handoff == Handoff::kExported) {
+    for (const auto& c : sa->children) dataplane(dataplane_op(DataplaneOp::Kind::kActivateOutbound, *sa, c));
+    if (sa->handoff_answered) sa->next_request_mid++;  // the other node's request took that ID
+    sa->handoff_answered = false;
+    log(LogLevel::kInfo, sa, "stays here: the move did not complete");
+  }
+  sa->handoff = Handoff::kNone;
+  reschedule(*sa);
+  start_next(*sa);
+  reap();
+  return true;
+}
+
+bool Engine::release(std::uint64_t id, TimePoint now) {
+  now_ = now;
+  IkeSa* sa = find_sa(id);
+  if (!sa || sa->state == IkeState::kDead) return false;
+  log(LogLevel::kInfo, sa, sa->handoff == Handoff::kExported ? "handed over to another node" : "left to another node");
+  kill(*sa, false, "");  // no DELETE, no event: the SA lives on elsewhere
+  reap();
+  return true;
+}
+
+Expected<std::uint64_t, std::string> Engine::import_sa(const IkeSaSnapshot& s, TimePoint now) {
+  now_ = now;
+  const ConnectionConfig* cfg = nullptr;
+  for (const auto& c : connections_)
+    if (c->name == s.connection) cfg = c.get();
+  if (!cfg) return unexpected("no connection '" + s.connection + "' here");
+  const std::uint64_t ours = s.initiator ? s.spi_i : s.spi_r;
+  if (ours == 0 || (s.initiator ? s.spi_r : s.spi_i) == 0) return unexpected(std::string("SPI 0 in the snapshot"));
+  if (by_spi_.count(ours)) return unexpected("an IKE SA with SPI " + std::to_string(ours) + " exists here already");
+  std::vector<const ChildConfig*> child_configs;
+  for (const auto& cs : s.children) {
+    const ChildConfig* cc = nullptr;
+    for (const auto& c : cfg->children)
+      if (c.name == cs.config_name) cc = &c;
+    if (!cc) return unexpected("connection '" + s.connection + "' has no child '" + cs.config_name + "' here");
+    if (!cs.esp)
+      return unexpected("Child SA " + cs.config_name + " has no data-plane state: its sequence numbers are unknown");
+    if (cs.spi_in == 0 || cs.spi_out == 0) return unexpected(std::string("Child SA SPI 0 in the snapshot"));
+    child_configs.push_back(cc);
+  }
+  IkeCrypto crypto;
+  if (!set_ike_keys(crypto, s.ike_proposal, s.initiator, s.sk_d, s.sk_ai, s.sk_ar, s.sk_ei, s.sk_er))
+    return unexpected(std::string("the snapshot's IKE proposal or keys are unusable"));
+
+  IkeSa& sa = create_sa(s.initiator, s.spi_i, s.spi_r);
+  sa.original_initiator = s.original_initiator;
+  sa.config = cfg;
+  sa.connection_name = cfg->name;
+  sa.local = s.local;
+  sa.remote = s.remote;
+  sa.nat_local = s.nat_local;
+  sa.nat_remote = s.nat_remote;
+  sa.peer_mobike = s.peer_mobike;
+  sa.peer_nat_d = s.peer_nat_d;
+  sa.nat_d_dest_seen = s.nat_d_dest_seen;
+  sa.remote_id = s.remote_id;
+  sa.ike_proposal = s.ike_proposal;
+  sa.crypto = std::move(crypto);
+  sa.next_request_mid = s.next_request_mid;
+  sa.expected_peer_mid = s.expected_peer_mid;
+  sa.last_response = s.last_response;
+  sa.last_response_to = s.last_response_to;
+  sa.last_response_redirected = s.last_response_redirected;
+  sa.last_request_hash = s.last_request_hash;
+  sa.state = IkeState::kEstablished;
+  sa.created = sa.established_at = now - s.age;
+  sa.last_inbound = now - s.since_inbound;
+  sa.rekey_at = deadline(s.rekey_in, now);
+  sa.expire_at = deadline(s.expire_in, now);
+  if (cfg->dpd_delay.count() > 0) sa.dpd_at = now + cfg->dpd_delay;
+  if (sa.nat_local) sa.keepalive_at = now + config_.keepalive_interval;
+  if (!s.mobility.empty()) {
+    Expected<void, std::string> ok = unexpected(std::string("no mobility extension here for its MOBIKE state"));
+    if (mobility_) ok = mobility_->import_state(sa, *this, s.mobility);
+    if (!ok) {
+      sa.doomed = true;  // nothing of it left this engine yet
+      sa.state = IkeState::kDead;
+      dead_.push_back(sa.local_spi());
+      reap();
+      return unexpected("MOBIKE state: " + ok.error());
+    }
+  }
+  for (std::size_t i = 0; i < s.children.size(); ++i) {
+    const auto& cs = s.children[i];
+    ChildSa c;
+    c.id = next_child_id();
+    c.name = child_configs[i]->name;
+    c.config = child_configs[i];
+    c.state = ChildState::kInstalled;
+    c.spi_in = cs.spi_in;
+    c.spi_out = cs.spi_out;
+    c.proposal = cs.proposal;
+    c.local_ts = cs.local_ts;
+    c.remote_ts = cs.remote_ts;
+    c.keys = cs.keys;
+    c.established = now - cs.age;
+    c.rekey_at = deadline(cs.rekey_in, now);
+    c.expire_at = deadline(cs.expire_in, now);
+    DataplaneOp op = dataplane_op(DataplaneOp::Kind::kInstall, sa, c);
+    op.local_ts = c.local_ts;
+    op.remote_ts = c.remote_ts;
+    op.keys = c.keys;
+    op.resume = cs.esp;
+    dataplane(std::move(op));
+    sa.children.push_back(std::move(c));
+  }
+  stats_.ike_imported++;
+  log(LogLevel::kInfo, &sa,
+      "continued from another node: " + sa.local.to_string() + " <-> " + sa.remote.to_string() + ", " +
+          std::to_string(sa.children.size()) + " Child SA(s), next message IDs " +
+          std::to_string(sa.next_request_mid) + "/" + std::to_string(sa.expected_peer_mid));
+  reschedule(sa);
+  return sa.id;
+}
+
+}  // namespace mobike::ike
