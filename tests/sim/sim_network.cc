@@ -149,6 +149,8 @@ bool Network::run_until(const std::function<bool()>& until, Duration limit) {
     if (!in_flight_.empty()) next = in_flight_.top().at;
     for (auto& h : hosts_)
       if (auto t = h->engine->next_timeout()) next = std::min(next, *t);
+    for (auto& w : wakeups)
+      if (auto t = w()) next = std::min(next, std::max(*t, now_));
     if (next == TimePoint::max() || next > end) {
       now_ = end;
       return until();

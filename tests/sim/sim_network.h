@@ -104,6 +104,10 @@ class Network {
   // (nonlocal_sources), or source and destination of different address families.
   std::size_t unsendable = 0;
 
+  // More components with timers besides the engines (a cluster node): when each wants to
+  // be woken; run_until() then calls `until`, which drives them.
+  std::vector<std::function<std::optional<TimePoint>()>> wakeups;
+
   // Delivers packets and fires timers until `until` returns true or `limit` passes.
   bool run_until(const std::function<bool()>& until, Duration limit = Duration(120000));
   void run_for(Duration d);

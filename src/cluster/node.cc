@@ -1,0 +1,303 @@
+#include "cluster/node.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "crypto/wipe.h"
+#include "mobility/mobike.h"
+#include "wire/reader.h"
+#include "wire/writer.h"
+
+namespace mobike::cluster {
+
+namespace {
+
+constexpr std::uint8_t kRecordVersion = 1;
+constexpr std::size_t kMaxName = 1024;  // node names and reasons
+constexpr std::size_t kMaxBlob = 1u << 20;
+constexpr ike::Duration kExportRetry{50};
+
+// A snapshot holds the SA's keys in clear: gone once sealed or imported.
+void wipe_keys(ike::IkeSaSnapshot& s) {
+  for (Bytes* k : {&s.sk_d, &s.sk_ai, &s.sk_ar, &s.sk_ei, &s.sk_er}) crypto::wipe(*k);
+  for (auto& c : s.children)
+    for (Bytes* k : {&c.keys.encr_in, &c.keys.integ_in, &c.keys.encr_out, &c.keys.integ_out}) crypto::wipe(*k);
+}
+
+void put_string(wire::Writer& w, const std::string& s) {
+  w.u16(static_cast<std::uint16_t>(s.size()));
+  w.bytes(ByteView(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()));
+}
+
+bool get_string(wire::Reader& r, std::string& out) {
+  std::uint16_t n = 0;
+  ByteView v;
+  if (!r.read_u16(n) || n > kMaxName || !r.read_view(n, v)) return false;
+  out.assign(v.begin(), v.end());
+  return true;
+}
+
+}  // namespace
+
+Bytes encode_record(const SaRecord& r) {
+  wire::Writer w;
+  w.u8(kRecordVersion);
+  w.u8(static_cast<std::uint8_t>(r.phase));
+  put_string(w, r.owner);
+  put_string(w, r.from);
+  w.u32(static_cast<std::uint32_t>(r.blob.size()));
+  w.bytes(r.blob);
+  put_string(w, r.detail);
+  return std::move(w).take();
+}
+
+Expected<SaRecord, std::string> decode_record(ByteView in) {
+  wire::Reader r(in);
+  std::uint8_t version = 0, phase = 0;
+  std::uint32_t n = 0;
+  SaRecord rec;
+  if (!r.read_u8(version)) return unexpected(std::string("empty SA record"));
+  if (version != kRecordVersion) return unexpected("SA record of unknown version " + std::to_string(version));
+  if (!r.read_u8(phase) || phase < 1 || phase > 3 || !get_string(r, rec.owner) || !get_string(r, rec.from) ||
+      !r.read_u32(n) || n > kMaxBlob || !r.read_bytes(n, rec.blob) || !get_string(r, rec.detail) || !r.empty())
+    return unexpected(std::string("malformed SA record"));
+  rec.phase = static_cast<SaRecord::Phase>(phase);
+  return rec;
+}
+
+const char* to_string(MoveOutcome::Result r) {
+  switch (r) {
+    case MoveOutcome::Result::kMoved: return "moved";
+    case MoveOutcome::Result::kReturned: return "returned";
+    case MoveOutcome::Result::kFailed: return "failed";
+  }
+  return "?";
+}
+
+Node::Node(NodeConfig config, ike::Engine& engine, DataplaneAccess dataplane, crypto::Random& random,
+           ike::LogSink log)
+    : config_(std::move(config)),
+      engine_(engine),
+      dataplane_(std::move(dataplane)),
+      random_(random),
+      log_(std::move(log)) {}
+
+std::string Node::sa_name(std::uint64_t spi_i, std::uint64_t spi_r) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%016llx-%016llx", static_cast<unsigned long long>(spi_i),
+                static_cast<unsigned long long>(spi_r));
+  return buf;
+}
+
+Expected<void, std::string> Node::move(std::uint64_t id, const std::string& to, TimePoint now) {
+  if (to == config_.name) return unexpected(std::string("the SA is on this node already"));
+  const ike::IkeSa* sa = engine_.find_ike_sa(id);
+  if (!sa || sa->state != ike::IkeState::kEstablished) return unexpected("no established IKE SA " + std::to_string(id));
+  const std::string key = config_.prefix + "sas/" + sa_name(sa->spi_i, sa->spi_r);
+  if (outgoing_.count(key) || incoming_.count(key)) return unexpected(std::string("the SA is moving already"));
+  // Only a client that announced the switch can follow the SA to another address.
+  auto view = mobility::view(*sa);
+  if (!view || !view->peer_switch)
+    return unexpected(std::string("the peer did not announce SWITCH_TO_IP_ADDRESS support: it cannot follow"));
+  if (!engine_.quiesce(id, now)) return unexpected(std::string("the SA cannot be quiesced"));
+  Outgoing& o = outgoing_[key];
+  o = Outgoing{id, to, key, now + config_.export_patience, false, {}};
+  try_export(o, now);
+  return {};
+}
+
+Expected<Bytes, std::string> Node::export_sealed(std::uint64_t id, const std::string& key, TimePoint now) {
+  auto snap = engine_.export_sa(id, now);
+  if (!snap) return unexpected(snap.error());
+  // The Child SAs stop sending before their sequence numbers are read.
+  if (dataplane_.apply_pending) dataplane_.apply_pending();
+  const ike::IkeSa* sa = engine_.find_ike_sa(id);
+  for (std::size_t i = 0; i < snap->children.size(); ++i) {
+    auto esp = dataplane_.esp_state ? dataplane_.esp_state(sa->children[i].id) : std::nullopt;
+    if (!esp) {
+      engine_.resume(id, now);
+      return unexpected("the data plane cannot tell Child SA " + std::to_string(sa->children[i].id) +
+                        "'s sequence numbers");
+    }
+    snap->children[i].esp = std::move(*esp);
+  }
+  Bytes blob = seal_snapshot(*snap, config_.key, key, random_);
+  wipe_keys(*snap);
+  return blob;
+}
+
+void Node::try_export(Outgoing& o, TimePoint now) {
+  auto blob = export_sealed(o.ike_sa_id, o.key, now);
+  if (!blob) {
+    if (now < o.export_deadline && engine_.find_ike_sa(o.ike_sa_id)) {
+      o.retry_at = now + kExportRetry;  // an exchange in flight: try again shortly
+      return;
+    }
+    engine_.resume(o.ike_sa_id, now);
+    std::string why = "not moved: " + blob.error();
+    const auto id = o.ike_sa_id;
+    const auto to = o.to;
+    const auto key = o.key;
+    outgoing_.erase(key);
+    finish(id, to, MoveOutcome::Result::kFailed, why);
+    return;
+  }
+  o.exported = true;
+  o.retry_at = TimePoint::max();
+  o.blob = *blob;
+  write(o.key, encode_record({SaRecord::Phase::kMoving, o.to, config_.name, std::move(*blob)}));
+}
+
+std::uint64_t Node::write(const std::string& key, std::optional<Bytes> value) {
+  StoreWrite w;
+  w.tag = next_tag_++;
+  w.key = key;
+  auto it = revisions_.find(key);
+  w.expect = it == revisions_.end() ? 0 : it->second;
+  w.put = value;
+  pending_writes_[w.tag] = {key, std::move(value)};
+  writes_.push_back(std::move(w));
+  return writes_.back().tag;
+}
+
+void Node::on_write_result(const StoreWriteResult& r, TimePoint now) {
+  auto it = pending_writes_.find(r.tag);
+  if (it == pending_writes_.end()) return;
+  const std::string key = it->second.first;
+  pending_writes_.erase(it);
+  if (r.succeeded) {
+    revisions_[key] = r.revision;
+    return;
+  }
+  // Someone else changed the key since we last saw it: one owner at a time.
+  if (auto o = outgoing_.find(key); o != outgoing_.end()) {
+    engine_.resume(o->second.ike_sa_id, now);
+    const auto id = o->second.ike_sa_id;
+    const auto to = o->second.to;
+    outgoing_.erase(o);
+    finish(id, to, MoveOutcome::Result::kFailed, "the SA's record changed meanwhile (another node wrote it)");
+  } else {
+    log(ike::LogLevel::kWarn, key + ": a write lost against another node's");
+  }
+}
+
+void Node::on_store_event(const StoreEvent& e, TimePoint now) {
+  const std::string sas = config_.prefix + "sas/";
+  if (e.key.compare(0, sas.size(), sas) != 0) return;
+  revisions_[e.key] = e.value ? e.mod_revision : 0;
+  if (!e.value) return;
+  auto rec = decode_record(*e.value);
+  if (!rec) {
+    stats_.records_refused++;
+    log(ike::LogLevel::kWarn, e.key + ": " + rec.error());
+    return;
+  }
+  if (rec->phase == SaRecord::Phase::kMoving && rec->owner == config_.name && !incoming_.count(e.key)) {
+    import(e.key, *rec, e.mod_revision, now);
+  } else if (rec->phase == SaRecord::Phase::kOwned && rec->owner != config_.name) {
+    // The new owner has it: ours goes, without a DELETE.
+    if (auto o = outgoing_.find(e.key); o != outgoing_.end() && o->second.exported) {
+      engine_.release(o->second.ike_sa_id, now);
+      auto id = o->second.ike_sa_id;
+      auto to = o->second.to;
+      outgoing_.erase(o);
+      stats_.moves_out++;
+      finish(id, to, MoveOutcome::Result::kMoved, "the client follows " + rec->owner);
+    }
+  } else if (rec->phase == SaRecord::Phase::kReturned && rec->owner == config_.name) {
+    take_back(e.key, *rec, now);
+  }
+}
+
+void Node::import(const std::string& key, const SaRecord& r, std::int64_t, TimePoint now) {
+  // Whatever keeps us from taking the SA, its first node still has it, untouched but
+  // for the Message ID our switch request may have used (Engine::resume sees to that).
+  auto back = [&](const std::string& why) {
+    stats_.returned++;
+    log(ike::LogLevel::kWarn, key + " from " + r.from + " not taken: " + why);
+    write(key, encode_record({SaRecord::Phase::kReturned, r.from, config_.name, {}, why}));
+  };
+  auto snap = open_snapshot(r.blob, config_.key, key);
+  if (!snap) {
+    stats_.blobs_refused++;
+    return back(std::string(to_string(snap.error().error)) + ": " + snap.error().detail);
+  }
+  auto to = own_address(snap->local.address);
+  if (!to) return back("no address of this node in the SA's address family");
+  auto id = engine_.import_sa(*snap, now);
+  wipe_keys(*snap);
+  if (!id) return back("import refused: " + id.error());
+  if (auto sw = mobility::switch_address(engine_, *id, *to, now); !sw) {
+    engine_.release(*id, now);
+    return back("switch not started: " + sw.error());
+  }
+  incoming_[key] = Incoming{*id, r.from, key};
+}
+
+void Node::on_engine_event(const ike::Event& e, TimePoint now) {
+  const bool died = e.kind == ike::EventKind::kIkeFailed || e.kind == ike::EventKind::kIkeDeleted;
+  const bool switched = e.kind == ike::EventKind::kSwitchSucceeded;
+  if (!died && !switched && e.kind != ike::EventKind::kSwitchRefused && e.kind != ike::EventKind::kSwitchFailed)
+    return;
+  auto it = std::find_if(incoming_.begin(), incoming_.end(),
+                         [&](const auto& kv) { return kv.second.ike_sa_id == e.ike_sa_id; });
+  if (it == incoming_.end()) return;
+  const std::string key = it->first, from = it->second.from;
+  incoming_.erase(it);
+  if (switched) {
+    stats_.moves_in++;
+    log(ike::LogLevel::kInfo, key + " taken over from " + from);
+    write(key, encode_record({SaRecord::Phase::kOwned, config_.name, {}, {}, {}}));
+    return;
+  }
+  // Not followed: until the switch we only sent that one request, so the first node's
+  // copy is the SA as the client knows it. Ours goes, silently.
+  const std::string why = std::string(died ? "the SA failed here: "
+                                      : e.kind == ike::EventKind::kSwitchRefused ? "the client refused the switch: "
+                                                                                : "the switch failed: ") +
+                          e.detail;
+  if (!died) engine_.release(e.ike_sa_id, now);
+  stats_.returned++;
+  log(ike::LogLevel::kWarn, key + " goes back to " + from + ": " + why);
+  write(key, encode_record({SaRecord::Phase::kReturned, from, config_.name, {}, why}));
+}
+
+void Node::take_back(const std::string& key, const SaRecord& r, TimePoint now) {
+  auto o = outgoing_.find(key);
+  if (o == outgoing_.end()) return;
+  const std::uint64_t id = o->second.ike_sa_id;
+  const std::string to = o->second.to;
+  outgoing_.erase(o);
+  engine_.resume(id, now);
+  write(key, encode_record({SaRecord::Phase::kOwned, config_.name, {}, {}, {}}));
+  finish(id, to, MoveOutcome::Result::kReturned, "returned by " + r.from + (r.detail.empty() ? "" : ": " + r.detail));
+}
+
+void Node::on_timeout(TimePoint now) {
+  std::vector<std::string> due;
+  for (auto& [k, o] : outgoing_)
+    if (o.retry_at <= now) due.push_back(k);
+  for (const auto& k : due)
+    if (auto it = outgoing_.find(k); it != outgoing_.end()) try_export(it->second, now);
+}
+
+std::optional<TimePoint> Node::next_timeout() const {
+  TimePoint t = TimePoint::max();
+  for (const auto& [k, o] : outgoing_) t = std::min(t, o.retry_at);
+  if (t == TimePoint::max()) return std::nullopt;
+  return t;
+}
+
+void Node::finish(std::uint64_t id, const std::string& to, MoveOutcome::Result r, std::string detail) {
+  if (r == MoveOutcome::Result::kFailed) stats_.failed++;
+  outcomes_.push_back({id, to, r, std::move(detail)});
+}
+
+std::optional<IpAddress> Node::own_address(const IpAddress& like) const {
+  for (const auto& a : config_.addresses)
+    if (a.family() == like.family()) return a;
+  return std::nullopt;
+}
+
+}  // namespace mobike::cluster

@@ -1,0 +1,165 @@
+// One gateway node's part in moving live IKE SAs between nodes (docs/cluster.md), as a
+// sans-IO state machine: store events, store write results, engine events and time in;
+// store writes, engine commands (on the engine it is given) and move outcomes out. The
+// store is etcd in the daemon and a fake in the tests; the node only needs
+// compare-and-put on one key and a watch of the cluster's prefix.
+//
+// A planned move of SA S from node A to node B:
+//  1. A quiesces S and exports it once idle, stops its Child SAs sending, seals the
+//     snapshot and writes sas/<S> = {moving, owner B, from A, blob}, if the key is still
+//     at the revision A last saw (one owner at a time).
+//  2. B sees the record, opens and imports it, and asks the client to switch to B's
+//     address, sending from A's (the client's NAT knows that one).
+//  3. Switched: B writes {owned, owner B}; A, seeing it, releases S without a DELETE.
+//     Not switched (refused, no answer, S failed on B) or not importable: B forgets S
+//     silently and writes {returned, owner A, why}; A resumes S. Until the switch B sent
+//     nothing but its switch request, so A's copy is S as the client knows it (if the
+//     client answered that request, a refusal, A saw the answer and skips its ID).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cluster/sa_blob.h"
+#include "common/expected.h"
+#include "crypto/random.h"
+#include "ike/engine.h"
+
+namespace mobike::cluster {
+
+using ike::TimePoint;
+
+// A compare-and-put (or delete) on one key: applied only if the key's modification
+// revision is still `expect` (0: the key must not exist).
+struct StoreWrite {
+  std::uint64_t tag = 0;  // echoed in the result
+  std::string key;
+  std::int64_t expect = 0;
+  std::optional<Bytes> put;  // nullopt: delete
+};
+struct StoreWriteResult {
+  std::uint64_t tag = 0;
+  bool succeeded = false;
+  std::int64_t revision = 0;  // the key's modification revision after a successful put
+};
+// A change under the cluster's prefix, as a watch reports it.
+struct StoreEvent {
+  std::string key;
+  std::optional<Bytes> value;  // nullopt: deleted
+  std::int64_t mod_revision = 0;
+};
+
+// The value of sas/<spi_i>-<spi_r>.
+struct SaRecord {
+  enum class Phase : std::uint8_t { kMoving = 1, kOwned = 2, kReturned = 3 };
+  Phase phase = Phase::kOwned;
+  std::string owner;  // the node that runs the SA (the importer while moving)
+  std::string from;   // moving / returned: the node it came from
+  Bytes blob;          // moving: the sealed snapshot
+  std::string detail;  // returned: why
+  friend bool operator==(const SaRecord&, const SaRecord&) = default;
+};
+Bytes encode_record(const SaRecord& r);
+Expected<SaRecord, std::string> decode_record(ByteView in);
+
+struct NodeConfig {
+  std::string name;
+  std::string prefix = "/mobiked/";  // keys are <prefix>sas/...
+  ClusterKey key{};
+  std::vector<IpAddress> addresses;  // this node's own public addresses (switch targets)
+  ike::Duration export_patience{5000};  // how long a move waits for the SA to go idle
+};
+
+// What the node needs of the data plane behind its engine.
+struct DataplaneAccess {
+  // Applies the engine's pending data-plane operations now (the kSuspendOutbound of an
+  // export must be in force before the sequence numbers are read).
+  std::function<void()> apply_pending;
+  std::function<std::optional<ike::EspState>(std::uint64_t child_sa_id)> esp_state;
+};
+
+struct MoveOutcome {
+  enum class Result : std::uint8_t { kMoved, kReturned, kFailed };
+  std::uint64_t ike_sa_id = 0;  // on the node that started the move
+  std::string to;
+  Result result = Result::kFailed;
+  std::string detail;
+};
+const char* to_string(MoveOutcome::Result r);
+
+struct NodeStats {
+  std::uint64_t moves_out = 0, moves_in = 0, returned = 0, failed = 0;
+  std::uint64_t blobs_refused = 0;   // did not open: altered, other key, unknown format
+  std::uint64_t records_refused = 0; // malformed records under sas/
+};
+
+class Node {
+ public:
+  Node(NodeConfig config, ike::Engine& engine, DataplaneAccess dataplane, crypto::Random& random,
+       ike::LogSink log = {});
+
+  // Moves our IKE SA `ike_sa_id` to node `to`. The outcome arrives in take_outcomes().
+  Expected<void, std::string> move(std::uint64_t ike_sa_id, const std::string& to, TimePoint now);
+
+  void on_store_event(const StoreEvent& e, TimePoint now);
+  void on_write_result(const StoreWriteResult& r, TimePoint now);
+  void on_engine_event(const ike::Event& e, TimePoint now);
+  void on_timeout(TimePoint now);
+  std::optional<TimePoint> next_timeout() const;
+
+  std::vector<StoreWrite> take_writes() { return std::exchange(writes_, {}); }
+  std::vector<MoveOutcome> take_outcomes() { return std::exchange(outcomes_, {}); }
+  const NodeStats& stats() const { return stats_; }
+  const NodeConfig& config() const { return config_; }
+
+  static std::string sa_name(std::uint64_t spi_i, std::uint64_t spi_r);
+
+ private:
+  // An SA leaving this node: waiting to export, then waiting for the new owner.
+  struct Outgoing {
+    std::uint64_t ike_sa_id = 0;
+    std::string to;
+    std::string key;
+    TimePoint export_deadline{};
+    bool exported = false;
+    Bytes blob;  // what we wrote: a return of exactly this resumes the SA as it is
+    TimePoint retry_at = TimePoint::max();  // the next export attempt
+  };
+  // An SA arriving here: imported, its switch under way.
+  struct Incoming {
+    std::uint64_t ike_sa_id = 0;
+    std::string from;
+    std::string key;
+  };
+
+  void try_export(Outgoing& o, TimePoint now);
+  void import(const std::string& key, const SaRecord& r, std::int64_t revision, TimePoint now);
+  void take_back(const std::string& key, const SaRecord& r, TimePoint now);
+  Expected<Bytes, std::string> export_sealed(std::uint64_t ike_sa_id, const std::string& key, TimePoint now);
+  std::uint64_t write(const std::string& key, std::optional<Bytes> value);
+  void finish(std::uint64_t ike_sa_id, const std::string& to, MoveOutcome::Result r, std::string detail);
+  std::optional<IpAddress> own_address(const IpAddress& like) const;
+  void log(ike::LogLevel level, const std::string& message) const {
+    if (log_) log_(level, "cluster: " + message);
+  }
+
+  NodeConfig config_;
+  ike::Engine& engine_;
+  DataplaneAccess dataplane_;
+  crypto::Random& random_;
+  ike::LogSink log_;
+  std::map<std::string, Outgoing> outgoing_;  // by key
+  std::map<std::string, Incoming> incoming_;  // by key
+  std::map<std::string, std::int64_t> revisions_;  // the last modification revision seen per key
+  std::map<std::uint64_t, std::pair<std::string, std::optional<Bytes>>> pending_writes_;  // tag -> key, value
+  std::uint64_t next_tag_ = 1;
+  std::vector<StoreWrite> writes_;
+  std::vector<MoveOutcome> outcomes_;
+  NodeStats stats_;
+};
+
+}  // namespace mobike::cluster

@@ -1,0 +1,291 @@
+// Planned moves between gateway nodes, driven by cluster::Node over an in-memory store
+// with etcd's compare-and-put semantics (docs/cluster.md): node A (198.51.100.10) hands
+// a live SA to node B (198.51.100.20), the client behind the restricted-cone NAT
+// follows; a client that refuses, an SA busy with an exchange, a blob sealed with
+// another key and a record changed under the mover are each handled without losing the
+// SA.
+#include "cluster/node.h"
+#include "switch_helpers.h"
+
+namespace mobike::sim {
+namespace {
+
+using cluster::MoveOutcome;
+using cluster::Node;
+using cluster::SaRecord;
+
+// One key space with a global revision, compare-and-put on the modification revision,
+// and a watch that every node sees in order.
+class FakeStore {
+ public:
+  struct Entry {
+    Bytes value;
+    std::int64_t mod_revision = 0;
+  };
+  std::map<std::string, Entry> kv;
+  std::int64_t revision = 0;
+  std::size_t refused_writes = 0;
+
+  // Applies `from`'s writes; returns its results and the events for every watcher.
+  void apply(Node& from, std::vector<std::pair<Node*, cluster::StoreWriteResult>>& results,
+             std::vector<cluster::StoreEvent>& events) {
+    for (auto& w : from.take_writes()) {
+      auto it = kv.find(w.key);
+      const std::int64_t current = it == kv.end() ? 0 : it->second.mod_revision;
+      cluster::StoreWriteResult r{w.tag, current == w.expect, 0};
+      if (r.succeeded) {
+        ++revision;
+        if (w.put)
+          kv[w.key] = {*w.put, revision};
+        else
+          kv.erase(w.key);
+        r.revision = revision;
+        events.push_back({w.key, w.put, revision});
+      } else {
+        refused_writes++;
+      }
+      results.emplace_back(&from, r);
+    }
+  }
+};
+
+cluster::ClusterKey key_of(std::uint8_t seed) {
+  cluster::ClusterKey k{};
+  for (std::size_t i = 0; i < k.size(); ++i) k[i] = static_cast<std::uint8_t>(seed ^ (i * 31));
+  return k;
+}
+
+class ClusterMove : public ::testing::Test {
+ protected:
+  explicit ClusterMove(bool client_allows_b = true)
+      : s(SwitchSetup{.res_addresses = {R1()},
+                      .tweak = [client_allows_b](ike::ConnectionConfig& i, ike::ConnectionConfig&) {
+                        i.dpd_delay = seconds(10);
+                        if (client_allows_b) i.switch_allow = {*IpPrefix::parse("198.51.100.0/24")};
+                      }}) {
+    b = &s.p.net.add_host("gw-b", {R2()}, engine_with_notify(kSwitchNotify), 77);
+    b->engine->set_connections({res_conn(Duration(0))});
+    // Each node may send from the others' addresses (one LAN, no source filtering).
+    b->nonlocal_sources = {R1()};
+    s.p.res->nonlocal_sources = {R2()};
+    node_a = make_node("a", *s.p.res, R1(), key_of(1));
+    node_b = make_node("b", *b, R2(), key_of(1));
+    s.p.net.wakeups.push_back([this] { return earliest(); });
+  }
+
+  std::unique_ptr<Node> make_node(const std::string& name, Host& h, const IpAddress& addr,
+                                  const cluster::ClusterKey& k) {
+    cluster::NodeConfig c;
+    c.name = name;
+    c.key = k;
+    c.addresses = {addr};
+    c.export_patience = seconds(5);
+    cluster::DataplaneAccess dp;
+    dp.apply_pending = [this, &h] { s.p.net.collect(h); };
+    // The simulation carries no ESP: the sequence numbers are those of a fresh SA.
+    dp.esp_state = [](std::uint64_t) { return std::optional<ike::EspState>(ike::EspState{}); };
+    Host* hp = &h;
+    return std::make_unique<Node>(c, *h.engine, dp, *h.random,
+                                  [hp](ike::LogLevel, const std::string& m) { hp->log.push_back(m); });
+  }
+
+  std::optional<TimePoint> earliest() const {
+    std::optional<TimePoint> t;
+    for (const Node* n : {node_a.get(), node_b.get()})
+      if (auto u = n->next_timeout(); u && (!t || *u < *t)) t = u;
+    return t;
+  }
+
+  // Moves everything along once: node timers, engine events into the nodes, store
+  // writes, their results and the watch events.
+  void pump() {
+    const TimePoint now = s.p.net.now();
+    std::pair<Host*, Node*> pairs[] = {{s.p.res, node_a.get()}, {b, node_b.get()}};
+    for (int round = 0; round < 4; ++round) {
+      for (auto [h, n] : pairs) {
+        if (auto t = n->next_timeout(); t && *t <= now) n->on_timeout(now);
+        s.p.net.collect(*h);
+        std::size_t& seen = events_seen[h];
+        for (; seen < h->events.size(); ++seen) n->on_engine_event(h->events[seen], now);
+        s.p.net.collect(*h);
+      }
+      std::vector<std::pair<Node*, cluster::StoreWriteResult>> results;
+      std::vector<cluster::StoreEvent> events;
+      for (auto [h, n] : pairs) store.apply(*n, results, events);
+      for (auto& [n, r] : results) n->on_write_result(r, now);
+      for (const auto& e : events)
+        for (auto [h, n] : pairs) n->on_store_event(e, now);
+      for (auto [h, n] : pairs) {
+        s.p.net.collect(*h);
+        auto o = n->take_outcomes();
+        outcomes.insert(outcomes.end(), o.begin(), o.end());
+      }
+    }
+  }
+  bool run_until(const std::function<bool()>& cond, Duration limit = seconds(20)) {
+    return s.p.net.run_until([&] {
+      pump();
+      return cond();
+    }, limit);
+  }
+  std::size_t sas(const Host& h) const { return h.engine->ike_sa_count(); }
+  std::optional<SaRecord> record() const {
+    for (const auto& [k, e] : store.kv)
+      if (auto r = cluster::decode_record(e.value)) return *r;
+    return std::nullopt;
+  }
+
+  ~ClusterMove() override {
+    if (!HasFailure()) return;
+    for (const auto& l : b->log) std::fprintf(stderr, "  gw-b: %s\n", l.c_str());
+    for (const auto& o : outcomes) std::fprintf(stderr, "  outcome: %s %s\n", to_string(o.result), o.detail.c_str());
+  }
+
+  Sw s;
+  Host* b = nullptr;
+  FakeStore store;
+  std::unique_ptr<Node> node_a, node_b;
+  std::map<Host*, std::size_t> events_seen;
+  std::vector<MoveOutcome> outcomes;
+};
+
+TEST_F(ClusterMove, ALiveSaMovesAndTheClientFollowsThroughItsNat) {
+  ASSERT_TRUE(s.start());
+  const Spis before = spis_of(*s.p.ini);
+  const std::uint64_t client_sa = only_sa(*s.p.ini)->id;
+  ASSERT_TRUE(node_a->move(only_sa(*s.p.res)->id, "b", s.p.net.now()));
+  ASSERT_TRUE(run_until([&] { return !outcomes.empty(); }));
+  ASSERT_EQ(outcomes.size(), 1u);
+  EXPECT_EQ(outcomes[0].result, MoveOutcome::Result::kMoved) << outcomes[0].detail;
+  EXPECT_EQ(outcomes[0].to, "b");
+  EXPECT_EQ(sas(*s.p.res), 0u) << "A kept its copy";
+  ASSERT_EQ(sas(*b), 1u);
+  auto rec = record();
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->phase, SaRecord::Phase::kOwned);
+  EXPECT_EQ(rec->owner, "b");
+  EXPECT_TRUE(rec->blob.empty());
+
+  s.p.net.run_for(seconds(2));
+  ASSERT_NE(only_sa(*s.p.ini), nullptr);
+  EXPECT_EQ(only_sa(*s.p.ini)->id, client_sa);
+  EXPECT_EQ(spis_of(*s.p.ini), before);
+  EXPECT_EQ(only_sa(*s.p.ini)->remote.address, R2());
+  EXPECT_EQ(only_sa(*b)->remote, s.ini_public);
+  EXPECT_EQ(node_a->stats().moves_out, 1u);
+  EXPECT_EQ(node_b->stats().moves_in, 1u);
+
+  // And back again, B to A: the record's revision is B's now.
+  ASSERT_TRUE(node_b->move(only_sa(*b)->id, "a", s.p.net.now()));
+  outcomes.clear();
+  ASSERT_TRUE(run_until([&] { return !outcomes.empty(); }));
+  EXPECT_EQ(outcomes[0].result, MoveOutcome::Result::kMoved) << outcomes[0].detail;
+  s.p.net.run_for(seconds(2));
+  EXPECT_EQ(sas(*b), 0u);
+  ASSERT_EQ(sas(*s.p.res), 1u);
+  EXPECT_EQ(only_sa(*s.p.ini)->remote.address, R1());
+  EXPECT_EQ(spis_of(*s.p.ini), before);
+  EXPECT_EQ(store.refused_writes, 0u);
+}
+
+TEST_F(ClusterMove, ASaBusyWithAnExchangeMovesOnceItIsDone) {
+  ASSERT_TRUE(s.start());
+  const auto id = only_sa(*s.p.res)->id;
+  s.p.net.run_for(seconds(2));  // the old Child SA's delete
+  ASSERT_EQ(only_sa(*s.p.res)->children.size(), 1u);
+  ASSERT_TRUE(s.p.res->engine->rekey_child(only_sa(*s.p.res)->children[0].id, s.p.net.now()));
+  s.p.net.collect(*s.p.res);
+  ASSERT_TRUE(node_a->move(id, "b", s.p.net.now()));
+  EXPECT_TRUE(store.kv.empty());
+  ASSERT_TRUE(run_until([&] { return !outcomes.empty(); }));
+  EXPECT_EQ(outcomes[0].result, MoveOutcome::Result::kMoved) << outcomes[0].detail;
+  EXPECT_EQ(count_events(*s.p.res, EventKind::kChildRekeyed), 1u) << "the rekey in flight did not finish first";
+  ASSERT_EQ(sas(*b), 1u);
+  EXPECT_EQ(only_sa(*b)->children.size(), 1u);
+}
+
+class ClusterMoveRefused : public ClusterMove {
+ protected:
+  ClusterMoveRefused() : ClusterMove(false) {}
+};
+
+TEST_F(ClusterMoveRefused, AClientThatRefusesKeepsItsSaOnTheFirstNode) {
+  // B's address is neither announced by A nor allowed by the client: it refuses. Its
+  // refusal goes to the old address, A's (docs/switch.md §5.4); B sees no answer, gives
+  // up and hands the SA back; A continues it past the Message ID B's request used.
+  ASSERT_TRUE(s.start());
+  const Spis before = spis_of(*s.p.ini);
+  ASSERT_TRUE(node_a->move(only_sa(*s.p.res)->id, "b", s.p.net.now()));
+  ASSERT_TRUE(run_until([&] { return !outcomes.empty(); }, seconds(120)));
+  ASSERT_EQ(outcomes.size(), 1u);
+  EXPECT_EQ(outcomes[0].result, MoveOutcome::Result::kReturned) << outcomes[0].detail;
+  EXPECT_NE(outcomes[0].detail.find("switch failed"), std::string::npos) << outcomes[0].detail;
+  EXPECT_EQ(sas(*b), 0u);
+  ASSERT_EQ(sas(*s.p.res), 1u);
+  EXPECT_EQ(node_b->stats().returned, 1u);
+  auto rec = record();
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->owner, "a");
+  EXPECT_EQ(rec->phase, SaRecord::Phase::kOwned);
+
+  // The SA works on A as before: the client's checks are answered, and rekeys started
+  // by either side complete (A's request uses the next Message ID the client expects).
+  s.p.net.run_for(seconds(30));
+  ASSERT_TRUE(s.p.ini->engine->rekey_child(only_sa(*s.p.ini)->children[0].id, s.p.net.now()));
+  s.p.net.collect(*s.p.ini);
+  ASSERT_TRUE(s.p.net.run_until([&] { return count_events(*s.p.ini, EventKind::kChildRekeyed) == 1; }, seconds(10)));
+  s.p.net.run_for(seconds(2));  // the old Child SA's delete
+  ASSERT_EQ(only_sa(*s.p.res)->children.size(), 1u);
+  ASSERT_TRUE(s.p.res->engine->rekey_child(only_sa(*s.p.res)->children[0].id, s.p.net.now()));
+  s.p.net.collect(*s.p.res);
+  ASSERT_TRUE(s.p.net.run_until([&] { return count_events(*s.p.ini, EventKind::kChildRekeyed) == 2; }, seconds(10)));
+  EXPECT_EQ(only_sa(*s.p.ini)->spi_i, before.ike_i);
+  EXPECT_EQ(only_sa(*s.p.ini)->remote.address, R1());
+  EXPECT_EQ(count_events(*s.p.ini, EventKind::kIkeFailed), 0u);
+  EXPECT_EQ(count_events(*s.p.res, EventKind::kIkeFailed), 0u);
+}
+
+TEST_F(ClusterMove, ABlobSealedWithAnotherKeyIsRefusedAndTheSaStays) {
+  node_b = make_node("b", *b, R2(), key_of(2));  // B has the wrong cluster key
+  ASSERT_TRUE(s.start());
+  ASSERT_TRUE(node_a->move(only_sa(*s.p.res)->id, "b", s.p.net.now()));
+  ASSERT_TRUE(run_until([&] { return !outcomes.empty(); }));
+  EXPECT_EQ(outcomes[0].result, MoveOutcome::Result::kReturned) << outcomes[0].detail;
+  EXPECT_EQ(node_b->stats().blobs_refused, 1u);
+  EXPECT_EQ(sas(*b), 0u);
+  ASSERT_EQ(sas(*s.p.res), 1u);
+  // A resumed its own copy: it answers the client again.
+  const auto expected = only_sa(*s.p.res)->expected_peer_mid;
+  s.p.net.run_for(seconds(25));
+  EXPECT_GT(only_sa(*s.p.res)->expected_peer_mid, expected);
+  EXPECT_EQ(only_sa(*s.p.res)->handoff, ike::Handoff::kNone);
+}
+
+TEST_F(ClusterMove, ARecordChangedUnderTheMoverStopsTheMove) {
+  ASSERT_TRUE(s.start());
+  const auto* sa = only_sa(*s.p.res);
+  // Another node wrote the SA's record since A last looked (A has not seen it).
+  store.kv[node_a->config().prefix + "sas/" + Node::sa_name(sa->spi_i, sa->spi_r)] = {Bytes{1}, ++store.revision};
+  ASSERT_TRUE(node_a->move(sa->id, "b", s.p.net.now()));
+  ASSERT_TRUE(run_until([&] { return !outcomes.empty(); }));
+  EXPECT_EQ(outcomes[0].result, MoveOutcome::Result::kFailed);
+  EXPECT_NE(outcomes[0].detail.find("changed meanwhile"), std::string::npos) << outcomes[0].detail;
+  EXPECT_EQ(store.refused_writes, 1u);
+  EXPECT_EQ(sas(*b), 0u);
+  ASSERT_EQ(sas(*s.p.res), 1u);
+  EXPECT_EQ(only_sa(*s.p.res)->handoff, ike::Handoff::kNone);
+}
+
+TEST_F(ClusterMove, MoveRefusesWhatCannotMove) {
+  ASSERT_TRUE(s.start());
+  const auto id = only_sa(*s.p.res)->id;
+  EXPECT_FALSE(node_a->move(id, "a", s.p.net.now()));
+  EXPECT_FALSE(node_a->move(id + 100, "b", s.p.net.now()));
+  ASSERT_TRUE(node_a->move(id, "b", s.p.net.now()));
+  auto again = node_a->move(id, "b", s.p.net.now());
+  ASSERT_FALSE(again);
+  EXPECT_NE(again.error().find("moving already"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mobike::sim
