@@ -107,19 +107,18 @@ Expected<void, std::string> Node::move(std::uint64_t id, const std::string& to, 
   return {};
 }
 
-Expected<Bytes, std::string> Node::export_sealed(std::uint64_t id, const std::string& key, TimePoint now) {
+Expected<Bytes, Node::ExportFailure> Node::export_sealed(std::uint64_t id, const std::string& key, TimePoint now) {
   auto snap = engine_.export_sa(id, now);
-  if (!snap) return unexpected(snap.error());
+  if (!snap) return unexpected(ExportFailure{snap.error(), true});
   // The Child SAs stop sending before their sequence numbers are read.
   if (dataplane_.apply_pending) dataplane_.apply_pending();
   const ike::IkeSa* sa = engine_.find_ike_sa(id);
   for (std::size_t i = 0; i < snap->children.size(); ++i) {
     auto esp = dataplane_.esp_state ? dataplane_.esp_state(sa->children[i].id) : std::nullopt;
-    if (!esp) {
-      engine_.resume(id, now);
-      return unexpected("the data plane cannot tell Child SA " + std::to_string(sa->children[i].id) +
-                        "'s sequence numbers");
-    }
+    if (!esp)
+      return unexpected(ExportFailure{"the data plane cannot tell Child SA " + std::to_string(sa->children[i].id) +
+                                          "'s sequence numbers",
+                                      false});
     snap->children[i].esp = std::move(*esp);
   }
   Bytes blob = seal_snapshot(*snap, config_.key, key, random_);
@@ -130,12 +129,12 @@ Expected<Bytes, std::string> Node::export_sealed(std::uint64_t id, const std::st
 void Node::try_export(Outgoing& o, TimePoint now) {
   auto blob = export_sealed(o.ike_sa_id, o.key, now);
   if (!blob) {
-    if (now < o.export_deadline && engine_.find_ike_sa(o.ike_sa_id)) {
+    if (blob.error().transient && now < o.export_deadline && engine_.find_ike_sa(o.ike_sa_id)) {
       o.retry_at = now + kExportRetry;  // an exchange in flight: try again shortly
       return;
     }
     engine_.resume(o.ike_sa_id, now);
-    std::string why = "not moved: " + blob.error();
+    std::string why = "not moved: " + blob.error().why;
     const auto id = o.ike_sa_id;
     const auto to = o.to;
     const auto key = o.key;

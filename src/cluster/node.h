@@ -139,7 +139,11 @@ class Node {
   void try_export(Outgoing& o, TimePoint now);
   void import(const std::string& key, const SaRecord& r, std::int64_t revision, TimePoint now);
   void take_back(const std::string& key, const SaRecord& r, TimePoint now);
-  Expected<Bytes, std::string> export_sealed(std::uint64_t ike_sa_id, const std::string& key, TimePoint now);
+  struct ExportFailure {
+    std::string why;
+    bool transient = false;  // an exchange in flight: worth trying again shortly
+  };
+  Expected<Bytes, ExportFailure> export_sealed(std::uint64_t ike_sa_id, const std::string& key, TimePoint now);
   std::uint64_t write(const std::string& key, std::optional<Bytes> value);
   void finish(std::uint64_t ike_sa_id, const std::string& to, MoveOutcome::Result r, std::string detail);
   std::optional<IpAddress> own_address(const IpAddress& like) const;

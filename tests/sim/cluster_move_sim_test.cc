@@ -276,6 +276,30 @@ TEST_F(ClusterMove, ARecordChangedUnderTheMoverStopsTheMove) {
   EXPECT_EQ(only_sa(*s.p.res)->handoff, ike::Handoff::kNone);
 }
 
+TEST_F(ClusterMove, AnSaWhoseSequenceNumbersAreUnknownStaysAndSendsAgain) {
+  // A data plane that cannot tell (the kernel backend today): the move fails at once,
+  // nothing is written, and the Child SA that stopped sending for the export sends again.
+  cluster::NodeConfig c;
+  c.name = "a";
+  c.key = key_of(1);
+  c.addresses = {R1()};
+  cluster::DataplaneAccess dp;
+  dp.apply_pending = [this] { s.p.net.collect(*s.p.res); };
+  dp.esp_state = [](std::uint64_t) { return std::optional<ike::EspState>(); };
+  node_a = std::make_unique<Node>(c, *s.p.res->engine, dp, *s.p.res->random);
+  ASSERT_TRUE(s.start());
+  ASSERT_TRUE(node_a->move(only_sa(*s.p.res)->id, "b", s.p.net.now()));
+  pump();
+  ASSERT_EQ(outcomes.size(), 1u);
+  EXPECT_EQ(outcomes[0].result, MoveOutcome::Result::kFailed);
+  EXPECT_NE(outcomes[0].detail.find("sequence numbers"), std::string::npos) << outcomes[0].detail;
+  EXPECT_TRUE(store.kv.empty());
+  EXPECT_EQ(only_sa(*s.p.res)->handoff, ike::Handoff::kNone);
+  ASSERT_GE(s.p.res->dataplane.size(), 2u);
+  EXPECT_EQ(s.p.res->dataplane[s.p.res->dataplane.size() - 2].kind, ike::DataplaneOp::Kind::kSuspendOutbound);
+  EXPECT_EQ(s.p.res->dataplane.back().kind, ike::DataplaneOp::Kind::kActivateOutbound);
+}
+
 TEST_F(ClusterMove, MoveRefusesWhatCannotMove) {
   ASSERT_TRUE(s.start());
   const auto id = only_sa(*s.p.res)->id;
