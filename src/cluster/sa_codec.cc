@@ -79,26 +79,10 @@ class In {
   bool ok() const { return ok_; }
   bool at_end() const { return r_.empty(); }
 
-  std::uint8_t u8() {
-    std::uint8_t v = 0;
-    ok_ = ok_ && r_.read_u8(v);
-    return v;
-  }
-  std::uint16_t u16() {
-    std::uint16_t v = 0;
-    ok_ = ok_ && r_.read_u16(v);
-    return v;
-  }
-  std::uint32_t u32() {
-    std::uint32_t v = 0;
-    ok_ = ok_ && r_.read_u32(v);
-    return v;
-  }
-  std::uint64_t u64() {
-    std::uint64_t v = 0;
-    ok_ = ok_ && r_.read_u64(v);
-    return v;
-  }
+  std::uint8_t u8() { return read(&wire::Reader::read_u8); }
+  std::uint16_t u16() { return read(&wire::Reader::read_u16); }
+  std::uint32_t u32() { return read(&wire::Reader::read_u32); }
+  std::uint64_t u64() { return read(&wire::Reader::read_u64); }
   bool flag() {
     std::uint8_t v = u8();
     if (v > 1) ok_ = false;
@@ -168,6 +152,14 @@ class In {
   }
 
  private:
+  // Reads one integer unless an earlier read failed; 0 once anything failed.
+  template <class T>
+  T read(bool (wire::Reader::*f)(T&)) {
+    T v = 0;
+    ok_ = ok_ && (r_.*f)(v);
+    return v;
+  }
+
   wire::Reader r_;
   bool ok_ = true;
 };
