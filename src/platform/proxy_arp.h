@@ -5,8 +5,10 @@
 // that gives it up stops answering.
 //
 // What the kernel needs (found by trying it in namespaces, and read in net/ipv4/arp.c
-// arp_process() and net/ipv6/ndisc.c ndisc_recv_ns(); tests/netns/test_proxy_arp.py
-// checks every point but the proxy delay and the multicast group):
+// arp_process() and net/ipv6/ndisc.c ndisc_recv_ns(), ndisc_recv_na();
+// tests/netns/test_proxy_arp.py checks what is answered when, what a host takes from the
+// announcements, and the link going down; the proxy delay, the multicast group, the
+// override flag of the kernel's answers and the locktime are from reading the code):
 //
 //  * IPv4: a proxy entry (RTM_NEWNEIGH with NTF_PROXY, `ip neigh add proxy A dev IF`) is
 //    answered only while the interface forwards (net.ipv4.conf.<if>.forwarding = 1; the
@@ -18,8 +20,10 @@
 //    address possibly still in place) would keep answering for it.
 //  * IPv6: a proxy entry is answered while the interface forwards
 //    (net.ipv6.conf.<if>.forwarding = 1) and proxy_ndp is on (net.ipv6.conf.<if>.proxy_ndp
-//    or .all.proxy_ndp). Adding the entry makes the kernel join the solicited-node
-//    multicast group of the address, so solicitations reach the node.
+//    or .all.proxy_ndp), whatever the routes: unlike ARP, the entry alone decides, so
+//    the old owner's remove() is all that silences it. Adding the entry makes the kernel
+//    join the solicited-node multicast group of the address, so solicitations reach the
+//    node.
 //  * Both: solicitations that arrive as broadcast / multicast are answered after a random
 //    delay of up to neigh.<if>.proxy_delay (default 0.8 s), unicast ones at once. The
 //    kernel's proxy answers to IPv6 solicitations do not set the override flag, so they
