@@ -20,7 +20,7 @@ namespace {
 
 // sun_path holds 108 bytes including the terminating NUL.
 constexpr std::size_t kMaxSocketPath = 107;
-constexpr std::size_t kMaxPskFileSize = 64 * 1024;
+constexpr std::size_t kMaxSecretFileSize = 64 * 1024;
 
 // --- value parsers of the rows below --------------------------------------------------
 
@@ -44,6 +44,34 @@ void name(const Value& v, std::string& out) {
     out = *s;
   else
     v.fail("'" + *s + "' is not 1-64 letters, digits, '.', '_' or '-'");
+}
+
+void interface_name(const Value& v, std::string& out) {
+  auto s = v.string();
+  if (!s) return;
+  // IFNAMSIZ is 16 with the terminating NUL; '/' and spaces are not allowed in names.
+  if (s->empty() || s->size() > 15 || s->find_first_of("/ \t:") != std::string::npos)
+    v.fail("'" + *s + "' is not a valid interface name (1-15 characters, no '/', ':' or spaces)");
+  else
+    out = *s;
+}
+
+// At least one address, none twice.
+void address_set(const Value& v, std::vector<IpAddress>& out) {
+  auto list = v.strings();
+  if (!list) return;
+  std::vector<IpAddress> addrs;
+  for (const auto& item : *list) {
+    auto a = IpAddress::parse(item.text);
+    if (!a)
+      v.fail_at(*item.node, "'" + item.text + "' is not an IP address");
+    else if (std::find(addrs.begin(), addrs.end(), *a) != addrs.end())
+      v.fail_at(*item.node, "'" + item.text + "' is listed twice");
+    else
+      addrs.push_back(*a);
+  }
+  if (list->empty()) v.fail("needs at least one address");
+  out = std::move(addrs);
 }
 
 void esp_proposals(const Value& v, std::vector<wire::Proposal>& out) {
@@ -87,8 +115,15 @@ std::optional<Bytes> decode_psk(const std::string& s, const Value& v) {
   return to_bytes(s);
 }
 
-std::optional<Bytes> read_psk_file(const std::string& name, const std::filesystem::path& config_dir,
-                                   const Value& v) {
+// A file holding a secret, with where it was found.
+struct SecretFile {
+  std::string path;
+  std::string content;
+};
+
+// Reads a secret file named by a key, refusing one that others could read or replace.
+std::optional<SecretFile> read_secret_file(const std::string& name, const std::filesystem::path& config_dir,
+                                           const Value& v) {
   if (name.empty()) {
     v.fail("must not be empty");
     return std::nullopt;
@@ -121,8 +156,8 @@ std::optional<Bytes> read_psk_file(const std::string& name, const std::filesyste
     v.fail(p + " is readable or writable by group or others (mode " + mode + "); chmod 600 it");
     return std::nullopt;
   }
-  if (static_cast<std::uint64_t>(st.st_size) > kMaxPskFileSize) {
-    v.fail(p + " is larger than " + std::to_string(kMaxPskFileSize) + " bytes");
+  if (static_cast<std::uint64_t>(st.st_size) > kMaxSecretFileSize) {
+    v.fail(p + " is larger than " + std::to_string(kMaxSecretFileSize) + " bytes");
     return std::nullopt;
   }
   std::string content;
@@ -136,14 +171,23 @@ std::optional<Bytes> read_psk_file(const std::string& name, const std::filesyste
     }
     if (n == 0) break;
     content.append(buf, static_cast<std::size_t>(n));
-    if (content.size() > kMaxPskFileSize) {
-      v.fail(p + " is larger than " + std::to_string(kMaxPskFileSize) + " bytes");
+    // The size fstat saw is no promise: the file may have grown since.
+    if (content.size() > kMaxSecretFileSize) {
+      v.fail(p + " is larger than " + std::to_string(kMaxSecretFileSize) + " bytes");
       return std::nullopt;
     }
   }
+  return SecretFile{p, std::move(content)};
+}
+
+std::optional<Bytes> read_psk_file(const std::string& name, const std::filesystem::path& config_dir,
+                                   const Value& v) {
+  auto f = read_secret_file(name, config_dir, v);
+  if (!f) return std::nullopt;
+  std::string& content = f->content;
   while (!content.empty() && (content.back() == '\n' || content.back() == '\r')) content.pop_back();
   if (content.empty()) {
-    v.fail(p + " is empty");
+    v.fail(f->path + " is empty");
     return std::nullopt;
   }
   return decode_psk(content, v);
@@ -166,22 +210,7 @@ constexpr Key<D> kDaemonKeys[] = {
          d.socket = *s;
      }},
     {"listen", R"(["0.0.0.0", "::"])", "one UDP socket per address and port",
-     [](const Value& v, D& d) {
-       auto list = v.strings();
-       if (!list) return;
-       std::vector<IpAddress> addrs;
-       for (const auto& item : *list) {
-         auto a = IpAddress::parse(item.text);
-         if (!a)
-           v.fail_at(*item.node, "'" + item.text + "' is not an IP address");
-         else if (std::find(addrs.begin(), addrs.end(), *a) != addrs.end())
-           v.fail_at(*item.node, "'" + item.text + "' is listed twice");
-         else
-           addrs.push_back(*a);
-       }
-       if (list->empty()) v.fail("needs at least one address");
-       d.listen = std::move(addrs);
-     }},
+     [](const Value& v, D& d) { address_set(v, d.listen); }},
     {"ike_port", "500", "UDP port for IKE",
      [](const Value& v, D& d) {
        if (auto p = port(v)) d.ike_port = *p;
@@ -205,15 +234,7 @@ constexpr Key<D> kDaemonKeys[] = {
          v.fail("unknown data plane '" + *s + "' (expected \"userspace\", \"xfrm\" or \"none\")");
      }},
     {"tun_name", R"("mobike0")", "userspace: the TUN device, routes to remote selectors go here",
-     [](const Value& v, D& d) {
-       auto s = v.string();
-       if (!s) return;
-       // IFNAMSIZ is 16 with the terminating NUL; '/' and spaces are not allowed in names.
-       if (s->empty() || s->size() > 15 || s->find_first_of("/ \t:") != std::string::npos)
-         v.fail("'" + *s + "' is not a valid interface name (1-15 characters, no '/', ':' or spaces)");
-       else
-         d.tun_name = *s;
-     }},
+     [](const Value& v, D& d) { interface_name(v, d.tun_name); }},
     {"tun_mtu", "1400", "userspace: the TUN device's MTU, 576..65000",
      [](const Value& v, D& d) {
        if (auto n = v.integer(576, 65000)) d.tun_mtu = static_cast<int>(*n);
