@@ -68,10 +68,15 @@ class Loader {
           daemon(*t, config.daemon);
         else
           fail(v, "", key, "expected a [daemon] table, got " + config::type_name(v));
+      } else if (key == "cluster") {
+        if (auto* t = v.as_table())
+          config.cluster = cluster(*t);
+        else
+          fail(v, "", key, "expected a [cluster] table, got " + config::type_name(v));
       } else if (key == "connection") {
         connections(v, config.connections);
       } else {
-        unknown(k, "", {"daemon", "connection"});
+        unknown(k, "", {"daemon", "cluster", "connection"});
       }
     }
     if (!diagnostics_.empty()) return unexpected(diagnostics_.report());
@@ -144,6 +149,32 @@ class Loader {
       fail(*t.get("ike_port"), ctx, "ike_port", "must differ from natt_port");
     else if (d.ike_port == d.natt_port && t.get("natt_port"))
       fail(*t.get("natt_port"), ctx, "natt_port", "must differ from ike_port");
+  }
+
+  // --- [cluster] --------------------------------------------------------------------
+
+  ClusterConfig cluster(const toml::table& t) {
+    const std::string ctx = "cluster: ";
+    config::ClusterDraft c{.cluster = {}, .config_dir = base_dir_};
+    apply(t, config::cluster_keys(), ctx, c, {});
+    for (std::string_view key : {"node", "addresses", "etcd", "key_file"})
+      if (!t.get(key)) diagnostics_.fail(t.source(), ctx, key, "required");
+
+    // An unknown mode was reported already; whichever of these it needs is unknown too.
+    const toml::node* mode = t.get("return_traffic");
+    if (mode && !c.return_traffic_valid) return std::move(c.cluster);
+    const toml::node* lan_interface = t.get("lan_interface");
+    const toml::node* hook = t.get("hook");
+    const bool proxy_arp = c.cluster.return_traffic == ReturnTraffic::kProxyArp;
+    const bool run_hook = c.cluster.return_traffic == ReturnTraffic::kHook;
+    if (proxy_arp && !lan_interface)
+      fail(*mode, ctx, "lan_interface", "required with return_traffic = \"proxy_arp\"");
+    if (run_hook && !hook) fail(*mode, ctx, "hook", "required with return_traffic = \"hook\"");
+    // Set for another mode they would do nothing, which is surely not what was meant.
+    if (lan_interface && !proxy_arp)
+      fail(*lan_interface, ctx, "lan_interface", "only with return_traffic = \"proxy_arp\"");
+    if (hook && !run_hook) fail(*hook, ctx, "hook", "only with return_traffic = \"hook\"");
+    return std::move(c.cluster);
   }
 
   // --- [[connection]] ----------------------------------------------------------------

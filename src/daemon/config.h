@@ -1,5 +1,6 @@
-// The daemon's TOML configuration file: a [daemon] table and any number of
-// [[connection]] tables, each with [[connection.child]] tables. Every key the loader
+// The daemon's TOML configuration file: a [daemon] table, a [cluster] table when the node
+// is one of a gateway cluster, and any number of [[connection]] tables, each with
+// [[connection.child]] tables. Every key the loader
 // does not know and every bad value is an error naming file:line and key, so a typo never
 // silently falls back to a default.
 //
@@ -8,14 +9,16 @@
 // README.md's Configuration section, which a unit test keeps equal to it).
 //
 // A connection without [[connection.child]] gets one host-to-host child named after the
-// connection. A relative psk_file is relative to the directory of the config file; the
-// file must not be readable or writable by group or others.
+// connection. A relative psk_file or key_file is relative to the directory of the config
+// file; the file must not be readable or writable by group or others.
 #pragma once
 
 #include <spdlog/common.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,8 +51,28 @@ struct DaemonConfig {
   std::chrono::milliseconds mobike_path_timeout{std::chrono::minutes(5)};
 };
 
+// How traffic for an SA's addresses reaches the node that took the SA over.
+enum class ReturnTraffic : std::uint8_t { kNone, kProxyArp, kHook };
+
+struct ClusterConfig {
+  std::string node;                       // this node's name (required), valid_name() rules
+  std::vector<IpAddress> addresses;       // this node's own public addresses (required, >= 1, no duplicates)
+  std::vector<std::string> etcd;          // etcd endpoints (required, >= 1), normalized "http://host:port"
+  std::array<std::uint8_t, 32> key{};     // from key_file (required)
+  std::string key_file;                   // the resolved path, for messages
+  std::string prefix = "/mobiked/";       // key prefix in etcd; must start and end with '/'
+  std::chrono::seconds lease_ttl{10};     // 2s..300s (etcd's minimum TTL is a few seconds)
+  std::uint32_t rebalance_tolerance = 0;  // 0: no automatic rebalancing; else SA-count difference that triggers it
+  ReturnTraffic return_traffic = ReturnTraffic::kNone;
+  std::string lan_interface;              // proxy_arp: the interface of the shared LAN (required with proxy_arp)
+  std::string hook;                       // hook: the command run on every ownership change (required with hook)
+  std::chrono::milliseconds move_timeout{std::chrono::seconds(60)};  // how long a move may take before it is reported failed
+};
+
 struct Config {
   DaemonConfig daemon;
+  // Set by a [cluster] table; without one the daemon runs alone.
+  std::optional<ClusterConfig> cluster;
   std::vector<ike::ConnectionConfig> connections;
 };
 
@@ -61,11 +84,11 @@ inline constexpr std::string_view kDefaultEspProposals = "aes128gcm16";
 Expected<Config, std::string> load_config(const std::string& path);
 
 // The same for text already in memory; `source_name` stands for the file in messages
-// and its directory anchors relative psk_file paths.
+// and its directory anchors relative psk_file and key_file paths.
 Expected<Config, std::string> parse_config(std::string_view text, const std::string& source_name);
 
 // Every key of every section as a commented TOML example ("key = value   # what it does"),
-// itself a valid configuration (given the psk_file it names).
+// itself a valid configuration (given the psk_file and key_file it names).
 std::string config_reference();
 
 // "30s", "10m", "4h", "1d", or a bare number of seconds ("3600").

@@ -6,21 +6,25 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <limits>
 #include <optional>
+#include <tuple>
 
 #include "daemon/config_value.h"
 #include "ike/proposal_string.h"
+#include "platform/etcd_client.h"
 
 namespace mobike::daemon::config {
 namespace {
 
 // sun_path holds 108 bytes including the terminating NUL.
 constexpr std::size_t kMaxSocketPath = 107;
-constexpr std::size_t kMaxPskFileSize = 64 * 1024;
+constexpr std::size_t kMaxSecretFileSize = 64 * 1024;
 
 // --- value parsers of the rows below --------------------------------------------------
 
@@ -44,6 +48,34 @@ void name(const Value& v, std::string& out) {
     out = *s;
   else
     v.fail("'" + *s + "' is not 1-64 letters, digits, '.', '_' or '-'");
+}
+
+void interface_name(const Value& v, std::string& out) {
+  auto s = v.string();
+  if (!s) return;
+  // IFNAMSIZ is 16 with the terminating NUL; '/' and spaces are not allowed in names.
+  if (s->empty() || s->size() > 15 || s->find_first_of("/ \t:") != std::string::npos)
+    v.fail("'" + *s + "' is not a valid interface name (1-15 characters, no '/', ':' or spaces)");
+  else
+    out = *s;
+}
+
+// At least one address, none twice.
+void address_set(const Value& v, std::vector<IpAddress>& out) {
+  auto list = v.strings();
+  if (!list) return;
+  std::vector<IpAddress> addrs;
+  for (const auto& item : *list) {
+    auto a = IpAddress::parse(item.text);
+    if (!a)
+      v.fail_at(*item.node, "'" + item.text + "' is not an IP address");
+    else if (std::find(addrs.begin(), addrs.end(), *a) != addrs.end())
+      v.fail_at(*item.node, "'" + item.text + "' is listed twice");
+    else
+      addrs.push_back(*a);
+  }
+  if (list->empty()) v.fail("needs at least one address");
+  out = std::move(addrs);
 }
 
 void esp_proposals(const Value& v, std::vector<wire::Proposal>& out) {
@@ -87,8 +119,15 @@ std::optional<Bytes> decode_psk(const std::string& s, const Value& v) {
   return to_bytes(s);
 }
 
-std::optional<Bytes> read_psk_file(const std::string& name, const std::filesystem::path& config_dir,
-                                   const Value& v) {
+// A file holding a secret (psk_file, key_file), with where it was found.
+struct SecretFile {
+  std::string path;
+  std::string content;
+};
+
+// Reads a secret file named by a key, refusing one that others could read or replace.
+std::optional<SecretFile> read_secret_file(const std::string& name, const std::filesystem::path& config_dir,
+                                           const Value& v) {
   if (name.empty()) {
     v.fail("must not be empty");
     return std::nullopt;
@@ -121,8 +160,8 @@ std::optional<Bytes> read_psk_file(const std::string& name, const std::filesyste
     v.fail(p + " is readable or writable by group or others (mode " + mode + "); chmod 600 it");
     return std::nullopt;
   }
-  if (static_cast<std::uint64_t>(st.st_size) > kMaxPskFileSize) {
-    v.fail(p + " is larger than " + std::to_string(kMaxPskFileSize) + " bytes");
+  if (static_cast<std::uint64_t>(st.st_size) > kMaxSecretFileSize) {
+    v.fail(p + " is larger than " + std::to_string(kMaxSecretFileSize) + " bytes");
     return std::nullopt;
   }
   std::string content;
@@ -136,17 +175,67 @@ std::optional<Bytes> read_psk_file(const std::string& name, const std::filesyste
     }
     if (n == 0) break;
     content.append(buf, static_cast<std::size_t>(n));
-    if (content.size() > kMaxPskFileSize) {
-      v.fail(p + " is larger than " + std::to_string(kMaxPskFileSize) + " bytes");
+    // The size fstat saw is no promise: the file may have grown since.
+    if (content.size() > kMaxSecretFileSize) {
+      v.fail(p + " is larger than " + std::to_string(kMaxSecretFileSize) + " bytes");
       return std::nullopt;
     }
   }
+  return SecretFile{p, std::move(content)};
+}
+
+std::optional<Bytes> read_psk_file(const std::string& name, const std::filesystem::path& config_dir,
+                                   const Value& v) {
+  auto f = read_secret_file(name, config_dir, v);
+  if (!f) return std::nullopt;
+  std::string& content = f->content;
   while (!content.empty() && (content.back() == '\n' || content.back() == '\r')) content.pop_back();
   if (content.empty()) {
-    v.fail(p + " is empty");
+    v.fail(f->path + " is empty");
     return std::nullopt;
   }
   return decode_psk(content, v);
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// The messages describe what is wrong with the content without quoting it: even a key
+// that is one digit short is nearly the whole key.
+void read_key_file(const std::string& name, const Value& v, ClusterDraft& c) {
+  const auto f = read_secret_file(name, c.config_dir, v);
+  if (!f) return;
+  constexpr std::size_t kDigits = 2 * std::tuple_size_v<decltype(c.cluster.key)>;
+  constexpr std::string_view kSpace = " \t\r\n";
+  std::string_view text = f->content;
+  const auto first = text.find_first_not_of(kSpace);
+  if (first == std::string_view::npos) {
+    v.fail(f->path + " is empty; it must hold the key as " + std::to_string(kDigits) + " hex digits");
+    return;
+  }
+  text = text.substr(first, text.find_last_not_of(kSpace) + 1 - first);
+  if (text.size() != kDigits) {
+    v.fail(f->path + " must hold the key as " + std::to_string(kDigits) + " hex digits, not " +
+           std::to_string(text.size()) + " characters");
+    return;
+  }
+  decltype(c.cluster.key) key{};
+  for (std::size_t i = 0; i < kDigits; i += 2) {
+    const int hi = hex_digit(text[i]), lo = hex_digit(text[i + 1]);
+    if (hi < 0 || lo < 0) {
+      v.fail(f->path + " must hold the key as " + std::to_string(kDigits) +
+             " hex digits; it holds another character at offset " +
+             std::to_string(first + i + (hi < 0 ? 0 : 1)));
+      return;
+    }
+    key[i / 2] = static_cast<std::uint8_t>(hi << 4 | lo);
+  }
+  c.cluster.key = key;
+  c.cluster.key_file = f->path;
 }
 
 // --- [daemon] ----------------------------------------------------------------------------
@@ -166,22 +255,7 @@ constexpr Key<D> kDaemonKeys[] = {
          d.socket = *s;
      }},
     {"listen", R"(["0.0.0.0", "::"])", "one UDP socket per address and port",
-     [](const Value& v, D& d) {
-       auto list = v.strings();
-       if (!list) return;
-       std::vector<IpAddress> addrs;
-       for (const auto& item : *list) {
-         auto a = IpAddress::parse(item.text);
-         if (!a)
-           v.fail_at(*item.node, "'" + item.text + "' is not an IP address");
-         else if (std::find(addrs.begin(), addrs.end(), *a) != addrs.end())
-           v.fail_at(*item.node, "'" + item.text + "' is listed twice");
-         else
-           addrs.push_back(*a);
-       }
-       if (list->empty()) v.fail("needs at least one address");
-       d.listen = std::move(addrs);
-     }},
+     [](const Value& v, D& d) { address_set(v, d.listen); }},
     {"ike_port", "500", "UDP port for IKE",
      [](const Value& v, D& d) {
        if (auto p = port(v)) d.ike_port = *p;
@@ -205,15 +279,7 @@ constexpr Key<D> kDaemonKeys[] = {
          v.fail("unknown data plane '" + *s + "' (expected \"userspace\", \"xfrm\" or \"none\")");
      }},
     {"tun_name", R"("mobike0")", "userspace: the TUN device, routes to remote selectors go here",
-     [](const Value& v, D& d) {
-       auto s = v.string();
-       if (!s) return;
-       // IFNAMSIZ is 16 with the terminating NUL; '/' and spaces are not allowed in names.
-       if (s->empty() || s->size() > 15 || s->find_first_of("/ \t:") != std::string::npos)
-         v.fail("'" + *s + "' is not a valid interface name (1-15 characters, no '/', ':' or spaces)");
-       else
-         d.tun_name = *s;
-     }},
+     [](const Value& v, D& d) { interface_name(v, d.tun_name); }},
     {"tun_mtu", "1400", "userspace: the TUN device's MTU, 576..65000",
      [](const Value& v, D& d) {
        if (auto n = v.integer(576, 65000)) d.tun_mtu = static_cast<int>(*n);
@@ -279,6 +345,132 @@ constexpr Key<D> kDaemonKeys[] = {
     {"mobike_path_timeout", R"("5m")", "how long an SA without a working path is kept",
      [](const Value& v, D& d) {
        if (auto dur = v.duration()) d.mobike_path_timeout = *dur;
+     }},
+};
+
+// --- [cluster] ---------------------------------------------------------------------------
+
+using L = ClusterDraft;
+
+// etcd listens on 2379 (or wherever it was told), never on the 80 or 443 that a URL
+// without a port means, so a missing port is a mistake rather than a default.
+std::optional<std::string> etcd_port_problem(std::string_view url) {
+  std::string_view authority = url.substr(url.find("://") + 3);
+  const auto colon = authority.rfind(':');
+  const std::string_view host = authority.substr(0, colon);
+  const bool bracketed = host.starts_with('[') && host.ends_with(']');
+  if (colon == std::string_view::npos || (host.starts_with('[') && !bracketed))
+    return "has no port (e.g. :2379)";
+  if (!bracketed && host.find(':') != std::string_view::npos)
+    return "needs an IPv6 address in brackets, e.g. http://[2001:db8::1]:2379";
+  const std::string_view digits = authority.substr(colon + 1);
+  unsigned port = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+  if (ec != std::errc() || end != digits.data() + digits.size() || port == 0 || port > 65535)
+    return "has no valid port (1..65535)";
+  return std::nullopt;
+}
+
+void etcd_endpoints(const Value& v, std::vector<std::string>& out) {
+  auto list = v.strings();
+  if (!list) return;
+  std::vector<std::string> urls;
+  for (const auto& item : *list) {
+    auto url = platform::normalize_etcd_endpoint(item.text);
+    if (!url) {
+      v.fail_at(*item.node, url.error().message);
+      continue;
+    }
+    if (auto problem = etcd_port_problem(*url))
+      v.fail_at(*item.node, "endpoint '" + item.text + "' " + *problem);
+    else if (std::find(urls.begin(), urls.end(), *url) != urls.end())
+      v.fail_at(*item.node, "endpoint '" + item.text + "' is listed twice");
+    else
+      urls.push_back(std::move(*url));
+  }
+  if (list->empty()) v.fail("needs at least one endpoint");
+  out = std::move(urls);
+}
+
+constexpr Key<L> kClusterKeys[] = {
+    {"node", R"("gw1")", "required: this node's name, unique in the cluster",
+     [](const Value& v, L& c) { name(v, c.cluster.node); }},
+    {"addresses", R"(["192.0.2.11"])",
+     "required: this node's own addresses; an SA it takes over is switched to the one of its family",
+     [](const Value& v, L& c) { address_set(v, c.cluster.addresses); }},
+    {"etcd", R"(["10.0.0.1:2379", "http://10.0.0.2:2379"])", "required: etcd endpoints, host:port or http(s)://host:port",
+     [](const Value& v, L& c) { etcd_endpoints(v, c.cluster.etcd); }},
+    {"key_file", R"("cluster.key")",
+     "required: 64 hex digits sealing SA state in etcd; relative to the config, not group/world accessible",
+     [](const Value& v, L& c) {
+       if (auto s = v.string()) read_key_file(*s, v, c);
+     }},
+    {"prefix", R"("/mobiked/")", "where the cluster's keys live in etcd; starts and ends with '/'",
+     [](const Value& v, L& c) {
+       auto s = v.string();
+       if (!s) return;
+       if (!s->starts_with('/') || !s->ends_with('/'))
+         v.fail("'" + *s + "' must start and end with '/'");
+       else
+         c.cluster.prefix = *s;
+     }},
+    {"lease_ttl", R"("10s")", "a node counts as gone this long after its last lease keepalive; 2s..300s",
+     [](const Value& v, L& c) {
+       auto d = v.duration();
+       if (!d) return;
+       // Below a few seconds etcd raises the TTL itself; far above, a dead node holds its
+       // SAs for minutes.
+       const auto s = std::chrono::duration_cast<std::chrono::seconds>(*d);
+       if (s < std::chrono::seconds(2) || s > std::chrono::seconds(300))
+         v.fail("must be in 2s..300s, not " + std::to_string(s.count()) + "s");
+       else
+         c.cluster.lease_ttl = s;
+     }},
+    {"rebalance_tolerance", "0", "SA-count difference between nodes that makes them move SAs; 0: only moves asked for",
+     [](const Value& v, L& c) {
+       if (auto n = v.integer(0, std::numeric_limits<std::uint32_t>::max()))
+         c.cluster.rebalance_tolerance = static_cast<std::uint32_t>(*n);
+     }},
+    {"return_traffic", R"("proxy_arp")",
+     R"(how traffic for a taken-over SA's old address reaches its new node: "proxy_arp", "hook" or "none" (the default))",
+     [](const Value& v, L& c) {
+       auto s = v.string();
+       if (!s) return;
+       if (*s == "none") {
+         c.cluster.return_traffic = ReturnTraffic::kNone;
+       } else if (*s == "proxy_arp") {
+         c.cluster.return_traffic = ReturnTraffic::kProxyArp;
+       } else if (*s == "hook") {
+         c.cluster.return_traffic = ReturnTraffic::kHook;
+       } else {
+         v.fail("unknown mode '" + *s + "' (expected \"none\", \"proxy_arp\" or \"hook\")");
+         return;
+       }
+       c.return_traffic_valid = true;
+     }},
+    {"lan_interface", R"("eth1")", "proxy_arp: the interface on the LAN the nodes share",
+     [](const Value& v, L& c) { interface_name(v, c.cluster.lan_interface); }},
+    {.name = "hook",
+     .example = R"("/usr/local/sbin/mobiked-moved")",
+     .doc = "hook: the command run on every ownership change",
+     .parse =
+         [](const Value& v, L& c) {
+           auto s = v.string();
+           if (!s) return;
+           if (s->empty())
+             v.fail("must not be empty");
+           else
+             c.cluster.hook = *s;
+         },
+     .commented_out = true},
+    {"move_timeout", R"("60s")", "a move of an SA that takes longer is reported failed",
+     [](const Value& v, L& c) {
+       auto d = v.duration();
+       if (!d) return;
+       if (d->count() == 0)
+         v.fail("must be longer than 0");
+       else
+         c.cluster.move_timeout = *d;
      }},
 };
 
@@ -494,6 +686,7 @@ constexpr Key<K> kChildKeys[] = {
 }  // namespace
 
 std::span<const Key<DaemonConfig>> daemon_keys() { return kDaemonKeys; }
+std::span<const Key<ClusterDraft>> cluster_keys() { return kClusterKeys; }
 std::span<const Key<ConnectionDraft>> connection_keys() { return kConnectionKeys; }
 std::span<const Key<ike::ChildConfig>> child_keys() { return kChildKeys; }
 

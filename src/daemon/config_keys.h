@@ -29,7 +29,7 @@ struct Key {
   // pointing to the new one, rather than a bare "unknown key".
   std::string_view renamed_to = {};
   // The reference shows the key commented out, because it excludes another key there
-  // (psk vs. psk_file), so that the reference stays a valid configuration.
+  // (psk vs. psk_file, hook vs. lan_interface), so that the reference stays a valid configuration.
   bool commented_out = false;
 };
 
@@ -43,7 +43,18 @@ struct ConnectionDraft {
   std::filesystem::path config_dir;
 };
 
+// The [cluster] table while its keys are read.
+struct ClusterDraft {
+  ClusterConfig cluster;
+  // Anchors a relative key_file.
+  std::filesystem::path config_dir;
+  // Set only when return_traffic named a known mode, so that the keys depending on it are
+  // checked against what the user meant rather than against the default.
+  bool return_traffic_valid = false;
+};
+
 std::span<const Key<DaemonConfig>> daemon_keys();
+std::span<const Key<ClusterDraft>> cluster_keys();
 std::span<const Key<ConnectionDraft>> connection_keys();
 std::span<const Key<ike::ChildConfig>> child_keys();
 

@@ -32,6 +32,8 @@ std::string config_reference() {
   std::string out;
   render(out, "[daemon]", "", config::daemon_keys());
   out += "\n";
+  render(out, "[cluster]", "", config::cluster_keys());
+  out += "\n";
   render(out, "[[connection]]", "", config::connection_keys());
   out += "\n";
   render(out, "[[connection.child]]", "  ", config::child_keys());

@@ -37,6 +37,7 @@ void expect_documented(std::span<const config::Key<Target>> keys, const char* se
 
 TEST(ConfigKeys, EveryKeyIsDocumented) {
   expect_documented(config::daemon_keys(), "[daemon]");
+  expect_documented(config::cluster_keys(), "[cluster]");
   expect_documented(config::connection_keys(), "[[connection]]");
   expect_documented(config::child_keys(), "[[connection.child]]");
 }
@@ -44,37 +45,75 @@ TEST(ConfigKeys, EveryKeyIsDocumented) {
 TEST(ConfigReference, ListsEveryKeyButFormerNames) {
   const std::string ref = config_reference();
   for (auto name : {"socket = ", "mobike_path_timeout = ", "remote_port = ", "half_open_timeout = ",
-                    "keepalive_interval = ", "# psk = ", "\npsk_file = ", "\nswitch = ", "  lifetime = "})
+                    "keepalive_interval = ", "# psk = ", "\npsk_file = ", "\nswitch = ", "  lifetime = ",
+                    "\n[cluster]\nnode = ", "\nkey_file = ", "\nlease_ttl = ", "\nlan_interface = ", "\n# hook = ",
+                    "\nmove_timeout = "})
     EXPECT_NE(ref.find(name), std::string::npos) << name;
+  // The cluster's keys come after the daemon's and before the connections'.
+  EXPECT_LT(ref.find("[daemon]"), ref.find("[cluster]"));
+  EXPECT_LT(ref.find("[cluster]"), ref.find("[[connection]]"));
   EXPECT_EQ(ref.find("responder_switch"), std::string::npos);
   EXPECT_NE(ref.find("switch = true                    # initiator: announce and follow SWITCH_TO_IP_ADDRESS\n"),
             std::string::npos)
       << ref;
 }
 
+constexpr const char* kClusterKey = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+// The files the reference names, in the directory of the configuration.
+void write_reference_files(const TempDir& dir) {
+  dir.write("office.psk", "secret\n", 0600);
+  dir.write("cluster.key", std::string(kClusterKey) + "\n", 0600);
+}
+
+// Comments out the line starting with `key = ` and uncomments the one starting with
+// `# other = `.
+void swap_commented_out(std::string& ref, const std::string& key, const std::string& other) {
+  const auto line = ref.find("\n" + key + " = ");
+  ASSERT_NE(line, std::string::npos) << key;
+  ref.insert(line + 1, "# ");
+  const auto commented = ref.find("\n# " + other + " = ");
+  ASSERT_NE(commented, std::string::npos) << other;
+  ref.erase(commented + 1, 2);
+}
+
 // The examples go through the same parsers as a user's file, so a wrong one fails here.
 TEST(ConfigReference, IsAValidConfiguration) {
   TempDir dir;
-  dir.write("office.psk", "secret\n", 0600);
+  write_reference_files(dir);
   auto r = parse_config(config_reference(), dir.file("mobiked.toml"));
   ASSERT_TRUE(r) << r.error() << "\n" << config_reference();
   ASSERT_EQ(r->connections.size(), 1u);
   EXPECT_EQ(r->connections[0].psk, to_bytes("secret"));
   EXPECT_EQ(r->connections[0].children.size(), 1u);
+  ASSERT_TRUE(r->cluster);
+  EXPECT_EQ(to_hex(r->cluster->key), kClusterKey);
+  EXPECT_EQ(r->cluster->return_traffic, ReturnTraffic::kProxyArp);
 }
 
-// The commented-out alternative must be valid too.
+// The commented-out alternatives must be valid too.
 TEST(ConfigReference, CommentedOutKeysAreValidInstead) {
+  TempDir dir;
+  write_reference_files(dir);
   std::string ref = config_reference();
-  const auto psk_file = ref.find("\npsk_file = ");
-  ASSERT_NE(psk_file, std::string::npos);
-  ref.insert(psk_file + 1, "# ");
-  const auto psk = ref.find("# psk = ");
-  ASSERT_NE(psk, std::string::npos);
-  ref.erase(psk, 2);
-  auto r = parse_config(ref, "mobiked.toml");
+  ASSERT_NO_FATAL_FAILURE(swap_commented_out(ref, "psk_file", "psk"));
+  auto r = parse_config(ref, dir.file("mobiked.toml"));
   ASSERT_TRUE(r) << r.error() << "\n" << ref;
   EXPECT_EQ(to_hex(r->connections[0].psk), "00112233445566778899aabbccddeeff");
+
+  // hook stands for lan_interface once return_traffic says so.
+  ref = config_reference();
+  ASSERT_NO_FATAL_FAILURE(swap_commented_out(ref, "lan_interface", "hook"));
+  const std::string mode = "return_traffic = \"proxy_arp\"";
+  const auto at = ref.find(mode);
+  ASSERT_NE(at, std::string::npos);
+  ref.replace(at, mode.size(), "return_traffic = \"hook\"");
+  r = parse_config(ref, dir.file("mobiked.toml"));
+  ASSERT_TRUE(r) << r.error() << "\n" << ref;
+  ASSERT_TRUE(r->cluster);
+  EXPECT_EQ(r->cluster->return_traffic, ReturnTraffic::kHook);
+  EXPECT_FALSE(r->cluster->hook.empty());
+  EXPECT_TRUE(r->cluster->lan_interface.empty());
 }
 
 std::string readme_block() {
