@@ -9,7 +9,7 @@
 namespace mobike::control {
 namespace {
 
-constexpr std::array<std::pair<Command, std::string_view>, 10> kCommands = {{
+constexpr std::array<std::pair<Command, std::string_view>, 14> kCommands = {{
     {Command::kListSas, "list-sas"},
     {Command::kInitiate, "initiate"},
     {Command::kTerminate, "terminate"},
@@ -20,6 +20,10 @@ constexpr std::array<std::pair<Command, std::string_view>, 10> kCommands = {{
     {Command::kListAddresses, "list-addresses"},
     {Command::kSwitch, "switch"},
     {Command::kSwitchCancel, "switch-cancel"},
+    {Command::kClusterStatus, "cluster-status"},
+    {Command::kClusterMove, "cluster-move"},
+    {Command::kClusterDrain, "cluster-drain"},
+    {Command::kClusterRebalance, "cluster-rebalance"},
 }};
 
 template <class... Fs>
@@ -115,6 +119,10 @@ Command command_of(const Request& r) {
                         [](const ListAddressesRequest&) { return Command::kListAddresses; },
                         [](const SwitchRequest&) { return Command::kSwitch; },
                         [](const SwitchCancelRequest&) { return Command::kSwitchCancel; },
+                        [](const ClusterStatusRequest&) { return Command::kClusterStatus; },
+                        [](const ClusterMoveRequest&) { return Command::kClusterMove; },
+                        [](const ClusterDrainRequest&) { return Command::kClusterDrain; },
+                        [](const ClusterRebalanceRequest&) { return Command::kClusterRebalance; },
                     },
                     r);
 }
@@ -140,6 +148,13 @@ json request_to_json(const Request& r) {
                    if (w.connection) j["connection"] = *w.connection;
                    if (w.all) j["all"] = true;
                    if (w.rate > 0) j["rate"] = w.rate;
+                 },
+                 [&](const ClusterMoveRequest& m) {
+                   j["sa"] = m.sa;
+                   j["to"] = m.to;
+                 },
+                 [&](const ClusterDrainRequest& d) {
+                   if (d.node) j["node"] = *d.node;
                  },
                  [](const auto&) {},
              },
@@ -184,6 +199,28 @@ Expected<Request, std::string> request_from_json(const json& j) {
     case Command::kSwitchCancel:
       if (auto e = unknown_argument(j, name, {})) return unexpected(*e);
       return Request{SwitchCancelRequest{}};
+    case Command::kClusterStatus:
+      if (auto e = unknown_argument(j, name, {})) return unexpected(*e);
+      return Request{ClusterStatusRequest{}};
+    case Command::kClusterRebalance:
+      if (auto e = unknown_argument(j, name, {})) return unexpected(*e);
+      return Request{ClusterRebalanceRequest{}};
+    case Command::kClusterMove: {
+      if (auto e = unknown_argument(j, name, {"sa", "to"})) return unexpected(*e);
+      auto sa = id_arg("sa");
+      auto to = string_arg("to");
+      if (!sa || !to) return unexpected(std::string("cluster-move needs an \"sa\" id and a node name \"to\""));
+      return Request{ClusterMoveRequest{*sa, *to}};
+    }
+    case Command::kClusterDrain: {
+      if (auto e = unknown_argument(j, name, {"node"})) return unexpected(*e);
+      ClusterDrainRequest d;
+      if (j.contains("node")) {
+        d.node = string_arg("node");
+        if (!d.node) return unexpected(std::string("\"node\" must be a non-empty string"));
+      }
+      return Request{std::move(d)};
+    }
     case Command::kSwitch: {
       if (auto e = unknown_argument(j, name, {"to", "sa", "connection", "all", "rate"})) return unexpected(*e);
       SwitchRequest w;
@@ -346,6 +383,8 @@ void to_json(json& j, const IkeSaInfo& s) {
   j["moves"] = s.moves;
   j["switch"] = s.peer_switch;
   if (!s.switching_to.empty()) j["switching_to"] = s.switching_to;
+  if (!s.owner.empty()) j["owner"] = s.owner;
+  if (!s.moving_to.empty()) j["moving_to"] = s.moving_to;
 }
 
 void from_json(const json& j, IkeSaInfo& s) {
@@ -371,6 +410,8 @@ void from_json(const json& j, IkeSaInfo& s) {
   s.moves = j.contains("moves") ? unsigned_field(j, "moves", UINT64_MAX) : 0;
   s.peer_switch = optional_field<bool>(j, "switch", false);
   s.switching_to = optional_field<std::string>(j, "switching_to", "");
+  s.owner = optional_field<std::string>(j, "owner", "");
+  s.moving_to = optional_field<std::string>(j, "moving_to", "");
 }
 
 Expected<std::vector<IkeSaInfo>, std::string> sa_list_from_json(const json& j) {
@@ -426,6 +467,8 @@ std::string format_sa_list(const std::vector<IkeSaInfo>& sas) {
       out += "\n";
     }
     if (!s.ike_proposal.empty()) out += "  " + s.ike_proposal + "\n";
+    if (!s.owner.empty())
+      out += "  cluster node " + s.owner + (s.moving_to.empty() ? "" : ", being handed to " + s.moving_to) + "\n";
     if (s.established_seconds || s.state == "ESTABLISHED")
       out += "  established " + std::to_string(s.established_seconds) + "s ago\n";
     for (const auto& c : s.children) {
@@ -486,6 +529,46 @@ std::string format_switch_result(const json& result) {
   std::snprintf(secs, sizeof secs, "%.3f", result.value("seconds", 0.0));
   out += n("switched") + " switched, " + n("refused") + " refused, " + n("failed") + " failed, " +
          n("not_started") + " not started, in " + secs + " s\n";
+  return out;
+}
+
+std::string format_cluster_moves(const json& result) {
+  std::string out;
+  if (result.contains("sas") && result["sas"].is_array())
+    for (const auto& r : result["sas"])
+      out += "#" + std::to_string(r.value("sa", std::uint64_t{0})) + " -> " + r.value("to", "?") + " " +
+             r.value("result", "?") + (r.value("detail", "").empty() ? "" : ": " + r.value("detail", "")) + "\n";
+  auto n = [&](const char* k) { return std::to_string(result.value(k, std::uint64_t{0})); };
+  char secs[32];
+  std::snprintf(secs, sizeof secs, "%.3f", result.value("seconds", 0.0));
+  out += n("moved") + " moved, " + n("returned") + " returned, " + n("failed") + " failed, " + n("not_asked") +
+         " not asked (no switch support), in " + secs + " s\n";
+  return out;
+}
+
+std::string format_cluster_status(const json& st) {
+  if (!st.is_object()) return "not a cluster status\n";
+  std::string out = "node " + st.value("node", "?") + " (" + st.value("state", "?") + "), " +
+                    std::to_string(st.value("sas", std::uint64_t{0})) + " IKE SAs\n";
+  const json etcd = st.value("etcd", json::object());
+  if (etcd.value("reachable", false))
+    out += "etcd: reachable at " + etcd.value("endpoint", "?") + "\n";
+  else
+    out += "etcd: UNREACHABLE for " + std::to_string(etcd.value("unreachable_seconds", std::uint64_t{0})) +
+           " s: " + etcd.value("error", "") + " (serving the SAs it has, starting no move)\n";
+  if (st.contains("nodes") && st["nodes"].is_array())
+    for (const auto& n : st["nodes"]) {
+      out += "  " + n.value("name", "?") + ": " + n.value("state", "?") + ", " +
+             std::to_string(n.value("sas", std::uint64_t{0})) + " SAs";
+      if (n.contains("addresses") && n["addresses"].is_array()) {
+        out += ", at";
+        for (const auto& a : n["addresses"]) out += " " + (a.is_string() ? a.get<std::string>() : a.dump());
+      }
+      out += "\n";
+    }
+  if (st.contains("moving") && st["moving"].is_array() && !st["moving"].empty())
+    out += std::to_string(st["moving"].size()) + " moves in flight\n";
+  if (st.contains("counters") && st["counters"].is_object()) out += format_stats(st["counters"]);
   return out;
 }
 

@@ -20,6 +20,17 @@
 //   {"command": "switch-cancel"}                      stops the running switch from
 //       starting more SAs: {"cancelled": N} (those not started); the switch itself is
 //       answered once the switches in flight have ended
+//   {"command": "cluster-status"}                     this node, the cluster's nodes as
+//       etcd lists them, etcd's reachability, moves in flight, counters
+//   {"command": "cluster-move", "sa": 3, "to": "gw2"} hands IKE SA 3 to node gw2
+//   {"command": "cluster-drain"}  (or "node": "gw1")  moves every SA of this node (or
+//       asks node "node", through etcd, to drain itself) to the other active nodes
+//   {"command": "cluster-rebalance"}                  moves this node's SAs beyond the
+//       cluster's mean to the nodes below it
+//       move, drain (of this node) and rebalance are answered when every move has ended:
+//       {"moved": 2, "returned": 1, "failed": 0, "not_asked": 1, "seconds": 0.4,
+//        "sas": [{"sa": 3, "to": "gw2", "result": "moved", "detail": "..."}, ...]}
+//       ("not_asked": SAs whose client cannot follow a switch, left where they are)
 // Responses:
 //   {"ok": true,  "result": <value>}      list-sas: an array of IKE SAs (below);
 //                                        stats: an object of counters (may nest);
@@ -39,6 +50,8 @@
 //    "path_probing": false, "rr_pending": false, "moves": 0,  addresses, path state, moves)
 //    "switch": true, "switching_to": "198.51.100.20",  (the initiator announced
 //                                        SWITCH_TO_IP_ADDRESS support; a switch in flight)
+//    "owner": "gw1", "moving_to": "gw2",  (in a cluster: the node that runs the SA, and
+//                                        the node it is being handed to)
 //    "ike_proposal": "AES_GCM_16-128/PRF_HMAC_SHA2_256/CURVE_25519",
 //    "established_seconds": 3600,
 //    "children": [{"id": 2, "name": "net", "state": "INSTALLED",
@@ -82,7 +95,11 @@ enum class Command : std::uint8_t {
   kUpdateAddresses,
   kListAddresses,
   kSwitch,
-  kSwitchCancel
+  kSwitchCancel,
+  kClusterStatus,
+  kClusterMove,
+  kClusterDrain,
+  kClusterRebalance
 };
 std::string_view command_name(Command c);  // "list-sas", ...
 std::optional<Command> command_from_name(std::string_view name);
@@ -135,9 +152,25 @@ struct SwitchRequest {
 struct SwitchCancelRequest {
   friend bool operator==(const SwitchCancelRequest&, const SwitchCancelRequest&) = default;
 };
+struct ClusterStatusRequest {
+  friend bool operator==(const ClusterStatusRequest&, const ClusterStatusRequest&) = default;
+};
+struct ClusterMoveRequest {
+  std::uint64_t sa = 0;
+  std::string to;  // a node name
+  friend bool operator==(const ClusterMoveRequest&, const ClusterMoveRequest&) = default;
+};
+struct ClusterDrainRequest {
+  std::optional<std::string> node;  // nullopt: this node
+  friend bool operator==(const ClusterDrainRequest&, const ClusterDrainRequest&) = default;
+};
+struct ClusterRebalanceRequest {
+  friend bool operator==(const ClusterRebalanceRequest&, const ClusterRebalanceRequest&) = default;
+};
 using Request = std::variant<ListSasRequest, InitiateRequest, TerminateRequest, RekeyRequest,
                              StatsRequest, ReloadRequest, UpdateAddressesRequest, ListAddressesRequest,
-                             SwitchRequest, SwitchCancelRequest>;
+                             SwitchRequest, SwitchCancelRequest, ClusterStatusRequest, ClusterMoveRequest,
+                             ClusterDrainRequest, ClusterRebalanceRequest>;
 
 Command command_of(const Request& r);
 json request_to_json(const Request& r);
@@ -199,6 +232,8 @@ struct IkeSaInfo {
   std::uint64_t moves = 0;
   bool peer_switch = false;
   std::string switching_to;  // empty: no switch in flight
+  std::string owner;         // cluster node running the SA; empty outside a cluster
+  std::string moving_to;     // cluster node it is being handed to; empty: none
   friend bool operator==(const IkeSaInfo&, const IkeSaInfo&) = default;
 };
 
@@ -226,6 +261,10 @@ Expected<std::vector<IkeSaInfo>, std::string> sa_list_from_json(const json& j);
 std::string format_sa_list(const std::vector<IkeSaInfo>& sas);
 // The switch result: one line per SA, then the totals.
 std::string format_switch_result(const json& result);
+// The result of cluster-move / -drain / -rebalance: one line per SA, then the totals.
+std::string format_cluster_moves(const json& result);
+// cluster-status for humans.
+std::string format_cluster_status(const json& status);
 // One line per address: "10.1.0.2/24 eth0", " deprecated" when so.
 std::string format_address_list(const json& addresses);
 // "key: value" lines, nested objects flattened to "a.b", keys sorted and aligned.

@@ -84,6 +84,23 @@ Expected<void, std::string> Daemon::start() {
   if (!control) return unexpected(control.error());
   control_ = std::move(*control);
 
+  if (config_.cluster) {
+    if (config_.cluster->return_traffic != ReturnTraffic::kNone) {
+      auto rp = ReturnPath::create(*config_.cluster);
+      if (!rp) return unexpected(rp.error());
+      return_path_ = std::move(*rp);
+    }
+    cluster::DataplaneAccess access;
+    access.apply_pending = [this] { apply_dataplane_ops(); };
+    access.esp_state = [this](std::uint64_t child) { return dataplane_->esp_state(child); };
+    cluster_ = std::make_unique<ClusterMember>(io_, engine_, *config_.cluster, std::move(access), random_,
+                                               [this] { flush(); });
+    cluster_->on_returned = [this](std::uint64_t id) {
+      if (return_path_) return_path_->announce(id);
+    };
+    if (auto r = cluster_->start(); !r) return r;
+  }
+
   wait_signals();
   addresses_.start();
 
@@ -163,6 +180,8 @@ void Daemon::wait_signals() {
 void Daemon::shutdown() {
   if (stopping_) return;
   stopping_ = true;
+  // Out of the cluster first: no node hands us an SA while ours are being deleted.
+  if (cluster_) cluster_->stop();
   engine_.shutdown(now());
   flush();
   timer_.cancel();
@@ -255,19 +274,26 @@ void Daemon::flush() {
                   d.local.to_string(), d.remote.to_string(), sockets_.error());
     }
   }
+  apply_dataplane_ops();
+  for (auto& e : engine_.take_events()) {
+    log_event(e);
+    switch_.on_event(e);
+    if (cluster_) cluster_->on_event(e);
+  }
+  switch_.finish_if_done();
+  if (cluster_) cluster_->after_flush();
+  arm_timer();
+}
+
+void Daemon::apply_dataplane_ops() {
   for (auto& op : engine_.take_dataplane_ops()) {
     spdlog::debug("dataplane {} child {} spi in {:08x} out {:08x}",
                   op.kind == ike::DataplaneOp::Kind::kInstall ? "install" :
                   op.kind == ike::DataplaneOp::Kind::kDelete ? "delete" : "update",
                   op.child_sa_id, op.spi_in, op.spi_out);
     if (dataplane_) dataplane_->apply(op);
+    if (return_path_) return_path_->on_dataplane_op(op);
   }
-  for (auto& e : engine_.take_events()) {
-    log_event(e);
-    switch_.on_event(e);
-  }
-  switch_.finish_if_done();
-  arm_timer();
 }
 
 void Daemon::arm_timer() {
@@ -375,6 +401,15 @@ void Daemon::handle(const json& raw, ControlServer::Reply reply) {
   auto req = control::request_from_json(raw);
   if (!req) return reply(control::error_response(req.error()));
   if (auto* sw = std::get_if<control::SwitchRequest>(&*req)) return switch_.start(*sw, std::move(reply));
+  const bool cluster_command = std::holds_alternative<control::ClusterStatusRequest>(*req) ||
+                               std::holds_alternative<control::ClusterMoveRequest>(*req) ||
+                               std::holds_alternative<control::ClusterDrainRequest>(*req) ||
+                               std::holds_alternative<control::ClusterRebalanceRequest>(*req);
+  if (cluster_command && !cluster_)
+    return reply(control::error_response("this mobiked is not a cluster node (no [cluster] section)"));
+  if (auto* m = std::get_if<control::ClusterMoveRequest>(&*req)) return cluster_->move(*m, std::move(reply));
+  if (auto* d = std::get_if<control::ClusterDrainRequest>(&*req)) return cluster_->drain(*d, std::move(reply));
+  if (std::holds_alternative<control::ClusterRebalanceRequest>(*req)) return cluster_->rebalance(std::move(reply));
   reply(handle_now(*req));
 }
 
@@ -388,6 +423,7 @@ json Daemon::handle_now(const control::Request& req) {
         using T = std::decay_t<decltype(r)>;
         if constexpr (std::is_same_v<T, control::ListSasRequest>) {
           result = sa_list_view(engine_, dataplane_.get(), t);
+          if (cluster_) cluster_->annotate(result);
         } else if constexpr (std::is_same_v<T, control::StatsRequest>) {
           result = stats_view(engine_, io_counters_, addresses_.counters(), dataplane_.get());
         } else if constexpr (std::is_same_v<T, control::InitiateRequest>) {
@@ -419,6 +455,14 @@ json Daemon::handle_now(const control::Request& req) {
           response = switch_.cancel();
         } else if constexpr (std::is_same_v<T, control::ListAddressesRequest>) {
           result = addresses_.view();
+        } else if constexpr (std::is_same_v<T, control::ClusterStatusRequest>) {
+          result = cluster_->status();
+          if (return_path_) {
+            const auto& c = return_path_->counters();
+            result["return_traffic"] = {{"taken", c.taken},         {"released", c.released},
+                                        {"announced", c.announced}, {"hook_runs", c.hook_runs},
+                                        {"hook_failures", c.hook_failures}, {"errors", c.errors}};
+          }
         }
       },
       req);

@@ -20,9 +20,11 @@
 #include "control/protocol.h"
 #include "crypto/random.h"
 #include "daemon/address_follower.h"
+#include "daemon/cluster_member.h"
 #include "daemon/config.h"
 #include "daemon/control_server.h"
 #include "daemon/dataplane.h"
+#include "daemon/return_path.h"
 #include "daemon/switch_command.h"
 #include "daemon/views.h"
 #include "ike/engine.h"
@@ -48,6 +50,9 @@ class Daemon {
   // Sends what the engine queued, applies its data-plane operations, passes its events
   // on, and re-arms the engine's timer.
   void flush();
+  // Applies the engine's queued data-plane operations (a cluster export needs its
+  // kSuspendOutbound in force before it reads the sequence numbers).
+  void apply_dataplane_ops();
   void arm_timer();
   void log_event(const ike::Event& e);
 
@@ -76,6 +81,8 @@ class Daemon {
   std::unique_ptr<Dataplane> dataplane_;
   AddressFollower addresses_;
   SwitchCommand switch_;
+  std::unique_ptr<ClusterMember> cluster_;  // with a [cluster] section
+  std::unique_ptr<ReturnPath> return_path_;  // with a [cluster] section's return_traffic
   IoCounters io_counters_;
   std::vector<std::uint8_t> buffer_;
   static constexpr std::size_t kBatchDatagramSize = 65536;  // UDP GRO hands over up to 64 KiB

@@ -177,6 +177,7 @@ std::vector<ike::ConnectionConfig> Run::configs(std::size_t first, std::size_t l
     c.dpd_delay = ike::Duration(0);
     c.rekey_time = ike::Duration(0);
     c.mobike = o_.mobike;
+    c.switch_allow = o_.switch_allow;
     ike::ChildConfig child;
     child.name = c.name;
     // +1: the pool's network address itself reads like a mistake in a responder's log.

@@ -43,6 +43,9 @@ struct HandshakeOptions {
   IpPrefix ts_pool;                   // SA i proposes TSi = the (i+1)-th /32 of this
   std::vector<IpPrefix> remote_ts;    // TSr offered; the responder narrows it
   bool mobike = true;                 // offer MOBIKE (and so float to the NAT-T port)
+  // Switch targets the initiators follow besides the addresses the responder announced
+  // (a gateway cluster's other nodes).
+  std::vector<IpPrefix> switch_allow;
   std::optional<int> responder_pid;   // read its VmRSS before and after
   std::chrono::milliseconds sa_timeout{30000};  // per SA, from its first request
   std::chrono::milliseconds settle{1000};       // idle time before the "after" RSS

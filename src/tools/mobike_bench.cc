@@ -72,6 +72,10 @@ int main(int argc, char** argv) {
   hs->add_option("--ts-pool", ts_pool, "IPv4 prefix; SA i proposes its (i+1)-th address as TSi")
       ->capture_default_str();
   hs->add_option("--remote-ts", remote_ts, "TSr offered (the responder narrows it)")->capture_default_str();
+  std::vector<std::string> switch_allow;
+  hs->add_option("--switch-allow", switch_allow,
+                 "prefixes the SAs may be switched to besides the responder's announced addresses "
+                 "(a gateway cluster's nodes)");
   hs->add_flag("--no-mobike", no_mobike, "do not offer MOBIKE (no float to the NAT-T port without a NAT)");
   hs->add_option("--responder-pid", responder_pid, "read this process's VmRSS and CPU time before and after")
       ->check(CLI::PositiveNumber);
@@ -144,6 +148,11 @@ int main(int argc, char** argv) {
     auto p = IpPrefix::parse(t);
     if (!p) return setup_error("--remote-ts: not a prefix: '" + t + "'");
     o.remote_ts.push_back(*p);
+  }
+  for (const auto& t : switch_allow) {
+    auto p = IpPrefix::parse(t);
+    if (!p) return setup_error("--switch-allow: not a prefix: '" + t + "'");
+    o.switch_allow.push_back(*p);
   }
   // The engine floats to its NAT-T port and maps the peer's port from its own IKE port
   // to its own NAT-T port: that only reaches the responder's NAT-T port when both sides

@@ -9,6 +9,7 @@
 //   mobikectl update-addresses --sa ID [--local ADDR] | list-addresses [--json]
 //   mobikectl switch --to ADDR (--sa ID | --conn NAME | --all) [--rate N] [--json]
 //   mobikectl switch --cancel [--json]
+//   mobikectl cluster status [--json] | move --sa ID --to NODE | drain [NODE] | rebalance
 //
 // The socket is --socket, else $MOBIKED_SOCKET, else /run/mobiked.sock.
 // Exit status: 0 on success, 1 when mobiked refused the request, 2 when it could not be
@@ -118,6 +119,23 @@ int main(int argc, char** argv) {
   sw->add_option("--rate", switch_rate, "SAs started per second (default: all at once)")->check(CLI::NonNegativeNumber);
   sw->add_flag("--json", json_out, "print mobiked's JSON");
 
+  auto* cluster = app.add_subcommand("cluster", "gateway cluster: status, and moves of live SAs between nodes");
+  cluster->require_subcommand(1);
+  auto* cl_status = cluster->add_subcommand("status", "this node, the cluster's nodes, etcd, moves in flight");
+  cl_status->add_flag("--json", json_out, "print mobiked's JSON");
+  std::uint64_t cl_move_sa = 0;
+  std::string cl_move_to, cl_drain_node;
+  auto* cl_move = cluster->add_subcommand("move", "hand one IKE SA to another node (its client follows, no rekey)");
+  cl_move->add_option("--sa", cl_move_sa, "unique id of the IKE SA (as in list-sas)")->required();
+  cl_move->add_option("--to", cl_move_to, "the node to hand it to")->required();
+  cl_move->add_flag("--json", json_out, "print mobiked's JSON");
+  auto* cl_drain = cluster->add_subcommand("drain", "move every SA of this node (or of NODE) to the other nodes");
+  auto* cl_drain_opt = cl_drain->add_option("node", cl_drain_node, "the node to drain (default: this one)");
+  cl_drain->add_flag("--json", json_out, "print mobiked's JSON");
+  auto* cl_rebalance = cluster->add_subcommand("rebalance", "move this node's SAs above the cluster's mean to the "
+                                                            "nodes below it");
+  cl_rebalance->add_flag("--json", json_out, "print mobiked's JSON");
+
   auto* addresses = app.add_subcommand("list-addresses", "show the host's usable local addresses (MOBIKE's set)");
   addresses->add_flag("--json", json_out, "print mobiked's JSON");
 
@@ -158,6 +176,16 @@ int main(int argc, char** argv) {
     w.all = switch_all;
     w.rate = switch_rate;
     request = w;
+  } else if (cl_status->parsed()) {
+    request = control::ClusterStatusRequest{};
+  } else if (cl_move->parsed()) {
+    request = control::ClusterMoveRequest{cl_move_sa, cl_move_to};
+  } else if (cl_drain->parsed()) {
+    control::ClusterDrainRequest d;
+    if (*cl_drain_opt) d.node = cl_drain_node;
+    request = d;
+  } else if (cl_rebalance->parsed()) {
+    request = control::ClusterRebalanceRequest{};
   } else if (update->parsed()) {
     control::UpdateAddressesRequest u{update_sa, std::nullopt};
     if (*update_local_opt) u.local = update_local;
@@ -204,6 +232,18 @@ int main(int argc, char** argv) {
       std::cout << control::format_switch_result(result);
     // Scripts see at a glance whether every SA moved.
     for (const char* k : {"refused", "failed", "not_started"})
+      if (result.value(k, std::uint64_t{0}) > 0) return kExitRefused;
+  } else if (cl_status->parsed()) {
+    if (json_out)
+      std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+    else
+      std::cout << control::format_cluster_status(result);
+  } else if ((cl_move->parsed() || cl_rebalance->parsed() || cl_drain->parsed()) && result.contains("sas")) {
+    if (json_out)
+      std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+    else
+      std::cout << control::format_cluster_moves(result);
+    for (const char* k : {"returned", "failed"})
       if (result.value(k, std::uint64_t{0}) > 0) return kExitRefused;
   } else if (addresses->parsed()) {
     if (json_out)

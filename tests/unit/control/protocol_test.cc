@@ -334,3 +334,63 @@ TEST(ProtocolSwitch, RoundTripsAndChecksArguments) {
 
 }  // namespace
 }  // namespace mobike::control
+
+namespace mobike::control {
+namespace {
+
+TEST(ProtocolCluster, RequestsRoundTripAndCheckArguments) {
+  std::vector<Request> requests = {ClusterStatusRequest{}, ClusterMoveRequest{7, "gw2"}, ClusterDrainRequest{},
+                                   ClusterDrainRequest{std::string("gw3")}, ClusterRebalanceRequest{}};
+  for (const auto& r : requests) {
+    auto j = request_to_json(r);
+    auto back = request_from_json(j);
+    ASSERT_TRUE(back) << j.dump() << ": " << back.error();
+    EXPECT_EQ(*back, r) << j.dump();
+  }
+  EXPECT_EQ(request_to_json(ClusterMoveRequest{7, "gw2"}),
+            json::parse(R"({"command":"cluster-move","sa":7,"to":"gw2"})"));
+  EXPECT_FALSE(request_from_json(json::parse(R"({"command":"cluster-move","sa":7})")));
+  EXPECT_FALSE(request_from_json(json::parse(R"({"command":"cluster-move","to":"gw2"})")));
+  EXPECT_FALSE(request_from_json(json::parse(R"({"command":"cluster-move","sa":-1,"to":"gw2"})")));
+  EXPECT_FALSE(request_from_json(json::parse(R"({"command":"cluster-drain","node":""})")));
+  EXPECT_FALSE(request_from_json(json::parse(R"({"command":"cluster-status","node":"gw1"})")));
+  EXPECT_FALSE(request_from_json(json::parse(R"({"command":"cluster-rebalance","all":true})")));
+}
+
+TEST(ProtocolCluster, OwnerFieldsRoundTripAndShow) {
+  IkeSaInfo s = sample_sa();
+  s.owner = "gw1";
+  s.moving_to = "gw2";
+  json j = std::vector<IkeSaInfo>{s};
+  EXPECT_EQ(j[0]["owner"], "gw1");
+  auto back = sa_list_from_json(json::parse(j.dump()));
+  ASSERT_TRUE(back) << back.error();
+  EXPECT_EQ(back->front(), s);
+  EXPECT_NE(format_sa_list({s}).find("  cluster node gw1, being handed to gw2\n"), std::string::npos);
+  s.owner.clear();
+  s.moving_to.clear();
+  json plain = std::vector<IkeSaInfo>{s};
+  EXPECT_FALSE(plain[0].contains("owner"));
+  EXPECT_EQ(format_sa_list({s}).find("cluster node"), std::string::npos);
+}
+
+TEST(ProtocolCluster, MoveResultsAndStatusForHumans) {
+  auto moves = format_cluster_moves(json::parse(
+      R"({"moved":1,"returned":1,"failed":0,"not_asked":2,"seconds":0.25,
+          "sas":[{"sa":3,"to":"gw2","result":"moved","detail":"the client follows gw2"},
+                 {"sa":4,"to":"gw3","result":"returned","detail":"refused"}]})"));
+  EXPECT_NE(moves.find("#3 -> gw2 moved: the client follows gw2\n"), std::string::npos) << moves;
+  EXPECT_NE(moves.find("1 moved, 1 returned, 0 failed, 2 not asked (no switch support), in 0.250 s\n"),
+            std::string::npos)
+      << moves;
+  auto st = format_cluster_status(json::parse(
+      R"({"node":"gw1","state":"active","sas":3,"etcd":{"reachable":false,"error":"refused","unreachable_seconds":4},
+          "nodes":[{"name":"gw1","state":"active","sas":3,"addresses":["198.51.100.11"]}],
+          "counters":{"moves_out":2}})"));
+  EXPECT_NE(st.find("etcd: UNREACHABLE for 4 s: refused"), std::string::npos) << st;
+  EXPECT_NE(st.find("  gw1: active, 3 SAs, at 198.51.100.11\n"), std::string::npos) << st;
+  EXPECT_NE(st.find("moves_out: 2"), std::string::npos) << st;
+}
+
+}  // namespace
+}  // namespace mobike::control

@@ -1,0 +1,701 @@
+#include "daemon/cluster_member.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include "mobility/mobike.h"
+
+namespace mobike::daemon {
+
+using nlohmann::json;
+namespace etcd = platform::etcd;
+
+namespace {
+
+ike::TimePoint now() { return ike::Clock::now(); }
+
+// Moves started at once by one command: enough to keep both nodes and etcd busy, few
+// enough that an operator's Ctrl-C or a failing target costs little.
+constexpr std::size_t kParallelMoves = 64;
+constexpr auto kRetryPause = std::chrono::milliseconds(200);
+constexpr auto kRevokeTimeout = std::chrono::milliseconds(500);
+
+bool uncertain(const etcd::Error& e) {
+  // The request may have reached etcd: whether it applied is only known by reading back.
+  return e.kind == etcd::Error::Kind::kTimeout || e.kind == etcd::Error::Kind::kTransport;
+}
+
+bool not_sent(const etcd::Error& e) {
+  // Nothing applied: worth sending again once etcd answers.
+  return e.kind == etcd::Error::Kind::kUnreachable ||
+         (e.kind == etcd::Error::Kind::kEtcd && e.message.find("leader") != std::string::npos);
+}
+
+std::string as_string(const Bytes& b) { return std::string(b.begin(), b.end()); }
+Bytes as_bytes(const std::string& s) { return Bytes(s.begin(), s.end()); }
+
+}  // namespace
+
+ClusterMember::ClusterMember(asio::io_context& io, ike::Engine& engine, ClusterConfig config,
+                             cluster::DataplaneAccess dataplane, crypto::Random& random, std::function<void()> flush)
+    : io_(io),
+      engine_(engine),
+      config_(std::move(config)),
+      flush_(std::move(flush)),
+      node_(
+          [&] {
+            cluster::NodeConfig n;
+            n.name = config_.node;
+            n.prefix = config_.prefix;
+            n.key = config_.key;
+            n.addresses = config_.addresses;
+            return n;
+          }(),
+          engine, std::move(dataplane), random,
+          [](ike::LogLevel l, const std::string& m) {
+            spdlog::log(l == ike::LogLevel::kWarn    ? spdlog::level::warn
+                        : l == ike::LogLevel::kError ? spdlog::level::err
+                        : l == ike::LogLevel::kDebug ? spdlog::level::debug
+                                                     : spdlog::level::info,
+                        "{}", m);
+          }),
+      keepalive_timer_(io),
+      node_timer_(io),
+      job_timer_(io) {}
+
+ClusterMember::~ClusterMember() { stop(); }
+
+Expected<void, std::string> ClusterMember::start() {
+  platform::EtcdClientOptions o;
+  o.endpoints = config_.etcd;
+  auto c = platform::EtcdClient::create(o);
+  if (!c) return unexpected("cluster: " + c.error().to_string());
+  client_.emplace(std::move(*c));
+  unreachable_since_ = now();
+  worker_ = std::thread([this] { worker_loop(); });
+  spdlog::info("cluster: node {} joining through etcd {}", config_.node, config_.etcd.front());
+  join_cluster();
+  keepalive_tick();
+  return {};
+}
+
+void ClusterMember::stop() {
+  if (!worker_.joinable()) return;
+  stopped_ = true;
+  keepalive_timer_.cancel();
+  node_timer_.cancel();
+  job_timer_.cancel();
+  if (job_ && job_->reply) {
+    auto reply = std::move(job_->reply);
+    job_->reply = nullptr;
+    reply(control::error_response("mobiked is stopping; moves in flight: " + std::to_string(job_->in_flight)));
+  }
+  // Leaving at once rather than when the lease runs out: the others stop sending moves here.
+  if (lease_)
+    post_work([lease = lease_](platform::EtcdClient& c) { (void)c.lease_revoke(lease, kRevokeTimeout); });
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  worker_.join();
+  watch_.reset();
+  client_.reset();
+}
+
+// --------------------------------------------------------------------------- worker
+
+void ClusterMember::post_work(Work w) {
+  {
+    std::lock_guard lock(mu_);
+    work_.push_back(std::move(w));
+  }
+  cv_.notify_one();
+}
+
+void ClusterMember::worker_loop() {
+  for (;;) {
+    Work w;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !work_.empty(); });
+      if (work_.empty()) return;  // stopping, nothing left
+      w = std::move(work_.front());
+      work_.pop_front();
+    }
+    w(*client_);
+  }
+}
+
+void ClusterMember::join_cluster() {
+  if (joining_) return;
+  joining_ = true;
+  const std::string self_key = config_.prefix + "nodes/" + config_.node;
+  const std::string record = self_record();
+  const auto ttl = config_.lease_ttl.count();
+  post_work([this, self_key, record, ttl](platform::EtcdClient& c) {
+    auto fail = [&](const etcd::Error& e) {
+      asio::post(io_, [this, e] {
+        joining_ = false;
+        etcd_errors_++;
+        set_reachable(false, e.to_string());
+      });
+    };
+    auto lease = c.lease_grant(ttl);
+    if (!lease) return fail(lease.error());
+    auto put = c.put(self_key, record, lease->id);
+    if (!put) return fail(put.error());
+    auto list = c.range(config_.prefix);
+    if (!list) return fail(list.error());
+    // The watch starts right after what was listed: nothing between is missed.
+    watch_.reset();
+    etcd::WatchRequest wr;
+    wr.key = config_.prefix;
+    wr.range_end = etcd::prefix_range_end(config_.prefix);
+    wr.start_revision = list->revision() + 1;
+    auto w = c.watch(wr, [this](const etcd::WatchUpdate& u) { asio::post(io_, [this, u] { on_watch_update(u); }); });
+    if (!w) return fail(w.error());
+    watch_.emplace(std::move(*w));
+    asio::post(io_, [this, lease = lease->id, kvs = std::move(list->kvs), endpoint = c.current_endpoint(), record] {
+      if (stopped()) return;
+      joining_ = false;
+      lease_ = lease;
+      joined_ = true;
+      endpoint_ = endpoint;
+      published_state_ = state_;
+      published_sas_ = own_sa_count();
+      set_reachable(true, {});
+      members_.clear();
+      for (const auto& kv : kvs) on_kv(kv.key, kv.value, kv.mod_revision);
+      spdlog::info("cluster: node {} joined ({} other nodes)", config_.node, members_.size());
+      flush_();
+    });
+  });
+}
+
+void ClusterMember::keepalive_tick() {
+  if (stopped()) return;
+  if (!joined_) {
+    join_cluster();
+  } else {
+    post_work([this, lease = lease_](platform::EtcdClient& c) {
+      auto r = c.lease_keepalive(lease);
+      asio::post(io_, [this, r, endpoint = c.current_endpoint()] {
+        if (stopped()) return;
+        if (r) {
+          endpoint_ = endpoint;
+          set_reachable(true, {});
+          return;
+        }
+        etcd_errors_++;
+        if (r.error().kind == etcd::Error::Kind::kLeaseNotFound) {
+          // Out of reach for longer than the lease: the others took us for gone.
+          spdlog::warn("cluster: our lease expired; joining again");
+          joined_ = false;
+          rejoins_++;
+          join_cluster();
+          return;
+        }
+        set_reachable(false, r.error().to_string());
+      });
+    });
+    if (own_sa_count() != published_sas_ || state_ != published_state_) publish_self();
+    if (config_.rebalance_tolerance > 0 && !job_ && !cannot_move() && state_ == "active") {
+      Job j;
+      j.what = "automatic rebalance";
+      plan_rebalance(j, true);
+      if (!j.queue.empty()) {
+        spdlog::info("cluster: {} SAs above the cluster's mean by more than {}: rebalancing {}", config_.node,
+                     config_.rebalance_tolerance, j.queue.size());
+        start_job(std::move(j));
+      }
+    }
+  }
+  auto period = std::max<std::chrono::milliseconds>(std::chrono::milliseconds(1000), config_.lease_ttl / 3);
+  keepalive_timer_.expires_after(period);
+  keepalive_timer_.async_wait([this](const std::error_code& ec) {
+    if (!ec) keepalive_tick();
+  });
+}
+
+void ClusterMember::publish_self() {
+  if (!joined_) return;
+  published_sas_ = own_sa_count();
+  published_state_ = state_;
+  post_work([this, key = config_.prefix + "nodes/" + config_.node, record = self_record(),
+             lease = lease_](platform::EtcdClient& c) {
+    auto r = c.put(key, record, lease);
+    if (!r)
+      asio::post(io_, [this, e = r.error()] {
+        if (stopped()) return;
+        etcd_errors_++;
+        published_sas_ = UINT64_MAX;  // try again at the next tick
+        if (e.kind != etcd::Error::Kind::kLeaseNotFound) set_reachable(false, e.to_string());
+      });
+  });
+}
+
+std::string ClusterMember::self_record() const {
+  json addrs = json::array();
+  for (const auto& a : config_.addresses) addrs.push_back(a.to_string());
+  return json{{"addresses", addrs}, {"state", state_}, {"sas", own_sa_count()}}.dump();
+}
+
+void ClusterMember::set_reachable(bool reachable, const std::string& error) {
+  if (reachable == reachable_) {
+    if (!reachable) etcd_error_ = error;
+    return;
+  }
+  reachable_ = reachable;
+  if (reachable) {
+    auto secs = std::chrono::duration_cast<std::chrono::seconds>(now() - unreachable_since_).count();
+    spdlog::info("cluster: etcd reachable again (at {}, after {} s)", endpoint_, secs);
+    etcd_error_.clear();
+  } else {
+    unreachable_since_ = now();
+    etcd_error_ = error;
+    spdlog::warn("cluster: etcd unreachable: {}; serving the SAs we have, starting no move", error);
+  }
+}
+
+// --------------------------------------------------------------------------- etcd -> node
+
+void ClusterMember::on_watch_update(const etcd::WatchUpdate& u) {
+  if (stopped()) return;
+  switch (u.kind) {
+    case etcd::WatchUpdate::Kind::kCreated:
+      endpoint_ = u.endpoint;
+      set_reachable(true, {});
+      break;
+    case etcd::WatchUpdate::Kind::kProgress: break;
+    case etcd::WatchUpdate::Kind::kEvents:
+      for (const auto& ev : u.events) {
+        watch_events_++;
+        on_kv(ev.kv.key, ev.type == etcd::WatchEvent::Type::kPut ? std::optional<std::string>(ev.kv.value) : std::nullopt,
+              ev.kv.mod_revision);
+      }
+      flush_();
+      break;
+    case etcd::WatchUpdate::Kind::kDisconnected:
+      set_reachable(false, u.error ? u.error->to_string() : std::string("watch disconnected"));
+      break;
+    case etcd::WatchUpdate::Kind::kCompacted:
+    case etcd::WatchUpdate::Kind::kCanceled:
+      // Events may be lost: read everything again and watch anew.
+      spdlog::warn("cluster: watch ended ({}); listing again", etcd::to_string(u.kind));
+      joined_ = false;
+      join_cluster();
+      break;
+  }
+}
+
+void ClusterMember::on_kv(const std::string& key, const std::optional<std::string>& value, std::int64_t rev) {
+  const std::string nodes = config_.prefix + "nodes/", requests = config_.prefix + "requests/";
+  const auto t = now();
+  if (key.starts_with(nodes)) {
+    const std::string name = key.substr(nodes.size());
+    if (name == config_.node) {
+      if (!value && joined_) {
+        spdlog::warn("cluster: our node record vanished (lease expired?); joining again");
+        joined_ = false;
+        rejoins_++;
+        join_cluster();
+      }
+      return;
+    }
+    if (!value) {
+      if (members_.erase(name)) {
+        spdlog::info("cluster: node {} left", name);
+        (void)t; // MERGE-PENDING node_.on_node_gone(name, t);
+      }
+      return;
+    }
+    MemberInfo m;
+    auto j = json::parse(*value, nullptr, false);
+    if (j.is_object()) {
+      m.state = j.value("state", std::string("?"));
+      if (j.contains("sas") && j["sas"].is_number_unsigned()) m.sas = j["sas"].get<std::uint64_t>();
+      if (j.contains("addresses") && j["addresses"].is_array())
+        for (const auto& a : j["addresses"])
+          if (a.is_string()) m.addresses.push_back(a.get<std::string>());
+    } else {
+      m.state = "unreadable";
+    }
+    if (!members_.count(name)) spdlog::info("cluster: node {} is a member ({})", name, m.state);
+    members_[name] = std::move(m);
+  } else if (key.starts_with(requests)) {
+    if (key.substr(requests.size()) != config_.node || !value) return;
+    auto j = json::parse(*value, nullptr, false);
+    post_work([key](platform::EtcdClient& c) { (void)c.del(key); });
+    if (!j.is_object() || !j.value("drain", false)) {
+      spdlog::warn("cluster: unreadable request at {}", key);
+      return;
+    }
+    spdlog::info("cluster: {} asks this node to drain", j.value("by", std::string("?")));
+    Job d;
+    d.what = "drain asked by " + j.value("by", std::string("?"));
+    plan_drain(d);
+    if (job_)
+      waiting_jobs_.push_back(std::move(d));
+    else
+      start_job(std::move(d));
+  } else {
+    cluster::StoreEvent e;
+    e.key = key;
+    if (value) e.value = as_bytes(*value);
+    e.mod_revision = rev;
+    node_.on_store_event(e, t);
+  }
+}
+
+// --------------------------------------------------------------------------- node -> etcd
+
+void ClusterMember::on_event(const ike::Event& e) { node_.on_engine_event(e, now()); }
+
+void ClusterMember::after_flush() {
+  if (stopped()) return;
+  for (auto& o : node_.take_outcomes()) record_outcome(o);
+  send_writes();
+  arm_node_timer();
+}
+
+void ClusterMember::send_writes() {
+  for (auto& w : node_.take_writes()) {
+    etcd_ops_++;
+    post_work([this, w = std::move(w), deadline = now() + config_.move_timeout](platform::EtcdClient& c) {
+      cluster::StoreWriteResult result{w.tag, false, 0};
+      std::optional<etcd::Error> last;
+      auto pause = [&] {
+        std::unique_lock lock(mu_);
+        return !cv_.wait_for(lock, kRetryPause, [&] { return stopping_; });
+      };
+      for (;;) {
+        std::vector<etcd::Compare> cmp = {etcd::Compare::mod_revision(w.key, etcd::Compare::Result::kEqual, w.expect)};
+        std::vector<etcd::Op> ops = {w.put ? etcd::Op::put_kv(w.key, as_string(*w.put)) : etcd::Op::del_key(w.key)};
+        auto r = c.txn(cmp, ops);
+        if (r) {
+          result.succeeded = r->succeeded;
+          result.revision = r->revision();
+          break;
+        }
+        last = r.error();
+        if (not_sent(*last) && ike::Clock::now() < deadline && pause()) continue;
+        if (uncertain(*last)) {
+          // Only what etcd holds now tells whether the write applied; until it answers,
+          // the SA stays as it is (exported SAs do not send), never resumed on a guess.
+          for (;;) {
+            auto g = c.get(w.key);
+            if (g) {
+              if (w.put && !g->kvs.empty() && g->kvs.front().value == as_string(*w.put)) {
+                result.succeeded = true;
+                result.revision = g->kvs.front().mod_revision;
+              }
+              break;
+            }
+            if (!pause()) break;
+          }
+        }
+        break;
+      }
+      asio::post(io_, [this, result, last] {
+        if (stopped()) return;
+        if (last && !result.succeeded) {
+          etcd_errors_++;
+          set_reachable(false, last->to_string());
+        }
+        node_.on_write_result(result, now());
+        flush_();
+      });
+    });
+  }
+}
+
+void ClusterMember::arm_node_timer() {
+  auto next = node_.next_timeout();
+  if (!next) {
+    node_timer_at_ = ike::TimePoint::max();
+    node_timer_.cancel();
+    return;
+  }
+  if (*next == node_timer_at_) return;
+  node_timer_at_ = *next;
+  node_timer_.expires_at(*next);
+  node_timer_.async_wait([this](const std::error_code& ec) {
+    if (ec || stopped()) return;
+    node_timer_at_ = ike::TimePoint::max();
+    node_.on_timeout(now());
+    flush_();
+  });
+}
+
+// --------------------------------------------------------------------------- commands
+
+std::optional<std::string> ClusterMember::cannot_move() const {
+  if (!joined_ || !reachable_)
+    return "etcd is unreachable (" + etcd_error_ + "): no move starts until it is back";
+  return std::nullopt;
+}
+
+std::vector<std::string> ClusterMember::targets() const {
+  std::vector<std::string> out;
+  for (const auto& [name, m] : members_)
+    if (m.state == "active") out.push_back(name);
+  return out;
+}
+
+std::uint64_t ClusterMember::own_sa_count() const {
+  std::uint64_t n = 0;
+  engine_.for_each_ike_sa([&](const ike::IkeSa& sa) {
+    if (sa.state == ike::IkeState::kEstablished && sa.handoff == ike::Handoff::kNone) ++n;
+  });
+  return n;
+}
+
+void ClusterMember::move(const control::ClusterMoveRequest& r, ControlServer::Reply reply) {
+  if (job_) return reply(control::error_response("a cluster command is running (" + job_->what + "); try again when it ends"));
+  if (auto why = cannot_move()) return reply(control::error_response(*why));
+  auto m = members_.find(r.to);
+  if (m == members_.end()) {
+    std::string known;
+    for (const auto& [name, _] : members_) known += (known.empty() ? "" : ", ") + name;
+    return reply(control::error_response("no node '" + r.to + "' in the cluster (other nodes: " +
+                                         (known.empty() ? "none" : known) + ")"));
+  }
+  if (m->second.state != "active")
+    return reply(control::error_response("node '" + r.to + "' is " + m->second.state + ", it takes no SAs"));
+  if (auto started = node_.move(r.sa, r.to, now()); !started) return reply(control::error_response(started.error()));
+  Job j;
+  j.what = "move of #" + std::to_string(r.sa);
+  j.reply = std::move(reply);
+  j.started = now();
+  j.in_flight = 1;
+  moving_[r.sa] = r.to;
+  job_ = std::move(j);
+  flush_();
+}
+
+void ClusterMember::drain(const control::ClusterDrainRequest& r, ControlServer::Reply reply) {
+  if (r.node && *r.node != config_.node) {
+    if (!members_.count(*r.node)) return reply(control::error_response("no node '" + *r.node + "' in the cluster"));
+    if (auto why = cannot_move()) return reply(control::error_response(*why));
+    post_work([this, key = config_.prefix + "requests/" + *r.node,
+               value = json{{"drain", true}, {"by", config_.node}}.dump(), node = *r.node,
+               reply = std::move(reply)](platform::EtcdClient& c) {
+      auto p = c.put(key, value);
+      asio::post(io_, [p, node, reply] {
+        if (p)
+          reply(control::ok_response({{"requested", node},
+                                      {"detail", "node " + node + " drains itself; `cluster status` shows it"}}));
+        else
+          reply(control::error_response("cannot reach etcd: " + p.error().to_string()));
+      });
+    });
+    return;
+  }
+  if (job_) return reply(control::error_response("a cluster command is running (" + job_->what + "); try again when it ends"));
+  if (auto why = cannot_move()) return reply(control::error_response(*why));
+  if (targets().empty()) return reply(control::error_response("no other active node to drain to"));
+  Job j;
+  j.what = "drain";
+  j.reply = std::move(reply);
+  plan_drain(j);
+  start_job(std::move(j));
+}
+
+void ClusterMember::rebalance(ControlServer::Reply reply) {
+  if (job_) return reply(control::error_response("a cluster command is running (" + job_->what + "); try again when it ends"));
+  if (auto why = cannot_move()) return reply(control::error_response(*why));
+  Job j;
+  j.what = "rebalance";
+  j.reply = std::move(reply);
+  plan_rebalance(j, false);
+  start_job(std::move(j));
+}
+
+void ClusterMember::plan_drain(Job& job) {
+  // Fewest SAs first, counting what this drain sends each node.
+  std::map<std::string, std::uint64_t> load;
+  for (const auto& t : targets()) load[t] = members_.at(t).sas;
+  state_ = "draining";
+  job.finally_state = "drained";
+  engine_.for_each_ike_sa([&](const ike::IkeSa& sa) {
+    if (sa.state != ike::IkeState::kEstablished || sa.handoff != ike::Handoff::kNone || moving_.count(sa.id)) return;
+    auto view = mobility::view(sa);
+    if (!view || !view->peer_switch) {
+      job.not_asked++;
+      job.sas.push_back({{"sa", sa.id}, {"to", ""}, {"result", "not_asked"},
+                         {"detail", "the client did not announce SWITCH_TO_IP_ADDRESS support: it stays here"}});
+      return;
+    }
+    if (load.empty()) return;
+    auto best = std::min_element(load.begin(), load.end(), [](auto& a, auto& b) { return a.second < b.second; });
+    job.queue.emplace_back(sa.id, best->first);
+    best->second++;
+  });
+}
+
+void ClusterMember::plan_rebalance(Job& job, bool automatic) {
+  std::map<std::string, std::uint64_t> load;
+  for (const auto& t : targets()) load[t] = members_.at(t).sas;
+  if (load.empty()) return;
+  const std::uint64_t own = own_sa_count();
+  std::uint64_t total = own;
+  for (const auto& [_, n] : load) total += n;
+  const std::uint64_t nodes = load.size() + 1;
+  const std::uint64_t fair = (total + nodes - 1) / nodes;  // the most any node should hold
+  if (own <= fair) return;
+  if (automatic) {
+    std::uint64_t least = UINT64_MAX;
+    for (const auto& [_, n] : load) least = std::min(least, n);
+    if (own - least <= config_.rebalance_tolerance) return;
+  }
+  std::uint64_t excess = own - fair;
+  engine_.for_each_ike_sa([&](const ike::IkeSa& sa) {
+    if (!excess || sa.state != ike::IkeState::kEstablished || sa.handoff != ike::Handoff::kNone ||
+        moving_.count(sa.id))
+      return;
+    auto view = mobility::view(sa);
+    if (!view || !view->peer_switch) return;  // cannot follow: not counted as movable
+    auto best = std::min_element(load.begin(), load.end(), [](auto& a, auto& b) { return a.second < b.second; });
+    if (best->second + 1 > fair) return;
+    job.queue.emplace_back(sa.id, best->first);
+    best->second++;
+    excess--;
+  });
+}
+
+void ClusterMember::start_job(Job job) {
+  job.started = now();
+  job_ = std::move(job);
+  if (job_->queue.empty() && job_->in_flight == 0) {
+    finish_job();
+    return;
+  }
+  publish_self();
+  drive_job();
+}
+
+void ClusterMember::drive_job() {
+  if (!job_) return;
+  const auto t = now();
+  bool started = false;
+  while (job_->in_flight < kParallelMoves && job_->next < job_->queue.size()) {
+    auto [id, to] = job_->queue[job_->next++];
+    if (auto why = cannot_move()) {
+      job_->failed++;
+      job_->sas.push_back({{"sa", id}, {"to", to}, {"result", "failed"}, {"detail", *why}});
+      continue;
+    }
+    if (auto r = node_.move(id, to, t); !r) {
+      job_->failed++;
+      job_->sas.push_back({{"sa", id}, {"to", to}, {"result", "failed"}, {"detail", r.error()}});
+      continue;
+    }
+    moving_[id] = to;
+    job_->in_flight++;
+    started = true;
+  }
+  if (job_->in_flight == 0 && job_->next >= job_->queue.size()) {
+    finish_job();
+    return;
+  }
+  // An answer for the operator even if a move never ends (its target hangs): what is
+  // still under way is reported as pending.
+  job_timer_.expires_after(config_.move_timeout);
+  job_timer_.async_wait([this](const std::error_code& ec) {
+    if (ec || stopped() || !job_ || !job_->reply) return;
+    json r = {{"moved", job_->moved}, {"returned", job_->returned}, {"failed", job_->failed},
+              {"not_asked", job_->not_asked}, {"pending", job_->in_flight + job_->queue.size() - job_->next},
+              {"seconds", std::chrono::duration<double>(now() - job_->started).count()}, {"sas", job_->sas}};
+    auto reply = std::move(job_->reply);
+    job_->reply = nullptr;
+    reply(control::ok_response(r));
+  });
+  if (started) flush_();
+}
+
+void ClusterMember::record_outcome(const cluster::MoveOutcome& o) {
+  moving_.erase(o.ike_sa_id);
+  using R = cluster::MoveOutcome::Result;
+  spdlog::log(o.result == R::kMoved ? spdlog::level::info : spdlog::level::warn, "cluster: IKE SA {} -> {}: {}: {}",
+              o.ike_sa_id, o.to, cluster::to_string(o.result), o.detail);
+  if (o.result == R::kReturned && on_returned) on_returned(o.ike_sa_id);
+  if (!job_) return;
+  (o.result == R::kMoved ? job_->moved : o.result == R::kReturned ? job_->returned : job_->failed)++;
+  job_->sas.push_back({{"sa", o.ike_sa_id}, {"to", o.to}, {"result", cluster::to_string(o.result)}, {"detail", o.detail}});
+  if (job_->in_flight) job_->in_flight--;
+  asio::post(io_, [this] {
+    if (!stopped()) drive_job();
+  });
+}
+
+void ClusterMember::finish_job() {
+  job_timer_.cancel();
+  Job job = std::move(*job_);
+  job_.reset();
+  if (!job.finally_state.empty()) state_ = job.finally_state;
+  publish_self();
+  const double secs = std::chrono::duration<double>(now() - job.started).count();
+  spdlog::info("cluster: {} done in {:.3f} s: {} moved, {} returned, {} failed, {} not asked", job.what, secs,
+               job.moved, job.returned, job.failed, job.not_asked);
+  if (job.reply)
+    job.reply(control::ok_response({{"moved", job.moved}, {"returned", job.returned}, {"failed", job.failed},
+                                    {"not_asked", job.not_asked}, {"seconds", secs}, {"sas", job.sas}}));
+  if (!waiting_jobs_.empty()) {
+    Job next = std::move(waiting_jobs_.front());
+    waiting_jobs_.pop_front();
+    start_job(std::move(next));
+  }
+}
+
+json ClusterMember::status() const {
+  json nodes = json::array();
+  json self_addrs = json::array();
+  for (const auto& a : config_.addresses) self_addrs.push_back(a.to_string());
+  nodes.push_back({{"name", config_.node}, {"state", state_}, {"sas", own_sa_count()}, {"addresses", self_addrs},
+                   {"self", true}});
+  for (const auto& [name, m] : members_)
+    nodes.push_back({{"name", name}, {"state", m.state}, {"sas", m.sas}, {"addresses", m.addresses}});
+  json moving = json::array();
+  for (const auto& [id, to] : moving_) moving.push_back({{"sa", id}, {"to", to}});
+  const auto& s = node_.stats();
+  json etcd_view = {{"reachable", reachable_ && joined_}, {"endpoint", endpoint_}, {"endpoints", config_.etcd}};
+  if (!(reachable_ && joined_)) {
+    etcd_view["error"] = etcd_error_;
+    etcd_view["unreachable_seconds"] =
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(now() - unreachable_since_).count());
+  }
+  return {{"node", config_.node},
+          {"state", state_},
+          {"sas", own_sa_count()},
+          {"addresses", self_addrs},
+          {"etcd", etcd_view},
+          {"nodes", nodes},
+          {"moving", moving},
+          {"job", job_ ? json(job_->what) : json(nullptr)},
+          {"counters",
+           {{"moves_out", s.moves_out},
+            {"moves_in", s.moves_in},
+            {"returned", s.returned},
+            {"failed", s.failed},
+            {"blobs_refused", s.blobs_refused},
+            {"records_refused", s.records_refused},
+            {"etcd_writes", etcd_ops_},
+            {"etcd_errors", etcd_errors_},
+            {"watch_events", watch_events_},
+            {"rejoins", rejoins_}}}};
+}
+
+void ClusterMember::annotate(json& list) const {
+  if (!list.is_array()) return;
+  for (auto& sa : list) {
+    sa["owner"] = config_.node;
+    auto id = sa.value("id", std::uint64_t{0});
+    if (auto it = moving_.find(id); it != moving_.end()) sa["moving_to"] = it->second;
+  }
+}
+
+}  // namespace mobike::daemon

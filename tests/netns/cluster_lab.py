@@ -1,0 +1,256 @@
+"""A gateway cluster in namespaces: three mobiked nodes with their own public addresses,
+a protected host on a LAN behind them, clients behind a MASQUERADE NAT, and etcd started
+here (one member, or three for the fault cases).
+
+    ini eth0 10.1.0.2 -- nat in0 10.1.0.1 | out0 198.51.100.2 --+
+                                                                 +-- wan br0 -- gw1 eth0 198.51.100.11
+                                                                 |           -- gw2 eth0 198.51.100.12
+                                                                 |           -- gw3 eth0 198.51.100.13
+    host eth0 10.50.0.100 -- lan br0 10.50.0.250 (etcd 10.50.0.250/.251/.252:2379)
+                                 -- gw1 eth1 10.50.0.1, gw2 eth1 10.50.0.2, gw3 eth1 10.50.0.3
+
+The client's inner address is 192.0.2.1 (on ini's lo); the host reaches 192.0.2.0/24
+on-link on its LAN (a pool of client addresses, as with strongSwan's farp), so the node
+that holds a client's SA must answer ARP for its address: return_traffic = proxy_arp.
+With return_traffic = hook the host routes 192.0.2.1 via the owner instead, set by the
+hook. The NAT forwards only replies back in (address-and-port-dependent filtering): a
+gateway the client never sent to cannot reach it, except from the address it did send to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+
+from mobiked import MConn, Mobiked
+from netns import Lab, Namespace, Skip, check, log, require_commands, require_netns, wait_until
+from topology import setup_nat
+
+ETCD = os.environ.get("MOBIKE_ETCD", "/usr/bin/etcd")
+
+INI_ADDR, NAT_INSIDE, NAT_OUTSIDE = "10.1.0.2", "10.1.0.1", "198.51.100.2"
+GW_PUBLIC = {"gw1": "198.51.100.11", "gw2": "198.51.100.12", "gw3": "198.51.100.13"}
+GW_LAN = {"gw1": "10.50.0.1", "gw2": "10.50.0.2", "gw3": "10.50.0.3"}
+HOST = "10.50.0.100"
+ETCD_ADDRS = ["10.50.0.250", "10.50.0.251", "10.50.0.252"]
+CLIENT_INNER = "192.0.2.1"
+CLIENT_POOL = "192.0.2.0/24"
+LAN = "10.50.0.0/24"
+
+
+def requires() -> None:
+    require_netns()
+    require_commands("iptables", "curl")
+    if not os.access(ETCD, os.X_OK):
+        raise Skip(f"etcd not installed ({ETCD}; Debian's etcd-server)")
+
+
+class Etcd:
+    """etcd members on the LAN bridge's addresses, each a process of the lab."""
+
+    def __init__(self, lab: Lab, ns: Namespace, members: int = 1):
+        self.lab, self.ns = lab, ns
+        self.addrs = ETCD_ADDRS[:members]
+        self.names = [f"e{i + 1}" for i in range(members)]
+        self.procs = {}
+        cluster = ",".join(f"{n}=http://{a}:2380" for n, a in zip(self.names, self.addrs))
+        self.argv = {}
+        for name, addr in zip(self.names, self.addrs):
+            data = lab.dir / f"etcd-{name}"
+            self.argv[name] = [ETCD, "--name", name, "--data-dir", str(data),
+                               "--listen-client-urls", f"http://{addr}:2379",
+                               "--advertise-client-urls", f"http://{addr}:2379",
+                               "--listen-peer-urls", f"http://{addr}:2380",
+                               "--initial-advertise-peer-urls", f"http://{addr}:2380",
+                               "--initial-cluster", cluster, "--initial-cluster-state", "new",
+                               "--heartbeat-interval", "50", "--election-timeout", "500",
+                               "--log-level", "warn"]
+        for name in self.names:
+            self.start(name)
+        wait_until(self.healthy, 20, "etcd answers")
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [f"http://{a}:2379" for a in self.addrs]
+
+    def start(self, name: str) -> None:
+        self.procs[name] = self.lab.spawn(self.ns, self.argv[name], name=f"etcd-{name}")
+
+    def kill(self, name: str) -> None:
+        self.procs[name].stop(timeout=0.1)
+
+    def healthy(self) -> bool:
+        # The JSON gateway answers a range once the member serves.
+        r = self.ns.run(["curl", "-s", "-m", "2", "-X", "POST", "-d", '{"key":"AA=="}',
+                         f"{self.endpoints[0]}/v3/kv/range"], check=False, timeout=10)
+        return r.returncode == 0 and "header" in r.stdout
+
+    def get_prefix(self, prefix: str) -> dict[str, str]:
+        """key -> value (decoded) under prefix, through the JSON gateway."""
+        import base64
+        key = base64.b64encode(prefix.encode()).decode()
+        end = bytearray(prefix.encode())
+        end[-1] += 1
+        body = json.dumps({"key": key, "range_end": base64.b64encode(bytes(end)).decode()})
+        for ep in self.endpoints:
+            r = self.ns.run(["curl", "-s", "-m", "2", "-X", "POST", "-d", body, f"{ep}/v3/kv/range"],
+                            check=False, timeout=10)
+            if r.returncode == 0 and "header" in r.stdout:
+                out = {}
+                for kv in json.loads(r.stdout).get("kvs", []):
+                    out[base64.b64decode(kv["key"]).decode(errors="replace")] = \
+                        base64.b64decode(kv.get("value", "")).decode("latin-1")
+                return out
+        raise AssertionError("no etcd member answers")
+
+    def put(self, key: str, value: bytes) -> None:
+        import base64
+        body = json.dumps({"key": base64.b64encode(key.encode()).decode(),
+                           "value": base64.b64encode(value).decode()})
+        r = self.ns.run(["curl", "-s", "-m", "2", "-X", "POST", "-d", body, f"{self.endpoints[0]}/v3/kv/put"],
+                        check=False, timeout=10)
+        check(r.returncode == 0 and "header" in r.stdout, f"etcd put {key}: {r.stdout}{r.stderr}")
+
+
+def _has(cmd: str) -> bool:
+    from shutil import which
+    return which(cmd) is not None
+
+
+class ClusterLab:
+    def __init__(self, lab: Lab, *, etcd_members: int = 1, return_traffic: str = "proxy_arp",
+                 nodes: tuple[str, ...] = ("gw1", "gw2", "gw3")):
+        self.lab = lab
+        self.return_traffic = return_traffic
+        self.ini, self.nat, self.wan, self.lan, self.host = (
+            lab.namespace(r) for r in ("ini", "nat", "wan", "lan", "host"))
+        self.gw = {n: lab.namespace(n) for n in nodes}
+        lab.veth(self.ini, "eth0", self.nat, "in0")
+        lab.veth(self.nat, "out0", self.wan, "pn")
+        lab.veth(self.host, "eth0", self.lan, "ph")
+        self.wan.ip("link", "add", "br0", "type", "bridge")
+        self.lan.ip("link", "add", "br0", "type", "bridge")
+        self.wan.ip("link", "set", "pn", "master", "br0")
+        self.lan.ip("link", "set", "ph", "master", "br0")
+        for n, ns in self.gw.items():
+            lab.veth(ns, "eth0", self.wan, f"p{n}")
+            lab.veth(ns, "eth1", self.lan, f"l{n}")
+            self.wan.ip("link", "set", f"p{n}", "master", "br0")
+            self.lan.ip("link", "set", f"l{n}", "master", "br0")
+            ns.add_address("eth0", GW_PUBLIC[n] + "/24")
+            ns.add_address("eth1", GW_LAN[n] + "/24")
+            ns.sysctl("net.ipv4.ip_forward", 1)
+            ns.sysctl("net.ipv4.conf.all.rp_filter", 0)
+            ns.sysctl("net.ipv4.conf.eth1.rp_filter", 0)
+        self.wan.link_up("br0")
+        self.lan.link_up("br0")
+        for a in ETCD_ADDRS:
+            self.lan.add_address("br0", a + "/24")
+        self.ini.add_address("eth0", INI_ADDR + "/24")
+        self.ini.add_address("lo", CLIENT_INNER + "/32")
+        self.ini.add_route("default", via=NAT_INSIDE)
+        self.nat.add_address("in0", NAT_INSIDE + "/24")
+        self.nat.add_address("out0", NAT_OUTSIDE + "/24")
+        setup_nat(self.nat, "10.1.0.0/24", "out0", "in0")
+        self.host.add_address("eth0", HOST + "/24")
+        if return_traffic == "proxy_arp":
+            # The client pool is on-link: whoever answers ARP for an address gets its traffic.
+            self.host.ip("route", "add", CLIENT_POOL, "dev", "eth0")
+        self.key_file = lab.dir / "cluster.key"
+        self.key_file.write_text(secrets.token_hex(32) + "\n")
+        os.chmod(self.key_file, 0o600)
+        self.etcd = Etcd(lab, self.lan, etcd_members)
+        self.nodes: dict[str, Mobiked] = {}
+
+    def gateway_conn(self) -> MConn:
+        return MConn(name="rw", local_id="gw.cluster.test", remote_id=None, remote_addrs=["%any"],
+                     local_ts=[LAN], remote_ts=[CLIENT_INNER + "/32"], dpd_delay="30s")
+
+    def hook_script(self, node: str) -> Path:
+        """What a routed design runs: point the host's route for the client at this node;
+        on release, withdraw it only if it still points here (the new owner may have
+        taken it already)."""
+        path = self.lab.dir / f"hook-{node}.sh"
+        host = self.host.name
+        path.write_text(
+            "#!/bin/sh\n"
+            f"echo \"$(date +%s.%N) $MOBIKED_VERB $MOBIKED_NODE $MOBIKED_REMOTE_TS\" >> {self.lab.dir}/hook.log\n"
+            "for ts in $MOBIKED_REMOTE_TS; do\n"
+            "  case $MOBIKED_VERB in\n"
+            f"    take) ip netns exec {host} ip route replace \"$ts\" via {GW_LAN[node]} ;;\n"
+            f"    release) ip netns exec {host} ip route del \"$ts\" via {GW_LAN[node]} 2>/dev/null ;;\n"
+            "  esac\n"
+            "done\n"
+            "exit 0\n")
+        os.chmod(path, 0o755)
+        return path
+
+    def start_node(self, node: str, *, lease_ttl: str = "3s", etcd: list[str] | None = None,
+                   extra: str = "") -> Mobiked:
+        m = Mobiked(self.lab, self.gw[node], f"mobiked-{node}", dataplane="userspace", log_level="debug")
+        section = ("\n[cluster]\n"
+                   f"node = {json.dumps(node)}\n"
+                   f"addresses = [{json.dumps(GW_PUBLIC[node])}]\n"
+                   f"etcd = {json.dumps(etcd or self.etcd.endpoints)}\n"
+                   f"key_file = {json.dumps(str(self.key_file))}\n"
+                   f"lease_ttl = {json.dumps(lease_ttl)}\n"
+                   f"move_timeout = \"20s\"\n"
+                   f"return_traffic = {json.dumps(self.return_traffic)}\n")
+        if self.return_traffic == "proxy_arp":
+            section += 'lan_interface = "eth1"\n'
+        elif self.return_traffic == "hook":
+            section += f"hook = {json.dumps(str(self.hook_script(node)))}\n"
+        m.daemon_section += section + extra
+        m.start([self.gateway_conn()])
+        self.nodes[node] = m
+        return m
+
+    def start_nodes(self) -> None:
+        for n in self.gw:
+            self.start_node(n)
+        for n in self.gw:
+            wait_until(lambda n=n: len(self.status(n)["nodes"]) == len(self.gw), 15,
+                       f"{n} sees all {len(self.gw)} nodes")
+
+    def status(self, node: str) -> dict:
+        return json.loads(self.nodes[node].ctl("cluster", "status", "--json").stdout)
+
+    def client(self, *, allow_cluster: bool = True, name: str = "mobiked-ini") -> Mobiked:
+        m = Mobiked(self.lab, self.ini, name, dataplane="userspace", log_level="debug")
+        extra = {"switch_allow": ["198.51.100.0/24"]} if allow_cluster else {}
+        conn = MConn(name="home", local_id="client.cluster.test", remote_id="gw.cluster.test",
+                     local_ts=[CLIENT_INNER + "/32"], remote_ts=[LAN], remote_addrs=[GW_PUBLIC["gw1"]],
+                     start="initiate", extra=extra)
+        m.start([conn])
+        return m
+
+    def sas_on(self, node: str) -> list[dict]:
+        return self.nodes[node].list_sas()
+
+    def move(self, node: str, sa: int, to: str, check_rc: bool = True) -> dict:
+        r = self.nodes[node].ctl("cluster", "move", "--sa", str(sa), "--to", to, "--json", check=False)
+        if check_rc:
+            check(r.returncode == 0, f"cluster move on {node} failed ({r.returncode}): {r.stderr}{r.stdout}")
+        return json.loads(r.stdout) if r.stdout.strip().startswith("{") else {"error": r.stderr}
+
+
+def host_neigh(host: Namespace, addr: str) -> str:
+    return host.ip("neigh", "show", addr, check=False).stdout.strip()
+
+
+def mac_of(ns: Namespace, dev: str) -> str:
+    return json.loads(ns.ip("-j", "link", "show", dev).stdout)[0]["address"]
+
+
+def wait_ping(ns: Namespace, src: str, dst: str, timeout: float = 15) -> None:
+    def ok():
+        return ns.run(["ping", "-n", "-c", "1", "-W", "1", "-I", src, dst], check=False).returncode == 0
+    wait_until(ok, timeout, f"ping {src} -> {dst} through the tunnel")
+
+
+def log_gap(stats: dict) -> None:
+    log(f"  ping: {stats['replies']} replies, {stats['lost']} lost, longest gap {stats['gap_ms']:.0f} ms")
+    time.sleep(0)

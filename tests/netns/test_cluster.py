@@ -1,0 +1,242 @@
+#!/usr/bin/env python3
+"""A gateway cluster on etcd (docs/cluster.md), real processes in the topology of
+tests/netns/cluster_lab.py: three mobiked nodes, a protected host on their LAN, a mobiked
+client behind a MASQUERADE NAT, etcd started here.
+
+  move: one SA handed gw1 -> gw2 under a 10 ms ping from the client to the host:
+    `cluster move` reports it moved; the client has the same IKE and Child SPIs and now
+    talks to gw2's address, no SA was set up anew anywhere (no rekey); gw2 lists the SA
+    as its own with the same SPIs and carries its traffic both ways; gw1 has nothing
+    left; the NAT has a mapping to gw2; the host's ARP entry for the client points at
+    gw2 (proxy ARP); the ping goes on. The longest gap is logged.
+  hook: the same move with return_traffic = hook: the hook routes the host's traffic.
+  refuse: a client that does not allow the cluster's other addresses refuses: the move
+    is reported returned, the SA stays on gw1 with the same SPIs and keeps working.
+  etcd_down: etcd stopped: status says unreachable, a move is refused and nothing moves
+    or is lost; etcd back: the node reports it reachable again and a move works.
+  tampered: a state blob altered in etcd on its way to gw2 is refused and counted by
+    gw2; the SA stays with gw1.
+  not_asked: a client that did not announce switch support is never asked: a drain
+    leaves it on gw1, reported not_asked, and it keeps working.
+netns-params: move hook refuse etcd_down tampered not_asked
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+sys.dont_write_bytecode = True  # also when run by hand: no __pycache__ in the source tree
+
+from cluster_lab import (CLIENT_INNER, GW_PUBLIC, HOST, INI_ADDR, ClusterLab, host_neigh,  # noqa: E402
+                         log_gap, mac_of, requires, wait_ping)
+from netns import Lab, check, log, netns_param, run_test, tail, wait_until  # noqa: E402
+from scenario import Ping  # noqa: E402
+from switch_scenarios import nat_mappings  # noqa: E402
+
+PARAMS = ("move", "hook", "refuse", "etcd_down", "tampered", "not_asked")
+
+
+def established_pair(c: ClusterLab, client) -> tuple[dict, dict]:
+    sa = client.established("home", timeout=20)
+    gw = wait_until(lambda: next((s for s in c.sas_on("gw1") if s["state"] == "ESTABLISHED"), None), 10,
+                    "gw1 lists the client's SA")
+    return sa, gw
+
+
+def child_counts(m, spi_in: str) -> tuple[int, int]:
+    for s in m.list_sas():
+        for ch in s["children"]:
+            if ch["spi_in"] == spi_in:
+                return ch.get("packets_in", 0), ch.get("packets_out", 0)
+    return -1, -1
+
+
+def mapping_to(c: ClusterLab, dst: str) -> dict | None:
+    for m in nat_mappings(c.nat):
+        o = m["orig"]
+        if o["src"] == INI_ADDR and o["sport"] == 4500 and o["dst"] == dst and o["dport"] == 4500:
+            return m
+    return None
+
+
+def check_moved(c: ClusterLab, client, before: dict, before_gw: dict, to: str) -> dict:
+    after = client.sa("home")
+    check(after is not None and after["state"] == "ESTABLISHED", f"client SA gone: {after}")
+    check((after["spi_i"], after["spi_r"]) == (before["spi_i"], before["spi_r"]),
+          f"client's IKE SPIs changed: {before['spi_i']}/{before['spi_r']} -> {after['spi_i']}/{after['spi_r']}")
+    check([ch["spi_in"] for ch in after["children"]] == [ch["spi_in"] for ch in before["children"]],
+          "client's Child SA changed (rekeyed?)")
+    check(after["remote"]["addr"] == GW_PUBLIC[to], f"client talks to {after['remote']['addr']}, not {to}")
+    on_to = [s for s in c.sas_on(to) if s["spi_i"] == before["spi_i"]]
+    check(len(on_to) == 1, f"{to} lists {len(on_to)} copies of the SA")
+    check(on_to[0]["owner"] == to and on_to[0]["state"] == "ESTABLISHED", f"{to}'s view: {on_to[0]}")
+    check([ch["spi_in"] for ch in on_to[0]["children"]] == [ch["spi_in"] for ch in before_gw["children"]],
+          f"{to}'s Child SA SPIs differ from gw1's")
+    left = [s for s in c.sas_on("gw1") if s["spi_i"] == before["spi_i"]]
+    check(not left, f"gw1 still lists the SA: {left}")
+    check(mapping_to(c, GW_PUBLIC[to]) is not None, f"the NAT has no mapping to {to}: {nat_mappings(c.nat)}")
+    return on_to[0]
+
+
+def run_move(lab: Lab, return_traffic: str) -> None:
+    c = ClusterLab(lab, return_traffic=return_traffic)
+    c.start_nodes()
+    client = c.client()
+    before, before_gw = established_pair(c, client)
+    wait_ping(c.ini, CLIENT_INNER, HOST)
+    if return_traffic == "proxy_arp":
+        check(mac_of(c.gw["gw1"], "eth1") in host_neigh(c.host, CLIENT_INNER),
+              f"the host's ARP entry for the client is not gw1's: {host_neigh(c.host, CLIENT_INNER)}")
+    ping = Ping(c.ini, CLIENT_INNER, HOST)
+    wait_until(lambda: len(ping.times()) > 50, 10, "ping replies before the move")
+    t0 = time.time()
+    res = c.move("gw1", before_gw["id"], "gw2")
+    log(f"  cluster move: {json.dumps(res)}")
+    check(res.get("moved") == 1, f"cluster move did not report the SA moved: {res}")
+    ping.wait_reply_after(time.time(), 10, "ping replies after the move")
+    time.sleep(1.0)
+    on_gw2 = check_moved(c, client, before, before_gw, "gw2")
+    spi = on_gw2["children"][0]["spi_in"]
+    a = child_counts(c.nodes["gw2"], spi)
+    time.sleep(0.5)
+    b = child_counts(c.nodes["gw2"], spi)
+    check(b[0] > a[0] and b[1] > a[1], f"gw2 carries no traffic both ways: {a} -> {b}")
+    if return_traffic == "proxy_arp":
+        check(mac_of(c.gw["gw2"], "eth1") in host_neigh(c.host, CLIENT_INNER),
+              f"the host's ARP entry for the client is not gw2's: {host_neigh(c.host, CLIENT_INNER)}")
+    else:
+        route = c.host.ip("route", "show", CLIENT_INNER).stdout
+        check("10.50.0.2" in route, f"the host's route to the client is not via gw2: {route}")
+    st = c.status("gw1")
+    check(st["counters"]["moves_out"] == 1, f"gw1 counters: {st['counters']}")
+    check(c.status("gw2")["counters"]["moves_in"] == 1, f"gw2 counters: {c.status('gw2')['counters']}")
+    ping.stop()
+    stats = ping.stats()
+    log_gap(stats)
+    log(f"  move took {(time.time() - t0):.2f} s to report (including 1.5 s of checks)")
+    est = [ln for ln in c.nodes["gw2"].log_text().splitlines() if "IKE SA established" in ln]
+    check(not est, f"gw2 established an IKE SA of its own (re-authentication?): {est}")
+
+
+def run_refuse(lab: Lab) -> None:
+    c = ClusterLab(lab)
+    c.start_nodes()
+    client = c.client(allow_cluster=False)
+    before, before_gw = established_pair(c, client)
+    wait_ping(c.ini, CLIENT_INNER, HOST)
+    res = c.move("gw1", before_gw["id"], "gw2", check_rc=False)
+    log(f"  cluster move: {json.dumps(res)}")
+    check(res.get("returned") == 1 and res.get("moved") == 0, f"the refused move is not reported returned: {res}")
+    after = client.sa("home")
+    check(after and (after["spi_i"], after["spi_r"]) == (before["spi_i"], before["spi_r"]) and
+          after["remote"]["addr"] == GW_PUBLIC["gw1"], f"client SA after the refusal: {after}")
+    check(not [s for s in c.sas_on("gw2") if s["spi_i"] == before["spi_i"]], "gw2 kept a copy")
+    wait_ping(c.ini, CLIENT_INNER, HOST, timeout=10)
+    # The SA still works for IKE too: a Child SA rekey from the gateway's side completes.
+    gw1 = c.sas_on("gw1")[0]
+    c.nodes["gw1"].ctl("rekey", "--child", str(gw1["children"][0]["id"]))
+    wait_until(lambda: (s := client.sa("home")) and s["children"] and
+               s["children"][0]["spi_in"] != before["children"][0]["spi_in"], 10, "the rekey after the refusal")
+    wait_ping(c.ini, CLIENT_INNER, HOST, timeout=10)
+
+
+def run_etcd_down(lab: Lab) -> None:
+    c = ClusterLab(lab)
+    c.start_nodes()
+    client = c.client()
+    before, before_gw = established_pair(c, client)
+    wait_ping(c.ini, CLIENT_INNER, HOST)
+    c.etcd.kill("e1")
+    wait_until(lambda: not c.status("gw1")["etcd"]["reachable"], 15, "gw1 reports etcd unreachable")
+    st = c.status("gw1")
+    log(f"  gw1 while etcd is down: {json.dumps(st['etcd'])}")
+    r = c.nodes["gw1"].ctl("cluster", "move", "--sa", str(before_gw["id"]), "--to", "gw2", check=False)
+    check(r.returncode != 0 and "etcd" in r.stderr, f"a move while etcd is down was not refused: {r.stdout}{r.stderr}")
+    wait_ping(c.ini, CLIENT_INNER, HOST, timeout=5)
+    check("unreachable" in c.nodes["gw1"].log_text(), "gw1 did not log etcd unreachable")
+    c.etcd.start("e1")
+    wait_until(lambda: c.status("gw1")["etcd"]["reachable"], 20, "gw1 reports etcd reachable again")
+    wait_until(lambda: len(c.status("gw1")["nodes"]) == 3, 20, "gw1 sees the three nodes again")
+    res = c.move("gw1", before_gw["id"], "gw2")
+    check(res.get("moved") == 1, f"the move after etcd came back: {res}")
+    check_moved(c, client, before, before_gw, "gw2")
+    wait_ping(c.ini, CLIENT_INNER, HOST, timeout=10)
+
+
+def run_tampered(lab: Lab) -> None:
+    c = ClusterLab(lab)
+    c.start_nodes()
+    client = c.client()
+    before, before_gw = established_pair(c, client)
+    wait_ping(c.ini, CLIENT_INNER, HOST)
+    # gw2 stops reading etcd for a moment (SIGSTOP) while gw1 writes the record; the
+    # record is altered before gw2 reads it.
+    gw2 = c.nodes["gw2"]
+    import os
+    import signal
+    os.kill(gw2.proc.pid, signal.SIGSTOP)
+    import threading
+    result = {}
+    t = threading.Thread(target=lambda: result.update(c.move("gw1", before_gw["id"], "gw2", check_rc=False)))
+    t.start()
+    key = None
+
+    def moving():
+        nonlocal key
+        for k, v in c.etcd.get_prefix("/mobiked/sas/").items():
+            if v[:2] == "\x01\x01":  # version 1, phase moving
+                key = k
+                return (k, v)
+        return None
+    k, v = wait_until(moving, 10, "gw1's moving record in etcd")
+    raw = bytearray(v.encode("latin-1"))
+    raw[-20] ^= 0x01  # inside the sealed blob
+    c.etcd.put(k, bytes(raw))
+    os.kill(gw2.proc.pid, signal.SIGCONT)
+    t.join(30)
+    log(f"  cluster move: {json.dumps(result)}")
+    check(result.get("returned") == 1 or result.get("failed") == 1, f"the move with a tampered blob: {result}")
+    check(c.status("gw2")["counters"]["blobs_refused"] >= 1, f"gw2 did not count the refused blob: "
+                                                             f"{c.status('gw2')['counters']}")
+    after = client.sa("home")
+    check(after and after["remote"]["addr"] == GW_PUBLIC["gw1"] and after["spi_i"] == before["spi_i"],
+          f"client SA after the tampered move: {after}")
+    wait_ping(c.ini, CLIENT_INNER, HOST, timeout=10)
+
+
+def run_not_asked(lab: Lab) -> None:
+    c = ClusterLab(lab)
+    c.start_nodes()
+    client = c.client()
+    # This client does not announce the switch: switch = false.
+    client.stop()
+    from mobiked import MConn, Mobiked
+    m = Mobiked(lab, c.ini, "mobiked-ini-noswitch", dataplane="userspace")
+    m.start([MConn(name="home", local_id="client.cluster.test", remote_id="gw.cluster.test",
+                   local_ts=[CLIENT_INNER + "/32"], remote_ts=["10.50.0.0/24"], remote_addrs=[GW_PUBLIC["gw1"]],
+                   start="initiate", extra={"switch": False})])
+    before = m.established("home")
+    wait_ping(c.ini, CLIENT_INNER, HOST)
+    r = c.nodes["gw1"].ctl("cluster", "drain", "--json", check=False)
+    res = json.loads(r.stdout)
+    log(f"  cluster drain: {json.dumps(res)}")
+    check(res.get("not_asked") == 1 and res.get("moved") == 0, f"drain with a client without switch: {res}")
+    after = m.sa("home")
+    check(after and after["spi_i"] == before["spi_i"] and after["remote"]["addr"] == GW_PUBLIC["gw1"],
+          f"the client was moved: {after}")
+    check("SWITCH" not in "".join(ln for ln in m.log_text().splitlines() if "switch" in ln.lower() and "asks" in ln),
+          "the client was asked to switch")
+    wait_ping(c.ini, CLIENT_INNER, HOST, timeout=10)
+
+
+def test(lab: Lab) -> None:
+    p = netns_param(PARAMS)
+    {"move": lambda: run_move(lab, "proxy_arp"), "hook": lambda: run_move(lab, "hook"),
+     "refuse": lambda: run_refuse(lab), "etcd_down": lambda: run_etcd_down(lab),
+     "tampered": lambda: run_tampered(lab), "not_asked": lambda: run_not_asked(lab)}[p]()
+
+
+if __name__ == "__main__":
+    run_test(test, f"cluster: {netns_param(PARAMS)}", requires=requires, timeout=150)
