@@ -23,14 +23,9 @@ constexpr std::size_t kParallelMoves = 64;
 constexpr auto kRetryPause = std::chrono::milliseconds(200);
 constexpr auto kRevokeTimeout = std::chrono::milliseconds(500);
 
-bool uncertain(const etcd::Error& e) {
-  // The request may have reached etcd: whether it applied is only known by reading back.
-  return e.kind == etcd::Error::Kind::kTimeout || e.kind == etcd::Error::Kind::kTransport;
-}
-
 bool not_sent(const etcd::Error& e) {
-  // Nothing applied: worth sending again once etcd answers.
-  return e.kind == etcd::Error::Kind::kUnreachable ||
+  // Nothing applied: no connection was made, or etcd refused before acting (no leader).
+  return e.kind == etcd::Error::Kind::kUnreachable || e.kind == etcd::Error::Kind::kInvalidArgument ||
          (e.kind == etcd::Error::Kind::kEtcd && e.message.find("leader") != std::string::npos);
 }
 
@@ -64,7 +59,8 @@ ClusterMember::ClusterMember(asio::io_context& io, ike::Engine& engine, ClusterC
           }),
       keepalive_timer_(io),
       node_timer_(io),
-      job_timer_(io) {}
+      job_timer_(io),
+      drive_timer_(io) {}
 
 ClusterMember::~ClusterMember() { stop(); }
 
@@ -88,6 +84,7 @@ void ClusterMember::stop() {
   keepalive_timer_.cancel();
   node_timer_.cancel();
   job_timer_.cancel();
+  drive_timer_.cancel();
   if (job_ && job_->reply) {
     auto reply = std::move(job_->reply);
     job_->reply = nullptr;
@@ -382,10 +379,12 @@ void ClusterMember::send_writes() {
           break;
         }
         last = r.error();
-        if (not_sent(*last) && ike::Clock::now() < deadline && pause()) continue;
-        if (uncertain(*last)) {
-          // Only what etcd holds now tells whether the write applied; until it answers,
-          // the SA stays as it is (exported SAs do not send), never resumed on a guess.
+        if (not_sent(*last)) {
+          if (ike::Clock::now() < deadline && pause()) continue;
+        } else {
+          // The request may have reached etcd (a timeout, a member going away mid-answer):
+          // only what etcd holds now tells whether it applied. Until some member answers,
+          // the SA stays as it is (an exported SA sends nothing), never resumed on a guess.
           for (;;) {
             auto g = c.get(w.key);
             if (g) {
@@ -583,6 +582,15 @@ void ClusterMember::drive_job() {
   const auto t = now();
   bool started = false;
   while (job_->in_flight < kParallelMoves && job_->next < job_->queue.size()) {
+    if (cannot_move() && t - unreachable_since_ < config_.move_timeout) {
+      // etcd away for a moment (a member lost, the watch moving to another): the rest
+      // waits for it rather than failing.
+      drive_timer_.expires_after(kRetryPause);
+      drive_timer_.async_wait([this](const std::error_code& ec) {
+        if (!ec && !stopped()) drive_job();
+      });
+      break;
+    }
     auto [id, to] = job_->queue[job_->next++];
     if (auto why = cannot_move()) {
       job_->failed++;
@@ -634,6 +642,7 @@ void ClusterMember::record_outcome(const cluster::MoveOutcome& o) {
 
 void ClusterMember::finish_job() {
   job_timer_.cancel();
+  drive_timer_.cancel();
   Job job = std::move(*job_);
   job_.reset();
   if (!job.finally_state.empty()) state_ = job.finally_state;

@@ -134,6 +134,7 @@ class ClusterMember {
   asio::steady_timer keepalive_timer_;
   asio::steady_timer node_timer_;
   asio::steady_timer job_timer_;
+  asio::steady_timer drive_timer_;
   ike::TimePoint node_timer_at_ = ike::TimePoint::max();
 
   // The worker thread and what it owns; the watch lives there too.

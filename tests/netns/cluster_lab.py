@@ -167,7 +167,7 @@ class ClusterLab:
 
     def gateway_conn(self) -> MConn:
         return MConn(name="rw", local_id="gw.cluster.test", remote_id=None, remote_addrs=["%any"],
-                     local_ts=[LAN], remote_ts=[CLIENT_INNER + "/32"], dpd_delay="30s")
+                     local_ts=[LAN], remote_ts=[CLIENT_POOL], dpd_delay="30s")
 
     def hook_script(self, node: str) -> Path:
         """What a routed design runs: point the host's route for the client at this node;
@@ -208,12 +208,42 @@ class ClusterLab:
         self.nodes[node] = m
         return m
 
-    def start_nodes(self) -> None:
-        for n in self.gw:
+    def start_nodes(self, nodes: tuple[str, ...] | None = None) -> None:
+        nodes = nodes or tuple(self.gw)
+        for n in nodes:
             self.start_node(n)
-        for n in self.gw:
-            wait_until(lambda n=n: len(self.status(n)["nodes"]) == len(self.gw), 15,
-                       f"{n} sees all {len(self.gw)} nodes")
+        self.wait_members(nodes)
+
+    def wait_members(self, nodes: tuple[str, ...]) -> None:
+        for n in nodes:
+            wait_until(lambda n=n: len(self.status(n)["nodes"]) == len(nodes), 15,
+                       f"{n} sees all {len(nodes)} nodes")
+
+    def bench(self, count: int, hold: float, *, ts_pool: str = "192.0.2.0/24"):
+        """mobike-bench's `count` SAs from ini to gw1, held for `hold` seconds (they follow
+        switches to the cluster's addresses); returns (process, ready file)."""
+        from netns import find_binary
+        ready = self.lab.dir / "bench.ready"
+        proc = self.lab.spawn(self.ini, [str(find_binary("mobike-bench")), "handshake", "--target", GW_PUBLIC["gw1"],
+                                         "--count", str(count), "--psk", MConn.psk,
+                                         "--local-id", "bench.cluster.test", "--ts-pool", ts_pool,
+                                         "--remote-ts", LAN, "--switch-allow", "198.51.100.0/24",
+                                         "--hold", str(hold), "--ready-file", str(ready), "--json",
+                                         "--retransmit-timeout", "1", "--retransmit-tries", "4"],
+                              name="mobike-bench", stdout_pipe=True)
+        wait_until(ready.exists, 60, "mobike-bench's SAs up")
+        return proc, ready
+
+    @staticmethod
+    def bench_report(proc, timeout: float) -> dict:
+        out, _ = proc.popen.communicate(timeout=timeout)
+        line = next((ln for ln in reversed(out.splitlines()) if ln.startswith("{")), None)
+        check(line is not None, f"mobike-bench printed no report: {out[-2000:]}")
+        rep = json.loads(line)
+        hold = rep.get("hold", {})
+        return {"held": hold.get("held"), "moved": hold.get("moved"), "lost": hold.get("lost"),
+                "rekeyed": hold.get("ike_rekeys"), "remote_addresses": hold.get("remote_addresses"),
+                "established": rep.get("established")}
 
     def status(self, node: str) -> dict:
         return json.loads(self.nodes[node].ctl("cluster", "status", "--json").stdout)

@@ -19,12 +19,22 @@ client behind a MASQUERADE NAT, etcd started here.
     takes only the real SA.
   not_asked: a client that did not announce switch support is never asked: a drain
     leaves it on gw1, reported not_asked, and it keeps working.
-netns-params: move hook refuse etcd_down tampered not_asked
+  drain: 100 SAs of mobike-bench clients drained from gw1 to gw2, none lost, no rekey;
+    gw3 joins and `cluster rebalance` on gw2 gives it half.
+  etcd_member: three etcd members; the one in use is killed during a drain of 100 SAs to
+    gw2 and gw3: the drain completes, none lost.
+  strongswan: a strongSwan client (no switch support) on gw1 is never asked: a drain
+    leaves its SA on gw1, working.
+  gw2_dies: gw2 dies after importing the SA, before the client's answer reaches it:
+    gw1 takes the SA back once gw2's lease is gone, and the client stays with gw1.
+netns-params: move hook refuse etcd_down tampered not_asked drain etcd_member strongswan gw2_dies
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import time
 
@@ -36,7 +46,8 @@ from netns import Lab, check, log, netns_param, run_test, tail, wait_until  # no
 from scenario import Ping  # noqa: E402
 from switch_scenarios import nat_mappings  # noqa: E402
 
-PARAMS = ("move", "hook", "refuse", "etcd_down", "tampered", "not_asked")
+PARAMS = ("move", "hook", "refuse", "etcd_down", "tampered", "not_asked", "drain", "etcd_member", "strongswan",
+          "gw2_dies")
 
 
 def established_pair(c: ClusterLab, client) -> tuple[dict, dict]:
@@ -171,8 +182,6 @@ def run_tampered(lab: Lab) -> None:
     records for gw2 are forged from that record's sealed blob: one altered by a bit, one
     unaltered but stored under another SA's name. gw2, released, takes the real one and
     refuses both forgeries (counted); nothing else appears on gw2."""
-    import os
-    import signal
     import threading
     c = ClusterLab(lab)
     c.start_nodes()
@@ -237,11 +246,136 @@ def run_not_asked(lab: Lab) -> None:
     wait_ping(c.ini, CLIENT_INNER, HOST, timeout=10)
 
 
+def run_drain(lab: Lab) -> None:
+    """100 SAs from mobike-bench on gw1 with gw2 up: drain gw1 (all to gw2, none lost,
+    no rekey); gw3 joins; rebalance on gw2 shares them with gw3."""
+    c = ClusterLab(lab)
+    c.start_nodes(("gw1", "gw2"))
+    proc, _ = c.bench(100, hold=14)
+    check(len(c.sas_on("gw1")) == 100, f"gw1 has {len(c.sas_on('gw1'))} SAs, not 100")
+    r = c.nodes["gw1"].ctl("--timeout", "60", "cluster", "drain", "--json", check=False)
+    res = json.loads(r.stdout)
+    log(f"  drain: moved {res.get('moved')}, returned {res.get('returned')}, failed {res.get('failed')}, "
+        f"not asked {res.get('not_asked')} in {res.get('seconds', 0):.2f} s")
+    check(r.returncode == 0 and res.get("moved") == 100, f"drain of gw1: {json.dumps(res)[:2000]}")
+    check(not c.sas_on("gw1"), "gw1 still has SAs after the drain")
+    check(c.status("gw1")["state"] == "drained", f"gw1's state: {c.status('gw1')['state']}")
+    wait_until(lambda: len(c.sas_on("gw2")) == 100, 10, "gw2 holds the 100 SAs")
+    # A node joins; gw1, drained, takes none.
+    c.start_node("gw3")
+    wait_until(lambda: len(c.status("gw2")["nodes"]) == 3, 15, "gw2 sees gw3")
+    wait_until(lambda: next(n for n in c.status("gw2")["nodes"] if n["name"] == "gw3")["state"] == "active", 10,
+               "gw3 active")
+    r = c.nodes["gw2"].ctl("--timeout", "60", "cluster", "rebalance", "--json", check=False)
+    res = json.loads(r.stdout)
+    log(f"  rebalance on gw2: moved {res.get('moved')} in {res.get('seconds', 0):.2f} s")
+    check(r.returncode == 0 and res.get("moved") == 50, f"rebalance: {json.dumps(res)[:2000]}")
+    n2, n3 = len(c.sas_on("gw2")), len(c.sas_on("gw3"))
+    check((n2, n3) == (50, 50), f"after the rebalance gw2 has {n2}, gw3 {n3} SAs")
+    check(not c.sas_on("gw1"), "the drained gw1 received SAs")
+    rep = c.bench_report(proc, 60)
+    log(f"  mobike-bench: held {rep['held']}, moved {rep['moved']}, lost {rep['lost']}, rekeyed {rep['rekeyed']}, "
+        f"at the end {rep['remote_addresses']}")
+    check(rep["held"] == 100 and rep["lost"] == 0 and rep["rekeyed"] == 0, f"mobike-bench: {rep}")
+    check(rep["remote_addresses"] == {GW_PUBLIC["gw2"]: 50, GW_PUBLIC["gw3"]: 50},
+          f"the clients' view of where their SAs are: {rep['remote_addresses']}")
+
+
+def run_etcd_member(lab: Lab) -> None:
+    """Three etcd members; the one the nodes talk to is killed during a drain of 100 SAs
+    to gw2 and gw3: the drain completes, none lost."""
+    c = ClusterLab(lab, etcd_members=3)
+    c.start_nodes()
+    proc, _ = c.bench(100, hold=10)
+    import threading
+    out = {}
+    t = threading.Thread(target=lambda: out.update(
+        r=c.nodes["gw1"].ctl("--timeout", "60", "cluster", "drain", "--json", check=False)))
+    t.start()
+    wait_until(lambda: c.status("gw2")["counters"]["moves_in"] + c.status("gw3")["counters"]["moves_in"] >= 10,
+               20, "the drain under way")
+    c.etcd.kill("e1")
+    t.join(60)
+    r = out["r"]
+    res = json.loads(r.stdout)
+    log(f"  drain with e1 killed: moved {res.get('moved')}, returned {res.get('returned')}, "
+        f"failed {res.get('failed')} in {res.get('seconds', 0):.2f} s")
+    for n in ("gw1", "gw2", "gw3"):
+        log(f"  {n}: etcd {json.dumps(c.status(n)['etcd'])}")
+    check(res.get("moved", 0) + res.get("returned", 0) == 100, f"drain: {json.dumps(res)[:2000]}")
+    check(len(c.sas_on("gw1")) == res.get("returned", 0), f"gw1 holds {len(c.sas_on('gw1'))} SAs")
+    check(len(c.sas_on("gw2")) + len(c.sas_on("gw3")) == res.get("moved", 0), "SAs on gw2 and gw3")
+    rep = c.bench_report(proc, 60)
+    log(f"  mobike-bench: held {rep['held']}, moved {rep['moved']}, lost {rep['lost']}, {rep['remote_addresses']}")
+    check(rep["held"] == 100 and rep["lost"] == 0 and rep["rekeyed"] == 0, f"mobike-bench: {rep}")
+    check(res.get("moved") == 100, f"not every SA moved: {json.dumps(res)[:2000]}")
+
+
+def run_strongswan(lab: Lab) -> None:
+    """A strongSwan client (charon, kernel-libipsec) on gw1: MOBIKE but no switch support.
+    A drain never asks it; its SA stays on gw1 and keeps working."""
+    from netns import Charon, Conn, established, require_strongswan
+    require_strongswan()
+    c = ClusterLab(lab)
+    c.start_nodes()
+    charon = Charon(lab, c.ini).start()
+    charon.load([Conn("home", local_id="swan.cluster.test", remote_id="gw.cluster.test",
+                      local_addrs=[INI_ADDR], remote_addrs=[GW_PUBLIC["gw1"]],
+                      local_ts=[CLIENT_INNER + "/32"], remote_ts=["10.50.0.0/24"])])
+    charon.initiate(child="home")
+    sa = established(charon, "home")
+    wait_ping(c.ini, CLIENT_INNER, HOST)
+    r = c.nodes["gw1"].ctl("cluster", "drain", "--json", check=False)
+    res = json.loads(r.stdout)
+    log(f"  drain: {json.dumps(res)}")
+    check(res.get("not_asked") == 1 and res.get("moved") == 0, f"drain with a strongSwan client: {res}")
+    after = charon.list_sas().get("home")
+    check(after and after.get("state") == "ESTABLISHED" and after.get("remote-host") == GW_PUBLIC["gw1"] and
+          after.get("initiator-spi") == sa.get("initiator-spi"), f"strongSwan's SA after the drain: {after}")
+    check(not c.sas_on("gw2") and not c.sas_on("gw3"), "the strongSwan SA appeared on another node")
+    wait_ping(c.ini, CLIENT_INNER, HOST, timeout=10)
+    text = charon.log_text()
+    check("61440" not in text and "SWITCH" not in text.upper().replace("SWITCHING", ""),
+          "charon saw a switch request")
+
+
+def run_gw2_dies(lab: Lab) -> None:
+    """gw2 imports the SA and asks the client to switch, but the client's answer cannot
+    reach gw2 (dropped at the NAT) and gw2 is killed: once its lease is gone, gw1 takes
+    the SA back; the client, whose update to gw2 goes unanswered, stays with gw1."""
+    c = ClusterLab(lab)
+    c.start_nodes()
+    client = c.client()
+    before, before_gw = established_pair(c, client)
+    wait_ping(c.ini, CLIENT_INNER, HOST)
+    c.nat.iptables("-I", "FORWARD", "-d", GW_PUBLIC["gw2"], "-j", "DROP")
+    import threading
+    out = {}
+    t = threading.Thread(target=lambda: out.update(c.move("gw1", before_gw["id"], "gw2", check_rc=False)))
+    t.start()
+    wait_until(lambda: any(s["spi_i"] == before["spi_i"] for s in c.sas_on("gw2")), 10, "gw2 imported the SA")
+    os.kill(c.nodes["gw2"].proc.pid, signal.SIGKILL)
+    t.join(40)
+    res = out
+    log(f"  cluster move: {json.dumps(res)}")
+    check(res.get("returned") == 1, f"the move to the dead gw2 is not reported returned: {res}")
+    check("gw2 left" in json.dumps(res), f"the reason does not say gw2 left: {res}")
+    c.nat.iptables("-D", "FORWARD", "-d", GW_PUBLIC["gw2"], "-j", "DROP")
+    gw1 = [s for s in c.sas_on("gw1") if s["spi_i"] == before["spi_i"]]
+    check(len(gw1) == 1 and "moving_to" not in gw1[0], f"gw1's copy after the take-back: {gw1}")
+    wait_until(lambda: (s := client.sa("home")) and s["state"] == "ESTABLISHED" and
+               s["remote"]["addr"] == GW_PUBLIC["gw1"] and s["spi_i"] == before["spi_i"], 40,
+               "the client back on gw1 with the same SA")
+    wait_ping(c.ini, CLIENT_INNER, HOST, timeout=20)
+
+
 def test(lab: Lab) -> None:
     p = netns_param(PARAMS)
     {"move": lambda: run_move(lab, "proxy_arp"), "hook": lambda: run_move(lab, "hook"),
      "refuse": lambda: run_refuse(lab), "etcd_down": lambda: run_etcd_down(lab),
-     "tampered": lambda: run_tampered(lab), "not_asked": lambda: run_not_asked(lab)}[p]()
+     "tampered": lambda: run_tampered(lab), "not_asked": lambda: run_not_asked(lab),
+     "drain": lambda: run_drain(lab), "etcd_member": lambda: run_etcd_member(lab),
+     "strongswan": lambda: run_strongswan(lab), "gw2_dies": lambda: run_gw2_dies(lab)}[p]()
 
 
 if __name__ == "__main__":
