@@ -432,7 +432,7 @@ constexpr Key<L> kClusterKeys[] = {
          c.cluster.rebalance_tolerance = static_cast<std::uint32_t>(*n);
      }},
     {"return_traffic", R"("proxy_arp")",
-     R"(how traffic for a taken-over SA's old address reaches its new node: "proxy_arp", "hook" or "none" (the default))",
+     R"(how the LAN's traffic to a client's inner addresses follows its SA: "proxy_arp", "hook" or "none" (the default))",
      [](const Value& v, L& c) {
        auto s = v.string();
        if (!s) return;
@@ -452,7 +452,7 @@ constexpr Key<L> kClusterKeys[] = {
      [](const Value& v, L& c) { interface_name(v, c.cluster.lan_interface); }},
     {.name = "hook",
      .example = R"("/usr/local/sbin/mobiked-moved")",
-     .doc = "hook: the command run on every ownership change",
+     .doc = "hook: run by /bin/sh when a Child SA arrives or leaves (MOBIKED_VERB=take|release, MOBIKED_REMOTE_TS, ...)",
      .parse =
          [](const Value& v, L& c) {
            auto s = v.string();
@@ -463,7 +463,7 @@ constexpr Key<L> kClusterKeys[] = {
              c.cluster.hook = *s;
          },
      .commented_out = true},
-    {"move_timeout", R"("60s")", "a move of an SA that takes longer is reported failed",
+    {"move_timeout", R"("60s")", "a cluster command answers by then with moves still under way as pending; etcd writes and waits give up after it",
      [](const Value& v, L& c) {
        auto d = v.duration();
        if (!d) return;
