@@ -88,6 +88,8 @@ class Engine final : private Services {
   // the exchange in flight). From then on the SA answers and sends nothing, and each
   // Child SA gets a kSuspendOutbound operation: apply those before reading the Child
   // SAs' EspState for the snapshot (docs/cluster.md: never two senders on one key).
+  // Should the peer answer the new owner's first request here and stay, the engine
+  // reports it (EventKind::kHandoffAnswered).
   Expected<IkeSaSnapshot, std::string> export_sa(std::uint64_t ike_sa_id, TimePoint now);
   // The move failed: a quiesced or exported SA runs here again (its Child SAs send again).
   bool resume(std::uint64_t ike_sa_id, TimePoint now);
@@ -154,6 +156,7 @@ class Engine final : private Services {
     send(sa, local, remote, std::move(data));
   }
   void service_timers(IkeSa& sa);
+  void handed_over(IkeSa& sa, const wire::Message& m, ByteView data);
   void kill(IkeSa& sa, bool failed, const std::string& why);
   void reschedule(IkeSa& sa);
   void reap();

@@ -160,6 +160,7 @@ struct IkeSa {
   bool doomed = false;     // handed to the engine's reaper
   Handoff handoff = Handoff::kNone;
   bool handoff_answered = false;  // exported: a response to next_request_mid arrived here
+  bool handoff_reported = false;  // ... and kHandoffAnswered went out
   Endpoint init_remote;    // responder: where the IKE_SA_INIT came from (its index key)
 
   ChildSa* find_child_by_inbound(std::uint32_t spi);
