@@ -145,15 +145,15 @@ void Node::try_export(Outgoing& o, TimePoint now) {
   o.exported = true;
   o.retry_at = TimePoint::max();
   o.blob = *blob;
-  write(o.key, encode_record({SaRecord::Phase::kMoving, o.to, config_.name, std::move(*blob)}));
+  o.moving_tag = write(o.key, encode_record({SaRecord::Phase::kMoving, o.to, config_.name, std::move(*blob)}));
 }
 
 std::uint64_t Node::write(const std::string& key, std::optional<Bytes> value) {
   StoreWrite w;
   w.tag = next_tag_++;
   w.key = key;
-  auto it = revisions_.find(key);
-  w.expect = it == revisions_.end() ? 0 : it->second;
+  auto it = seen_.find(key);
+  w.expect = it == seen_.end() ? 0 : it->second.mod;
   w.put = value;
   pending_writes_[w.tag] = {key, std::move(value)};
   writes_.push_back(std::move(w));
@@ -165,26 +165,36 @@ void Node::on_write_result(const StoreWriteResult& r, TimePoint now) {
   if (it == pending_writes_.end()) return;
   const std::string key = it->second.first;
   pending_writes_.erase(it);
-  if (r.succeeded) {
-    revisions_[key] = r.revision;
+  // The watch may have told us of later changes already: the result must not hide them.
+  if (Seen& k = seen_[key]; r.succeeded && r.revision > k.at) k = {r.revision, r.revision};
+
+  if (auto o = outgoing_.find(key); o != outgoing_.end() && r.tag == o->second.moving_tag) {
+    if (!r.succeeded) {
+      // Someone else changed the key since we last saw it: one owner at a time.
+      engine_.resume(o->second.ike_sa_id, now);
+      const auto id = o->second.ike_sa_id;
+      const auto to = o->second.to;
+      outgoing_.erase(o);
+      finish(id, to, MoveOutcome::Result::kFailed, "the SA's record changed meanwhile (another node wrote it)");
+    }
     return;
   }
-  // Someone else changed the key since we last saw it: one owner at a time.
-  if (auto o = outgoing_.find(key); o != outgoing_.end()) {
-    engine_.resume(o->second.ike_sa_id, now);
-    const auto id = o->second.ike_sa_id;
-    const auto to = o->second.to;
-    outgoing_.erase(o);
-    finish(id, to, MoveOutcome::Result::kFailed, "the SA's record changed meanwhile (another node wrote it)");
-  } else {
-    log(ike::LogLevel::kWarn, key + ": a write lost against another node's");
+  if (auto in = incoming_.find(key); in != incoming_.end() && r.tag == in->second.owned_tag) {
+    if (!r.succeeded) return withdraw(key, "the record changed before ours (" + in->second.from + " took it back)", now);
+    // Ours for good: only now may its Child SAs send (Engine::import_sa).
+    engine_.confirm_import(in->second.ike_sa_id, now);
+    stats_.moves_in++;
+    log(ike::LogLevel::kInfo, key + " taken over from " + in->second.from);
+    incoming_.erase(in);
+    return;
   }
+  if (!r.succeeded) log(ike::LogLevel::kWarn, key + ": a write lost against another node's");
 }
 
 void Node::on_store_event(const StoreEvent& e, TimePoint now) {
   const std::string sas = config_.prefix + "sas/";
   if (e.key.compare(0, sas.size(), sas) != 0) return;
-  revisions_[e.key] = e.value ? e.mod_revision : 0;
+  if (Seen& k = seen_[e.key]; e.mod_revision >= k.at) k = {e.mod_revision, e.value ? e.mod_revision : 0};
   if (!e.value) return;
   auto rec = decode_record(*e.value);
   if (!rec) {
@@ -192,11 +202,15 @@ void Node::on_store_event(const StoreEvent& e, TimePoint now) {
     log(ike::LogLevel::kWarn, e.key + ": " + rec.error());
     return;
   }
+  auto o = outgoing_.find(e.key);
   if (rec->phase == SaRecord::Phase::kMoving && rec->owner == config_.name && !incoming_.count(e.key)) {
     import(e.key, *rec, e.mod_revision, now);
+  } else if (incoming_.count(e.key) && rec->owner != config_.name) {
+    // The node it came from took it back.
+    withdraw(e.key, rec->owner + " took it back" + (rec->detail.empty() ? "" : ": " + rec->detail), now);
   } else if (rec->phase == SaRecord::Phase::kOwned && rec->owner != config_.name) {
     // The new owner has it: ours goes, without a DELETE.
-    if (auto o = outgoing_.find(e.key); o != outgoing_.end() && o->second.exported) {
+    if (o != outgoing_.end() && o->second.exported) {
       engine_.release(o->second.ike_sa_id, now);
       auto id = o->second.ike_sa_id;
       auto to = o->second.to;
@@ -235,21 +249,28 @@ void Node::import(const std::string& key, const SaRecord& r, std::int64_t, TimeP
 }
 
 void Node::on_engine_event(const ike::Event& e, TimePoint now) {
+  if (e.kind == ike::EventKind::kIkeRekeyed) {
+    // The peer rekeyed an imported SA before we confirmed it: its successor holds the
+    // Child SAs now.
+    for (auto& [k, in] : incoming_)
+      if (in.ike_sa_id == e.replaces) in.ike_sa_id = e.ike_sa_id;
+    return;
+  }
   const bool died = e.kind == ike::EventKind::kIkeFailed || e.kind == ike::EventKind::kIkeDeleted;
   const bool switched = e.kind == ike::EventKind::kSwitchSucceeded;
   if (!died && !switched && e.kind != ike::EventKind::kSwitchRefused && e.kind != ike::EventKind::kSwitchFailed)
     return;
   auto it = std::find_if(incoming_.begin(), incoming_.end(),
                          [&](const auto& kv) { return kv.second.ike_sa_id == e.ike_sa_id; });
-  if (it == incoming_.end()) return;
+  // Switched already: the {owned} write in flight decides.
+  if (it == incoming_.end() || it->second.owned_tag) return;
   const std::string key = it->first, from = it->second.from;
-  incoming_.erase(it);
   if (switched) {
-    stats_.moves_in++;
-    log(ike::LogLevel::kInfo, key + " taken over from " + from);
-    write(key, encode_record({SaRecord::Phase::kOwned, config_.name, {}, {}, {}}));
+    log(ike::LogLevel::kInfo, key + ": the client follows; claiming it from " + from);
+    it->second.owned_tag = write(key, encode_record({SaRecord::Phase::kOwned, config_.name, {}, {}, {}}));
     return;
   }
+  incoming_.erase(it);
   // Not followed: until the switch we only sent that one request, so the first node's
   // copy is the SA as the client knows it. Ours goes, silently.
   const std::string why = std::string(died ? "the SA failed here: "
@@ -271,6 +292,17 @@ void Node::take_back(const std::string& key, const SaRecord& r, TimePoint now) {
   engine_.resume(id, now);
   write(key, encode_record({SaRecord::Phase::kOwned, config_.name, {}, {}, {}}));
   finish(id, to, MoveOutcome::Result::kReturned, "returned by " + r.from + (r.detail.empty() ? "" : ": " + r.detail));
+}
+
+void Node::withdraw(const std::string& key, const std::string& why, TimePoint now) {
+  auto in = incoming_.find(key);
+  if (in == incoming_.end()) return;
+  const std::uint64_t id = in->second.ike_sa_id;
+  incoming_.erase(in);
+  // Never confirmed, so its Child SAs never sent: the copy goes without a trace.
+  engine_.release(id, now);
+  stats_.withdrawn++;
+  log(ike::LogLevel::kWarn, key + " dropped: " + why);
 }
 
 void Node::on_timeout(TimePoint now) {

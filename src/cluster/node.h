@@ -10,11 +10,12 @@
 //     at the revision A last saw (one owner at a time).
 //  2. B sees the record, opens and imports it, and asks the client to switch to B's
 //     address, sending from A's (the client's NAT knows that one).
-//  3. Switched: B writes {owned, owner B}; A, seeing it, releases S without a DELETE.
-//     Not switched (refused, no answer, S failed on B) or not importable: B forgets S
-//     silently and writes {returned, owner A, why}; A resumes S. Until the switch B sent
-//     nothing but its switch request, so A's copy is S as the client knows it (if the
-//     client answered that request, a refusal, A saw the answer and skips its ID).
+//  3. Switched: B writes {owned, owner B}, and once that write has won its Child SAs
+//     send; A, seeing the record, releases S without a DELETE. Not switched (refused, no
+//     answer, S failed on B) or not importable: B forgets S silently and writes
+//     {returned, owner A, why}; A resumes S. Until the switch B sent nothing but its
+//     switch request, so A's copy is S as the client knows it (if the client answered
+//     that request, A saw the answer and skips its ID).
 #pragma once
 
 #include <cstdint>
@@ -93,6 +94,7 @@ const char* to_string(MoveOutcome::Result r);
 
 struct NodeStats {
   std::uint64_t moves_out = 0, moves_in = 0, returned = 0, failed = 0;
+  std::uint64_t withdrawn = 0;   // imports dropped because the node the SA came from took it back
   std::uint64_t blobs_refused = 0;   // did not open: altered, other key, unknown format
   std::uint64_t records_refused = 0; // malformed records under sas/
 };
@@ -128,17 +130,26 @@ class Node {
     bool exported = false;
     Bytes blob;  // what we wrote: a return of exactly this resumes the SA as it is
     TimePoint retry_at = TimePoint::max();  // the next export attempt
+    std::uint64_t moving_tag = 0;  // the {moving} write
   };
-  // An SA arriving here: imported, its switch under way.
+  // An SA arriving here: imported, its switch under way, then its {owned} write.
   struct Incoming {
     std::uint64_t ike_sa_id = 0;
     std::string from;
     std::string key;
+    std::uint64_t owned_tag = 0;  // switched: the {owned} write in flight
+  };
+  // What the node knows of a key: the store revision of the last change it saw, and
+  // the key's modification revision after it (0: absent), the one writes compare on.
+  struct Seen {
+    std::int64_t at = 0;
+    std::int64_t mod = 0;
   };
 
   void try_export(Outgoing& o, TimePoint now);
   void import(const std::string& key, const SaRecord& r, std::int64_t revision, TimePoint now);
   void take_back(const std::string& key, const SaRecord& r, TimePoint now);
+  void withdraw(const std::string& key, const std::string& why, TimePoint now);
   struct ExportFailure {
     std::string why;
     bool transient = false;  // an exchange in flight: worth trying again shortly
@@ -158,7 +169,7 @@ class Node {
   ike::LogSink log_;
   std::map<std::string, Outgoing> outgoing_;  // by key
   std::map<std::string, Incoming> incoming_;  // by key
-  std::map<std::string, std::int64_t> revisions_;  // the last modification revision seen per key
+  std::map<std::string, Seen> seen_;
   std::map<std::uint64_t, std::pair<std::string, std::optional<Bytes>>> pending_writes_;  // tag -> key, value
   std::uint64_t next_tag_ = 1;
   std::vector<StoreWrite> writes_;

@@ -99,8 +99,13 @@ class Engine final : private Services {
   // IkeSa::handoff_answered) skips that Message ID.
   bool release(std::uint64_t ike_sa_id, TimePoint now);
   // Continues an SA another engine exported: every Child SA needs its EspState. Returns
-  // the SA's id here.
+  // the SA's id here. The IKE SA runs at once (it must make the peer follow), but its
+  // Child SAs are installed receive-only until confirm_import(): the old node may
+  // still take the SA back and send from the same sequence numbers.
   Expected<std::uint64_t, std::string> import_sa(const IkeSaSnapshot& snapshot, TimePoint now);
+  // The imported SA is ours for good (the cluster store says so): its Child SAs send.
+  // False if there is no such SA or nothing of it was held back.
+  bool confirm_import(std::uint64_t ike_sa_id, TimePoint now);
 
   // --- outputs
   std::optional<TimePoint> next_timeout();

@@ -32,6 +32,7 @@ std::string busy(const IkeSa& sa) {
     if (c.state != ChildState::kInstalled) return "Child SA " + c.name + " is " + std::string(to_string(c.state));
     if (c.rekeyed_to || c.peer_rekeyed_to) return "Child SA " + c.name + " is being rekeyed";
     if (c.outbound_deferred) return "Child SA " + c.name + " waits for the rekey's delete";
+    if (c.outbound_held) return "Child SA " + c.name + " came from another node and is not confirmed here yet";
   }
   return {};
 }
@@ -157,6 +158,20 @@ bool Engine::resume(std::uint64_t id, TimePoint now) {
   return true;
 }
 
+bool Engine::confirm_import(std::uint64_t id, TimePoint now) {
+  now_ = now;
+  IkeSa* sa = find_sa(id);
+  if (!sa || sa->state == IkeState::kDead) return false;
+  bool held = false;
+  for (auto& c : sa->children) {
+    if (!c.outbound_held) continue;
+    held = true;
+    c.outbound_held = false;
+    dataplane(dataplane_op(DataplaneOp::Kind::kActivateOutbound, *sa, c));
+  }
+  return held;
+}
+
 bool Engine::release(std::uint64_t id, TimePoint now) {
   now_ = now;
   IkeSa* sa = find_sa(id);
@@ -250,6 +265,9 @@ Expected<std::uint64_t, std::string> Engine::import_sa(const IkeSaSnapshot& s, T
     op.remote_ts = c.remote_ts;
     op.keys = c.keys;
     op.resume = cs.esp;
+    // The node it came from continues from the same sequence numbers if the move fails:
+    // until the move is settled only one of us may send (docs/cluster.md).
+    op.outbound_deferred = c.outbound_held = true;
     dataplane(std::move(op));
     sa.children.push_back(std::move(c));
   }

@@ -54,6 +54,9 @@ struct ChildSa {
   Bytes peer_rekey_min_nonce;
   const ChildConfig* config = nullptr;
   bool outbound_deferred = false;  // see DataplaneOp::outbound_deferred
+  // Imported from another node and not yet confirmed as ours (Engine::confirm_import):
+  // installed receive-only, so that the node the SA came from may still take it back.
+  bool outbound_held = false;
 };
 
 // Everything the IKE SA needs for the SK payload once keys exist.

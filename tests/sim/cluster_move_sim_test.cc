@@ -3,7 +3,10 @@
 // a live SA to node B (198.51.100.20), the client behind the restricted-cone NAT
 // follows; a client that refuses, an SA busy with an exchange, a blob sealed with
 // another key and a record changed under the mover are each handled without losing the
-// SA.
+// SA. Throughout every test, no two nodes send on one Child SA.
+#include <algorithm>
+#include <set>
+
 #include "cluster/node.h"
 #include "switch_helpers.h"
 
@@ -48,6 +51,21 @@ class FakeStore {
     }
   }
 };
+
+// The outbound SPIs a host's data plane sends on, from the operations it was given.
+std::set<std::uint32_t> sending(const Host& h) {
+  std::map<std::uint64_t, std::pair<std::uint32_t, bool>> children;  // id -> (SPI out, sends)
+  for (const auto& op : h.dataplane) {
+    using K = ike::DataplaneOp::Kind;
+    if (op.kind == K::kInstall) children[op.child_sa_id] = {op.spi_out, !op.outbound_deferred};
+    if (op.kind == K::kActivateOutbound) children[op.child_sa_id] = {op.spi_out, true};
+    if (op.kind == K::kSuspendOutbound || op.kind == K::kDelete) children[op.child_sa_id] = {op.spi_out, false};
+  }
+  std::set<std::uint32_t> out;
+  for (const auto& [id, c] : children)
+    if (c.second) out.insert(c.first);
+  return out;
+}
 
 cluster::ClusterKey key_of(std::uint8_t seed) {
   cluster::ClusterKey k{};
@@ -120,6 +138,11 @@ class ClusterMove : public ::testing::Test {
         auto o = n->take_outcomes();
         outcomes.insert(outcomes.end(), o.begin(), o.end());
       }
+      // Never two senders on one key (docs/cluster.md), at any moment of any move.
+      std::set<std::uint32_t> both;
+      auto on_a = sending(*s.p.res), on_b = sending(*b);
+      std::set_intersection(on_a.begin(), on_a.end(), on_b.begin(), on_b.end(), std::inserter(both, both.end()));
+      if (!both.empty() && !two_senders++) ADD_FAILURE() << "A and B both send on Child SA " << *both.begin();
     }
   }
   bool run_until(const std::function<bool()>& cond, Duration limit = seconds(20)) {
@@ -136,6 +159,7 @@ class ClusterMove : public ::testing::Test {
   }
 
   ~ClusterMove() override {
+    EXPECT_EQ(two_senders, 0u);
     if (!HasFailure()) return;
     for (const auto& l : b->log) std::fprintf(stderr, "  gw-b: %s\n", l.c_str());
     for (const auto& o : outcomes) std::fprintf(stderr, "  outcome: %s %s\n", to_string(o.result), o.detail.c_str());
@@ -147,6 +171,7 @@ class ClusterMove : public ::testing::Test {
   std::unique_ptr<Node> node_a, node_b;
   std::map<Host*, std::size_t> events_seen;
   std::vector<MoveOutcome> outcomes;
+  std::size_t two_senders = 0;
 };
 
 TEST_F(ClusterMove, ALiveSaMovesAndTheClientFollowsThroughItsNat) {
@@ -174,6 +199,8 @@ TEST_F(ClusterMove, ALiveSaMovesAndTheClientFollowsThroughItsNat) {
   EXPECT_EQ(only_sa(*b)->remote, s.ini_public);
   EXPECT_EQ(node_a->stats().moves_out, 1u);
   EXPECT_EQ(node_b->stats().moves_in, 1u);
+  EXPECT_TRUE(sending(*s.p.res).empty());
+  EXPECT_FALSE(sending(*b).empty()) << "B's claim won, yet its Child SA does not send";
 
   // And back again, B to A: the record's revision is B's now.
   ASSERT_TRUE(node_b->move(only_sa(*b)->id, "a", s.p.net.now()));

@@ -111,6 +111,13 @@ TEST_F(Handoff, TheClientFollowsTheSaToAnotherNodeThroughItsNat) {
   EXPECT_EQ(install.kind, DataplaneOp::Kind::kInstall);
   EXPECT_EQ(install.spi_in, before.child_out);
   EXPECT_TRUE(install.resume.has_value());
+  // Receive-only until the cluster confirms B owns it (A could still take it back).
+  EXPECT_TRUE(install.outbound_deferred);
+  ASSERT_TRUE(b->engine->confirm_import(sa_on(*b)->id, now()));
+  s.p.net.collect(*b);
+  EXPECT_EQ(b->dataplane.back().kind, DataplaneOp::Kind::kActivateOutbound);
+  EXPECT_EQ(b->dataplane.back().spi_in, before.child_out);
+  EXPECT_FALSE(b->engine->confirm_import(sa_on(*b)->id, now())) << "confirmed twice";
 
   // B's switch request left from A's address (so that it passed the client's NAT); the
   // client's update went to B.
