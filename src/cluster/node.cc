@@ -176,12 +176,23 @@ void Node::on_write_result(const StoreWriteResult& r, TimePoint now) {
       const auto to = o->second.to;
       outgoing_.erase(o);
       finish(id, to, MoveOutcome::Result::kFailed, "the SA's record changed meanwhile (another node wrote it)");
+      return;
     }
+    o->second.moving_written = true;
+    if (auto rec = std::exchange(o->second.reclaim, std::nullopt))
+      reclaim(o->second, std::move(*rec), std::move(o->second.reclaim_detail));
+    return;
+  } else if (o != outgoing_.end() && r.tag == o->second.reclaim_tag) {
+    if (r.succeeded) return reclaimed(key, now);
+    // The new node wrote first: {owned} (it has the client) or {returned} (it gave up).
+    // Its record, from the watch, decides as it would have without us.
+    o->second.reclaim_tag = 0;
+    log(ike::LogLevel::kInfo, key + ": " + o->second.to + " wrote the SA's record first; following it");
     return;
   }
   if (auto in = incoming_.find(key); in != incoming_.end() && r.tag == in->second.owned_tag) {
     if (!r.succeeded) return withdraw(key, "the record changed before ours (" + in->second.from + " took it back)", now);
-    // Ours for good: only now may its Child SAs send (Engine::import_sa).
+    // Ours for good: only now may its Child SAs send (see reclaim()).
     engine_.confirm_import(in->second.ike_sa_id, now);
     stats_.moves_in++;
     log(ike::LogLevel::kInfo, key + " taken over from " + in->second.from);
@@ -203,10 +214,15 @@ void Node::on_store_event(const StoreEvent& e, TimePoint now) {
     return;
   }
   auto o = outgoing_.find(e.key);
+  if (o != outgoing_.end() && o->second.reclaim_tag) {
+    // Our own take-back, reported by the watch before the write's result.
+    if (auto w = pending_writes_.find(o->second.reclaim_tag); w != pending_writes_.end() && w->second.second == *e.value)
+      return reclaimed(e.key, now);
+  }
   if (rec->phase == SaRecord::Phase::kMoving && rec->owner == config_.name && !incoming_.count(e.key)) {
     import(e.key, *rec, e.mod_revision, now);
   } else if (incoming_.count(e.key) && rec->owner != config_.name) {
-    // The node it came from took it back.
+    // The node it came from took it back (the client stayed there).
     withdraw(e.key, rec->owner + " took it back" + (rec->detail.empty() ? "" : ": " + rec->detail), now);
   } else if (rec->phase == SaRecord::Phase::kOwned && rec->owner != config_.name) {
     // The new owner has it: ours goes, without a DELETE.
@@ -256,6 +272,15 @@ void Node::on_engine_event(const ike::Event& e, TimePoint now) {
       if (in.ike_sa_id == e.replaces) in.ike_sa_id = e.ike_sa_id;
     return;
   }
+  if (e.kind == ike::EventKind::kHandoffAnswered) {
+    auto o = std::find_if(outgoing_.begin(), outgoing_.end(),
+                          [&](const auto& kv) { return kv.second.ike_sa_id == e.ike_sa_id; });
+    if (o == outgoing_.end() || !o->second.exported) return;
+    const ike::IkeSa* sa = engine_.find_ike_sa(e.ike_sa_id);
+    std::string why = "the client answered at " + (sa ? sa->local.address.to_string() : std::string("our address")) +
+                      ": " + e.detail;
+    return reclaim(o->second, {SaRecord::Phase::kReturned, config_.name, o->second.to, {}, why}, why);
+  }
   const bool died = e.kind == ike::EventKind::kIkeFailed || e.kind == ike::EventKind::kIkeDeleted;
   const bool switched = e.kind == ike::EventKind::kSwitchSucceeded;
   if (!died && !switched && e.kind != ike::EventKind::kSwitchRefused && e.kind != ike::EventKind::kSwitchFailed)
@@ -292,6 +317,37 @@ void Node::take_back(const std::string& key, const SaRecord& r, TimePoint now) {
   engine_.resume(id, now);
   write(key, encode_record({SaRecord::Phase::kOwned, config_.name, {}, {}, {}}));
   finish(id, to, MoveOutcome::Result::kReturned, "returned by " + r.from + (r.detail.empty() ? "" : ": " + r.detail));
+}
+
+void Node::reclaim(Outgoing& o, SaRecord record, std::string detail) {
+  if (o.reclaim || o.reclaim_tag) return;  // taking it back already
+  o.reclaim_detail = std::move(detail);
+  if (!o.moving_written) {
+    // The compare must be on our {moving} record's revision: wait for it.
+    o.reclaim = std::move(record);
+    return;
+  }
+  // Never two senders on one key: we take the SA back without the new node's word, so
+  // the store decides. We resume only once this write, compared on the revision of our
+  // {moving} record, has won; from then on the new node's {owned} write, compared on the
+  // same revision, fails, and it drops its copy on that failure or on seeing this
+  // record. Until its own write has won, its copy sends no ESP (Engine::import_sa holds
+  // the Child SAs receive-only) and its IKE messages carry random IVs, so while both
+  // copies exist only one sends under the SA's keys. If its write won first, ours fails
+  // and its record is followed as without us: {owned} releases ours, {returned} resumes it.
+  o.reclaim_tag = write(o.key, encode_record(record));
+}
+
+void Node::reclaimed(const std::string& key, TimePoint now) {
+  auto o = outgoing_.find(key);
+  if (o == outgoing_.end()) return;
+  const std::uint64_t id = o->second.ike_sa_id;
+  const std::string to = o->second.to, why = o->second.reclaim_detail;
+  outgoing_.erase(o);
+  engine_.resume(id, now);
+  stats_.taken_back++;
+  log(ike::LogLevel::kInfo, key + " taken back from " + to + ": " + why);
+  finish(id, to, MoveOutcome::Result::kReturned, why);
 }
 
 void Node::withdraw(const std::string& key, const std::string& why, TimePoint now) {

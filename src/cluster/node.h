@@ -16,6 +16,10 @@
 //     {returned, owner A, why}; A resumes S. Until the switch B sent nothing but its
 //     switch request, so A's copy is S as the client knows it (if the client answered
 //     that request, A saw the answer and skips its ID).
+//  4. The client answers B's request at A's address and stays there (a refusal): A
+//     does not wait for B but takes S back itself — it writes {returned, owner A} on
+//     the revision of its {moving} record and resumes S once that write has won; B,
+//     seeing the record, drops its copy.
 #pragma once
 
 #include <cstdint>
@@ -94,6 +98,7 @@ const char* to_string(MoveOutcome::Result r);
 
 struct NodeStats {
   std::uint64_t moves_out = 0, moves_in = 0, returned = 0, failed = 0;
+  std::uint64_t taken_back = 0;  // moves this node ended itself: the client stayed
   std::uint64_t withdrawn = 0;   // imports dropped because the node the SA came from took it back
   std::uint64_t blobs_refused = 0;   // did not open: altered, other key, unknown format
   std::uint64_t records_refused = 0; // malformed records under sas/
@@ -131,6 +136,12 @@ class Node {
     Bytes blob;  // what we wrote: a return of exactly this resumes the SA as it is
     TimePoint retry_at = TimePoint::max();  // the next export attempt
     std::uint64_t moving_tag = 0;  // the {moving} write
+    bool moving_written = false;   // ... has won: its revision is the one we compare on
+    // Taking the SA back ourselves (reclaim()): the record to write once moving_written,
+    // then that write in flight, and the outcome's detail.
+    std::optional<SaRecord> reclaim;
+    std::uint64_t reclaim_tag = 0;
+    std::string reclaim_detail;
   };
   // An SA arriving here: imported, its switch under way, then its {owned} write.
   struct Incoming {
@@ -149,6 +160,8 @@ class Node {
   void try_export(Outgoing& o, TimePoint now);
   void import(const std::string& key, const SaRecord& r, std::int64_t revision, TimePoint now);
   void take_back(const std::string& key, const SaRecord& r, TimePoint now);
+  void reclaim(Outgoing& o, SaRecord record, std::string detail);
+  void reclaimed(const std::string& key, TimePoint now);
   void withdraw(const std::string& key, const std::string& why, TimePoint now);
   struct ExportFailure {
     std::string why;
