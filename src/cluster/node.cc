@@ -222,7 +222,7 @@ void Node::on_store_event(const StoreEvent& e, TimePoint now) {
   if (rec->phase == SaRecord::Phase::kMoving && rec->owner == config_.name && !incoming_.count(e.key)) {
     import(e.key, *rec, e.mod_revision, now);
   } else if (incoming_.count(e.key) && rec->owner != config_.name) {
-    // The node it came from took it back (the client stayed there).
+    // The node it came from took it back (the client stayed there, or it thought us gone).
     withdraw(e.key, rec->owner + " took it back" + (rec->detail.empty() ? "" : ": " + rec->detail), now);
   } else if (rec->phase == SaRecord::Phase::kOwned && rec->owner != config_.name) {
     // The new owner has it: ours goes, without a DELETE.
@@ -359,6 +359,25 @@ void Node::withdraw(const std::string& key, const std::string& why, TimePoint no
   engine_.release(id, now);
   stats_.withdrawn++;
   log(ike::LogLevel::kWarn, key + " dropped: " + why);
+}
+
+void Node::on_node_gone(const std::string& node, TimePoint now) {
+  std::vector<std::string> keys;
+  for (const auto& [k, o] : outgoing_)
+    if (o.to == node) keys.push_back(k);
+  for (const auto& k : keys) {
+    Outgoing& o = outgoing_.at(k);
+    if (o.exported) {
+      const std::string why = node + " left the cluster during the move";
+      reclaim(o, {SaRecord::Phase::kOwned, config_.name, {}, {}, {}}, why);
+      continue;
+    }
+    // Nothing left this node yet: the SA runs on as if never asked to move.
+    const auto id = o.ike_sa_id;
+    outgoing_.erase(k);
+    engine_.resume(id, now);
+    finish(id, node, MoveOutcome::Result::kFailed, "not moved: " + node + " left the cluster");
+  }
 }
 
 void Node::on_timeout(TimePoint now) {

@@ -16,10 +16,10 @@
 //     {returned, owner A, why}; A resumes S. Until the switch B sent nothing but its
 //     switch request, so A's copy is S as the client knows it (if the client answered
 //     that request, A saw the answer and skips its ID).
-//  4. The client answers B's request at A's address and stays there (a refusal): A
-//     does not wait for B but takes S back itself — it writes {returned, owner A} on
-//     the revision of its {moving} record and resumes S once that write has won; B,
-//     seeing the record, drops its copy.
+//  4. The client answers B's request at A's address and stays there (a refusal), or B
+//     leaves the cluster: A does not wait for B but takes S back itself — it writes
+//     {returned, owner A} resp. {owned, owner A} on the revision of its {moving} record
+//     and resumes S once that write has won; B, seeing the record, drops its copy.
 #pragma once
 
 #include <cstdint>
@@ -98,7 +98,7 @@ const char* to_string(MoveOutcome::Result r);
 
 struct NodeStats {
   std::uint64_t moves_out = 0, moves_in = 0, returned = 0, failed = 0;
-  std::uint64_t taken_back = 0;  // moves this node ended itself: the client stayed
+  std::uint64_t taken_back = 0;  // moves this node ended itself: the client stayed, or the new node left
   std::uint64_t withdrawn = 0;   // imports dropped because the node the SA came from took it back
   std::uint64_t blobs_refused = 0;   // did not open: altered, other key, unknown format
   std::uint64_t records_refused = 0; // malformed records under sas/
@@ -115,6 +115,16 @@ class Node {
   void on_store_event(const StoreEvent& e, TimePoint now);
   void on_write_result(const StoreWriteResult& r, TimePoint now);
   void on_engine_event(const ike::Event& e, TimePoint now);
+  // `node` left the cluster (the daemon saw <prefix>nodes/<node> deleted: its lease
+  // expired, or it left). Moves to it end here: one not exported yet fails and the SA
+  // runs on; an exported one comes back (written {owned, owner us} on the revision of
+  // our {moving} record), unless the record shows that node got the SA first, which is
+  // then followed. Known limitation: if the client had already followed that node
+  // before it went, our copy is stale — failover (RFC 6311) covers that case.
+  // Node does not know the cluster's members: the caller must not move() to a node it
+  // knows is gone — nothing would import the SA, and the move would wait, the SA
+  // exported, until this call.
+  void on_node_gone(const std::string& node, TimePoint now);
   void on_timeout(TimePoint now);
   std::optional<TimePoint> next_timeout() const;
 

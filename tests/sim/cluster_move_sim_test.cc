@@ -2,8 +2,8 @@
 // with etcd's compare-and-put semantics (docs/cluster.md): node A (198.51.100.10) hands
 // a live SA to node B (198.51.100.20), the client behind the restricted-cone NAT
 // follows; a client that refuses, an SA busy with an exchange, a blob sealed with
-// another key and a record changed under the mover are each handled without losing
-// the SA. Throughout every test, no two nodes send on
+// another key, a record changed under the mover and a new node that leaves mid-move
+// are each handled without losing the SA. Throughout every test, no two nodes send on
 // one Child SA.
 #include <algorithm>
 #include <set>
@@ -122,10 +122,13 @@ class ClusterMove : public ::testing::Test {
   }
 
   // Moves everything along once: node timers, engine events into the nodes, store
-  // writes, their results and the watch events. Writes held back wait in `held`.
+  // writes, their results and the watch events. A node that is gone takes part in
+  // none of it; writes held back wait in `held`.
   void pump() {
     const TimePoint now = s.p.net.now();
-    std::pair<Host*, Node*> pairs[] = {{s.p.res, node_a.get()}, {b, node_b.get()}};
+    std::vector<std::pair<Host*, Node*>> pairs;
+    for (auto [h, n] : {std::pair{s.p.res, node_a.get()}, std::pair{b, node_b.get()}})
+      if (!gone.count(n)) pairs.emplace_back(h, n);
     for (int round = 0; round < 4; ++round) {
       for (auto& deliver : std::exchange(late, {})) deliver();
       for (auto [h, n] : pairs) {
@@ -142,9 +145,11 @@ class ClusterMove : public ::testing::Test {
       if (!hold_writes) {
         // The store orders concurrent writes as it likes; a test may say who comes first.
         std::stable_partition(held.begin(), held.end(), [&](const auto& w) { return w.first == first_writer; });
-        for (auto& [n, w] : std::exchange(held, {})) store.apply(*n, w, results, events);
+        for (auto& [n, w] : std::exchange(held, {}))
+          if (!gone.count(n)) store.apply(*n, w, results, events);
       }
       for (auto& [n, r] : results) {
+        if (gone.count(n)) continue;
         if (n == late_watcher)
           late.push_back([n, r, now] { n->on_write_result(r, now); });
         else
@@ -171,6 +176,11 @@ class ClusterMove : public ::testing::Test {
   }
   std::size_t held_from(const Node* n) const {
     return static_cast<std::size_t>(std::count_if(held.begin(), held.end(), [&](const auto& w) { return w.first == n; }));
+  }
+  // The record's latest value as the watch reported it (for a node that missed it).
+  cluster::StoreEvent record_event() const {
+    const auto& [k, e] = *store.kv.begin();
+    return {k, e.value, e.mod_revision};
   }
   Duration since(TimePoint t) const { return std::chrono::duration_cast<Duration>(s.p.net.now() - t); }
   // The client's liveness check, started now.
@@ -226,6 +236,7 @@ class ClusterMove : public ::testing::Test {
   // one node has acted on a record and the other has not seen it yet.
   const Node* late_watcher = nullptr;
   std::vector<std::function<void()>> late;
+  std::set<const Node*> gone;
   std::size_t two_senders = 0;
 };
 
@@ -505,6 +516,97 @@ TEST_F(ClusterMove, MoveRefusesWhatCannotMove) {
   auto again = node_a->move(id, "b", s.p.net.now());
   ASSERT_FALSE(again);
   EXPECT_NE(again.error().find("moving already"), std::string::npos);
+}
+
+// B leaves the cluster (its lease expired) after it imported the SA and before the
+// client answered it: A does not wait for B's record, which will never come.
+TEST_F(ClusterMove, ANewNodeThatLeavesDuringTheMoveGivesTheSaBack) {
+  ASSERT_TRUE(s.start());
+  const Spis before = spis_of(*s.p.ini);
+  s.tap->drop_if = [](const Seen& x) { return x.from == "gw-b"; };  // its switch request goes nowhere
+  ASSERT_TRUE(node_a->move(only_sa(*s.p.res)->id, "b", s.p.net.now()));
+  ASSERT_TRUE(run_until([&] { return sas(*b) == 1; }, seconds(1)));
+  gone.insert(node_b.get());
+  s.p.net.run_for(seconds(3));
+  EXPECT_TRUE(outcomes.empty());
+  const TimePoint left = s.p.net.now();
+  node_a->on_node_gone("b", s.p.net.now());
+  ASSERT_TRUE(run_until([&] { return !outcomes.empty(); }, seconds(1)));
+  EXPECT_EQ(since(left), Duration(0)) << "A waited for something after B was gone";
+  ASSERT_EQ(outcomes.size(), 1u);
+  EXPECT_EQ(outcomes[0].result, MoveOutcome::Result::kReturned) << outcomes[0].detail;
+  EXPECT_EQ(outcomes[0].detail, "b left the cluster during the move");
+  EXPECT_EQ(node_a->stats().taken_back, 1u);
+  auto rec = record();
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->phase, SaRecord::Phase::kOwned);
+  EXPECT_EQ(rec->owner, "a");
+  ASSERT_EQ(sas(*s.p.res), 1u);
+  EXPECT_EQ(only_sa(*s.p.res)->handoff, ike::Handoff::kNone);
+
+  // B only seemed gone (cut off from the store): its copy never sent, and it drops it
+  // as soon as it sees the record.
+  EXPECT_TRUE(sending(*b).empty());
+  ASSERT_EQ(sas(*b), 1u);
+  node_b->on_store_event(record_event(), s.p.net.now());
+  s.p.net.collect(*b);
+  EXPECT_EQ(sas(*b), 0u);
+  EXPECT_EQ(node_b->stats().withdrawn, 1u);
+  EXPECT_TRUE(node_b->take_writes().empty());
+
+  // The client never heard of B: the SA goes on with A, same SPIs, both sides' requests
+  // answered (A's past the Message ID B's request used).
+  s.p.net.run_for(seconds(25));
+  ASSERT_TRUE(rekey_completes(*s.p.ini));
+  ASSERT_TRUE(rekey_completes(*s.p.res));
+  EXPECT_EQ(only_sa(*s.p.ini)->spi_i, before.ike_i);
+  EXPECT_EQ(only_sa(*s.p.ini)->remote.address, R1());
+  EXPECT_EQ(count_events(*s.p.ini, EventKind::kIkeFailed), 0u);
+}
+
+TEST_F(ClusterMove, ANewNodeThatLeavesBeforeTheExportEndsTheMove) {
+  ASSERT_TRUE(s.start());
+  s.p.net.run_for(seconds(2));  // the old Child SA's delete
+  const auto id = only_sa(*s.p.res)->id;
+  ASSERT_TRUE(s.p.res->engine->rekey_child(only_sa(*s.p.res)->children[0].id, s.p.net.now()));
+  s.p.net.collect(*s.p.res);
+  ASSERT_TRUE(node_a->move(id, "b", s.p.net.now()));  // waits for the rekey
+  node_a->on_node_gone("c", s.p.net.now());
+  EXPECT_TRUE(node_a->take_outcomes().empty()) << "a move to another node ended";
+  node_a->on_node_gone("b", s.p.net.now());
+  pump();
+  ASSERT_EQ(outcomes.size(), 1u);
+  EXPECT_EQ(outcomes[0].result, MoveOutcome::Result::kFailed);
+  EXPECT_EQ(outcomes[0].detail, "not moved: b left the cluster");
+  EXPECT_TRUE(store.kv.empty());
+  EXPECT_EQ(only_sa(*s.p.res)->handoff, ike::Handoff::kNone);
+  EXPECT_FALSE(node_a->next_timeout()) << "the export is still retried";
+  ASSERT_TRUE(s.p.net.run_until([&] { return count_events(*s.p.res, EventKind::kChildRekeyed) == 1; }, seconds(10)));
+  EXPECT_EQ(sas(*b), 0u);
+}
+
+TEST_F(ClusterMove, ANewNodeThoughtGoneThatClaimedTheSaFirstKeepsIt) {
+  // A hears that B left while B's claim is on its way to the store: the claim lands
+  // first, A's return loses, and A follows the record as for any completed move.
+  ASSERT_TRUE(s.start());
+  late_watcher = node_a.get();
+  ASSERT_TRUE(node_a->move(only_sa(*s.p.res)->id, "b", s.p.net.now()));
+  ASSERT_TRUE(run_until([&] { return sas(*b) == 1; }, seconds(1)));
+  hold_writes = true;
+  ASSERT_TRUE(run_until([&] { return held_from(node_b.get()) == 1; }, seconds(2)));
+  node_a->on_node_gone("b", s.p.net.now());
+  pump();
+  ASSERT_EQ(held_from(node_a.get()), 1u);
+  first_writer = node_b.get();
+  hold_writes = false;
+  ASSERT_TRUE(run_until([&] { return !outcomes.empty(); }, seconds(1)));
+  EXPECT_EQ(outcomes[0].result, MoveOutcome::Result::kMoved) << outcomes[0].detail;
+  EXPECT_EQ(store.refused_writes, 1u);
+  EXPECT_EQ(sas(*s.p.res), 0u);
+  ASSERT_EQ(sas(*b), 1u);
+  EXPECT_FALSE(sending(*b).empty());
+  EXPECT_EQ(node_a->stats().taken_back, 0u);
+  EXPECT_EQ(node_b->stats().moves_in, 1u);
 }
 
 }  // namespace
