@@ -145,15 +145,15 @@ void Node::try_export(Outgoing& o, TimePoint now) {
   o.exported = true;
   o.retry_at = TimePoint::max();
   o.blob = *blob;
-  write(o.key, encode_record({SaRecord::Phase::kMoving, o.to, config_.name, std::move(*blob)}));
+  o.moving_tag = write(o.key, encode_record({SaRecord::Phase::kMoving, o.to, config_.name, std::move(*blob)}));
 }
 
 std::uint64_t Node::write(const std::string& key, std::optional<Bytes> value) {
   StoreWrite w;
   w.tag = next_tag_++;
   w.key = key;
-  auto it = revisions_.find(key);
-  w.expect = it == revisions_.end() ? 0 : it->second;
+  auto it = seen_.find(key);
+  w.expect = it == seen_.end() ? 0 : it->second.mod;
   w.put = value;
   pending_writes_[w.tag] = {key, std::move(value)};
   writes_.push_back(std::move(w));
@@ -165,26 +165,47 @@ void Node::on_write_result(const StoreWriteResult& r, TimePoint now) {
   if (it == pending_writes_.end()) return;
   const std::string key = it->second.first;
   pending_writes_.erase(it);
-  if (r.succeeded) {
-    revisions_[key] = r.revision;
+  // The watch may have told us of later changes already: the result must not hide them.
+  if (Seen& k = seen_[key]; r.succeeded && r.revision > k.at) k = {r.revision, r.revision};
+
+  if (auto o = outgoing_.find(key); o != outgoing_.end() && r.tag == o->second.moving_tag) {
+    if (!r.succeeded) {
+      // Someone else changed the key since we last saw it: one owner at a time.
+      engine_.resume(o->second.ike_sa_id, now);
+      const auto id = o->second.ike_sa_id;
+      const auto to = o->second.to;
+      outgoing_.erase(o);
+      finish(id, to, MoveOutcome::Result::kFailed, "the SA's record changed meanwhile (another node wrote it)");
+      return;
+    }
+    o->second.moving_written = true;
+    if (auto rec = std::exchange(o->second.reclaim, std::nullopt))
+      reclaim(o->second, std::move(*rec), std::move(o->second.reclaim_detail));
+    return;
+  } else if (o != outgoing_.end() && r.tag == o->second.reclaim_tag) {
+    if (r.succeeded) return reclaimed(key, now);
+    // The new node wrote first: {owned} (it has the client) or {returned} (it gave up).
+    // Its record, from the watch, decides as it would have without us.
+    o->second.reclaim_tag = 0;
+    log(ike::LogLevel::kInfo, key + ": " + o->second.to + " wrote the SA's record first; following it");
     return;
   }
-  // Someone else changed the key since we last saw it: one owner at a time.
-  if (auto o = outgoing_.find(key); o != outgoing_.end()) {
-    engine_.resume(o->second.ike_sa_id, now);
-    const auto id = o->second.ike_sa_id;
-    const auto to = o->second.to;
-    outgoing_.erase(o);
-    finish(id, to, MoveOutcome::Result::kFailed, "the SA's record changed meanwhile (another node wrote it)");
-  } else {
-    log(ike::LogLevel::kWarn, key + ": a write lost against another node's");
+  if (auto in = incoming_.find(key); in != incoming_.end() && r.tag == in->second.owned_tag) {
+    if (!r.succeeded) return withdraw(key, "the record changed before ours (" + in->second.from + " took it back)", now);
+    // Ours for good: only now may its Child SAs send (see reclaim()).
+    engine_.confirm_import(in->second.ike_sa_id, now);
+    stats_.moves_in++;
+    log(ike::LogLevel::kInfo, key + " taken over from " + in->second.from);
+    incoming_.erase(in);
+    return;
   }
+  if (!r.succeeded) log(ike::LogLevel::kWarn, key + ": a write lost against another node's");
 }
 
 void Node::on_store_event(const StoreEvent& e, TimePoint now) {
   const std::string sas = config_.prefix + "sas/";
   if (e.key.compare(0, sas.size(), sas) != 0) return;
-  revisions_[e.key] = e.value ? e.mod_revision : 0;
+  if (Seen& k = seen_[e.key]; e.mod_revision >= k.at) k = {e.mod_revision, e.value ? e.mod_revision : 0};
   if (!e.value) return;
   auto rec = decode_record(*e.value);
   if (!rec) {
@@ -192,11 +213,20 @@ void Node::on_store_event(const StoreEvent& e, TimePoint now) {
     log(ike::LogLevel::kWarn, e.key + ": " + rec.error());
     return;
   }
+  auto o = outgoing_.find(e.key);
+  if (o != outgoing_.end() && o->second.reclaim_tag) {
+    // Our own take-back, reported by the watch before the write's result.
+    if (auto w = pending_writes_.find(o->second.reclaim_tag); w != pending_writes_.end() && w->second.second == *e.value)
+      return reclaimed(e.key, now);
+  }
   if (rec->phase == SaRecord::Phase::kMoving && rec->owner == config_.name && !incoming_.count(e.key)) {
     import(e.key, *rec, e.mod_revision, now);
+  } else if (incoming_.count(e.key) && rec->owner != config_.name) {
+    // The node it came from took it back (the client stayed there, or it thought us gone).
+    withdraw(e.key, rec->owner + " took it back" + (rec->detail.empty() ? "" : ": " + rec->detail), now);
   } else if (rec->phase == SaRecord::Phase::kOwned && rec->owner != config_.name) {
     // The new owner has it: ours goes, without a DELETE.
-    if (auto o = outgoing_.find(e.key); o != outgoing_.end() && o->second.exported) {
+    if (o != outgoing_.end() && o->second.exported) {
       engine_.release(o->second.ike_sa_id, now);
       auto id = o->second.ike_sa_id;
       auto to = o->second.to;
@@ -235,21 +265,37 @@ void Node::import(const std::string& key, const SaRecord& r, std::int64_t, TimeP
 }
 
 void Node::on_engine_event(const ike::Event& e, TimePoint now) {
+  if (e.kind == ike::EventKind::kIkeRekeyed) {
+    // The peer rekeyed an imported SA before we confirmed it: its successor holds the
+    // Child SAs now.
+    for (auto& [k, in] : incoming_)
+      if (in.ike_sa_id == e.replaces) in.ike_sa_id = e.ike_sa_id;
+    return;
+  }
+  if (e.kind == ike::EventKind::kHandoffAnswered) {
+    auto o = std::find_if(outgoing_.begin(), outgoing_.end(),
+                          [&](const auto& kv) { return kv.second.ike_sa_id == e.ike_sa_id; });
+    if (o == outgoing_.end() || !o->second.exported) return;
+    const ike::IkeSa* sa = engine_.find_ike_sa(e.ike_sa_id);
+    std::string why = "the client answered at " + (sa ? sa->local.address.to_string() : std::string("our address")) +
+                      ": " + e.detail;
+    return reclaim(o->second, {SaRecord::Phase::kReturned, config_.name, o->second.to, {}, why}, why);
+  }
   const bool died = e.kind == ike::EventKind::kIkeFailed || e.kind == ike::EventKind::kIkeDeleted;
   const bool switched = e.kind == ike::EventKind::kSwitchSucceeded;
   if (!died && !switched && e.kind != ike::EventKind::kSwitchRefused && e.kind != ike::EventKind::kSwitchFailed)
     return;
   auto it = std::find_if(incoming_.begin(), incoming_.end(),
                          [&](const auto& kv) { return kv.second.ike_sa_id == e.ike_sa_id; });
-  if (it == incoming_.end()) return;
+  // Switched already: the {owned} write in flight decides.
+  if (it == incoming_.end() || it->second.owned_tag) return;
   const std::string key = it->first, from = it->second.from;
-  incoming_.erase(it);
   if (switched) {
-    stats_.moves_in++;
-    log(ike::LogLevel::kInfo, key + " taken over from " + from);
-    write(key, encode_record({SaRecord::Phase::kOwned, config_.name, {}, {}, {}}));
+    log(ike::LogLevel::kInfo, key + ": the client follows; claiming it from " + from);
+    it->second.owned_tag = write(key, encode_record({SaRecord::Phase::kOwned, config_.name, {}, {}, {}}));
     return;
   }
+  incoming_.erase(it);
   // Not followed: until the switch we only sent that one request, so the first node's
   // copy is the SA as the client knows it. Ours goes, silently.
   const std::string why = std::string(died ? "the SA failed here: "
@@ -271,6 +317,67 @@ void Node::take_back(const std::string& key, const SaRecord& r, TimePoint now) {
   engine_.resume(id, now);
   write(key, encode_record({SaRecord::Phase::kOwned, config_.name, {}, {}, {}}));
   finish(id, to, MoveOutcome::Result::kReturned, "returned by " + r.from + (r.detail.empty() ? "" : ": " + r.detail));
+}
+
+void Node::reclaim(Outgoing& o, SaRecord record, std::string detail) {
+  if (o.reclaim || o.reclaim_tag) return;  // taking it back already
+  o.reclaim_detail = std::move(detail);
+  if (!o.moving_written) {
+    // The compare must be on our {moving} record's revision: wait for it.
+    o.reclaim = std::move(record);
+    return;
+  }
+  // Never two senders on one key: we take the SA back without the new node's word, so
+  // the store decides. We resume only once this write, compared on the revision of our
+  // {moving} record, has won; from then on the new node's {owned} write, compared on the
+  // same revision, fails, and it drops its copy on that failure or on seeing this
+  // record. Until its own write has won, its copy sends no ESP (Engine::import_sa holds
+  // the Child SAs receive-only) and its IKE messages carry random IVs, so while both
+  // copies exist only one sends under the SA's keys. If its write won first, ours fails
+  // and its record is followed as without us: {owned} releases ours, {returned} resumes it.
+  o.reclaim_tag = write(o.key, encode_record(record));
+}
+
+void Node::reclaimed(const std::string& key, TimePoint now) {
+  auto o = outgoing_.find(key);
+  if (o == outgoing_.end()) return;
+  const std::uint64_t id = o->second.ike_sa_id;
+  const std::string to = o->second.to, why = o->second.reclaim_detail;
+  outgoing_.erase(o);
+  engine_.resume(id, now);
+  stats_.taken_back++;
+  log(ike::LogLevel::kInfo, key + " taken back from " + to + ": " + why);
+  finish(id, to, MoveOutcome::Result::kReturned, why);
+}
+
+void Node::withdraw(const std::string& key, const std::string& why, TimePoint now) {
+  auto in = incoming_.find(key);
+  if (in == incoming_.end()) return;
+  const std::uint64_t id = in->second.ike_sa_id;
+  incoming_.erase(in);
+  // Never confirmed, so its Child SAs never sent: the copy goes without a trace.
+  engine_.release(id, now);
+  stats_.withdrawn++;
+  log(ike::LogLevel::kWarn, key + " dropped: " + why);
+}
+
+void Node::on_node_gone(const std::string& node, TimePoint now) {
+  std::vector<std::string> keys;
+  for (const auto& [k, o] : outgoing_)
+    if (o.to == node) keys.push_back(k);
+  for (const auto& k : keys) {
+    Outgoing& o = outgoing_.at(k);
+    if (o.exported) {
+      const std::string why = node + " left the cluster during the move";
+      reclaim(o, {SaRecord::Phase::kOwned, config_.name, {}, {}, {}}, why);
+      continue;
+    }
+    // Nothing left this node yet: the SA runs on as if never asked to move.
+    const auto id = o.ike_sa_id;
+    outgoing_.erase(k);
+    engine_.resume(id, now);
+    finish(id, node, MoveOutcome::Result::kFailed, "not moved: " + node + " left the cluster");
+  }
 }
 
 void Node::on_timeout(TimePoint now) {

@@ -10,11 +10,16 @@
 //     at the revision A last saw (one owner at a time).
 //  2. B sees the record, opens and imports it, and asks the client to switch to B's
 //     address, sending from A's (the client's NAT knows that one).
-//  3. Switched: B writes {owned, owner B}; A, seeing it, releases S without a DELETE.
-//     Not switched (refused, no answer, S failed on B) or not importable: B forgets S
-//     silently and writes {returned, owner A, why}; A resumes S. Until the switch B sent
-//     nothing but its switch request, so A's copy is S as the client knows it (if the
-//     client answered that request, a refusal, A saw the answer and skips its ID).
+//  3. Switched: B writes {owned, owner B}, and once that write has won its Child SAs
+//     send; A, seeing the record, releases S without a DELETE. Not switched (refused, no
+//     answer, S failed on B) or not importable: B forgets S silently and writes
+//     {returned, owner A, why}; A resumes S. Until the switch B sent nothing but its
+//     switch request, so A's copy is S as the client knows it (if the client answered
+//     that request, A saw the answer and skips its ID).
+//  4. The client answers B's request at A's address and stays there (a refusal), or B
+//     leaves the cluster: A does not wait for B but takes S back itself — it writes
+//     {returned, owner A} resp. {owned, owner A} on the revision of its {moving} record
+//     and resumes S once that write has won; B, seeing the record, drops its copy.
 #pragma once
 
 #include <cstdint>
@@ -93,6 +98,8 @@ const char* to_string(MoveOutcome::Result r);
 
 struct NodeStats {
   std::uint64_t moves_out = 0, moves_in = 0, returned = 0, failed = 0;
+  std::uint64_t taken_back = 0;  // moves this node ended itself: the client stayed, or the new node left
+  std::uint64_t withdrawn = 0;   // imports dropped because the node the SA came from took it back
   std::uint64_t blobs_refused = 0;   // did not open: altered, other key, unknown format
   std::uint64_t records_refused = 0; // malformed records under sas/
 };
@@ -108,6 +115,16 @@ class Node {
   void on_store_event(const StoreEvent& e, TimePoint now);
   void on_write_result(const StoreWriteResult& r, TimePoint now);
   void on_engine_event(const ike::Event& e, TimePoint now);
+  // `node` left the cluster (the daemon saw <prefix>nodes/<node> deleted: its lease
+  // expired, or it left). Moves to it end here: one not exported yet fails and the SA
+  // runs on; an exported one comes back (written {owned, owner us} on the revision of
+  // our {moving} record), unless the record shows that node got the SA first, which is
+  // then followed. Known limitation: if the client had already followed that node
+  // before it went, our copy is stale — failover (RFC 6311) covers that case.
+  // Node does not know the cluster's members: the caller must not move() to a node it
+  // knows is gone — nothing would import the SA, and the move would wait, the SA
+  // exported, until this call.
+  void on_node_gone(const std::string& node, TimePoint now);
   void on_timeout(TimePoint now);
   std::optional<TimePoint> next_timeout() const;
 
@@ -128,17 +145,34 @@ class Node {
     bool exported = false;
     Bytes blob;  // what we wrote: a return of exactly this resumes the SA as it is
     TimePoint retry_at = TimePoint::max();  // the next export attempt
+    std::uint64_t moving_tag = 0;  // the {moving} write
+    bool moving_written = false;   // ... has won: its revision is the one we compare on
+    // Taking the SA back ourselves (reclaim()): the record to write once moving_written,
+    // then that write in flight, and the outcome's detail.
+    std::optional<SaRecord> reclaim;
+    std::uint64_t reclaim_tag = 0;
+    std::string reclaim_detail;
   };
-  // An SA arriving here: imported, its switch under way.
+  // An SA arriving here: imported, its switch under way, then its {owned} write.
   struct Incoming {
     std::uint64_t ike_sa_id = 0;
     std::string from;
     std::string key;
+    std::uint64_t owned_tag = 0;  // switched: the {owned} write in flight
+  };
+  // What the node knows of a key: the store revision of the last change it saw, and
+  // the key's modification revision after it (0: absent), the one writes compare on.
+  struct Seen {
+    std::int64_t at = 0;
+    std::int64_t mod = 0;
   };
 
   void try_export(Outgoing& o, TimePoint now);
   void import(const std::string& key, const SaRecord& r, std::int64_t revision, TimePoint now);
   void take_back(const std::string& key, const SaRecord& r, TimePoint now);
+  void reclaim(Outgoing& o, SaRecord record, std::string detail);
+  void reclaimed(const std::string& key, TimePoint now);
+  void withdraw(const std::string& key, const std::string& why, TimePoint now);
   struct ExportFailure {
     std::string why;
     bool transient = false;  // an exchange in flight: worth trying again shortly
@@ -158,7 +192,7 @@ class Node {
   ike::LogSink log_;
   std::map<std::string, Outgoing> outgoing_;  // by key
   std::map<std::string, Incoming> incoming_;  // by key
-  std::map<std::string, std::int64_t> revisions_;  // the last modification revision seen per key
+  std::map<std::string, Seen> seen_;
   std::map<std::uint64_t, std::pair<std::string, std::optional<Bytes>>> pending_writes_;  // tag -> key, value
   std::uint64_t next_tag_ = 1;
   std::vector<StoreWrite> writes_;

@@ -330,6 +330,7 @@ void Daemon::log_event(const ike::Event& e) {
     case ike::EventKind::kSwitchSucceeded: what = "switch succeeded"; break;
     case ike::EventKind::kSwitchRefused: what = "switch refused"; break;
     case ike::EventKind::kSwitchFailed: what = "switch failed"; break;
+    case ike::EventKind::kHandoffAnswered: what = "handed-over request answered here"; break;
   }
   spdlog::info("{}[{}] {}{}{}", e.connection, e.ike_sa_id, what, e.detail.empty() ? "" : ": ", e.detail);
 }

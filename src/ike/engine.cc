@@ -196,12 +196,7 @@ void Engine::on_datagram(const Endpoint& local, const Endpoint& remote, ByteView
         h.from_original_initiator() == sa->initiator) {
       stats_.dropped_unknown_spi++;
     } else if (sa->handoff == Handoff::kExported) {
-      stats_.dropped_handed_over++;
-      // The answer to the request the new owner sent in our name with our next Message
-      // ID (a switch request from our address: a refusal comes back here). Should the
-      // SA come back to us, that ID is used up.
-      if (h.is_response() && h.message_id == sa->next_request_mid && open_message(*sa, *m, data))
-        sa->handoff_answered = true;
+      handed_over(*sa, *m, data);
     } else if (h.is_response()) {
       handle_response(*sa, local, remote, *m, data);
     } else {

@@ -88,6 +88,8 @@ class Engine final : private Services {
   // the exchange in flight). From then on the SA answers and sends nothing, and each
   // Child SA gets a kSuspendOutbound operation: apply those before reading the Child
   // SAs' EspState for the snapshot (docs/cluster.md: never two senders on one key).
+  // Should the peer answer the new owner's first request here and stay, the engine
+  // reports it (EventKind::kHandoffAnswered).
   Expected<IkeSaSnapshot, std::string> export_sa(std::uint64_t ike_sa_id, TimePoint now);
   // The move failed: a quiesced or exported SA runs here again (its Child SAs send again).
   bool resume(std::uint64_t ike_sa_id, TimePoint now);
@@ -97,8 +99,13 @@ class Engine final : private Services {
   // IkeSa::handoff_answered) skips that Message ID.
   bool release(std::uint64_t ike_sa_id, TimePoint now);
   // Continues an SA another engine exported: every Child SA needs its EspState. Returns
-  // the SA's id here.
+  // the SA's id here. The IKE SA runs at once (it must make the peer follow), but its
+  // Child SAs are installed receive-only until confirm_import(): the old node may
+  // still take the SA back and send from the same sequence numbers.
   Expected<std::uint64_t, std::string> import_sa(const IkeSaSnapshot& snapshot, TimePoint now);
+  // The imported SA is ours for good (the cluster store says so): its Child SAs send.
+  // False if there is no such SA or nothing of it was held back.
+  bool confirm_import(std::uint64_t ike_sa_id, TimePoint now);
 
   // --- outputs
   std::optional<TimePoint> next_timeout();
@@ -154,6 +161,7 @@ class Engine final : private Services {
     send(sa, local, remote, std::move(data));
   }
   void service_timers(IkeSa& sa);
+  void handed_over(IkeSa& sa, const wire::Message& m, ByteView data);
   void kill(IkeSa& sa, bool failed, const std::string& why);
   void reschedule(IkeSa& sa);
   void reap();

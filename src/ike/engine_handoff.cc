@@ -3,6 +3,7 @@
 #include "ike/child_sa.h"
 #include "ike/engine.h"
 #include "ike/ike_init.h"
+#include "ike/protection.h"
 #include "ike/task.h"
 
 namespace mobike::ike {
@@ -31,6 +32,7 @@ std::string busy(const IkeSa& sa) {
     if (c.state != ChildState::kInstalled) return "Child SA " + c.name + " is " + std::string(to_string(c.state));
     if (c.rekeyed_to || c.peer_rekeyed_to) return "Child SA " + c.name + " is being rekeyed";
     if (c.outbound_deferred) return "Child SA " + c.name + " waits for the rekey's delete";
+    if (c.outbound_held) return "Child SA " + c.name + " came from another node and is not confirmed here yet";
   }
   return {};
 }
@@ -109,6 +111,36 @@ Expected<IkeSaSnapshot, std::string> Engine::export_sa(std::uint64_t id, TimePoi
   return s;
 }
 
+void Engine::handed_over(IkeSa& sa, const wire::Message& m, ByteView data) {
+  stats_.dropped_handed_over++;
+  if (sa.handoff_reported) return;
+  // The new owner's first request (a switch request from our address) carries our next
+  // Message ID, and a peer that refuses answers it here. An answer without an error is
+  // no refusal by itself: a generation-2 initiator that accepts answers here too, then
+  // updates at the new address (docs/switch.md §6.3.4). What settles it, as for the
+  // switch's own responder (§5.4), is the peer's next request arriving here after it.
+  const auto& h = m.header;
+  const bool answer = h.is_response() && h.message_id == sa.next_request_mid && !sa.handoff_answered;
+  const bool request = !h.is_response() && h.message_id == sa.expected_peer_mid && sa.handoff_answered;
+  if (!answer && !request) return;
+  auto payloads = open_message(sa, m, data);
+  if (!payloads) return;
+  std::string detail;
+  if (answer) {
+    // Should the SA come back to us, that ID is used up (resume()).
+    sa.handoff_answered = true;
+    for (const auto& p : *payloads)
+      if (auto* n = std::get_if<wire::NotifyPayload>(&p.body); n && wire::is_error(n->notify_type()))
+        detail = "the answer carried " + std::string(wire::notify_name(n->type));
+    if (detail.empty()) return;
+  } else {
+    detail = "an answer without an error, then the peer's next request here";
+  }
+  sa.handoff_reported = true;
+  log(LogLevel::kInfo, &sa, "the peer answered the new owner's request here and stays: " + detail);
+  event(EventKind::kHandoffAnswered, sa, 0, std::move(detail));
+}
+
 bool Engine::resume(std::uint64_t id, TimePoint now) {
   now_ = now;
   IkeSa* sa = find_sa(id);
@@ -116,7 +148,7 @@ bool Engine::resume(std::uint64_t id, TimePoint now) {
   if (sa->handoff == Handoff::kExported) {
     for (const auto& c : sa->children) dataplane(dataplane_op(DataplaneOp::Kind::kActivateOutbound, *sa, c));
     if (sa->handoff_answered) sa->next_request_mid++;  // the other node's request took that ID
-    sa->handoff_answered = false;
+    sa->handoff_answered = sa->handoff_reported = false;
     log(LogLevel::kInfo, sa, "stays here: the move did not complete");
   }
   sa->handoff = Handoff::kNone;
@@ -124,6 +156,20 @@ bool Engine::resume(std::uint64_t id, TimePoint now) {
   start_next(*sa);
   reap();
   return true;
+}
+
+bool Engine::confirm_import(std::uint64_t id, TimePoint now) {
+  now_ = now;
+  IkeSa* sa = find_sa(id);
+  if (!sa || sa->state == IkeState::kDead) return false;
+  bool held = false;
+  for (auto& c : sa->children) {
+    if (!c.outbound_held) continue;
+    held = true;
+    c.outbound_held = false;
+    dataplane(dataplane_op(DataplaneOp::Kind::kActivateOutbound, *sa, c));
+  }
+  return held;
 }
 
 bool Engine::release(std::uint64_t id, TimePoint now) {
@@ -219,6 +265,9 @@ Expected<std::uint64_t, std::string> Engine::import_sa(const IkeSaSnapshot& s, T
     op.remote_ts = c.remote_ts;
     op.keys = c.keys;
     op.resume = cs.esp;
+    // The node it came from continues from the same sequence numbers if the move fails:
+    // until the move is settled only one of us may send (docs/cluster.md).
+    op.outbound_deferred = c.outbound_held = true;
     dataplane(std::move(op));
     sa.children.push_back(std::move(c));
   }

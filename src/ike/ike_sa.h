@@ -54,6 +54,9 @@ struct ChildSa {
   Bytes peer_rekey_min_nonce;
   const ChildConfig* config = nullptr;
   bool outbound_deferred = false;  // see DataplaneOp::outbound_deferred
+  // Imported from another node and not yet confirmed as ours (Engine::confirm_import):
+  // installed receive-only, so that the node the SA came from may still take it back.
+  bool outbound_held = false;
 };
 
 // Everything the IKE SA needs for the SK payload once keys exist.
@@ -160,6 +163,7 @@ struct IkeSa {
   bool doomed = false;     // handed to the engine's reaper
   Handoff handoff = Handoff::kNone;
   bool handoff_answered = false;  // exported: a response to next_request_mid arrived here
+  bool handoff_reported = false;  // ... and kHandoffAnswered went out
   Endpoint init_remote;    // responder: where the IKE_SA_INIT came from (its index key)
 
   ChildSa* find_child_by_inbound(std::uint32_t spi);

@@ -105,6 +105,10 @@ enum class EventKind : std::uint8_t {
   kSwitchSucceeded,  // responder-initiated switch (SWITCH_TO_IP_ADDRESS) completed
   kSwitchRefused,    // ... refused: by the initiator (responder's event), or by us (initiator's)
   kSwitchFailed,     // ... not answered, no update came, or the initiator went elsewhere
+  // Cluster moves: the peer of an exported SA answered here the request the new owner
+  // sent with our next Message ID, and stays with this node — the answer carried an
+  // error, or the peer sent its next request here after it (detail: which).
+  kHandoffAnswered,
 };
 
 struct Event {

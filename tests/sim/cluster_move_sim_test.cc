@@ -2,9 +2,14 @@
 // with etcd's compare-and-put semantics (docs/cluster.md): node A (198.51.100.10) hands
 // a live SA to node B (198.51.100.20), the client behind the restricted-cone NAT
 // follows; a client that refuses, an SA busy with an exchange, a blob sealed with
-// another key and a record changed under the mover are each handled without losing the
-// SA.
+// another key, a record changed under the mover and a new node that leaves mid-move
+// are each handled without losing the SA. Throughout every test, no two nodes send on
+// one Child SA.
+#include <algorithm>
+#include <set>
+
 #include "cluster/node.h"
+#include "ike/informational.h"
 #include "switch_helpers.h"
 
 namespace mobike::sim {
@@ -26,28 +31,41 @@ class FakeStore {
   std::int64_t revision = 0;
   std::size_t refused_writes = 0;
 
-  // Applies `from`'s writes; returns its results and the events for every watcher.
-  void apply(Node& from, std::vector<std::pair<Node*, cluster::StoreWriteResult>>& results,
+  // Applies one of `from`'s writes; adds its result and the event for every watcher.
+  void apply(Node& from, const cluster::StoreWrite& w, std::vector<std::pair<Node*, cluster::StoreWriteResult>>& results,
              std::vector<cluster::StoreEvent>& events) {
-    for (auto& w : from.take_writes()) {
-      auto it = kv.find(w.key);
-      const std::int64_t current = it == kv.end() ? 0 : it->second.mod_revision;
-      cluster::StoreWriteResult r{w.tag, current == w.expect, 0};
-      if (r.succeeded) {
-        ++revision;
-        if (w.put)
-          kv[w.key] = {*w.put, revision};
-        else
-          kv.erase(w.key);
-        r.revision = revision;
-        events.push_back({w.key, w.put, revision});
-      } else {
-        refused_writes++;
-      }
-      results.emplace_back(&from, r);
+    auto it = kv.find(w.key);
+    const std::int64_t current = it == kv.end() ? 0 : it->second.mod_revision;
+    cluster::StoreWriteResult r{w.tag, current == w.expect, 0};
+    if (r.succeeded) {
+      ++revision;
+      if (w.put)
+        kv[w.key] = {*w.put, revision};
+      else
+        kv.erase(w.key);
+      r.revision = revision;
+      events.push_back({w.key, w.put, revision});
+    } else {
+      refused_writes++;
     }
+    results.emplace_back(&from, r);
   }
 };
+
+// The outbound SPIs a host's data plane sends on, from the operations it was given.
+std::set<std::uint32_t> sending(const Host& h) {
+  std::map<std::uint64_t, std::pair<std::uint32_t, bool>> children;  // id -> (SPI out, sends)
+  for (const auto& op : h.dataplane) {
+    using K = ike::DataplaneOp::Kind;
+    if (op.kind == K::kInstall) children[op.child_sa_id] = {op.spi_out, !op.outbound_deferred};
+    if (op.kind == K::kActivateOutbound) children[op.child_sa_id] = {op.spi_out, true};
+    if (op.kind == K::kSuspendOutbound || op.kind == K::kDelete) children[op.child_sa_id] = {op.spi_out, false};
+  }
+  std::set<std::uint32_t> out;
+  for (const auto& [id, c] : children)
+    if (c.second) out.insert(c.first);
+  return out;
+}
 
 cluster::ClusterKey key_of(std::uint8_t seed) {
   cluster::ClusterKey k{};
@@ -55,11 +73,17 @@ cluster::ClusterKey key_of(std::uint8_t seed) {
   return k;
 }
 
+struct Client {
+  bool allows_b = true;
+  bool gen1 = true;  // answers a switch request towards the new address, not to its source
+};
+
 class ClusterMove : public ::testing::Test {
  protected:
-  explicit ClusterMove(bool client_allows_b = true)
-      : s(SwitchSetup{.res_addresses = {R1()},
-                      .tweak = [client_allows_b](ike::ConnectionConfig& i, ike::ConnectionConfig&) {
+  explicit ClusterMove(Client client = {})
+      : s(SwitchSetup{.gen1 = client.gen1,
+                      .res_addresses = {R1()},
+                      .tweak = [client_allows_b = client.allows_b](ike::ConnectionConfig& i, ike::ConnectionConfig&) {
                         i.dpd_delay = seconds(10);
                         if (client_allows_b) i.switch_allow = {*IpPrefix::parse("198.51.100.0/24")};
                       }}) {
@@ -90,6 +114,7 @@ class ClusterMove : public ::testing::Test {
   }
 
   std::optional<TimePoint> earliest() const {
+    if (!late.empty()) return s.p.net.now();
     std::optional<TimePoint> t;
     for (const Node* n : {node_a.get(), node_b.get()})
       if (auto u = n->next_timeout(); u && (!t || *u < *t)) t = u;
@@ -97,11 +122,15 @@ class ClusterMove : public ::testing::Test {
   }
 
   // Moves everything along once: node timers, engine events into the nodes, store
-  // writes, their results and the watch events.
+  // writes, their results and the watch events. A node that is gone takes part in
+  // none of it; writes held back wait in `held`.
   void pump() {
     const TimePoint now = s.p.net.now();
-    std::pair<Host*, Node*> pairs[] = {{s.p.res, node_a.get()}, {b, node_b.get()}};
+    std::vector<std::pair<Host*, Node*>> pairs;
+    for (auto [h, n] : {std::pair{s.p.res, node_a.get()}, std::pair{b, node_b.get()}})
+      if (!gone.count(n)) pairs.emplace_back(h, n);
     for (int round = 0; round < 4; ++round) {
+      for (auto& deliver : std::exchange(late, {})) deliver();
       for (auto [h, n] : pairs) {
         if (auto t = n->next_timeout(); t && *t <= now) n->on_timeout(now);
         s.p.net.collect(*h);
@@ -109,18 +138,70 @@ class ClusterMove : public ::testing::Test {
         for (; seen < h->events.size(); ++seen) n->on_engine_event(h->events[seen], now);
         s.p.net.collect(*h);
       }
+      for (auto [h, n] : pairs)
+        for (auto& w : n->take_writes()) held.emplace_back(n, std::move(w));
       std::vector<std::pair<Node*, cluster::StoreWriteResult>> results;
       std::vector<cluster::StoreEvent> events;
-      for (auto [h, n] : pairs) store.apply(*n, results, events);
-      for (auto& [n, r] : results) n->on_write_result(r, now);
+      if (!hold_writes) {
+        // The store orders concurrent writes as it likes; a test may say who comes first.
+        std::stable_partition(held.begin(), held.end(), [&](const auto& w) { return w.first == first_writer; });
+        for (auto& [n, w] : std::exchange(held, {}))
+          if (!gone.count(n)) store.apply(*n, w, results, events);
+      }
+      for (auto& [n, r] : results) {
+        if (gone.count(n)) continue;
+        if (n == late_watcher)
+          late.push_back([n, r, now] { n->on_write_result(r, now); });
+        else
+          n->on_write_result(r, now);
+      }
       for (const auto& e : events)
-        for (auto [h, n] : pairs) n->on_store_event(e, now);
+        for (auto [h, n] : pairs) {
+          if (n == late_watcher)
+            late.push_back([n, e, now] { n->on_store_event(e, now); });
+          else
+            n->on_store_event(e, now);
+        }
       for (auto [h, n] : pairs) {
         s.p.net.collect(*h);
         auto o = n->take_outcomes();
         outcomes.insert(outcomes.end(), o.begin(), o.end());
       }
+      // Never two senders on one key (docs/cluster.md), at any moment of any move.
+      std::set<std::uint32_t> both;
+      auto on_a = sending(*s.p.res), on_b = sending(*b);
+      std::set_intersection(on_a.begin(), on_a.end(), on_b.begin(), on_b.end(), std::inserter(both, both.end()));
+      if (!both.empty() && !two_senders++) ADD_FAILURE() << "A and B both send on Child SA " << *both.begin();
     }
+  }
+  std::size_t held_from(const Node* n) const {
+    return static_cast<std::size_t>(std::count_if(held.begin(), held.end(), [&](const auto& w) { return w.first == n; }));
+  }
+  // The record's latest value as the watch reported it (for a node that missed it).
+  cluster::StoreEvent record_event() const {
+    const auto& [k, e] = *store.kv.begin();
+    return {k, e.value, e.mod_revision};
+  }
+  Duration since(TimePoint t) const { return std::chrono::duration_cast<Duration>(s.p.net.now() - t); }
+  // The client's liveness check, started now.
+  void client_checks_liveness() {
+    s.p.ini->engine->with_sa(only_sa(*s.p.ini)->id, s.p.net.now(), [](ike::IkeSa& sa, ike::Services& sv) {
+      sv.queue(sa, std::make_unique<ike::LivenessTask>());
+      return true;
+    });
+    s.p.net.collect(*s.p.ini);
+  }
+  // A Child SA rekey started by `by`, completed on the client's side.
+  bool rekey_completes(Host& by) {
+    const std::size_t before = count_events(*s.p.ini, EventKind::kChildRekeyed);
+    if (!by.engine->rekey_child(only_sa(by)->children[0].id, s.p.net.now())) return false;
+    s.p.net.collect(by);
+    bool done = run_until([&] { return count_events(*s.p.ini, EventKind::kChildRekeyed) > before; }, seconds(10));
+    s.p.net.run_for(seconds(2));  // the old Child SA's delete
+    return done;
+  }
+  std::size_t requests_from_b() const {
+    return s.tap->count([](const Seen& x) { return x.from == "gw-b" && x.informational_request(); });
   }
   bool run_until(const std::function<bool()>& cond, Duration limit = seconds(20)) {
     return s.p.net.run_until([&] {
@@ -136,6 +217,7 @@ class ClusterMove : public ::testing::Test {
   }
 
   ~ClusterMove() override {
+    EXPECT_EQ(two_senders, 0u);
     if (!HasFailure()) return;
     for (const auto& l : b->log) std::fprintf(stderr, "  gw-b: %s\n", l.c_str());
     for (const auto& o : outcomes) std::fprintf(stderr, "  outcome: %s %s\n", to_string(o.result), o.detail.c_str());
@@ -147,6 +229,15 @@ class ClusterMove : public ::testing::Test {
   std::unique_ptr<Node> node_a, node_b;
   std::map<Host*, std::size_t> events_seen;
   std::vector<MoveOutcome> outcomes;
+  bool hold_writes = false;
+  std::vector<std::pair<Node*, cluster::StoreWrite>> held;
+  const Node* first_writer = nullptr;
+  // This node hears from the store a round later than the other: the window in which
+  // one node has acted on a record and the other has not seen it yet.
+  const Node* late_watcher = nullptr;
+  std::vector<std::function<void()>> late;
+  std::set<const Node*> gone;
+  std::size_t two_senders = 0;
 };
 
 TEST_F(ClusterMove, ALiveSaMovesAndTheClientFollowsThroughItsNat) {
@@ -174,6 +265,8 @@ TEST_F(ClusterMove, ALiveSaMovesAndTheClientFollowsThroughItsNat) {
   EXPECT_EQ(only_sa(*b)->remote, s.ini_public);
   EXPECT_EQ(node_a->stats().moves_out, 1u);
   EXPECT_EQ(node_b->stats().moves_in, 1u);
+  EXPECT_TRUE(sending(*s.p.res).empty());
+  EXPECT_FALSE(sending(*b).empty()) << "B's claim won, yet its Child SA does not send";
 
   // And back again, B to A: the record's revision is B's now.
   ASSERT_TRUE(node_b->move(only_sa(*b)->id, "a", s.p.net.now()));
@@ -206,43 +299,157 @@ TEST_F(ClusterMove, ASaBusyWithAnExchangeMovesOnceItIsDone) {
 
 class ClusterMoveRefused : public ClusterMove {
  protected:
-  ClusterMoveRefused() : ClusterMove(false) {}
+  ClusterMoveRefused() : ClusterMove(Client{.allows_b = false}) {}
 };
 
 TEST_F(ClusterMoveRefused, AClientThatRefusesKeepsItsSaOnTheFirstNode) {
   // B's address is neither announced by A nor allowed by the client: it refuses. Its
-  // refusal goes to the old address, A's (docs/switch.md §5.4); B sees no answer, gives
-  // up and hands the SA back; A continues it past the Message ID B's request used.
+  // refusal goes to the old address, A's (docs/switch.md §5.4), followed by a liveness
+  // check there; A takes the SA back itself without waiting for B's retransmissions to
+  // run out, and continues it past the Message ID B's request used.
   ASSERT_TRUE(s.start());
+  late_watcher = node_b.get();
   const Spis before = spis_of(*s.p.ini);
+  const TimePoint start = s.p.net.now();
   ASSERT_TRUE(node_a->move(only_sa(*s.p.res)->id, "b", s.p.net.now()));
   ASSERT_TRUE(run_until([&] { return !outcomes.empty(); }, seconds(120)));
+  // B's first retransmission would be due after 2 s, its last gives up after ~45 s.
+  EXPECT_LT(since(start), seconds(1)) << "the return waited for B";
   ASSERT_EQ(outcomes.size(), 1u);
   EXPECT_EQ(outcomes[0].result, MoveOutcome::Result::kReturned) << outcomes[0].detail;
-  EXPECT_NE(outcomes[0].detail.find("switch failed"), std::string::npos) << outcomes[0].detail;
+  EXPECT_NE(outcomes[0].detail.find("the client answered at 198.51.100.10"), std::string::npos) << outcomes[0].detail;
+  EXPECT_EQ(count_events(*s.p.res, EventKind::kHandoffAnswered), 1u);
   EXPECT_EQ(sas(*b), 0u);
   ASSERT_EQ(sas(*s.p.res), 1u);
-  EXPECT_EQ(node_b->stats().returned, 1u);
+  EXPECT_EQ(only_sa(*s.p.res)->handoff, ike::Handoff::kNone);
+  EXPECT_EQ(node_a->stats().taken_back, 1u);
+  EXPECT_EQ(node_a->stats().failed, 0u);
+  EXPECT_EQ(node_b->stats().withdrawn, 1u);
+  EXPECT_EQ(node_b->stats().returned, 0u);
   auto rec = record();
   ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->phase, SaRecord::Phase::kReturned);
   EXPECT_EQ(rec->owner, "a");
-  EXPECT_EQ(rec->phase, SaRecord::Phase::kOwned);
+  EXPECT_EQ(rec->from, "b");
+  EXPECT_EQ(rec->detail, outcomes[0].detail);
 
   // The SA works on A as before: the client's checks are answered, and rekeys started
   // by either side complete (A's request uses the next Message ID the client expects).
+  // B sent nothing but its switch request: no retransmission, no DELETE.
   s.p.net.run_for(seconds(30));
-  ASSERT_TRUE(s.p.ini->engine->rekey_child(only_sa(*s.p.ini)->children[0].id, s.p.net.now()));
-  s.p.net.collect(*s.p.ini);
-  ASSERT_TRUE(s.p.net.run_until([&] { return count_events(*s.p.ini, EventKind::kChildRekeyed) == 1; }, seconds(10)));
-  s.p.net.run_for(seconds(2));  // the old Child SA's delete
+  EXPECT_EQ(requests_from_b(), 1u);
+  ASSERT_TRUE(rekey_completes(*s.p.ini));
   ASSERT_EQ(only_sa(*s.p.res)->children.size(), 1u);
-  ASSERT_TRUE(s.p.res->engine->rekey_child(only_sa(*s.p.res)->children[0].id, s.p.net.now()));
-  s.p.net.collect(*s.p.res);
-  ASSERT_TRUE(s.p.net.run_until([&] { return count_events(*s.p.ini, EventKind::kChildRekeyed) == 2; }, seconds(10)));
+  ASSERT_TRUE(rekey_completes(*s.p.res));
   EXPECT_EQ(only_sa(*s.p.ini)->spi_i, before.ike_i);
   EXPECT_EQ(only_sa(*s.p.ini)->remote.address, R1());
   EXPECT_EQ(count_events(*s.p.ini, EventKind::kIkeFailed), 0u);
   EXPECT_EQ(count_events(*s.p.res, EventKind::kIkeFailed), 0u);
+  EXPECT_EQ(store.refused_writes, 0u);
+}
+
+TEST_F(ClusterMoveRefused, BGivingUpFirstStillReturnsTheSa) {
+  // The refusal never reaches A (lost between the client's NAT and A): B's request goes
+  // unanswered, B gives up and hands the SA back as before.
+  ASSERT_TRUE(s.start());
+  s.tap->drop_if = [](const Seen& x) { return x.from == "ini" && x.dst.address == R1(); };
+  ASSERT_TRUE(node_a->move(only_sa(*s.p.res)->id, "b", s.p.net.now()));
+  ASSERT_TRUE(run_until([&] { return !outcomes.empty(); }, seconds(120)));
+  s.tap->drop_if = nullptr;
+  ASSERT_EQ(outcomes.size(), 1u);
+  EXPECT_EQ(outcomes[0].result, MoveOutcome::Result::kReturned) << outcomes[0].detail;
+  EXPECT_NE(outcomes[0].detail.find("returned by b: the switch failed"), std::string::npos) << outcomes[0].detail;
+  EXPECT_EQ(node_b->stats().returned, 1u);
+  EXPECT_EQ(node_a->stats().taken_back, 0u);
+  EXPECT_EQ(sas(*b), 0u);
+  ASSERT_EQ(sas(*s.p.res), 1u);
+  auto rec = record();
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->phase, SaRecord::Phase::kOwned);
+  EXPECT_EQ(rec->owner, "a");
+}
+
+class ClusterMoveGen2 : public ClusterMove {
+ protected:
+  ClusterMoveGen2() : ClusterMove(Client{.gen1 = false}) {}
+};
+
+TEST_F(ClusterMoveGen2, AnAnswerAtTheOldAddressFromAClientThatFollowsIsNoRefusal) {
+  // A generation-2 client answers at the old address, A's, and then updates at B's: A
+  // must not take that answer for a refusal.
+  ASSERT_TRUE(s.start());
+  const Spis before = spis_of(*s.p.ini);
+  const auto dropped = s.p.res->engine->counters().dropped_handed_over;
+  ASSERT_TRUE(node_a->move(only_sa(*s.p.res)->id, "b", s.p.net.now()));
+  ASSERT_TRUE(run_until([&] { return !outcomes.empty(); }));
+  EXPECT_EQ(outcomes[0].result, MoveOutcome::Result::kMoved) << outcomes[0].detail;
+  EXPECT_GT(s.p.res->engine->counters().dropped_handed_over, dropped) << "the answer did not reach A";
+  EXPECT_EQ(count_events(*s.p.res, EventKind::kHandoffAnswered), 0u);
+  EXPECT_EQ(sas(*s.p.res), 0u);
+  ASSERT_EQ(sas(*b), 1u);
+  s.p.net.run_for(seconds(2));
+  EXPECT_EQ(only_sa(*s.p.ini)->remote.address, R2());
+  ASSERT_TRUE(rekey_completes(*s.p.ini));
+  EXPECT_EQ(only_sa(*s.p.ini)->spi_i, before.ike_i);
+  EXPECT_EQ(count_events(*s.p.ini, EventKind::kIkeFailed), 0u);
+}
+
+// The client follows B, but a liveness check it sent to A just before is delayed past
+// its answer to B's request: A sees the answer and then the check, takes the client to
+// stay and writes its return while B writes its claim. The store orders the two writes;
+// whichever wins, one node keeps the SA and the other drops its copy, and no moment
+// has both sending.
+class ClusterMoveRace : public ClusterMoveGen2 {
+ protected:
+  void race(const Node* first) {
+    ASSERT_TRUE(s.start());
+    late_watcher = first == node_a.get() ? node_b.get() : node_a.get();
+    s.p.net.jitter = [](const Packet& p) { return p.from == "ini" ? Duration(500) : Duration(0); };
+    client_checks_liveness();
+    s.p.net.jitter = nullptr;
+    ASSERT_TRUE(node_a->move(only_sa(*s.p.res)->id, "b", s.p.net.now()));
+    ASSERT_TRUE(run_until([&] { return sas(*b) == 1; }, seconds(1)));
+    hold_writes = true;
+    ASSERT_TRUE(run_until([&] { return held_from(node_a.get()) && held_from(node_b.get()); }, seconds(2)));
+    EXPECT_EQ(count_events(*b, EventKind::kSwitchSucceeded), 1u);
+    EXPECT_EQ(count_events(*s.p.res, EventKind::kHandoffAnswered), 1u);
+    first_writer = first;
+    hold_writes = false;
+    ASSERT_TRUE(run_until([&] { return !outcomes.empty(); }, seconds(1)));
+    ASSERT_EQ(outcomes.size(), 1u);
+    EXPECT_EQ(store.refused_writes, 1u);
+  }
+};
+
+TEST_F(ClusterMoveRace, AsReturnWinsAndBDropsItsClaimedCopy) {
+  race(node_a.get());
+  EXPECT_EQ(outcomes[0].result, MoveOutcome::Result::kReturned) << outcomes[0].detail;
+  EXPECT_EQ(sas(*b), 0u);
+  EXPECT_EQ(node_b->stats().withdrawn, 1u);
+  EXPECT_EQ(node_b->stats().moves_in, 0u);
+  ASSERT_EQ(sas(*s.p.res), 1u);
+  EXPECT_EQ(only_sa(*s.p.res)->handoff, ike::Handoff::kNone);
+  EXPECT_FALSE(sending(*s.p.res).empty());
+  EXPECT_TRUE(sending(*b).empty());
+  // The client did follow B: with B's copy gone, the SA is lost to it. A safe end, and
+  // one only a reordered packet leads to.
+}
+
+TEST_F(ClusterMoveRace, BsClaimWinsAndAFollowsIt) {
+  race(node_b.get());
+  EXPECT_EQ(outcomes[0].result, MoveOutcome::Result::kMoved) << outcomes[0].detail;
+  EXPECT_EQ(sas(*s.p.res), 0u);
+  EXPECT_EQ(node_a->stats().taken_back, 0u);
+  EXPECT_EQ(node_a->stats().moves_out, 1u);
+  EXPECT_EQ(node_b->stats().moves_in, 1u);
+  ASSERT_EQ(sas(*b), 1u);
+  EXPECT_FALSE(sending(*b).empty());
+  auto rec = record();
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->phase, SaRecord::Phase::kOwned);
+  EXPECT_EQ(rec->owner, "b");
+  ASSERT_TRUE(rekey_completes(*s.p.ini));
+  EXPECT_EQ(count_events(*s.p.ini, EventKind::kIkeFailed), 0u);
 }
 
 TEST_F(ClusterMove, ABlobSealedWithAnotherKeyIsRefusedAndTheSaStays) {
@@ -309,6 +516,97 @@ TEST_F(ClusterMove, MoveRefusesWhatCannotMove) {
   auto again = node_a->move(id, "b", s.p.net.now());
   ASSERT_FALSE(again);
   EXPECT_NE(again.error().find("moving already"), std::string::npos);
+}
+
+// B leaves the cluster (its lease expired) after it imported the SA and before the
+// client answered it: A does not wait for B's record, which will never come.
+TEST_F(ClusterMove, ANewNodeThatLeavesDuringTheMoveGivesTheSaBack) {
+  ASSERT_TRUE(s.start());
+  const Spis before = spis_of(*s.p.ini);
+  s.tap->drop_if = [](const Seen& x) { return x.from == "gw-b"; };  // its switch request goes nowhere
+  ASSERT_TRUE(node_a->move(only_sa(*s.p.res)->id, "b", s.p.net.now()));
+  ASSERT_TRUE(run_until([&] { return sas(*b) == 1; }, seconds(1)));
+  gone.insert(node_b.get());
+  s.p.net.run_for(seconds(3));
+  EXPECT_TRUE(outcomes.empty());
+  const TimePoint left = s.p.net.now();
+  node_a->on_node_gone("b", s.p.net.now());
+  ASSERT_TRUE(run_until([&] { return !outcomes.empty(); }, seconds(1)));
+  EXPECT_EQ(since(left), Duration(0)) << "A waited for something after B was gone";
+  ASSERT_EQ(outcomes.size(), 1u);
+  EXPECT_EQ(outcomes[0].result, MoveOutcome::Result::kReturned) << outcomes[0].detail;
+  EXPECT_EQ(outcomes[0].detail, "b left the cluster during the move");
+  EXPECT_EQ(node_a->stats().taken_back, 1u);
+  auto rec = record();
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->phase, SaRecord::Phase::kOwned);
+  EXPECT_EQ(rec->owner, "a");
+  ASSERT_EQ(sas(*s.p.res), 1u);
+  EXPECT_EQ(only_sa(*s.p.res)->handoff, ike::Handoff::kNone);
+
+  // B only seemed gone (cut off from the store): its copy never sent, and it drops it
+  // as soon as it sees the record.
+  EXPECT_TRUE(sending(*b).empty());
+  ASSERT_EQ(sas(*b), 1u);
+  node_b->on_store_event(record_event(), s.p.net.now());
+  s.p.net.collect(*b);
+  EXPECT_EQ(sas(*b), 0u);
+  EXPECT_EQ(node_b->stats().withdrawn, 1u);
+  EXPECT_TRUE(node_b->take_writes().empty());
+
+  // The client never heard of B: the SA goes on with A, same SPIs, both sides' requests
+  // answered (A's past the Message ID B's request used).
+  s.p.net.run_for(seconds(25));
+  ASSERT_TRUE(rekey_completes(*s.p.ini));
+  ASSERT_TRUE(rekey_completes(*s.p.res));
+  EXPECT_EQ(only_sa(*s.p.ini)->spi_i, before.ike_i);
+  EXPECT_EQ(only_sa(*s.p.ini)->remote.address, R1());
+  EXPECT_EQ(count_events(*s.p.ini, EventKind::kIkeFailed), 0u);
+}
+
+TEST_F(ClusterMove, ANewNodeThatLeavesBeforeTheExportEndsTheMove) {
+  ASSERT_TRUE(s.start());
+  s.p.net.run_for(seconds(2));  // the old Child SA's delete
+  const auto id = only_sa(*s.p.res)->id;
+  ASSERT_TRUE(s.p.res->engine->rekey_child(only_sa(*s.p.res)->children[0].id, s.p.net.now()));
+  s.p.net.collect(*s.p.res);
+  ASSERT_TRUE(node_a->move(id, "b", s.p.net.now()));  // waits for the rekey
+  node_a->on_node_gone("c", s.p.net.now());
+  EXPECT_TRUE(node_a->take_outcomes().empty()) << "a move to another node ended";
+  node_a->on_node_gone("b", s.p.net.now());
+  pump();
+  ASSERT_EQ(outcomes.size(), 1u);
+  EXPECT_EQ(outcomes[0].result, MoveOutcome::Result::kFailed);
+  EXPECT_EQ(outcomes[0].detail, "not moved: b left the cluster");
+  EXPECT_TRUE(store.kv.empty());
+  EXPECT_EQ(only_sa(*s.p.res)->handoff, ike::Handoff::kNone);
+  EXPECT_FALSE(node_a->next_timeout()) << "the export is still retried";
+  ASSERT_TRUE(s.p.net.run_until([&] { return count_events(*s.p.res, EventKind::kChildRekeyed) == 1; }, seconds(10)));
+  EXPECT_EQ(sas(*b), 0u);
+}
+
+TEST_F(ClusterMove, ANewNodeThoughtGoneThatClaimedTheSaFirstKeepsIt) {
+  // A hears that B left while B's claim is on its way to the store: the claim lands
+  // first, A's return loses, and A follows the record as for any completed move.
+  ASSERT_TRUE(s.start());
+  late_watcher = node_a.get();
+  ASSERT_TRUE(node_a->move(only_sa(*s.p.res)->id, "b", s.p.net.now()));
+  ASSERT_TRUE(run_until([&] { return sas(*b) == 1; }, seconds(1)));
+  hold_writes = true;
+  ASSERT_TRUE(run_until([&] { return held_from(node_b.get()) == 1; }, seconds(2)));
+  node_a->on_node_gone("b", s.p.net.now());
+  pump();
+  ASSERT_EQ(held_from(node_a.get()), 1u);
+  first_writer = node_b.get();
+  hold_writes = false;
+  ASSERT_TRUE(run_until([&] { return !outcomes.empty(); }, seconds(1)));
+  EXPECT_EQ(outcomes[0].result, MoveOutcome::Result::kMoved) << outcomes[0].detail;
+  EXPECT_EQ(store.refused_writes, 1u);
+  EXPECT_EQ(sas(*s.p.res), 0u);
+  ASSERT_EQ(sas(*b), 1u);
+  EXPECT_FALSE(sending(*b).empty());
+  EXPECT_EQ(node_a->stats().taken_back, 0u);
+  EXPECT_EQ(node_b->stats().moves_in, 1u);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 // through its NAT. The client must not notice anything but the address change: same
 // SPIs, Message IDs that continue, no rekey, and later exchanges answered by B.
 #include "cluster/sa_blob.h"
+#include "ike/protection.h"
 #include "switch_helpers.h"
 
 namespace mobike::sim {
@@ -110,6 +111,13 @@ TEST_F(Handoff, TheClientFollowsTheSaToAnotherNodeThroughItsNat) {
   EXPECT_EQ(install.kind, DataplaneOp::Kind::kInstall);
   EXPECT_EQ(install.spi_in, before.child_out);
   EXPECT_TRUE(install.resume.has_value());
+  // Receive-only until the cluster confirms B owns it (A could still take it back).
+  EXPECT_TRUE(install.outbound_deferred);
+  ASSERT_TRUE(b->engine->confirm_import(sa_on(*b)->id, now()));
+  s.p.net.collect(*b);
+  EXPECT_EQ(b->dataplane.back().kind, DataplaneOp::Kind::kActivateOutbound);
+  EXPECT_EQ(b->dataplane.back().spi_in, before.child_out);
+  EXPECT_FALSE(b->engine->confirm_import(sa_on(*b)->id, now())) << "confirmed twice";
 
   // B's switch request left from A's address (so that it passed the client's NAT); the
   // client's update went to B.
@@ -210,6 +218,67 @@ TEST_F(Handoff, AnExportedSaAnswersNothingUntilItResumes) {
   ASSERT_NE(sa_on(client()), nullptr);
   EXPECT_EQ(sa_on(client())->state, IkeState::kEstablished);
   EXPECT_EQ(count_events(client(), EventKind::kIkeFailed), 0u);
+}
+
+// The old node sees the answer to the new owner's first request when the client answers
+// at the old address. It reports it only once the answer shows that the client stays
+// there — an error in it, or the client's next request arriving after it — and only
+// once: an answer without an error is also what a generation-2 client that follows
+// sends to the old address.
+TEST_F(Handoff, AnExportedSaReportsAnAnswerOnlyWhenThePeerStays) {
+  ASSERT_TRUE(s.start());
+  ASSERT_TRUE(export_from_a());
+  const ike::IkeSa& c = *sa_on(client());
+  const std::uint32_t handed_over = sa_on(a())->next_request_mid;
+  const std::uint32_t expected = sa_on(a())->expected_peer_mid;
+  ASSERT_EQ(c.next_request_mid, expected);
+  crypto::SeededRandom random(9);
+  const auto dropped = a().engine->counters().dropped_handed_over;
+  auto to_a = [&](Bytes data) {
+    s.p.net.inject({s.ini_public, sa_on(a())->local, std::move(data), false, "ini"});
+    s.p.net.run_for(Duration(50));
+  };
+  auto answer = [&](std::uint32_t mid, std::vector<wire::Payload> payloads = {}) {
+    return ike::build_message(c, ExchangeType::kInformational, true, mid, payloads, random);
+  };
+  auto request = [&] { return ike::build_message(c, ExchangeType::kInformational, false, expected, {}, random); };
+
+  to_a(request());  // before any answer: the client was not asked yet
+  to_a(answer(handed_over + 1));
+  Bytes forged = answer(handed_over);
+  forged.back() ^= 1;
+  to_a(forged);
+  EXPECT_FALSE(sa_on(a())->handoff_answered);
+  to_a(answer(handed_over));
+  EXPECT_TRUE(sa_on(a())->handoff_answered);
+  EXPECT_EQ(count_events(a(), EventKind::kHandoffAnswered), 0u) << "an answer without an error is no refusal";
+  to_a(answer(handed_over));
+  to_a(request());
+  ASSERT_EQ(count_events(a(), EventKind::kHandoffAnswered), 1u);
+  EXPECT_NE(a().events.back().detail.find("next request"), std::string::npos) << a().events.back().detail;
+  EXPECT_EQ(a().events.back().ike_sa_id, sa_on(a())->id);
+  to_a(request());
+  EXPECT_EQ(count_events(a(), EventKind::kHandoffAnswered), 1u);
+  EXPECT_EQ(a().engine->counters().dropped_handed_over, dropped + 7);
+  EXPECT_EQ(sa_on(a())->expected_peer_mid, expected) << "an exported SA answered";
+
+  // Resumed, the SA skips the Message ID the new owner's request used.
+  ASSERT_TRUE(a().engine->resume(sa_on(a())->id, now()));
+  EXPECT_EQ(sa_on(a())->next_request_mid, handed_over + 1);
+}
+
+TEST_F(Handoff, AnExportedSaReportsAnErrorAnswerAtOnce) {
+  ASSERT_TRUE(s.start());
+  ASSERT_TRUE(export_from_a());
+  const ike::IkeSa& c = *sa_on(client());
+  crypto::SeededRandom random(9);
+  Bytes refusal = ike::build_message(c, ExchangeType::kInformational, true, sa_on(a())->next_request_mid,
+                                     {wire::make_notify(NotifyType::kInvalidSyntax)}, random);
+  s.p.net.inject({s.ini_public, sa_on(a())->local, refusal, false, "ini"});
+  s.p.net.inject({s.ini_public, sa_on(a())->local, refusal, false, "ini"});
+  s.p.net.run_for(Duration(50));
+  ASSERT_EQ(count_events(a(), EventKind::kHandoffAnswered), 1u);
+  EXPECT_NE(a().events.back().detail.find("INVALID_SYNTAX"), std::string::npos) << a().events.back().detail;
 }
 
 TEST_F(Handoff, ImportRefusesWhatItCannotContinue) {
