@@ -306,7 +306,7 @@ void ClusterMember::on_kv(const std::string& key, const std::optional<std::strin
     if (!value) {
       if (members_.erase(name)) {
         spdlog::info("cluster: node {} left", name);
-        (void)t; // MERGE-PENDING node_.on_node_gone(name, t);
+        node_.on_node_gone(name, t);
       }
       return;
     }
@@ -690,6 +690,8 @@ json ClusterMember::status() const {
             {"moves_in", s.moves_in},
             {"returned", s.returned},
             {"failed", s.failed},
+            {"taken_back", s.taken_back},
+            {"withdrawn", s.withdrawn},
             {"blobs_refused", s.blobs_refused},
             {"records_refused", s.records_refused},
             {"etcd_writes", etcd_ops_},
