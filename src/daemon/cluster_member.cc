@@ -200,7 +200,10 @@ void ClusterMember::keepalive_tick() {
       });
     });
     if (own_sa_count() != published_sas_ || state_ != published_state_) publish_self();
-    if (config_.rebalance_tolerance > 0 && !job_ && !cannot_move() && state_ == "active") {
+    // After a rebalance the other nodes' published counts lag by up to a tick: wait for
+    // them before judging again, or two nodes could hand SAs back and forth.
+    if (config_.rebalance_tolerance > 0 && !job_ && !cannot_move() && state_ == "active" &&
+        now() >= rebalance_quiet_until_) {
       Job j;
       j.what = "automatic rebalance";
       plan_rebalance(j, true);
@@ -643,6 +646,8 @@ void ClusterMember::record_outcome(const cluster::MoveOutcome& o) {
 void ClusterMember::finish_job() {
   job_timer_.cancel();
   drive_timer_.cancel();
+  rebalance_quiet_until_ = now() + 3 * std::max<std::chrono::milliseconds>(std::chrono::milliseconds(1000),
+                                                                            config_.lease_ttl / 3);
   Job job = std::move(*job_);
   job_.reset();
   if (!job.finally_state.empty()) state_ = job.finally_state;

@@ -129,6 +129,7 @@ class ClusterMember {
   std::uint64_t etcd_ops_ = 0, etcd_errors_ = 0, watch_events_ = 0, rejoins_ = 0;
 
   std::optional<Job> job_;
+  ike::TimePoint rebalance_quiet_until_{};
   std::deque<Job> waiting_jobs_;  // requested through etcd while a job runs
 
   asio::steady_timer keepalive_timer_;
