@@ -33,6 +33,7 @@ void AddressFollower::start() {
     return;
   }
   monitor_ = std::move(*m);
+  monitor_->ignore_routes_via(tun_name_);
   if (auto d = monitor_->dump(); !d) {
     spdlog::warn("address dump failed ({}): MOBIKE moves only on request", d.error().message());
     monitor_.reset();

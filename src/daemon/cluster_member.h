@@ -84,8 +84,14 @@ class ClusterMember {
   };
   using Work = std::function<void(platform::EtcdClient&)>;
 
-  void post_work(Work w);
-  void worker_loop();
+  struct Worker {
+    std::optional<platform::EtcdClient> client;
+    std::deque<Work> work;
+    std::thread thread;
+  };
+  // Worker 0: membership, listing, the watch, requests; 1..: SA record writes by key.
+  void post_work(Work w, std::size_t worker = 0);
+  void worker_loop(Worker& me);
   void join_cluster();                     // worker: lease, own record, list, watch
   void keepalive_tick();
   void on_watch_update(const platform::etcd::WatchUpdate& u);
@@ -138,13 +144,11 @@ class ClusterMember {
   asio::steady_timer drive_timer_;
   ike::TimePoint node_timer_at_ = ike::TimePoint::max();
 
-  // The worker thread and what it owns; the watch lives there too.
-  std::optional<platform::EtcdClient> client_;
+  // The worker threads, each with its etcd connection; the watch is started by worker 0.
+  std::vector<std::unique_ptr<Worker>> workers_;
   std::optional<platform::EtcdWatch> watch_;
-  std::thread worker_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Work> work_;
   bool stopping_ = false;
 };
 

@@ -380,6 +380,12 @@ void AddressTable::apply(const RtnlMessage& m, std::vector<AddressEvent>& events
     apply_address(*a, events);
   } else if (const auto* r = std::get_if<RtnlRoute>(&m.body)) {
     if (!route_matters(*r)) return;
+    if (r->oif) {
+      auto l = links_.find(*r->oif);
+      if (l != links_.end() && std::find(ignored_route_links_.begin(), ignored_route_links_.end(), l->second.name) !=
+                                   ignored_route_links_.end())
+        return;
+    }
     RoutesChanged rc{r->dst.address.family()};
     // One per family in a row: a link going down withdraws its routes one message each.
     if (!events.empty())

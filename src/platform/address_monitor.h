@@ -187,6 +187,10 @@ class AddressTable {
   void replace(AddressTable fresh, std::vector<AddressEvent>& events);
 
   AddressStatus status(const LocalAddress& a) const;
+  // Routes out of this link are not reported (RoutesChanged): the userspace data plane's
+  // TUN device, whose routes to the tunnels' inner addresses never lead to a peer and
+  // change with every Child SA (thousands in a cluster drain).
+  void ignore_routes_via(std::string link_name) { ignored_route_links_.push_back(std::move(link_name)); }
   // The usable addresses (kUsable and kOnLoopback), sorted.
   AddressSet snapshot() const;
   // Every known address, usable or not, sorted.
@@ -199,6 +203,7 @@ class AddressTable {
   void apply_address(const RtnlAddress& a, std::vector<AddressEvent>& events);
   std::map<int, Link> links_;
   std::map<Key, LocalAddress> addresses_;
+  std::vector<std::string> ignored_route_links_;
 };
 
 // --------------------------------------------------------------------------- debouncing
@@ -278,6 +283,7 @@ class AddressMonitor {
   Expected<std::vector<AddressEvent>, SysError> process();
 
   AddressSet snapshot() const { return table_.snapshot(); }
+  void ignore_routes_via(std::string link_name) { table_.ignore_routes_via(std::move(link_name)); }
   const AddressTable& table() const { return table_; }
   // Messages rejected by the parser so far (kernel or not, they are ignored).
   std::uint64_t malformed() const { return malformed_; }

@@ -517,6 +517,23 @@ TEST(AddressMonitorTable, RenamedLinkRenamesItsAddresses) {
   EXPECT_EQ(t.take(), Strings{"address changed 192.0.2.1/24%eth0 -> 192.0.2.1/24%wan (usable)"});
 }
 
+TEST(AddressMonitorTable, RoutesThroughAnIgnoredLinkDoNotCount) {
+  // The userspace data plane's TUN device: a route per Child SA, never a path to a peer.
+  Table tun;
+  tun.t.ignore_routes_via("mobike0");
+  tun << link_msg(RTM_NEWLINK, 2, "mobike0", kUp, IF_OPER_UNKNOWN);
+  tun.take();
+  tun << route_msg(RTM_NEWROUTE, "192.0.2.7", 32) << route_msg(RTM_DELROUTE, "192.0.2.7", 32);
+  EXPECT_TRUE(tun.take().empty());
+  // The same routes out of another link do.
+  Table eth;
+  eth.t.ignore_routes_via("mobike0");
+  eth << link_msg(RTM_NEWLINK, 2, "eth0", kUp, IF_OPER_UP);
+  eth.take();
+  eth << route_msg(RTM_NEWROUTE, "192.0.2.7", 32);
+  EXPECT_EQ(eth.take(), (Strings{"routes changed (IPv4)"}));
+}
+
 TEST(AddressMonitorTable, OnlyRoutesThatSteerTrafficCount) {
   Table t;
   t << route_msg(RTM_NEWROUTE, "192.0.2.1", 32, RT_TABLE_LOCAL, RTN_LOCAL)
