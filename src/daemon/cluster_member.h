@@ -1,7 +1,8 @@
 // mobiked as a node of a gateway cluster (docs/cluster.md): cluster::Node (the sans-IO
-// move logic) wired to etcd. etcd calls block, so they run on a worker thread of their
-// own and the watch on the watch's thread; both hand their results to the event loop,
-// where everything else happens. What this adds to the Node:
+// move logic) wired to etcd. etcd calls block, so they run on worker threads (one for
+// membership, a few for the SA records' writes) and the watch on the watch's thread; all
+// hand their results to the event loop, where everything else happens. What this adds
+// to the Node:
 //  - membership: <prefix>nodes/<name> = {addresses, state, sas}, bound to a lease kept
 //    alive every lease_ttl/3; the other nodes' records from the watch;
 //  - the commands: move, drain (this node, or another one through
