@@ -6,6 +6,7 @@
 #include <asio/post.hpp>
 #include <spdlog/spdlog.h>
 
+#include "daemon/log_sink.h"
 #include "mobility/mobike.h"
 
 namespace mobike::daemon {
@@ -82,14 +83,7 @@ ClusterMember::ClusterMember(asio::io_context& io, ike::Engine& engine, ClusterC
             n.addresses = config_.addresses;
             return n;
           }(),
-          engine, std::move(dataplane), random,
-          [](ike::LogLevel l, const std::string& m) {
-            spdlog::log(l == ike::LogLevel::kWarn    ? spdlog::level::warn
-                        : l == ike::LogLevel::kError ? spdlog::level::err
-                        : l == ike::LogLevel::kDebug ? spdlog::level::debug
-                                                     : spdlog::level::info,
-                        "{}", m);
-          }),
+          engine, std::move(dataplane), random, log_to_spdlog),
       keepalive_timer_(io),
       node_timer_(io),
       job_timer_(io),

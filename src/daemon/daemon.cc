@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/log_sink.h"
 #include "daemon/userspace_dataplane.h"
 #include "daemon/xfrm_dataplane.h"
 #include "mobility/address_policy.h"
@@ -23,17 +24,6 @@ constexpr int kIkeSocketBuffer = 16 << 20;
 constexpr auto kDrainTime = std::chrono::milliseconds(200);
 
 ike::TimePoint now() { return ike::Clock::now(); }
-
-spdlog::level::level_enum to_spdlog(ike::LogLevel l) {
-  switch (l) {
-    case ike::LogLevel::kTrace: return spdlog::level::trace;
-    case ike::LogLevel::kDebug: return spdlog::level::debug;
-    case ike::LogLevel::kInfo: return spdlog::level::info;
-    case ike::LogLevel::kWarn: return spdlog::level::warn;
-    case ike::LogLevel::kError: return spdlog::level::err;
-  }
-  return spdlog::level::info;
-}
 
 }  // namespace
 
@@ -58,7 +48,7 @@ Daemon::Daemon(Config config, std::string config_path)
       timer_(io_),
       drain_timer_(io_),
       engine_(engine_config(config_.daemon), random_,
-              [](ike::LogLevel l, const std::string& m) { spdlog::log(to_spdlog(l), "{}", m); }),
+              log_to_spdlog),
       addresses_(io_, engine_, config_.daemon.tun_name, [this] { flush(); }),
       switch_(io_, engine_, [this] { flush(); }),
       buffer_(65536) {
