@@ -13,7 +13,9 @@ namespace mobike::cluster {
 
 namespace {
 
-constexpr std::uint8_t kRecordVersion = 1;
+// 2 added the flags and the switch address after the detail; 1 is still read.
+constexpr std::uint8_t kRecordVersion = 2;
+constexpr std::uint8_t kFlagOldNodeSends = 0x01, kFlagAnswered = 0x02;
 constexpr std::size_t kMaxName = 1024;  // node names and reasons
 constexpr std::size_t kMaxBlob = 1u << 20;
 constexpr ike::Duration kExportRetry{50};
@@ -49,6 +51,10 @@ Bytes encode_record(const SaRecord& r) {
   w.u32(static_cast<std::uint32_t>(r.blob.size()));
   w.bytes(r.blob);
   put_string(w, r.detail);
+  w.u8(static_cast<std::uint8_t>((r.old_node_sends ? kFlagOldNodeSends : 0) | (r.answered ? kFlagAnswered : 0)));
+  const Bytes to = r.switch_to ? r.switch_to->to_bytes() : Bytes{};
+  w.u8(static_cast<std::uint8_t>(to.size()));
+  w.bytes(to);
   return std::move(w).take();
 }
 
@@ -58,10 +64,24 @@ Expected<SaRecord, std::string> decode_record(ByteView in) {
   std::uint32_t n = 0;
   SaRecord rec;
   if (!r.read_u8(version)) return unexpected(std::string("empty SA record"));
-  if (version != kRecordVersion) return unexpected("SA record of unknown version " + std::to_string(version));
-  if (!r.read_u8(phase) || phase < 1 || phase > 3 || !get_string(r, rec.owner) || !get_string(r, rec.from) ||
-      !r.read_u32(n) || n > kMaxBlob || !r.read_bytes(n, rec.blob) || !get_string(r, rec.detail) || !r.empty())
-    return unexpected(std::string("malformed SA record"));
+  if (version != 1 && version != kRecordVersion)
+    return unexpected("SA record of unknown version " + std::to_string(version));
+  const auto malformed = [] { return unexpected(std::string("malformed SA record")); };
+  if (!r.read_u8(phase) || phase < 1 || phase > (version == 1 ? 3 : 4) || !get_string(r, rec.owner) ||
+      !get_string(r, rec.from) || !r.read_u32(n) || n > kMaxBlob || !r.read_bytes(n, rec.blob) ||
+      !get_string(r, rec.detail))
+    return malformed();
+  if (version >= 2) {
+    std::uint8_t flags = 0, len = 0;
+    ByteView to;
+    if (!r.read_u8(flags) || (flags & ~(kFlagOldNodeSends | kFlagAnswered)) || !r.read_u8(len) ||
+        (len != 0 && len != 4 && len != 16) || !r.read_view(len, to))
+      return malformed();
+    rec.old_node_sends = flags & kFlagOldNodeSends;
+    rec.answered = flags & kFlagAnswered;
+    if (len) rec.switch_to = IpAddress::from_bytes(to);
+  }
+  if (!r.empty()) return malformed();
   rec.phase = static_cast<SaRecord::Phase>(phase);
   return rec;
 }
@@ -145,19 +165,30 @@ void Node::try_export(Outgoing& o, TimePoint now) {
   o.exported = true;
   o.retry_at = TimePoint::max();
   o.blob = *blob;
-  o.moving_tag = write(o.key, encode_record({SaRecord::Phase::kMoving, o.to, config_.name, std::move(*blob)}));
+  o.relay = config_.switch_sender == SwitchSender::kOldNode;
+  SaRecord moving{SaRecord::Phase::kMoving, o.to, config_.name, std::move(*blob)};
+  moving.old_node_sends = o.relay;
+  o.moving_tag = write(o.key, encode_record(moving));
 }
 
 std::uint64_t Node::write(const std::string& key, std::optional<Bytes> value) {
+  const std::uint64_t tag = next_tag_++;
+  pending_writes_[tag] = {key, std::move(value)};
+  auto [q, first] = queued_writes_.try_emplace(key);
+  q->second.push_back(tag);
+  if (first) send_write(tag);
+  return tag;
+}
+
+void Node::send_write(std::uint64_t tag) {
+  const auto& [key, value] = pending_writes_.at(tag);
   StoreWrite w;
-  w.tag = next_tag_++;
+  w.tag = tag;
   w.key = key;
   auto it = seen_.find(key);
   w.expect = it == seen_.end() ? 0 : it->second.mod;
   w.put = value;
-  pending_writes_[w.tag] = {key, std::move(value)};
   writes_.push_back(std::move(w));
-  return writes_.back().tag;
 }
 
 void Node::on_write_result(const StoreWriteResult& r, TimePoint now) {
@@ -167,6 +198,13 @@ void Node::on_write_result(const StoreWriteResult& r, TimePoint now) {
   pending_writes_.erase(it);
   // The watch may have told us of later changes already: the result must not hide them.
   if (Seen& k = seen_[key]; r.succeeded && r.revision > k.at) k = {r.revision, r.revision};
+  if (auto q = queued_writes_.find(key); q != queued_writes_.end()) {
+    std::erase(q->second, r.tag);
+    if (q->second.empty())
+      queued_writes_.erase(q);
+    else
+      send_write(q->second.front());
+  }
 
   if (auto o = outgoing_.find(key); o != outgoing_.end() && r.tag == o->second.moving_tag) {
     if (!r.succeeded) {
@@ -179,15 +217,21 @@ void Node::on_write_result(const StoreWriteResult& r, TimePoint now) {
       return;
     }
     o->second.moving_written = true;
-    if (auto rec = std::exchange(o->second.reclaim, std::nullopt))
-      reclaim(o->second, std::move(*rec), std::move(o->second.reclaim_detail));
+    if (std::exchange(o->second.reclaim_waits, false))
+      reclaim(o->second, o->second.reclaim_record, o->second.reclaim_detail);
     return;
   } else if (o != outgoing_.end() && r.tag == o->second.reclaim_tag) {
     if (r.succeeded) return reclaimed(key, now);
+    o->second.reclaim_tag = 0;
+    // {ready} came first: the new node still has no client, and we still want it back.
+    if (o->second.ready_seen) return reclaim(o->second, o->second.reclaim_record, o->second.reclaim_detail);
     // The new node wrote first: {owned} (it has the client) or {returned} (it gave up).
     // Its record, from the watch, decides as it would have without us.
-    o->second.reclaim_tag = 0;
     log(ike::LogLevel::kInfo, key + ": " + o->second.to + " wrote the SA's record first; following it");
+    return;
+  }
+  if (auto in = incoming_.find(key); in != incoming_.end() && r.tag == in->second.ready_tag) {
+    if (!r.succeeded) return withdraw(key, "the record changed before ours (" + in->second.from + " took it back)", now);
     return;
   }
   if (auto in = incoming_.find(key); in != incoming_.end() && r.tag == in->second.owned_tag) {
@@ -236,7 +280,33 @@ void Node::on_store_event(const StoreEvent& e, TimePoint now) {
     }
   } else if (rec->phase == SaRecord::Phase::kReturned && rec->owner == config_.name) {
     take_back(e.key, *rec, now);
+  } else if (rec->phase == SaRecord::Phase::kReady && o != outgoing_.end() && o->second.exported &&
+             rec->owner == o->second.to) {
+    o->second.ready_seen = true;
+    if (!o->second.reclaim_detail.empty()) {
+      // We want it back (the new node left, say): again, on this revision.
+      if (!o->second.reclaim_tag && !o->second.reclaim_waits)
+        reclaim(o->second, o->second.reclaim_record, o->second.reclaim_detail);
+    } else if (o->second.relay && !o->second.relayed) {
+      relay(o->second, *rec, now);
+    }
   }
+}
+
+void Node::relay(Outgoing& o, const SaRecord& ready, TimePoint now) {
+  o.relayed = true;
+  auto sent = ready.switch_to ? mobility::relay_switch(engine_, o.ike_sa_id, *ready.switch_to, now)
+                              : Expected<void, std::string>(unexpected(o.to + " named no address to switch to"));
+  if (sent) return;
+  const std::string why = "the switch request was not sent: " + sent.error();
+  reclaim(o, {SaRecord::Phase::kReturned, config_.name, o.to, {}, why}, why);
+}
+
+bool Node::answered_here(const Incoming& in) const {
+  // The switch request's Message ID is used up once its answer was processed here: the
+  // request (sent, or adopted from the old node) is no longer the outstanding one.
+  const ike::IkeSa* sa = engine_.find_ike_sa(in.ike_sa_id);
+  return sa && sa->next_request_mid > in.request_mid && !(sa->active && sa->active_mid == in.request_mid);
 }
 
 void Node::import(const std::string& key, const SaRecord& r, std::int64_t, TimePoint now) {
@@ -255,16 +325,37 @@ void Node::import(const std::string& key, const SaRecord& r, std::int64_t, TimeP
   auto to = own_address(snap->local.address);
   if (!to) return back("no address of this node in the SA's address family");
   auto id = engine_.import_sa(*snap, now);
+  const std::uint32_t request_mid = snap->next_request_mid;
   wipe_keys(*snap);
   if (!id) return back("import refused: " + id.error());
-  if (auto sw = mobility::switch_address(engine_, *id, *to, now); !sw) {
+  auto sw = r.old_node_sends ? mobility::adopt_switch(engine_, *id, *to, now + config_.relay_patience, now)
+                             : mobility::switch_address(engine_, *id, *to, now);
+  if (!sw) {
     engine_.release(*id, now);
     return back("switch not started: " + sw.error());
   }
-  incoming_[key] = Incoming{*id, r.from, key};
+  Incoming in{*id, r.from, key};
+  in.request_mid = request_mid;
+  if (r.old_node_sends) {
+    SaRecord ready{SaRecord::Phase::kReady, config_.name, r.from};
+    ready.switch_to = *to;
+    in.ready_tag = write(key, encode_record(ready));
+  }
+  incoming_[key] = std::move(in);
 }
 
 void Node::on_engine_event(const ike::Event& e, TimePoint now) {
+  if (e.kind == ike::EventKind::kSwitchRefused || e.kind == ike::EventKind::kSwitchFailed) {
+    // Our request for the new node: refused, or no answer (or no update after one).
+    auto o = std::find_if(outgoing_.begin(), outgoing_.end(),
+                          [&](const auto& kv) { return kv.second.ike_sa_id == e.ike_sa_id && kv.second.relayed; });
+    if (o != outgoing_.end()) {
+      std::string why = std::string(e.kind == ike::EventKind::kSwitchRefused ? "the client refused the switch: "
+                                                                             : "the switch failed: ") +
+                        e.detail;
+      return reclaim(o->second, {SaRecord::Phase::kReturned, config_.name, o->second.to, {}, why}, why);
+    }
+  }
   if (e.kind == ike::EventKind::kIkeRekeyed) {
     // The peer rekeyed an imported SA before we confirmed it: its successor holds the
     // Child SAs now.
@@ -295,9 +386,12 @@ void Node::on_engine_event(const ike::Event& e, TimePoint now) {
     it->second.owned_tag = write(key, encode_record({SaRecord::Phase::kOwned, config_.name, {}, {}, {}}));
     return;
   }
-  incoming_.erase(it);
   // Not followed: until the switch we only sent that one request, so the first node's
-  // copy is the SA as the client knows it. Ours goes, silently.
+  // copy is the SA as the client knows it — but for that request's Message ID, used up
+  // if the client answered it here. Ours goes, silently.
+  SaRecord returned{SaRecord::Phase::kReturned, from, config_.name};
+  returned.answered = answered_here(it->second);
+  incoming_.erase(it);
   const std::string why = std::string(died ? "the SA failed here: "
                                       : e.kind == ike::EventKind::kSwitchRefused ? "the client refused the switch: "
                                                                                 : "the switch failed: ") +
@@ -305,7 +399,8 @@ void Node::on_engine_event(const ike::Event& e, TimePoint now) {
   if (!died) engine_.release(e.ike_sa_id, now);
   stats_.returned++;
   log(ike::LogLevel::kWarn, key + " goes back to " + from + ": " + why);
-  write(key, encode_record({SaRecord::Phase::kReturned, from, config_.name, {}, why}));
+  returned.detail = why;
+  write(key, encode_record(returned));
 }
 
 void Node::take_back(const std::string& key, const SaRecord& r, TimePoint now) {
@@ -314,17 +409,18 @@ void Node::take_back(const std::string& key, const SaRecord& r, TimePoint now) {
   const std::uint64_t id = o->second.ike_sa_id;
   const std::string to = o->second.to;
   outgoing_.erase(o);
-  engine_.resume(id, now);
+  engine_.resume(id, now, r.answered);
   write(key, encode_record({SaRecord::Phase::kOwned, config_.name, {}, {}, {}}));
   finish(id, to, MoveOutcome::Result::kReturned, "returned by " + r.from + (r.detail.empty() ? "" : ": " + r.detail));
 }
 
 void Node::reclaim(Outgoing& o, SaRecord record, std::string detail) {
-  if (o.reclaim || o.reclaim_tag) return;  // taking it back already
+  if (o.reclaim_waits || o.reclaim_tag) return;  // taking it back already
+  o.reclaim_record = std::move(record);
   o.reclaim_detail = std::move(detail);
   if (!o.moving_written) {
-    // The compare must be on our {moving} record's revision: wait for it.
-    o.reclaim = std::move(record);
+    // The compare must be on our {moving} record's revision or a later one: wait.
+    o.reclaim_waits = true;
     return;
   }
   // Never two senders on one key: we take the SA back without the new node's word, so
@@ -335,7 +431,7 @@ void Node::reclaim(Outgoing& o, SaRecord record, std::string detail) {
   // the Child SAs receive-only) and its IKE messages carry random IVs, so while both
   // copies exist only one sends under the SA's keys. If its write won first, ours fails
   // and its record is followed as without us: {owned} releases ours, {returned} resumes it.
-  o.reclaim_tag = write(o.key, encode_record(record));
+  o.reclaim_tag = write(o.key, encode_record(o.reclaim_record));
 }
 
 void Node::reclaimed(const std::string& key, TimePoint now) {

@@ -9,7 +9,11 @@
 //     snapshot and writes sas/<S> = {moving, owner B, from A, blob}, if the key is still
 //     at the revision A last saw (one owner at a time).
 //  2. B sees the record, opens and imports it, and asks the client to switch to B's
-//     address, sending from A's (the client's NAT knows that one).
+//     address, sending from A's (the client's NAT knows that one). With
+//     SwitchSender::kOldNode, B instead expects the answer to a request it does not
+//     send and writes {ready, owner B, to: B's address}; A, seeing it, sends that
+//     request from its own address (Engine::relay): the network need not let B send
+//     with A's address. A refusal or no answer reaches A, which takes S back (4.).
 //  3. Switched: B writes {owned, owner B}, and once that write has won its Child SAs
 //     send; A, seeing the record, releases S without a DELETE. Not switched (refused, no
 //     answer, S failed on B) or not importable: B forgets S silently and writes
@@ -30,6 +34,7 @@
 #include <vector>
 
 #include "cluster/sa_blob.h"
+#include "cluster/switch_sender.h"
 #include "common/expected.h"
 #include "crypto/random.h"
 #include "ike/engine.h"
@@ -60,12 +65,17 @@ struct StoreEvent {
 
 // The value of sas/<spi_i>-<spi_r>.
 struct SaRecord {
-  enum class Phase : std::uint8_t { kMoving = 1, kOwned = 2, kReturned = 3 };
+  // kReady: the importer waits for the answer to the switch request the node the SA
+  // came from is to send (SwitchSender::kOldNode).
+  enum class Phase : std::uint8_t { kMoving = 1, kOwned = 2, kReturned = 3, kReady = 4 };
   Phase phase = Phase::kOwned;
   std::string owner;  // the node that runs the SA (the importer while moving)
-  std::string from;   // moving / returned: the node it came from
+  std::string from;   // moving / returned / ready: the node it came from
   Bytes blob;          // moving: the sealed snapshot
   std::string detail;  // returned: why
+  bool old_node_sends = false;  // moving: the node it came from sends the switch request
+  bool answered = false;        // returned: the client answered the switch request at the importer
+  std::optional<IpAddress> switch_to;  // ready: the importer's address, for the request
   friend bool operator==(const SaRecord&, const SaRecord&) = default;
 };
 Bytes encode_record(const SaRecord& r);
@@ -73,6 +83,10 @@ Expected<SaRecord, std::string> decode_record(ByteView in);
 
 struct NodeConfig {
   std::string name;
+  SwitchSender switch_sender = SwitchSender::kNewNode;
+  // kOldNode, on the importer: how long to wait for the client's answer to the old
+  // node's request before giving the SA back.
+  ike::Duration relay_patience{30000};
   std::string prefix = "/mobiked/";  // keys are <prefix>sas/...
   ClusterKey key{};
   std::vector<IpAddress> addresses;  // this node's own public addresses (switch targets)
@@ -147,11 +161,17 @@ class Node {
     TimePoint retry_at = TimePoint::max();  // the next export attempt
     std::uint64_t moving_tag = 0;  // the {moving} write
     bool moving_written = false;   // ... has won: its revision is the one we compare on
-    // Taking the SA back ourselves (reclaim()): the record to write once moving_written,
-    // then that write in flight, and the outcome's detail.
-    std::optional<SaRecord> reclaim;
+    // Taking the SA back ourselves (reclaim()): the record to write, waiting for
+    // moving_written, then that write in flight, and the outcome's detail (not empty:
+    // we want the SA back).
+    SaRecord reclaim_record;
+    bool reclaim_waits = false;
     std::uint64_t reclaim_tag = 0;
     std::string reclaim_detail;
+    // SwitchSender::kOldNode: the importer's {ready} seen, our request for it sent.
+    bool relay = false;
+    bool ready_seen = false;
+    bool relayed = false;
   };
   // An SA arriving here: imported, its switch under way, then its {owned} write.
   struct Incoming {
@@ -159,6 +179,8 @@ class Node {
     std::string from;
     std::string key;
     std::uint64_t owned_tag = 0;  // switched: the {owned} write in flight
+    std::uint64_t ready_tag = 0;  // SwitchSender::kOldNode: the {ready} write
+    std::uint32_t request_mid = 0;  // the Message ID of the switch request
   };
   // What the node knows of a key: the store revision of the last change it saw, and
   // the key's modification revision after it (0: absent), the one writes compare on.
@@ -171,6 +193,8 @@ class Node {
   void import(const std::string& key, const SaRecord& r, std::int64_t revision, TimePoint now);
   void take_back(const std::string& key, const SaRecord& r, TimePoint now);
   void reclaim(Outgoing& o, SaRecord record, std::string detail);
+  void relay(Outgoing& o, const SaRecord& ready, TimePoint now);
+  bool answered_here(const Incoming& in) const;
   void reclaimed(const std::string& key, TimePoint now);
   void withdraw(const std::string& key, const std::string& why, TimePoint now);
   struct ExportFailure {
@@ -179,6 +203,7 @@ class Node {
   };
   Expected<Bytes, ExportFailure> export_sealed(std::uint64_t ike_sa_id, const std::string& key, TimePoint now);
   std::uint64_t write(const std::string& key, std::optional<Bytes> value);
+  void send_write(std::uint64_t tag);
   void finish(std::uint64_t ike_sa_id, const std::string& to, MoveOutcome::Result r, std::string detail);
   std::optional<IpAddress> own_address(const IpAddress& like) const;
   void log(ike::LogLevel level, const std::string& message) const {
@@ -194,6 +219,9 @@ class Node {
   std::map<std::string, Incoming> incoming_;  // by key
   std::map<std::string, Seen> seen_;
   std::map<std::uint64_t, std::pair<std::string, std::optional<Bytes>>> pending_writes_;  // tag -> key, value
+  // One write per key in flight: the next compares on the revision the one before made
+  // (the importer's {owned} right behind its {ready}, say), so it waits here.
+  std::map<std::string, std::vector<std::uint64_t>> queued_writes_;  // key -> tags, in order
   std::uint64_t next_tag_ = 1;
   std::vector<StoreWrite> writes_;
   std::vector<MoveOutcome> outcomes_;

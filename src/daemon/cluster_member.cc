@@ -81,6 +81,8 @@ ClusterMember::ClusterMember(asio::io_context& io, ike::Engine& engine, ClusterC
             n.prefix = config_.prefix;
             n.key = config_.key;
             n.addresses = config_.addresses;
+            n.switch_sender = config_.switch_sender;
+            n.relay_patience = config_.move_timeout;
             return n;
           }(),
           engine, std::move(dataplane), random, log_to_spdlog),

@@ -23,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cluster/switch_sender.h"
 #include "common/expected.h"
 #include "common/ip_address.h"
 #include "ike/connection.h"
@@ -67,6 +68,10 @@ struct ClusterConfig {
   std::string lan_interface;              // proxy_arp: the interface of the shared LAN (required with proxy_arp)
   std::string hook;                       // hook: the command run on every ownership change (required with hook)
   std::chrono::milliseconds move_timeout{std::chrono::seconds(60)};  // how long a move may take before it is reported failed
+  // Which node sends a move's switch request: the node the SA leaves, from its own
+  // address (needs nothing of the network), or the new node from the old node's address
+  // (one etcd round trip less; the network must accept that source address from it).
+  cluster::SwitchSender switch_sender = cluster::SwitchSender::kOldNode;
 };
 
 struct Config {

@@ -463,6 +463,18 @@ constexpr Key<L> kClusterKeys[] = {
              c.cluster.hook = *s;
          },
      .commented_out = true},
+    {"switch_sender", R"("old")",
+     R"(who asks the client to follow a move: "old" (the node the SA leaves, from its own address) or "new" (the new node, from the old node's address: an etcd round trip less; the network must not filter spoofed sources))",
+     [](const Value& v, L& c) {
+       auto s = v.string();
+       if (!s) return;
+       if (*s == "old")
+         c.cluster.switch_sender = cluster::SwitchSender::kOldNode;
+       else if (*s == "new")
+         c.cluster.switch_sender = cluster::SwitchSender::kNewNode;
+       else
+         v.fail("unknown sender '" + *s + "' (expected \"old\" or \"new\")");
+     }},
     {"move_timeout", R"("60s")", "a cluster command answers by then with moves still under way as pending; etcd writes and waits give up after it",
      [](const Value& v, L& c) {
        auto d = v.duration();

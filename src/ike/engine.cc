@@ -195,6 +195,11 @@ void Engine::on_datagram(const Endpoint& local, const Endpoint& remote, ByteView
     if (!sa || sa->state == IkeState::kDead || (!init_response && theirs != known) ||
         h.from_original_initiator() == sa->initiator) {
       stats_.dropped_unknown_spi++;
+    } else if (sa->handoff == Handoff::kExported && sa->relaying && h.is_response() && sa->active &&
+               h.message_id == sa->active_mid) {
+      // The answer to the request we relay for the new owner.
+      handle_response(*sa, local, remote, *m, data);
+      if (!sa->active) sa->handoff_answered = true;
     } else if (sa->handoff == Handoff::kExported) {
       handed_over(*sa, *m, data);
     } else if (h.is_response()) {
@@ -404,6 +409,9 @@ void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& re
     kill(sa, failed, why);
     return;
   }
+  // The peer sends us a request only once it has handled the one the other node sent
+  // for us (it came here because of it): that one is answered, wherever the answer went.
+  if (sa.active && sa.active_adopted) drop_adopted(sa, true);
   start_next(sa);
 }
 
@@ -496,8 +504,12 @@ void Engine::start_next(IkeSa& sa) {
     }
   }
   if (!payloads) return;
+  send_request(sa, std::move(task), *payloads);
+}
+
+void Engine::send_request(IkeSa& sa, std::unique_ptr<Task> task, const std::vector<wire::Payload>& payloads) {
   sa.active_mid = sa.next_request_mid++;
-  Bytes msg = build_message(sa, task->exchange(), false, sa.active_mid, *payloads, random_);
+  Bytes msg = build_message(sa, task->exchange(), false, sa.active_mid, payloads, random_);
   if (task->exchange() == ExchangeType::kIkeSaInit) sa.init_request = msg;
   log(LogLevel::kDebug, &sa, std::string("sending ") + task->name() + " request " + std::to_string(sa.active_mid));
   sa.active = std::move(task);
@@ -510,6 +522,7 @@ void Engine::start_next(IkeSa& sa) {
 }
 
 void Engine::send_active(IkeSa& sa) {
+  if (sa.active_request.empty()) return;  // adopted: the other node sent it
   if (mobility_ && sa.state != IkeState::kConnecting && mobility_->transmit(sa, *this)) return;
   send(sa, sa.local, sa.remote, sa.active_request);
 }
@@ -699,6 +712,8 @@ void Engine::reschedule(IkeSa& sa) {
   } else if (sa.handoff == Handoff::kQuiesced) {
     // Liveness checks and rekeys wait (service_timers leaves them due) until resume().
     t = std::min({sa.retransmit_at, sa.keepalive_at, sa.expire_at, sa.mobility_at});
+  } else if (sa.relaying) {
+    t = std::min(sa.retransmit_at, sa.mobility_at);
   }
   if (t == sa.scheduled_at) return;
   sa.scheduled_at = t;
@@ -729,8 +744,60 @@ void Engine::on_timeout(TimePoint now) {
   reap();
 }
 
+bool Engine::retransmit_due(IkeSa& sa) {
+  if (!sa.active || sa.retransmit_at > now_) return true;
+  if (sa.active_adopted) {
+    drop_adopted(sa, false);
+    return sa.state != IkeState::kDead;
+  }
+  auto verdict = mobility_ && sa.state != IkeState::kConnecting ? mobility_->on_retransmit(sa, *this)
+                                                                : Mobility::RetransmitVerdict::kDefault;
+  if (verdict == Mobility::RetransmitVerdict::kGiveUp ||
+      (verdict == Mobility::RetransmitVerdict::kDefault && sa.retransmits >= config_.retransmit_tries)) {
+    kill(sa, true, std::string(sa.active->name()) + " request not answered after " +
+                       std::to_string(sa.retransmits) + " retransmissions");
+    return false;
+  }
+  sa.retransmits++;
+  stats_.retransmits_sent++;
+  log(LogLevel::kDebug, &sa, "retransmit " + std::to_string(sa.retransmits) + " of request " + std::to_string(sa.active_mid));
+  if (verdict == Mobility::RetransmitVerdict::kDefault) {
+    // Capped (at an hour) before the cast: a large base and many tries would overflow.
+    double ms = std::min(static_cast<double>(config_.retransmit_timeout.count()) *
+                             std::pow(config_.retransmit_base, sa.retransmits),
+                         3.6e6);
+    sa.retransmit_at = now_ + Duration(static_cast<Duration::rep>(ms));
+  }
+  send_active(sa);
+  return true;
+}
+
+void Engine::drop_adopted(IkeSa& sa, bool answered_elsewhere) {
+  std::unique_ptr<Task> task = std::move(sa.active);
+  sa.active_adopted = false;
+  sa.retransmit_at = TimePoint::max();
+  log(LogLevel::kDebug, &sa, std::string("the other node's ") + task->name() + " request " +
+                                 std::to_string(sa.active_mid) +
+                                 (answered_elsewhere ? " was answered there" : " got no answer here"));
+  if (!answered_elsewhere) {
+    // Nothing here knows that the peer saw it: its Message ID counts as free, which is
+    // what the node it came from assumes too if the SA goes back (Node::answered_here).
+    sa.next_request_mid = sa.active_mid;
+    task->abandon(sa, *this);
+  }
+  start_next(sa);
+}
+
 void Engine::service_timers(IkeSa& sa) {
-  if (sa.handoff == Handoff::kExported) return;
+  if (sa.handoff == Handoff::kExported) {
+    // Relaying for the new owner: that one request and what its task waits for.
+    if (!sa.relaying || !retransmit_due(sa)) return;
+    if (sa.mobility_at <= now_) {
+      sa.mobility_at = TimePoint::max();
+      if (mobility_) mobility_->on_timer(sa, *this);
+    }
+    return;
+  }
   if (sa.expire_at <= now_) {
     if (sa.state == IkeState::kConnecting) {
       stats_.half_open_expired++;
@@ -740,27 +807,7 @@ void Engine::service_timers(IkeSa& sa) {
     }
     return;
   }
-  if (sa.active && sa.retransmit_at <= now_) {
-    auto verdict = mobility_ && sa.state != IkeState::kConnecting ? mobility_->on_retransmit(sa, *this)
-                                                                  : Mobility::RetransmitVerdict::kDefault;
-    if (verdict == Mobility::RetransmitVerdict::kGiveUp ||
-        (verdict == Mobility::RetransmitVerdict::kDefault && sa.retransmits >= config_.retransmit_tries)) {
-      kill(sa, true, std::string(sa.active->name()) + " request not answered after " +
-                         std::to_string(sa.retransmits) + " retransmissions");
-      return;
-    }
-    sa.retransmits++;
-    stats_.retransmits_sent++;
-    log(LogLevel::kDebug, &sa, "retransmit " + std::to_string(sa.retransmits) + " of request " + std::to_string(sa.active_mid));
-    if (verdict == Mobility::RetransmitVerdict::kDefault) {
-      // Capped (at an hour) before the cast: a large base and many tries would overflow.
-      double ms = std::min(static_cast<double>(config_.retransmit_timeout.count()) *
-                               std::pow(config_.retransmit_base, sa.retransmits),
-                           3.6e6);
-      sa.retransmit_at = now_ + Duration(static_cast<Duration::rep>(ms));
-    }
-    send_active(sa);
-  }
+  if (!retransmit_due(sa)) return;
   if (sa.mobility_at <= now_) {
     sa.mobility_at = TimePoint::max();
     if (mobility_) mobility_->on_timer(sa, *this);

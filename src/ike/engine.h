@@ -92,7 +92,21 @@ class Engine final : private Services {
   // reports it (EventKind::kHandoffAnswered).
   Expected<IkeSaSnapshot, std::string> export_sa(std::uint64_t ike_sa_id, TimePoint now);
   // The move failed: a quiesced or exported SA runs here again (its Child SAs send again).
-  bool resume(std::uint64_t ike_sa_id, TimePoint now);
+  // `answered_elsewhere`: the new owner saw the peer answer the request sent for the
+  // move, so its Message ID is used up even though no answer arrived here.
+  bool resume(std::uint64_t ike_sa_id, TimePoint now, bool answered_elsewhere = false);
+  // The old node asks (docs/cluster.md, planned move step 4): the exported SA sends
+  // `task`'s request, with the Message ID the snapshot recorded, on behalf of the node
+  // that imported it, and retransmits it as its own. Its answer is processed here (the
+  // task reports it: a refusal, say); everything else stays handed over. False if the
+  // SA is not exported or relays already.
+  bool relay(std::uint64_t ike_sa_id, std::unique_ptr<Task> task, TimePoint now);
+  // The other half, on the importing node: the SA's next Message ID is taken by the
+  // request the old node sends for `task`, whose answer may arrive here (a generation-1
+  // peer answers towards the new address). Nothing is ever sent for it; the task is
+  // abandoned if no answer came by `until`, and dropped quietly once the peer's next
+  // request arrives here (it answered at the old node). False if the SA is busy.
+  bool adopt_request(std::uint64_t ike_sa_id, std::unique_ptr<Task> task, TimePoint until, TimePoint now);
   // Forgets an SA without a DELETE (its Child SAs are removed from the data plane): the
   // move succeeded and another node runs it, or it came here and goes back. resume()
   // of an exported SA whose peer answered the other node's request here (see
@@ -155,7 +169,10 @@ class Engine final : private Services {
 
   void queue_task(IkeSa& sa, std::unique_ptr<Task> task);
   void start_next(IkeSa& sa);
+  void send_request(IkeSa& sa, std::unique_ptr<Task> task, const std::vector<wire::Payload>& payloads);
   void send_active(IkeSa& sa);
+  bool retransmit_due(IkeSa& sa);
+  void drop_adopted(IkeSa& sa, bool answered_elsewhere);
   void send(const IkeSa& sa, const Endpoint& local, const Endpoint& remote, Bytes data);
   void send_on(const IkeSa& sa, const Endpoint& local, const Endpoint& remote, Bytes data) override {
     send(sa, local, remote, std::move(data));

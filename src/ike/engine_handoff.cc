@@ -141,13 +141,26 @@ void Engine::handed_over(IkeSa& sa, const wire::Message& m, ByteView data) {
   event(EventKind::kHandoffAnswered, sa, 0, std::move(detail));
 }
 
-bool Engine::resume(std::uint64_t id, TimePoint now) {
+bool Engine::resume(std::uint64_t id, TimePoint now, bool answered_elsewhere) {
   now_ = now;
   IkeSa* sa = find_sa(id);
   if (!sa || sa->state == IkeState::kDead || sa->handoff == Handoff::kNone) return false;
   if (sa->handoff == Handoff::kExported) {
     for (const auto& c : sa->children) dataplane(dataplane_op(DataplaneOp::Kind::kActivateOutbound, *sa, c));
-    if (sa->handoff_answered) sa->next_request_mid++;  // the other node's request took that ID
+    const bool answered = sa->handoff_answered || answered_elsewhere;
+    if (sa->relaying) {
+      // Our request for the new owner asked the peer to go there: never send it again.
+      // Unanswered anywhere, the peer may never have seen it, and its ID is free again.
+      if (std::unique_ptr<Task> task = std::move(sa->active)) {
+        sa->active_request.clear();
+        sa->retransmit_at = TimePoint::max();
+        if (!answered) sa->next_request_mid = sa->active_mid;
+        task->abandon(*sa, *this);
+      }
+      sa->relaying = false;
+    } else if (answered) {
+      sa->next_request_mid++;  // the other node's request took that ID
+    }
     sa->handoff_answered = sa->handoff_reported = false;
     log(LogLevel::kInfo, sa, "stays here: the move did not complete");
   }
@@ -155,6 +168,35 @@ bool Engine::resume(std::uint64_t id, TimePoint now) {
   reschedule(*sa);
   start_next(*sa);
   reap();
+  return true;
+}
+
+bool Engine::relay(std::uint64_t id, std::unique_ptr<Task> task, TimePoint now) {
+  now_ = now;
+  IkeSa* sa = find_sa(id);
+  if (!sa || sa->state != IkeState::kEstablished || sa->handoff != Handoff::kExported || sa->relaying || sa->active)
+    return false;
+  auto payloads = task->build_request(*sa, *this);
+  if (!payloads) return false;
+  sa->relaying = true;
+  log(LogLevel::kInfo, sa, std::string("sending ") + task->name() + " for the node that took the SA over");
+  send_request(*sa, std::move(task), *payloads);
+  reap();
+  return true;
+}
+
+bool Engine::adopt_request(std::uint64_t id, std::unique_ptr<Task> task, TimePoint until, TimePoint now) {
+  now_ = now;
+  IkeSa* sa = find_sa(id);
+  if (!sa || sa->state != IkeState::kEstablished || sa->handoff != Handoff::kNone || sa->active) return false;
+  sa->active_mid = sa->next_request_mid++;
+  sa->active = std::move(task);
+  sa->active_adopted = true;
+  sa->active_request.clear();
+  sa->retransmits = 0;
+  sa->active_sent = now;
+  sa->retransmit_at = until;
+  reschedule(*sa);
   return true;
 }
 
@@ -177,6 +219,7 @@ bool Engine::release(std::uint64_t id, TimePoint now) {
   IkeSa* sa = find_sa(id);
   if (!sa || sa->state == IkeState::kDead) return false;
   log(LogLevel::kInfo, sa, sa->handoff == Handoff::kExported ? "handed over to another node" : "left to another node");
+  if (sa->relaying) sa->active.reset();  // the new owner completes what it asked for
   kill(*sa, false, "");  // no DELETE, no event: the SA lives on elsewhere
   reap();
   return true;

@@ -164,6 +164,12 @@ struct IkeSa {
   Handoff handoff = Handoff::kNone;
   bool handoff_answered = false;  // exported: a response to next_request_mid arrived here
   bool handoff_reported = false;  // ... and kHandoffAnswered went out
+  // Exported, and sending one request on the new owner's behalf (Engine::relay): its
+  // answer is processed here, everything else stays handed over.
+  bool relaying = false;
+  // The outstanding request was sent by the node the SA came from (Engine::adopt_request):
+  // there is nothing to retransmit here, only an answer to wait for.
+  bool active_adopted = false;
   Endpoint init_remote;    // responder: where the IKE_SA_INIT came from (its index key)
 
   ChildSa* find_child_by_inbound(std::uint32_t spi);

@@ -29,6 +29,9 @@ class Task {
                                       const std::vector<wire::Payload>& payloads) = 0;
   // Called when the IKE SA dies with this task queued or active.
   virtual void abort(IkeSa&, Services&) {}
+  // The request is given up while the IKE SA lives on: a cluster move settled it on
+  // another node, or an adopted request (Engine::adopt_request) got no answer here.
+  virtual void abandon(IkeSa& sa, Services& s) { abort(sa, s); }
 };
 
 }  // namespace mobike::ike

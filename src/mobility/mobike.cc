@@ -386,6 +386,57 @@ Expected<void, std::string> switch_address(ike::Engine& engine, std::uint64_t id
   return {};
 }
 
+Expected<void, std::string> relay_switch(ike::Engine& engine, std::uint64_t id, const IpAddress& to,
+                                         TimePoint now) {
+  std::uint64_t switch_id = 0;
+  std::string why = "no IKE SA #" + std::to_string(id);
+  engine.with_sa(id, now, [&](IkeSa& sa, Services& s) {
+    const SaState* st = find_state(sa);
+    if (sa.handoff != ike::Handoff::kExported) why = "the SA was not handed over";
+    else if (!st || !st->peer_switch) why = "peer did not announce SWITCH_TO_IP_ADDRESS support";
+    else if (st->switch_state != SaState::Switch::kIdle) why = "a switch to " + st->switch_to.to_string() + " is in flight";
+    else if (to == sa.local.address) why = "already on " + to.to_string();
+    else {
+      switch_id = begin_switch(sa, s, to);
+      why.clear();
+    }
+    return true;
+  });
+  if (!why.empty()) return unexpected(why);
+  if (!engine.relay(id, std::make_unique<SwitchTask>(switch_id), now)) {
+    engine.with_sa(id, now, [](IkeSa& sa, Services&) {
+      state(sa).switch_state = SaState::Switch::kIdle;
+      return true;
+    });
+    return unexpected(std::string("the SA cannot send for the new node"));
+  }
+  return {};
+}
+
+Expected<void, std::string> adopt_switch(ike::Engine& engine, std::uint64_t id, const IpAddress& to,
+                                         TimePoint until, TimePoint now) {
+  std::uint64_t switch_id = 0;
+  std::string why = "no IKE SA #" + std::to_string(id);
+  engine.with_sa(id, now, [&](IkeSa& sa, Services& s) {
+    if (auto ok = switch_allowed(sa, to); !ok) {
+      why = ok.error();
+      return false;
+    }
+    switch_id = begin_switch(sa, s, to);
+    why.clear();
+    return true;
+  });
+  if (!why.empty()) return unexpected(why);
+  if (!engine.adopt_request(id, std::make_unique<SwitchTask>(switch_id), until, now)) {
+    engine.with_sa(id, now, [](IkeSa& sa, Services&) {
+      state(sa).switch_state = SaState::Switch::kIdle;
+      return true;
+    });
+    return unexpected(std::string("a request of the SA is outstanding"));
+  }
+  return {};
+}
+
 std::optional<SaView> view(const IkeSa& sa) {
   const SaState* st = find_state(sa);
   if (!st) return std::nullopt;

@@ -73,6 +73,17 @@ bool probe_paths(ike::Engine& engine, std::uint64_t ike_sa_id, TimePoint now);
 Expected<void, std::string> switch_address(ike::Engine& engine, std::uint64_t ike_sa_id, const IpAddress& to,
                                            TimePoint now);
 
+// Cluster moves where the node the SA leaves asks (docs/cluster.md, planned move step 4).
+// relay_switch: on that node, the exported SA sends the switch request to `to` (the new
+// node's address) from its own address, with the Message ID the snapshot recorded; a
+// refusal or no answer comes out as kSwitchRefused / kSwitchFailed here.
+// adopt_switch: on the new node, the imported SA expects the answer to that request
+// and the UPDATE_SA_ADDRESSES after it (kSwitchSucceeded), or kSwitchFailed by `until`.
+Expected<void, std::string> relay_switch(ike::Engine& engine, std::uint64_t ike_sa_id, const IpAddress& to,
+                                         TimePoint now);
+Expected<void, std::string> adopt_switch(ike::Engine& engine, std::uint64_t ike_sa_id, const IpAddress& to,
+                                         TimePoint until, TimePoint now);
+
 // MOBIKE's view of one IKE SA, for `mobikectl list-sas`.
 struct SaView {
   std::vector<IpAddress> peer_addresses;

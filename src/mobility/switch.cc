@@ -45,7 +45,7 @@ Expected<void, std::string> switch_allowed(const IkeSa& sa, const IpAddress& to)
   return {};
 }
 
-void start_switch(IkeSa& sa, Services& s, const IpAddress& to) {
+std::uint64_t begin_switch(IkeSa& sa, Services& s, const IpAddress& to) {
   auto& st = state(sa);
   st.switch_state = Switch::kSent;
   st.switch_to = to;
@@ -53,7 +53,11 @@ void start_switch(IkeSa& sa, Services& s, const IpAddress& to) {
   st.switch_deadline = TimePoint::max();
   st.switch_id++;
   s.log(LogLevel::kInfo, &sa, "asking the initiator to switch to " + to.to_string());
-  s.queue(sa, std::make_unique<SwitchTask>(st.switch_id));
+  return st.switch_id;
+}
+
+void start_switch(IkeSa& sa, Services& s, const IpAddress& to) {
+  s.queue(sa, std::make_unique<SwitchTask>(begin_switch(sa, s, to)));
 }
 
 void end_switch(IkeSa& sa, Services& s, SwitchOutcome outcome, const std::string& detail) {
@@ -125,6 +129,12 @@ TaskResult SwitchTask::process_response(IkeSa& sa, Services& s, const std::vecto
 
 void SwitchTask::abort(IkeSa& sa, Services& s) {
   if (state(sa).switch_id == switch_id_) end_switch(sa, s, SwitchOutcome::kFailed, "the IKE SA ended");
+}
+
+void SwitchTask::abandon(IkeSa& sa, Services& s) {
+  // Only an unanswered request is abandoned: an answered one left kSent already.
+  if (auto& st = state(sa); st.switch_id == switch_id_ && st.switch_state == Switch::kSent)
+    end_switch(sa, s, SwitchOutcome::kFailed, "no answer to the switch request");
 }
 
 void handle_switch_request(IkeSa& sa, Services& s, const wire::NotifyPayload& notify, const Endpoint& remote,

@@ -29,6 +29,7 @@ class SwitchTask final : public ike::Task {
   ike::TaskResult process_response(ike::IkeSa& sa, ike::Services& s,
                                    const std::vector<wire::Payload>& payloads) override;
   void abort(ike::IkeSa& sa, ike::Services& s) override;
+  void abandon(ike::IkeSa& sa, ike::Services& s) override;
 
  private:
   std::uint64_t switch_id_;
@@ -38,6 +39,9 @@ class SwitchTask final : public ike::Task {
 Expected<void, std::string> switch_allowed(const ike::IkeSa& sa, const IpAddress& to);
 // Responder: starts the switch (queues the request).
 void start_switch(ike::IkeSa& sa, ike::Services& s, const IpAddress& to);
+// Responder: the switch to `to` is under way (from the SA's current address); returns
+// its SaState::switch_id. start_switch() without the request.
+std::uint64_t begin_switch(ike::IkeSa& sa, ike::Services& s, const IpAddress& to);
 // Responder: the switch ended; publishes the outcome.
 enum class SwitchOutcome : std::uint8_t { kSucceeded, kRefused, kFailed };
 void end_switch(ike::IkeSa& sa, ike::Services& s, SwitchOutcome outcome, const std::string& detail);

@@ -122,9 +122,11 @@ def _has(cmd: str) -> bool:
 
 class ClusterLab:
     def __init__(self, lab: Lab, *, etcd_members: int = 1, return_traffic: str = "proxy_arp",
-                 nodes: tuple[str, ...] = ("gw1", "gw2", "gw3")):
+                 nodes: tuple[str, ...] = ("gw1", "gw2", "gw3"), switch_sender: str = "old",
+                 source_filter: bool = False):
         self.lab = lab
         self.return_traffic = return_traffic
+        self.switch_sender = switch_sender
         self.ini, self.nat, self.wan, self.lan, self.host = (
             lab.namespace(r) for r in ("ini", "nat", "wan", "lan", "host"))
         self.gw = {n: lab.namespace(n) for n in nodes}
@@ -155,6 +157,14 @@ class ClusterLab:
         self.nat.add_address("in0", NAT_INSIDE + "/24")
         self.nat.add_address("out0", NAT_OUTSIDE + "/24")
         setup_nat(self.nat, "10.1.0.0/24", "out0", "in0")
+        if source_filter:
+            # Source address validation (BCP 38) at the router: a node may only send with
+            # its own address. Counted in the ANTISPOOF chain.
+            self.nat.iptables("-N", "ANTISPOOF")
+            self.nat.iptables("-I", "FORWARD", "-i", "out0", "-j", "ANTISPOOF")
+            for n, ns in self.gw.items():
+                self.nat.iptables("-A", "ANTISPOOF", "-m", "mac", "--mac-source", mac_of(ns, "eth0"),
+                                  "!", "-s", GW_PUBLIC[n], "-j", "DROP")
         self.host.add_address("eth0", HOST + "/24")
         if return_traffic == "proxy_arp":
             # The client pool is on-link: whoever answers ARP for an address gets its traffic.
@@ -189,8 +199,9 @@ class ClusterLab:
         return path
 
     def start_node(self, node: str, *, lease_ttl: str = "3s", etcd: list[str] | None = None,
-                   extra: str = "") -> Mobiked:
-        m = Mobiked(self.lab, self.gw[node], f"mobiked-{node}", dataplane="userspace", log_level="debug")
+                   extra: str = "", retransmit_timeout: float = 1.0) -> Mobiked:
+        m = Mobiked(self.lab, self.gw[node], f"mobiked-{node}", dataplane="userspace", log_level="debug",
+                    retransmit_timeout=retransmit_timeout)
         section = ("\n[cluster]\n"
                    f"node = {json.dumps(node)}\n"
                    f"addresses = [{json.dumps(GW_PUBLIC[node])}]\n"
@@ -198,6 +209,7 @@ class ClusterLab:
                    f"key_file = {json.dumps(str(self.key_file))}\n"
                    f"lease_ttl = {json.dumps(lease_ttl)}\n"
                    f"move_timeout = \"20s\"\n"
+                   f"switch_sender = {json.dumps(self.switch_sender)}\n"
                    f"return_traffic = {json.dumps(self.return_traffic)}\n")
         if self.return_traffic == "proxy_arp":
             section += 'lan_interface = "eth1"\n'
@@ -208,10 +220,10 @@ class ClusterLab:
         self.nodes[node] = m
         return m
 
-    def start_nodes(self, nodes: tuple[str, ...] | None = None) -> None:
+    def start_nodes(self, nodes: tuple[str, ...] | None = None, retransmit_timeout: float = 1.0) -> None:
         nodes = nodes or tuple(self.gw)
         for n in nodes:
-            self.start_node(n)
+            self.start_node(n, retransmit_timeout=retransmit_timeout)
         self.wait_members(nodes)
 
     def wait_members(self, nodes: tuple[str, ...]) -> None:
@@ -265,6 +277,12 @@ class ClusterLab:
         if check_rc:
             check(r.returncode == 0, f"cluster move on {node} failed ({r.returncode}): {r.stderr}{r.stdout}")
         return json.loads(r.stdout) if r.stdout.strip().startswith("{") else {"error": r.stderr}
+
+
+def antispoof_drops(nat: Namespace) -> int:
+    """Packets the router dropped for a source address not the sending node's own."""
+    out = nat.iptables("-L", "ANTISPOOF", "-v", "-x", "-n").stdout
+    return sum(int(ln.split()[0]) for ln in out.splitlines()[2:] if ln.strip())
 
 
 def host_neigh(host: Namespace, addr: str) -> str:

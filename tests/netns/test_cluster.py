@@ -30,7 +30,15 @@ client behind a MASQUERADE NAT, etcd started here.
     leaves its SA on gw1, working.
   gw2_dies: gw2 dies after importing the SA, before the client's answer reaches it:
     gw1 takes the SA back once gw2's lease is gone, and the client stays with gw1.
-netns-params: move hook refuse etcd_down tampered not_asked drain etcd_member strongswan gw2_dies auto_rebalance
+  (All of the above with switch_sender = "old", the default: gw1 sends the switch
+  request from its own address once gw2 has imported the SA.)
+  move_new: `move` with switch_sender = "new": gw2 sends the request from gw1's address.
+  filtered: the router drops what a node sends with another node's address (BCP 38):
+    the move works as in `move`, and nothing was dropped.
+  filtered_new: the same network with switch_sender = "new": gw2's request from gw1's
+    address is dropped at the router, the move is reported returned, and the SA stays
+    on gw1, working (a rekey from gw1 completes).
+netns-params: move hook refuse etcd_down tampered not_asked drain etcd_member strongswan gw2_dies auto_rebalance move_new filtered filtered_new
 """
 
 from __future__ import annotations
@@ -43,14 +51,14 @@ import time
 
 sys.dont_write_bytecode = True  # also when run by hand: no __pycache__ in the source tree
 
-from cluster_lab import (CLIENT_INNER, GW_PUBLIC, HOST, INI_ADDR, ClusterLab, host_neigh,  # noqa: E402
-                         log_gap, mac_of, requires, wait_ping)
+from cluster_lab import (CLIENT_INNER, GW_PUBLIC, HOST, INI_ADDR, ClusterLab, antispoof_drops,  # noqa: E402
+                         host_neigh, log_gap, mac_of, requires, wait_ping)
 from netns import Lab, check, log, netns_param, run_test, tail, wait_until  # noqa: E402
 from scenario import Ping  # noqa: E402
 from switch_scenarios import nat_mappings  # noqa: E402
 
 PARAMS = ("move", "hook", "refuse", "etcd_down", "tampered", "not_asked", "drain", "etcd_member", "strongswan",
-          "gw2_dies", "auto_rebalance")
+          "gw2_dies", "auto_rebalance", "move_new", "filtered", "filtered_new")
 
 
 def established_pair(c: ClusterLab, client) -> tuple[dict, dict]:
@@ -95,8 +103,8 @@ def check_moved(c: ClusterLab, client, before: dict, before_gw: dict, to: str) -
     return on_to[0]
 
 
-def run_move(lab: Lab, return_traffic: str) -> None:
-    c = ClusterLab(lab, return_traffic=return_traffic)
+def run_move(lab: Lab, return_traffic: str, switch_sender: str = "old", source_filter: bool = False) -> None:
+    c = ClusterLab(lab, return_traffic=return_traffic, switch_sender=switch_sender, source_filter=source_filter)
     c.start_nodes()
     client = c.client()
     before, before_gw = established_pair(c, client)
@@ -133,6 +141,36 @@ def run_move(lab: Lab, return_traffic: str) -> None:
     log(f"  move took {(time.time() - t0):.2f} s to report (including 1.5 s of checks)")
     est = [ln for ln in c.nodes["gw2"].log_text().splitlines() if "IKE SA established" in ln]
     check(not est, f"gw2 established an IKE SA of its own (re-authentication?): {est}")
+    relayed = "sending MOBIKE_SWITCH for the node that took the SA over" in c.nodes["gw1"].log_text()
+    check(relayed == (switch_sender == "old"),
+          f"switch_sender = {switch_sender}, but gw1 {'did' if relayed else 'did not'} send the switch request")
+    if source_filter:
+        check(antispoof_drops(c.nat) == 0, f"the router dropped {antispoof_drops(c.nat)} spoofed packets")
+
+
+def run_filtered_new(lab: Lab) -> None:
+    """The new node asks from the old node's address, which the router refuses."""
+    c = ClusterLab(lab, switch_sender="new", source_filter=True)
+    c.start_nodes(retransmit_timeout=0.3)  # gw2 gives up after ~7 s, well within move_timeout
+    client = c.client()
+    before, before_gw = established_pair(c, client)
+    wait_ping(c.ini, CLIENT_INNER, HOST)
+    res = c.move("gw1", before_gw["id"], "gw2", check_rc=False)
+    log(f"  cluster move: {json.dumps(res)}")
+    check(res.get("returned") == 1 and res.get("moved") == 0, f"the move is not reported returned: {res}")
+    drops = antispoof_drops(c.nat)
+    log(f"  the router dropped {drops} packet(s) gw2 sent with gw1's address")
+    check(drops >= 1, "the router dropped nothing: the filter is not in force")
+    after = client.sa("home")
+    check(after and (after["spi_i"], after["spi_r"]) == (before["spi_i"], before["spi_r"]) and
+          after["remote"]["addr"] == GW_PUBLIC["gw1"], f"client SA after the failed move: {after}")
+    check(not [s for s in c.sas_on("gw2") if s["spi_i"] == before["spi_i"]], "gw2 kept a copy")
+    wait_ping(c.ini, CLIENT_INNER, HOST, timeout=10)
+    gw1 = c.sas_on("gw1")[0]
+    c.nodes["gw1"].ctl("rekey", "--child", str(gw1["children"][0]["id"]))
+    wait_until(lambda: (s := client.sa("home")) and s["children"] and
+               s["children"][0]["spi_in"] != before["children"][0]["spi_in"], 10, "gw1's rekey after the return")
+    wait_ping(c.ini, CLIENT_INNER, HOST, timeout=10)
 
 
 def run_refuse(lab: Lab) -> None:
@@ -199,14 +237,16 @@ def run_tampered(lab: Lab) -> None:
 
     def moving():
         for k, v in c.etcd.get_prefix("/mobiked/sas/").items():
-            if v[:2] == "\x01\x01":  # record version 1, phase moving
+            if v[:2] == "\x02\x01":  # record version 2, phase moving
                 return (k, v)
         return None
     try:
         k, v = wait_until(moving, 10, "gw1's moving record in etcd")
         raw = v.encode("latin-1")
         altered = bytearray(raw)
-        altered[-20] ^= 0x01  # inside the sealed blob's ciphertext (the record ends: tag, empty detail)
+        # Inside the sealed blob's ciphertext: the record ends with the blob's 16-octet
+        # tag, the empty detail (2), the flags (1) and no address (1).
+        altered[-22] ^= 0x01
         c.etcd.put("/mobiked/sas/00000000000000aa-00000000000000bb", bytes(altered))
         c.etcd.put("/mobiked/sas/00000000000000cc-00000000000000dd", raw)
     finally:
@@ -400,7 +440,10 @@ def test(lab: Lab) -> None:
      "tampered": lambda: run_tampered(lab), "not_asked": lambda: run_not_asked(lab),
      "drain": lambda: run_drain(lab), "etcd_member": lambda: run_etcd_member(lab),
      "strongswan": lambda: run_strongswan(lab), "gw2_dies": lambda: run_gw2_dies(lab),
-     "auto_rebalance": lambda: run_auto_rebalance(lab)}[p]()
+     "auto_rebalance": lambda: run_auto_rebalance(lab),
+     "move_new": lambda: run_move(lab, "proxy_arp", switch_sender="new"),
+     "filtered": lambda: run_move(lab, "proxy_arp", source_filter=True),
+     "filtered_new": lambda: run_filtered_new(lab)}[p]()
 
 
 if __name__ == "__main__":

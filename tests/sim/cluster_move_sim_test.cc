@@ -76,6 +76,9 @@ cluster::ClusterKey key_of(std::uint8_t seed) {
 struct Client {
   bool allows_b = true;
   bool gen1 = true;  // answers a switch request towards the new address, not to its source
+  // The nodes: the old node sends the switch request (from its own address), and no node
+  // may send from another's address (a network with source address validation).
+  bool old_node_sends = false;
 };
 
 class ClusterMove : public ::testing::Test {
@@ -89,9 +92,13 @@ class ClusterMove : public ::testing::Test {
                       }}) {
     b = &s.p.net.add_host("gw-b", {R2()}, engine_with_notify(kSwitchNotify), 77);
     b->engine->set_connections({res_conn(Duration(0))});
-    // Each node may send from the others' addresses (one LAN, no source filtering).
-    b->nonlocal_sources = {R1()};
-    s.p.res->nonlocal_sources = {R2()};
+    sender = client.old_node_sends ? cluster::SwitchSender::kOldNode : cluster::SwitchSender::kNewNode;
+    // Each node may send from the others' addresses (one LAN, no source filtering),
+    // unless the old node sends.
+    if (!client.old_node_sends) {
+      b->nonlocal_sources = {R1()};
+      s.p.res->nonlocal_sources = {R2()};
+    }
     node_a = make_node("a", *s.p.res, R1(), key_of(1));
     node_b = make_node("b", *b, R2(), key_of(1));
     s.p.net.wakeups.push_back([this] { return earliest(); });
@@ -104,6 +111,8 @@ class ClusterMove : public ::testing::Test {
     c.key = k;
     c.addresses = {addr};
     c.export_patience = seconds(5);
+    c.switch_sender = sender;
+    c.relay_patience = seconds(60);
     cluster::DataplaneAccess dp;
     dp.apply_pending = [this, &h] { s.p.net.collect(h); };
     // The simulation carries no ESP: the sequence numbers are those of a fresh SA.
@@ -145,11 +154,21 @@ class ClusterMove : public ::testing::Test {
       if (!hold_writes) {
         // The store orders concurrent writes as it likes; a test may say who comes first.
         std::stable_partition(held.begin(), held.end(), [&](const auto& w) { return w.first == first_writer; });
-        for (auto& [n, w] : std::exchange(held, {}))
-          if (!gone.count(n)) store.apply(*n, w, results, events);
+        std::vector<std::pair<Node*, cluster::StoreWrite>> still;
+        for (auto& [n, w] : std::exchange(held, {})) {
+          if (n == held_node)
+            still.emplace_back(n, std::move(w));
+          else if (!gone.count(n))
+            store.apply(*n, w, results, events);
+        }
+        held = std::move(still);
       }
       for (auto& [n, r] : results) {
         if (gone.count(n)) continue;
+        if (n == results_held_for) {
+          held_results.emplace_back(n, r);
+          continue;
+        }
         if (n == late_watcher)
           late.push_back([n, r, now] { n->on_write_result(r, now); });
         else
@@ -219,10 +238,12 @@ class ClusterMove : public ::testing::Test {
   ~ClusterMove() override {
     EXPECT_EQ(two_senders, 0u);
     if (!HasFailure()) return;
+    for (const auto& l : s.p.res->log) std::fprintf(stderr, "  gw-a: %s\n", l.c_str());
     for (const auto& l : b->log) std::fprintf(stderr, "  gw-b: %s\n", l.c_str());
     for (const auto& o : outcomes) std::fprintf(stderr, "  outcome: %s %s\n", to_string(o.result), o.detail.c_str());
   }
 
+  cluster::SwitchSender sender = cluster::SwitchSender::kNewNode;
   Sw s;
   Host* b = nullptr;
   FakeStore store;
@@ -232,6 +253,10 @@ class ClusterMove : public ::testing::Test {
   bool hold_writes = false;
   std::vector<std::pair<Node*, cluster::StoreWrite>> held;
   const Node* first_writer = nullptr;
+  const Node* held_node = nullptr;  // this node's writes wait in `held` while set
+  // This node's write results wait in `held_results` (its store connection is slow).
+  const Node* results_held_for = nullptr;
+  std::vector<std::pair<Node*, cluster::StoreWriteResult>> held_results;
   // This node hears from the store a round later than the other: the window in which
   // one node has acted on a record and the other has not seen it yet.
   const Node* late_watcher = nullptr;
@@ -608,6 +633,274 @@ TEST_F(ClusterMove, ANewNodeThoughtGoneThatClaimedTheSaFirstKeepsIt) {
   EXPECT_EQ(node_a->stats().taken_back, 0u);
   EXPECT_EQ(node_b->stats().moves_in, 1u);
 }
+
+
+// --- The old node sends the switch request (cluster::SwitchSender::kOldNode): B only
+// imports, writes {ready} and expects the answer; A asks the client from its own
+// address. Neither node may send from the other's address here.
+
+// Any node's switch request, and the client's answer to one.
+bool node_switch_request(const Seen& x) {
+  return (x.from == "res" || x.from == "gw-b") && x.informational_request() && wire::find_notify(x.payloads, kSwitchNotify);
+}
+
+class ClusterMoveOldSends : public ClusterMove {
+ protected:
+  explicit ClusterMoveOldSends(Client c = {.old_node_sends = true}) : ClusterMove(c) {}
+  std::size_t from_b_with_a_source() const {
+    return s.tap->count([](const Seen& x) { return x.from == "gw-b" && x.src.address == R1(); });
+  }
+  // After a move that ended on `owner`: the SA works there with the same SPIs, both
+  // sides' requests are answered (so the Message IDs agree), nothing failed.
+  void works_on(Host& owner, const IpAddress& at, const Spis& before) {
+    s.p.net.run_for(seconds(2));
+    ASSERT_EQ(sas(owner), 1u);
+    EXPECT_EQ(only_sa(*s.p.ini)->remote.address, at);
+    ASSERT_TRUE(rekey_completes(*s.p.ini));
+    ASSERT_TRUE(rekey_completes(owner));
+    EXPECT_EQ(only_sa(*s.p.ini)->spi_i, before.ike_i);
+    EXPECT_EQ(only_sa(*s.p.ini)->spi_r, before.ike_r);
+    EXPECT_EQ(count_events(*s.p.ini, EventKind::kIkeFailed), 0u);
+    EXPECT_EQ(count_events(owner, EventKind::kIkeFailed), 0u);
+  }
+};
+
+TEST_F(ClusterMoveOldSends, ASendsTheRequestFromItsAddressAndBTakesTheAnswer) {
+  ASSERT_TRUE(s.start());
+  const Spis before = spis_of(*s.p.ini);
+  const std::uint32_t mid = only_sa(*s.p.res)->next_request_mid;
+  ASSERT_TRUE(node_a->move(only_sa(*s.p.res)->id, "b", s.p.net.now()));
+  ASSERT_TRUE(run_until([&] { return !outcomes.empty(); }));
+  ASSERT_EQ(outcomes.size(), 1u);
+  EXPECT_EQ(outcomes[0].result, MoveOutcome::Result::kMoved) << outcomes[0].detail;
+  auto requests = s.tap->count(node_switch_request);
+  EXPECT_EQ(requests, 1u);
+  EXPECT_EQ(s.tap->count([&](const Seen& x) { return node_switch_request(x) && x.from == "res" && x.mid == mid; }), 1u)
+      << "the request did not come from A with the Message ID of the snapshot";
+  EXPECT_EQ(from_b_with_a_source(), 0u);
+  EXPECT_EQ(count_events(*b, EventKind::kSwitchSucceeded), 1u);
+  EXPECT_EQ(sas(*s.p.res), 0u);
+  EXPECT_EQ(spis_of(*s.p.ini), before);
+  auto rec = record();
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->phase, SaRecord::Phase::kOwned);
+  EXPECT_EQ(rec->owner, "b");
+  EXPECT_EQ(store.refused_writes, 0u);
+  EXPECT_FALSE(sending(*b).empty());
+  works_on(*b, R2(), before);
+}
+
+TEST_F(ClusterMoveOldSends, BsClaimWaitsForItsReadyWriteToComeBack) {
+  // The store applied B's {ready} and A, watching, sent the request; the client answered
+  // B and updated there before B heard back from the store. B's {owned} must compare on
+  // the {ready} record's revision, not on the {moving} one it knew when it wrote {ready}.
+  ASSERT_TRUE(s.start());
+  results_held_for = node_b.get();
+  ASSERT_TRUE(node_a->move(only_sa(*s.p.res)->id, "b", s.p.net.now()));
+  ASSERT_TRUE(run_until([&] { return count_events(*b, EventKind::kSwitchSucceeded) == 1; }, seconds(2)));
+  pump();
+  EXPECT_EQ(held_results.size(), 1u) << "B's {owned} went out before its {ready} came back";
+  results_held_for = nullptr;
+  for (auto& [n, r] : std::exchange(held_results, {})) n->on_write_result(r, s.p.net.now());
+  ASSERT_TRUE(run_until([&] { return !outcomes.empty(); }, seconds(2)));
+  EXPECT_EQ(outcomes[0].result, MoveOutcome::Result::kMoved) << outcomes[0].detail;
+  EXPECT_EQ(store.refused_writes, 0u);
+  EXPECT_EQ(node_b->stats().moves_in, 1u);
+  EXPECT_EQ(node_b->stats().withdrawn, 0u);
+}
+
+TEST_F(ClusterMoveOldSends, TheNewNodeAloneCannotReachTheClientHere) {
+  // The same network with the new node asking, from A's address: its request never
+  // leaves B (source address validation), and the move comes back. What the old-node
+  // variant is for.
+  sender = cluster::SwitchSender::kNewNode;
+  node_a = make_node("a", *s.p.res, R1(), key_of(1));
+  node_b = make_node("b", *b, R2(), key_of(1));
+  ASSERT_TRUE(s.start());
+  const Spis before = spis_of(*s.p.ini);
+  ASSERT_TRUE(node_a->move(only_sa(*s.p.res)->id, "b", s.p.net.now()));
+  ASSERT_TRUE(run_until([&] { return !outcomes.empty(); }, seconds(120)));
+  EXPECT_EQ(outcomes[0].result, MoveOutcome::Result::kReturned) << outcomes[0].detail;
+  EXPECT_EQ(s.tap->count(node_switch_request), 0u);
+  works_on(*s.p.res, R1(), before);
+}
+
+class ClusterMoveOldSendsGen2 : public ClusterMoveOldSends {
+ protected:
+  ClusterMoveOldSendsGen2() : ClusterMoveOldSends(Client{.gen1 = false, .old_node_sends = true}) {}
+};
+
+TEST_F(ClusterMoveOldSendsGen2, AnswerAtATheUpdateAtB) {
+  ASSERT_TRUE(s.start());
+  const Spis before = spis_of(*s.p.ini);
+  ASSERT_TRUE(node_a->move(only_sa(*s.p.res)->id, "b", s.p.net.now()));
+  ASSERT_TRUE(run_until([&] { return !outcomes.empty(); }));
+  EXPECT_EQ(outcomes[0].result, MoveOutcome::Result::kMoved) << outcomes[0].detail;
+  EXPECT_EQ(s.tap->count([](const Seen& x) { return x.from == "ini" && x.informational_response() && x.dst.address == R1(); }),
+            1u) << "the answer went elsewhere";
+  EXPECT_EQ(from_b_with_a_source(), 0u);
+  EXPECT_EQ(count_events(*s.p.res, EventKind::kHandoffAnswered), 0u);
+  works_on(*b, R2(), before);
+}
+
+class ClusterMoveOldSendsRefused : public ClusterMoveOldSends {
+ protected:
+  ClusterMoveOldSendsRefused() : ClusterMoveOldSends(Client{.allows_b = false, .old_node_sends = true}) {}
+};
+
+TEST_F(ClusterMoveOldSendsRefused, TheRefusalReachesAWhichTakesTheSaBack) {
+  ASSERT_TRUE(s.start());
+  const Spis before = spis_of(*s.p.ini);
+  const TimePoint start = s.p.net.now();
+  ASSERT_TRUE(node_a->move(only_sa(*s.p.res)->id, "b", s.p.net.now()));
+  ASSERT_TRUE(run_until([&] { return !outcomes.empty(); }, seconds(120)));
+  EXPECT_LT(since(start), seconds(1));
+  ASSERT_EQ(outcomes.size(), 1u);
+  EXPECT_EQ(outcomes[0].result, MoveOutcome::Result::kReturned) << outcomes[0].detail;
+  // Our client refuses with an empty answer and a liveness check on the old path.
+  EXPECT_NE(outcomes[0].detail.find("the client answered at 198.51.100.10"), std::string::npos) << outcomes[0].detail;
+  EXPECT_EQ(node_a->stats().taken_back, 1u);
+  EXPECT_EQ(node_b->stats().withdrawn, 1u);
+  EXPECT_EQ(sas(*b), 0u);
+  EXPECT_EQ(only_sa(*s.p.res)->handoff, ike::Handoff::kNone);
+  EXPECT_FALSE(only_sa(*s.p.res)->relaying);
+  auto rec = record();
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->phase, SaRecord::Phase::kReturned);
+  EXPECT_EQ(rec->owner, "a");
+  EXPECT_EQ(s.tap->count(node_switch_request), 1u);
+  // A's next request uses the Message ID after the refused one.
+  works_on(*s.p.res, R1(), before);
+  EXPECT_EQ(s.tap->count(node_switch_request), 1u) << "the refused request was sent again";
+}
+
+TEST_F(ClusterMoveOldSends, NoAnswerAtAllReturnsTheSaAndItsMessageIdIsReused) {
+  // Every switch request is lost: A gives up after its retransmissions, takes the SA
+  // back, and sends its next request with the Message ID the client still expects.
+  ASSERT_TRUE(s.start());
+  const Spis before = spis_of(*s.p.ini);
+  const std::uint32_t mid = only_sa(*s.p.res)->next_request_mid;
+  s.tap->drop_if = node_switch_request;
+  ASSERT_TRUE(node_a->move(only_sa(*s.p.res)->id, "b", s.p.net.now()));
+  ASSERT_TRUE(run_until([&] { return !outcomes.empty(); }, seconds(120)));
+  s.tap->drop_if = nullptr;
+  ASSERT_EQ(outcomes.size(), 1u);
+  EXPECT_EQ(outcomes[0].result, MoveOutcome::Result::kReturned) << outcomes[0].detail;
+  EXPECT_NE(outcomes[0].detail.find("no answer"), std::string::npos) << outcomes[0].detail;
+  EXPECT_GT(s.tap->count(node_switch_request), 1u) << "A did not retransmit";
+  EXPECT_EQ(sas(*b), 0u);
+  ASSERT_EQ(sas(*s.p.res), 1u);
+  EXPECT_EQ(only_sa(*s.p.res)->next_request_mid, mid);
+  works_on(*s.p.res, R1(), before);
+}
+
+TEST_F(ClusterMoveOldSends, TheNewNodeLeavingBeforeTheRequestGivesTheSaBack) {
+  // A hears that B left while B's {ready} is on its way to the store. B's write lands
+  // first and A's take-back loses; A, still wanting the SA back from a node it thinks
+  // gone, tries again on the {ready} revision instead of sending the request for it.
+  ASSERT_TRUE(s.start());
+  const Spis before = spis_of(*s.p.ini);
+  held_node = node_b.get();
+  ASSERT_TRUE(node_a->move(only_sa(*s.p.res)->id, "b", s.p.net.now()));
+  ASSERT_TRUE(run_until([&] { return held_from(node_b.get()) == 1; }, seconds(2)));
+  hold_writes = true;
+  node_a->on_node_gone("b", s.p.net.now());
+  pump();
+  ASSERT_EQ(held_from(node_a.get()), 1u);
+  held_node = nullptr;
+  first_writer = node_b.get();
+  hold_writes = false;
+  ASSERT_TRUE(run_until([&] { return !outcomes.empty(); }, seconds(2)));
+  EXPECT_EQ(outcomes[0].result, MoveOutcome::Result::kReturned) << outcomes[0].detail;
+  EXPECT_EQ(outcomes[0].detail, "b left the cluster during the move");
+  EXPECT_EQ(store.refused_writes, 1u) << "A's first take-back did not lose";
+  EXPECT_EQ(s.tap->count(node_switch_request), 0u);
+  EXPECT_EQ(record()->owner, "a");
+  EXPECT_EQ(record()->phase, SaRecord::Phase::kOwned);
+  pump();
+  EXPECT_EQ(sas(*b), 0u) << "B kept its copy after seeing A's record";
+  EXPECT_EQ(node_b->stats().withdrawn, 1u);
+  works_on(*s.p.res, R1(), before);
+}
+
+// Each message of a move lost once, for both senders and both generations of clients:
+// the switch request, the client's answer, its UPDATE_SA_ADDRESSES and that update's
+// answer. Every loss is repaired by a retransmission or the cache; the move completes.
+struct MoveLoss {
+  const char* name;
+  enum Which { kRequest, kAnswer, kUpdate, kUpdateAnswer } which;
+  bool old_node_sends;
+  bool gen1;
+  int times = 1;
+};
+void PrintTo(const MoveLoss& l, std::ostream* os) { *os << l.name; }
+
+class ClusterMoveLoss : public ClusterMove, public ::testing::WithParamInterface<MoveLoss> {
+ protected:
+  ClusterMoveLoss()
+      : ClusterMove(Client{.gen1 = GetParam().gen1, .old_node_sends = GetParam().old_node_sends}) {}
+};
+
+TEST_P(ClusterMoveLoss, TheMoveCompletes) {
+  const MoveLoss loss = GetParam();
+  ASSERT_TRUE(s.start());
+  const Spis before = spis_of(*s.p.ini);
+  std::optional<std::uint32_t> request_mid, update_mid;
+  int dropped = 0;
+  s.tap->drop_if = [&](const Seen& x) {
+    if (node_switch_request(x)) request_mid = x.mid;
+    if (Tap::update_request(x)) update_mid = x.mid;
+    bool hit = false;
+    switch (loss.which) {
+      case MoveLoss::kRequest: hit = node_switch_request(x); break;
+      case MoveLoss::kAnswer:
+        hit = x.from == "ini" && x.informational_response() && request_mid && x.mid == *request_mid;
+        break;
+      case MoveLoss::kUpdate: hit = Tap::update_request(x); break;
+      case MoveLoss::kUpdateAnswer:
+        hit = x.from == "gw-b" && x.informational_response() && update_mid && x.mid == *update_mid;
+        break;
+    }
+    if (!hit || dropped >= loss.times) return false;
+    ++dropped;
+    return true;
+  };
+  ASSERT_TRUE(node_a->move(only_sa(*s.p.res)->id, "b", s.p.net.now()));
+  ASSERT_TRUE(run_until([&] { return !outcomes.empty(); }, seconds(60)));
+  s.tap->drop_if = nullptr;
+  EXPECT_EQ(dropped, loss.times);
+  ASSERT_EQ(outcomes.size(), 1u);
+  EXPECT_EQ(outcomes[0].result, MoveOutcome::Result::kMoved) << outcomes[0].detail;
+  EXPECT_EQ(sas(*s.p.res), 0u);
+  ASSERT_EQ(sas(*b), 1u);
+  EXPECT_EQ(store.refused_writes, 0u);
+  s.p.net.run_for(seconds(2));
+  EXPECT_EQ(only_sa(*s.p.ini)->remote.address, R2());
+  ASSERT_TRUE(rekey_completes(*s.p.ini));
+  ASSERT_TRUE(rekey_completes(*b));
+  EXPECT_EQ(spis_of(*s.p.ini).ike_i, before.ike_i);
+  EXPECT_EQ(count_events(*s.p.ini, EventKind::kIkeFailed), 0u);
+  EXPECT_EQ(count_events(*b, EventKind::kIkeFailed), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EachMessage, ClusterMoveLoss,
+    ::testing::Values(MoveLoss{"NewSendsRequest", MoveLoss::kRequest, false, true},
+                      MoveLoss{"NewSendsAnswer", MoveLoss::kAnswer, false, true},
+                      MoveLoss{"NewSendsUpdate", MoveLoss::kUpdate, false, true},
+                      MoveLoss{"NewSendsUpdateAnswer", MoveLoss::kUpdateAnswer, false, true},
+                      MoveLoss{"NewSendsGen2Answer", MoveLoss::kAnswer, false, false},
+                      MoveLoss{"NewSendsGen2Update", MoveLoss::kUpdate, false, false},
+                      MoveLoss{"OldSendsRequest", MoveLoss::kRequest, true, true},
+                      MoveLoss{"OldSendsRequestTwice", MoveLoss::kRequest, true, true, 2},
+                      MoveLoss{"OldSendsAnswer", MoveLoss::kAnswer, true, true},
+                      MoveLoss{"OldSendsUpdate", MoveLoss::kUpdate, true, true},
+                      MoveLoss{"OldSendsUpdateAnswer", MoveLoss::kUpdateAnswer, true, true},
+                      MoveLoss{"OldSendsGen2Request", MoveLoss::kRequest, true, false},
+                      MoveLoss{"OldSendsGen2Answer", MoveLoss::kAnswer, true, false},
+                      MoveLoss{"OldSendsGen2Update", MoveLoss::kUpdate, true, false},
+                      MoveLoss{"OldSendsGen2UpdateAnswer", MoveLoss::kUpdateAnswer, true, false}),
+    [](const ::testing::TestParamInfo<MoveLoss>& i) { return std::string(i.param.name); });
 
 }  // namespace
 }  // namespace mobike::sim

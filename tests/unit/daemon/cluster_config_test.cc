@@ -55,6 +55,7 @@ TEST_F(ClusterSection, EveryKeyIsRead) {
       "rebalance_tolerance = 25\n"
       "return_traffic = \"proxy_arp\"\n"
       "lan_interface = \"eth1\"\n"
+      "switch_sender = \"new\"\n"
       "move_timeout = \"2m\"\n");
   ASSERT_TRUE(r) << r.error();
   ASSERT_TRUE(r->cluster);
@@ -71,6 +72,7 @@ TEST_F(ClusterSection, EveryKeyIsRead) {
   EXPECT_EQ(c.return_traffic, ReturnTraffic::kProxyArp);
   EXPECT_EQ(c.lan_interface, "eth1");
   EXPECT_TRUE(c.hook.empty());
+  EXPECT_EQ(c.switch_sender, cluster::SwitchSender::kNewNode);
   EXPECT_EQ(c.move_timeout, 120s);
 }
 
@@ -96,6 +98,7 @@ TEST_F(ClusterSection, DefaultsForOmittedKeys) {
   EXPECT_EQ(c.return_traffic, ReturnTraffic::kNone);
   EXPECT_TRUE(c.lan_interface.empty());
   EXPECT_TRUE(c.hook.empty());
+  EXPECT_EQ(c.switch_sender, cluster::SwitchSender::kOldNode);
   EXPECT_EQ(c.move_timeout, 60s);
 }
 
@@ -235,6 +238,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"prefix = \"mobiked/\"\n", 6, "prefix", "must start and end with '/'"},
         BadCase{"prefix = \"/mobiked\"\n", 6, "prefix", "must start and end with '/'"},
         BadCase{"return_traffic = \"arp\"\n", 6, "return_traffic", "unknown mode 'arp'"},
+        BadCase{"switch_sender = \"both\"\n", 6, "switch_sender", "unknown sender 'both'"},
         BadCase{"return_traffic = \"proxy_arp\"\n", 6, "lan_interface", "required with return_traffic = \"proxy_arp\""},
         BadCase{"return_traffic = \"hook\"\n", 6, "hook", "required with return_traffic = \"hook\""},
         BadCase{"lan_interface = \"eth1\"\n", 6, "lan_interface", "only with return_traffic = \"proxy_arp\""},
