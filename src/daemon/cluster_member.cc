@@ -199,8 +199,15 @@ void ClusterMember::join_cluster() {
       published_state_ = state_;
       published_sas_ = own_sa_count();
       set_reachable(true, {});
-      members_.clear();
+      // A node that left while we were not watching (the listing replaces the watch,
+      // whose delete events are lost) is gone all the same: moves to it must end.
+      auto before = std::exchange(members_, {});
       for (const auto& kv : kvs) on_kv(kv.key, kv.value, kv.mod_revision);
+      for (const auto& [name, m] : before)
+        if (!members_.count(name)) {
+          spdlog::info("cluster: node {} left (while we were away)", name);
+          node_.on_node_gone(name, now());
+        }
       spdlog::info("cluster: node {} joined ({} other nodes)", config_.node, members_.size());
       flush_();
     });
