@@ -9,6 +9,10 @@ here (one member, or three for the fault cases).
     host eth0 10.50.0.100 -- lan br0 10.50.0.250 (etcd 10.50.0.250/.251/.252:2379)
                                  -- gw1 eth1 10.50.0.1, gw2 eth1 10.50.0.2, gw3 eth1 10.50.0.3
 
+With ipv6=True the outside is dual-stack: ini 2001:db8:1::2 -- nat 2001:db8:1::1 |
+2001:db8:100::2 (MASQUERADE as for IPv4) -- gw1..3 2001:db8:100::11..13, and the client
+reaches gw1 over IPv6 (its tunnel still carries IPv4 to the LAN).
+
 The client's inner address is 192.0.2.1 (on ini's lo); the host reaches 192.0.2.0/24
 on-link on its LAN (a pool of client addresses, as with strongSwan's farp), so the node
 that holds a client's SA must answer ARP for its address: return_traffic = proxy_arp.
@@ -36,6 +40,8 @@ GW_PUBLIC = {"gw1": "198.51.100.11", "gw2": "198.51.100.12", "gw3": "198.51.100.
 GW_LAN = {"gw1": "10.50.0.1", "gw2": "10.50.0.2", "gw3": "10.50.0.3"}
 HOST = "10.50.0.100"
 ETCD_ADDRS = ["10.50.0.250", "10.50.0.251", "10.50.0.252"]
+INI6, NAT_INSIDE6, NAT_OUTSIDE6 = "2001:db8:1::2", "2001:db8:1::1", "2001:db8:100::2"
+GW_PUBLIC6 = {"gw1": "2001:db8:100::11", "gw2": "2001:db8:100::12", "gw3": "2001:db8:100::13"}
 CLIENT_INNER = "192.0.2.1"
 CLIENT_POOL = "192.0.2.0/24"
 LAN = "10.50.0.0/24"
@@ -123,8 +129,12 @@ def _has(cmd: str) -> bool:
 class ClusterLab:
     def __init__(self, lab: Lab, *, etcd_members: int = 1, return_traffic: str = "proxy_arp",
                  nodes: tuple[str, ...] = ("gw1", "gw2", "gw3"), switch_sender: str = "old",
-                 source_filter: bool = False):
+                 source_filter: bool = False, ipv6: bool = False):
         self.lab = lab
+        self.ipv6 = ipv6
+        # Where the client reaches the nodes, and its own address before the NAT.
+        self.public = GW_PUBLIC6 if ipv6 else GW_PUBLIC
+        self.ini_addr = INI6 if ipv6 else INI_ADDR
         self.return_traffic = return_traffic
         self.switch_sender = switch_sender
         self.ini, self.nat, self.wan, self.lan, self.host = (
@@ -157,6 +167,20 @@ class ClusterLab:
         self.nat.add_address("in0", NAT_INSIDE + "/24")
         self.nat.add_address("out0", NAT_OUTSIDE + "/24")
         setup_nat(self.nat, "10.1.0.0/24", "out0", "in0")
+        if ipv6:
+            self.ini.add_address("eth0", INI6 + "/64")
+            self.ini.add_route("default", via=NAT_INSIDE6)
+            self.nat.add_address("in0", NAT_INSIDE6 + "/64")
+            self.nat.add_address("out0", NAT_OUTSIDE6 + "/64")
+            self.nat.sysctl("net.ipv6.conf.all.forwarding", 1)
+            self.nat.iptables("-t", "nat", "-A", "POSTROUTING", "-s", "2001:db8:1::/64", "-o", "out0",
+                              "-j", "MASQUERADE", v6=True)
+            self.nat.iptables("-P", "FORWARD", "DROP", v6=True)
+            self.nat.iptables("-A", "FORWARD", "-i", "in0", "-o", "out0", "-j", "ACCEPT", v6=True)
+            self.nat.iptables("-A", "FORWARD", "-i", "out0", "-o", "in0", "-m", "conntrack",
+                              "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT", v6=True)
+            for n, ns in self.gw.items():
+                ns.add_address("eth0", GW_PUBLIC6[n] + "/64")
         if source_filter:
             # Source address validation (BCP 38) at the router: a node may only send with
             # its own address. Counted in the ANTISPOOF chain.
@@ -204,7 +228,7 @@ class ClusterLab:
                     retransmit_timeout=retransmit_timeout)
         section = ("\n[cluster]\n"
                    f"node = {json.dumps(node)}\n"
-                   f"addresses = [{json.dumps(GW_PUBLIC[node])}]\n"
+                   f"addresses = {json.dumps([GW_PUBLIC[node]] + ([GW_PUBLIC6[node]] if self.ipv6 else []))}\n"
                    f"etcd = {json.dumps(etcd or self.etcd.endpoints)}\n"
                    f"key_file = {json.dumps(str(self.key_file))}\n"
                    f"lease_ttl = {json.dumps(lease_ttl)}\n"
@@ -262,9 +286,9 @@ class ClusterLab:
 
     def client(self, *, allow_cluster: bool = True, name: str = "mobiked-ini") -> Mobiked:
         m = Mobiked(self.lab, self.ini, name, dataplane="userspace", log_level="debug")
-        extra = {"switch_allow": ["198.51.100.0/24"]} if allow_cluster else {}
+        extra = {"switch_allow": ["198.51.100.0/24", "2001:db8:100::/64"]} if allow_cluster else {}
         conn = MConn(name="home", local_id="client.cluster.test", remote_id="gw.cluster.test",
-                     local_ts=[CLIENT_INNER + "/32"], remote_ts=[LAN], remote_addrs=[GW_PUBLIC["gw1"]],
+                     local_ts=[CLIENT_INNER + "/32"], remote_ts=[LAN], remote_addrs=[self.public["gw1"]],
                      start="initiate", extra=extra)
         m.start([conn])
         return m

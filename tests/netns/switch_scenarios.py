@@ -76,6 +76,7 @@ docstring says what it checks and that calls run_checked(lab, n).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import random
 import re
@@ -199,7 +200,8 @@ def nat_mappings(nat: Namespace) -> list[dict]:
                 cur = {}
                 tuples.append(cur)
             if cur is not None and k in ("src", "dst", "sport", "dport", "packets", "bytes"):
-                cur[k] = v if k in ("src", "dst") else int(v)
+                # /proc/net/nf_conntrack writes IPv6 addresses uncompressed.
+                cur[k] = ipaddress.ip_address(v).compressed if k in ("src", "dst") else int(v)
         if len(tuples) >= 2:
             out.append({"orig": tuples[0], "reply": tuples[1], "assured": "[ASSURED]" in line})
     return out

@@ -38,7 +38,10 @@ client behind a MASQUERADE NAT, etcd started here.
   filtered_new: the same network with switch_sender = "new": gw2's request from gw1's
     address is dropped at the router, the move is reported returned, and the SA stays
     on gw1, working (a rekey from gw1 completes).
-netns-params: move hook refuse etcd_down tampered not_asked drain etcd_member strongswan gw2_dies auto_rebalance move_new filtered filtered_new
+  move_v6: `move` with the client reaching the nodes over IPv6 through a NAT66
+    (MASQUERADE), each node with an IPv4 and an IPv6 address: the SA moves to gw2's IPv6
+    address, the NAT has the new mapping, IPv4 inside the tunnel keeps flowing.
+netns-params: move hook refuse etcd_down tampered not_asked drain etcd_member strongswan gw2_dies auto_rebalance move_new filtered filtered_new move_v6
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ from scenario import Ping  # noqa: E402
 from switch_scenarios import nat_mappings  # noqa: E402
 
 PARAMS = ("move", "hook", "refuse", "etcd_down", "tampered", "not_asked", "drain", "etcd_member", "strongswan",
-          "gw2_dies", "auto_rebalance", "move_new", "filtered", "filtered_new")
+          "gw2_dies", "auto_rebalance", "move_new", "filtered", "filtered_new", "move_v6")
 
 
 def established_pair(c: ClusterLab, client) -> tuple[dict, dict]:
@@ -79,7 +82,7 @@ def child_counts(m, spi_in: str) -> tuple[int, int]:
 def mapping_to(c: ClusterLab, dst: str) -> dict | None:
     for m in nat_mappings(c.nat):
         o = m["orig"]
-        if o["src"] == INI_ADDR and o["sport"] == 4500 and o["dst"] == dst and o["dport"] == 4500:
+        if o["src"] == c.ini_addr and o["sport"] == 4500 and o["dst"] == dst and o["dport"] == 4500:
             return m
     return None
 
@@ -91,7 +94,7 @@ def check_moved(c: ClusterLab, client, before: dict, before_gw: dict, to: str) -
           f"client's IKE SPIs changed: {before['spi_i']}/{before['spi_r']} -> {after['spi_i']}/{after['spi_r']}")
     check([ch["spi_in"] for ch in after["children"]] == [ch["spi_in"] for ch in before["children"]],
           "client's Child SA changed (rekeyed?)")
-    check(after["remote"]["addr"] == GW_PUBLIC[to], f"client talks to {after['remote']['addr']}, not {to}")
+    check(after["remote"]["addr"] == c.public[to], f"client talks to {after['remote']['addr']}, not {to}")
     on_to = [s for s in c.sas_on(to) if s["spi_i"] == before["spi_i"]]
     check(len(on_to) == 1, f"{to} lists {len(on_to)} copies of the SA")
     check(on_to[0]["owner"] == to and on_to[0]["state"] == "ESTABLISHED", f"{to}'s view: {on_to[0]}")
@@ -99,12 +102,14 @@ def check_moved(c: ClusterLab, client, before: dict, before_gw: dict, to: str) -
           f"{to}'s Child SA SPIs differ from gw1's")
     left = [s for s in c.sas_on("gw1") if s["spi_i"] == before["spi_i"]]
     check(not left, f"gw1 still lists the SA: {left}")
-    check(mapping_to(c, GW_PUBLIC[to]) is not None, f"the NAT has no mapping to {to}: {nat_mappings(c.nat)}")
+    check(mapping_to(c, c.public[to]) is not None, f"the NAT has no mapping to {to}: {nat_mappings(c.nat)}")
     return on_to[0]
 
 
-def run_move(lab: Lab, return_traffic: str, switch_sender: str = "old", source_filter: bool = False) -> None:
-    c = ClusterLab(lab, return_traffic=return_traffic, switch_sender=switch_sender, source_filter=source_filter)
+def run_move(lab: Lab, return_traffic: str, switch_sender: str = "old", source_filter: bool = False,
+             ipv6: bool = False) -> None:
+    c = ClusterLab(lab, return_traffic=return_traffic, switch_sender=switch_sender, source_filter=source_filter,
+                   ipv6=ipv6)
     c.start_nodes()
     client = c.client()
     before, before_gw = established_pair(c, client)
@@ -443,7 +448,8 @@ def test(lab: Lab) -> None:
      "auto_rebalance": lambda: run_auto_rebalance(lab),
      "move_new": lambda: run_move(lab, "proxy_arp", switch_sender="new"),
      "filtered": lambda: run_move(lab, "proxy_arp", source_filter=True),
-     "filtered_new": lambda: run_filtered_new(lab)}[p]()
+     "filtered_new": lambda: run_filtered_new(lab),
+     "move_v6": lambda: run_move(lab, "proxy_arp", ipv6=True)}[p]()
 
 
 if __name__ == "__main__":
