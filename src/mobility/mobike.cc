@@ -397,7 +397,8 @@ Expected<void, std::string> relay_switch(ike::Engine& engine, std::uint64_t id, 
     else if (st->switch_state != SaState::Switch::kIdle) why = "a switch to " + st->switch_to.to_string() + " is in flight";
     else if (to == sa.local.address) why = "already on " + to.to_string();
     else {
-      switch_id = begin_switch(sa, s, to);
+      s.log(ike::LogLevel::kInfo, &sa, "asking the initiator to switch to " + to.to_string() + " for the new node");
+      switch_id = begin_switch(sa, to);
       why.clear();
     }
     return true;
@@ -422,7 +423,9 @@ Expected<void, std::string> adopt_switch(ike::Engine& engine, std::uint64_t id, 
       why = ok.error();
       return false;
     }
-    switch_id = begin_switch(sa, s, to);
+    s.log(ike::LogLevel::kInfo, &sa,
+          "waiting for the initiator's answer to the old node's request to switch to " + to.to_string());
+    switch_id = begin_switch(sa, to);
     why.clear();
     return true;
   });

@@ -45,19 +45,19 @@ Expected<void, std::string> switch_allowed(const IkeSa& sa, const IpAddress& to)
   return {};
 }
 
-std::uint64_t begin_switch(IkeSa& sa, Services& s, const IpAddress& to) {
+std::uint64_t begin_switch(IkeSa& sa, const IpAddress& to) {
   auto& st = state(sa);
   st.switch_state = Switch::kSent;
   st.switch_to = to;
   st.switch_from = sa.local.address;
   st.switch_deadline = TimePoint::max();
   st.switch_id++;
-  s.log(LogLevel::kInfo, &sa, "asking the initiator to switch to " + to.to_string());
   return st.switch_id;
 }
 
 void start_switch(IkeSa& sa, Services& s, const IpAddress& to) {
-  s.queue(sa, std::make_unique<SwitchTask>(begin_switch(sa, s, to)));
+  s.log(LogLevel::kInfo, &sa, "asking the initiator to switch to " + to.to_string());
+  s.queue(sa, std::make_unique<SwitchTask>(begin_switch(sa, to)));
 }
 
 void end_switch(IkeSa& sa, Services& s, SwitchOutcome outcome, const std::string& detail) {
