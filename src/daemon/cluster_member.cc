@@ -208,6 +208,7 @@ void ClusterMember::join_cluster() {
           spdlog::info("cluster: node {} left (while we were away)", name);
           node_.on_node_gone(name, now());
         }
+      announce_members();
       spdlog::info("cluster: node {} joined ({} other nodes)", config_.node, members_.size());
       flush_();
     });
@@ -333,6 +334,20 @@ void ClusterMember::on_watch_update(const etcd::WatchUpdate& u) {
   }
 }
 
+void ClusterMember::announce_members() {
+  if (!config_.announce_addresses) return;
+  std::vector<IpAddress> out;
+  for (const auto& [name, m] : members_)
+    for (const auto& text : m.addresses) {
+      auto a = IpAddress::parse(text);
+      if (a && std::find(config_.addresses.begin(), config_.addresses.end(), *a) == config_.addresses.end() &&
+          std::find(out.begin(), out.end(), *a) == out.end())
+        out.push_back(*a);
+    }
+  std::sort(out.begin(), out.end());
+  engine_.set_cluster_addresses(std::move(out));
+}
+
 void ClusterMember::on_kv(const std::string& key, const std::optional<std::string>& value, std::int64_t rev) {
   const std::string nodes = config_.prefix + "nodes/", requests = config_.prefix + "requests/";
   const auto t = now();
@@ -351,6 +366,7 @@ void ClusterMember::on_kv(const std::string& key, const std::optional<std::strin
       if (members_.erase(name)) {
         spdlog::info("cluster: node {} left", name);
         node_.on_node_gone(name, t);
+        announce_members();
       }
       return;
     }
@@ -366,7 +382,9 @@ void ClusterMember::on_kv(const std::string& key, const std::optional<std::strin
       m.state = "unreadable";
     }
     if (!members_.count(name)) spdlog::info("cluster: node {} is a member ({})", name, m.state);
+    const bool moved = !members_.count(name) || members_[name].addresses != m.addresses;
     members_[name] = std::move(m);
+    if (moved) announce_members();
   } else if (key.starts_with(requests)) {
     if (key.substr(requests.size()) != config_.node || !value) return;
     auto j = json::parse(*value, nullptr, false);

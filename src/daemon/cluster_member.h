@@ -97,6 +97,8 @@ class ClusterMember {
   void keepalive_tick();
   void on_watch_update(const platform::etcd::WatchUpdate& u);
   void on_kv(const std::string& key, const std::optional<std::string>& value, std::int64_t mod_revision);
+  // The other members' addresses to the engine (announced to clients), if configured.
+  void announce_members();
   void set_reachable(bool reachable, const std::string& error);
   void publish_self();
   std::string self_record() const;

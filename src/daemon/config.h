@@ -72,6 +72,9 @@ struct ClusterConfig {
   // address (needs nothing of the network), or the new node from the old node's address
   // (one etcd round trip less; the network must accept that source address from it).
   cluster::SwitchSender switch_sender = cluster::SwitchSender::kOldNode;
+  // Announce the other nodes' addresses to clients (MOBIKE additional addresses), so that
+  // a client follows a move there without a switch_allow of its own.
+  bool announce_addresses = true;
 };
 
 struct Config {

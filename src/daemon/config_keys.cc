@@ -475,6 +475,11 @@ constexpr Key<L> kClusterKeys[] = {
        else
          v.fail("unknown sender '" + *s + "' (expected \"old\" or \"new\")");
      }},
+    {"announce_addresses", "true",
+     "tell clients the other nodes' addresses (MOBIKE), so that they follow moves there without switch_allow",
+     [](const Value& v, L& c) {
+       if (auto b = v.boolean()) c.cluster.announce_addresses = *b;
+     }},
     {"move_timeout", R"("60s")", "a cluster command answers by then with moves still under way as pending; etcd writes and waits give up after it",
      [](const Value& v, L& c) {
        auto d = v.duration();

@@ -54,6 +54,10 @@ class Engine final : private Services {
   // announces them and resumes path probing (src/mobility).
   void set_local_addresses(std::vector<HostAddress> addresses, TimePoint now);
   const std::vector<HostAddress>& local_addresses() const override { return local_addresses_; }
+  // The other cluster nodes' addresses, announced to peers from now on (IKE_AUTH and
+  // later address lists); SAs that announced an older set are not told at once.
+  void set_cluster_addresses(std::vector<IpAddress> addresses) { cluster_addresses_ = std::move(addresses); }
+  const std::vector<IpAddress>& cluster_addresses() const override { return cluster_addresses_; }
   // Installs the address-mobility extension (src/mobility) before any SA exists.
   void set_mobility(std::unique_ptr<Mobility> mobility) { mobility_ = std::move(mobility); }
   Mobility* mobility() override { return mobility_.get(); }
@@ -204,6 +208,7 @@ class Engine final : private Services {
   std::unique_ptr<Mobility> mobility_;
   IkeSa* responding_ = nullptr;  // handle_request() is building this SA's response
   std::vector<HostAddress> local_addresses_;
+  std::vector<IpAddress> cluster_addresses_;
 
   struct Wakeup {
     TimePoint at;

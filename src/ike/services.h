@@ -47,6 +47,10 @@ class Services {
   // The host's usable addresses, as last told by the daemon (empty: unknown). Which of
   // them a connection may use is mobility::usable_local_addresses().
   virtual const std::vector<HostAddress>& local_addresses() const = 0;
+  // Other nodes of this node's gateway cluster (Engine::set_cluster_addresses): MOBIKE
+  // announces them with our own additional addresses, so that a client accepts a
+  // switch to them without a local policy that allows them.
+  virtual const std::vector<IpAddress>& cluster_addresses() const = 0;
   // Sends an IKE message of `sa` on an explicit path (path probing, switch requests).
   virtual void send_on(const IkeSa& sa, const Endpoint& local, const Endpoint& remote, Bytes data) = 0;
 };

@@ -29,6 +29,11 @@ std::vector<IpAddress> our_additional_addresses(const ike::IkeSa& sa, ike::Servi
     if (out.size() == kMaxAddresses) break;
     if (a != sa.local.address) out.push_back(a);
   }
+  // A cluster's other nodes: where a move may send the SA (docs/cluster.md).
+  for (const auto& a : s.cluster_addresses()) {
+    if (out.size() == kMaxAddresses) break;
+    if (a != sa.local.address && std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
+  }
   return out;
 }
 

@@ -129,8 +129,9 @@ def _has(cmd: str) -> bool:
 class ClusterLab:
     def __init__(self, lab: Lab, *, etcd_members: int = 1, return_traffic: str = "proxy_arp",
                  nodes: tuple[str, ...] = ("gw1", "gw2", "gw3"), switch_sender: str = "old",
-                 source_filter: bool = False, ipv6: bool = False):
+                 source_filter: bool = False, ipv6: bool = False, announce: bool = True):
         self.lab = lab
+        self.announce = announce
         self.ipv6 = ipv6
         # Where the client reaches the nodes, and its own address before the NAT.
         self.public = GW_PUBLIC6 if ipv6 else GW_PUBLIC
@@ -234,6 +235,7 @@ class ClusterLab:
                    f"lease_ttl = {json.dumps(lease_ttl)}\n"
                    f"move_timeout = \"20s\"\n"
                    f"switch_sender = {json.dumps(self.switch_sender)}\n"
+                   f"announce_addresses = {json.dumps(self.announce)}\n"
                    f"return_traffic = {json.dumps(self.return_traffic)}\n")
         if self.return_traffic == "proxy_arp":
             section += 'lan_interface = "eth1"\n'

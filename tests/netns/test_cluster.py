@@ -3,15 +3,17 @@
 tests/netns/cluster_lab.py: three mobiked nodes, a protected host on their LAN, a mobiked
 client behind a MASQUERADE NAT, etcd started here.
 
-  move: one SA handed gw1 -> gw2 under a 10 ms ping from the client to the host:
+  move: one SA handed gw1 -> gw2 under a 10 ms ping from the client to the host (a
+    client without switch_allow: it follows because gw1 announced gw2's address):
     `cluster move` reports it moved; the client has the same IKE and Child SPIs and now
     talks to gw2's address, no SA was set up anew anywhere (no rekey); gw2 lists the SA
     as its own with the same SPIs and carries its traffic both ways; gw1 has nothing
     left; the NAT has a mapping to gw2; the host's ARP entry for the client points at
     gw2 (proxy ARP); the ping goes on. The longest gap is logged.
   hook: the same move with return_traffic = hook: the hook routes the host's traffic.
-  refuse: a client that does not allow the cluster's other addresses refuses: the move
-    is reported returned, the SA stays on gw1 with the same SPIs and keeps working.
+  refuse: a client that does not allow the cluster's other addresses, which the nodes do
+    not announce (announce_addresses = false), refuses: the move is reported returned,
+    the SA stays on gw1 with the same SPIs and keeps working.
   etcd_down: etcd stopped: status says unreachable, a move is refused and nothing moves
     or is lost; etcd back: the node reports it reachable again and a move works.
   tampered: forged records for gw2 made from a real move's sealed blob (one bit
@@ -111,7 +113,8 @@ def run_move(lab: Lab, return_traffic: str, switch_sender: str = "old", source_f
     c = ClusterLab(lab, return_traffic=return_traffic, switch_sender=switch_sender, source_filter=source_filter,
                    ipv6=ipv6)
     c.start_nodes()
-    client = c.client()
+    # No switch_allow: the nodes announce each other's addresses (announce_addresses).
+    client = c.client(allow_cluster=False)
     before, before_gw = established_pair(c, client)
     wait_ping(c.ini, CLIENT_INNER, HOST)
     if return_traffic == "proxy_arp":
@@ -179,7 +182,7 @@ def run_filtered_new(lab: Lab) -> None:
 
 
 def run_refuse(lab: Lab) -> None:
-    c = ClusterLab(lab)
+    c = ClusterLab(lab, announce=False)
     c.start_nodes()
     client = c.client(allow_cluster=False)
     before, before_gw = established_pair(c, client)

@@ -394,6 +394,21 @@ TEST_F(ClusterMoveRefused, BGivingUpFirstStillReturnsTheSa) {
   EXPECT_EQ(rec->owner, "a");
 }
 
+TEST_F(ClusterMoveRefused, AClientTheClusterAnnouncedItsNodesToFollowsWithoutAllowingThem) {
+  // The same client, but A announced B's address with its own (MOBIKE additional
+  // addresses, in IKE_AUTH): the client needs no policy of its own to follow.
+  s.p.res->engine->set_cluster_addresses({R2()});
+  ASSERT_TRUE(s.start());
+  const Spis before = spis_of(*s.p.ini);
+  ASSERT_TRUE(node_a->move(only_sa(*s.p.res)->id, "b", s.p.net.now()));
+  ASSERT_TRUE(run_until([&] { return !outcomes.empty(); }));
+  EXPECT_EQ(outcomes[0].result, MoveOutcome::Result::kMoved) << outcomes[0].detail;
+  s.p.net.run_for(seconds(2));
+  EXPECT_EQ(only_sa(*s.p.ini)->remote.address, R2());
+  EXPECT_EQ(spis_of(*s.p.ini), before);
+  EXPECT_EQ(count_events(*s.p.ini, EventKind::kSwitchRefused), 0u);
+}
+
 class ClusterMoveGen2 : public ClusterMove {
  protected:
   ClusterMoveGen2() : ClusterMove(Client{.gen1 = false}) {}

@@ -56,6 +56,7 @@ TEST_F(ClusterSection, EveryKeyIsRead) {
       "return_traffic = \"proxy_arp\"\n"
       "lan_interface = \"eth1\"\n"
       "switch_sender = \"new\"\n"
+      "announce_addresses = false\n"
       "move_timeout = \"2m\"\n");
   ASSERT_TRUE(r) << r.error();
   ASSERT_TRUE(r->cluster);
@@ -73,6 +74,7 @@ TEST_F(ClusterSection, EveryKeyIsRead) {
   EXPECT_EQ(c.lan_interface, "eth1");
   EXPECT_TRUE(c.hook.empty());
   EXPECT_EQ(c.switch_sender, cluster::SwitchSender::kNewNode);
+  EXPECT_FALSE(c.announce_addresses);
   EXPECT_EQ(c.move_timeout, 120s);
 }
 
@@ -99,6 +101,7 @@ TEST_F(ClusterSection, DefaultsForOmittedKeys) {
   EXPECT_TRUE(c.lan_interface.empty());
   EXPECT_TRUE(c.hook.empty());
   EXPECT_EQ(c.switch_sender, cluster::SwitchSender::kOldNode);
+  EXPECT_TRUE(c.announce_addresses);
   EXPECT_EQ(c.move_timeout, 60s);
 }
 
@@ -239,6 +242,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"prefix = \"/mobiked\"\n", 6, "prefix", "must start and end with '/'"},
         BadCase{"return_traffic = \"arp\"\n", 6, "return_traffic", "unknown mode 'arp'"},
         BadCase{"switch_sender = \"both\"\n", 6, "switch_sender", "unknown sender 'both'"},
+        BadCase{"announce_addresses = \"yes\"\n", 6, "announce_addresses", "expected a boolean"},
         BadCase{"return_traffic = \"proxy_arp\"\n", 6, "lan_interface", "required with return_traffic = \"proxy_arp\""},
         BadCase{"return_traffic = \"hook\"\n", 6, "hook", "required with return_traffic = \"hook\""},
         BadCase{"lan_interface = \"eth1\"\n", 6, "lan_interface", "only with return_traffic = \"proxy_arp\""},
