@@ -164,9 +164,9 @@ Expected<EspCrypto, std::string> EspCrypto::create(const EspSaParams& p, bool en
                           std::to_string(digest));
       c.suite = Suite::kAesCbcHmac;
       cipher = ciphers().cbc[i];
-      c.hmac = HmacSha2(h, p.integ_key);
+      c.hmac = std::make_unique<const HmacSha2>(h, p.integ_key);
       c.iv_size = 16;
-      c.icv_size = digest / 2;
+      c.icv_size = static_cast<std::uint8_t>(digest / 2);
       c.align = 16;
       break;
     }
@@ -279,8 +279,8 @@ Expected<std::size_t, Drop> OutboundEspSa::protect(ByteView inner, std::span<std
     // RFC 4303 §3.3.2.1: under ESN the high 32 bits join the ICV input, unsent.
     std::uint8_t hi[4];
     put32(hi, static_cast<std::uint32_t>(seq >> 32));
-    c_.hmac.compute(ByteView(p, header_size() + padded), c_.esn ? ByteView(hi, 4) : ByteView(),
-                    std::span<std::uint8_t>(icv, c_.icv_size));
+    c_.hmac->compute(ByteView(p, header_size() + padded), c_.esn ? ByteView(hi, 4) : ByteView(),
+                     std::span<std::uint8_t>(icv, c_.icv_size));
   }
   ++counters_.packets;
   counters_.bytes += inner.size();
@@ -350,8 +350,8 @@ Expected<Decapsulated, Drop> InboundEspSa::unprotect(std::span<std::uint8_t> pac
     std::uint8_t hi[4];
     put32(hi, static_cast<std::uint32_t>(*seq >> 32));
     std::uint8_t mac[32];
-    c_.hmac.compute(ByteView(p, header + ct_len), c_.esn ? ByteView(hi, 4) : ByteView(),
-                    std::span<std::uint8_t>(mac, c_.icv_size));
+    c_.hmac->compute(ByteView(p, header + ct_len), c_.esn ? ByteView(hi, 4) : ByteView(),
+                     std::span<std::uint8_t>(mac, c_.icv_size));
     if (CRYPTO_memcmp(mac, icv, c_.icv_size) != 0) return fail(Drop::kAuth);
     if (EVP_DecryptInit_ex2(ctx, nullptr, nullptr, p + 8, nullptr) != 1 ||
         EVP_DecryptUpdate(ctx, ct, &len, ct, static_cast<int>(ct_len)) != 1 ||

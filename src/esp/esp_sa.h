@@ -102,15 +102,18 @@ struct EspCrypto {
     return (inner_len + 2 + align - 1) / align * align;
   }
 
-  Suite suite = Suite::kAesGcm;
+  // Laid out small: a gateway holds two of these per Child SA. The sizes are at most
+  // 16 (IV), 32 (ICV) and 16 (block), hence octets.
   std::uint32_t spi = 0;
-  bool esn = false;
-  std::size_t iv_size = 8;
-  std::size_t icv_size = 16;
-  std::size_t align = 4;
   std::array<std::uint8_t, 4> salt{};
+  Suite suite = Suite::kAesGcm;
+  bool esn = false;
+  std::uint8_t iv_size = 8;
+  std::uint8_t icv_size = 16;
+  std::uint8_t align = 4;
   std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree> ctx;
-  HmacSha2 hmac;  // AES-CBC only
+  // AES-CBC only, so out of line: AEAD SAs, the common case, carry no HMAC state.
+  std::unique_ptr<const HmacSha2> hmac;
 };
 
 }  // namespace detail
