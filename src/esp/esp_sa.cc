@@ -30,8 +30,21 @@ const char* to_string(Drop d) {
   return "?";
 }
 
+SaCounters::SaCounters(const SaCounters& o)
+    : packets(o.packets), bytes(o.bytes), drops_(o.drops_ ? std::make_unique<Drops>(*o.drops_) : nullptr) {}
+
+SaCounters& SaCounters::operator=(const SaCounters& o) {
+  if (this != &o) *this = SaCounters(o);
+  return *this;
+}
+
 std::uint64_t SaCounters::dropped_total() const {
-  return std::accumulate(drops.begin(), drops.end(), std::uint64_t{0});
+  return drops_ ? std::accumulate(drops_->begin(), drops_->end(), std::uint64_t{0}) : 0;
+}
+
+void SaCounters::count(Drop d) {
+  if (!drops_) drops_ = std::make_unique<Drops>();  // zeroed
+  ++(*drops_)[static_cast<std::size_t>(d)];
 }
 
 namespace {

@@ -13,8 +13,9 @@
 // encrypts it where it lies. Inbound, unprotect() decrypts in place and returns a view
 // into the same buffer.
 //
-// Neither class allocates, throws or locks per packet; each owns one OpenSSL cipher
-// context keyed at creation. An SA object must be used by one thread at a time.
+// Neither class allocates, throws or locks per packet (the first packet an SA drops
+// allocates its drop counters, see SaCounters); each owns one OpenSSL cipher context
+// keyed at creation. An SA object must be used by one thread at a time.
 #pragma once
 
 #include <openssl/types.h>
@@ -51,14 +52,28 @@ enum class Drop : std::uint8_t {
 inline constexpr std::size_t kDropReasons = static_cast<std::size_t>(Drop::kInternal) + 1;
 const char* to_string(Drop d);
 
-struct SaCounters {
+// Every SA has two of these while most never drop a packet, so the drop counts take
+// the room of one pointer until the first drop, which allocates them: once per SA, not
+// per packet.
+class SaCounters {
+ public:
   std::uint64_t packets = 0;  // protected (outbound) / delivered (inbound)
   std::uint64_t bytes = 0;    // inner IP packet octets of those packets
-  std::array<std::uint64_t, kDropReasons> drops{};
 
-  std::uint64_t dropped(Drop d) const { return drops[static_cast<std::size_t>(d)]; }
+  SaCounters() = default;
+  SaCounters(const SaCounters& o);
+  SaCounters& operator=(const SaCounters& o);
+  SaCounters(SaCounters&&) noexcept = default;
+  SaCounters& operator=(SaCounters&&) noexcept = default;
+  ~SaCounters() = default;
+
+  std::uint64_t dropped(Drop d) const { return drops_ ? (*drops_)[static_cast<std::size_t>(d)] : 0; }
   std::uint64_t dropped_total() const;
-  void count(Drop d) { ++drops[static_cast<std::size_t>(d)]; }
+  void count(Drop d);
+
+ private:
+  using Drops = std::array<std::uint64_t, kDropReasons>;
+  std::unique_ptr<Drops> drops_;
 };
 
 // One direction's parameters, field for field as ike::ChildSaKeys carries them (IANA
