@@ -11,15 +11,15 @@ bool ReplayWindow::valid_size(std::uint32_t size) {
 
 ReplayWindow::ReplayWindow(std::uint32_t size, bool esn)
     : size_(std::bit_ceil(std::clamp(size, kMinSize, kMaxSize))), esn_(esn) {
-  const std::size_t words = (size_ + 63) / 64;  // a power of two, as size_ is
+  const std::uint32_t words = (size_ + 63) / 64;  // a power of two, as size_ is
   bitmap_ = std::make_unique<std::uint64_t[]>(words);  // zeroed
   mask_ = words - 1;
 }
 
 ReplayWindow::ReplayWindow(const ReplayWindow& o)
     : bitmap_(std::make_unique<std::uint64_t[]>(o.words())),
-      mask_(o.mask_),
       top_(o.top_),
+      mask_(o.mask_),
       size_(o.size_),
       esn_(o.esn_) {
   std::copy_n(o.bitmap_.get(), o.words(), bitmap_.get());
@@ -69,13 +69,15 @@ void ReplayWindow::clear(std::uint64_t from, std::uint64_t to) {
 
 void ReplayWindow::update(std::uint64_t seq) {
   if (seq > top_) {
-    // The bits of the numbers entering the window (top_ + 1 .. seq) still hold the
-    // numbers one ring earlier.
-    const std::uint64_t ring = std::uint64_t{words()} * 64;
-    if (seq - top_ >= ring)
-      std::fill_n(bitmap_.get(), words(), 0);
-    else
-      clear(top_ + 1, seq);
+    // The bits of the numbers entering the window still hold the numbers one ring
+    // earlier: those skipped over (top_ + 1 .. seq - 1) are cleared, seq's own is set
+    // below. In order traffic (seq == top_ + 1) skips none.
+    if (const std::uint64_t skipped = seq - top_ - 1; skipped > 0) {
+      if (skipped >= std::uint64_t{words()} * 64)
+        std::fill_n(bitmap_.get(), words(), 0);
+      else
+        clear(top_ + 1, seq - 1);
+    }
     top_ = seq;
   }
   bitmap_[(seq >> 6) & mask_] |= std::uint64_t{1} << (seq & 63);

@@ -65,8 +65,8 @@ class ReplayWindow {
   void clear(std::uint64_t from, std::uint64_t to);  // the bits of from..to, to - from < ring
 
   std::unique_ptr<std::uint64_t[]> bitmap_;
-  std::uint64_t mask_ = 0;  // words() - 1; words() is a power of two
   std::uint64_t top_ = 0;   // highest authenticated sequence number; 0 before any
+  std::uint32_t mask_ = 0;  // words() - 1; words() is a power of two, at most 2^14
   std::uint32_t size_ = kDefaultSize;
   bool esn_ = false;
 };
