@@ -139,9 +139,15 @@ Expected<void, std::string> SaTable::install(const ChildSaSpec& spec) {
       continue;
     }
     // Once per address, also when a list names it twice.
-    auto [from, to] = by_remote_address_.equal_range(r.start_address);
-    if (std::none_of(from, to, [raw](const auto& kv) { return kv.second == raw; }))
-      by_remote_address_.emplace(r.start_address, raw);
+    AddressSlot& slot = by_remote_address_[r.start_address];
+    const auto here = slot.entries();
+    if (std::find(here.begin(), here.end(), raw) != here.end()) continue;
+    if (here.empty()) {
+      slot.one = raw;
+    } else {
+      if (!slot.many) slot.many = std::make_unique<std::vector<ChildSaEntry*>>(1, std::exchange(slot.one, nullptr));
+      slot.many->push_back(raw);
+    }
   }
   if (ranged) ranged_.push_back(raw);
   return {};
@@ -154,8 +160,19 @@ bool SaTable::remove(std::uint64_t child_sa_id) {
   by_spi_.erase(e->spi_in());
   for (const auto& r : e->remote_ts()) {
     if (!single_address(r)) continue;
-    auto [from, to] = by_remote_address_.equal_range(r.start_address);
-    while (from != to) from = from->second == e ? by_remote_address_.erase(from) : std::next(from);
+    auto m = by_remote_address_.find(r.start_address);
+    if (m == by_remote_address_.end()) continue;
+    AddressSlot& slot = m->second;
+    if (slot.many) {
+      std::erase(*slot.many, e);
+      if (slot.many->size() == 1) {  // back into the node
+        slot.one = slot.many->front();
+        slot.many.reset();
+      }
+    } else if (slot.one == e) {
+      slot.one = nullptr;
+    }
+    if (slot.entries().empty()) by_remote_address_.erase(m);
   }
   std::erase(ranged_, e);
   std::erase(rekey_requests_, child_sa_id);
@@ -219,7 +236,8 @@ ChildSaEntry* SaTable::lookup_outbound(const Flow& f) const {
       best_score = s;
     }
   };
-  for (auto [it, end] = by_remote_address_.equal_range(f.dst); it != end; ++it) consider(it->second);
+  if (auto it = by_remote_address_.find(f.dst); it != by_remote_address_.end())
+    for (ChildSaEntry* e : it->second.entries()) consider(e);
   for (ChildSaEntry* e : ranged_) consider(e);
   return best;
 }

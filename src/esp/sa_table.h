@@ -184,9 +184,19 @@ class SaTable {
   std::unordered_map<std::uint64_t, ChildSaEntry> by_id_;
   std::unordered_map<std::uint32_t, ChildSaEntry*> by_spi_;
   // Outbound index: Child SAs with a single-address remote selector by that address
-  // (the common gateway case, one virtual IP per client), the rest scanned. A
-  // multimap: one node per entry instead of a node and a vector per address.
-  std::unordered_multimap<IpAddress, ChildSaEntry*> by_remote_address_;
+  // (the common gateway case, one virtual IP per client), the rest scanned. One Child
+  // SA per address is the rule (a rekey briefly makes two), so a lone one is held in
+  // the node itself, and only two or more in a vector: one allocation per address and
+  // one hash look-up per packet.
+  struct AddressSlot {
+    ChildSaEntry* one = nullptr;                        // the only one, or null
+    std::unique_ptr<std::vector<ChildSaEntry*>> many;  // all of them, when two or more
+    std::span<ChildSaEntry* const> entries() const {
+      if (many) return *many;
+      return one ? std::span<ChildSaEntry* const>(&one, 1) : std::span<ChildSaEntry* const>();
+    }
+  };
+  std::unordered_map<IpAddress, AddressSlot> by_remote_address_;
   std::vector<ChildSaEntry*> ranged_;
   SaTableOptions options_;
   std::vector<std::uint64_t> rekey_requests_;
