@@ -15,16 +15,16 @@
 //
 // Neither class allocates, throws or locks per packet (the first packet an SA drops
 // allocates its drop counters, see SaCounters); each owns one OpenSSL cipher context
-// keyed at creation. An SA object must be used by one thread at a time.
+// keyed at creation (a provider's own context, without an EVP_CIPHER_CTX around it).
+// An SA object must be used by one thread at a time.
 #pragma once
-
-#include <openssl/types.h>
 
 #include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 
 #include "common/bytes.h"
 #include "common/expected.h"
@@ -99,8 +99,26 @@ struct EspSaParams {
 
 namespace detail {
 
-struct CipherCtxFree {
-  void operator()(EVP_CIPHER_CTX* c) const;
+// One OpenSSL provider's implementation of one cipher, called without the EVP layer
+// (esp_sa.cc says why).
+struct ProviderCipher;
+
+// A keyed cipher context of a ProviderCipher: two pointers, freed with it.
+class CipherCtx {
+ public:
+  CipherCtx() = default;
+  CipherCtx(const ProviderCipher* impl, void* ctx) : impl_(impl), ctx_(ctx) {}
+  CipherCtx(CipherCtx&& o) noexcept : impl_(o.impl_), ctx_(std::exchange(o.ctx_, nullptr)) {}
+  CipherCtx& operator=(CipherCtx&& o) noexcept;
+  ~CipherCtx();
+
+  const ProviderCipher* impl() const { return impl_; }
+  void* get() const { return ctx_; }
+  explicit operator bool() const { return ctx_ != nullptr; }
+
+ private:
+  const ProviderCipher* impl_ = nullptr;
+  void* ctx_ = nullptr;
 };
 
 // What both directions share: the suite's sizes and its keyed primitives.
@@ -126,7 +144,7 @@ struct EspCrypto {
   std::uint8_t iv_size = 8;
   std::uint8_t icv_size = 16;
   std::uint8_t align = 4;
-  std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree> ctx;
+  CipherCtx ctx;
   // AES-CBC only, so out of line: AEAD SAs, the common case, carry no HMAC state.
   std::unique_ptr<const HmacSha2> hmac;
 };
