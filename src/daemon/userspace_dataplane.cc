@@ -118,8 +118,10 @@ void UserspaceDataplane::apply(const ike::DataplaneOp& op) {
       break;
     }
     case Kind::kDelete:
-      table_.remove(op.child_sa_id);
-      remove_routes(op.child_sa_id);
+      if (const auto* e = table_.find(op.child_sa_id)) {
+        remove_routes(*e);
+        table_.remove(op.child_sa_id);
+      }
       break;
     case Kind::kUpdateAddresses:
       table_.update_path(op.child_sa_id, {op.local, op.remote, op.udp_encap});
@@ -139,10 +141,8 @@ void UserspaceDataplane::add_routes(const ike::DataplaneOp& op) {
   std::optional<IpAddress> src;
   for (const auto& t : op.local_ts)
     if (t.start_address == t.end_address) src = t.start_address;
-  auto& mine = child_routes_[op.child_sa_id];
   for (const auto& ts : op.remote_ts) {
     for (const auto& p : platform::range_to_prefixes(ts.start_address, ts.end_address)) {
-      mine.push_back(p);
       if (route_refs_[{p.address, p.length}]++ > 0) continue;
       std::optional<IpAddress> s = src && src->family() == p.address.family() ? src : std::nullopt;
       if (auto r = routes_.add_route(p, tun_.ifindex(), s); !r) {
@@ -153,19 +153,20 @@ void UserspaceDataplane::add_routes(const ike::DataplaneOp& op) {
   }
 }
 
-void UserspaceDataplane::remove_routes(std::uint64_t child_sa_id) {
-  auto it = child_routes_.find(child_sa_id);
-  if (it == child_routes_.end()) return;
-  for (const auto& p : it->second) {
-    auto ref = route_refs_.find({p.address, p.length});
-    if (ref == route_refs_.end() || --ref->second > 0) continue;
-    route_refs_.erase(ref);
-    if (auto r = routes_.del_route(p, tun_.ifindex()); !r) {
-      stats_.route_errors++;
-      spdlog::warn("delete route {}: {}", p.to_string(), r.error().message());
+void UserspaceDataplane::remove_routes(const esp::ChildSaEntry& child) {
+  // The same prefixes add_routes() counted: the entry's remote selectors are the
+  // install's, and range_to_prefixes() is a pure function.
+  for (const auto& ts : child.remote_ts()) {
+    for (const auto& p : platform::range_to_prefixes(ts.start_address, ts.end_address)) {
+      auto ref = route_refs_.find({p.address, p.length});
+      if (ref == route_refs_.end() || --ref->second > 0) continue;
+      route_refs_.erase(ref);
+      if (auto r = routes_.del_route(p, tun_.ifindex()); !r) {
+        stats_.route_errors++;
+        spdlog::warn("delete route {}: {}", p.to_string(), r.error().message());
+      }
     }
   }
-  child_routes_.erase(it);
 }
 
 void UserspaceDataplane::watch_tun() {

@@ -51,7 +51,7 @@ class UserspaceDataplane final : public Dataplane {
   void deliver(std::span<std::uint8_t> esp);
   void send_raw(const esp::SaTable::Protected& p, std::span<const std::uint8_t> buf);
   void add_routes(const ike::DataplaneOp& op);
-  void remove_routes(std::uint64_t child_sa_id);
+  void remove_routes(const esp::ChildSaEntry& child);
 
   asio::io_context& io_;
   DaemonConfig config_;
@@ -62,9 +62,10 @@ class UserspaceDataplane final : public Dataplane {
   platform::UniqueFd raw_[2];  // plain ESP, IPv4 and IPv6
   std::unique_ptr<asio::posix::stream_descriptor> raw_watch_[2];
   esp::SaTable table_;
-  // Routes are shared by Child SAs with the same remote selectors (rekeys overlap).
+  // Routes are shared by Child SAs with the same remote selectors (rekeys overlap). A
+  // Child SA's own routes are not kept: they are its remote selectors as prefixes,
+  // worked out again from its table entry when it goes.
   std::map<std::pair<IpAddress, std::uint8_t>, int> route_refs_;
-  std::map<std::uint64_t, std::vector<IpPrefix>> child_routes_;
   std::vector<std::uint8_t> buf_;                    // inbound, one packet at a time
   std::vector<std::vector<std::uint8_t>> out_bufs_;  // outbound batch, one per packet
   std::vector<platform::UdpSocket::Outgoing> out_batch_;

@@ -1,11 +1,18 @@
 #include "esp/esp_sa.h"
 
+#include <openssl/core_dispatch.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/provider.h>
 
+#include <algorithm>
 #include <cstring>
 #include <numeric>
+#include <optional>
+#include <string_view>
 
 #include "common/transform_ids.h"
 #include "esp/inner_packet.h"
@@ -30,8 +37,21 @@ const char* to_string(Drop d) {
   return "?";
 }
 
+SaCounters::SaCounters(const SaCounters& o)
+    : packets(o.packets), bytes(o.bytes), drops_(o.drops_ ? std::make_unique<Drops>(*o.drops_) : nullptr) {}
+
+SaCounters& SaCounters::operator=(const SaCounters& o) {
+  if (this != &o) *this = SaCounters(o);
+  return *this;
+}
+
 std::uint64_t SaCounters::dropped_total() const {
-  return std::accumulate(drops.begin(), drops.end(), std::uint64_t{0});
+  return drops_ ? std::accumulate(drops_->begin(), drops_->end(), std::uint64_t{0}) : 0;
+}
+
+void SaCounters::count(Drop d) {
+  if (!drops_) drops_ = std::make_unique<Drops>();  // zeroed
+  ++(*drops_)[static_cast<std::size_t>(d)];
 }
 
 namespace {
@@ -58,26 +78,135 @@ std::uint32_t get32(const std::uint8_t* p) {
 }
 std::uint16_t get16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] << 8 | p[1]); }
 
-// Fetched once per process: an implicit fetch per context costs a locked lookup.
+}  // namespace
+
+namespace detail {
+
+// Why the provider is called directly instead of through an EVP_CIPHER_CTX:
+// - memory: the EVP_CIPHER_CTX is a 184-octet allocation around the provider's own
+//   context, two per Child SA, and a gateway holds one Child SA per client;
+// - time: re-initialising an EVP_CIPHER_CTX for each packet's IV asks the provider
+//   for the IV length and sets the padding again, each an OSSL_PARAM exchange
+//   (OSSL_PARAM_locate and strcmp were a quarter of the instructions per packet).
+// The calls below are the ones EVP makes (evp_enc.c), with the same arguments, into
+// the implementation of that name in the provider EVP_CIPHER_fetch() selects (a
+// provider offers one implementation per cipher name), so the choice of provider is
+// the same as through EVP.
+struct ProviderCipher {
+  EVP_CIPHER* fetched = nullptr;  // held for good: keeps the provider loaded
+  void* provctx = nullptr;
+  OSSL_FUNC_cipher_newctx_fn* newctx = nullptr;
+  OSSL_FUNC_cipher_freectx_fn* freectx = nullptr;
+  OSSL_FUNC_cipher_encrypt_init_fn* einit = nullptr;
+  OSSL_FUNC_cipher_decrypt_init_fn* dinit = nullptr;
+  OSSL_FUNC_cipher_update_fn* update = nullptr;
+  OSSL_FUNC_cipher_final_fn* final = nullptr;
+  OSSL_FUNC_cipher_get_ctx_params_fn* get_ctx_params = nullptr;
+  OSSL_FUNC_cipher_set_ctx_params_fn* set_ctx_params = nullptr;
+};
+
+CipherCtx& CipherCtx::operator=(CipherCtx&& o) noexcept {
+  if (this != &o) {
+    if (ctx_) impl_->freectx(ctx_);
+    impl_ = o.impl_;
+    ctx_ = std::exchange(o.ctx_, nullptr);
+  }
+  return *this;
+}
+
+// The provider's freectx cleanses the key schedule.
+CipherCtx::~CipherCtx() {
+  if (ctx_) impl_->freectx(ctx_);
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::ProviderCipher;
+
+bool names_include(const char* names, const EVP_CIPHER* cipher) {
+  // "AES-128-GCM:id-aes128-GCM:2.16.840.1.101.3.4.1.6": one implementation, its names.
+  const std::string_view all(names);
+  for (std::size_t at = 0; at <= all.size();) {
+    const std::size_t end = std::min(all.find(':', at), all.size());
+    if (EVP_CIPHER_is_a(cipher, std::string(all.substr(at, end - at)).c_str())) return true;
+    at = end + 1;
+  }
+  return false;
+}
+
+// The implementation EVP_CIPHER_fetch() picks for `name`, or nullopt when there is
+// none or it lacks one of the functions used here.
+std::optional<ProviderCipher> resolve(const char* name) {
+  EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, name, nullptr);
+  if (!cipher) return std::nullopt;
+  const OSSL_PROVIDER* prov = EVP_CIPHER_get0_provider(cipher);
+  int no_cache = 0;
+  const OSSL_ALGORITHM* algs = OSSL_PROVIDER_query_operation(prov, OSSL_OP_CIPHER, &no_cache);
+  ProviderCipher r;
+  r.fetched = cipher;
+  r.provctx = OSSL_PROVIDER_get0_provider_ctx(prov);
+  for (const OSSL_ALGORITHM* a = algs; a && a->algorithm_names; ++a) {
+    if (!names_include(a->algorithm_names, cipher)) continue;
+    for (const OSSL_DISPATCH* f = a->implementation; f->function_id != 0; ++f) {
+      switch (f->function_id) {
+        case OSSL_FUNC_CIPHER_NEWCTX: r.newctx = OSSL_FUNC_cipher_newctx(f); break;
+        case OSSL_FUNC_CIPHER_FREECTX: r.freectx = OSSL_FUNC_cipher_freectx(f); break;
+        case OSSL_FUNC_CIPHER_ENCRYPT_INIT: r.einit = OSSL_FUNC_cipher_encrypt_init(f); break;
+        case OSSL_FUNC_CIPHER_DECRYPT_INIT: r.dinit = OSSL_FUNC_cipher_decrypt_init(f); break;
+        case OSSL_FUNC_CIPHER_UPDATE: r.update = OSSL_FUNC_cipher_update(f); break;
+        case OSSL_FUNC_CIPHER_FINAL: r.final = OSSL_FUNC_cipher_final(f); break;
+        case OSSL_FUNC_CIPHER_GET_CTX_PARAMS: r.get_ctx_params = OSSL_FUNC_cipher_get_ctx_params(f); break;
+        case OSSL_FUNC_CIPHER_SET_CTX_PARAMS: r.set_ctx_params = OSSL_FUNC_cipher_set_ctx_params(f); break;
+        default: break;
+      }
+    }
+    break;
+  }
+  // As EVP does after copying the function pointers out of the table.
+  if (algs) OSSL_PROVIDER_unquery_operation(prov, OSSL_OP_CIPHER, algs);
+  if (!r.newctx || !r.freectx || !r.einit || !r.dinit || !r.update || !r.final || !r.get_ctx_params ||
+      !r.set_ctx_params) {
+    EVP_CIPHER_free(cipher);
+    return std::nullopt;
+  }
+  return r;
+}
+
+// Resolved once per process.
 struct Ciphers {
-  const EVP_CIPHER* cbc[3];  // AES-128, -192, -256
-  const EVP_CIPHER* gcm[3];
-  const EVP_CIPHER* chacha;
+  std::optional<ProviderCipher> cbc[3];  // AES-128, -192, -256
+  std::optional<ProviderCipher> gcm[3];
+  std::optional<ProviderCipher> chacha;
 };
 
 const Ciphers& ciphers() {
   static const Ciphers c = [] {
-    Ciphers r{};
+    Ciphers r;
     const char* cbc[] = {"AES-128-CBC", "AES-192-CBC", "AES-256-CBC"};
     const char* gcm[] = {"AES-128-GCM", "AES-192-GCM", "AES-256-GCM"};
     for (int i = 0; i < 3; ++i) {
-      r.cbc[i] = EVP_CIPHER_fetch(nullptr, cbc[i], nullptr);
-      r.gcm[i] = EVP_CIPHER_fetch(nullptr, gcm[i], nullptr);
+      r.cbc[i] = resolve(cbc[i]);
+      r.gcm[i] = resolve(gcm[i]);
     }
-    r.chacha = EVP_CIPHER_fetch(nullptr, "ChaCha20-Poly1305", nullptr);
+    r.chacha = resolve("ChaCha20-Poly1305");
+    ERR_clear_error();
     return r;
   }();
   return c;
+}
+
+// The AEAD tag, in or out (EVP_CTRL_AEAD_GET_TAG / SET_TAG do the same).
+bool get_tag(const ProviderCipher& c, void* ctx, std::uint8_t* tag) {
+  OSSL_PARAM p[2] = {OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, 16),
+                     OSSL_PARAM_construct_end()};
+  return c.get_ctx_params(ctx, p) == 1;
+}
+bool set_tag(const ProviderCipher& c, void* ctx, std::uint8_t* tag) {
+  OSSL_PARAM p[2] = {OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, 16),
+                     OSSL_PARAM_construct_end()};
+  return c.set_ctx_params(ctx, p) == 1;
 }
 
 int aes_index(std::uint16_t bits) { return bits == 128 ? 0 : bits == 192 ? 1 : bits == 256 ? 2 : -1; }
@@ -107,13 +236,11 @@ void next_cbc_iv(std::uint8_t* iv, crypto::Random* random) {
 
 namespace detail {
 
-void CipherCtxFree::operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
-
 Expected<EspCrypto, std::string> EspCrypto::create(const EspSaParams& p, bool encrypt) {
   EspCrypto c;
   c.spi = p.spi;
   c.esn = p.esn;
-  const EVP_CIPHER* cipher = nullptr;
+  const ProviderCipher* cipher = nullptr;
   std::size_t key_len = 0;
   switch (p.encr_id) {
     case kEncrAesGcm16:
@@ -123,13 +250,13 @@ Expected<EspCrypto, std::string> EspCrypto::create(const EspSaParams& p, bool en
         const int i = aes_index(p.encr_key_bits);
         if (i < 0) return unexpected("AES-GCM key of " + std::to_string(p.encr_key_bits) + " bits");
         c.suite = Suite::kAesGcm;
-        cipher = ciphers().gcm[i];
+        cipher = ciphers().gcm[i] ? &*ciphers().gcm[i] : nullptr;
         key_len = p.encr_key_bits / 8u;
       } else {
         if (p.encr_key_bits != 256 && p.encr_key_bits != 0)
           return unexpected("ChaCha20 key of " + std::to_string(p.encr_key_bits) + " bits");
         c.suite = Suite::kChaCha20Poly1305;
-        cipher = ciphers().chacha;
+        cipher = ciphers().chacha ? &*ciphers().chacha : nullptr;
         key_len = 32;
       }
       if (p.encr_key.size() != key_len + 4)
@@ -163,22 +290,29 @@ Expected<EspCrypto, std::string> EspCrypto::create(const EspSaParams& p, bool en
         return unexpected("HMAC key has " + std::to_string(p.integ_key.size()) + " octets, expected " +
                           std::to_string(digest));
       c.suite = Suite::kAesCbcHmac;
-      cipher = ciphers().cbc[i];
-      c.hmac = HmacSha2(h, p.integ_key);
+      cipher = ciphers().cbc[i] ? &*ciphers().cbc[i] : nullptr;
+      c.hmac = std::make_unique<const HmacSha2>(h, p.integ_key);
       c.iv_size = 16;
-      c.icv_size = digest / 2;
+      c.icv_size = static_cast<std::uint8_t>(digest / 2);
       c.align = 16;
       break;
     }
     default: return unexpected("unsupported ESP encryption transform " + std::to_string(p.encr_id));
   }
   if (!cipher) return unexpected(std::string("OpenSSL lacks the cipher"));
-  c.ctx.reset(EVP_CIPHER_CTX_new());
-  if (!c.ctx) return unexpected(std::string("EVP_CIPHER_CTX_new failed"));
+  c.ctx = CipherCtx(cipher, cipher->newctx(cipher->provctx));
+  if (!c.ctx) {
+    ERR_clear_error();
+    return unexpected(std::string("cannot create an ESP cipher context"));
+  }
   // Keyed once: per packet only the IV/nonce is set, which reuses the key schedule.
-  const int ok = encrypt ? EVP_EncryptInit_ex2(c.ctx.get(), cipher, p.encr_key.data(), nullptr, nullptr)
-                         : EVP_DecryptInit_ex2(c.ctx.get(), cipher, p.encr_key.data(), nullptr, nullptr);
-  if (ok != 1 || EVP_CIPHER_CTX_set_padding(c.ctx.get(), 0) != 1) {
+  // ESP pads itself (RFC 4303 §2.4): the block cipher must not; the setting outlives
+  // the per-packet re-initialisations.
+  unsigned int padding = 0;
+  OSSL_PARAM params[2] = {OSSL_PARAM_construct_end(), OSSL_PARAM_construct_end()};
+  if (c.suite == Suite::kAesCbcHmac) params[0] = OSSL_PARAM_construct_uint(OSSL_CIPHER_PARAM_PADDING, &padding);
+  const int ok = (encrypt ? cipher->einit : cipher->dinit)(c.ctx.get(), p.encr_key.data(), key_len, nullptr, 0, params);
+  if (ok != 1) {
     ERR_clear_error();
     return unexpected(std::string("cannot key the ESP cipher"));
   }
@@ -239,8 +373,9 @@ Expected<std::size_t, Drop> OutboundEspSa::protect(ByteView inner, std::span<std
   payload[padded - 1] = next_header;
   std::uint8_t* const icv = payload + padded;
 
-  EVP_CIPHER_CTX* ctx = c_.ctx.get();
-  int len = 0, fin = 0;
+  const ProviderCipher& cipher = *c_.ctx.impl();
+  void* const ctx = c_.ctx.get();
+  std::size_t len = 0, fin = 0;
   if (c_.aead()) {
     const std::uint64_t iv = seq ^ iv_mask_;
     put32(p + 8, static_cast<std::uint32_t>(iv >> 32));
@@ -252,7 +387,7 @@ Expected<std::size_t, Drop> OutboundEspSa::protect(ByteView inner, std::span<std
     // two 32-bit fields under ESN.
     std::uint8_t aad_esn[12];
     const std::uint8_t* aad = p;
-    int aad_len = 8;
+    std::size_t aad_len = 8;
     if (c_.esn) {
       put32(aad_esn, c_.spi);
       put32(aad_esn + 4, static_cast<std::uint32_t>(seq >> 32));
@@ -260,27 +395,28 @@ Expected<std::size_t, Drop> OutboundEspSa::protect(ByteView inner, std::span<std
       aad = aad_esn;
       aad_len = 12;
     }
-    if (EVP_EncryptInit_ex2(ctx, nullptr, nullptr, nonce, nullptr) != 1 ||
-        EVP_EncryptUpdate(ctx, nullptr, &len, aad, aad_len) != 1 ||
-        EVP_EncryptUpdate(ctx, payload, &len, payload, static_cast<int>(padded)) != 1 ||
-        EVP_EncryptFinal_ex(ctx, payload + len, &fin) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, icv) != 1) {
+    // A null output buffer makes the update AAD. The output sizes are what EVP
+    // passes: the input size (block size 1), plus a block for CBC.
+    if (cipher.einit(ctx, nullptr, 0, nonce, sizeof nonce, nullptr) != 1 ||
+        cipher.update(ctx, nullptr, &len, aad_len, aad, aad_len) != 1 ||
+        cipher.update(ctx, payload, &len, padded, payload, padded) != 1 ||
+        cipher.final(ctx, payload + len, &fin, padded - len) != 1 || !get_tag(cipher, ctx, icv)) {
       ERR_clear_error();
       return fail(Drop::kInternal);
     }
   } else {
     next_cbc_iv(p + 8, random_);
-    if (EVP_EncryptInit_ex2(ctx, nullptr, nullptr, p + 8, nullptr) != 1 ||
-        EVP_EncryptUpdate(ctx, payload, &len, payload, static_cast<int>(padded)) != 1 ||
-        EVP_EncryptFinal_ex(ctx, payload + len, &fin) != 1) {
+    if (cipher.einit(ctx, nullptr, 0, p + 8, 16, nullptr) != 1 ||
+        cipher.update(ctx, payload, &len, padded + 16, payload, padded) != 1 ||
+        cipher.final(ctx, payload + len, &fin, 16) != 1) {
       ERR_clear_error();
       return fail(Drop::kInternal);
     }
     // RFC 4303 §3.3.2.1: under ESN the high 32 bits join the ICV input, unsent.
     std::uint8_t hi[4];
     put32(hi, static_cast<std::uint32_t>(seq >> 32));
-    c_.hmac.compute(ByteView(p, header_size() + padded), c_.esn ? ByteView(hi, 4) : ByteView(),
-                    std::span<std::uint8_t>(icv, c_.icv_size));
+    c_.hmac->compute(ByteView(p, header_size() + padded), c_.esn ? ByteView(hi, 4) : ByteView(),
+                     std::span<std::uint8_t>(icv, c_.icv_size));
   }
   ++counters_.packets;
   counters_.bytes += inner.size();
@@ -315,15 +451,16 @@ Expected<Decapsulated, Drop> InboundEspSa::unprotect(std::span<std::uint8_t> pac
   const auto seq = window_.check(get32(p + 4));
   if (!seq) return fail(Drop::kReplay);
 
-  EVP_CIPHER_CTX* ctx = c_.ctx.get();
-  int len = 0, fin = 0;
+  const ProviderCipher& cipher = *c_.ctx.impl();
+  void* const ctx = c_.ctx.get();
+  std::size_t len = 0, fin = 0;
   if (c_.aead()) {
     std::uint8_t nonce[12];
     std::memcpy(nonce, c_.salt.data(), 4);
     std::memcpy(nonce + 4, p + 8, 8);
     std::uint8_t aad_esn[12];
     const std::uint8_t* aad = p;
-    int aad_len = 8;
+    std::size_t aad_len = 8;
     if (c_.esn) {
       std::memcpy(aad_esn, p, 4);
       put32(aad_esn + 4, static_cast<std::uint32_t>(*seq >> 32));
@@ -331,15 +468,14 @@ Expected<Decapsulated, Drop> InboundEspSa::unprotect(std::span<std::uint8_t> pac
       aad = aad_esn;
       aad_len = 12;
     }
-    if (EVP_DecryptInit_ex2(ctx, nullptr, nullptr, nonce, nullptr) != 1 ||
-        EVP_DecryptUpdate(ctx, nullptr, &len, aad, aad_len) != 1 ||
-        EVP_DecryptUpdate(ctx, ct, &len, ct, static_cast<int>(ct_len)) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, 16, icv) != 1) {
+    if (cipher.dinit(ctx, nullptr, 0, nonce, sizeof nonce, nullptr) != 1 ||
+        cipher.update(ctx, nullptr, &len, aad_len, aad, aad_len) != 1 ||
+        cipher.update(ctx, ct, &len, ct_len, ct, ct_len) != 1 || !set_tag(cipher, ctx, icv)) {
       ERR_clear_error();
       return fail(Drop::kInternal);
     }
     // The tag comparison in the final step is constant-time (CRYPTO_memcmp).
-    if (EVP_DecryptFinal_ex(ctx, ct + len, &fin) != 1) {
+    if (cipher.final(ctx, ct + len, &fin, ct_len - len) != 1) {
       ERR_clear_error();
       // Decrypted in place before the tag could be checked: do not leave plaintext
       // of a forged or corrupted packet behind in the caller's buffer.
@@ -350,12 +486,12 @@ Expected<Decapsulated, Drop> InboundEspSa::unprotect(std::span<std::uint8_t> pac
     std::uint8_t hi[4];
     put32(hi, static_cast<std::uint32_t>(*seq >> 32));
     std::uint8_t mac[32];
-    c_.hmac.compute(ByteView(p, header + ct_len), c_.esn ? ByteView(hi, 4) : ByteView(),
-                    std::span<std::uint8_t>(mac, c_.icv_size));
+    c_.hmac->compute(ByteView(p, header + ct_len), c_.esn ? ByteView(hi, 4) : ByteView(),
+                     std::span<std::uint8_t>(mac, c_.icv_size));
     if (CRYPTO_memcmp(mac, icv, c_.icv_size) != 0) return fail(Drop::kAuth);
-    if (EVP_DecryptInit_ex2(ctx, nullptr, nullptr, p + 8, nullptr) != 1 ||
-        EVP_DecryptUpdate(ctx, ct, &len, ct, static_cast<int>(ct_len)) != 1 ||
-        EVP_DecryptFinal_ex(ctx, ct + len, &fin) != 1) {
+    if (cipher.dinit(ctx, nullptr, 0, p + 8, 16, nullptr) != 1 ||
+        cipher.update(ctx, ct, &len, ct_len + 16, ct, ct_len) != 1 ||
+        cipher.final(ctx, ct + len, &fin, 16) != 1) {
       ERR_clear_error();
       return fail(Drop::kInternal);
     }

@@ -13,17 +13,18 @@
 // encrypts it where it lies. Inbound, unprotect() decrypts in place and returns a view
 // into the same buffer.
 //
-// Neither class allocates, throws or locks per packet; each owns one OpenSSL cipher
-// context keyed at creation. An SA object must be used by one thread at a time.
+// Neither class allocates, throws or locks per packet (the first packet an SA drops
+// allocates its drop counters, see SaCounters); each owns one OpenSSL cipher context
+// keyed at creation (a provider's own context, without an EVP_CIPHER_CTX around it).
+// An SA object must be used by one thread at a time.
 #pragma once
-
-#include <openssl/types.h>
 
 #include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 
 #include "common/bytes.h"
 #include "common/expected.h"
@@ -51,14 +52,28 @@ enum class Drop : std::uint8_t {
 inline constexpr std::size_t kDropReasons = static_cast<std::size_t>(Drop::kInternal) + 1;
 const char* to_string(Drop d);
 
-struct SaCounters {
+// Every SA has two of these while most never drop a packet, so the drop counts take
+// the room of one pointer until the first drop, which allocates them: once per SA, not
+// per packet.
+class SaCounters {
+ public:
   std::uint64_t packets = 0;  // protected (outbound) / delivered (inbound)
   std::uint64_t bytes = 0;    // inner IP packet octets of those packets
-  std::array<std::uint64_t, kDropReasons> drops{};
 
-  std::uint64_t dropped(Drop d) const { return drops[static_cast<std::size_t>(d)]; }
+  SaCounters() = default;
+  SaCounters(const SaCounters& o);
+  SaCounters& operator=(const SaCounters& o);
+  SaCounters(SaCounters&&) noexcept = default;
+  SaCounters& operator=(SaCounters&&) noexcept = default;
+  ~SaCounters() = default;
+
+  std::uint64_t dropped(Drop d) const { return drops_ ? (*drops_)[static_cast<std::size_t>(d)] : 0; }
   std::uint64_t dropped_total() const;
-  void count(Drop d) { ++drops[static_cast<std::size_t>(d)]; }
+  void count(Drop d);
+
+ private:
+  using Drops = std::array<std::uint64_t, kDropReasons>;
+  std::unique_ptr<Drops> drops_;
 };
 
 // One direction's parameters, field for field as ike::ChildSaKeys carries them (IANA
@@ -84,8 +99,26 @@ struct EspSaParams {
 
 namespace detail {
 
-struct CipherCtxFree {
-  void operator()(EVP_CIPHER_CTX* c) const;
+// One OpenSSL provider's implementation of one cipher, called without the EVP layer
+// (esp_sa.cc says why).
+struct ProviderCipher;
+
+// A keyed cipher context of a ProviderCipher: two pointers, freed with it.
+class CipherCtx {
+ public:
+  CipherCtx() = default;
+  CipherCtx(const ProviderCipher* impl, void* ctx) : impl_(impl), ctx_(ctx) {}
+  CipherCtx(CipherCtx&& o) noexcept : impl_(o.impl_), ctx_(std::exchange(o.ctx_, nullptr)) {}
+  CipherCtx& operator=(CipherCtx&& o) noexcept;
+  ~CipherCtx();
+
+  const ProviderCipher* impl() const { return impl_; }
+  void* get() const { return ctx_; }
+  explicit operator bool() const { return ctx_ != nullptr; }
+
+ private:
+  const ProviderCipher* impl_ = nullptr;
+  void* ctx_ = nullptr;
 };
 
 // What both directions share: the suite's sizes and its keyed primitives.
@@ -102,15 +135,18 @@ struct EspCrypto {
     return (inner_len + 2 + align - 1) / align * align;
   }
 
-  Suite suite = Suite::kAesGcm;
+  // Laid out small: a gateway holds two of these per Child SA. The sizes are at most
+  // 16 (IV), 32 (ICV) and 16 (block), hence octets.
   std::uint32_t spi = 0;
-  bool esn = false;
-  std::size_t iv_size = 8;
-  std::size_t icv_size = 16;
-  std::size_t align = 4;
   std::array<std::uint8_t, 4> salt{};
-  std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree> ctx;
-  HmacSha2 hmac;  // AES-CBC only
+  Suite suite = Suite::kAesGcm;
+  bool esn = false;
+  std::uint8_t iv_size = 8;
+  std::uint8_t icv_size = 16;
+  std::uint8_t align = 4;
+  CipherCtx ctx;
+  // AES-CBC only, so out of line: AEAD SAs, the common case, carry no HMAC state.
+  std::unique_ptr<const HmacSha2> hmac;
 };
 
 }  // namespace detail

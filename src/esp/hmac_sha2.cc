@@ -50,22 +50,22 @@ HmacSha2::HmacSha2(Hash hash, ByteView key) : hash_(hash) {
   }
   switch (hash) {
     case Hash::kSha256:
-      SHA256_Init(&inner256_);
-      SHA256_Update(&inner256_, ipad.data(), bs);
-      SHA256_Init(&outer256_);
-      SHA256_Update(&outer256_, opad.data(), bs);
+      SHA256_Init(&st_.s256.inner);
+      SHA256_Update(&st_.s256.inner, ipad.data(), bs);
+      SHA256_Init(&st_.s256.outer);
+      SHA256_Update(&st_.s256.outer, opad.data(), bs);
       break;
     case Hash::kSha384:
-      SHA384_Init(&inner512_);
-      SHA384_Update(&inner512_, ipad.data(), bs);
-      SHA384_Init(&outer512_);
-      SHA384_Update(&outer512_, opad.data(), bs);
+      SHA384_Init(&st_.s512.inner);
+      SHA384_Update(&st_.s512.inner, ipad.data(), bs);
+      SHA384_Init(&st_.s512.outer);
+      SHA384_Update(&st_.s512.outer, opad.data(), bs);
       break;
     case Hash::kSha512:
-      SHA512_Init(&inner512_);
-      SHA512_Update(&inner512_, ipad.data(), bs);
-      SHA512_Init(&outer512_);
-      SHA512_Update(&outer512_, opad.data(), bs);
+      SHA512_Init(&st_.s512.inner);
+      SHA512_Update(&st_.s512.inner, ipad.data(), bs);
+      SHA512_Init(&st_.s512.outer);
+      SHA512_Update(&st_.s512.outer, opad.data(), bs);
       break;
   }
   OPENSSL_cleanse(k.data(), k.size());
@@ -73,33 +73,28 @@ HmacSha2::HmacSha2(Hash hash, ByteView key) : hash_(hash) {
   OPENSSL_cleanse(opad.data(), opad.size());
 }
 
-HmacSha2::~HmacSha2() {
-  OPENSSL_cleanse(&inner256_, sizeof inner256_);
-  OPENSSL_cleanse(&outer256_, sizeof outer256_);
-  OPENSSL_cleanse(&inner512_, sizeof inner512_);
-  OPENSSL_cleanse(&outer512_, sizeof outer512_);
-}
+HmacSha2::~HmacSha2() { OPENSSL_cleanse(&st_, sizeof st_); }
 
 void HmacSha2::compute(ByteView a, ByteView b, std::span<std::uint8_t> out) const {
   std::uint8_t md[64];
   const std::size_t n = std::min(out.size(), digest_size(hash_));
   if (hash_ == Hash::kSha256) {
-    SHA256_CTX c = inner256_;
+    SHA256_CTX c = st_.s256.inner;
     SHA256_Update(&c, a.data(), a.size());
     if (!b.empty()) SHA256_Update(&c, b.data(), b.size());
     SHA256_Final(md, &c);
-    c = outer256_;
+    c = st_.s256.outer;
     SHA256_Update(&c, md, 32);
     SHA256_Final(md, &c);
   } else {
     // SHA-384 is SHA-512 with other initial values and a shorter output: the same
     // update function, and SHA384_Final only differs in how much it writes.
     const bool is384 = hash_ == Hash::kSha384;
-    SHA512_CTX c = inner512_;
+    SHA512_CTX c = st_.s512.inner;
     SHA512_Update(&c, a.data(), a.size());
     if (!b.empty()) SHA512_Update(&c, b.data(), b.size());
     is384 ? SHA384_Final(md, &c) : SHA512_Final(md, &c);
-    c = outer512_;
+    c = st_.s512.outer;
     SHA512_Update(&c, md, is384 ? 48 : 64);
     is384 ? SHA384_Final(md, &c) : SHA512_Final(md, &c);
   }

@@ -9,6 +9,9 @@
 // them. The SHA-2 compression itself is still OpenSSL's (SHA-NI/AVX2 code paths).
 // The price: OpenSSL's low-level SHA-2 API is deprecated in 3.0 and bypasses providers
 // (so no FIPS provider for ICVs); the .cc isolates that use.
+//
+// Only the chosen hash's pair of states is kept (a union): an SA holds one of these per
+// direction, and a gateway holds many SAs.
 #pragma once
 
 #include <openssl/sha.h>
@@ -37,9 +40,18 @@ class HmacSha2 {
   void compute(ByteView a, ByteView b, std::span<std::uint8_t> out) const;
 
  private:
+  // Both members are plain C structs, so the union copies as octets; hash_ says which
+  // one is live.
+  union States {
+    struct {
+      SHA256_CTX inner, outer;
+    } s256;
+    struct {
+      SHA512_CTX inner, outer;  // SHA-384 too: the same state, other initial values
+    } s512;
+  };
   Hash hash_ = Hash::kSha256;
-  SHA256_CTX inner256_{}, outer256_{};
-  SHA512_CTX inner512_{}, outer512_{};
+  States st_{};
 };
 
 }  // namespace mobike::esp

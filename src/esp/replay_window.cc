@@ -11,11 +11,23 @@ bool ReplayWindow::valid_size(std::uint32_t size) {
 
 ReplayWindow::ReplayWindow(std::uint32_t size, bool esn)
     : size_(std::bit_ceil(std::clamp(size, kMinSize, kMaxSize))), esn_(esn) {
-  // One spare word beyond the window's own span keeps the oldest word in the window
-  // from sharing its slot with the newest one.
-  const std::uint64_t words = std::bit_ceil<std::uint64_t>((size_ + 63) / 64 + 1);
-  bitmap_.assign(words, 0);
+  const std::uint32_t words = (size_ + 63) / 64;  // a power of two, as size_ is
+  bitmap_ = std::make_unique<std::uint64_t[]>(words);  // zeroed
   mask_ = words - 1;
+}
+
+ReplayWindow::ReplayWindow(const ReplayWindow& o)
+    : bitmap_(std::make_unique<std::uint64_t[]>(o.words())),
+      top_(o.top_),
+      mask_(o.mask_),
+      size_(o.size_),
+      esn_(o.esn_) {
+  std::copy_n(o.bitmap_.get(), o.words(), bitmap_.get());
+}
+
+ReplayWindow& ReplayWindow::operator=(const ReplayWindow& o) {
+  if (this != &o) *this = ReplayWindow(o);
+  return *this;
 }
 
 std::optional<std::uint64_t> ReplayWindow::check(std::uint32_t seq_low) const {
@@ -44,12 +56,28 @@ std::optional<std::uint64_t> ReplayWindow::check(std::uint32_t seq_low) const {
   return seq;
 }
 
+void ReplayWindow::clear(std::uint64_t from, std::uint64_t to) {
+  for (;;) {
+    const std::uint64_t word_end = from | 63;  // the last number sharing from's word
+    const unsigned lo = from & 63, hi = word_end < to ? 63 : to & 63;
+    const std::uint64_t bits = hi - lo == 63 ? ~std::uint64_t{0} : ((std::uint64_t{1} << (hi - lo + 1)) - 1) << lo;
+    bitmap_[(from >> 6) & mask_] &= ~bits;
+    if (word_end >= to) return;  // also ends the loop where word_end + 1 would wrap
+    from = word_end + 1;
+  }
+}
+
 void ReplayWindow::update(std::uint64_t seq) {
   if (seq > top_) {
-    const std::uint64_t from = top_ >> 6, to = seq >> 6;
-    // Words entering the window still hold bits of numbers a full ring ago.
-    const std::uint64_t n = std::min<std::uint64_t>(to - from, bitmap_.size());
-    for (std::uint64_t i = 1; i <= n; ++i) bitmap_[(from + i) & mask_] = 0;
+    // The bits of the numbers entering the window still hold the numbers one ring
+    // earlier: those skipped over (top_ + 1 .. seq - 1) are cleared, seq's own is set
+    // below. In order traffic (seq == top_ + 1) skips none.
+    if (const std::uint64_t skipped = seq - top_ - 1; skipped > 0) {
+      if (skipped >= std::uint64_t{words()} * 64)
+        std::fill_n(bitmap_.get(), words(), 0);
+      else
+        clear(top_ + 1, seq - 1);
+    }
     top_ = seq;
   }
   bitmap_[(seq >> 6) & mask_] |= std::uint64_t{1} << (seq & 63);
@@ -67,7 +95,7 @@ ReplayWindow::State ReplayWindow::state() const {
 }
 
 void ReplayWindow::restore(const State& s) {
-  std::fill(bitmap_.begin(), bitmap_.end(), 0);
+  std::fill_n(bitmap_.get(), words(), 0);
   top_ = s.top;
   for (std::uint64_t k = 0; k < size_ && k < s.top && k / 64 < s.received.size(); ++k) {
     if (!(s.received[k / 64] >> (k % 64) & 1)) continue;

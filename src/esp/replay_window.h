@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -20,6 +21,11 @@ class ReplayWindow {
   // `size` must be valid_size(); an invalid one is rounded up into range so that a
   // misconfiguration can never leave a window without protection.
   explicit ReplayWindow(std::uint32_t size = kDefaultSize, bool esn = false);
+  ReplayWindow(const ReplayWindow& o);
+  ReplayWindow& operator=(const ReplayWindow& o);
+  ReplayWindow(ReplayWindow&&) noexcept = default;
+  ReplayWindow& operator=(ReplayWindow&&) noexcept = default;
+  ~ReplayWindow() = default;
 
   // Before the ICV is checked: the full sequence number the packet claims (the low 32
   // bits as received, the high 32 inferred under ESN), or nullopt for a replayed
@@ -49,11 +55,18 @@ class ReplayWindow {
   bool esn() const { return esn_; }
 
  private:
-  // RFC 6479's layout: the window lives in a ring of 64-bit words with at least one
-  // word to spare, so that advancing clears whole words instead of shifting bits.
-  std::vector<std::uint64_t> bitmap_;
-  std::uint64_t mask_ = 0;  // bitmap_.size() - 1
+  // A ring of bits, as in RFC 6479, indexed by the sequence number itself (bit seq % 64
+  // of word (seq / 64) % words), so that advancing never shifts bits. The ring holds
+  // exactly max(size, 64) numbers, without RFC 6479's spare word: any `size`
+  // consecutive numbers fall on distinct bits, and advancing clears the bits of the
+  // numbers it skips over (whole words in the middle, masks at the ends). That halves
+  // the bitmap of the default window (128 octets, not 256), and every inbound SA has one.
+  std::size_t words() const { return static_cast<std::size_t>(mask_ + 1); }
+  void clear(std::uint64_t from, std::uint64_t to);  // the bits of from..to, to - from < ring
+
+  std::unique_ptr<std::uint64_t[]> bitmap_;
   std::uint64_t top_ = 0;   // highest authenticated sequence number; 0 before any
+  std::uint32_t mask_ = 0;  // words() - 1; words() is a power of two, at most 2^14
   std::uint32_t size_ = kDefaultSize;
   bool esn_ = false;
 };

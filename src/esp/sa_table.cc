@@ -45,7 +45,7 @@ bool single_address(const TrafficSelector& ts) { return ts.start_address == ts.e
 // range first, then local, then a named protocol; {-1, ...} when they do not cover it.
 using Score = std::tuple<int, int, int>;
 
-Score score(const TsList& local, const TsList& remote, const Flow& f, const IpAddress& local_addr,
+Score score(std::span<const TrafficSelector> local, std::span<const TrafficSelector> remote, const Flow& f, const IpAddress& local_addr,
             std::uint16_t local_port, const IpAddress& remote_addr, std::uint16_t remote_port) {
   int best_remote = -1, best_local = -1, proto = 0;
   for (const auto& r : remote)
@@ -76,21 +76,25 @@ ChildSaProgress ChildSaEntry::progress() const {
   return p;
 }
 
-ChildSaEntry::ChildSaEntry(const ChildSaSpec& spec, InboundEspSa in, OutboundEspSa out,
+ChildSaEntry::ChildSaEntry(Key, const ChildSaSpec& spec, InboundEspSa in, OutboundEspSa out,
                            std::uint64_t serial)
     : child_sa_id_(spec.child_sa_id),
       ike_sa_id_(spec.ike_sa_id),
       serial_(serial),
       outbound_active_(spec.outbound_active),
       path_(spec.path),
-      local_ts_(spec.local_ts),
-      remote_ts_(spec.remote_ts),
+      n_local_(static_cast<std::uint16_t>(spec.local_ts.size())),
+      n_remote_(static_cast<std::uint16_t>(spec.remote_ts.size())),
+      ts_(std::make_unique<TrafficSelector[]>(spec.local_ts.size() + spec.remote_ts.size())),
       inbound_(std::move(in)),
-      outbound_(std::move(out)) {}
+      outbound_(std::move(out)) {
+  std::copy(spec.local_ts.begin(), spec.local_ts.end(), ts_.get());
+  std::copy(spec.remote_ts.begin(), spec.remote_ts.end(), ts_.get() + n_local_);
+}
 
 bool ChildSaEntry::covers(const Flow& f, bool reversed) const {
-  const Score s = reversed ? score(local_ts_, remote_ts_, f, f.dst, f.dst_port, f.src, f.src_port)
-                           : score(local_ts_, remote_ts_, f, f.src, f.src_port, f.dst, f.dst_port);
+  const Score s = reversed ? score(local_ts(), remote_ts(), f, f.dst, f.dst_port, f.src, f.src_port)
+                           : score(local_ts(), remote_ts(), f, f.src, f.src_port, f.dst, f.dst_port);
   return std::get<0>(s) >= 0;
 }
 
@@ -112,6 +116,9 @@ Expected<void, std::string> SaTable::install(const ChildSaSpec& spec) {
   if (spec.in.spi == 0 || spec.out.spi == 0) return unexpected(std::string("SPI 0 is reserved"));
   if (spec.local_ts.empty() || spec.remote_ts.empty())
     return unexpected(std::string("a Child SA needs local and remote traffic selectors"));
+  // Counted in 16 bits in the entry; an IKE message could not carry this many anyway.
+  if (spec.local_ts.size() > 0xffff || spec.remote_ts.size() > 0xffff)
+    return unexpected(std::string("too many traffic selectors"));
   auto in = InboundEspSa::create(spec.in);
   if (!in) return unexpected("inbound SA: " + in.error());
   auto out = OutboundEspSa::create(spec.out);
@@ -120,19 +127,27 @@ Expected<void, std::string> SaTable::install(const ChildSaSpec& spec) {
     in->resume(spec.resume->in, spec.resume->packets_in, spec.resume->bytes_in);
     out->resume(spec.resume->out_seq, spec.resume->packets_out, spec.resume->bytes_out);
   }
-  std::unique_ptr<ChildSaEntry> e(
-      new ChildSaEntry(spec, std::move(*in), std::move(*out), next_serial_++));
-  ChildSaEntry* raw = e.get();
-  by_id_.emplace(spec.child_sa_id, std::move(e));
+  ChildSaEntry* raw =
+      &by_id_
+           .try_emplace(spec.child_sa_id, ChildSaEntry::Key(), spec, std::move(*in), std::move(*out), next_serial_++)
+           .first->second;
   by_spi_.emplace(spec.in.spi, raw);
   bool ranged = false;
-  for (const auto& r : raw->remote_ts_) {
+  for (const auto& r : raw->remote_ts()) {
     if (!single_address(r)) {
       ranged = true;
       continue;
     }
-    auto& v = by_remote_address_[r.start_address];
-    if (std::find(v.begin(), v.end(), raw) == v.end()) v.push_back(raw);
+    // Once per address, also when a list names it twice.
+    AddressSlot& slot = by_remote_address_[r.start_address];
+    const auto here = slot.entries();
+    if (std::find(here.begin(), here.end(), raw) != here.end()) continue;
+    if (here.empty()) {
+      slot.one = raw;
+    } else {
+      if (!slot.many) slot.many = std::make_unique<std::vector<ChildSaEntry*>>(1, std::exchange(slot.one, nullptr));
+      slot.many->push_back(raw);
+    }
   }
   if (ranged) ranged_.push_back(raw);
   return {};
@@ -141,14 +156,23 @@ Expected<void, std::string> SaTable::install(const ChildSaSpec& spec) {
 bool SaTable::remove(std::uint64_t child_sa_id) {
   auto it = by_id_.find(child_sa_id);
   if (it == by_id_.end()) return false;
-  ChildSaEntry* e = it->second.get();
+  ChildSaEntry* e = &it->second;
   by_spi_.erase(e->spi_in());
-  for (const auto& r : e->remote_ts_) {
+  for (const auto& r : e->remote_ts()) {
     if (!single_address(r)) continue;
     auto m = by_remote_address_.find(r.start_address);
     if (m == by_remote_address_.end()) continue;
-    std::erase(m->second, e);
-    if (m->second.empty()) by_remote_address_.erase(m);
+    AddressSlot& slot = m->second;
+    if (slot.many) {
+      std::erase(*slot.many, e);
+      if (slot.many->size() == 1) {  // back into the node
+        slot.one = slot.many->front();
+        slot.many.reset();
+      }
+    } else if (slot.one == e) {
+      slot.one = nullptr;
+    }
+    if (slot.entries().empty()) by_remote_address_.erase(m);
   }
   std::erase(ranged_, e);
   std::erase(rekey_requests_, child_sa_id);
@@ -159,30 +183,30 @@ bool SaTable::remove(std::uint64_t child_sa_id) {
 bool SaTable::update_path(std::uint64_t child_sa_id, const EspPath& path) {
   auto it = by_id_.find(child_sa_id);
   if (it == by_id_.end()) return false;
-  it->second->path_ = path;
+  it->second.path_ = path;
   return true;
 }
 
 bool SaTable::suspend_outbound(std::uint64_t child_sa_id) {
   auto it = by_id_.find(child_sa_id);
   if (it == by_id_.end()) return false;
-  it->second->outbound_active_ = false;
+  it->second.outbound_active_ = false;
   return true;
 }
 
 bool SaTable::activate_outbound(std::uint64_t child_sa_id) {
   auto it = by_id_.find(child_sa_id);
   if (it == by_id_.end()) return false;
-  it->second->outbound_active_ = true;
-  it->second->serial_ = next_serial_++;
+  it->second.outbound_active_ = true;
+  it->second.serial_ = next_serial_++;
   return true;
 }
 
 std::size_t SaTable::update_ike_sa_path(std::uint64_t ike_sa_id, const EspPath& path) {
   std::size_t n = 0;
   for (auto& [id, e] : by_id_)
-    if (e->ike_sa_id_ == ike_sa_id) {
-      e->path_ = path;
+    if (e.ike_sa_id_ == ike_sa_id) {
+      e.path_ = path;
       ++n;
     }
   return n;
@@ -190,7 +214,7 @@ std::size_t SaTable::update_ike_sa_path(std::uint64_t ike_sa_id, const EspPath& 
 
 const ChildSaEntry* SaTable::find(std::uint64_t child_sa_id) const {
   auto it = by_id_.find(child_sa_id);
-  return it == by_id_.end() ? nullptr : it->second.get();
+  return it == by_id_.end() ? nullptr : &it->second;
 }
 
 const ChildSaEntry* SaTable::find_inbound(std::uint32_t spi) const {
@@ -205,7 +229,7 @@ ChildSaEntry* SaTable::lookup_outbound(const Flow& f) const {
   Score best_score{-1, -1, 0};
   auto consider = [&](ChildSaEntry* e) {
     if (!e->outbound_active_) return;
-    const Score s = score(e->local_ts_, e->remote_ts_, f, f.src, f.src_port, f.dst, f.dst_port);
+    const Score s = score(e->local_ts(), e->remote_ts(), f, f.src, f.src_port, f.dst, f.dst_port);
     if (std::get<0>(s) < 0) return;
     if (!best || s > best_score || (s == best_score && e->serial_ > best->serial_)) {
       best = e;
@@ -213,7 +237,7 @@ ChildSaEntry* SaTable::lookup_outbound(const Flow& f) const {
     }
   };
   if (auto it = by_remote_address_.find(f.dst); it != by_remote_address_.end())
-    for (ChildSaEntry* e : it->second) consider(e);
+    for (ChildSaEntry* e : it->second.entries()) consider(e);
   for (ChildSaEntry* e : ranged_) consider(e);
   return best;
 }

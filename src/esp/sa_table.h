@@ -76,8 +76,8 @@ class ChildSaEntry final : private InnerPolicy {
   std::uint32_t spi_in() const { return inbound_.spi(); }
   std::uint32_t spi_out() const { return outbound_.spi(); }
   const EspPath& path() const { return path_; }
-  const TsList& local_ts() const { return local_ts_; }
-  const TsList& remote_ts() const { return remote_ts_; }
+  std::span<const wire::TrafficSelector> local_ts() const { return {ts_.get(), n_local_}; }
+  std::span<const wire::TrafficSelector> remote_ts() const { return {ts_.get() + n_local_, n_remote_}; }
   const InboundEspSa& inbound() const { return inbound_; }
   const OutboundEspSa& outbound() const { return outbound_; }
   bool outbound_active() const { return outbound_active_; }
@@ -88,9 +88,17 @@ class ChildSaEntry final : private InnerPolicy {
   // remote one its destination (`reversed`: the other way round, for inbound packets).
   bool covers(const Flow& f, bool reversed) const;
 
+  // Only SaTable can make a Key, so only SaTable creates entries (in its map's nodes).
+  class Key {
+    friend class SaTable;
+    Key() = default;
+  };
+  ChildSaEntry(Key, const ChildSaSpec& spec, InboundEspSa in, OutboundEspSa out, std::uint64_t serial);
+  ChildSaEntry(const ChildSaEntry&) = delete;
+  ChildSaEntry& operator=(const ChildSaEntry&) = delete;
+
  private:
   friend class SaTable;
-  ChildSaEntry(const ChildSaSpec& spec, InboundEspSa in, OutboundEspSa out, std::uint64_t serial);
   bool allows(ByteView inner) const override;
 
   std::uint64_t child_sa_id_;
@@ -99,8 +107,10 @@ class ChildSaEntry final : private InnerPolicy {
   bool outbound_active_ = true;
   bool rekey_requested_ = false;
   EspPath path_;
-  TsList local_ts_;
-  TsList remote_ts_;
+  // Both selector lists in one allocation, local ones first: a gateway holds one entry
+  // per client, and this saves a second heap block and vector per entry.
+  std::uint16_t n_local_ = 0, n_remote_ = 0;
+  std::unique_ptr<wire::TrafficSelector[]> ts_;
   InboundEspSa inbound_;
   OutboundEspSa outbound_;
 };
@@ -169,11 +179,24 @@ class SaTable {
  private:
   ChildSaEntry* lookup_outbound(const Flow& flow) const;
 
-  std::unordered_map<std::uint64_t, std::unique_ptr<ChildSaEntry>> by_id_;
+  // The entries live in by_id_'s nodes (their addresses never change); the other
+  // indexes point into them.
+  std::unordered_map<std::uint64_t, ChildSaEntry> by_id_;
   std::unordered_map<std::uint32_t, ChildSaEntry*> by_spi_;
   // Outbound index: Child SAs with a single-address remote selector by that address
-  // (the common gateway case, one virtual IP per client), the rest scanned.
-  std::unordered_map<IpAddress, std::vector<ChildSaEntry*>> by_remote_address_;
+  // (the common gateway case, one virtual IP per client), the rest scanned. One Child
+  // SA per address is the rule (a rekey briefly makes two), so a lone one is held in
+  // the node itself, and only two or more in a vector: one allocation per address and
+  // one hash look-up per packet.
+  struct AddressSlot {
+    ChildSaEntry* one = nullptr;                        // the only one, or null
+    std::unique_ptr<std::vector<ChildSaEntry*>> many;  // all of them, when two or more
+    std::span<ChildSaEntry* const> entries() const {
+      if (many) return *many;
+      return one ? std::span<ChildSaEntry* const>(&one, 1) : std::span<ChildSaEntry* const>();
+    }
+  };
+  std::unordered_map<IpAddress, AddressSlot> by_remote_address_;
   std::vector<ChildSaEntry*> ranged_;
   SaTableOptions options_;
   std::vector<std::uint64_t> rekey_requests_;
