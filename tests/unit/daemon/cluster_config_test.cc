@@ -242,7 +242,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"prefix = \"/mobiked\"\n", 6, "prefix", "must start and end with '/'"},
         BadCase{"return_traffic = \"arp\"\n", 6, "return_traffic", "unknown mode 'arp'"},
         BadCase{"switch_sender = \"both\"\n", 6, "switch_sender", "unknown sender 'both'"},
-        BadCase{"announce_addresses = \"yes\"\n", 6, "announce_addresses", "expected a boolean"},
+        BadCase{"announce_addresses = \"yes\"\n", 6, "announce_addresses", "expected true or false"},
         BadCase{"return_traffic = \"proxy_arp\"\n", 6, "lan_interface", "required with return_traffic = \"proxy_arp\""},
         BadCase{"return_traffic = \"hook\"\n", 6, "hook", "required with return_traffic = \"hook\""},
         BadCase{"lan_interface = \"eth1\"\n", 6, "lan_interface", "only with return_traffic = \"proxy_arp\""},
