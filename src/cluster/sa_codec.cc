@@ -180,6 +180,8 @@ Bytes encode_snapshot(const IkeSaSnapshot& s) {
   o.flag(s.nat_remote);
   o.flag(s.peer_mobike);
   o.flag(s.peer_nat_d);
+  o.flag(s.peer_mid_sync);
+  o.flag(s.peer_replay_sync);
   o.bytes(s.nat_d_dest_seen);
   o.flag(s.remote_id.has_value());
   if (s.remote_id) {
@@ -233,7 +235,7 @@ Expected<IkeSaSnapshot, std::string> decode_snapshot(ByteView data) {
   In in(data);
   const std::uint8_t version = in.u8();
   if (!in.ok()) return unexpected(std::string("empty SA state"));
-  if (version != kSnapshotVersion)
+  if (version != 1 && version != kSnapshotVersion)
     return unexpected("SA state of version " + std::to_string(version) + "; this node reads version " +
                       std::to_string(kSnapshotVersion));
   IkeSaSnapshot s;
@@ -248,6 +250,10 @@ Expected<IkeSaSnapshot, std::string> decode_snapshot(ByteView data) {
   s.nat_remote = in.flag();
   s.peer_mobike = in.flag();
   s.peer_nat_d = in.flag();
+  if (version >= 2) {
+    s.peer_mid_sync = in.flag();
+    s.peer_replay_sync = in.flag();
+  }
   s.nat_d_dest_seen = in.bytes();
   if (in.flag()) {
     ike::Identity id;

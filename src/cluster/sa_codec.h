@@ -12,7 +12,8 @@
 
 namespace mobike::cluster {
 
-inline constexpr std::uint8_t kSnapshotVersion = 1;
+// 2 added the peer's RFC 6311 claims; version 1 is still read (as no claims).
+inline constexpr std::uint8_t kSnapshotVersion = 2;
 
 Bytes encode_snapshot(const ike::IkeSaSnapshot& s);
 Expected<ike::IkeSaSnapshot, std::string> decode_snapshot(ByteView in);

@@ -385,6 +385,7 @@ void to_json(json& j, const IkeSaInfo& s) {
   if (!s.switching_to.empty()) j["switching_to"] = s.switching_to;
   if (!s.owner.empty()) j["owner"] = s.owner;
   if (!s.moving_to.empty()) j["moving_to"] = s.moving_to;
+  if (!s.ha_sync.empty()) j["ha_sync"] = s.ha_sync;
 }
 
 void from_json(const json& j, IkeSaInfo& s) {
@@ -412,6 +413,7 @@ void from_json(const json& j, IkeSaInfo& s) {
   s.switching_to = optional_field<std::string>(j, "switching_to", "");
   s.owner = optional_field<std::string>(j, "owner", "");
   s.moving_to = optional_field<std::string>(j, "moving_to", "");
+  s.ha_sync = optional_field<std::vector<std::string>>(j, "ha_sync", {});
 }
 
 Expected<std::vector<IkeSaInfo>, std::string> sa_list_from_json(const json& j) {

@@ -52,6 +52,8 @@
 //                                        SWITCH_TO_IP_ADDRESS support; a switch in flight)
 //    "owner": "gw1", "moving_to": "gw2",  (in a cluster: the node that runs the SA, and
 //                                        the node it is being handed to)
+//    "ha_sync": ["message_id", "replay_counter"],  (RFC 6311 capabilities the peer
+//                                        claimed; omitted when none)
 //    "ike_proposal": "AES_GCM_16-128/PRF_HMAC_SHA2_256/CURVE_25519",
 //    "established_seconds": 3600,
 //    "children": [{"id": 2, "name": "net", "state": "INSTALLED",
@@ -226,6 +228,7 @@ struct IkeSaInfo {
   std::uint64_t established_seconds = 0;
   std::vector<ChildSaInfo> children;
   bool mobike = false;  // both peers negotiated MOBIKE
+  std::vector<std::string> ha_sync;  // RFC 6311: "message_id", "replay_counter" as the peer claimed
   std::vector<std::string> peer_addresses;
   bool path_probing = false;
   bool rr_pending = false;

@@ -36,6 +36,8 @@ json sa_list_view(const ike::Engine& engine, const Dataplane* dataplane, ike::Ti
     i.nat_local = sa.nat_local;
     i.nat_remote = sa.nat_remote;
     i.mobike = sa.peer_mobike;
+    if (sa.peer_mid_sync) i.ha_sync.push_back("message_id");
+    if (sa.peer_replay_sync) i.ha_sync.push_back("replay_counter");
     if (auto v = mobility::view(sa)) {
       for (const auto& a : v->peer_addresses) i.peer_addresses.push_back(a.to_string());
       i.path_probing = v->probing;

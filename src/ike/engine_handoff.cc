@@ -70,6 +70,8 @@ Expected<IkeSaSnapshot, std::string> Engine::export_sa(std::uint64_t id, TimePoi
   s.nat_remote = sa->nat_remote;
   s.peer_mobike = sa->peer_mobike;
   s.peer_nat_d = sa->peer_nat_d;
+  s.peer_mid_sync = sa->peer_mid_sync;
+  s.peer_replay_sync = sa->peer_replay_sync;
   s.nat_d_dest_seen = sa->nat_d_dest_seen;
   s.remote_id = sa->remote_id;
   s.ike_proposal = sa->ike_proposal;
@@ -259,6 +261,8 @@ Expected<std::uint64_t, std::string> Engine::import_sa(const IkeSaSnapshot& s, T
   sa.nat_remote = s.nat_remote;
   sa.peer_mobike = s.peer_mobike;
   sa.peer_nat_d = s.peer_nat_d;
+  sa.peer_mid_sync = s.peer_mid_sync;
+  sa.peer_replay_sync = s.peer_replay_sync;
   sa.nat_d_dest_seen = s.nat_d_dest_seen;
   sa.remote_id = s.remote_id;
   sa.ike_proposal = s.ike_proposal;

@@ -14,6 +14,13 @@ using wire::PayloadType;
 
 namespace {
 
+// RFC 6311 §5: each capability is claimed in IKE_AUTH; a claim is kept even though we
+// make none (yet), so that a cluster knows which peers a failover can sync.
+void note_ha_claims(IkeSa& sa, const std::vector<wire::Payload>& payloads) {
+  sa.peer_mid_sync = wire::find_notify(payloads, NotifyType::kIkev2MessageIdSyncSupported) != nullptr;
+  sa.peer_replay_sync = wire::find_notify(payloads, NotifyType::kIpsecReplayCounterSyncSupported) != nullptr;
+}
+
 std::optional<Identity> identity_of(const wire::IdPayload* id) {
   if (!id) return std::nullopt;
   return Identity{id->id_type, id->data};
@@ -93,6 +100,7 @@ TaskResult IkeAuthTask::process_response(IkeSa& sa, Services& s, const std::vect
     return TaskResult::kFailed;
   }
   sa.remote_id = idr;
+  note_ha_claims(sa, payloads);
   if (auto* m = s.mobility(); m && c.mobike) m->auth_received(sa, s, payloads);
   mark_established(sa, s);
 
@@ -163,6 +171,7 @@ AuthResponse respond_ike_auth(IkeSa& sa, Services& s, const std::vector<Payload>
       !equal_ct(auth->data, psk_auth_value(sa, true, cfg->psk, *idi)))
     return refuse("AUTH of " + idi->to_string() + " does not verify");
   sa.remote_id = idi;
+  note_ha_claims(sa, request);
   auto* mobility = cfg->mobike ? s.mobility() : nullptr;
   if (auto error = mobility ? mobility->auth_refusal(sa, s, request) : std::nullopt) {
     s.log(LogLevel::kWarn, &sa, "IKE_AUTH refused: " + std::string(wire::notify_name(static_cast<std::uint16_t>(*error))));

@@ -105,6 +105,11 @@ struct IkeSa {
   bool nat_remote = false;  // the peer is behind a NAT
   bool peer_mobike = false;
   bool peer_nat_d = false;  // the peer sent NAT detection payloads
+  // The peer claimed RFC 6311 support in IKE_AUTH (IKEV2_MESSAGE_ID_SYNC_SUPPORTED,
+  // IPSEC_REPLAY_COUNTER_SYNC_SUPPORTED): what a cluster can do for this SA when its
+  // node fails. We claim neither yet: the member's side comes with failover.
+  bool peer_mid_sync = false;
+  bool peer_replay_sync = false;
   // The peer's last NAT_DETECTION_DESTINATION_IP: the hash of our address as it saw it
   // (RFC 4555 §3.8 compares it to notice a NAT mapping change).
   Bytes nat_d_dest_seen;

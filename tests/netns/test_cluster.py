@@ -129,6 +129,7 @@ def run_move(lab: Lab, return_traffic: str, switch_sender: str = "old", source_f
     ping.wait_reply_after(time.time(), 10, "ping replies after the move")
     time.sleep(1.0)
     on_gw2 = check_moved(c, client, before, before_gw, "gw2")
+    check("ha_sync" not in on_gw2, f"mobiked claims no RFC 6311 support, yet gw2 lists {on_gw2.get('ha_sync')}")
     spi = on_gw2["children"][0]["spi_in"]
     a = child_counts(c.nodes["gw2"], spi)
     time.sleep(0.5)
@@ -397,6 +398,11 @@ def run_strongswan(lab: Lab) -> None:
     charon.initiate(child="home")
     sa = established(charon, "home")
     wait_ping(c.ini, CLIENT_INNER, HOST)
+    # charon claims RFC 6311 Message ID sync in its IKE_AUTH (not the replay counters):
+    # what a failover can use for this client.
+    gw_view = wait_until(lambda: next(iter(c.sas_on("gw1")), None), 10, "gw1 lists the strongSwan SA")
+    log(f"  gw1 sees the client's RFC 6311 claims: {gw_view.get('ha_sync')}")
+    check(gw_view.get("ha_sync") == ["message_id"], f"gw1's view of the strongSwan SA: {gw_view}")
     r = c.nodes["gw1"].ctl("cluster", "drain", "--json", check=False)
     res = json.loads(r.stdout)
     log(f"  drain: {json.dumps(res)}")

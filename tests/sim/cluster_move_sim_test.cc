@@ -269,6 +269,11 @@ TEST_F(ClusterMove, ALiveSaMovesAndTheClientFollowsThroughItsNat) {
   ASSERT_TRUE(s.start());
   const Spis before = spis_of(*s.p.ini);
   const std::uint64_t client_sa = only_sa(*s.p.ini)->id;
+  // As if the client had claimed RFC 6311 Message ID sync: the claim moves with the SA.
+  s.p.res->engine->with_sa(only_sa(*s.p.res)->id, s.p.net.now(), [](ike::IkeSa& sa, ike::Services&) {
+    sa.peer_mid_sync = true;
+    return true;
+  });
   ASSERT_TRUE(node_a->move(only_sa(*s.p.res)->id, "b", s.p.net.now()));
   ASSERT_TRUE(run_until([&] { return !outcomes.empty(); }));
   ASSERT_EQ(outcomes.size(), 1u);
@@ -288,6 +293,8 @@ TEST_F(ClusterMove, ALiveSaMovesAndTheClientFollowsThroughItsNat) {
   EXPECT_EQ(spis_of(*s.p.ini), before);
   EXPECT_EQ(only_sa(*s.p.ini)->remote.address, R2());
   EXPECT_EQ(only_sa(*b)->remote, s.ini_public);
+  EXPECT_TRUE(only_sa(*b)->peer_mid_sync);
+  EXPECT_FALSE(only_sa(*b)->peer_replay_sync);
   EXPECT_EQ(node_a->stats().moves_out, 1u);
   EXPECT_EQ(node_b->stats().moves_in, 1u);
   EXPECT_TRUE(sending(*s.p.res).empty());

@@ -47,6 +47,8 @@ ike::IkeSaSnapshot sample() {
   s.nat_remote = true;
   s.peer_mobike = true;
   s.peer_nat_d = true;
+  s.peer_mid_sync = true;
+  s.peer_replay_sync = false;
   s.nat_d_dest_seen = filled(20, 1);
   s.remote_id = ike::Identity{wire::IdType::kRfc822Addr, filled(12, 2)};
   s.ike_proposal.number = 2;
@@ -130,7 +132,23 @@ TEST(SaCodec, UnknownVersionAndTrailingOctetsAreRefused) {
   b[0] = kSnapshotVersion + 1;
   r = decode_snapshot(b);
   ASSERT_FALSE(r);
-  EXPECT_NE(r.error().find("version 2"), std::string::npos) << r.error();
+  EXPECT_NE(r.error().find("version 3"), std::string::npos) << r.error();
+}
+
+TEST(SaCodec, Version1IsReadAsNoHaClaims) {
+  // What a node of the previous version sealed: no RFC 6311 flags after peer_nat_d.
+  // Their offset: version 1, connection 4 + 2, two flags, two SPIs 16, an IPv4 and an
+  // IPv6 endpoint 7 + 19, four flags.
+  Bytes b = encode_snapshot(sample());
+  constexpr std::size_t at = 1 + 6 + 2 + 16 + 7 + 19 + 4;
+  ASSERT_EQ(b[at], 1) << "peer_mid_sync is not where expected";
+  b.erase(b.begin() + at, b.begin() + at + 2);
+  b[0] = 1;
+  auto r = decode_snapshot(b);
+  ASSERT_TRUE(r) << r.error();
+  auto expected = sample();
+  expected.peer_mid_sync = expected.peer_replay_sync = false;
+  EXPECT_EQ(*r, expected);
 }
 
 TEST(SaCodec, CorruptLengthsNeitherCrashNorAllocateMuch) {

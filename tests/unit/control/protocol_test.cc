@@ -153,11 +153,14 @@ TEST(Protocol, IkeSaListRoundTrips) {
   sas[1].id = 8;
   sas[1].local_id.clear();
   sas[1].children.clear();
+  sas[1].ha_sync = {"message_id"};
   json j = sas;
   auto back = sa_list_from_json(json::parse(j.dump()));
   ASSERT_TRUE(back) << back.error();
   EXPECT_EQ(*back, sas);
   EXPECT_FALSE(j[1].contains("local_id"));  // empty optional fields are left out
+  EXPECT_FALSE(j[0].contains("ha_sync"));
+  EXPECT_EQ(j[1]["ha_sync"], json::array({"message_id"}));
 }
 
 TEST(Protocol, IkeSaListRejectsBadShapes) {
