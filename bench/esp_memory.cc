@@ -18,23 +18,15 @@
 
 #include "crypto/random.h"
 #include "esp/sa_table.h"
+#include "esp_suites.h"
 
 namespace {
 
 using namespace mobike;
 using namespace mobike::esp;
 
-struct Suite {
-  const char* name;
-  std::uint16_t encr, bits, integ;
-  std::size_t encr_len, integ_len;
-};
-
-const Suite kSuites[] = {
-    {"aes128gcm16", 20, 128, 0, 20, 0},         {"aes256gcm16", 20, 256, 0, 36, 0},
-    {"chacha20poly1305", 28, 256, 0, 36, 0},     {"aes128-sha256", 12, 128, 12, 16, 32},
-    {"aes256-sha512", 12, 256, 14, 32, 64},
-};
+using bench::kSuites;
+using bench::Suite;
 
 std::size_t heap_in_use() { return mallinfo2().uordblks; }
 

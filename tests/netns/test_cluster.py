@@ -157,6 +157,22 @@ def run_move(lab: Lab, return_traffic: str, switch_sender: str = "old", source_f
         check(antispoof_drops(c.nat) == 0, f"the router dropped {antispoof_drops(c.nat)} spoofed packets")
 
 
+def check_stayed_on_gw1(c: ClusterLab, client, before: dict, what: str) -> None:
+    """After a move that came back: the client's SA is the same one, on gw1; gw2 kept no
+    copy; traffic flows; and the SA still works for IKE too (a Child SA rekey from gw1
+    completes, so both sides agree on the Message IDs)."""
+    after = client.sa("home")
+    check(after and (after["spi_i"], after["spi_r"]) == (before["spi_i"], before["spi_r"]) and
+          after["remote"]["addr"] == GW_PUBLIC["gw1"], f"client SA after {what}: {after}")
+    check(not [s for s in c.sas_on("gw2") if s["spi_i"] == before["spi_i"]], "gw2 kept a copy")
+    wait_ping(c.ini, CLIENT_INNER, HOST, timeout=10)
+    gw1 = c.sas_on("gw1")[0]
+    c.nodes["gw1"].ctl("rekey", "--child", str(gw1["children"][0]["id"]))
+    wait_until(lambda: (s := client.sa("home")) and s["children"] and
+               s["children"][0]["spi_in"] != before["children"][0]["spi_in"], 10, f"gw1's rekey after {what}")
+    wait_ping(c.ini, CLIENT_INNER, HOST, timeout=10)
+
+
 def run_filtered_new(lab: Lab) -> None:
     """The new node asks from the old node's address, which the router refuses."""
     c = ClusterLab(lab, switch_sender="new", source_filter=True)
@@ -170,16 +186,7 @@ def run_filtered_new(lab: Lab) -> None:
     drops = antispoof_drops(c.nat)
     log(f"  the router dropped {drops} packet(s) gw2 sent with gw1's address")
     check(drops >= 1, "the router dropped nothing: the filter is not in force")
-    after = client.sa("home")
-    check(after and (after["spi_i"], after["spi_r"]) == (before["spi_i"], before["spi_r"]) and
-          after["remote"]["addr"] == GW_PUBLIC["gw1"], f"client SA after the failed move: {after}")
-    check(not [s for s in c.sas_on("gw2") if s["spi_i"] == before["spi_i"]], "gw2 kept a copy")
-    wait_ping(c.ini, CLIENT_INNER, HOST, timeout=10)
-    gw1 = c.sas_on("gw1")[0]
-    c.nodes["gw1"].ctl("rekey", "--child", str(gw1["children"][0]["id"]))
-    wait_until(lambda: (s := client.sa("home")) and s["children"] and
-               s["children"][0]["spi_in"] != before["children"][0]["spi_in"], 10, "gw1's rekey after the return")
-    wait_ping(c.ini, CLIENT_INNER, HOST, timeout=10)
+    check_stayed_on_gw1(c, client, before, "the failed move")
 
 
 def run_refuse(lab: Lab) -> None:
@@ -191,17 +198,7 @@ def run_refuse(lab: Lab) -> None:
     res = c.move("gw1", before_gw["id"], "gw2", check_rc=False)
     log(f"  cluster move: {json.dumps(res)}")
     check(res.get("returned") == 1 and res.get("moved") == 0, f"the refused move is not reported returned: {res}")
-    after = client.sa("home")
-    check(after and (after["spi_i"], after["spi_r"]) == (before["spi_i"], before["spi_r"]) and
-          after["remote"]["addr"] == GW_PUBLIC["gw1"], f"client SA after the refusal: {after}")
-    check(not [s for s in c.sas_on("gw2") if s["spi_i"] == before["spi_i"]], "gw2 kept a copy")
-    wait_ping(c.ini, CLIENT_INNER, HOST, timeout=10)
-    # The SA still works for IKE too: a Child SA rekey from the gateway's side completes.
-    gw1 = c.sas_on("gw1")[0]
-    c.nodes["gw1"].ctl("rekey", "--child", str(gw1["children"][0]["id"]))
-    wait_until(lambda: (s := client.sa("home")) and s["children"] and
-               s["children"][0]["spi_in"] != before["children"][0]["spi_in"], 10, "the rekey after the refusal")
-    wait_ping(c.ini, CLIENT_INNER, HOST, timeout=10)
+    check_stayed_on_gw1(c, client, before, "the refusal")
 
 
 def run_etcd_down(lab: Lab) -> None:
