@@ -20,13 +20,6 @@ constexpr std::size_t kMaxName = 1024;  // node names and reasons
 constexpr std::size_t kMaxBlob = 1u << 20;
 constexpr ike::Duration kExportRetry{50};
 
-// A snapshot holds the SA's keys in clear: gone once sealed or imported.
-void wipe_keys(ike::IkeSaSnapshot& s) {
-  for (Bytes* k : {&s.sk_d, &s.sk_ai, &s.sk_ar, &s.sk_ei, &s.sk_er}) crypto::wipe(*k);
-  for (auto& c : s.children)
-    for (Bytes* k : {&c.keys.encr_in, &c.keys.integ_in, &c.keys.encr_out, &c.keys.integ_out}) crypto::wipe(*k);
-}
-
 void put_string(wire::Writer& w, const std::string& s) {
   w.u16(static_cast<std::uint16_t>(s.size()));
   w.bytes(ByteView(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()));
@@ -142,7 +135,7 @@ Expected<Bytes, Node::ExportFailure> Node::export_sealed(std::uint64_t id, const
     snap->children[i].esp = std::move(*esp);
   }
   Bytes blob = seal_snapshot(*snap, config_.key, key, random_);
-  wipe_keys(*snap);
+  wipe_snapshot_keys(*snap);
   return blob;
 }
 
@@ -171,9 +164,10 @@ void Node::try_export(Outgoing& o, TimePoint now) {
   o.moving_tag = write(o.key, encode_record(moving));
 }
 
-std::uint64_t Node::write(const std::string& key, std::optional<Bytes> value) {
+std::uint64_t Node::write(const std::string& key, std::optional<Bytes> value, bool batch) {
   const std::uint64_t tag = next_tag_++;
   pending_writes_[tag] = {key, std::move(value)};
+  if (batch) batch_tags_.insert(tag);
   auto [q, first] = queued_writes_.try_emplace(key);
   q->second.push_back(tag);
   if (first) send_write(tag);
@@ -188,6 +182,7 @@ void Node::send_write(std::uint64_t tag) {
   auto it = seen_.find(key);
   w.expect = it == seen_.end() ? 0 : it->second.mod;
   w.put = value;
+  w.batch = batch_tags_.count(tag) > 0;
   writes_.push_back(std::move(w));
 }
 
@@ -196,6 +191,7 @@ void Node::on_write_result(const StoreWriteResult& r, TimePoint now) {
   if (it == pending_writes_.end()) return;
   const std::string key = it->second.first;
   pending_writes_.erase(it);
+  batch_tags_.erase(r.tag);
   // The watch may have told us of later changes already: the result must not hide them.
   if (Seen& k = seen_[key]; r.succeeded && r.revision > k.at) k = {r.revision, r.revision};
   if (auto q = queued_writes_.find(key); q != queued_writes_.end()) {
@@ -206,6 +202,11 @@ void Node::on_write_result(const StoreWriteResult& r, TimePoint now) {
       send_write(q->second.front());
   }
 
+  if (auto c = claims_.find(r.tag); c != claims_.end()) {
+    Claim claim = std::move(c->second);
+    claims_.erase(c);
+    return claimed(claim, r.succeeded, now);
+  }
   if (auto o = outgoing_.find(key); o != outgoing_.end() && r.tag == o->second.moving_tag) {
     if (!r.succeeded) {
       // Someone else changed the key since we last saw it: one owner at a time.
@@ -250,13 +251,18 @@ void Node::on_store_event(const StoreEvent& e, TimePoint now) {
   const std::string sas = config_.prefix + "sas/";
   if (e.key.compare(0, sas.size(), sas) != 0) return;
   if (Seen& k = seen_[e.key]; e.mod_revision >= k.at) k = {e.mod_revision, e.value ? e.mod_revision : 0};
-  if (!e.value) return;
+  if (!e.value) {
+    note_foreign(e.key, nullptr, now);
+    return;
+  }
   auto rec = decode_record(*e.value);
   if (!rec) {
     stats_.records_refused++;
     log(ike::LogLevel::kWarn, e.key + ": " + rec.error());
+    note_foreign(e.key, nullptr, now);
     return;
   }
+  note_foreign(e.key, &*rec, now);
   auto o = outgoing_.find(e.key);
   if (o != outgoing_.end() && o->second.reclaim_tag) {
     // Our own take-back, reported by the watch before the write's result.
@@ -275,6 +281,7 @@ void Node::on_store_event(const StoreEvent& e, TimePoint now) {
       auto id = o->second.ike_sa_id;
       auto to = o->second.to;
       outgoing_.erase(o);
+      held_.erase(e.key);  // its checkpoints are the new owner's now
       stats_.moves_out++;
       finish(id, to, MoveOutcome::Result::kMoved, "the client follows " + rec->owner);
     }
@@ -326,7 +333,7 @@ void Node::import(const std::string& key, const SaRecord& r, std::int64_t, TimeP
   if (!to) return back("no address of this node in the SA's address family");
   auto id = engine_.import_sa(*snap, now);
   const std::uint32_t request_mid = snap->next_request_mid;
-  wipe_keys(*snap);
+  wipe_snapshot_keys(*snap);
   if (!id) return back("import refused: " + id.error());
   auto sw = r.old_node_sends ? mobility::adopt_switch(engine_, *id, *to, now + config_.relay_patience, now)
                              : mobility::switch_address(engine_, *id, *to, now);
@@ -345,6 +352,12 @@ void Node::import(const std::string& key, const SaRecord& r, std::int64_t, TimeP
 }
 
 void Node::on_engine_event(const ike::Event& e, TimePoint now) {
+  using K = ike::EventKind;
+  if (config_.checkpoint_interval.count() > 0 &&
+      (e.kind == K::kIkeEstablished || e.kind == K::kIkeRekeyed || e.kind == K::kChildEstablished ||
+       e.kind == K::kChildRekeyed || e.kind == K::kAddressesUpdated || e.kind == K::kSwitchSucceeded ||
+       e.kind == K::kMidSynced))
+    urgent_.push_back(e.ike_sa_id);
   if (e.kind == ike::EventKind::kSwitchRefused || e.kind == ike::EventKind::kSwitchFailed) {
     // Our request for the new node: refused, or no answer (or no update after one).
     auto o = std::find_if(outgoing_.begin(), outgoing_.end(),
@@ -474,9 +487,15 @@ void Node::on_node_gone(const std::string& node, TimePoint now) {
     engine_.resume(id, now);
     finish(id, node, MoveOutcome::Result::kFailed, "not moved: " + node + " left the cluster");
   }
+  if (config_.checkpoint_interval.count() > 0) share_out(node);
 }
 
 void Node::on_timeout(TimePoint now) {
+  if (config_.checkpoint_interval.count() > 0) {
+    const bool all = now >= next_checkpoint_;
+    if (all || !urgent_.empty()) checkpoint_due(now, all);
+    if (all) next_checkpoint_ = now + config_.checkpoint_interval;
+  }
   std::vector<std::string> due;
   for (auto& [k, o] : outgoing_)
     if (o.retry_at <= now) due.push_back(k);
@@ -487,6 +506,7 @@ void Node::on_timeout(TimePoint now) {
 std::optional<TimePoint> Node::next_timeout() const {
   TimePoint t = TimePoint::max();
   for (const auto& [k, o] : outgoing_) t = std::min(t, o.retry_at);
+  if (config_.checkpoint_interval.count() > 0) t = std::min(t, urgent_.empty() ? next_checkpoint_ : TimePoint{});
   if (t == TimePoint::max()) return std::nullopt;
   return t;
 }

@@ -30,6 +30,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,9 @@ struct StoreWrite {
   std::string key;
   std::int64_t expect = 0;
   std::optional<Bytes> put;  // nullopt: delete
+  // A checkpoint (failover): may go out in one transaction with others (each keeps its
+  // compare; a batch whose compares do not all hold is retried key by key).
+  bool batch = false;
 };
 struct StoreWriteResult {
   std::uint64_t tag = 0;
@@ -91,6 +95,15 @@ struct NodeConfig {
   ClusterKey key{};
   std::vector<IpAddress> addresses;  // this node's own public addresses (switch targets)
   ike::Duration export_patience{5000};  // how long a move waits for the SA to go idle
+  // Failover (docs/cluster.md "Failover"): how often the SAs we run are checkpointed
+  // into their records if they changed (0: no checkpoints, no failover). Established,
+  // rekeyed, moved and synchronised SAs are checkpointed at once.
+  ike::Duration checkpoint_interval{0};
+  // Message IDs an SA may use between checkpoints without one (the failover's jump,
+  // ike::kMidSyncMargin, covers many more); ESP counters: any inbound change (the
+  // replay window) and outbound runs of this many packets.
+  std::uint32_t checkpoint_mid_drift = 64;
+  std::uint64_t checkpoint_seq_drift = std::uint64_t{1} << 24;
 };
 
 // What the node needs of the data plane behind its engine.
@@ -116,6 +129,15 @@ struct NodeStats {
   std::uint64_t withdrawn = 0;   // imports dropped because the node the SA came from took it back
   std::uint64_t blobs_refused = 0;   // did not open: altered, other key, unknown format
   std::uint64_t records_refused = 0; // malformed records under sas/
+  // Failover: checkpoints written (and records deleted with their SA), nodes whose SAs
+  // were shared out, SAs this node claimed and continues (with the combined switch or
+  // the plain synchronisation from a taken-over address), SAs lost (by reason), and SAs
+  // dropped here because another node claimed them (we were taken for dead).
+  std::uint64_t checkpoints = 0, checkpoint_deletes = 0;
+  std::uint64_t failovers = 0, claimed = 0, claimed_combined = 0, claimed_plain = 0, claims_lost = 0;
+  std::uint64_t lost = 0;
+  std::map<std::string, std::uint64_t> lost_by_reason;
+  std::uint64_t fenced = 0;
 };
 
 class Node {
@@ -139,6 +161,12 @@ class Node {
   // knows is gone — nothing would import the SA, and the move would wait, the SA
   // exported, until this call.
   void on_node_gone(const std::string& node, TimePoint now);
+  // The live members, this node included (failover shares a dead node's SAs out
+  // between them: rendezvous hashing, the claim decided by the store).
+  void set_members(std::vector<std::string> members) { members_ = std::move(members); }
+  // Addresses of dead nodes this node must now receive on (the plain synchronisation's
+  // answers come there: peers without the switch), each once.
+  std::vector<IpAddress> take_address_takeovers() { return std::exchange(takeovers_, {}); }
   void on_timeout(TimePoint now);
   std::optional<TimePoint> next_timeout() const;
 
@@ -202,10 +230,35 @@ class Node {
     bool transient = false;  // an exchange in flight: worth trying again shortly
   };
   Expected<Bytes, ExportFailure> export_sealed(std::uint64_t ike_sa_id, const std::string& key, TimePoint now);
-  std::uint64_t write(const std::string& key, std::optional<Bytes> value);
+  std::uint64_t write(const std::string& key, std::optional<Bytes> value, bool batch = false);
   void send_write(std::uint64_t tag);
   void finish(std::uint64_t ike_sa_id, const std::string& to, MoveOutcome::Result r, std::string detail);
   std::optional<IpAddress> own_address(const IpAddress& like) const;
+  // Failover (node_failover.cc).
+  struct Held {
+    std::uint64_t ike_sa_id = 0;
+    bool written = false;  // a checkpoint of ours is in the store
+    std::uint32_t mids = 0;  // next request + expected peer Message IDs at that checkpoint
+    std::vector<std::uint32_t> spis;
+    std::vector<std::uint64_t> out_seq, in_top;
+    Endpoint local, remote;
+  };
+  struct Foreign {
+    std::string owner;
+    Bytes blob;
+  };
+  struct Claim {
+    std::string key;
+    std::string dead;
+    Bytes blob;
+  };
+  void checkpoint_due(TimePoint now, bool all);
+  void checkpoint(const std::string& key, const ike::IkeSa& sa, Held& h, TimePoint now);
+  void note_foreign(const std::string& key, const SaRecord* rec, TimePoint now);
+  void share_out(const std::string& dead);
+  void claimed(const Claim& c, bool won, TimePoint now);
+  void lose(const std::string& key, const std::string& reason, const std::string& detail);
+  bool ours_to_take(const std::string& item) const;
   void log(ike::LogLevel level, const std::string& message) const {
     if (log_) log_(level, "cluster: " + message);
   }
@@ -226,6 +279,14 @@ class Node {
   std::vector<StoreWrite> writes_;
   std::vector<MoveOutcome> outcomes_;
   NodeStats stats_;
+  std::map<std::string, Held> held_;        // by key: SAs we run and checkpoint
+  std::map<std::string, Foreign> foreign_;  // by key: other nodes' checkpoints
+  std::map<std::uint64_t, Claim> claims_;   // by write tag
+  std::set<std::uint64_t> batch_tags_;      // checkpoint writes (StoreWrite::batch)
+  std::vector<std::uint64_t> urgent_;       // IKE SAs to checkpoint at once
+  std::vector<std::string> members_;
+  std::vector<IpAddress> takeovers_, taken_;
+  TimePoint next_checkpoint_{};  // the epoch: due at once
 };
 
 }  // namespace mobike::cluster

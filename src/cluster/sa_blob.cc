@@ -71,4 +71,10 @@ Expected<ike::IkeSaSnapshot, BlobFailure> open_snapshot(ByteView blob, const Clu
   return std::move(*s);
 }
 
+void wipe_snapshot_keys(ike::IkeSaSnapshot& s) {
+  for (Bytes* k : {&s.sk_d, &s.sk_ai, &s.sk_ar, &s.sk_ei, &s.sk_er}) crypto::wipe(*k);
+  for (auto& c : s.children)
+    for (Bytes* k : {&c.keys.encr_in, &c.keys.integ_in, &c.keys.encr_out, &c.keys.integ_out}) crypto::wipe(*k);
+}
+
 }  // namespace mobike::cluster

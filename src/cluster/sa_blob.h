@@ -37,6 +37,9 @@ struct BlobFailure {
 
 Bytes seal_snapshot(const ike::IkeSaSnapshot& s, const ClusterKey& key, std::string_view name,
                     crypto::Random& random);
+// A snapshot holds the SA's keys in clear: wiped once sealed or imported.
+void wipe_snapshot_keys(ike::IkeSaSnapshot& s);
+
 Expected<ike::IkeSaSnapshot, BlobFailure> open_snapshot(ByteView blob, const ClusterKey& key, std::string_view name);
 
 }  // namespace mobike::cluster

@@ -182,6 +182,8 @@ Bytes encode_snapshot(const IkeSaSnapshot& s) {
   o.flag(s.peer_nat_d);
   o.flag(s.peer_mid_sync);
   o.flag(s.peer_replay_sync);
+  o.flag(s.mid_sync);
+  o.flag(s.replay_sync);
   o.bytes(s.nat_d_dest_seen);
   o.flag(s.remote_id.has_value());
   if (s.remote_id) {
@@ -235,8 +237,8 @@ Expected<IkeSaSnapshot, std::string> decode_snapshot(ByteView data) {
   In in(data);
   const std::uint8_t version = in.u8();
   if (!in.ok()) return unexpected(std::string("empty SA state"));
-  if (version != 1 && version != kSnapshotVersion)
-    return unexpected("SA state of version " + std::to_string(version) + "; this node reads version " +
+  if (version < 1 || version > kSnapshotVersion)
+    return unexpected("SA state of version " + std::to_string(version) + "; this node reads versions 1 to " +
                       std::to_string(kSnapshotVersion));
   IkeSaSnapshot s;
   s.connection = in.string();
@@ -253,6 +255,10 @@ Expected<IkeSaSnapshot, std::string> decode_snapshot(ByteView data) {
   if (version >= 2) {
     s.peer_mid_sync = in.flag();
     s.peer_replay_sync = in.flag();
+  }
+  if (version >= 3) {
+    s.mid_sync = in.flag();
+    s.replay_sync = in.flag();
   }
   s.nat_d_dest_seen = in.bytes();
   if (in.flag()) {

@@ -12,8 +12,9 @@
 
 namespace mobike::cluster {
 
-// 2 added the peer's RFC 6311 claims; version 1 is still read (as no claims).
-inline constexpr std::uint8_t kSnapshotVersion = 2;
+// 2 added the peer's RFC 6311 claims, 3 what both sides claimed; versions 1 and 2 are
+// still read (as no claims / none usable).
+inline constexpr std::uint8_t kSnapshotVersion = 3;
 
 Bytes encode_snapshot(const ike::IkeSaSnapshot& s);
 Expected<ike::IkeSaSnapshot, std::string> decode_snapshot(ByteView in);

@@ -321,6 +321,7 @@ void Daemon::log_event(const ike::Event& e) {
     case ike::EventKind::kSwitchRefused: what = "switch refused"; break;
     case ike::EventKind::kSwitchFailed: what = "switch failed"; break;
     case ike::EventKind::kHandoffAnswered: what = "handed-over request answered here"; break;
+    case ike::EventKind::kMidSynced: what = "message IDs synchronised (RFC 6311)"; break;
   }
   spdlog::info("{}[{}] {}{}{}", e.connection, e.ike_sa_id, what, e.detail.empty() ? "" : ": ", e.detail);
 }

@@ -132,6 +132,11 @@ void UserspaceDataplane::apply(const ike::DataplaneOp& op) {
     case Kind::kSuspendOutbound:
       table_.suspend_outbound(op.child_sa_id);
       break;
+    case Kind::kAdvanceOutbound:
+      table_.advance_outbound(op.child_sa_id, op.advance);
+      spdlog::info("Child SA {}: outbound sequence numbers advanced by {} (RFC 6311 sync)", op.child_sa_id,
+                   op.advance);
+      break;
   }
 }
 

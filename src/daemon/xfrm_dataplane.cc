@@ -145,6 +145,12 @@ void XfrmDataplane::apply(const ike::DataplaneOp& op) {
       // (esp_state() says so).
       spdlog::warn("xfrm: Child SA {}: suspending outbound ESP is not supported", op.child_sa_id);
       break;
+    case Kind::kAdvanceOutbound:
+      // Needs XFRM_MSG_NEWAE with the replay state (issue 12, under a kernel with ESP);
+      // the Child SA is rekeyed soon after a failover anyway.
+      spdlog::warn("xfrm: Child SA {}: advancing outbound sequence numbers by {} is not supported", op.child_sa_id,
+                   op.advance);
+      break;
   }
 }
 

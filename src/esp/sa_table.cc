@@ -202,6 +202,15 @@ bool SaTable::activate_outbound(std::uint64_t child_sa_id) {
   return true;
 }
 
+bool SaTable::advance_outbound(std::uint64_t child_sa_id, std::uint64_t count) {
+  auto it = by_id_.find(child_sa_id);
+  if (it == by_id_.end()) return false;
+  auto& out = it->second.outbound_;
+  const std::uint64_t last = out.last_seq();
+  out.skip_to(count > ~std::uint64_t{0} - last ? ~std::uint64_t{0} : last + count);
+  return true;
+}
+
 std::size_t SaTable::update_ike_sa_path(std::uint64_t ike_sa_id, const EspPath& path) {
   std::size_t n = 0;
   for (auto& [id, e] : by_id_)

@@ -139,6 +139,9 @@ class SaTable {
   bool activate_outbound(std::uint64_t child_sa_id);
   // Sends nothing more on the Child SA (it is moving to another node); inbound goes on.
   bool suspend_outbound(std::uint64_t child_sa_id);
+  // Skips `count` outbound sequence numbers (RFC 6311 §7: the peer asked, after a
+  // cluster failover, so that replays of what its old node saw are refused).
+  bool advance_outbound(std::uint64_t child_sa_id, std::uint64_t count);
   std::size_t update_ike_sa_path(std::uint64_t ike_sa_id, const EspPath& path);
 
   struct Protected {

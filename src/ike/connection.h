@@ -75,6 +75,10 @@ struct ConnectionConfig {
   // Responder: where to switch SAs to when their address goes away, in order.
   std::vector<IpAddress> switch_prefer;
   StartAction start = StartAction::kNone;
+  // RFC 6311 (IKEv2 message ID and IPsec replay counter synchronisation): claimed in
+  // IKE_AUTH, so that a gateway cluster can fail our SAs over to another node. The
+  // responder claims it only as a cluster member (EngineConfig::ha_sync_member).
+  bool ha_sync = true;
 };
 
 // Address policy of a connection: remote_addrs entries are addresses, prefixes or

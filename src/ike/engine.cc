@@ -204,6 +204,9 @@ void Engine::on_datagram(const Endpoint& local, const Endpoint& remote, ByteView
       handed_over(*sa, *m, data);
     } else if (h.is_response()) {
       handle_response(*sa, local, remote, *m, data);
+    } else if (h.exchange == ExchangeType::kInformational && h.message_id == 0 && sa->state != IkeState::kConnecting &&
+               handle_mid_sync(*sa, local, remote, *m, data)) {
+      // RFC 6311: synchronisation requests all carry Message ID 0.
     } else {
       handle_request(*sa, local, remote, *m, data);
     }
@@ -449,6 +452,12 @@ void Engine::handle_response(IkeSa& sa, const Endpoint& local, const Endpoint& r
       return;  // keep retransmitting: a forged response must not end the exchange
     }
     payloads = std::move(*opened);
+    if (!sa.active->accepts_response(sa, payloads)) {
+      stats_.dropped_sync++;
+      log(LogLevel::kDebug, &sa, std::string("response ") + std::to_string(m.header.message_id) + " is not the " +
+                                     sa.active->name() + " answer: dropped");
+      return;
+    }
   }
   sa.last_inbound = now_;
   if (mobility_ && sa.state != IkeState::kConnecting) mobility_->response_path(sa, *this, local, remote);
@@ -508,7 +517,10 @@ void Engine::start_next(IkeSa& sa) {
 }
 
 void Engine::send_request(IkeSa& sa, std::unique_ptr<Task> task, const std::vector<wire::Payload>& payloads) {
-  sa.active_mid = sa.next_request_mid++;
+  if (auto fixed = task->message_id())
+    sa.active_mid = *fixed;
+  else
+    sa.active_mid = sa.next_request_mid++;
   Bytes msg = build_message(sa, task->exchange(), false, sa.active_mid, payloads, random_);
   if (task->exchange() == ExchangeType::kIkeSaInit) sa.init_request = msg;
   log(LogLevel::kDebug, &sa, std::string("sending ") + task->name() + " request " + std::to_string(sa.active_mid));

@@ -121,6 +121,18 @@ class Engine final : private Services {
   // Child SAs are installed receive-only until confirm_import(): the old node may
   // still take the SA back and send from the same sequence numbers.
   Expected<std::uint64_t, std::string> import_sa(const IkeSaSnapshot& snapshot, TimePoint now);
+  // --- cluster failover (docs/cluster.md "Failover", RFC 6311): another node died.
+  // An established SA as a checkpoint (export_sa's value without the handoff: the SA
+  // runs on; the daemon adds the data plane's EspState), or why not now.
+  Expected<IkeSaSnapshot, std::string> checkpoint(std::uint64_t ike_sa_id, TimePoint now) const;
+  // Continues an SA of a node that died, from its last checkpoint, which may be stale:
+  // the SA's Message IDs jump by kMidSyncMargin, its outbound ESP sequence numbers by
+  // seq_jump(), and `sync` (a MidSyncTask; mobility adds the switch to it) goes out at
+  // once with Message ID 0 — from the snapshot's local address, which was the dead
+  // node's. Refused for a peer without RFC 6311 Message ID sync: its SA cannot go on.
+  Expected<std::uint64_t, std::string> take_over(const IkeSaSnapshot& snapshot, std::unique_ptr<Task> sync,
+                                                 TimePoint now);
+
   // The imported SA is ours for good (the cluster store says so): its Child SAs send.
   // False if there is no such SA or nothing of it was held back.
   bool confirm_import(std::uint64_t ike_sa_id, TimePoint now);
@@ -183,6 +195,12 @@ class Engine final : private Services {
   }
   void service_timers(IkeSa& sa);
   void handed_over(IkeSa& sa, const wire::Message& m, ByteView data);
+  // The peer side of RFC 6311: true if the Message-ID-0 INFORMATIONAL request was a
+  // synchronisation request (answered or dropped); false: an ordinary request.
+  bool handle_mid_sync(IkeSa& sa, const Endpoint& local, const Endpoint& remote, const wire::Message& m,
+                       ByteView data);
+  IkeSaSnapshot snapshot_of(const IkeSa& sa, TimePoint now) const;
+  Expected<IkeSa*, std::string> continue_sa(const IkeSaSnapshot& s, bool hold_outbound, TimePoint now);
   void kill(IkeSa& sa, bool failed, const std::string& why);
   void reschedule(IkeSa& sa);
   void reap();

@@ -3,6 +3,7 @@
 #include "ike/child_sa.h"
 #include "ike/engine.h"
 #include "ike/ike_init.h"
+#include "ike/mid_sync.h"
 #include "ike/protection.h"
 #include "ike/task.h"
 
@@ -48,49 +49,42 @@ bool Engine::quiesce(std::uint64_t id, TimePoint now) {
   return true;
 }
 
-Expected<IkeSaSnapshot, std::string> Engine::export_sa(std::uint64_t id, TimePoint now) {
-  now_ = now;
-  IkeSa* sa = find_sa(id);
-  if (!sa || sa->state == IkeState::kDead) return unexpected("no IKE SA " + std::to_string(id));
-  if (auto why = busy(*sa); !why.empty()) return unexpected(why);
+IkeSaSnapshot Engine::snapshot_of(const IkeSa& sa, TimePoint now) const {
   IkeSaSnapshot s;
-  if (mobility_) {
-    auto m = mobility_->export_state(*sa);
-    if (!m) return unexpected(m.error());
-    s.mobility = std::move(*m);
-  }
-  s.connection = sa->connection_name;
-  s.initiator = sa->initiator;
-  s.original_initiator = sa->original_initiator;
-  s.spi_i = sa->spi_i;
-  s.spi_r = sa->spi_r;
-  s.local = sa->local;
-  s.remote = sa->remote;
-  s.nat_local = sa->nat_local;
-  s.nat_remote = sa->nat_remote;
-  s.peer_mobike = sa->peer_mobike;
-  s.peer_nat_d = sa->peer_nat_d;
-  s.peer_mid_sync = sa->peer_mid_sync;
-  s.peer_replay_sync = sa->peer_replay_sync;
-  s.nat_d_dest_seen = sa->nat_d_dest_seen;
-  s.remote_id = sa->remote_id;
-  s.ike_proposal = sa->ike_proposal;
-  s.sk_d = sa->crypto.sk_d;
-  s.sk_ai = sa->crypto.sk_ai;
-  s.sk_ar = sa->crypto.sk_ar;
-  s.sk_ei = sa->crypto.sk_ei;
-  s.sk_er = sa->crypto.sk_er;
-  s.next_request_mid = sa->next_request_mid;
-  s.expected_peer_mid = sa->expected_peer_mid;
-  s.last_response = sa->last_response;
-  s.last_response_to = sa->last_response_to;
-  s.last_response_redirected = sa->last_response_redirected;
-  s.last_request_hash = sa->last_request_hash;
-  s.age = since(sa->established_at, now);
-  s.since_inbound = since(sa->last_inbound, now);
-  s.rekey_in = remaining(sa->rekey_at, now);
-  s.expire_in = remaining(sa->expire_at, now);
-  for (const auto& c : sa->children) {
+  s.connection = sa.connection_name;
+  s.initiator = sa.initiator;
+  s.original_initiator = sa.original_initiator;
+  s.spi_i = sa.spi_i;
+  s.spi_r = sa.spi_r;
+  s.local = sa.local;
+  s.remote = sa.remote;
+  s.nat_local = sa.nat_local;
+  s.nat_remote = sa.nat_remote;
+  s.peer_mobike = sa.peer_mobike;
+  s.peer_nat_d = sa.peer_nat_d;
+  s.peer_mid_sync = sa.peer_mid_sync;
+  s.peer_replay_sync = sa.peer_replay_sync;
+  s.mid_sync = sa.mid_sync;
+  s.replay_sync = sa.replay_sync;
+  s.nat_d_dest_seen = sa.nat_d_dest_seen;
+  s.remote_id = sa.remote_id;
+  s.ike_proposal = sa.ike_proposal;
+  s.sk_d = sa.crypto.sk_d;
+  s.sk_ai = sa.crypto.sk_ai;
+  s.sk_ar = sa.crypto.sk_ar;
+  s.sk_ei = sa.crypto.sk_ei;
+  s.sk_er = sa.crypto.sk_er;
+  s.next_request_mid = sa.next_request_mid;
+  s.expected_peer_mid = sa.expected_peer_mid;
+  s.last_response = sa.last_response;
+  s.last_response_to = sa.last_response_to;
+  s.last_response_redirected = sa.last_response_redirected;
+  s.last_request_hash = sa.last_request_hash;
+  s.age = since(sa.established_at, now);
+  s.since_inbound = since(sa.last_inbound, now);
+  s.rekey_in = remaining(sa.rekey_at, now);
+  s.expire_in = remaining(sa.expire_at, now);
+  for (const auto& c : sa.children) {
     ChildSaSnapshot cs;
     cs.config_name = c.config ? c.config->name : c.name;
     cs.spi_in = c.spi_in;
@@ -103,13 +97,55 @@ Expected<IkeSaSnapshot, std::string> Engine::export_sa(std::uint64_t id, TimePoi
     cs.rekey_in = remaining(c.rekey_at, now);
     cs.expire_in = remaining(c.expire_at, now);
     s.children.push_back(std::move(cs));
-    // Stop sending before anyone reads the sequence numbers (docs/cluster.md).
-    dataplane(dataplane_op(DataplaneOp::Kind::kSuspendOutbound, *sa, c));
   }
+  return s;
+}
+
+Expected<IkeSaSnapshot, std::string> Engine::export_sa(std::uint64_t id, TimePoint now) {
+  now_ = now;
+  IkeSa* sa = find_sa(id);
+  if (!sa || sa->state == IkeState::kDead) return unexpected("no IKE SA " + std::to_string(id));
+  if (auto why = busy(*sa); !why.empty()) return unexpected(why);
+  Bytes mobility;
+  if (mobility_) {
+    auto m = mobility_->export_state(*sa);
+    if (!m) return unexpected(m.error());
+    mobility = std::move(*m);
+  }
+  IkeSaSnapshot s = snapshot_of(*sa, now);
+  s.mobility = std::move(mobility);
+  // Stop sending before anyone reads the sequence numbers (docs/cluster.md).
+  for (const auto& c : sa->children) dataplane(dataplane_op(DataplaneOp::Kind::kSuspendOutbound, *sa, c));
   sa->handoff = Handoff::kExported;
   stats_.ike_exported++;
   log(LogLevel::kInfo, sa, "exported for another node (" + std::to_string(s.children.size()) + " Child SA(s))");
   reschedule(*sa);
+  return s;
+}
+
+Expected<IkeSaSnapshot, std::string> Engine::checkpoint(std::uint64_t id, TimePoint now) const {
+  auto it = by_id_.find(id);
+  if (it == by_id_.end() || it->second->state == IkeState::kDead) return unexpected("no IKE SA " + std::to_string(id));
+  const IkeSa& sa = *it->second;
+  if (sa.state != IkeState::kEstablished && sa.state != IkeState::kRekeying)
+    return unexpected(std::string("IKE SA is ") + std::string(to_string(sa.state)));
+  if (sa.handoff == Handoff::kExported) return unexpected(std::string("the SA runs on another node"));
+  IkeSaSnapshot s = snapshot_of(sa, now);
+  if (mobility_) {
+    // An exchange of the extension under way: its state at the last quiet moment would
+    // be stale anyway; the next checkpoint catches it.
+    auto m = mobility_->export_state(sa);
+    if (!m) return unexpected(m.error());
+    s.mobility = std::move(*m);
+  }
+  // Child SAs still being made or replaced: the installed ones are what a failover can
+  // continue; the others are rekeyed again after it.
+  std::erase_if(s.children, [&](const ChildSaSnapshot& cs) {
+    const ChildSa* c = nullptr;
+    for (const auto& x : sa.children)
+      if (x.spi_in == cs.spi_in) c = &x;
+    return !c || c->state == ChildState::kCreating || c->state == ChildState::kDeleting;
+  });
   return s;
 }
 
@@ -227,8 +263,7 @@ bool Engine::release(std::uint64_t id, TimePoint now) {
   return true;
 }
 
-Expected<std::uint64_t, std::string> Engine::import_sa(const IkeSaSnapshot& s, TimePoint now) {
-  now_ = now;
+Expected<IkeSa*, std::string> Engine::continue_sa(const IkeSaSnapshot& s, bool hold_outbound, TimePoint now) {
   const ConnectionConfig* cfg = nullptr;
   for (const auto& c : connections_)
     if (c->name == s.connection) cfg = c.get();
@@ -263,6 +298,8 @@ Expected<std::uint64_t, std::string> Engine::import_sa(const IkeSaSnapshot& s, T
   sa.peer_nat_d = s.peer_nat_d;
   sa.peer_mid_sync = s.peer_mid_sync;
   sa.peer_replay_sync = s.peer_replay_sync;
+  sa.mid_sync = s.mid_sync;
+  sa.replay_sync = s.replay_sync;
   sa.nat_d_dest_seen = s.nat_d_dest_seen;
   sa.remote_id = s.remote_id;
   sa.ike_proposal = s.ike_proposal;
@@ -312,18 +349,68 @@ Expected<std::uint64_t, std::string> Engine::import_sa(const IkeSaSnapshot& s, T
     op.remote_ts = c.remote_ts;
     op.keys = c.keys;
     op.resume = cs.esp;
-    // The node it came from continues from the same sequence numbers if the move fails:
-    // until the move is settled only one of us may send (docs/cluster.md).
-    op.outbound_deferred = c.outbound_held = true;
+    // Moves: the node it came from continues from the same sequence numbers if the move
+    // fails, so until the move is settled only one of us may send (docs/cluster.md).
+    op.outbound_deferred = c.outbound_held = hold_outbound;
     dataplane(std::move(op));
     sa.children.push_back(std::move(c));
   }
+  return &sa;
+}
+
+Expected<std::uint64_t, std::string> Engine::import_sa(const IkeSaSnapshot& s, TimePoint now) {
+  now_ = now;
+  auto continued = continue_sa(s, true, now);
+  if (!continued) return unexpected(continued.error());
+  IkeSa& sa = **continued;
   stats_.ike_imported++;
   log(LogLevel::kInfo, &sa,
       "continued from another node: " + sa.local.to_string() + " <-> " + sa.remote.to_string() + ", " +
           std::to_string(sa.children.size()) + " Child SA(s), next message IDs " +
           std::to_string(sa.next_request_mid) + "/" + std::to_string(sa.expected_peer_mid));
   reschedule(sa);
+  return sa.id;
+}
+
+Expected<std::uint64_t, std::string> Engine::take_over(const IkeSaSnapshot& checkpoint, std::unique_ptr<Task> sync,
+                                                       TimePoint now) {
+  now_ = now;
+  if (!checkpoint.mid_sync)
+    return unexpected(std::string("the peer cannot synchronise Message IDs (no RFC 6311 support negotiated)"));
+  IkeSaSnapshot s = checkpoint;
+  // RFC 6311 §5.1: M1 must exceed every Message ID the dead node used; P1 is the
+  // peer's next request as the checkpoint knew it (the peer answers with the truth).
+  s.next_request_mid += kMidSyncMargin;
+  s.last_response.clear();
+  s.last_request_hash = 0;
+  const std::uint64_t delta_in = s.replay_sync ? kSeqJump : 0;
+  for (auto& c : s.children) {
+    if (!c.esp) continue;
+    const std::uint64_t max = c.keys.esn ? ~std::uint64_t{0} : 0xffffffffu;
+    // §7: our own outbound numbers jump past whatever the dead node sent after the
+    // checkpoint; inbound, once the peer skipped `delta_in`, everything up to the
+    // checkpoint's top plus that is old.
+    c.esp->out_seq += seq_jump(c.esp->out_seq, max);
+    if (delta_in) {
+      c.esp->in_top = std::min(max, c.esp->in_top + delta_in);
+      std::fill(c.esp->in_received.begin(), c.esp->in_received.end(), ~std::uint64_t{0});
+    }
+  }
+  auto continued = continue_sa(s, false, now);
+  if (!continued) return unexpected(continued.error());
+  IkeSa& sa = **continued;
+  stats_.ike_imported++;
+  log(LogLevel::kInfo, &sa,
+      "taken over from a failed node: " + sa.local.to_string() + " <-> " + sa.remote.to_string() + ", " +
+          std::to_string(sa.children.size()) + " Child SA(s), synchronising from message IDs " +
+          std::to_string(sa.next_request_mid) + "/" + std::to_string(sa.expected_peer_mid));
+  if (!sync) sync = std::make_unique<MidSyncTask>(delta_in);
+  // Before anything else (a rekey due, a liveness check): no other request may go out
+  // with an unsynchronised Message ID.
+  sa.queue.insert(sa.queue.begin(), std::move(sync));
+  start_next(sa);
+  reschedule(sa);
+  reap();
   return sa.id;
 }
 

@@ -14,11 +14,27 @@ using wire::PayloadType;
 
 namespace {
 
-// RFC 6311 §5: each capability is claimed in IKE_AUTH; a claim is kept even though we
-// make none (yet), so that a cluster knows which peers a failover can sync.
+// RFC 6311 §5: each capability is claimed in IKE_AUTH and usable only if both sides
+// claimed it; the responder claims none the initiator did not.
 void note_ha_claims(IkeSa& sa, const std::vector<wire::Payload>& payloads) {
   sa.peer_mid_sync = wire::find_notify(payloads, NotifyType::kIkev2MessageIdSyncSupported) != nullptr;
   sa.peer_replay_sync = wire::find_notify(payloads, NotifyType::kIpsecReplayCounterSyncSupported) != nullptr;
+}
+
+// Our claims: the initiator's as its connection says, the responder's only as a
+// cluster member and only those the initiator made.
+void add_ha_claims(IkeSa& sa, Services& s, std::vector<wire::Payload>& out) {
+  if (!sa.config->ha_sync) return;
+  const bool ours = sa.initiator || s.config().ha_sync_member;
+  if (!ours) return;
+  const bool mid = sa.initiator || sa.peer_mid_sync;
+  const bool replay = sa.initiator || sa.peer_replay_sync;
+  if (mid) out.push_back(wire::make_notify(NotifyType::kIkev2MessageIdSyncSupported));
+  if (replay) out.push_back(wire::make_notify(NotifyType::kIpsecReplayCounterSyncSupported));
+  if (!sa.initiator) {
+    sa.mid_sync = mid;
+    sa.replay_sync = replay;
+  }
 }
 
 std::optional<Identity> identity_of(const wire::IdPayload* id) {
@@ -63,6 +79,7 @@ std::optional<std::vector<Payload>> IkeAuthTask::build_request(IkeSa& sa, Servic
   if (c.remote_id) out.push_back(id_payload(PayloadType::kIdr, *c.remote_id));
   out.push_back(auth_payload(psk_auth_value(sa, true, c.psk, c.local_id)));
   if (auto* m = s.mobility(); m && c.mobike) m->auth_payloads(sa, s, out);
+  add_ha_claims(sa, s, out);
   if (!c.children.empty()) {
     child_config_ = &c.children.front();
     if (!spi_in_) spi_in_ = allocate_spi(s);
@@ -101,6 +118,8 @@ TaskResult IkeAuthTask::process_response(IkeSa& sa, Services& s, const std::vect
   }
   sa.remote_id = idr;
   note_ha_claims(sa, payloads);
+  sa.mid_sync = c.ha_sync && sa.peer_mid_sync;
+  sa.replay_sync = c.ha_sync && sa.peer_replay_sync;
   if (auto* m = s.mobility(); m && c.mobike) m->auth_received(sa, s, payloads);
   mark_established(sa, s);
 
@@ -184,6 +203,7 @@ AuthResponse respond_ike_auth(IkeSa& sa, Services& s, const std::vector<Payload>
   r.payloads.push_back(id_payload(PayloadType::kIdr, cfg->local_id));
   r.payloads.push_back(auth_payload(psk_auth_value(sa, false, cfg->psk, cfg->local_id)));
   if (mobility && sa.peer_mobike) mobility->auth_payloads(sa, s, r.payloads);
+  add_ha_claims(sa, s, r.payloads);
   mark_established(sa, s);
 
   if (wire::find_payload<wire::SaPayload>(request, PayloadType::kSa)) {

@@ -105,11 +105,21 @@ struct IkeSa {
   bool nat_remote = false;  // the peer is behind a NAT
   bool peer_mobike = false;
   bool peer_nat_d = false;  // the peer sent NAT detection payloads
-  // The peer claimed RFC 6311 support in IKE_AUTH (IKEV2_MESSAGE_ID_SYNC_SUPPORTED,
-  // IPSEC_REPLAY_COUNTER_SYNC_SUPPORTED): what a cluster can do for this SA when its
-  // node fails. We claim neither yet: the member's side comes with failover.
+  // RFC 6311 in IKE_AUTH (IKEV2_MESSAGE_ID_SYNC_SUPPORTED,
+  // IPSEC_REPLAY_COUNTER_SYNC_SUPPORTED): what the peer claimed, and what both claimed
+  // (only those may be used: what a cluster can do for this SA when its node fails).
   bool peer_mid_sync = false;
   bool peer_replay_sync = false;
+  bool mid_sync = false;
+  bool replay_sync = false;
+  // The peer side of RFC 6311 §5.1: the highest M1 a synchronisation request carried
+  // (a request with one no higher is stale or replayed), and the answer to the last
+  // one, for its bit-identical retransmissions.
+  bool sync_seen = false;
+  std::uint32_t sync_highest_m1 = 0;
+  std::uint64_t sync_request_hash = 0;
+  Bytes sync_response;
+  Endpoint sync_response_to;
   // The peer's last NAT_DETECTION_DESTINATION_IP: the hash of our address as it saw it
   // (RFC 4555 §3.8 compares it to notice a NAT mapping change).
   Bytes nat_d_dest_seen;

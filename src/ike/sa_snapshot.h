@@ -52,6 +52,8 @@ struct IkeSaSnapshot {
   bool peer_nat_d = false;
   bool peer_mid_sync = false;     // RFC 6311, as the peer claimed in IKE_AUTH
   bool peer_replay_sync = false;
+  bool mid_sync = false;          // ... and claimed by both sides: usable
+  bool replay_sync = false;
   Bytes nat_d_dest_seen;
   std::optional<Identity> remote_id;
 

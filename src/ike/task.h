@@ -27,6 +27,12 @@ class Task {
   virtual std::optional<std::vector<wire::Payload>> build_request(IkeSa& sa, Services& s) = 0;
   virtual TaskResult process_response(IkeSa& sa, Services& s,
                                       const std::vector<wire::Payload>& payloads) = 0;
+  // A request sent with a fixed Message ID instead of the SA's next one (RFC 6311's
+  // synchronisation uses 0).
+  virtual std::optional<std::uint32_t> message_id() const { return std::nullopt; }
+  // An authentic response with the request's Message ID that is still not the answer
+  // (RFC 6311: the nonce not echoed): dropped, and the request retransmitted as before.
+  virtual bool accepts_response(const IkeSa&, const std::vector<wire::Payload>&) const { return true; }
   // Called when the IKE SA dies with this task queued or active.
   virtual void abort(IkeSa&, Services&) {}
   // The request is given up while the IKE SA lives on: a cluster move settled it on

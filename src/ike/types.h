@@ -71,6 +71,7 @@ struct DataplaneOp {
     kUpdateAddresses,  // outer addresses / encapsulation changed (MOBIKE)
     kActivateOutbound,  // a rekeyed Child SA installed receive-only may now send
     kSuspendOutbound,   // send nothing more on this SA (it is about to move to another node)
+    kAdvanceOutbound,   // skip `advance` outbound sequence numbers (RFC 6311 §7, the peer asked)
   };
   Kind kind = Kind::kInstall;
   std::uint64_t ike_sa_id = 0;
@@ -89,6 +90,7 @@ struct DataplaneOp {
   // kInstall of a Child SA that another node held: continue its sequence numbers and
   // replay window (sending strictly after out_seq).
   std::optional<EspState> resume;
+  std::uint64_t advance = 0;  // kAdvanceOutbound
 };
 
 enum class EventKind : std::uint8_t {
@@ -109,6 +111,9 @@ enum class EventKind : std::uint8_t {
   // sent with our next Message ID, and stays with this node — the answer carried an
   // error, or the peer sent its next request here after it (detail: which).
   kHandoffAnswered,
+  // RFC 6311: the IKE SA's Message IDs were synchronised after a cluster failover
+  // (detail: the new values), as the peer or as the member that took the SA over.
+  kMidSynced,
 };
 
 struct Event {
@@ -132,6 +137,9 @@ struct EngineConfig {
   Duration half_open_timeout{30000};
   Duration keepalive_interval{20000};
   std::uint16_t switch_notify_type = 61440;
+  // A member of a gateway cluster: as the responder, claim the RFC 6311 capabilities
+  // the initiator claims (a node that fails over can then synchronise its SAs).
+  bool ha_sync_member = false;
 };
 
 // Counters for `mobikectl stats`. Every dropped datagram is counted under one reason.
@@ -155,6 +163,13 @@ struct Stats {
   std::uint64_t ike_exported = 0;
   std::uint64_t ike_imported = 0;
   std::uint64_t dropped_handed_over = 0;
+  // RFC 6311: synchronisation requests answered (the peer side), synchronisations we
+  // completed after taking SAs over (the member side), and synchronisation messages
+  // dropped: stale, replayed, malformed, not negotiated, or a response whose nonce did
+  // not match.
+  std::uint64_t mid_syncs_answered = 0;
+  std::uint64_t mid_syncs_completed = 0;
+  std::uint64_t dropped_sync = 0;
 };
 
 }  // namespace mobike::ike

@@ -8,9 +8,8 @@
 #include <algorithm>
 #include <set>
 
-#include "cluster/node.h"
+#include "cluster_helpers.h"
 #include "ike/informational.h"
-#include "switch_helpers.h"
 
 namespace mobike::sim {
 namespace {
@@ -18,60 +17,6 @@ namespace {
 using cluster::MoveOutcome;
 using cluster::Node;
 using cluster::SaRecord;
-
-// One key space with a global revision, compare-and-put on the modification revision,
-// and a watch that every node sees in order.
-class FakeStore {
- public:
-  struct Entry {
-    Bytes value;
-    std::int64_t mod_revision = 0;
-  };
-  std::map<std::string, Entry> kv;
-  std::int64_t revision = 0;
-  std::size_t refused_writes = 0;
-
-  // Applies one of `from`'s writes; adds its result and the event for every watcher.
-  void apply(Node& from, const cluster::StoreWrite& w, std::vector<std::pair<Node*, cluster::StoreWriteResult>>& results,
-             std::vector<cluster::StoreEvent>& events) {
-    auto it = kv.find(w.key);
-    const std::int64_t current = it == kv.end() ? 0 : it->second.mod_revision;
-    cluster::StoreWriteResult r{w.tag, current == w.expect, 0};
-    if (r.succeeded) {
-      ++revision;
-      if (w.put)
-        kv[w.key] = {*w.put, revision};
-      else
-        kv.erase(w.key);
-      r.revision = revision;
-      events.push_back({w.key, w.put, revision});
-    } else {
-      refused_writes++;
-    }
-    results.emplace_back(&from, r);
-  }
-};
-
-// The outbound SPIs a host's data plane sends on, from the operations it was given.
-std::set<std::uint32_t> sending(const Host& h) {
-  std::map<std::uint64_t, std::pair<std::uint32_t, bool>> children;  // id -> (SPI out, sends)
-  for (const auto& op : h.dataplane) {
-    using K = ike::DataplaneOp::Kind;
-    if (op.kind == K::kInstall) children[op.child_sa_id] = {op.spi_out, !op.outbound_deferred};
-    if (op.kind == K::kActivateOutbound) children[op.child_sa_id] = {op.spi_out, true};
-    if (op.kind == K::kSuspendOutbound || op.kind == K::kDelete) children[op.child_sa_id] = {op.spi_out, false};
-  }
-  std::set<std::uint32_t> out;
-  for (const auto& [id, c] : children)
-    if (c.second) out.insert(c.first);
-  return out;
-}
-
-cluster::ClusterKey key_of(std::uint8_t seed) {
-  cluster::ClusterKey k{};
-  for (std::size_t i = 0; i < k.size(); ++i) k[i] = static_cast<std::uint8_t>(seed ^ (i * 31));
-  return k;
-}
 
 struct Client {
   bool allows_b = true;
@@ -269,9 +214,11 @@ TEST_F(ClusterMove, ALiveSaMovesAndTheClientFollowsThroughItsNat) {
   ASSERT_TRUE(s.start());
   const Spis before = spis_of(*s.p.ini);
   const std::uint64_t client_sa = only_sa(*s.p.ini)->id;
-  // As if the client had claimed RFC 6311 Message ID sync: the claim moves with the SA.
+  // As if the client had claimed RFC 6311 Message ID sync only, and the node both: the
+  // claims move with the SA.
   s.p.res->engine->with_sa(only_sa(*s.p.res)->id, s.p.net.now(), [](ike::IkeSa& sa, ike::Services&) {
-    sa.peer_mid_sync = true;
+    sa.peer_mid_sync = sa.mid_sync = true;
+    sa.peer_replay_sync = sa.replay_sync = false;
     return true;
   });
   ASSERT_TRUE(node_a->move(only_sa(*s.p.res)->id, "b", s.p.net.now()));
@@ -294,7 +241,9 @@ TEST_F(ClusterMove, ALiveSaMovesAndTheClientFollowsThroughItsNat) {
   EXPECT_EQ(only_sa(*s.p.ini)->remote.address, R2());
   EXPECT_EQ(only_sa(*b)->remote, s.ini_public);
   EXPECT_TRUE(only_sa(*b)->peer_mid_sync);
+  EXPECT_TRUE(only_sa(*b)->mid_sync);
   EXPECT_FALSE(only_sa(*b)->peer_replay_sync);
+  EXPECT_FALSE(only_sa(*b)->replay_sync);
   EXPECT_EQ(node_a->stats().moves_out, 1u);
   EXPECT_EQ(node_b->stats().moves_in, 1u);
   EXPECT_TRUE(sending(*s.p.res).empty());

@@ -37,11 +37,14 @@ struct SwitchSetup {
   // ike::EngineConfig::switch_notify_type of each side.
   std::uint16_t ini_notify = kSwitchNotify;
   std::uint16_t res_notify = kSwitchNotify;
+  // The gateway is a cluster member (claims RFC 6311 as the responder).
+  bool ha_member = false;
 };
 
-inline ike::EngineConfig engine_with_notify(std::uint16_t type) {
+inline ike::EngineConfig engine_with_notify(std::uint16_t type, bool ha_member = false) {
   ike::EngineConfig c;
   c.switch_notify_type = type;
+  c.ha_sync_member = ha_member;
   return c;
 }
 
@@ -75,7 +78,7 @@ struct Sw {
   std::uint16_t port = 4500;     // the gateway's IKE port (500 without NAT traversal)
 
   explicit Sw(SwitchSetup s = {})
-      : p(s.nat, engine_with_notify(s.res_notify), 1, engine_with_notify(s.ini_notify)), setup(std::move(s)) {
+      : p(s.nat, engine_with_notify(s.res_notify, s.ha_member), 1, engine_with_notify(s.ini_notify)), setup(std::move(s)) {
     p.net.set_addresses(*p.res, setup.res_addresses);
     if (!setup.ini_extra.empty()) {
       auto all = p.ini->addresses;

@@ -49,6 +49,8 @@ ike::IkeSaSnapshot sample() {
   s.peer_nat_d = true;
   s.peer_mid_sync = true;
   s.peer_replay_sync = false;
+  s.mid_sync = true;
+  s.replay_sync = false;
   s.nat_d_dest_seen = filled(20, 1);
   s.remote_id = ike::Identity{wire::IdType::kRfc822Addr, filled(12, 2)};
   s.ike_proposal.number = 2;
@@ -132,22 +134,37 @@ TEST(SaCodec, UnknownVersionAndTrailingOctetsAreRefused) {
   b[0] = kSnapshotVersion + 1;
   r = decode_snapshot(b);
   ASSERT_FALSE(r);
-  EXPECT_NE(r.error().find("version 3"), std::string::npos) << r.error();
+  EXPECT_NE(r.error().find("versions 1 to 3"), std::string::npos) << r.error();
 }
 
+// The offset of the RFC 6311 flags: version 1, connection 4 + 2, two flags, two SPIs
+// 16, an IPv4 and an IPv6 endpoint 7 + 19, four flags.
+constexpr std::size_t kHaFlagsAt = 1 + 6 + 2 + 16 + 7 + 19 + 4;
+
 TEST(SaCodec, Version1IsReadAsNoHaClaims) {
-  // What a node of the previous version sealed: no RFC 6311 flags after peer_nat_d.
-  // Their offset: version 1, connection 4 + 2, two flags, two SPIs 16, an IPv4 and an
-  // IPv6 endpoint 7 + 19, four flags.
+  // What a node of version 1 sealed: no RFC 6311 flags after peer_nat_d.
   Bytes b = encode_snapshot(sample());
-  constexpr std::size_t at = 1 + 6 + 2 + 16 + 7 + 19 + 4;
-  ASSERT_EQ(b[at], 1) << "peer_mid_sync is not where expected";
-  b.erase(b.begin() + at, b.begin() + at + 2);
+  ASSERT_EQ(b[kHaFlagsAt], 1) << "peer_mid_sync is not where expected";
+  b.erase(b.begin() + kHaFlagsAt, b.begin() + kHaFlagsAt + 4);
   b[0] = 1;
   auto r = decode_snapshot(b);
   ASSERT_TRUE(r) << r.error();
   auto expected = sample();
-  expected.peer_mid_sync = expected.peer_replay_sync = false;
+  expected.peer_mid_sync = expected.peer_replay_sync = expected.mid_sync = expected.replay_sync = false;
+  EXPECT_EQ(*r, expected);
+}
+
+TEST(SaCodec, Version2IsReadAsClaimsNoneUsable) {
+  // Version 2 kept the peer's claims only: whether we claimed too is unknown, so
+  // nothing is usable (a failover cannot synchronise such an SA).
+  Bytes b = encode_snapshot(sample());
+  ASSERT_EQ(b[kHaFlagsAt + 2], 1) << "mid_sync is not where expected";
+  b.erase(b.begin() + kHaFlagsAt + 2, b.begin() + kHaFlagsAt + 4);
+  b[0] = 2;
+  auto r = decode_snapshot(b);
+  ASSERT_TRUE(r) << r.error();
+  auto expected = sample();
+  expected.mid_sync = expected.replay_sync = false;
   EXPECT_EQ(*r, expected);
 }
 

@@ -1,0 +1,220 @@
+// Failover (docs/cluster.md "Failover"): every SA a node runs is checkpointed into its
+// record, sas/<S> = {owned, owner, blob}, when it is established, rekeyed, moved or
+// synchronised and, if it changed, every checkpoint_interval; when a node's lease
+// expires the survivors share its SAs out by rendezvous hashing, the chosen one claims
+// each with a compare-and-put on the record (the store decides: exactly one wins), and
+// continues it with RFC 6311 (mobility::take_over). A node that sees another claim an SA
+// it still runs was taken for dead: it drops its copy (fencing by the record's revision:
+// its own checkpoint writes compare on the revision it last saw, and fail).
+#include <algorithm>
+#include <set>
+
+#include "cluster/node.h"
+#include "mobility/failover.h"
+
+namespace mobike::cluster {
+
+namespace {
+
+// FNV-1a: the same on every node and build, unlike std::hash.
+std::uint64_t stable_hash(std::string_view s) {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
+  return h;
+}
+
+bool live(const ike::IkeSa& sa) {
+  return sa.state == ike::IkeState::kEstablished || sa.state == ike::IkeState::kRekeying;
+}
+
+}  // namespace
+
+bool Node::ours_to_take(const std::string& item) const {
+  // Rendezvous hashing: every survivor computes the same winner from the same members,
+  // and a node that joins or leaves moves only its own share.
+  const std::string* best = &config_.name;
+  std::uint64_t best_score = stable_hash(item + "\n" + config_.name);
+  for (const auto& m : members_) {
+    const std::uint64_t score = stable_hash(item + "\n" + m);
+    if (score > best_score || (score == best_score && m < *best)) {
+      best_score = score;
+      best = &m;
+    }
+  }
+  return *best == config_.name;
+}
+
+void Node::checkpoint_due(TimePoint now, bool all) {
+  const std::string prefix = config_.prefix + "sas/";
+  std::set<std::string> running;
+  engine_.for_each_ike_sa([&](const ike::IkeSa& sa) {
+    if (!live(sa) || sa.handoff != ike::Handoff::kNone) return;
+    const std::string key = prefix + sa_name(sa.spi_i, sa.spi_r);
+    if (outgoing_.count(key) || incoming_.count(key)) return;  // the move's records
+    running.insert(key);
+    Held& h = held_[key];
+    if (h.ike_sa_id != sa.id) h = Held{sa.id};
+    const bool urgent = std::find(urgent_.begin(), urgent_.end(), sa.id) != urgent_.end();
+    if ((!all && !urgent) || sa.state != ike::IkeState::kEstablished || queued_writes_.count(key)) return;
+    // Urgent or not, only what changed is written: an event says when to look.
+    bool changed = !h.written || sa.local != h.local || sa.remote != h.remote ||
+                   sa.children.size() != h.spis.size() ||
+                   sa.next_request_mid + sa.expected_peer_mid - h.mids >= config_.checkpoint_mid_drift;
+    for (std::size_t i = 0; !changed && i < sa.children.size(); ++i) {
+      const auto& c = sa.children[i];
+      if (c.spi_in != h.spis[i]) {
+        changed = true;
+        break;
+      }
+      auto esp = dataplane_.esp_state ? dataplane_.esp_state(c.id) : std::nullopt;
+      // Inbound: any change (the replay window a peer without replay counter sync
+      // relies on); outbound: runs of checkpoint_seq_drift (the failover jumps 2^30).
+      changed = esp && (esp->in_top != h.in_top[i] || esp->out_seq - h.out_seq[i] >= config_.checkpoint_seq_drift);
+    }
+    if (changed) checkpoint(key, sa, h, now);
+  });
+  urgent_.clear();
+  // Deleted, failed, replaced by an IKE rekey: its record goes too (SAs that moved away
+  // left held_ when they did; their records are the new owner's).
+  for (auto it = held_.begin(); it != held_.end();) {
+    if (running.count(it->first) || outgoing_.count(it->first) || incoming_.count(it->first)) {
+      ++it;
+      continue;
+    }
+    if (const ike::IkeSa* sa = engine_.find_ike_sa(it->second.ike_sa_id); sa && live(*sa)) {
+      ++it;  // quiesced or exported: a move in progress decides
+      continue;
+    }
+    if (queued_writes_.count(it->first)) {
+      ++it;  // after the write in flight
+      continue;
+    }
+    if (it->second.written) {
+      write(it->first, std::nullopt, true);
+      stats_.checkpoint_deletes++;
+    }
+    it = held_.erase(it);
+  }
+}
+
+void Node::checkpoint(const std::string& key, const ike::IkeSa& sa, Held& h, TimePoint now) {
+  auto snap = engine_.checkpoint(sa.id, now);
+  if (!snap) return;  // an exchange of MOBIKE under way: the next tick
+  Held next{sa.id, true, sa.next_request_mid + sa.expected_peer_mid, {}, {}, {}, sa.local, sa.remote};
+  for (auto& cs : snap->children) {
+    const ike::ChildSa* c = nullptr;
+    for (const auto& x : sa.children)
+      if (x.spi_in == cs.spi_in) c = &x;
+    auto esp = c && dataplane_.esp_state ? dataplane_.esp_state(c->id) : std::nullopt;
+    if (!esp) {
+      wipe_snapshot_keys(*snap);
+      return;
+    }
+    next.spis.push_back(cs.spi_in);
+    next.out_seq.push_back(esp->out_seq);
+    next.in_top.push_back(esp->in_top);
+    cs.esp = std::move(*esp);
+  }
+  // The fingerprint compares child by child in the SA's order.
+  if (next.spis.size() != sa.children.size()) next.spis.assign(sa.children.size(), 0);
+  Bytes blob = seal_snapshot(*snap, config_.key, key, random_);
+  wipe_snapshot_keys(*snap);
+  h = std::move(next);
+  write(key, encode_record({SaRecord::Phase::kOwned, config_.name, {}, std::move(blob)}), true);
+  stats_.checkpoints++;
+}
+
+void Node::note_foreign(const std::string& key, const SaRecord* rec, TimePoint now) {
+  if (!rec || rec->phase != SaRecord::Phase::kOwned || rec->owner == config_.name) {
+    foreign_.erase(key);
+    return;
+  }
+  if (rec->blob.empty())
+    foreign_.erase(key);
+  else
+    foreign_[key] = {rec->owner, rec->blob};
+  auto h = held_.find(key);
+  if (h == held_.end() || outgoing_.count(key) || incoming_.count(key)) return;
+  // Another node claimed an SA we run: the cluster took us for dead (our lease expired)
+  // and the SA is that node's now. Ours goes without a DELETE.
+  const std::uint64_t id = h->second.ike_sa_id;
+  held_.erase(h);
+  if (engine_.release(id, now)) {
+    stats_.fenced++;
+    log(ike::LogLevel::kWarn, key + " was claimed by " + rec->owner + " (this node was taken for dead): dropped here");
+  }
+}
+
+void Node::share_out(const std::string& dead) {
+  std::vector<std::pair<std::string, Bytes>> orphans;
+  for (const auto& [k, f] : foreign_)
+    if (f.owner == dead) orphans.emplace_back(k, f.blob);
+  if (orphans.empty()) return;
+  stats_.failovers++;
+  std::size_t mine = 0;
+  for (auto& [key, blob] : orphans) {
+    auto snap = open_snapshot(blob, config_.key, key);
+    if (!snap) {
+      if (ours_to_take(key)) lose(key, "unreadable checkpoint", to_string(snap.error().error));
+      continue;
+    }
+    const auto to = own_address(snap->local.address);
+    auto how = mobility::failover_sync(*snap, to);
+    // Peers without the switch answer the plain synchronisation at the dead node's
+    // address: one node takes that address over and all those SAs with it.
+    const bool plain = how && *how == mobility::FailoverSync::kPlain;
+    const std::string item = plain ? "address " + snap->local.address.to_string() : key;
+    const bool has_address = to.has_value();
+    wipe_snapshot_keys(*snap);
+    if (!ours_to_take(item)) continue;
+    if (!how) {
+      lose(key, "no RFC 6311", how.error());
+      continue;
+    }
+    if (!has_address) {
+      lose(key, "no address of its family", "this node has none");
+      continue;
+    }
+    SaRecord claim{SaRecord::Phase::kOwned, config_.name, dead, blob};
+    claims_[write(key, encode_record(claim))] = {key, dead, std::move(blob)};
+    mine++;
+  }
+  log(ike::LogLevel::kInfo, dead + " left with " + std::to_string(orphans.size()) + " SA(s); claiming " +
+                                std::to_string(mine) + " of them");
+}
+
+void Node::claimed(const Claim& c, bool won, TimePoint now) {
+  if (!won) {
+    stats_.claims_lost++;
+    log(ike::LogLevel::kInfo, c.key + " of " + c.dead + ": another node claimed it first");
+    return;
+  }
+  auto snap = open_snapshot(c.blob, config_.key, c.key);
+  if (!snap) return lose(c.key, "unreadable checkpoint", to_string(snap.error().error));
+  const IpAddress dead_address = snap->local.address;
+  auto taken = mobility::take_over(engine_, *snap, own_address(dead_address), now);
+  wipe_snapshot_keys(*snap);
+  if (!taken) return lose(c.key, "not continued", taken.error());
+  stats_.claimed++;
+  const bool plain = taken->sync == mobility::FailoverSync::kPlain;
+  (plain ? stats_.claimed_plain : stats_.claimed_combined)++;
+  held_[c.key] = Held{taken->ike_sa_id, true};
+  if (plain && std::find(taken_.begin(), taken_.end(), dead_address) == taken_.end()) {
+    taken_.push_back(dead_address);
+    takeovers_.push_back(dead_address);
+  }
+  log(ike::LogLevel::kInfo, c.key + " of " + c.dead + " continues here (" +
+                                (plain ? "synchronising from " + dead_address.to_string() + ", taken over"
+                                       : "synchronising and switching the client here") +
+                                ")");
+}
+
+void Node::lose(const std::string& key, const std::string& reason, const std::string& detail) {
+  stats_.lost++;
+  stats_.lost_by_reason[reason]++;
+  log(ike::LogLevel::kWarn, key + " is lost: " + reason + " (" + detail + ")");
+  foreign_.erase(key);
+  write(key, std::nullopt);
+}
+
+}  // namespace mobike::cluster
