@@ -191,7 +191,10 @@ void Node::on_write_result(const StoreWriteResult& r, TimePoint now) {
   if (it == pending_writes_.end()) return;
   const std::string key = it->second.first;
   pending_writes_.erase(it);
-  batch_tags_.erase(r.tag);
+  // A checkpoint that did not make it (etcd out of reach, or the key changed: then the
+  // watch tells why) is written again when next due.
+  if (batch_tags_.erase(r.tag) && !r.succeeded)
+    if (auto h = held_.find(key); h != held_.end()) h->second.written = false;
   // The watch may have told us of later changes already: the result must not hide them.
   if (Seen& k = seen_[key]; r.succeeded && r.revision > k.at) k = {r.revision, r.revision};
   if (auto q = queued_writes_.find(key); q != queued_writes_.end()) {

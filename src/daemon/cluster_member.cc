@@ -4,10 +4,15 @@
 #include <cmath>
 
 #include <asio/post.hpp>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <spdlog/spdlog.h>
 
 #include "daemon/log_sink.h"
 #include "mobility/mobike.h"
+#include "platform/proxy_arp.h"
+#include "platform/rtnetlink.h"
+#include "platform/sockaddr.h"
 
 namespace mobike::daemon {
 
@@ -27,6 +32,9 @@ constexpr auto kRevokeTimeout = std::chrono::milliseconds(500);
 // membership: etcd answers several clients' transactions together (measured: 391-714
 // serial transactions/s through one connection, 968-1614/s through 8).
 constexpr std::size_t kWriters = 4;
+// Checkpoints per transaction: a compare and an operation each, under etcd's default
+// limit of 128 operations.
+constexpr std::size_t kBatch = 100;
 
 bool not_sent(const etcd::Error& e) {
   // Nothing applied: no connection was made, or etcd refused before acting (no leader).
@@ -83,6 +91,7 @@ ClusterMember::ClusterMember(asio::io_context& io, ike::Engine& engine, ClusterC
             n.addresses = config_.addresses;
             n.switch_sender = config_.switch_sender;
             n.relay_patience = config_.move_timeout;
+            if (config_.failover) n.checkpoint_interval = config_.checkpoint_interval;
             return n;
           }(),
           engine, std::move(dataplane), random, log_to_spdlog),
@@ -365,6 +374,7 @@ void ClusterMember::on_kv(const std::string& key, const std::optional<std::strin
     if (!value) {
       if (members_.erase(name)) {
         spdlog::info("cluster: node {} left", name);
+        sync_members();
         node_.on_node_gone(name, t);
         announce_members();
       }
@@ -383,7 +393,9 @@ void ClusterMember::on_kv(const std::string& key, const std::optional<std::strin
     }
     if (!members_.count(name)) spdlog::info("cluster: node {} is a member ({})", name, m.state);
     const bool moved = !members_.count(name) || members_[name].addresses != m.addresses;
+    const bool joined = !members_.count(name);
     members_[name] = std::move(m);
+    if (joined) sync_members();
     if (moved) announce_members();
   } else if (key.starts_with(requests)) {
     if (key.substr(requests.size()) != config_.node || !value) return;
@@ -417,12 +429,102 @@ void ClusterMember::on_event(const ike::Event& e) { node_.on_engine_event(e, now
 void ClusterMember::after_flush() {
   if (stopped()) return;
   for (auto& o : node_.take_outcomes()) record_outcome(o);
+  for (const auto& a : node_.take_address_takeovers()) take_address(a);
   send_writes();
   arm_node_timer();
 }
 
+void ClusterMember::sync_members() {
+  std::vector<std::string> names{config_.node};
+  for (const auto& [name, m] : members_) names.push_back(name);
+  node_.set_members(std::move(names));
+}
+
+void ClusterMember::take_address(const IpAddress& address) {
+  // On the interface of our own address of its family (the nodes share that network),
+  // announced at once so that the router's neighbour entry points here.
+  std::string interface;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) == 0) {
+    for (ifaddrs* i = list; i && interface.empty(); i = i->ifa_next) {
+      if (!i->ifa_addr) continue;
+      const socklen_t len = i->ifa_addr->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+      auto ep = platform::from_sockaddr(i->ifa_addr, len);
+      if (!ep) continue;
+      for (const auto& own : config_.addresses)
+        if (own == ep->address && own.family() == address.family()) interface = i->ifa_name;
+    }
+    ::freeifaddrs(list);
+  }
+  if (interface.empty()) {
+    spdlog::error("cluster: cannot take {} over: no interface holds an address of this node of its family",
+                  address.to_string());
+    return;
+  }
+  auto rc = platform::RouteControl::open();
+  auto added = rc ? rc->add_address(address, static_cast<int>(::if_nametoindex(interface.c_str())))
+                  : Expected<void, platform::SysError>(unexpected(rc.error()));
+  if (!added) {
+    spdlog::error("cluster: cannot take {} over on {}: {}", address.to_string(), interface, added.error().message());
+    return;
+  }
+  taken_over_.push_back(address.to_string());
+  if (auto arp = platform::ProxyArp::open(interface); arp) {
+    if (auto a = arp->announce(address); !a) spdlog::warn("cluster: announcing {}: {}", address.to_string(), a.error().message());
+  }
+  spdlog::info("cluster: took {} over on {} (its node died; clients without the switch sync there)",
+               address.to_string(), interface);
+}
+
+void ClusterMember::send_batch(std::vector<cluster::StoreWrite> batch) {
+  etcd_ops_++;
+  post_work([this, batch = std::move(batch)](platform::EtcdClient& c) {
+    // One transaction for all when every compare holds (the usual case: each key is ours
+    // and at the revision we know); else each on its own, so that one key another node
+    // changed does not hold the others back.
+    std::vector<cluster::StoreWriteResult> results;
+    std::optional<etcd::Error> last;
+    std::vector<etcd::Compare> cmp;
+    std::vector<etcd::Op> ops;
+    for (const auto& w : batch) {
+      cmp.push_back(etcd::Compare::mod_revision(w.key, etcd::Compare::Result::kEqual, w.expect));
+      ops.push_back(w.put ? etcd::Op::put_kv(w.key, as_string(*w.put)) : etcd::Op::del_key(w.key));
+    }
+    auto r = c.txn(cmp, ops);
+    if (r && r->succeeded) {
+      for (const auto& w : batch) results.push_back(cluster::StoreWriteResult{w.tag, true, r->revision()});
+    } else if (r) {
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        auto one = c.txn(std::span(&cmp[i], 1), std::span(&ops[i], 1));
+        if (!one) last = one.error();
+        results.push_back(
+            cluster::StoreWriteResult{batch[i].tag, one && one->succeeded, one ? one->revision() : std::int64_t{0}});
+      }
+    } else {
+      last = r.error();
+      for (const auto& w : batch) results.push_back(cluster::StoreWriteResult{w.tag, false, 0});
+    }
+    asio::post(io_, [this, results = std::move(results), last] {
+      if (stopped()) return;
+      if (last) {
+        etcd_errors_++;
+        set_reachable(false, last->to_string());
+      }
+      for (const auto& result : results) node_.on_write_result(result, now());
+      flush_();
+    });
+  }, 1);
+}
+
 void ClusterMember::send_writes() {
+  std::vector<cluster::StoreWrite> batch;
   for (auto& w : node_.take_writes()) {
+    if (w.batch) {
+      batch.push_back(std::move(w));
+      // etcd allows 128 operations per transaction by default (--max-txn-ops).
+      if (batch.size() == kBatch) send_batch(std::exchange(batch, {}));
+      continue;
+    }
     etcd_ops_++;
     // A write per SA and node: one thread and connection each would make etcd's round
     // trips the pace of a drain; by key, so that the writes of one SA stay in order.
@@ -472,6 +574,7 @@ void ClusterMember::send_writes() {
       });
     }, writer);
   }
+  if (!batch.empty()) send_batch(std::move(batch));
 }
 
 void ClusterMember::arm_node_timer() {
@@ -761,7 +864,27 @@ json ClusterMember::status() const {
             {"etcd_writes", etcd_ops_},
             {"etcd_errors", etcd_errors_},
             {"watch_events", watch_events_},
-            {"rejoins", rejoins_}}}};
+            {"rejoins", rejoins_}}},
+          {"failover", failover_view()}};
+}
+
+json ClusterMember::failover_view() const {
+  const auto& s = node_.stats();
+  json lost = json::object();
+  for (const auto& [why, n] : s.lost_by_reason) lost[why] = n;
+  return {{"enabled", config_.failover},
+          {"checkpoint_interval_ms", config_.checkpoint_interval.count()},
+          {"checkpoints", s.checkpoints},
+          {"checkpoint_deletes", s.checkpoint_deletes},
+          {"failovers", s.failovers},
+          {"claimed", s.claimed},
+          {"claimed_combined", s.claimed_combined},
+          {"claimed_plain", s.claimed_plain},
+          {"claims_lost", s.claims_lost},
+          {"lost", s.lost},
+          {"lost_by_reason", lost},
+          {"fenced", s.fenced},
+          {"addresses_taken_over", taken_over_}};
 }
 
 void ClusterMember::annotate(json& list) const {

@@ -103,6 +103,10 @@ class ClusterMember {
   void publish_self();
   std::string self_record() const;
   void send_writes();
+  void send_batch(std::vector<cluster::StoreWrite> batch);
+  void sync_members();                       // the live members to the Node (failover)
+  void take_address(const IpAddress& address);  // a dead node's, for clients without the switch
+  nlohmann::json failover_view() const;
   void arm_node_timer();
   void start_job(Job job);
   void drive_job();
@@ -136,6 +140,7 @@ class ClusterMember {
   std::uint64_t published_sas_ = UINT64_MAX;
   std::string published_state_;
   std::uint64_t etcd_ops_ = 0, etcd_errors_ = 0, watch_events_ = 0, rejoins_ = 0;
+  std::vector<std::string> taken_over_;  // dead nodes' addresses this node took over
 
   std::optional<Job> job_;
   ike::TimePoint rebalance_quiet_until_{};

@@ -75,6 +75,12 @@ struct ClusterConfig {
   // Announce the other nodes' addresses to clients (MOBIKE additional addresses), so that
   // a client follows a move there without a switch_allow of its own.
   bool announce_addresses = true;
+  // Failover (docs/cluster.md): checkpoint every SA into its record and continue a dead
+  // node's SAs on the survivors (RFC 6311; the combined switch where the client has it).
+  bool failover = true;
+  // How often changed SAs are checkpointed (established, rekeyed, moved and synchronised
+  // SAs at once).
+  std::chrono::milliseconds checkpoint_interval{std::chrono::seconds(10)};
 };
 
 struct Config {

@@ -480,6 +480,21 @@ constexpr Key<L> kClusterKeys[] = {
      [](const Value& v, L& c) {
        if (auto b = v.boolean()) c.cluster.announce_addresses = *b;
      }},
+    {"failover", "true",
+     "checkpoint every SA into etcd and continue a dead node's SAs on the survivors (RFC 6311, with the switch where the client has it)",
+     [](const Value& v, L& c) {
+       if (auto b = v.boolean()) c.cluster.failover = *b;
+     }},
+    {"checkpoint_interval", R"("10s")",
+     "failover: how often SAs that changed are written to etcd (new, rekeyed, moved and synchronised ones at once)",
+     [](const Value& v, L& c) {
+       auto d = v.duration();
+       if (!d) return;
+       if (d->count() < 100)
+         v.fail("must be at least 100ms");
+       else
+         c.cluster.checkpoint_interval = *d;
+     }},
     {"move_timeout", R"("60s")", "a cluster command answers by then with moves still under way as pending; etcd writes and waits give up after it",
      [](const Value& v, L& c) {
        auto d = v.duration();
@@ -589,6 +604,11 @@ constexpr Key<C> kConnectionKeys[] = {
      }},
     {"esp_proposals", R"("aes128gcm16")", "for the children; a DH group here means PFS on rekeys",
      [](const Value& v, C& c) { esp_proposals(v, c.esp_default); }},
+    {"ha_sync", "true",
+     "claim RFC 6311 (message ID and replay counter sync) so that a gateway cluster can fail this SA over; a gateway claims it only as a cluster member",
+     [](const Value& v, C& c) {
+       if (auto b = v.boolean()) c.conn.ha_sync = *b;
+     }},
     {"dpd_delay", R"("30s")", "liveness check interval; 0: none",
      [](const Value& v, C& c) {
        if (auto d = v.duration()) c.conn.dpd_delay = *d;

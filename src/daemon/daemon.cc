@@ -27,8 +27,9 @@ ike::TimePoint now() { return ike::Clock::now(); }
 
 }  // namespace
 
-ike::EngineConfig engine_config(const DaemonConfig& d) {
+ike::EngineConfig engine_config(const DaemonConfig& d, const std::optional<ClusterConfig>& cluster) {
   ike::EngineConfig e;
+  e.ha_sync_member = cluster && cluster->failover;
   e.ike_port = d.ike_port;
   e.natt_port = d.natt_port;
   e.retransmit_timeout = d.retransmit_timeout;
@@ -47,7 +48,7 @@ Daemon::Daemon(Config config, std::string config_path)
       signals_(io_, SIGTERM, SIGINT, SIGHUP),
       timer_(io_),
       drain_timer_(io_),
-      engine_(engine_config(config_.daemon), random_,
+      engine_(engine_config(config_.daemon, config_.cluster), random_,
               log_to_spdlog),
       addresses_(io_, engine_, config_.daemon.tun_name, [this] { flush(); }),
       switch_(io_, engine_, [this] { flush(); }),

@@ -92,6 +92,6 @@ class Daemon {
   bool stopping_ = false;
 };
 
-ike::EngineConfig engine_config(const DaemonConfig& d);
+ike::EngineConfig engine_config(const DaemonConfig& d, const std::optional<ClusterConfig>& cluster = std::nullopt);
 
 }  // namespace mobike::daemon

@@ -87,6 +87,7 @@ json stats_view(const ike::Engine& engine, const IoCounters& io, const AddressFo
                 {"integrity", s.dropped_integrity},
                 {"unexpected", s.dropped_unexpected},
                 {"handed_over", s.dropped_handed_over},
+                {"sync", s.dropped_sync},
                 {"oversize", io.oversize_datagrams}}},
               {"retransmits", {{"sent", s.retransmits_sent}, {"answered", s.retransmits_answered}}},
               {"cookies_sent", s.cookies_sent},
@@ -98,6 +99,8 @@ json stats_view(const ike::Engine& engine, const IoCounters& io, const AddressFo
               {"ike", {{"established", s.ike_established}, {"failed", s.ike_failed}, {"half_open_expired", s.half_open_expired},
                        {"exported", s.ike_exported}, {"imported", s.ike_imported}}},
               {"child", {{"established", s.child_established}}},
+              // RFC 6311: synchronisations answered as the peer, completed as a cluster member.
+              {"mid_sync", {{"answered", s.mid_syncs_answered}, {"completed", s.mid_syncs_completed}}},
               {"dataplane", dataplane ? dataplane->stats() : json(nullptr)}};
 }
 

@@ -27,6 +27,9 @@ class RouteControl {
   Expected<void, SysError> add_route(const IpPrefix& dst, int ifindex, std::optional<IpAddress> src);
   // ENOENT (already gone) counts as success.
   Expected<void, SysError> del_route(const IpPrefix& dst, int ifindex);
+  // `address` as a host address (/32, /128) on interface `ifindex` (a cluster node takes
+  // a dead node's address over). EEXIST counts as success.
+  Expected<void, SysError> add_address(const IpAddress& address, int ifindex);
 
  private:
   Expected<void, SysError> request(std::uint16_t type, std::uint16_t flags, const IpPrefix& dst, int ifindex,

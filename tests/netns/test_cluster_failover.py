@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Failover in a gateway cluster on etcd (docs/cluster.md "Failover"): real processes in
+the topology of tests/netns/cluster_lab.py; gw1 is killed with SIGKILL.
+
+  mobiked: a mobiked client (RFC 6311 and the switch) on gw1 under a 10 ms ping to the
+    host. gw1 checkpoints the SA into etcd; SIGKILL; once gw1's lease (3 s) expires,
+    exactly one of gw2/gw3 claims the SA and sends the combined message (Message ID
+    synchronisation + SWITCH_TO_IP_ADDRESS, from gw1's address): the client answers
+    there, updates, and keeps its IKE SA (same SPIs, no new authentication anywhere);
+    traffic flows through the survivor, whose status counts the claim; the Child SA is
+    rekeyed right after. The time from SIGKILL to the first ping reply is logged.
+  strongswan: a strongSwan client (RFC 6311 Message ID sync, no switch) on gw1: the
+    survivor takes gw1's address over (added on its interface, announced by ARP) and
+    synchronises from there; strongSwan keeps its IKE SA (its own --list-sas: same
+    SPIs, established) and traffic flows again.
+netns-params: mobiked strongswan
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+
+sys.dont_write_bytecode = True  # also when run by hand: no __pycache__ in the source tree
+
+from cluster_lab import CLIENT_INNER, GW_PUBLIC, HOST, INI_ADDR, ClusterLab, log_gap, requires, wait_ping  # noqa: E402
+from netns import Lab, check, log, netns_param, run_test, wait_until  # noqa: E402
+from scenario import Ping  # noqa: E402
+
+PARAMS = ("mobiked", "strongswan")
+SURVIVORS = ("gw2", "gw3")
+
+
+def start_cluster(lab: Lab) -> ClusterLab:
+    c = ClusterLab(lab)
+    for n in c.gw:
+        c.start_node(n, extra='checkpoint_interval = "1s"\n')
+    c.wait_members(tuple(c.gw))
+    return c
+
+
+def wait_checkpointed(c: ClusterLab) -> None:
+    wait_until(lambda: c.status("gw1")["failover"]["checkpoints"] >= 1, 10, "gw1 checkpoints the SA into etcd")
+    records = c.etcd.get_prefix("/mobiked/sas/")
+    check(len(records) == 1, f"etcd holds {len(records)} SA records: {list(records)}")
+
+
+def kill_gw1(c: ClusterLab) -> float:
+    t = time.time()
+    os.killpg(c.nodes["gw1"].proc.popen.pid, signal.SIGKILL)
+    c.nodes["gw1"].proc.popen.wait(5)
+    return t
+
+
+def survivor(c: ClusterLab) -> str | None:
+    for n in SURVIVORS:
+        if c.status(n)["failover"]["claimed"]:
+            return n
+    return None
+
+
+def check_survivors(c: ClusterLab, spi_i: str, kind: str) -> str:
+    w = wait_until(lambda: survivor(c), 20, "a survivor claims gw1's SA")
+    other = next(n for n in SURVIVORS if n != w)
+    fw, fo = c.status(w)["failover"], c.status(other)["failover"]
+    log(f"  {w} claimed the SA: {json.dumps(fw)}")
+    check(fw["claimed"] == 1 and fw[f"claimed_{kind}"] == 1 and fw["lost"] == 0, f"{w}'s failover view: {fw}")
+    check(fo["claimed"] == 0 and fo["lost"] == 0, f"{other} claimed or lost something too: {fo}")
+    on_w = [s for s in c.sas_on(w) if s["spi_i"] == spi_i]
+    check(len(on_w) == 1 and on_w[0]["state"] == "ESTABLISHED", f"{w} lists {on_w}")
+    check(not [s for s in c.sas_on(other) if s["spi_i"] == spi_i], f"{other} runs the SA too")
+    est = [ln for ln in c.nodes[w].log_text().splitlines() if "IKE SA established" in ln]
+    check(not est, f"{w} established an IKE SA of its own (re-authentication?): {est}")
+    return w
+
+
+def run_mobiked(lab: Lab) -> None:
+    c = start_cluster(lab)
+    client = c.client()
+    before = client.established("home", timeout=20)
+    wait_ping(c.ini, CLIENT_INNER, HOST)
+    gw1 = wait_until(lambda: next(iter(c.sas_on("gw1")), None), 10, "gw1 lists the client's SA")
+    check(gw1.get("ha_sync") == ["message_id", "replay_counter"], f"gw1's view of the client's claims: {gw1}")
+    wait_checkpointed(c)
+    ping = Ping(c.ini, CLIENT_INNER, HOST)
+    time.sleep(1.0)
+    t_kill = kill_gw1(c)
+    wait_until(lambda: (s := client.sa("home")) and s["remote"]["addr"] != GW_PUBLIC["gw1"], 20,
+               "the client follows a survivor")
+    first = ping.wait_reply_after(t_kill, 20, "a ping reply through the survivor")
+    log(f"  failover: {first - t_kill:.2f} s from SIGKILL to the first ping reply (lease TTL 3 s)")
+    w = check_survivors(c, before["spi_i"], "combined")
+    after = client.sa("home")
+    check((after["spi_i"], after["spi_r"]) == (before["spi_i"], before["spi_r"]) and after["state"] == "ESTABLISHED",
+          f"the client's IKE SA changed: {before['spi_i']}/{before['spi_r']} -> {after}")
+    check(after["remote"]["addr"] == GW_PUBLIC[w], f"the client talks to {after['remote']['addr']}, not {w}")
+    est = [ln for ln in client.log_text().splitlines() if "IKE SA established" in ln]
+    check(len(est) == 1, f"the client established {len(est)} IKE SAs: {est}")
+    check("synchronised Message IDs" in client.log_text(), "the client logged no RFC 6311 synchronisation")
+    # RFC 6311 §7: the Child SA is rekeyed soon after the synchronisation.
+    old_child = before["children"][0]["spi_in"]
+    wait_until(lambda: (s := client.sa("home")) and s["children"] and
+               all(ch["spi_in"] != old_child for ch in s["children"]), 15, "the Child SA rekeyed after the failover")
+    wait_ping(c.ini, CLIENT_INNER, HOST, timeout=10)
+    ping.stop()
+    log_gap(ping.stats())
+    st = client.stats()
+    check(st["mid_sync"]["answered"] == 1 and st["dropped"]["sync"] == 0, f"the client's RFC 6311 counters: {st}")
+
+
+def run_strongswan(lab: Lab) -> None:
+    from netns import Charon, Conn, established, require_strongswan
+    require_strongswan()
+    c = start_cluster(lab)
+    charon = Charon(lab, c.ini).start()
+    charon.load([Conn("home", local_id="swan.cluster.test", remote_id="gw.cluster.test",
+                      local_addrs=[INI_ADDR], remote_addrs=[GW_PUBLIC["gw1"]],
+                      local_ts=[CLIENT_INNER + "/32"], remote_ts=["10.50.0.0/24"])])
+    charon.initiate(child="home")
+    sa = established(charon, "home")
+    wait_ping(c.ini, CLIENT_INNER, HOST)
+    gw1 = wait_until(lambda: next(iter(c.sas_on("gw1")), None), 10, "gw1 lists the strongSwan SA")
+    check(gw1.get("ha_sync") == ["message_id"], f"gw1's view of strongSwan's claims: {gw1}")
+    wait_checkpointed(c)
+    t_kill = kill_gw1(c)
+    w = wait_until(lambda: survivor(c), 20, "a survivor claims gw1's SA")
+    wait_until(lambda: GW_PUBLIC["gw1"] in c.gw[w].ip("-4", "addr", "show", "dev", "eth0").stdout, 10,
+               f"{w} holds gw1's address")
+    check_survivors(c, gw1["spi_i"], "plain")
+    check(c.status(w)["failover"]["addresses_taken_over"] == [GW_PUBLIC["gw1"]], f"{w}: {c.status(w)['failover']}")
+    wait_until(lambda: "synchronising" in c.nodes[w].log_text() and
+               "Message IDs synchronised" in c.nodes[w].log_text(), 15, f"{w} synchronised with strongSwan")
+    wait_ping(c.ini, CLIENT_INNER, HOST, timeout=20)
+    log(f"  strongSwan back through {w} {time.time() - t_kill:.2f} s after SIGKILL (lease TTL 3 s)")
+    check("MID sync" in charon.log_text(), "charon logged no RFC 6311 synchronisation")
+    after = charon.list_sas().get("home")
+    check(after and after.get("state") == "ESTABLISHED" and after.get("initiator-spi") == sa.get("initiator-spi") and
+          after.get("responder-spi") == sa.get("responder-spi"), f"strongSwan's IKE SA after the failover: {after}")
+
+
+def test(lab: Lab) -> None:
+    p = netns_param(PARAMS)
+    {"mobiked": lambda: run_mobiked(lab), "strongswan": lambda: run_strongswan(lab)}[p]()
+
+
+if __name__ == "__main__":
+    run_test(test, f"cluster failover: {netns_param(PARAMS)}", requires=requires, timeout=150)
