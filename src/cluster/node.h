@@ -164,9 +164,17 @@ class Node {
   // The live members, this node included (failover shares a dead node's SAs out
   // between them: rendezvous hashing, the claim decided by the store).
   void set_members(std::vector<std::string> members) { members_ = std::move(members); }
+  // After (re)joining and reading every record: SAs whose node is no member (it died
+  // while no node watched) are shared out as on_node_gone() does, and our own records of
+  // SAs this process does not run (it was restarted before its lease ran out, so no one
+  // took them over) are continued here, from the same address.
+  void adopt_orphans(TimePoint now);
   // Addresses of dead nodes this node must now receive on (the plain synchronisation's
   // answers come there: peers without the switch), each once.
   std::vector<IpAddress> take_address_takeovers() { return std::exchange(takeovers_, {}); }
+  // Deletes of our checkpoints, each compared on the revision we know (the node stops and
+  // deletes its SAs: no survivor may continue them).
+  std::vector<StoreWrite> checkpoint_deletes() const;
   void on_timeout(TimePoint now);
   std::optional<TimePoint> next_timeout() const;
 
@@ -255,7 +263,7 @@ class Node {
   void checkpoint_due(TimePoint now, bool all);
   void checkpoint(const std::string& key, const ike::IkeSa& sa, Held& h, TimePoint now);
   void note_foreign(const std::string& key, const SaRecord* rec, TimePoint now);
-  void share_out(const std::string& dead);
+  void share_out(const std::string& dead, bool self = false);
   void claimed(const Claim& c, bool won, TimePoint now);
   void lose(const std::string& key, const std::string& reason, const std::string& detail);
   bool ours_to_take(const std::string& item) const;

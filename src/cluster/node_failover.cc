@@ -10,6 +10,7 @@
 #include <set>
 
 #include "cluster/node.h"
+#include "ike/mid_sync.h"
 #include "mobility/failover.h"
 
 namespace mobike::cluster {
@@ -124,9 +125,29 @@ void Node::checkpoint(const std::string& key, const ike::IkeSa& sa, Held& h, Tim
   stats_.checkpoints++;
 }
 
+std::vector<StoreWrite> Node::checkpoint_deletes() const {
+  std::vector<StoreWrite> out;
+  for (const auto& [key, h] : held_) {
+    if (!h.written) continue;
+    auto it = seen_.find(key);
+    out.push_back({0, key, it == seen_.end() ? 0 : it->second.mod, std::nullopt, true});
+  }
+  return out;
+}
+
 void Node::note_foreign(const std::string& key, const SaRecord* rec, TimePoint now) {
-  if (!rec || rec->phase != SaRecord::Phase::kOwned || rec->owner == config_.name) {
+  if (!rec || rec->phase != SaRecord::Phase::kOwned || rec->blob.empty()) {
     foreign_.erase(key);
+    return;
+  }
+  if (rec->owner == config_.name) {
+    // Ours but not running here: a previous run of this node wrote it (adopt_orphans).
+    const bool running = held_.count(key) || outgoing_.count(key) || incoming_.count(key) ||
+                         std::any_of(claims_.begin(), claims_.end(), [&](const auto& c) { return c.second.key == key; });
+    if (running)
+      foreign_.erase(key);
+    else
+      foreign_[key] = {rec->owner, rec->blob};
     return;
   }
   if (rec->blob.empty())
@@ -145,10 +166,24 @@ void Node::note_foreign(const std::string& key, const SaRecord* rec, TimePoint n
   }
 }
 
-void Node::share_out(const std::string& dead) {
+void Node::adopt_orphans(TimePoint) {
+  std::set<std::string> owners;
+  for (const auto& [k, f] : foreign_) owners.insert(f.owner);
+  for (const auto& o : owners) {
+    if (o == config_.name)
+      share_out(o, true);
+    else if (std::find(members_.begin(), members_.end(), o) == members_.end())
+      share_out(o);
+  }
+}
+
+void Node::share_out(const std::string& dead, bool self) {
   std::vector<std::pair<std::string, Bytes>> orphans;
-  for (const auto& [k, f] : foreign_)
-    if (f.owner == dead) orphans.emplace_back(k, f.blob);
+  for (const auto& [k, f] : foreign_) {
+    const bool claiming =
+        held_.count(k) || std::any_of(claims_.begin(), claims_.end(), [&](const auto& c) { return c.second.key == k; });
+    if (f.owner == dead && !claiming) orphans.emplace_back(k, f.blob);
+  }
   if (orphans.empty()) return;
   stats_.failovers++;
   std::size_t mine = 0;
@@ -165,18 +200,30 @@ void Node::share_out(const std::string& dead) {
     const bool plain = how && *how == mobility::FailoverSync::kPlain;
     const std::string item = plain ? "address " + snap->local.address.to_string() : key;
     const bool has_address = to.has_value();
+    if (!self && !ours_to_take(item)) {
+      wipe_snapshot_keys(*snap);
+      continue;
+    }
+    if (!how || !has_address) {
+      wipe_snapshot_keys(*snap);
+      if (!how)
+        lose(key, "no RFC 6311", how.error());
+      else
+        lose(key, "no address of its family", "this node has none");
+      continue;
+    }
+    // The claim carries the checkpoint with the counters already past what this
+    // node's synchronisation will use: should we die before our own next checkpoint,
+    // the node that claims it from us jumps further still, and the peer does not take
+    // its synchronisation for a replay of ours.
+    snap->next_request_mid += ike::kMidSyncMargin;
+    for (auto& c : snap->children)
+      if (c.esp) c.esp->out_seq += ike::seq_jump(c.esp->out_seq, c.keys.esn ? ~std::uint64_t{0} : 0xffffffffu);
+    Bytes claim_blob = seal_snapshot(*snap, config_.key, key, random_);
     wipe_snapshot_keys(*snap);
-    if (!ours_to_take(item)) continue;
-    if (!how) {
-      lose(key, "no RFC 6311", how.error());
-      continue;
-    }
-    if (!has_address) {
-      lose(key, "no address of its family", "this node has none");
-      continue;
-    }
-    SaRecord claim{SaRecord::Phase::kOwned, config_.name, dead, blob};
-    claims_[write(key, encode_record(claim))] = {key, dead, std::move(blob)};
+    SaRecord claim{SaRecord::Phase::kOwned, config_.name, dead, claim_blob};
+    // Batched: rendezvous hashing leaves each SA to one survivor, so the compares hold.
+    claims_[write(key, encode_record(claim), true)] = {key, dead, std::move(blob)};
     mine++;
   }
   log(ike::LogLevel::kInfo, dead + " left with " + std::to_string(orphans.size()) + " SA(s); claiming " +
@@ -199,7 +246,8 @@ void Node::claimed(const Claim& c, bool won, TimePoint now) {
   const bool plain = taken->sync == mobility::FailoverSync::kPlain;
   (plain ? stats_.claimed_plain : stats_.claimed_combined)++;
   held_[c.key] = Held{taken->ike_sa_id, true};
-  if (plain && std::find(taken_.begin(), taken_.end(), dead_address) == taken_.end()) {
+  const bool ours = std::find(config_.addresses.begin(), config_.addresses.end(), dead_address) != config_.addresses.end();
+  if (plain && !ours && std::find(taken_.begin(), taken_.end(), dead_address) == taken_.end()) {
     taken_.push_back(dead_address);
     takeovers_.push_back(dead_address);
   }

@@ -131,6 +131,22 @@ void ClusterMember::stop() {
     job_->reply = nullptr;
     reply(control::error_response("mobiked is stopping; moves in flight: " + std::to_string(job_->in_flight)));
   }
+  // The SAs are deleted next (a DELETE to each client): their checkpoints go first, or
+  // the others would take them over once our lease is gone.
+  if (auto deletes = node_.checkpoint_deletes(); !deletes.empty() && reachable_) {
+    post_work([deletes = std::move(deletes)](platform::EtcdClient& c) {
+      for (std::size_t i = 0; i < deletes.size(); i += kBatch) {
+        std::vector<etcd::Compare> cmp;
+        std::vector<etcd::Op> ops;
+        for (std::size_t j = i; j < std::min(deletes.size(), i + kBatch); ++j) {
+          cmp.push_back(etcd::Compare::mod_revision(deletes[j].key, etcd::Compare::Result::kEqual, deletes[j].expect));
+          ops.push_back(etcd::Op::del_key(deletes[j].key));
+        }
+        if (auto r = c.txn(cmp, ops); r && !r->succeeded)
+          for (std::size_t j = 0; j < cmp.size(); ++j) (void)c.txn(std::span(&cmp[j], 1), std::span(&ops[j], 1));
+      }
+    });
+  }
   // Leaving at once rather than when the lease runs out: the others stop sending moves here.
   if (lease_ && !workers_.empty())
     post_work([lease = lease_](platform::EtcdClient& c) { (void)c.lease_revoke(lease, kRevokeTimeout); });
@@ -212,11 +228,14 @@ void ClusterMember::join_cluster() {
       // whose delete events are lost) is gone all the same: moves to it must end.
       auto before = std::exchange(members_, {});
       for (const auto& kv : kvs) on_kv(kv.key, kv.value, kv.mod_revision);
+      sync_members();
       for (const auto& [name, m] : before)
         if (!members_.count(name)) {
           spdlog::info("cluster: node {} left (while we were away)", name);
           node_.on_node_gone(name, now());
         }
+      // SAs of nodes that died unseen, and our own of a run before this one.
+      node_.adopt_orphans(now());
       announce_members();
       spdlog::info("cluster: node {} joined ({} other nodes)", config_.node, members_.size());
       flush_();

@@ -13,7 +13,21 @@ the topology of tests/netns/cluster_lab.py; gw1 is killed with SIGKILL.
     survivor takes gw1's address over (added on its interface, announced by ARP) and
     synchronises from there; strongSwan keeps its IKE SA (its own --list-sas: same
     SPIs, established) and traffic flows again.
-netns-params: mobiked strongswan
+  many: 200 SAs of mobike-bench clients on gw1, checkpointed; SIGKILL: gw2 and gw3 share
+    them out (each SA claimed once), every client follows the combined message, none
+    lost (mobike-bench's own count), none re-authenticated. The time until all claimed
+    and until the bench's clients all sit on a survivor is logged.
+  survivor_dies: as `mobiked`, but the survivor that claims the SA is killed too, right
+    after its claim: the last node claims it from the survivor's record and the client
+    follows it, still with the same IKE SA.
+  returns: gw1 is killed and started again before its lease runs out (nobody takes
+    over): the new gw1 finds its own record and continues the SA from its own address;
+    exactly one node runs it and the client keeps its IKE SA.
+  etcd_member: three etcd members; the one the survivors use is killed together with
+    gw1: the failover completes through the other two.
+  stop: gw1 stopped (SIGTERM): it deletes its SA (DELETE to the client) and its record;
+    no survivor claims anything.
+netns-params: mobiked strongswan many survivor_dies returns etcd_member stop
 """
 
 from __future__ import annotations
@@ -30,16 +44,20 @@ from cluster_lab import CLIENT_INNER, GW_PUBLIC, HOST, INI_ADDR, ClusterLab, log
 from netns import Lab, check, log, netns_param, run_test, wait_until  # noqa: E402
 from scenario import Ping  # noqa: E402
 
-PARAMS = ("mobiked", "strongswan")
+PARAMS = ("mobiked", "strongswan", "many", "survivor_dies", "returns", "etcd_member", "stop")
 SURVIVORS = ("gw2", "gw3")
 
 
-def start_cluster(lab: Lab) -> ClusterLab:
-    c = ClusterLab(lab)
+def start_cluster(lab: Lab, etcd_members: int = 1) -> ClusterLab:
+    c = ClusterLab(lab, etcd_members=etcd_members)
     for n in c.gw:
-        c.start_node(n, extra='checkpoint_interval = "1s"\n')
+        start_node(c, n)
     c.wait_members(tuple(c.gw))
     return c
+
+
+def start_node(c: ClusterLab, n: str):
+    return c.start_node(n, extra='checkpoint_interval = "1s"\n')
 
 
 def wait_checkpointed(c: ClusterLab) -> None:
@@ -48,11 +66,14 @@ def wait_checkpointed(c: ClusterLab) -> None:
     check(len(records) == 1, f"etcd holds {len(records)} SA records: {list(records)}")
 
 
-def kill_gw1(c: ClusterLab) -> float:
+def kill(c: ClusterLab, node: str = "gw1") -> float:
     t = time.time()
-    os.killpg(c.nodes["gw1"].proc.popen.pid, signal.SIGKILL)
-    c.nodes["gw1"].proc.popen.wait(5)
+    os.killpg(c.nodes[node].proc.popen.pid, signal.SIGKILL)
+    c.nodes[node].proc.popen.wait(5)
     return t
+
+
+kill_gw1 = kill
 
 
 def survivor(c: ClusterLab) -> str | None:
@@ -141,9 +162,126 @@ def run_strongswan(lab: Lab) -> None:
           after.get("responder-spi") == sa.get("responder-spi"), f"strongSwan's IKE SA after the failover: {after}")
 
 
+def mobiked_on_gw1(c: ClusterLab):
+    client = c.client()
+    before = client.established("home", timeout=20)
+    wait_ping(c.ini, CLIENT_INNER, HOST)
+    wait_checkpointed(c)
+    return client, before
+
+
+def same_ike_sa(client, before: dict) -> dict:
+    after = client.sa("home")
+    check(after and (after["spi_i"], after["spi_r"]) == (before["spi_i"], before["spi_r"]) and
+          after["state"] == "ESTABLISHED", f"the client's IKE SA changed: {before['spi_i']}/{before['spi_r']} -> {after}")
+    est = [ln for ln in client.log_text().splitlines() if "IKE SA established" in ln]
+    check(len(est) == 1, f"the client established {len(est)} IKE SAs: {est}")
+    return after
+
+
+def run_many(lab: Lab) -> None:
+    n = 200
+    c = start_cluster(lab)
+    proc, _ = c.bench(n, hold=12)
+    check(len(c.sas_on("gw1")) == n, f"gw1 has {len(c.sas_on('gw1'))} SAs, not {n}")
+    wait_until(lambda: c.status("gw1")["failover"]["checkpoints"] >= n, 15, f"gw1 checkpoints its {n} SAs")
+    t_kill = kill(c)
+
+    def claimed():
+        return sum(c.status(w)["failover"]["claimed"] for w in SURVIVORS)
+    wait_until(lambda: claimed() == n, 30, f"the survivors claim all {n} SAs")
+    t_claimed = time.time()
+
+    def on_survivors():
+        return sum(len(c.sas_on(w)) for w in SURVIVORS)
+    wait_until(lambda: sum(c.nodes[w].stats()["mid_sync"]["completed"] for w in SURVIVORS) == n, 30,
+               f"all {n} SAs synchronised")
+    t_synced = time.time()
+    views = {w: c.status(w)["failover"] for w in SURVIVORS}
+    log(f"  {n} SAs: all claimed {t_claimed - t_kill:.2f} s and synchronised {t_synced - t_kill:.2f} s after "
+        f"SIGKILL (lease TTL 3 s); gw2 {views['gw2']['claimed']}, gw3 {views['gw3']['claimed']}")
+    for w, v in views.items():
+        check(v["lost"] == 0 and v["claimed"] == v["claimed_combined"], f"{w}: {v}")
+    check(min(v["claimed"] for v in views.values()) > 0, f"one survivor took everything: {views}")
+    check(on_survivors() == n, "the survivors do not list every SA")
+    rep = c.bench_report(proc, 90)
+    log(f"  mobike-bench: held {rep['held']}, lost {rep['lost']}, rekeyed {rep['rekeyed']}, "
+        f"at the end {rep['remote_addresses']}")
+    check(rep["held"] == n and rep["lost"] == 0 and rep["rekeyed"] == 0, f"mobike-bench: {rep}")
+    check(GW_PUBLIC["gw1"] not in (rep["remote_addresses"] or {}), f"clients still on gw1: {rep['remote_addresses']}")
+
+
+def run_survivor_dies(lab: Lab) -> None:
+    c = start_cluster(lab)
+    client, before = mobiked_on_gw1(c)
+    kill(c)
+    first = wait_until(lambda: survivor(c), 20, "a survivor claims gw1's SA")
+    kill(c, first)
+    last = next(n for n in SURVIVORS if n != first)
+    log(f"  {first} claimed the SA and was killed too; {last} is left")
+    wait_until(lambda: c.status(last)["failover"]["claimed"] == 1, 20, f"{last} claims the SA from {first}")
+    wait_until(lambda: (s := client.sa("home")) and s["remote"]["addr"] == GW_PUBLIC[last], 20,
+               f"the client follows {last}")
+    same_ike_sa(client, before)
+    wait_ping(c.ini, CLIENT_INNER, HOST, timeout=15)
+
+
+def run_returns(lab: Lab) -> None:
+    c = start_cluster(lab)
+    client, before = mobiked_on_gw1(c)
+    kill(c)
+    start_node(c, "gw1")
+    wait_until(lambda: c.status("gw1")["failover"]["claimed"] == 1, 15, "the restarted gw1 continues its own SA")
+    time.sleep(4)  # past the old lease: nobody else may act on it
+    holders = [n for n in c.gw if [s for s in c.sas_on(n) if s["spi_i"] == before["spi_i"]]]
+    check(holders == ["gw1"], f"the SA runs on {holders}")
+    for w in SURVIVORS:
+        check(c.status(w)["failover"]["claimed"] == 0, f"{w} claimed it too: {c.status(w)['failover']}")
+    after = same_ike_sa(client, before)
+    check(after["remote"]["addr"] == GW_PUBLIC["gw1"], f"the client left gw1: {after['remote']}")
+    wait_ping(c.ini, CLIENT_INNER, HOST, timeout=15)
+
+
+def run_etcd_member(lab: Lab) -> None:
+    c = start_cluster(lab, etcd_members=3)
+    client, before = mobiked_on_gw1(c)
+    used = {c.status(w)["etcd"]["endpoint"] for w in SURVIVORS}
+    log(f"  the survivors use etcd at {sorted(used)}")
+    t = kill(c)
+    for name, ep in zip(c.etcd.names, c.etcd.endpoints):
+        if ep in used:
+            c.etcd.kill(name)
+            log(f"  killed etcd member {name} ({ep})")
+            break
+    wait_until(lambda: (s := client.sa("home")) and s["remote"]["addr"] != GW_PUBLIC["gw1"], 30,
+               "the client follows a survivor")
+    log(f"  failover with an etcd member gone: {time.time() - t:.2f} s")
+    w = check_survivors(c, before["spi_i"], "combined")
+    same_ike_sa(client, before)
+    check(client.sa("home")["remote"]["addr"] == GW_PUBLIC[w], "the client is not on the claiming survivor")
+    wait_ping(c.ini, CLIENT_INNER, HOST, timeout=15)
+
+
+def run_stop(lab: Lab) -> None:
+    c = start_cluster(lab)
+    client, before = mobiked_on_gw1(c)
+    c.nodes["gw1"].stop()
+    wait_until(lambda: not c.etcd.get_prefix("/mobiked/sas/"), 10, "gw1's record deleted")
+    wait_until(lambda: "gw1" not in [n["name"] for n in c.status("gw2")["nodes"]], 10, "gw2 sees gw1 gone")
+    time.sleep(2)
+    for w in SURVIVORS:
+        f = c.status(w)["failover"]
+        check(f["claimed"] == 0 and f["lost"] == 0 and f["failovers"] == 0, f"{w} after gw1's stop: {f}")
+    wait_until(lambda: (s := client.sa("home")) is None or s["spi_i"] != before["spi_i"], 10,
+               "the client's SA deleted by gw1")
+
+
 def test(lab: Lab) -> None:
     p = netns_param(PARAMS)
-    {"mobiked": lambda: run_mobiked(lab), "strongswan": lambda: run_strongswan(lab)}[p]()
+    {"mobiked": lambda: run_mobiked(lab), "strongswan": lambda: run_strongswan(lab),
+     "many": lambda: run_many(lab), "survivor_dies": lambda: run_survivor_dies(lab),
+     "returns": lambda: run_returns(lab), "etcd_member": lambda: run_etcd_member(lab),
+     "stop": lambda: run_stop(lab)}[p]()
 
 
 if __name__ == "__main__":

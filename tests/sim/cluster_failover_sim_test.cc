@@ -269,6 +269,60 @@ TEST_F(ClusterFailover, AtRestNoCheckpointIsWrittenAndADeletedSaTakesItsRecordAl
   EXPECT_EQ(nodes[0]->stats().checkpoint_deletes, 1u);
 }
 
+TEST_F(ClusterFailover, TheSurvivorDiesDuringTheTakeoverAndTheLastOneTakesOver) {
+  ASSERT_TRUE(s.start());
+  const auto ike_before = std::pair(s.ini().spi_i, s.ini().spi_r);
+  ASSERT_TRUE(run_until([&] { return record().has_value(); }, seconds(2)));
+  kill_a();
+  // The first survivor claims the SA and sends its synchronisation; it dies before its
+  // own checkpoint: the last one continues from the claim, further ahead.
+  ASSERT_TRUE(run_until([&] { return claimed() == 1; }, seconds(10)));
+  const std::size_t first = survivor();
+  const std::size_t last = first == 1 ? 2 : 1;
+  EXPECT_EQ(nodes[first]->stats().checkpoints, 0u);
+  cut_off.insert(first);
+  const std::string first_name = first == 1 ? "gw-b" : "gw-c";
+  s.tap->drop_if = [first_name](const Seen& m) { return m.from == "res" || m.from == first_name; };
+  nodes[last]->set_members({last == 1 ? "b" : "c"});
+  nodes[last]->on_node_gone(first == 1 ? "b" : "c", s.p.net.now());
+  ASSERT_TRUE(run_until([&] { return nodes[last]->stats().claimed == 1 &&
+                                     count_events(*hosts[last], EventKind::kSwitchSucceeded); },
+                        seconds(20)));
+  EXPECT_EQ(s.ini().remote.address, last == 1 ? R2() : R3());
+  EXPECT_EQ(std::pair(s.ini().spi_i, s.ini().spi_r), ike_before);
+  EXPECT_GE(s.p.ini->engine->counters().mid_syncs_answered, 1u);
+  EXPECT_EQ(record()->owner, last == 1 ? "b" : "c");
+  run_for(seconds(20));
+  EXPECT_EQ(count_events(*s.p.ini, EventKind::kIkeFailed), 0u);
+  EXPECT_EQ(count_events(*hosts[last], EventKind::kIkeFailed), 0u);
+}
+
+TEST_F(ClusterFailover, ANodeRestartedBeforeItsLeaseRanOutContinuesItsOwnSas) {
+  ASSERT_TRUE(s.start());
+  const auto ike_before = std::pair(s.ini().spi_i, s.ini().spi_r);
+  ASSERT_TRUE(run_until([&] { return record().has_value(); }, seconds(2)));
+  // a's process dies and starts again at once: its engine is empty, its lease (and so
+  // its membership) never lapsed, so nobody else takes its SA over. Reading the records
+  // at its join, it finds its own and continues it, from its own address.
+  cut_off.insert(0);
+  ASSERT_TRUE(hosts[0]->engine->release(only_sa(*hosts[0])->id, s.p.net.now()));
+  s.p.net.collect(*hosts[0]);
+  nodes[0] = make_node("a", *hosts[0], R1());
+  nodes[0]->set_members({"a", "b", "c"});
+  for (const auto& [k, e] : store.kv) nodes[0]->on_store_event({k, e.value, e.mod_revision}, s.p.net.now());
+  nodes[0]->adopt_orphans(s.p.net.now());
+  cut_off.erase(0);
+  ASSERT_TRUE(run_until([&] { return count_events(*hosts[0], EventKind::kMidSynced) > 0; }, seconds(10)));
+  EXPECT_EQ(nodes[0]->stats().claimed_plain, 1u);
+  EXPECT_TRUE(takeovers.empty()) << "a took its own address over";
+  EXPECT_EQ(nodes[1]->stats().claimed + nodes[2]->stats().claimed, 0u);
+  EXPECT_EQ(s.ini().remote.address, R1());
+  EXPECT_EQ(std::pair(s.ini().spi_i, s.ini().spi_r), ike_before);
+  run_for(seconds(20));
+  EXPECT_EQ(count_events(*s.p.ini, EventKind::kIkeFailed), 0u);
+  EXPECT_EQ(record()->owner, "a");
+}
+
 class ClusterFailoverWithoutSwitch : public ClusterFailover {
  protected:
   ClusterFailoverWithoutSwitch() : ClusterFailover(ClientKind{.follows_switch = false}) {}
