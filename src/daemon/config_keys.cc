@@ -490,8 +490,8 @@ constexpr Key<L> kClusterKeys[] = {
      [](const Value& v, L& c) {
        auto d = v.duration();
        if (!d) return;
-       if (d->count() < 100)
-         v.fail("must be at least 100ms");
+       if (d->count() < 1000)
+         v.fail("must be at least 1s");
        else
          c.cluster.checkpoint_interval = *d;
      }},

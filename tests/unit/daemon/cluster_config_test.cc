@@ -57,7 +57,9 @@ TEST_F(ClusterSection, EveryKeyIsRead) {
       "lan_interface = \"eth1\"\n"
       "switch_sender = \"new\"\n"
       "announce_addresses = false\n"
-      "move_timeout = \"2m\"\n");
+      "move_timeout = \"2m\"\n"
+      "failover = false\n"
+      "checkpoint_interval = \"3s\"\n");
   ASSERT_TRUE(r) << r.error();
   ASSERT_TRUE(r->cluster);
   const auto& c = *r->cluster;
@@ -76,6 +78,8 @@ TEST_F(ClusterSection, EveryKeyIsRead) {
   EXPECT_EQ(c.switch_sender, cluster::SwitchSender::kNewNode);
   EXPECT_FALSE(c.announce_addresses);
   EXPECT_EQ(c.move_timeout, 120s);
+  EXPECT_FALSE(c.failover);
+  EXPECT_EQ(c.checkpoint_interval, 3s);
 }
 
 TEST_F(ClusterSection, HookMode) {
@@ -103,6 +107,8 @@ TEST_F(ClusterSection, DefaultsForOmittedKeys) {
   EXPECT_EQ(c.switch_sender, cluster::SwitchSender::kOldNode);
   EXPECT_TRUE(c.announce_addresses);
   EXPECT_EQ(c.move_timeout, 60s);
+  EXPECT_TRUE(c.failover);
+  EXPECT_EQ(c.checkpoint_interval, 10s);
 }
 
 TEST_F(ClusterSection, AbsentWithoutTheTable) {
@@ -235,6 +241,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"lease_ttl = 0\n", 6, "lease_ttl", "2s..300s"},
         BadCase{"lease_ttl = \"10x\"\n", 6, "lease_ttl", "unknown unit 'x'"},
         BadCase{"move_timeout = 0\n", 6, "move_timeout", "longer than 0"},
+        BadCase{"checkpoint_interval = 0\n", 6, "checkpoint_interval", "must be at least 1s"},
+        BadCase{"failover = \"yes\"\n", 6, "failover", "expected"},
         BadCase{"move_timeout = 1.5\n", 6, "move_timeout", "expected a duration"},
         BadCase{"rebalance_tolerance = -1\n", 6, "rebalance_tolerance", "must be in 0..4294967295"},
         BadCase{"rebalance_tolerance = \"5\"\n", 6, "rebalance_tolerance", "expected an integer"},

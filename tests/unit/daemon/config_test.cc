@@ -64,6 +64,7 @@ TEST(Config, LoadsEveryKeyOfTheExample) {
   EXPECT_FALSE(c.nat_traversal);
   EXPECT_EQ(c.return_routability, ike::ReturnRoutability::kUnannounced);
   EXPECT_FALSE(c.switch_enabled);
+  EXPECT_FALSE(c.ha_sync);
   EXPECT_FALSE(c.switch_response_to_new);
   EXPECT_EQ(c.switch_allow, (std::vector<IpPrefix>{prefix("198.51.100.0/24"), prefix("2001:db8::7/128")}));
   EXPECT_EQ(c.switch_prefer, (std::vector<IpAddress>{addr("192.0.2.1"), addr("2001:db8::1")}));
@@ -121,6 +122,7 @@ TEST(Config, DefaultsForOmittedKeys) {
   EXPECT_TRUE(c.nat_traversal);
   EXPECT_EQ(c.return_routability, ike::ReturnRoutability::kAlways);
   EXPECT_TRUE(c.switch_enabled);
+  EXPECT_TRUE(c.ha_sync);
   EXPECT_TRUE(c.switch_response_to_new);
   EXPECT_TRUE(c.switch_allow.empty());
   EXPECT_TRUE(c.switch_prefer.empty());
