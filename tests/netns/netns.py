@@ -842,6 +842,10 @@ class UdpProbe(LineProbe):
         """UdpSocket::send_from_nonlocal(): any source address and port."""
         return self.command(f"send-nonlocal {src} {dst} {text}")
 
+    def send_hex_nonlocal(self, src: str, dst: str, data: bytes) -> str:
+        """send_nonlocal() of any octets (a captured message replayed)."""
+        return self.command(f"send-hex-nonlocal {src} {dst} {data.hex()}")
+
     def recv(self, timeout: float = 2) -> dict | None:
         """{"local", "remote", "data"} of the next datagram, None on timeout."""
         line = self.command(f"recv {int(timeout * 1000)}", timeout + 5)

@@ -27,7 +27,13 @@ the topology of tests/netns/cluster_lab.py; gw1 is killed with SIGKILL.
     gw1: the failover completes through the other two.
   stop: gw1 stopped (SIGTERM): it deletes its SA (DELETE to the client) and its record;
     no survivor claims anything.
-netns-params: mobiked strongswan many survivor_dies returns etcd_member stop
+  returns_late: gw1 is started again after a survivor claimed its SA: it runs nothing,
+    claims nothing, and the client stays with the survivor.
+  replay: the combined message, captured at the router, is sent to the client again
+    (from gw1's address, through its NAT): answered from the client's cache as a
+    retransmission, applied once (one synchronisation, one replay counter jump); the
+    same message with one octet altered is dropped and counted; the SA goes on.
+netns-params: mobiked strongswan many survivor_dies returns etcd_member stop returns_late replay
 """
 
 from __future__ import annotations
@@ -44,7 +50,8 @@ from cluster_lab import CLIENT_INNER, GW_PUBLIC, HOST, INI_ADDR, ClusterLab, log
 from netns import Lab, check, log, netns_param, run_test, wait_until  # noqa: E402
 from scenario import Ping  # noqa: E402
 
-PARAMS = ("mobiked", "strongswan", "many", "survivor_dies", "returns", "etcd_member", "stop")
+PARAMS = ("mobiked", "strongswan", "many", "survivor_dies", "returns", "etcd_member", "stop", "returns_late",
+          "replay")
 SURVIVORS = ("gw2", "gw3")
 
 
@@ -276,12 +283,94 @@ def run_stop(lab: Lab) -> None:
                "the client's SA deleted by gw1")
 
 
+def run_returns_late(lab: Lab) -> None:
+    c = start_cluster(lab)
+    client, before = mobiked_on_gw1(c)
+    kill(c)
+    w = wait_until(lambda: survivor(c), 20, "a survivor claims gw1's SA")
+    wait_until(lambda: (s := client.sa("home")) and s["remote"]["addr"] == GW_PUBLIC[w], 20, f"the client follows {w}")
+    start_node(c, "gw1")
+    wait_until(lambda: len(c.status("gw1")["nodes"]) == 3, 15, "gw1 back in the cluster")
+    time.sleep(2)
+    f = c.status("gw1")["failover"]
+    check(f["claimed"] == 0 and f["fenced"] == 0 and not c.sas_on("gw1"), f"the returned gw1: {f}, {c.sas_on('gw1')}")
+    check(client.sa("home")["remote"]["addr"] == GW_PUBLIC[w], "the client left the survivor")
+    same_ike_sa(client, before)
+    wait_ping(c.ini, CLIENT_INNER, HOST, timeout=10)
+
+
+def ike_requests_in(pcap: bytes):
+    """(UDP payload, destination port) of each IKE request (non-ESP marker, message ID
+    0, INFORMATIONAL) in a pcap of Ethernet frames."""
+    import struct
+    out = []
+    at = 24
+    while at + 16 <= len(pcap):
+        incl = struct.unpack_from("<I", pcap, at + 8)[0]
+        frame = pcap[at + 16:at + 16 + incl]
+        at += 16 + incl
+        if len(frame) < 14 + 20 + 8 or frame[12:14] != b"\x08\x00" or frame[14 + 9] != 17:
+            continue
+        ihl = (frame[14] & 0x0F) * 4
+        udp = frame[14 + ihl:]
+        dport = struct.unpack_from(">H", udp, 2)[0]
+        payload = udp[8:]
+        if len(payload) < 4 + 28 or payload[:4] != b"\0\0\0\0":
+            continue
+        ike = payload[4:]
+        exchange, flags, mid = ike[18], ike[19], struct.unpack_from(">I", ike, 20)[0]
+        if exchange == 37 and not flags & 0x20 and mid == 0:
+            out.append((payload, dport))
+    return out
+
+
+def run_replay(lab: Lab) -> None:
+    from cluster_lab import NAT_OUTSIDE
+    from netns import UdpProbe
+    c = start_cluster(lab)
+    client, before = mobiked_on_gw1(c)
+    pcap = lab.dir / "router.pcap"
+    dump = c.nat.spawn(["tcpdump", "-n", "-U", "--immediate-mode", "-i", "out0", "-w", str(pcap),
+                        f"udp port 4500 and src host {GW_PUBLIC['gw1']}"], name="tcpdump-router")
+    dump.wait_for_log("listening on", 10)
+    kill(c)
+    w = wait_until(lambda: survivor(c), 20, "a survivor claims gw1's SA")
+    wait_until(lambda: (s := client.sa("home")) and s["remote"]["addr"] == GW_PUBLIC[w], 20, f"the client follows {w}")
+    time.sleep(0.5)
+    dump.stop()
+    found = ike_requests_in(pcap.read_bytes())
+    check(found, "no message-ID-0 INFORMATIONAL from gw1's address was captured")
+    message, port = found[0]
+    st0 = client.stats()
+    check(st0["mid_sync"]["answered"] == 1, f"client stats before the replay: {st0}")
+    # Sent again from gw1's address, from a machine on the routers' segment.
+    c.wan.add_address("br0", "198.51.100.250/24")
+    probe = UdpProbe(lab, c.wan, "198.51.100.250:4999")
+    for data in (message, message[:-1] + bytes([message[-1] ^ 0x01])):
+        r = probe.send_hex_nonlocal(f"{GW_PUBLIC['gw1']}:4500", f"{NAT_OUTSIDE}:{port}", data)
+        check(r.startswith("sent"), f"udp_probe: {r}")
+        time.sleep(0.5)
+    st1 = client.stats()
+    log(f"  replayed: retransmissions answered {st0['retransmits']['answered']} -> {st1['retransmits']['answered']}, "
+        f"integrity drops {st0['dropped']['integrity']} -> {st1['dropped']['integrity']}")
+    check(st1["mid_sync"]["answered"] == 1, f"the replayed synchronisation was applied again: {st1['mid_sync']}")
+    check(st1["retransmits"]["answered"] == st0["retransmits"]["answered"] + 1,
+          f"the exact replay was not answered as a retransmission: {st0['retransmits']} -> {st1['retransmits']}")
+    check(st1["dropped"]["integrity"] == st0["dropped"]["integrity"] + 1,
+          f"the altered message was not dropped for its integrity: {st0['dropped']} -> {st1['dropped']}")
+    advanced = client.log_text().count("advanced by")
+    check(advanced == 1, f"the client's outbound sequence numbers jumped {advanced} times")
+    same_ike_sa(client, before)
+    wait_ping(c.ini, CLIENT_INNER, HOST, timeout=10)
+
+
 def test(lab: Lab) -> None:
     p = netns_param(PARAMS)
     {"mobiked": lambda: run_mobiked(lab), "strongswan": lambda: run_strongswan(lab),
      "many": lambda: run_many(lab), "survivor_dies": lambda: run_survivor_dies(lab),
      "returns": lambda: run_returns(lab), "etcd_member": lambda: run_etcd_member(lab),
-     "stop": lambda: run_stop(lab)}[p]()
+     "stop": lambda: run_stop(lab), "returns_late": lambda: run_returns_late(lab),
+     "replay": lambda: run_replay(lab)}[p]()
 
 
 if __name__ == "__main__":

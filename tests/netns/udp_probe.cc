@@ -7,6 +7,8 @@
 //                          IP_TRANSPARENT path) | "error MESSAGE"
 //   send-nonlocal FROM TO TEXT -> the same through UdpSocket::send_from_nonlocal(),
 //                          which also takes a source port other than the socket's
+//   send-hex-nonlocal FROM TO HEX -> the same with the datagram given in hex (any octets:
+//                          a captured IKE message replayed, say)
 //   recv TIMEOUT_MS     -> "recv local=EP remote=EP data=TEXT" | "timeout" | "error ..."
 //   quit
 // Endpoints: 192.0.2.1:500 or [2001:db8::1]:500.
@@ -66,7 +68,22 @@ UdpSocket* socket_for(std::vector<UdpSocket>& sockets, AddressFamily f) {
   return nullptr;
 }
 
-std::string do_send(std::vector<UdpSocket>& sockets, std::istringstream& args, bool nonlocal) {
+std::optional<mobike::Bytes> from_hex(std::string_view hex) {
+  if (hex.size() % 2) return std::nullopt;
+  mobike::Bytes out;
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    unsigned v = 0;
+    for (char c : hex.substr(i, 2)) {
+      int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+      if (d < 0) return std::nullopt;
+      v = v * 16 + static_cast<unsigned>(d);
+    }
+    out.push_back(static_cast<std::uint8_t>(v));
+  }
+  return out;
+}
+
+std::string do_send(std::vector<UdpSocket>& sockets, std::istringstream& args, bool nonlocal, bool hex) {
   std::string from_s, to_s, text;
   args >> from_s >> to_s;
   std::getline(args >> std::ws, text);
@@ -75,8 +92,9 @@ std::string do_send(std::vector<UdpSocket>& sockets, std::istringstream& args, b
   if (!from || !to) return "error bad endpoint";
   UdpSocket* s = socket_for(sockets, to->address.family());
   if (s == nullptr) return "error no socket of that family";
-  bool ok = nonlocal ? s->send_from_nonlocal(*from, *to, mobike::to_bytes(text))
-                     : s->send(*from, *to, mobike::to_bytes(text));
+  auto data = hex ? from_hex(text) : std::optional<mobike::Bytes>(mobike::to_bytes(text));
+  if (!data) return "error bad hex";
+  bool ok = nonlocal ? s->send_from_nonlocal(*from, *to, *data) : s->send(*from, *to, *data);
   if (!ok) return "error " + s->last_error()->message();
   return "sent nonlocal=" + std::to_string(s->nonlocal_sends());
 }
@@ -131,8 +149,8 @@ int main(int argc, char** argv) {
     std::string cmd;
     args >> cmd;
     if (cmd == "quit") break;
-    if (cmd == "send" || cmd == "send-nonlocal")
-      std::cout << do_send(sockets, args, cmd == "send-nonlocal") << std::endl;
+    if (cmd == "send" || cmd == "send-nonlocal" || cmd == "send-hex-nonlocal")
+      std::cout << do_send(sockets, args, cmd != "send", cmd == "send-hex-nonlocal") << std::endl;
     else if (cmd == "recv")
       std::cout << do_recv(sockets, args) << std::endl;
     else
