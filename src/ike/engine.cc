@@ -95,6 +95,11 @@ IkeSa& Engine::spawn_rekeyed(IkeSa& old, bool initiator, std::uint64_t spi_i, st
   sa.nat_remote = old.nat_remote;
   sa.peer_mobike = old.peer_mobike;
   sa.peer_nat_d = old.peer_nat_d;
+  // RFC 6311's capabilities belong to the IKE SA, rekeyed or not.
+  sa.peer_mid_sync = old.peer_mid_sync;
+  sa.peer_replay_sync = old.peer_replay_sync;
+  sa.mid_sync = old.mid_sync;
+  sa.replay_sync = old.replay_sync;
   sa.remote_id = old.remote_id;
   if (mobility_) mobility_->inherit(old, sa);
   sa.state = IkeState::kEstablished;

@@ -19,6 +19,7 @@ inline IpAddress R3() { return ip("198.51.100.30"); }
 
 struct ClientKind {
   bool follows_switch = true;
+  bool ha_sync = true;
 };
 
 class ClusterFailover : public ::testing::Test {
@@ -31,6 +32,7 @@ class ClusterFailover : public ::testing::Test {
                             r.dpd_delay = seconds(0);
                             i.switch_allow = {*IpPrefix::parse("198.51.100.0/24")};
                             i.switch_enabled = kind.follows_switch;
+                            i.ha_sync = kind.ha_sync;
                           },
                       .ha_member = true}) {
     auto cfg = engine_with_notify(kSwitchNotify, true);
@@ -343,6 +345,24 @@ TEST_F(ClusterFailoverWithoutSwitch, OneSurvivorTakesTheAddressOverAndSyncsFromT
   run_for(seconds(20));
   EXPECT_EQ(count_events(*s.p.ini, EventKind::kIkeFailed), 0u);
   EXPECT_GT(hosts[w]->engine->counters().datagrams_in, 2u);
+}
+
+class ClusterFailoverWithoutHaSync : public ClusterFailover {
+ protected:
+  ClusterFailoverWithoutHaSync() : ClusterFailover(ClientKind{.ha_sync = false}) {}
+};
+
+TEST_F(ClusterFailoverWithoutHaSync, TheSaIsLostCountedOnceAndItsRecordRemoved) {
+  ASSERT_TRUE(s.start());
+  ASSERT_TRUE(run_until([&] { return record().has_value(); }, seconds(2)));
+  kill_a();
+  ASSERT_TRUE(run_until([&] { return store.kv.empty(); }, seconds(10)));
+  EXPECT_EQ(claimed(), 0u);
+  EXPECT_EQ(nodes[1]->stats().lost + nodes[2]->stats().lost, 1u) << "lost counted by both survivors, or by none";
+  const auto& by = (nodes[1]->stats().lost ? nodes[1] : nodes[2])->stats().lost_by_reason;
+  ASSERT_EQ(by.count("no RFC 6311"), 1u);
+  EXPECT_EQ(by.at("no RFC 6311"), 1u);
+  EXPECT_EQ(hosts[1]->engine->ike_sa_count() + hosts[2]->engine->ike_sa_count(), 0u);
 }
 
 }  // namespace

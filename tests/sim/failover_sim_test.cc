@@ -274,6 +274,21 @@ TEST_F(FailoverWithoutHaSync, TheSaCannotBeTakenOverAndIsLost) {
   EXPECT_EQ(b->engine->ike_sa_count(), 0u);
 }
 
+TEST_F(Failover, AnSaRekeyedBeforeTheFailoverIsSynchronisedToo) {
+  ASSERT_TRUE(s.start());
+  ASSERT_TRUE(client().engine->rekey_ike(only_sa(client())->id, now()));
+  s.p.net.collect(client());
+  ASSERT_TRUE(s.p.net.run_until([&] { return count_events(a(), EventKind::kIkeRekeyed) == 1 && s.idle(); },
+                                seconds(10)));
+  EXPECT_TRUE(only_sa(a())->mid_sync) << "the rekeyed IKE SA lost RFC 6311";
+  EXPECT_TRUE(only_sa(client())->mid_sync);
+  const auto cp = checkpoint_of_a();
+  kill_a();
+  ASSERT_TRUE(take_over(cp));
+  ASSERT_TRUE(s.p.net.run_until([&] { return count_events(*b, EventKind::kSwitchSucceeded) > 0; }, seconds(10)));
+  EXPECT_EQ(client().engine->counters().mid_syncs_answered, 1u);
+}
+
 TEST(FailoverClaims, AResponderOutsideAClusterClaimsNothing) {
   Sw s(SwitchSetup{.res_addresses = {R1()}});
   ASSERT_TRUE(s.start());
@@ -382,6 +397,41 @@ TEST_P(FailoverLoss, TheFlowCompletesWhenOneMessageIsLost) {
 }
 
 INSTANTIATE_TEST_SUITE_P(EachMessage, FailoverLoss, ::testing::Range(0, 4));
+
+// The plain synchronisation (a client without the switch, from the address B took over):
+// its request and its answer each lost twice.
+class PlainFailoverLoss : public Failover {
+ protected:
+  PlainFailoverLoss() : Failover(FailoverSetup{.client_switch = false}) {}
+};
+
+TEST_P(PlainFailoverLoss, TheSyncCompletesWhenOneMessageIsLost) {
+  const int which = GetParam();
+  ASSERT_TRUE(s.start());
+  const Spis before = spis_of(client());
+  const auto cp = checkpoint_of_a();
+  drift();
+  int dropped = 0;
+  extra_drop = [&](const Seen& m) {
+    const bool hit = (which == 0 && sync_request(m)) || (which == 1 && sync_response(m));
+    if (!hit || dropped >= 2) return false;
+    ++dropped;
+    return true;
+  };
+  kill_a();
+  take_address();
+  ASSERT_TRUE(take_over(cp));
+  ASSERT_TRUE(s.p.net.run_until([&] { return synced() && s.idle(); }, seconds(30)));
+  EXPECT_EQ(dropped, 2);
+  EXPECT_EQ(ike_spis(client()), std::pair(before.ike_i, before.ike_r));
+  EXPECT_EQ(client().engine->counters().mid_syncs_answered, 1u);
+  EXPECT_EQ(advances(client()), 1u) << "a retransmitted sync was applied again";
+  s.p.net.run_for(seconds(25));
+  EXPECT_EQ(only_sa(client())->state, IkeState::kEstablished);
+  EXPECT_EQ(count_events(client(), EventKind::kIkeFailed), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(EachMessage, PlainFailoverLoss, ::testing::Range(0, 2));
 
 }  // namespace
 }  // namespace mobike::sim
