@@ -170,8 +170,11 @@ class Node {
   // took them over) are continued here, from the same address.
   void adopt_orphans(TimePoint now);
   // Addresses of dead nodes this node must now receive on (the plain synchronisation's
-  // answers come there: peers without the switch), each once.
+  // answers come there: peers without the switch), each once. The SAs that need one
+  // wait for address_taken(): the address added and announced, so that the peer's
+  // first answer already reaches us.
   std::vector<IpAddress> take_address_takeovers() { return std::exchange(takeovers_, {}); }
+  void address_taken(const IpAddress& address, TimePoint now);
   // Deletes of our checkpoints, each compared on the revision we know (the node stops and
   // deletes its SAs: no survivor may continue them).
   std::vector<StoreWrite> checkpoint_deletes() const;
@@ -265,6 +268,7 @@ class Node {
   void note_foreign(const std::string& key, const SaRecord* rec, TimePoint now);
   void share_out(const std::string& dead, bool self = false);
   void claimed(const Claim& c, bool won, TimePoint now);
+  void continue_claimed(const Claim& c, TimePoint now);
   void lose(const std::string& key, const std::string& reason, const std::string& detail);
   bool ours_to_take(const std::string& item) const;
   void log(ike::LogLevel level, const std::string& message) const {
@@ -294,6 +298,7 @@ class Node {
   std::vector<std::uint64_t> urgent_;       // IKE SAs to checkpoint at once
   std::vector<std::string> members_;
   std::vector<IpAddress> takeovers_, taken_;
+  std::vector<Claim> awaiting_address_;  // claims won, waiting for address_taken()
   TimePoint next_checkpoint_{};  // the epoch: due at once
 };
 

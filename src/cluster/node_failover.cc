@@ -239,6 +239,38 @@ void Node::claimed(const Claim& c, bool won, TimePoint now) {
   auto snap = open_snapshot(c.blob, config_.key, c.key);
   if (!snap) return lose(c.key, "unreadable checkpoint", to_string(snap.error().error));
   const IpAddress dead_address = snap->local.address;
+  auto how = mobility::failover_sync(*snap, own_address(dead_address));
+  wipe_snapshot_keys(*snap);
+  const bool ours = std::find(config_.addresses.begin(), config_.addresses.end(), dead_address) != config_.addresses.end();
+  if (how && *how == mobility::FailoverSync::kPlain && !ours &&
+      std::find(taken_.begin(), taken_.end(), dead_address) == taken_.end()) {
+    // The peer answers the plain synchronisation at the dead node's address: that must
+    // be ours, and announced, before the request leaves (address_taken()).
+    if (std::find(takeovers_.begin(), takeovers_.end(), dead_address) == takeovers_.end())
+      takeovers_.push_back(dead_address);
+    awaiting_address_.push_back(c);
+    return;
+  }
+  continue_claimed(c, now);
+}
+
+void Node::address_taken(const IpAddress& address, TimePoint now) {
+  if (std::find(taken_.begin(), taken_.end(), address) == taken_.end()) taken_.push_back(address);
+  std::vector<Claim> ready;
+  std::erase_if(awaiting_address_, [&](Claim& c) {
+    auto snap = open_snapshot(c.blob, config_.key, c.key);
+    const bool match = !snap || snap->local.address == address;
+    if (snap) wipe_snapshot_keys(*snap);
+    if (match) ready.push_back(std::move(c));
+    return match;
+  });
+  for (const auto& c : ready) continue_claimed(c, now);
+}
+
+void Node::continue_claimed(const Claim& c, TimePoint now) {
+  auto snap = open_snapshot(c.blob, config_.key, c.key);
+  if (!snap) return lose(c.key, "unreadable checkpoint", to_string(snap.error().error));
+  const IpAddress dead_address = snap->local.address;
   auto taken = mobility::take_over(engine_, *snap, own_address(dead_address), now);
   wipe_snapshot_keys(*snap);
   if (!taken) return lose(c.key, "not continued", taken.error());
@@ -246,13 +278,8 @@ void Node::claimed(const Claim& c, bool won, TimePoint now) {
   const bool plain = taken->sync == mobility::FailoverSync::kPlain;
   (plain ? stats_.claimed_plain : stats_.claimed_combined)++;
   held_[c.key] = Held{taken->ike_sa_id, true};
-  const bool ours = std::find(config_.addresses.begin(), config_.addresses.end(), dead_address) != config_.addresses.end();
-  if (plain && !ours && std::find(taken_.begin(), taken_.end(), dead_address) == taken_.end()) {
-    taken_.push_back(dead_address);
-    takeovers_.push_back(dead_address);
-  }
   log(ike::LogLevel::kInfo, c.key + " of " + c.dead + " continues here (" +
-                                (plain ? "synchronising from " + dead_address.to_string() + ", taken over"
+                                (plain ? "synchronising from " + dead_address.to_string()
                                        : "synchronising and switching the client here") +
                                 ")");
 }

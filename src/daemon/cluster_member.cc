@@ -448,7 +448,18 @@ void ClusterMember::on_event(const ike::Event& e) { node_.on_engine_event(e, now
 void ClusterMember::after_flush() {
   if (stopped()) return;
   for (auto& o : node_.take_outcomes()) record_outcome(o);
-  for (const auto& a : node_.take_address_takeovers()) take_address(a);
+  bool taken = false;
+  for (const auto& a : node_.take_address_takeovers()) {
+    take_address(a);
+    // Taken or not (an error is logged): the SAs waiting for it synchronise now, and
+    // retransmit until the address answers.
+    node_.address_taken(a, now());
+    taken = true;
+  }
+  if (taken) {
+    flush_();  // the synchronisation requests out
+    return;    // flush_() ran after_flush() again
+  }
   send_writes();
   arm_node_timer();
 }

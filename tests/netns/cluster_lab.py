@@ -295,6 +295,22 @@ class ClusterLab:
         m.start([conn])
         return m
 
+    def strongswan_client(self, *, log_levels: dict | None = None, retransmit_timeout: float | None = None,
+                          retransmit_tries: int | None = None, conn_extra: dict | None = None):
+        """A strongSwan client (charon, kernel-libipsec) with an IKE SA to gw1 and traffic
+        flowing: returns (charon, its view of the SA)."""
+        from netns import Charon, Conn, established, require_strongswan
+        require_strongswan()
+        charon = Charon(self.lab, self.ini, log_levels=log_levels, retransmit_timeout=retransmit_timeout,
+                        retransmit_tries=retransmit_tries).start()
+        charon.load([Conn("home", local_id="swan.cluster.test", remote_id="gw.cluster.test",
+                          local_addrs=[INI_ADDR], remote_addrs=[GW_PUBLIC["gw1"]],
+                          local_ts=[CLIENT_INNER + "/32"], remote_ts=["10.50.0.0/24"], **(conn_extra or {}))])
+        charon.initiate(child="home")
+        sa = established(charon, "home")
+        wait_ping(self.ini, CLIENT_INNER, HOST)
+        return charon, sa
+
     def sas_on(self, node: str) -> list[dict]:
         return self.nodes[node].list_sas()
 

@@ -56,9 +56,9 @@ import time
 
 sys.dont_write_bytecode = True  # also when run by hand: no __pycache__ in the source tree
 
-from cluster_lab import (CLIENT_INNER, GW_PUBLIC, HOST, INI_ADDR, ClusterLab, antispoof_drops,  # noqa: E402
+from cluster_lab import (CLIENT_INNER, GW_PUBLIC, HOST, ClusterLab, antispoof_drops,  # noqa: E402
                          host_neigh, log_gap, mac_of, requires, wait_ping)
-from netns import Lab, check, log, netns_param, run_test, tail, wait_until  # noqa: E402
+from netns import Lab, check, log, netns_param, run_test, wait_until  # noqa: E402
 from scenario import Ping  # noqa: E402
 from switch_scenarios import nat_mappings  # noqa: E402
 
@@ -385,17 +385,9 @@ def run_etcd_member(lab: Lab) -> None:
 def run_strongswan(lab: Lab) -> None:
     """A strongSwan client (charon, kernel-libipsec) on gw1: MOBIKE but no switch support.
     A drain never asks it; its SA stays on gw1 and keeps working."""
-    from netns import Charon, Conn, established, require_strongswan
-    require_strongswan()
     c = ClusterLab(lab)
     c.start_nodes()
-    charon = Charon(lab, c.ini).start()
-    charon.load([Conn("home", local_id="swan.cluster.test", remote_id="gw.cluster.test",
-                      local_addrs=[INI_ADDR], remote_addrs=[GW_PUBLIC["gw1"]],
-                      local_ts=[CLIENT_INNER + "/32"], remote_ts=["10.50.0.0/24"])])
-    charon.initiate(child="home")
-    sa = established(charon, "home")
-    wait_ping(c.ini, CLIENT_INNER, HOST)
+    charon, sa = c.strongswan_client()
     # charon claims RFC 6311 Message ID sync in its IKE_AUTH (not the replay counters):
     # what a failover can use for this client.
     gw_view = wait_until(lambda: next(iter(c.sas_on("gw1")), None), 10, "gw1 lists the strongSwan SA")

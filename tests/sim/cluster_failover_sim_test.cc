@@ -108,6 +108,8 @@ class ClusterFailover : public ::testing::Test {
   // The daemon's part of an address takeover: the address moves to node i's host.
   void take_address(std::size_t i, const IpAddress& addr) {
     takeovers.emplace_back(i, addr);
+    const bool sent_before = s.tap->count([&](const Seen& m) { return m.from == hosts[i]->name && m.src.address == addr; });
+    EXPECT_EQ(sent_before, 0u) << "a synchronisation left before the address was ours";
     for (std::size_t j = 0; j < hosts.size(); ++j) {
       auto a = hosts[j]->addresses;
       std::erase(a, addr);
@@ -115,6 +117,8 @@ class ClusterFailover : public ::testing::Test {
       s.p.net.set_addresses(*hosts[j], a);
       std::erase(hosts[j]->nonlocal_sources, addr);
     }
+    nodes[i]->address_taken(addr, s.p.net.now());
+    s.p.net.collect(*hosts[i]);
   }
   bool run_until(const std::function<bool()>& cond, Duration limit = seconds(20)) {
     driving = true;

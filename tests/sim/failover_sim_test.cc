@@ -105,8 +105,19 @@ class Failover : public ::testing::TestWithParam<int> {
     s.p.net.run_for(seconds(1));
   }
 
+  // Drops the first two messages `pred` matches (retransmissions carry them), counted
+  // in `dropped`.
+  void lose_twice(std::function<bool(const Seen&)> pred) {
+    extra_drop = [this, pred = std::move(pred)](const Seen& m) {
+      if (!pred(m) || dropped >= 2) return false;
+      ++dropped;
+      return true;
+    };
+  }
+
   Sw s;
   Host* b = nullptr;
+  int dropped = 0;
   bool a_dead = false;
   bool a_owns_r1 = true;
   std::function<bool(const Seen&)> extra_drop = [](const Seen&) { return false; };
@@ -371,16 +382,12 @@ TEST_P(FailoverLoss, TheFlowCompletesWhenOneMessageIsLost) {
   const Spis before = spis_of(client());
   const auto cp = checkpoint_of_a();
   drift();
-  int dropped = 0;
-  extra_drop = [&](const Seen& m) {
-    bool hit = (which == 0 && sync_request(m)) || (which == 1 && sync_response(m)) ||
-               (which == 2 && Tap::update_request(m)) ||
-               (which == 3 && m.from == "gw-b" && m.informational_response() && m.mid != 0 &&
-                s.tap->count([&](const Seen& q) { return Tap::update_request(q) && q.mid == m.mid; }) > 0);
-    if (!hit || dropped >= 2) return false;
-    ++dropped;
-    return true;
-  };
+  lose_twice([&, which](const Seen& m) {
+    return (which == 0 && sync_request(m)) || (which == 1 && sync_response(m)) ||
+           (which == 2 && Tap::update_request(m)) ||
+           (which == 3 && m.from == "gw-b" && m.informational_response() && m.mid != 0 &&
+            s.tap->count([&](const Seen& q) { return Tap::update_request(q) && q.mid == m.mid; }) > 0);
+  });
   kill_a();
   ASSERT_TRUE(take_over(cp));
   ASSERT_TRUE(s.p.net.run_until([&] { return count_events(*b, EventKind::kSwitchSucceeded) > 0 && s.idle(); },
@@ -411,13 +418,7 @@ TEST_P(PlainFailoverLoss, TheSyncCompletesWhenOneMessageIsLost) {
   const Spis before = spis_of(client());
   const auto cp = checkpoint_of_a();
   drift();
-  int dropped = 0;
-  extra_drop = [&](const Seen& m) {
-    const bool hit = (which == 0 && sync_request(m)) || (which == 1 && sync_response(m));
-    if (!hit || dropped >= 2) return false;
-    ++dropped;
-    return true;
-  };
+  lose_twice([which](const Seen& m) { return (which == 0 && sync_request(m)) || (which == 1 && sync_response(m)); });
   kill_a();
   take_address();
   ASSERT_TRUE(take_over(cp));
