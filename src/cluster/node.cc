@@ -254,18 +254,14 @@ void Node::on_store_event(const StoreEvent& e, TimePoint now) {
   const std::string sas = config_.prefix + "sas/";
   if (e.key.compare(0, sas.size(), sas) != 0) return;
   if (Seen& k = seen_[e.key]; e.mod_revision >= k.at) k = {e.mod_revision, e.value ? e.mod_revision : 0};
-  if (!e.value) {
-    note_foreign(e.key, nullptr, now);
-    return;
-  }
+  if (!e.value) return;
   auto rec = decode_record(*e.value);
   if (!rec) {
     stats_.records_refused++;
     log(ike::LogLevel::kWarn, e.key + ": " + rec.error());
-    note_foreign(e.key, nullptr, now);
     return;
   }
-  note_foreign(e.key, &*rec, now);
+  fence(e.key, *rec, now);
   auto o = outgoing_.find(e.key);
   if (o != outgoing_.end() && o->second.reclaim_tag) {
     // Our own take-back, reported by the watch before the write's result.
@@ -490,7 +486,7 @@ void Node::on_node_gone(const std::string& node, TimePoint now) {
     engine_.resume(id, now);
     finish(id, node, MoveOutcome::Result::kFailed, "not moved: " + node + " left the cluster");
   }
-  if (config_.checkpoint_interval.count() > 0) share_out(node);
+  if (config_.checkpoint_interval.count() > 0) request_read({{node}, false});
 }
 
 void Node::on_timeout(TimePoint now) {

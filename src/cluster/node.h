@@ -67,6 +67,13 @@ struct StoreEvent {
   std::int64_t mod_revision = 0;
 };
 
+// A read of every key under `prefix` (failover: a dead node's checkpoints are read from
+// the store when it dies, not mirrored on every node); answered with on_read_result().
+struct StoreRead {
+  std::uint64_t tag = 0;
+  std::string prefix;
+};
+
 // The value of sas/<spi_i>-<spi_r>.
 struct SaRecord {
   // kReady: the importer waits for the answer to the switch request the node the SA
@@ -169,6 +176,11 @@ class Node {
   // SAs this process does not run (it was restarted before its lease ran out, so no one
   // took them over) are continued here, from the same address.
   void adopt_orphans(TimePoint now);
+  // The store reads the node wants (StoreRead), and their answers: every key under the
+  // prefix with its value and modification revision, as the watch reports changes. A
+  // read that failed is for the caller to try again.
+  std::vector<StoreRead> take_reads() { return std::exchange(reads_out_, {}); }
+  void on_read_result(std::uint64_t tag, const std::vector<StoreEvent>& records, TimePoint now);
   // Addresses of dead nodes this node must now receive on (the plain synchronisation's
   // answers come there: peers without the switch), each once. The SAs that need one
   // wait for address_taken(): the address added and announced, so that the peer's
@@ -254,9 +266,11 @@ class Node {
     std::vector<std::uint64_t> out_seq, in_top;
     Endpoint local, remote;
   };
-  struct Foreign {
-    std::string owner;
-    Bytes blob;
+  // What a read of the records is for: the SAs of these dead nodes, and/or (adopt) our
+  // own SAs of an earlier run and those of nodes that are no members.
+  struct PendingRead {
+    std::set<std::string> dead;
+    bool adopt = false;
   };
   struct Claim {
     std::string key;
@@ -265,8 +279,9 @@ class Node {
   };
   void checkpoint_due(TimePoint now, bool all);
   void checkpoint(const std::string& key, const ike::IkeSa& sa, Held& h, TimePoint now);
-  void note_foreign(const std::string& key, const SaRecord* rec, TimePoint now);
-  void share_out(const std::string& dead, bool self = false);
+  void fence(const std::string& key, const SaRecord& rec, TimePoint now);
+  void request_read(PendingRead why);
+  void share_out(const std::string& dead, std::vector<std::pair<std::string, Bytes>> orphans, bool self);
   void claimed(const Claim& c, bool won, TimePoint now);
   void continue_claimed(const Claim& c, TimePoint now);
   void lose(const std::string& key, const std::string& reason, const std::string& detail);
@@ -292,7 +307,8 @@ class Node {
   std::vector<MoveOutcome> outcomes_;
   NodeStats stats_;
   std::map<std::string, Held> held_;        // by key: SAs we run and checkpoint
-  std::map<std::string, Foreign> foreign_;  // by key: other nodes' checkpoints
+  std::map<std::uint64_t, PendingRead> reads_;  // by read tag
+  std::vector<StoreRead> reads_out_;
   std::map<std::uint64_t, Claim> claims_;   // by write tag
   std::set<std::uint64_t> batch_tags_;      // checkpoint writes (StoreWrite::batch)
   std::vector<std::uint64_t> urgent_;       // IKE SAs to checkpoint at once

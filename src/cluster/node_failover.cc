@@ -1,7 +1,8 @@
 // Failover (docs/cluster.md "Failover"): every SA a node runs is checkpointed into its
 // record, sas/<S> = {owned, owner, blob}, when it is established, rekeyed, moved or
 // synchronised and, if it changed, every checkpoint_interval; when a node's lease
-// expires the survivors share its SAs out by rendezvous hashing, the chosen one claims
+// expires the survivors read its records from the store (nothing is mirrored on the
+// nodes) and share its SAs out by rendezvous hashing, the chosen one claims
 // each with a compare-and-put on the record (the store decides: exactly one wins), and
 // continues it with RFC 6311 (mobility::take_over). A node that sees another claim an SA
 // it still runs was taken for dead: it drops its copy (fencing by the record's revision:
@@ -135,25 +136,8 @@ std::vector<StoreWrite> Node::checkpoint_deletes() const {
   return out;
 }
 
-void Node::note_foreign(const std::string& key, const SaRecord* rec, TimePoint now) {
-  if (!rec || rec->phase != SaRecord::Phase::kOwned || rec->blob.empty()) {
-    foreign_.erase(key);
-    return;
-  }
-  if (rec->owner == config_.name) {
-    // Ours but not running here: a previous run of this node wrote it (adopt_orphans).
-    const bool running = held_.count(key) || outgoing_.count(key) || incoming_.count(key) ||
-                         std::any_of(claims_.begin(), claims_.end(), [&](const auto& c) { return c.second.key == key; });
-    if (running)
-      foreign_.erase(key);
-    else
-      foreign_[key] = {rec->owner, rec->blob};
-    return;
-  }
-  if (rec->blob.empty())
-    foreign_.erase(key);
-  else
-    foreign_[key] = {rec->owner, rec->blob};
+void Node::fence(const std::string& key, const SaRecord& rec, TimePoint now) {
+  if (rec.phase != SaRecord::Phase::kOwned || rec.owner == config_.name) return;
   auto h = held_.find(key);
   if (h == held_.end() || outgoing_.count(key) || incoming_.count(key)) return;
   // Another node claimed an SA we run: the cluster took us for dead (our lease expired)
@@ -162,28 +146,43 @@ void Node::note_foreign(const std::string& key, const SaRecord* rec, TimePoint n
   held_.erase(h);
   if (engine_.release(id, now)) {
     stats_.fenced++;
-    log(ike::LogLevel::kWarn, key + " was claimed by " + rec->owner + " (this node was taken for dead): dropped here");
+    log(ike::LogLevel::kWarn, key + " was claimed by " + rec.owner + " (this node was taken for dead): dropped here");
   }
+}
+
+void Node::request_read(PendingRead why) {
+  const std::uint64_t tag = next_tag_++;
+  reads_[tag] = std::move(why);
+  reads_out_.push_back({tag, config_.prefix + "sas/"});
 }
 
 void Node::adopt_orphans(TimePoint) {
-  std::set<std::string> owners;
-  for (const auto& [k, f] : foreign_) owners.insert(f.owner);
-  for (const auto& o : owners) {
-    if (o == config_.name)
-      share_out(o, true);
-    else if (std::find(members_.begin(), members_.end(), o) == members_.end())
-      share_out(o);
-  }
+  if (config_.checkpoint_interval.count() > 0) request_read({{}, true});
 }
 
-void Node::share_out(const std::string& dead, bool self) {
-  std::vector<std::pair<std::string, Bytes>> orphans;
-  for (const auto& [k, f] : foreign_) {
-    const bool claiming =
-        held_.count(k) || std::any_of(claims_.begin(), claims_.end(), [&](const auto& c) { return c.second.key == k; });
-    if (f.owner == dead && !claiming) orphans.emplace_back(k, f.blob);
+void Node::on_read_result(std::uint64_t tag, const std::vector<StoreEvent>& records, TimePoint) {
+  auto it = reads_.find(tag);
+  if (it == reads_.end()) return;
+  const PendingRead why = std::move(it->second);
+  reads_.erase(it);
+  std::map<std::string, std::vector<std::pair<std::string, Bytes>>> orphans;  // by owner
+  for (const auto& r : records) {
+    // A change the watch has not told yet: the key is at least there.
+    if (Seen& k = seen_[r.key]; r.mod_revision > k.at) k = {r.mod_revision, r.value ? r.mod_revision : 0};
+    if (!r.value) continue;
+    auto rec = decode_record(*r.value);
+    if (!rec || rec->phase != SaRecord::Phase::kOwned || rec->blob.empty()) continue;
+    const bool running = held_.count(r.key) || outgoing_.count(r.key) || incoming_.count(r.key) ||
+                         std::any_of(claims_.begin(), claims_.end(), [&](const auto& c) { return c.second.key == r.key; });
+    if (running) continue;
+    const bool member = std::find(members_.begin(), members_.end(), rec->owner) != members_.end();
+    if (why.dead.count(rec->owner) || (why.adopt && (rec->owner == config_.name || !member)))
+      orphans[rec->owner].emplace_back(r.key, std::move(rec->blob));
   }
+  for (auto& [owner, list] : orphans) share_out(owner, std::move(list), owner == config_.name);
+}
+
+void Node::share_out(const std::string& dead, std::vector<std::pair<std::string, Bytes>> orphans, bool self) {
   if (orphans.empty()) return;
   stats_.failovers++;
   std::size_t mine = 0;
@@ -288,7 +287,6 @@ void Node::lose(const std::string& key, const std::string& reason, const std::st
   stats_.lost++;
   stats_.lost_by_reason[reason]++;
   log(ike::LogLevel::kWarn, key + " is lost: " + reason + " (" + detail + ")");
-  foreign_.erase(key);
   write(key, std::nullopt);
 }
 

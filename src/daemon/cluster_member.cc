@@ -460,6 +460,7 @@ void ClusterMember::after_flush() {
     flush_();  // the synchronisation requests out
     return;    // flush_() ran after_flush() again
   }
+  for (const auto& r : node_.take_reads()) send_read(r);
   send_writes();
   arm_node_timer();
 }
@@ -504,6 +505,34 @@ void ClusterMember::take_address(const IpAddress& address) {
   }
   spdlog::info("cluster: took {} over on {} (its node died; clients without the switch sync there)",
                address.to_string(), interface);
+}
+
+void ClusterMember::send_read(const cluster::StoreRead& read) {
+  etcd_ops_++;
+  post_work([this, read](platform::EtcdClient& c) {
+    // Until it works: a failover cannot go on without the dead node's records.
+    for (;;) {
+      auto list = c.range(read.prefix);
+      if (list) {
+        std::vector<cluster::StoreEvent> records;
+        records.reserve(list->kvs.size());
+        for (auto& kv : list->kvs) records.push_back({kv.key, as_bytes(kv.value), kv.mod_revision});
+        asio::post(io_, [this, tag = read.tag, records = std::move(records)] {
+          if (stopped()) return;
+          node_.on_read_result(tag, records, now());
+          flush_();
+        });
+        return;
+      }
+      asio::post(io_, [this, e = list.error()] {
+        if (stopped()) return;
+        etcd_errors_++;
+        set_reachable(false, e.to_string());
+      });
+      std::unique_lock lock(mu_);
+      if (cv_.wait_for(lock, kRetryPause, [&] { return stopping_; })) return;
+    }
+  }, 0);
 }
 
 void ClusterMember::send_batch(std::vector<cluster::StoreWrite> batch) {

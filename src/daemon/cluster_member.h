@@ -104,6 +104,7 @@ class ClusterMember {
   std::string self_record() const;
   void send_writes();
   void send_batch(std::vector<cluster::StoreWrite> batch);
+  void send_read(const cluster::StoreRead& read);
   void sync_members();                       // the live members to the Node (failover)
   void take_address(const IpAddress& address);  // a dead node's, for clients without the switch
   nlohmann::json failover_view() const;

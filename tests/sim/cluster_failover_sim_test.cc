@@ -94,6 +94,13 @@ class ClusterFailover : public ::testing::Test {
           batched += w.batch;
           store.apply(n, w, results, events);
         }
+        for (const auto& r : n.take_reads()) {
+          reads++;
+          std::vector<cluster::StoreEvent> records;
+          for (const auto& [k, e] : store.kv)
+            if (k.starts_with(r.prefix)) records.push_back({k, e.value, e.mod_revision});
+          n.on_read_result(r.tag, records, now);
+        }
       }
       for (auto& [n, r] : results) n->on_write_result(r, now);
       for (const auto& e : events)
@@ -170,7 +177,7 @@ class ClusterFailover : public ::testing::Test {
   std::map<Host*, std::size_t> events_seen;
   std::set<std::size_t> cut_off;
   std::vector<std::pair<std::size_t, IpAddress>> takeovers;
-  std::size_t writes = 0, batched = 0;
+  std::size_t writes = 0, batched = 0, reads = 0;
   bool driving = false;
   ike::EspState esp{500, 7, 300, {0x1u}, 0, 0, 0, 0};
 };
