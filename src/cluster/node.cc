@@ -242,6 +242,7 @@ void Node::on_write_result(const StoreWriteResult& r, TimePoint now) {
     if (!r.succeeded) return withdraw(key, "the record changed before ours (" + in->second.from + " took it back)", now);
     // Ours for good: only now may its Child SAs send (see reclaim()).
     engine_.confirm_import(in->second.ike_sa_id, now);
+    if (in->second.checkpointed) held_[key] = std::move(*in->second.checkpointed);
     stats_.moves_in++;
     log(ike::LogLevel::kInfo, key + " taken over from " + in->second.from);
     incoming_.erase(in);
@@ -395,7 +396,18 @@ void Node::on_engine_event(const ike::Event& e, TimePoint now) {
   const std::string key = it->first, from = it->second.from;
   if (switched) {
     log(ike::LogLevel::kInfo, key + ": the client follows; claiming it from " + from);
-    it->second.owned_tag = write(key, encode_record({SaRecord::Phase::kOwned, config_.name, {}, {}, {}}));
+    // The claim carries the SA's first checkpoint here (failover), so that a move costs
+    // one write more than without failover, not two.
+    Bytes blob;
+    if (config_.checkpoint_interval.count() > 0)
+      if (const ike::IkeSa* sa = engine_.find_ike_sa(e.ike_sa_id)) {
+        Held h;
+        if (auto b = sealed_checkpoint(key, *sa, h, now)) {
+          blob = std::move(*b);
+          it->second.checkpointed = std::move(h);  // ours once the claim has won
+        }
+      }
+    it->second.owned_tag = write(key, encode_record({SaRecord::Phase::kOwned, config_.name, {}, std::move(blob), {}}));
     return;
   }
   // Not followed: until the switch we only sent that one request, so the first node's

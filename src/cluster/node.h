@@ -224,6 +224,16 @@ class Node {
     bool ready_seen = false;
     bool relayed = false;
   };
+  // Failover: an SA we run and checkpoint, with what its last checkpoint held (changes
+  // against it make the next one due).
+  struct Held {
+    std::uint64_t ike_sa_id = 0;
+    bool written = false;  // a checkpoint of ours is in the store
+    std::uint32_t mids = 0;  // next request + expected peer Message IDs at that checkpoint
+    std::vector<std::uint32_t> spis;
+    std::vector<std::uint64_t> out_seq, in_top;
+    Endpoint local, remote;
+  };
   // An SA arriving here: imported, its switch under way, then its {owned} write.
   struct Incoming {
     std::uint64_t ike_sa_id = 0;
@@ -232,6 +242,7 @@ class Node {
     std::uint64_t owned_tag = 0;  // switched: the {owned} write in flight
     std::uint64_t ready_tag = 0;  // SwitchSender::kOldNode: the {ready} write
     std::uint32_t request_mid = 0;  // the Message ID of the switch request
+    std::optional<Held> checkpointed;  // the checkpoint in our {owned} write (failover)
   };
   // What the node knows of a key: the store revision of the last change it saw, and
   // the key's modification revision after it (0: absent), the one writes compare on.
@@ -258,14 +269,6 @@ class Node {
   void finish(std::uint64_t ike_sa_id, const std::string& to, MoveOutcome::Result r, std::string detail);
   std::optional<IpAddress> own_address(const IpAddress& like) const;
   // Failover (node_failover.cc).
-  struct Held {
-    std::uint64_t ike_sa_id = 0;
-    bool written = false;  // a checkpoint of ours is in the store
-    std::uint32_t mids = 0;  // next request + expected peer Message IDs at that checkpoint
-    std::vector<std::uint32_t> spis;
-    std::vector<std::uint64_t> out_seq, in_top;
-    Endpoint local, remote;
-  };
   // What a read of the records is for: the SAs of these dead nodes, and/or (adopt) our
   // own SAs of an earlier run and those of nodes that are no members.
   struct PendingRead {
@@ -279,6 +282,9 @@ class Node {
   };
   void checkpoint_due(TimePoint now, bool all);
   void checkpoint(const std::string& key, const ike::IkeSa& sa, Held& h, TimePoint now);
+  // The SA's checkpoint, sealed under `key`; `h` becomes its fingerprint. nullopt while
+  // it cannot be taken (an exchange of MOBIKE under way, sequence numbers unknown).
+  std::optional<Bytes> sealed_checkpoint(const std::string& key, const ike::IkeSa& sa, Held& h, TimePoint now);
   void fence(const std::string& key, const SaRecord& rec, TimePoint now);
   void request_read(PendingRead why);
   void share_out(const std::string& dead, std::vector<std::pair<std::string, Bytes>> orphans, bool self);

@@ -49,15 +49,15 @@ bool Node::ours_to_take(const std::string& item) const {
 void Node::checkpoint_due(TimePoint now, bool all) {
   const std::string prefix = config_.prefix + "sas/";
   std::set<std::string> running;
-  engine_.for_each_ike_sa([&](const ike::IkeSa& sa) {
+  // One SA: checkpointed if it changed since its last checkpoint.
+  auto consider = [&](const ike::IkeSa& sa) {
     if (!live(sa) || sa.handoff != ike::Handoff::kNone) return;
     const std::string key = prefix + sa_name(sa.spi_i, sa.spi_r);
     if (outgoing_.count(key) || incoming_.count(key)) return;  // the move's records
-    running.insert(key);
+    if (all) running.insert(key);
     Held& h = held_[key];
     if (h.ike_sa_id != sa.id) h = Held{sa.id};
-    const bool urgent = std::find(urgent_.begin(), urgent_.end(), sa.id) != urgent_.end();
-    if ((!all && !urgent) || sa.state != ike::IkeState::kEstablished || queued_writes_.count(key)) return;
+    if (sa.state != ike::IkeState::kEstablished || queued_writes_.count(key)) return;
     // Urgent or not, only what changed is written: an event says when to look.
     bool changed = !h.written || sa.local != h.local || sa.remote != h.remote ||
                    sa.children.size() != h.spis.size() ||
@@ -74,7 +74,16 @@ void Node::checkpoint_due(TimePoint now, bool all) {
       changed = esp && (esp->in_top != h.in_top[i] || esp->out_seq - h.out_seq[i] >= config_.checkpoint_seq_drift);
     }
     if (changed) checkpoint(key, sa, h, now);
-  });
+  };
+  if (!all) {
+    // Only the SAs an event named: a scan of every SA per event would cost a cluster
+    // move of N SAs N^2.
+    for (std::uint64_t id : urgent_)
+      if (const ike::IkeSa* sa = engine_.find_ike_sa(id)) consider(*sa);
+    urgent_.clear();
+    return;
+  }
+  engine_.for_each_ike_sa(consider);
   urgent_.clear();
   // Deleted, failed, replaced by an IKE rekey: its record goes too (SAs that moved away
   // left held_ when they did; their records are the new owner's).
@@ -99,9 +108,9 @@ void Node::checkpoint_due(TimePoint now, bool all) {
   }
 }
 
-void Node::checkpoint(const std::string& key, const ike::IkeSa& sa, Held& h, TimePoint now) {
+std::optional<Bytes> Node::sealed_checkpoint(const std::string& key, const ike::IkeSa& sa, Held& h, TimePoint now) {
   auto snap = engine_.checkpoint(sa.id, now);
-  if (!snap) return;  // an exchange of MOBIKE under way: the next tick
+  if (!snap) return std::nullopt;  // an exchange of MOBIKE under way: the next tick
   Held next{sa.id, true, sa.next_request_mid + sa.expected_peer_mid, {}, {}, {}, sa.local, sa.remote};
   for (auto& cs : snap->children) {
     const ike::ChildSa* c = nullptr;
@@ -110,7 +119,7 @@ void Node::checkpoint(const std::string& key, const ike::IkeSa& sa, Held& h, Tim
     auto esp = c && dataplane_.esp_state ? dataplane_.esp_state(c->id) : std::nullopt;
     if (!esp) {
       wipe_snapshot_keys(*snap);
-      return;
+      return std::nullopt;
     }
     next.spis.push_back(cs.spi_in);
     next.out_seq.push_back(esp->out_seq);
@@ -122,8 +131,13 @@ void Node::checkpoint(const std::string& key, const ike::IkeSa& sa, Held& h, Tim
   Bytes blob = seal_snapshot(*snap, config_.key, key, random_);
   wipe_snapshot_keys(*snap);
   h = std::move(next);
-  write(key, encode_record({SaRecord::Phase::kOwned, config_.name, {}, std::move(blob)}), true);
   stats_.checkpoints++;
+  return blob;
+}
+
+void Node::checkpoint(const std::string& key, const ike::IkeSa& sa, Held& h, TimePoint now) {
+  if (auto blob = sealed_checkpoint(key, sa, h, now))
+    write(key, encode_record({SaRecord::Phase::kOwned, config_.name, {}, std::move(*blob)}), true);
 }
 
 std::vector<StoreWrite> Node::checkpoint_deletes() const {

@@ -35,6 +35,8 @@ constexpr std::size_t kWriters = 4;
 // Checkpoints per transaction: a compare and an operation each, under etcd's default
 // limit of 128 operations.
 constexpr std::size_t kBatch = 100;
+// Checkpoints have a worker of their own: a move's writes must not wait behind them.
+constexpr std::size_t kCheckpointWorker = 1 + kWriters;
 
 bool not_sent(const etcd::Error& e) {
   // Nothing applied: no connection was made, or etcd refused before acting (no leader).
@@ -105,7 +107,7 @@ ClusterMember::~ClusterMember() { stop(); }
 Expected<void, std::string> ClusterMember::start() {
   platform::EtcdClientOptions o;
   o.endpoints = config_.etcd;
-  for (std::size_t i = 0; i < 1 + kWriters; ++i) {
+  for (std::size_t i = 0; i < 2 + kWriters; ++i) {
     auto c = platform::EtcdClient::create(o);
     if (!c) return unexpected("cluster: " + c.error().to_string());
     workers_.push_back(std::make_unique<Worker>());
@@ -572,7 +574,7 @@ void ClusterMember::send_batch(std::vector<cluster::StoreWrite> batch) {
       for (const auto& result : results) node_.on_write_result(result, now());
       flush_();
     });
-  }, 1);
+  }, kCheckpointWorker);
 }
 
 void ClusterMember::send_writes() {
