@@ -320,7 +320,8 @@ class Node {
   std::vector<std::uint64_t> urgent_;       // IKE SAs to checkpoint at once
   std::vector<std::string> members_;
   std::vector<IpAddress> takeovers_, taken_;
-  std::vector<Claim> awaiting_address_;  // claims won, waiting for address_taken()
+  // Claims won, waiting for address_taken() of the dead node's address they name.
+  std::vector<std::pair<IpAddress, Claim>> awaiting_address_;
   TimePoint next_checkpoint_{};  // the epoch: due at once
 };
 

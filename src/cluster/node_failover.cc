@@ -261,7 +261,7 @@ void Node::claimed(const Claim& c, bool won, TimePoint now) {
     // be ours, and announced, before the request leaves (address_taken()).
     if (std::find(takeovers_.begin(), takeovers_.end(), dead_address) == takeovers_.end())
       takeovers_.push_back(dead_address);
-    awaiting_address_.push_back(c);
+    awaiting_address_.emplace_back(dead_address, c);
     return;
   }
   continue_claimed(c, now);
@@ -270,11 +270,9 @@ void Node::claimed(const Claim& c, bool won, TimePoint now) {
 void Node::address_taken(const IpAddress& address, TimePoint now) {
   if (std::find(taken_.begin(), taken_.end(), address) == taken_.end()) taken_.push_back(address);
   std::vector<Claim> ready;
-  std::erase_if(awaiting_address_, [&](Claim& c) {
-    auto snap = open_snapshot(c.blob, config_.key, c.key);
-    const bool match = !snap || snap->local.address == address;
-    if (snap) wipe_snapshot_keys(*snap);
-    if (match) ready.push_back(std::move(c));
+  std::erase_if(awaiting_address_, [&](auto& waiting) {
+    const bool match = waiting.first == address;
+    if (match) ready.push_back(std::move(waiting.second));
     return match;
   });
   for (const auto& c : ready) continue_claimed(c, now);
