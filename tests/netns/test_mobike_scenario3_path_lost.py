@@ -6,18 +6,18 @@ netns-timeout: 1200
 
 The initiator starts with one uplink (eth0 behind NAT A). eth0 is deleted: the host has
 no address and no route towards the peer at all. After OUTAGE seconds (module constant
-mobike_scenarios.S3_OUTAGE, default 120, environment MOBIKE_S3_OUTAGE) a new interface
+mobike_scenarios.S3_OUTAGE, default 45, environment MOBIKE_S3_OUTAGE) a new interface
 eth1 appears behind NAT B. Both peers must still hold the SA with the same IKE SPIs
 (checked every 5 s during the outage: a deletion fails the pairing and says who deleted
 after how long), the initiator must find the new path and update the SA (the responder
 then sees NAT B's 198.51.100.3) and the 10 ms ping through the tunnel must resume.
 
 Settings: initiators run liveness checks every 2 s (mobiked dpd_delay "2s", strongSwan
-dpd_delay 2s), so each notices the lost path during the outage. mobiked uses the
-harness' retransmission settings (1 s, 4 tries, base 1.8: it would give up after ~22 s
-if it did not keep the SA for want of any path) and keeps an SA without a working path
+dpd_delay 2s), so each notices the lost path during the outage. Both use the
+harness' retransmission settings (1 s, 4 tries, base 1.8: each would give up after ~22 s
+if it did not keep the SA for want of any path, so the default outage is twice that) and keeps an SA without a working path
 for mobike_path_timeout (default 5 minutes; raised to OUTAGE + 120 s only for outages
-over 240 s); strongSwan keeps its defaults (4 s, 5 tries, base 1.8). Responders run no liveness checks: a responder's DPD rightly deletes
+over 240 s). Responders run no liveness checks: a responder's DPD rightly deletes
 an SA whose peer stays silent for longer than its retransmission schedule (mobiked's
 default ~83 s, strongSwan's ~165 s), and this scenario is about the initiator keeping
 its SA while it has no path.
