@@ -70,6 +70,18 @@ def check(condition: bool, message: str) -> None:
         raise Failure(message)
 
 
+def in_uml() -> bool:
+    """True inside the user-mode-linux kernel of tests/uml/uml_run.py, which has ESP."""
+    return os.environ.get("MOBIKE_UML") == "1"
+
+
+def no_kernel_esp(reason: str) -> None:
+    """The kernel refused ESP: skipped on a host without it, a failure where it must work."""
+    if in_uml():
+        raise Failure(f"user-mode-linux has ESP, yet: {reason}")
+    raise Skip(reason)
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
