@@ -41,6 +41,8 @@ struct DaemonConfig {
   std::string tun_name = "mobike0";  // userspace data plane
   int tun_mtu = 1400;
   std::uint32_t replay_window = 1024;  // packets (RFC 4303 §3.4.3)
+  bool install_routes = true;          // xfrm: routes to remote selectors (strongSwan's install_routes)
+  std::uint32_t routing_table = 220;   // xfrm: their table and its rule's priority (strongSwan's 220)
   spdlog::level::level_enum log_level = spdlog::level::info;
   std::size_t half_open_threshold = 1000;
   ike::Duration half_open_timeout{std::chrono::seconds(30)};

@@ -284,6 +284,22 @@ constexpr Key<D> kDaemonKeys[] = {
      [](const Value& v, D& d) {
        if (auto n = v.integer(576, 65000)) d.tun_mtu = static_cast<int>(*n);
      }},
+    {"install_routes", "true",
+     "xfrm: route each Child SA's remote selectors along the path to the peer, with a source "
+     "inside the local selectors, in routing_table",
+     [](const Value& v, D& d) {
+       if (auto b = v.boolean()) d.install_routes = *b;
+     }},
+    {"routing_table", "220", "xfrm: the table of those routes (1..2147483647, not 253..255), looked up by a "
+     "rule of the same priority",
+     [](const Value& v, D& d) {
+       auto n = v.integer(1, 2147483647);
+       if (!n) return;
+       if (*n >= 253 && *n <= 255)
+         v.fail("tables 253..255 are the kernel's default, main and local tables");
+       else
+         d.routing_table = static_cast<std::uint32_t>(*n);
+     }},
     {"replay_window", "1024", "packets, a power of two (32..1048576)",
      [](const Value& v, D& d) {
        auto n = v.integer(32, 1 << 20);

@@ -255,6 +255,10 @@ void Daemon::flush() {
       spdlog::info("Child SA {} is running out of sequence numbers: rekeying", id);
       engine_.rekey_child(id, now());
     }
+  // The data plane first: an SA goes into the kernel before the message that tells the
+  // peer of it (a CREATE_CHILD_SA response) leaves, or the peer may send on it before
+  // it exists here (RFC 7296 §2.17: the responder installs the SA before responding).
+  apply_dataplane_ops();
   for (auto& d : engine_.take_datagrams()) {
     bool ok = d.kind == ike::OutDatagram::Kind::kIke ? sockets_.send_ike(d.local, d.remote, d.data)
                                                      : sockets_.send_raw(d.local, d.remote, d.data);
@@ -265,7 +269,6 @@ void Daemon::flush() {
                   d.local.to_string(), d.remote.to_string(), sockets_.error());
     }
   }
-  apply_dataplane_ops();
   for (auto& e : engine_.take_events()) {
     log_event(e);
     switch_.on_event(e);

@@ -1,5 +1,6 @@
 #include "daemon/xfrm_dataplane.h"
 
+#include <ifaddrs.h>
 #include <linux/xfrm.h>
 
 #include <algorithm>
@@ -7,6 +8,8 @@
 #include <cstring>
 
 #include <spdlog/spdlog.h>
+
+#include "platform/sockaddr.h"
 
 namespace mobike::daemon {
 
@@ -30,7 +33,14 @@ Expected<std::unique_ptr<XfrmDataplane>, std::string> XfrmDataplane::create(
   auto socket = std::make_unique<platform::XfrmSocket>(std::move(*s));
   std::unique_ptr<XfrmDataplane> d(new XfrmDataplane(*socket, config));
   d->socket_ = std::move(socket);
-  spdlog::info("xfrm data plane (kernel IPsec), replay window {}", d->replay_window_);
+  if (config.install_routes) {
+    auto routes = platform::RouteControl::open();
+    if (!routes) return unexpected("xfrm data plane: " + routes.error().message());
+    d->routes_ = std::move(*routes);
+    d->routing_table_ = config.routing_table;
+  }
+  spdlog::info("xfrm data plane (kernel IPsec), replay window {}, routes {}", d->replay_window_,
+               config.install_routes ? "in table " + std::to_string(config.routing_table) : std::string("off"));
   return d;
 }
 
@@ -47,6 +57,136 @@ XfrmDataplane::XfrmDataplane(platform::XfrmTransport& kernel, const DaemonConfig
 XfrmDataplane::~XfrmDataplane() {
   if (auto r = xfrm_.remove_all(); !r)
     spdlog::warn("xfrm: removing the remaining Child SAs on exit: {}", r.error().message());
+  while (!child_routes_.empty()) remove_routes(child_routes_.begin()->first);
+  if (routes_) {
+    for (int i = 0; i < 2; ++i)
+      if (rule_added_[i])
+        (void)routes_->del_rule(i == 0 ? AddressFamily::kV4 : AddressFamily::kV6, routing_table_, routing_table_);
+  }
+}
+
+namespace {
+
+bool in_selector(const IpAddress& a, const wire::TrafficSelector& ts) {
+  return a.family() == ts.start_address.family() && !(a < ts.start_address) && !(ts.end_address < a);
+}
+
+// A local address inside the local selectors, for locally originated traffic to match
+// the Child SA: an address of the selectors' own when it is a single one, else the
+// first of the host's addresses they cover.
+std::optional<IpAddress> source_in(const std::vector<wire::TrafficSelector>& local_ts, AddressFamily family) {
+  for (const auto& t : local_ts)
+    if (t.start_address == t.end_address && t.start_address.family() == family) return t.start_address;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return std::nullopt;
+  std::optional<IpAddress> found;
+  for (ifaddrs* i = list; i && !found; i = i->ifa_next) {
+    if (!i->ifa_addr) continue;
+    int af = i->ifa_addr->sa_family;
+    if (af != AF_INET && af != AF_INET6) continue;
+    auto e = platform::from_sockaddr(i->ifa_addr, af == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6));
+    if (!e || e->address.family() != family) continue;
+    const IpAddress& a = e->address;
+    if (!a.is_v4() && a.bytes()[0] == 0xfe && (a.bytes()[1] & 0xc0) == 0x80) continue;  // link-local
+    for (const auto& t : local_ts)
+      if (in_selector(a, t)) {
+        found = a;
+        break;
+      }
+  }
+  freeifaddrs(list);
+  return found;
+}
+
+}  // namespace
+
+void XfrmDataplane::add_routes(const ike::DataplaneOp& op) {
+  if (!routes_) return;
+  auto hop = routes_->lookup(op.remote.address);
+  if (!hop) {
+    route_errors_++;
+    spdlog::warn("xfrm: no route to the peer {} for Child SA {}'s routes: {}", op.remote.address.to_string(),
+                 op.child_sa_id, hop.error().message());
+    return;
+  }
+  auto& mine = child_routes_[op.child_sa_id];
+  for (const auto& ts : op.remote_ts) {
+    for (const auto& p : platform::range_to_prefixes(ts.start_address, ts.end_address)) {
+      // A prefix that covers the peer itself stays with the main table's route: ours,
+      // looked up first, would otherwise give IKE to the peer a source inside our
+      // selectors. The main table's route leads to the peer anyway.
+      if (p.contains(op.remote.address)) continue;
+      mine.push_back(p);
+      auto& ref = route_refs_[{p.address, p.length}];
+      if (ref.refs++ > 0) continue;
+      int fam = p.address.is_v4() ? 0 : 1;
+      if (!rule_added_[fam]) {
+        if (auto r = routes_->add_rule(p.address.family(), routing_table_, routing_table_); !r) {
+          route_errors_++;
+          spdlog::warn("xfrm: rule lookup {}: {}", routing_table_, r.error().message());
+        } else {
+          rule_added_[fam] = true;
+        }
+      }
+      ref.owner = op.child_sa_id;
+      ref.spec = platform::RouteSpec{p, hop->ifindex, hop->gateway, source_in(op.local_ts, p.address.family()),
+                                     routing_table_};
+      if (auto r = routes_->add_route(ref.spec); !r) {
+        route_errors_++;
+        spdlog::warn("xfrm: route {} (table {}): {}", p.to_string(), routing_table_, r.error().message());
+      } else {
+        routes_installed_++;
+      }
+    }
+  }
+}
+
+void XfrmDataplane::remove_routes(std::uint64_t child_sa_id) {
+  auto it = child_routes_.find(child_sa_id);
+  if (it == child_routes_.end()) return;
+  for (const auto& p : it->second) {
+    auto ref = route_refs_.find({p.address, p.length});
+    if (ref == route_refs_.end()) continue;
+    if (--ref->second.refs > 0) {
+      // A Child SA with the same selectors (its rekey) still needs the route.
+      if (ref->second.owner == child_sa_id) ref->second.owner = 0;
+      continue;
+    }
+    if (routes_) {
+      if (auto r = routes_->del_route(ref->second.spec); !r) {
+        route_errors_++;
+        spdlog::warn("xfrm: delete route {}: {}", p.to_string(), r.error().message());
+      }
+    }
+    route_refs_.erase(ref);
+  }
+  child_routes_.erase(it);
+}
+
+void XfrmDataplane::reroute(const ike::DataplaneOp& op) {
+  auto it = child_routes_.find(op.child_sa_id);
+  if (!routes_ || it == child_routes_.end()) return;
+  auto hop = routes_->lookup(op.remote.address);
+  if (!hop) {
+    route_errors_++;
+    spdlog::warn("xfrm: no route to the peer {} after a move: {}", op.remote.address.to_string(),
+                 hop.error().message());
+    return;
+  }
+  for (const auto& p : it->second) {
+    auto ref = route_refs_.find({p.address, p.length});
+    if (ref == route_refs_.end()) continue;
+    auto& spec = ref->second.spec;
+    if (spec.ifindex == hop->ifindex && spec.gateway == hop->gateway) continue;
+    // The old interface may be gone, and the kernel with it removed the route.
+    (void)routes_->del_route(spec);
+    spec.ifindex = hop->ifindex;
+    spec.gateway = hop->gateway;
+    if (auto r = routes_->add_route(spec); !r) {
+      route_errors_++;
+      spdlog::warn("xfrm: route {} after a move: {}", p.to_string(), r.error().message());
+    }
+  }
 }
 
 platform::XfrmChild XfrmDataplane::child_of(const ike::DataplaneOp& op, std::uint32_t replay_window) {
@@ -91,7 +231,9 @@ void XfrmDataplane::apply(const ike::DataplaneOp& op) {
         return;
       }
       platform::XfrmChild child = child_of(op, replay_window_);
-      auto r = xfrm_.install(op.child_sa_id, child);
+      // A rekey's responder receives on the new SA at once but sends on it only once
+      // the initiator has it (kActivateOutbound): no packet is lost to the switch.
+      auto r = xfrm_.install(op.child_sa_id, child, !op.outbound_deferred);
       // XfrmChildSas keeps (and later wipes) its own copy of the keys.
       for (Bytes* b : {&child.in.encr_key, &child.in.integ_key, &child.out.encr_key, &child.out.integ_key})
         wipe(*b);
@@ -101,15 +243,18 @@ void XfrmDataplane::apply(const ike::DataplaneOp& op) {
         return;
       }
       stats_.installs++;
-      spdlog::debug("xfrm: installed Child SA {} (reqid {}): in {:08x} out {:08x} via {} -> {}{}", op.child_sa_id,
+      add_routes(op);
+      spdlog::debug("xfrm: installed Child SA {} (reqid {}): in {:08x} out {:08x} via {} -> {}{}{}", op.child_sa_id,
                     xfrm_.reqid(op.child_sa_id).value_or(0), op.spi_in, op.spi_out, op.local.to_string(),
-                    op.remote.to_string(), op.udp_encap ? " (UDP)" : "");
+                    op.remote.to_string(), op.udp_encap ? " (UDP)" : "",
+                    op.outbound_deferred ? ", receive-only until the peer has it" : "");
       break;
     }
     case Kind::kDelete: {
       // Not there: its install failed (already counted) or the op repeats.
       if (!xfrm_.contains(op.child_sa_id)) return;
       auto r = xfrm_.remove(op.child_sa_id);
+      remove_routes(op.child_sa_id);
       stats_.removals++;  // gone from the table either way; the kernel may have kept parts
       if (!r) {
         stats_.remove_errors++;
@@ -126,6 +271,7 @@ void XfrmDataplane::apply(const ike::DataplaneOp& op) {
         return;
       }
       stats_.updates++;
+      reroute(op);
       spdlog::info("xfrm: Child SA {} moved to {} -> {}{}: {} policies migrated, {} replaced, {} SAs updated, {} "
                    "re-created",
                    op.child_sa_id, op.local.to_string(), op.remote.to_string(), op.udp_encap ? " (UDP)" : "",
@@ -133,13 +279,17 @@ void XfrmDataplane::apply(const ike::DataplaneOp& op) {
       if (r->migrate_error) spdlog::debug("xfrm: MIGRATE not used: {}", r->migrate_error->message());
       break;
     }
-    case Kind::kActivateOutbound:
-      // XfrmChildSas installs both SAs of a Child SA at once, so a rekey responder's
-      // outbound SA is already live (the kernel sends on the newest SA of a reqid) and
-      // the initiator may drop what arrives before it has processed our response.
-      // Holding the outbound SA back needs a split install in platform/xfrm.
-      spdlog::debug("xfrm: Child SA {} outbound already active", op.child_sa_id);
+    case Kind::kActivateOutbound: {
+      if (!xfrm_.contains(op.child_sa_id) || xfrm_.outbound_active(op.child_sa_id)) return;
+      if (auto r = xfrm_.activate_outbound(op.child_sa_id); !r) {
+        stats_.install_errors++;
+        record_error("activate outbound", r.error());
+        return;
+      }
+      stats_.activations++;
+      spdlog::debug("xfrm: Child SA {} sends on its new outbound SA {:08x}", op.child_sa_id, op.spi_out);
       break;
+    }
     case Kind::kSuspendOutbound:
       // Needs the split install too; until then a kernel-held SA cannot move
       // (esp_state() says so).
@@ -176,6 +326,7 @@ nlohmann::json XfrmDataplane::stats() const {
           {"child_sas", stats_.installs - stats_.removals},
           {"policies", xfrm_.policies().size()},
           {"installs", stats_.installs},
+          {"outbound_activations", stats_.activations},
           {"removals", stats_.removals},
           {"updates", stats_.updates},
           {"install_errors", stats_.install_errors},
@@ -184,7 +335,10 @@ nlohmann::json XfrmDataplane::stats() const {
           {"usage_errors", usage_errors_},
           {"errors", stats_.install_errors + stats_.remove_errors + stats_.update_errors},
           {"last_error", last},
-          {"esp_udp_dropped", stats_.esp_udp_dropped}};
+          {"esp_udp_dropped", stats_.esp_udp_dropped},
+          {"routes", route_refs_.size()},
+          {"routes_installed", routes_installed_},
+          {"route_errors", route_errors_}};
 }
 
 void XfrmDataplane::on_udp_esp(std::span<std::uint8_t>, const Endpoint&, const Endpoint&) {

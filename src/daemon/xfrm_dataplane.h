@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,6 +17,7 @@
 #include "common/expected.h"
 #include "daemon/config.h"
 #include "daemon/dataplane.h"
+#include "platform/rtnetlink.h"
 #include "platform/sys_error.h"
 #include "platform/xfrm.h"
 
@@ -43,13 +45,29 @@ class XfrmDataplane final : public Dataplane {
 
  private:
   void record_error(const char* op, const platform::SysError& e);
+  // Routes for the remote selectors of a Child SA (see install_routes in config.h):
+  // shared by Child SAs with the same selectors, re-pointed when the SA moves.
+  void add_routes(const ike::DataplaneOp& op);
+  void remove_routes(std::uint64_t child_sa_id);
+  void reroute(const ike::DataplaneOp& op);
 
   std::unique_ptr<platform::XfrmSocket> socket_;  // when create() opened it
   // usage() only reads from the kernel, but is not const; traffic() is.
   mutable platform::XfrmChildSas xfrm_;
   std::uint32_t replay_window_;
+  std::optional<platform::RouteControl> routes_;  // when install_routes is on
+  std::uint32_t routing_table_ = 220;
+  struct RouteRef {
+    platform::RouteSpec spec;
+    std::uint64_t owner = 0;  // the Child SA whose path the route follows
+    int refs = 0;
+  };
+  std::map<std::pair<IpAddress, std::uint8_t>, RouteRef> route_refs_;
+  std::map<std::uint64_t, std::vector<IpPrefix>> child_routes_;
+  bool rule_added_[2] = {false, false};  // v4, v6
+  std::uint64_t routes_installed_ = 0, route_errors_ = 0;
   struct {
-    std::uint64_t installs = 0, removals = 0, updates = 0;
+    std::uint64_t installs = 0, removals = 0, updates = 0, activations = 0;
     std::uint64_t install_errors = 0, remove_errors = 0, update_errors = 0;
     std::uint64_t esp_udp_dropped = 0;
   } stats_;

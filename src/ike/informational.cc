@@ -15,13 +15,14 @@ void remove_child(IkeSa& sa, std::uint64_t child_id, Services& s) {
   auto it = std::find_if(sa.children.begin(), sa.children.end(),
                          [&](const ChildSa& c) { return c.id == child_id; });
   if (it == sa.children.end()) return;
-  emit_child_delete(sa, *it, s);
   // After a rekey collision the peer's SA (peer_rekeyed_to) is the survivor unless ours won.
   std::uint64_t successor = it->rekeyed_to ? it->rekeyed_to : it->peer_rekeyed_to;
-  sa.children.erase(it);
   // The SA this one was replaced by may now send (it was receive-only, see
-  // create_child.cc): the peer has deleted, so it knows the new SA.
+  // create_child.cc): the peer has deleted, so it knows the new SA. Before the old SA
+  // goes: a kernel data plane between the two would find no outbound SA and drop.
   if (ChildSa* next = successor ? sa.find_child(successor) : nullptr) activate_outbound(sa, *next, s);
+  emit_child_delete(sa, *it, s);
+  sa.children.erase(it);
 }
 
 std::optional<std::vector<Payload>> LivenessTask::build_request(IkeSa& sa, Services& s) {

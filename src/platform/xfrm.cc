@@ -127,7 +127,12 @@ auto selector_tuple(const XfrmSelector& s) {
                          s.sport_mask, s.dport, s.dport_mask);
 }
 
-// Key copies this object held are cleared when it lets go of them.
+// Key copies this object held are cleared when it lets go of them, and so are the
+// netlink messages that carried them.
+void wipe(Bytes& b) {
+  if (!b.empty()) explicit_bzero(b.data(), b.size());
+}
+
 void wipe_keys(XfrmChild& c) {
   for (Bytes* b : {&c.in.encr_key, &c.in.integ_key, &c.out.encr_key, &c.out.integ_key})
     if (!b->empty()) explicit_bzero(b->data(), b->size());
@@ -333,7 +338,7 @@ Expected<void, SysError> XfrmChildSas::release_policy(const PolicyKey& key) {
   return {};
 }
 
-Expected<void, SysError> XfrmChildSas::install(std::uint64_t child_id, const XfrmChild& child) {
+Expected<void, SysError> XfrmChildSas::install(std::uint64_t child_id, const XfrmChild& child, bool outbound) {
   const std::string where = "xfrm install child " + std::to_string(child_id);
   if (contains(child_id)) return unexpected(SysError{EEXIST, where + ": already installed"});
   if (child.local.address.family() != child.remote.address.family())
@@ -341,6 +346,7 @@ Expected<void, SysError> XfrmChildSas::install(std::uint64_t child_id, const Xfr
 
   Installed st;
   st.child = child;
+  st.outbound = outbound;
   st.reqid_key = ts_key(child.local_ts, child.remote_ts);
   st.reqid = acquire_reqid(st.reqid_key);
   auto fail = [&](const SysError& e) {
@@ -361,10 +367,14 @@ Expected<void, SysError> XfrmChildSas::install(std::uint64_t child_id, const Xfr
 
   if (auto r = kernel_.request(*in_msg); !r)
     return fail(with_context(r.error(), "inbound SA spi " + hex32(in.spi)));
-  if (auto r = kernel_.request(*out_msg); !r) {
-    (void)kernel_.request(build_sa_delete(in.src().address, in.dst().address, in.spi));
-    return fail(with_context(r.error(), "outbound SA spi " + hex32(out.spi)));
+  if (outbound) {
+    if (auto r = kernel_.request(*out_msg); !r) {
+      (void)kernel_.request(build_sa_delete(in.src().address, in.dst().address, in.spi));
+      return fail(with_context(r.error(), "outbound SA spi " + hex32(out.spi)));
+    }
   }
+  wipe(*in_msg);
+  wipe(*out_msg);
 
   // Policies this call took a reference on, with what a re-pointed one was before, for
   // the undo on failure.
@@ -377,7 +387,7 @@ Expected<void, SysError> XfrmChildSas::install(std::uint64_t child_id, const Xfr
       }
       (void)release_policy(it->first);
     }
-    (void)kernel_.request(build_sa_delete(out.src().address, out.dst().address, out.spi));
+    if (outbound) (void)kernel_.request(build_sa_delete(out.src().address, out.dst().address, out.spi));
     (void)kernel_.request(build_sa_delete(in.src().address, in.dst().address, in.spi));
   };
   for (const XfrmPolicy& p : *wanted) {
@@ -409,6 +419,27 @@ Expected<void, SysError> XfrmChildSas::install(std::uint64_t child_id, const Xfr
   return {};
 }
 
+Expected<void, SysError> XfrmChildSas::activate_outbound(std::uint64_t child_id) {
+  const std::string where = "xfrm activate outbound child " + std::to_string(child_id);
+  auto it = children_.find(child_id);
+  if (it == children_.end()) return unexpected(SysError{ENOENT, where + ": not installed"});
+  Installed& st = it->second;
+  if (st.outbound) return {};
+  XfrmSa out = sa_of(st.child, st.reqid, false);
+  auto msg = build_sa_add(out);
+  if (!msg) return unexpected(with_context(msg.error(), where));
+  auto r = kernel_.request(*msg);
+  wipe(*msg);
+  if (!r) return unexpected(with_context(r.error(), where + ": outbound SA spi " + hex32(out.spi)));
+  st.outbound = true;
+  return {};
+}
+
+bool XfrmChildSas::outbound_active(std::uint64_t child_id) const {
+  auto it = children_.find(child_id);
+  return it != children_.end() && it->second.outbound;
+}
+
 Expected<void, SysError> XfrmChildSas::remove(std::uint64_t child_id) {
   const std::string where = "xfrm remove child " + std::to_string(child_id);
   auto it = children_.find(child_id);
@@ -421,6 +452,7 @@ Expected<void, SysError> XfrmChildSas::remove(std::uint64_t child_id) {
   // SAs before policies: without the policies, traffic would leave unprotected for a
   // moment; without the SAs it is only dropped.
   for (bool inbound : {false, true}) {
+    if (!inbound && !st.outbound) continue;
     XfrmSa sa = sa_of(st.child, st.reqid, inbound);
     auto r = kernel_.request(build_sa_delete(sa.src().address, sa.dst().address, sa.spi));
     if (!r && !is_gone(r.error()))
@@ -452,6 +484,7 @@ Expected<XfrmChildUsage, SysError> XfrmChildSas::usage(std::uint64_t child_id) {
   if (it == children_.end()) return unexpected(SysError{ENOENT, where + ": not installed"});
   XfrmChildUsage u;
   for (bool inbound : {true, false}) {
+    if (!inbound && !it->second.outbound) continue;  // not sending yet: nothing counted
     XfrmSa sa = sa_of(it->second.child, it->second.reqid, inbound);
     auto reply = kernel_.query(build_sa_get(sa.src().address, sa.dst().address, sa.spi));
     if (!reply) return unexpected(with_context(reply.error(), where + ": SA spi " + hex32(sa.spi)));
@@ -579,6 +612,7 @@ Expected<XfrmUpdateReport, SysError> XfrmChildSas::update_addresses(std::uint64_
   target.remote = remote;
   target.udp_encap = udp_encap;
   for (bool inbound : {true, false}) {
+    if (!inbound && !st.outbound) continue;  // activate_outbound() adds it where the SA is then
     auto r = move_sa(st, inbound, target, report);
     if (!r) return unexpected(with_context(r.error(), where));
   }

@@ -116,8 +116,13 @@ class XfrmChildSas {
 
   // Installs both SAs, then the policies (an outbound policy without its SA would make
   // the kernel drop traffic and ask for a new SA). On failure, what this call installed
-  // is removed again.
-  Expected<void, SysError> install(std::uint64_t child_id, const XfrmChild& child);
+  // is removed again. With `outbound` false only the inbound SA goes in (the responder
+  // of a rekey: the kernel sends on the newest outbound SA of a reqid, and the
+  // initiator cannot decrypt it before it has our response); activate_outbound() adds
+  // the outbound SA later, at the addresses the Child SA has by then.
+  Expected<void, SysError> install(std::uint64_t child_id, const XfrmChild& child, bool outbound = true);
+  Expected<void, SysError> activate_outbound(std::uint64_t child_id);
+  bool outbound_active(std::uint64_t child_id) const;
   // Removes the SAs, then the policies no other Child SA uses. SAs the kernel already
   // expired are not an error. Keeps going after a failure and reports the first one.
   Expected<void, SysError> remove(std::uint64_t child_id);
@@ -156,6 +161,7 @@ class XfrmChildSas {
     std::uint32_t reqid = 0;
     std::string reqid_key;
     std::vector<PolicyKey> policies;
+    bool outbound = true;  // the outbound SA is in the kernel
   };
 
   static XfrmSa sa_of(const XfrmChild& c, std::uint32_t reqid, bool inbound);

@@ -51,7 +51,9 @@ import subprocess
 import time
 import traceback
 
-from netns import Failure, Lab, Namespace, check, log, tail, wait_until
+from netns import (Failure, Lab, Namespace, check, in_uml, kernel_path_problems, log, tail, wait_until,
+                   xfrm_states)
+from peers import out_oseq
 from peers import MOBIKED, STRONGSWAN, MobikedPeer, Peer, SwanPeer
 from scenario import TUNNEL, Ping, Result, fmt_ms, pairing_name
 from topology import INI_INNER, RES_ADDR, RES_ADDR2, RES_INNER, TwoUplinkTopology
@@ -310,6 +312,9 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *,
     probe = topo.ini.run(["ping", "-n", "-q", "-c", "3", "-i", "0.2", "-W", "2", "-I", INI_INNER, RES_INNER],
                          check=False, timeout=30)
     check(probe.returncode == 0, f"no traffic through the tunnel before the change:\n{probe.stdout}{probe.stderr}")
+    if in_uml():  # ESP in the kernel: both peers' SAs are the kernel's
+        for p, v in ((ini, before), (res, res_before)):
+            check(not kernel_path_problems(p.ns, v), f"kernel SAs at start: {kernel_path_problems(p.ns, v)}")
 
     if scenario == 1:
         # Let each initiator run a liveness check with NAT detection before the change:
@@ -328,6 +333,8 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *,
     time.sleep(1.5)
     check(len(ping.times()) > 50, f"the 10 ms ping gets too few replies before the change: "
                                   f"{len(ping.times())}\n{tail(ping.proc.log_text(), 10)}")
+    # Where the kernel's outbound sequence numbers stand, to see them continue.
+    oseq0 = {id(p): out_oseq(p, v) for p, v in ((ini, before), (res, res_before))} if in_uml() else {}
 
     if scenario == 1:
         local, public, gone = INI_A, NAT_A_PUB2, []
@@ -387,6 +394,15 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *,
     log(f"  after the move: {describe(ini, ini_v, res, res_v)}")
     check_same_sas(r, before, ini, res, ini_v, res_v, "after the move", marks0)
     check_addresses(r, ini, res, ini_v, res_v, local, public, "after the move", gone)
+    if in_uml():
+        # Every ping reply since the change means one more outbound ESP packet each side.
+        replied = sum(1 for t in ping.times() if t > t0)
+        same_child = ini_v["spi_in"] == before["spi_in"]
+        for p, v in ((ini, ini_v), (res, res_v)):
+            floor = oseq0[id(p)] + replied if same_child else None
+            for problem in kernel_path_problems(p.ns, v, floor):
+                r.problem(False, f"after the move: {problem}")
+        log(f"  kernel SAs: {[sa for sa in xfrm_states(ini.ns) if sa['spi'] == ini_v['spi_out']]}")
     if scenario == 2 and ini.kind == MOBIKED:
         r.problem(ini.stats().get("automatic_moves", 0) >= 1, "mobiked initiator: the move was not automatic")
 

@@ -82,6 +82,66 @@ def no_kernel_esp(reason: str) -> None:
     raise Skip(reason)
 
 
+def xfrm_states(ns: "Namespace") -> list[dict]:
+    """The kernel's SAs in `ns` as `ip -s xfrm state` shows them: src, dst, spi (8 hex
+    digits), reqid, sport/dport (ESP-in-UDP, else None), seq/oseq (the replay state's
+    inbound top and outbound counter), bytes and packets (lifetime current)."""
+    out = ns.run(["ip", "-s", "xfrm", "state"]).stdout
+    sas: list[dict] = []
+    for block in re.split(r"^(?=src )", out, flags=re.M):
+        m = re.match(r"src (\S+) dst (\S+)", block)
+        if not m:
+            continue
+        sa = {"src": m.group(1), "dst": m.group(2), "sport": None, "dport": None, "seq": 0, "oseq": 0}
+        m = re.search(r"proto esp spi 0x([0-9a-f]+)(?:\(\d+\))? reqid (\d+)", block)
+        if not m:
+            continue
+        sa["spi"], sa["reqid"] = f"{int(m.group(1), 16):08x}", int(m.group(2))
+        m = re.search(r"encap type espinudp sport (\d+) dport (\d+)", block)
+        if m:
+            sa["sport"], sa["dport"] = int(m.group(1)), int(m.group(2))
+        m = re.search(r"[ ,]seq 0x([0-9a-f]+), oseq-hi 0x([0-9a-f]+), oseq 0x([0-9a-f]+)", block) or \
+            re.search(r"[ ,]seq 0x([0-9a-f]+)(), oseq 0x([0-9a-f]+)", block)
+        if m:
+            sa["seq"] = int(m.group(1), 16)
+            sa["oseq"] = (int(m.group(2) or "0", 16) << 32) + int(m.group(3), 16)
+        m = re.search(r"lifetime current:\s*\n\s*(\d+)\(bytes\), (\d+)\(packets\)", block)
+        sa["bytes"], sa["packets"] = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+        sas.append(sa)
+    return sas
+
+
+def kernel_path_problems(ns: "Namespace", view: dict, min_oseq: int | None = None) -> list[str]:
+    """Where the kernel's SAs of a Child SA disagree with a peer's view of it (local and
+    remote (address, port), spi_in, spi_out): the outbound SA must run local -> remote
+    (UDP-encapsulated on those ports), the inbound one remote -> local, both must have
+    carried packets, and the outbound sequence number must be at least min_oseq (its
+    value before an address change plus the packets sent since: a re-created SA that
+    started again from 1 stays below)."""
+    sas = {sa["spi"]: sa for sa in xfrm_states(ns)}
+    (laddr, lport), (raddr, rport) = view["local"], view["remote"]
+    problems = []
+    out, inb = sas.get(view["spi_out"]), sas.get(view["spi_in"])
+    if out is None or inb is None:
+        return [f"{ns.role}: the kernel has no SA with SPI {view['spi_out'] if out is None else view['spi_in']} "
+                f"(it has {sorted(sas)})"]
+    if (out["src"], out["dst"]) != (laddr, raddr):
+        problems.append(f"{ns.role}: outbound SA {out['spi']} runs {out['src']} -> {out['dst']}, "
+                        f"the SA {laddr} -> {raddr}")
+    if (inb["src"], inb["dst"]) != (raddr, laddr):
+        problems.append(f"{ns.role}: inbound SA {inb['spi']} runs {inb['src']} -> {inb['dst']}, "
+                        f"the SA {raddr} -> {laddr}")
+    if out["sport"] is not None and (out["sport"], out["dport"]) != (lport, rport):
+        problems.append(f"{ns.role}: outbound SA encapsulates {out['sport']} -> {out['dport']}, "
+                        f"the SA {lport} -> {rport}")
+    if out["packets"] == 0 or inb["packets"] == 0:
+        problems.append(f"{ns.role}: the kernel's SAs carried nothing: out {out['packets']}, in {inb['packets']} packets")
+    if min_oseq is not None and out["oseq"] < min_oseq:
+        problems.append(f"{ns.role}: outbound sequence numbers started again: {out['oseq']}, "
+                        f"expected at least {min_oseq}")
+    return problems
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -569,7 +629,8 @@ def strongswan_conf(vici_socket: Path, log_path: Path, *, port: int = 500,
     to the charon section). Plugins are listed explicitly so the host's defaults (ha,
     dhcp, farp, bypass-lan, ...) cannot change a test; kernel-libipsec comes before
     kernel-netlink so that it provides the IPsec backend (first registered wins) while
-    kernel-netlink provides addresses and routes."""
+    kernel-netlink provides addresses and routes. Inside user-mode-linux (in_uml())
+    kernel-libipsec is left out and kernel-netlink puts the SAs in the kernel."""
     merged = {"default": 1, "ike": 2, "cfg": 2, "knl": 2, "net": 2, "esp": 2, "enc": 1}
     merged.update(log_levels or {})
     levels = "\n      ".join(f"{k} = {v}" for k, v in merged.items())
@@ -578,9 +639,12 @@ def strongswan_conf(vici_socket: Path, log_path: Path, *, port: int = 500,
         retrans += f"  retransmit_timeout = {retransmit_timeout}\n"
     if retransmit_tries is not None:
         retrans += f"  retransmit_tries = {retransmit_tries}\n"
+    # Inside user-mode-linux the kernel has ESP: charon's normal backend, kernel-netlink,
+    # does IPsec there as it does on a real gateway.
+    libipsec = "" if in_uml() else "kernel-libipsec "
     plugins = ("random nonce openssl pem pkcs1 pkcs8 x509 pubkey revocation constraints "
                "curve25519 aes gcm sha1 sha2 hmac kdf counters "
-               "kernel-libipsec kernel-netlink socket-default vici updown")
+               f"{libipsec}kernel-netlink socket-default vici updown")
     return f"""charon {{
   load_modular = no
   load = {plugins}
@@ -612,7 +676,7 @@ def strongswan_conf(vici_socket: Path, log_path: Path, *, port: int = 500,
       socket = unix://{vici_socket}
     }}
     kernel-libipsec {{
-      load = yes
+      load = {"no" if in_uml() else "yes"}
     }}
     bypass-lan {{
       load = no

@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mobiked import MConn, Mobiked
-from netns import Charon, Conn, Lab, Namespace, child_sas, wait_until
+from netns import Charon, Conn, Failure, Lab, Namespace, child_sas, in_uml, wait_until, xfrm_states
 from topology import INI_INNER, RES_INNER
 
 MOBIKED, STRONGSWAN = "mobiked", "strongSwan"
@@ -135,9 +135,12 @@ class MobikedPeer(Peer):
 
     def __init__(self, lab: Lab, ns: Namespace, tunnel: Tunnel, *, initiator: bool, dpd: float,
                  retransmit: tuple[float, int] = (1.0, 4), log_level: str = "debug",
-                 dataplane: str = "userspace", path_timeout: float | None = None,
+                 dataplane: str | None = None, path_timeout: float | None = None,
                  check_peer_id: bool = False, extra: dict | None = None):
         super().__init__(tunnel, initiator)
+        self.ns = ns
+        if dataplane is None:  # the kernel's where it has ESP, as a gateway would run
+            dataplane = "xfrm" if in_uml() else "userspace"
         self.mobiked = Mobiked(lab, ns, f"mobiked-{self.short}", dataplane=dataplane,
                                retransmit_timeout=retransmit[0], retransmit_tries=retransmit[1],
                                log_level=log_level)
@@ -213,6 +216,7 @@ class SwanPeer(Peer):
                  retransmit: tuple[float, int] | None = None, log_levels: dict | None = None,
                  local_addr: str | None = None, first_listed_child: bool = False):
         super().__init__(tunnel, initiator)
+        self.ns = ns
         self.first_listed_child = first_listed_child
         rt, tries = retransmit if retransmit else (None, None)
         self.charon = Charon(lab, ns, f"charon-{self.short}", retransmit_timeout=rt,
@@ -275,3 +279,11 @@ class SwanPeer(Peer):
 
     def stop(self) -> None:
         self.charon.stop()
+
+
+def out_oseq(p: Peer, view: dict) -> int:
+    """The outbound sequence number of the kernel's SA of the view's Child SA."""
+    for sa in xfrm_states(p.ns):
+        if sa["spi"] == view["spi_out"]:
+            return sa["oseq"]
+    raise Failure(f"{p.kind} {p.role}: no kernel SA with SPI {view['spi_out']}")

@@ -83,9 +83,9 @@ import re
 import shutil
 import time
 
-from netns import (Failure, Lab, Namespace, Skip, check, find_binary, log, require_commands, require_netns,
-                   require_strongswan, tail, wait_until)
-from peers import MOBIKED, STRONGSWAN, MobikedPeer, Peer, SwanPeer, Tunnel
+from netns import (Failure, Lab, Namespace, Skip, check, find_binary, in_uml, kernel_path_problems, log,
+                   require_commands, require_netns, require_strongswan, tail, wait_until, xfrm_states)
+from peers import MOBIKED, STRONGSWAN, MobikedPeer, Peer, SwanPeer, Tunnel, out_oseq
 from scenario import TUNNEL, Ping, Result, fmt_ms
 from topology import (INI_ADDR, INI_INNER, NAT_OUTSIDE, RES_ADDR, RES_ADDR2, RES_INNER, MultihomedResponderTopology,
                       NatTopology, multihomed_responder_topology, nat_topology)
@@ -350,6 +350,11 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *, quiet
     c0 = esp.read()
     check(c0.get("in_old", 0) > 50 and c0.get("out_old", 0) > 50,
           f"ESP does not flow on {old} before the change: {c0}")
+    oseq0 = {}
+    if in_uml():  # ESP in the kernel: both peers' SAs are the kernel's
+        for p, v in ((ini, before), (res, res_before)):
+            check(not kernel_path_problems(p.ns, v), f"kernel SAs at start: {kernel_path_problems(p.ns, v)}")
+            oseq0[id(p)] = out_oseq(p, v)
 
     if before_dpd is not None:
         # mobiked runs a liveness check every dpd_delay (2 s) whatever the ESP traffic.
@@ -452,6 +457,15 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *, quiet
         check(iv is not None and rv is not None, f"an SA disappeared after the switch: {describe(iv)} / {describe(rv)}")
         r.facts["after"] = {"initiator": iv, "responder": rv}
         check_after_move(r, ini, res, before, res_before, iv, rv, new)
+        if in_uml():
+            # Every ping reply since the change means one more outbound ESP packet each side.
+            replied = sum(1 for t in ping.times() if t > t0)
+            same_child = iv["spi_in"] == before["spi_in"]
+            for p, v in ((ini, iv), (res, rv)):
+                floor = oseq0[id(p)] + replied if same_child else None
+                for problem in kernel_path_problems(p.ns, v, floor):
+                    r.problem(False, f"after the switch: {problem}")
+            log(f"  kernel SAs (initiator): {[sa for sa in xfrm_states(ini.ns) if sa['spi'] == iv['spi_out']]}")
         d_after, d_total = delta(c1, c2), delta(c0, c2)
         r.facts["esp_packets_after_switch"] = d_after
         log(f"  ESP packets at the responder in the 1.5 s after the switch: {d_after} (whole change: {d_total})")

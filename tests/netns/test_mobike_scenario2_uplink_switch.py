@@ -18,6 +18,10 @@ initiator <-> mobiked responder in fresh Labs (dpd_delay 2s everywhere). A stron
 peer on kernel-libipsec re-keys its CHILD_SA after the move by design (see
 mobike_scenarios.check_same_sas); the IKE SPIs must never change. Replaces the former
 test_mobike_uplink_switch.py (mobiked <-> mobiked only).
+
+netns-uml: yes
+(inside user-mode-linux: mobiked on dataplane = "xfrm", charon on kernel-netlink; the
+kernel's SAs must follow the move with their sequence numbers)
 """
 
 import sys

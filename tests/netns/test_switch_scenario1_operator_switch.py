@@ -16,6 +16,10 @@ and no longer on .10 (iptables counters at the responder); the NAT has a conntra
 10.1.0.2:4500 -> 198.51.100.20:4500 that carries traffic both ways and matches the
 initiator's address in the responder's view; the ping resumes. The longest ping gap is
 logged.
+
+netns-uml: yes
+(inside user-mode-linux: mobiked on dataplane = "xfrm", charon on kernel-netlink; the
+kernel's SAs must follow the move with their sequence numbers)
 """
 
 import sys

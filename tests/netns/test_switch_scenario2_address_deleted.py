@@ -11,6 +11,10 @@ leaves from the vanished .10 (IP_TRANSPARENT) so that it passes the initiator's 
 
 Checks as scenario 1 (tests/netns/switch_scenarios.py), and the responder's
 automatic_switches counter went up by exactly one.
+
+netns-uml: yes
+(inside user-mode-linux: mobiked on dataplane = "xfrm", charon on kernel-netlink; the
+kernel's SAs must follow the move with their sequence numbers)
 """
 
 import sys

@@ -31,19 +31,21 @@ TEST(RekeySim, ChildRekeyFromEitherSideKeepsOneFreshChild) {
     EXPECT_EQ(count_events(*p.ini, EventKind::kChildRekeyed), 1u);
     EXPECT_EQ(count_events(*p.res, EventKind::kChildRekeyed), 1u);
     // Data plane: install old, install new, delete old — on both sides; the side that
-    // responded installed the new SA receive-only and lets it send once the old one is
-    // deleted (the initiator knows the new SA by then).
+    // responded installed the new SA receive-only and lets it send when the old one is
+    // deleted (the initiator knows the new SA by then), just before the old one goes:
+    // a kernel between the two would have no outbound SA for the policy.
     Host* rekey_responder = by_initiator ? p.res : p.ini;
     for (Host* h : {p.ini, p.res}) {
       bool responder = h == rekey_responder;
       ASSERT_EQ(h->dataplane.size(), responder ? 4u : 3u) << h->name;
       EXPECT_EQ(h->dataplane[1].kind, ike::DataplaneOp::Kind::kInstall);
       EXPECT_EQ(h->dataplane[1].outbound_deferred, responder);
-      EXPECT_EQ(h->dataplane[2].kind, ike::DataplaneOp::Kind::kDelete);
-      EXPECT_EQ(h->dataplane[2].spi_in, h->dataplane[0].spi_in);
+      std::size_t del = responder ? 3 : 2;
+      EXPECT_EQ(h->dataplane[del].kind, ike::DataplaneOp::Kind::kDelete);
+      EXPECT_EQ(h->dataplane[del].spi_in, h->dataplane[0].spi_in);
       if (responder) {
-        EXPECT_EQ(h->dataplane[3].kind, ike::DataplaneOp::Kind::kActivateOutbound);
-        EXPECT_EQ(h->dataplane[3].spi_in, h->dataplane[1].spi_in);
+        EXPECT_EQ(h->dataplane[2].kind, ike::DataplaneOp::Kind::kActivateOutbound);
+        EXPECT_EQ(h->dataplane[2].spi_in, h->dataplane[1].spi_in);
       }
     }
   }

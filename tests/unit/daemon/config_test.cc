@@ -33,6 +33,8 @@ TEST(Config, LoadsEveryKeyOfTheExample) {
   EXPECT_EQ(d.tun_name, "mobike7");
   EXPECT_EQ(d.tun_mtu, 1380);
   EXPECT_EQ(d.replay_window, 2048u);
+  EXPECT_FALSE(d.install_routes);
+  EXPECT_EQ(d.routing_table, 1000u);
   EXPECT_EQ(d.log_level, spdlog::level::debug);
   EXPECT_EQ(d.half_open_threshold, 50u);
   EXPECT_EQ(d.half_open_timeout, 45s);
@@ -296,6 +298,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"[daemon]\nnatt_port = 500\n", 2, "natt_port", "must differ from ike_port"},
         BadCase{"[daemon]\ntun_name = \"a/b\"\n", 2, "tun_name", "not a valid interface name"},
         BadCase{"[daemon]\nreplay_window = 1000\n", 2, "replay_window", "power of two"},
+        BadCase{"[daemon]\nrouting_table = 254\n", 2, "routing_table", "main and local tables"},
+        BadCase{"[daemon]\ninstall_routes = 1\n", 2, "install_routes", "expected true or false"},
         BadCase{"[daemon]\ntun_mtu = 100\n", 2, "tun_mtu", "576"},
         BadCase{"[daemon]\ndataplane = \"magic\"\n", 2, "dataplane",
                 "unknown data plane 'magic' (expected \"userspace\", \"xfrm\" or \"none\")"},

@@ -143,6 +143,44 @@ TEST(XfrmChildSas, InstallsBothSasThenOutInFwdPolicies) {
   EXPECT_EQ(dp.policies().size(), 3u);
 }
 
+TEST(XfrmChildSas, ReceiveOnlyInstallAddsTheOutboundSaWhenActivated) {
+  FakeKernel k;
+  XfrmChildSas dp(k);
+  XfrmChild c = make_child();
+  ASSERT_TRUE(dp.install(1, c, /*outbound=*/false));
+  ASSERT_EQ(k.sent.size(), 4u);
+  EXPECT_EQ(k.sent[0], new_sa(sa_for(c, true, 1)));
+  EXPECT_EQ(k.sent[1], build_policy_add(policy(XfrmDir::kOut, c, 1)));
+  EXPECT_FALSE(dp.outbound_active(1));
+  // Nothing to count on an SA that has not sent: usage() asks for the inbound SA only.
+  k.on_query = [&](const Bytes&) -> Expected<Bytes, SysError> {
+    return kernel_sa(sa_for(c, true, 1), SaUsage{100, 2, 0, 0}, std::nullopt);
+  };
+  auto u = dp.usage(1);
+  ASSERT_TRUE(u) << u.error().message();
+  EXPECT_EQ(u->in.packets, 2u);
+  EXPECT_EQ(u->out.packets, 0u);
+  EXPECT_EQ(k.sent.size(), 5u);
+
+  ASSERT_TRUE(dp.activate_outbound(1));
+  ASSERT_EQ(k.sent.size(), 6u);
+  EXPECT_EQ(k.sent[5], new_sa(sa_for(c, false, 1)));
+  EXPECT_TRUE(dp.outbound_active(1));
+  ASSERT_TRUE(dp.activate_outbound(1));  // once only
+  EXPECT_EQ(k.sent.size(), 6u);
+}
+
+TEST(XfrmChildSas, ReceiveOnlyChildIsRemovedWithoutItsOutboundSa) {
+  FakeKernel k;
+  XfrmChildSas dp(k);
+  XfrmChild c = make_child();
+  ASSERT_TRUE(dp.install(1, c, /*outbound=*/false));
+  ASSERT_TRUE(dp.remove(1));
+  // Two SA deletions would include the outbound SA that was never added.
+  EXPECT_EQ(k.types(4), (Types{XFRM_MSG_DELSA, XFRM_MSG_DELPOLICY, XFRM_MSG_DELPOLICY, XFRM_MSG_DELPOLICY}));
+  EXPECT_FALSE(dp.contains(1));
+}
+
 TEST(XfrmChildSas, FailedOutboundSaRemovesTheInboundOne) {
   FakeKernel k;
   k.on_request = [](const Bytes&, std::size_t i) -> Expected<void, SysError> {

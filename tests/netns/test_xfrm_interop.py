@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""The kernel's ESP between mobiked (dataplane = "xfrm") and mobiked or strongSwan (charon
+on kernel-netlink, its normal backend), both roles, through the MASQUERADE NAT:
+
+    ini (10.1.0.2, inner 192.0.2.1) -- nat -- res (198.51.100.10, inner 203.0.113.1)
+
+netns-uml: only
+netns-params: mobiked_pair mobiked_initiator strongswan_initiator
+
+Each pairing (initiator + responder):
+  1. establishes; both peers' kernel SAs run between their IKE endpoints (ESP in UDP on
+     the NAT's ports) and carry a ping each way;
+  2. iperf3 for 2 s each way: the kernel's byte counters of both SAs cover what iperf3
+     moved;
+  3. under a 10 ms ping, a Child SA rekey started by the initiator, one by the responder,
+     then an IKE SA rekey by each: no ping lost (the rekey responder installs its new
+     outbound SA only once the initiator has it), and afterwards each kernel holds
+     exactly the two SAs of the one Child SA left;
+  4. DPD: with the ping stopped, the initiator's liveness checks (dpd_delay 2 s) are
+     answered without a retransmission;
+  5. the initiator deletes the IKE SA: both kernels are left without SAs and without
+     any policy but the IKE sockets' own, and mobiked without routes in table 220
+     (where each mobiked routed the remote selector, source its inner address: 1.).
+
+Needs ESP in the kernel: it runs only inside user-mode-linux (uml.xfrm_interop.*).
+"""
+
+import json
+import re
+import sys
+import time
+
+sys.dont_write_bytecode = True  # also when run by hand: no __pycache__ in the source tree
+
+from mobike_scenarios import make_peer  # noqa: E402
+from netns import (Lab, Skip, check, find_binary, in_uml, kernel_path_problems, log,  # noqa: E402
+                   require_commands, require_netns, require_strongswan, run_test, wait_until, xfrm_states)
+from peers import MOBIKED, STRONGSWAN, Peer  # noqa: E402
+from scenario import Ping  # noqa: E402
+from topology import INI_INNER, RES_INNER, nat_topology  # noqa: E402
+
+PAIRINGS = {
+    "mobiked_pair": (MOBIKED, MOBIKED),
+    "mobiked_initiator": (MOBIKED, STRONGSWAN),
+    "strongswan_initiator": (STRONGSWAN, MOBIKED),
+}
+
+
+def spd(ns) -> list[str]:
+    """The kernel's policies other than per-socket ones."""
+    out = ns.run(["ip", "-o", "xfrm", "policy"]).stdout
+    return [line for line in out.splitlines() if line.strip() and not re.search(r"\bsocket (in|out)\b", line)]
+
+
+def settled(p: Peer, old: dict, key: str) -> dict | None:
+    """p's view once `key` changed from `old` and only one Child SA is left."""
+    v = p.view()
+    if v and v[key] != old[key] and v["children"] == 1:
+        return v
+    return None
+
+
+def rekey(ini: Peer, res: Peer, who: Peer, what: str) -> None:
+    key = "spi_in" if what == "child" else "spi_i"
+    v0, r0 = ini.established(), res.established()
+    (who.rekey_child if what == "child" else who.rekey_ike)()
+    vi = wait_until(lambda: settled(ini, v0, key), 20, f"{what} rekey by the {who.role}: initiator")
+    vr = wait_until(lambda: settled(res, r0, key), 20, f"{what} rekey by the {who.role}: responder")
+    check(vr["spi_in"] == vi["spi_out"] and vr["spi_out"] == vi["spi_in"],
+          f"after the {what} rekey the peers' Child SPIs differ: {vi} / {vr}")
+    log(f"{what} SA rekeyed by the {who.kind} {who.role}: "
+        + (f"child {v0['spi_in']}/{v0['spi_out']} -> {vi['spi_in']}/{vi['spi_out']}" if what == "child"
+           else f"IKE {v0['spi_i']} -> {vi['spi_i']}"))
+    time.sleep(1.5)
+
+
+def lost(ping: Ping) -> list[int]:
+    """Sequence numbers without a reply between the first and the last reply."""
+    seqs = sorted({s for _, s in ping.replies()})
+    check(len(seqs) > 100, f"the ping got too few replies: {len(seqs)}")
+    return sorted(set(range(seqs[0], seqs[-1] + 1)) - set(seqs))
+
+
+def iperf(lab: Lab, t, reverse: bool) -> int:
+    server = t.res.spawn(["iperf3", "-s", "-1", "-B", RES_INNER], name=f"iperf3-server{'-r' if reverse else ''}")
+    time.sleep(0.5)
+    args = ["iperf3", "-c", RES_INNER, "-B", INI_INNER, "-t", "2", "-J"] + (["-R"] if reverse else [])
+    r = t.ini.run(args, check=False, timeout=60)
+    check(r.returncode == 0, f"iperf3 {'-R ' if reverse else ''}through the kernel's SAs failed: "
+                             f"{r.stdout[-1500:]}{r.stderr}")
+    server.wait(10)
+    return json.loads(r.stdout)["end"]["sum_received"]["bytes"]
+
+
+def test(lab: Lab, pairing: str) -> None:
+    ini_kind, res_kind = PAIRINGS[pairing]
+    t = nat_topology(lab)
+    res = make_peer(res_kind, lab, t.res, initiator=False, dpd=0.0)
+    ini = make_peer(ini_kind, lab, t.ini, initiator=True, dpd=2.0)
+    ini.initiate()
+    vi, vr = ini.established(), res.established()
+    log(f"established: initiator {vi['local']} -> {vi['remote']}, responder sees {vr['remote']}; "
+        f"child {vi['spi_in']}/{vi['spi_out']}")
+
+    # 1. both ways, and the kernels' SAs are where the peers say
+    for ns, src, dst in ((t.ini, INI_INNER, RES_INNER), (t.res, RES_INNER, INI_INNER)):
+        r = ns.run(["ping", "-n", "-q", "-c", "3", "-i", "0.2", "-W", "2", "-I", src, dst], check=False, timeout=30)
+        check(r.returncode == 0, f"ping {src} -> {dst} through the kernel's SAs failed:\n{r.stdout}{r.stderr}")
+    for p, v in ((ini, vi), (res, vr)):
+        problems = kernel_path_problems(p.ns, v)
+        check(not problems, f"kernel SAs after establishing: {problems}")
+    # mobiked's routes to the remote selectors (install_routes): table 220, looked up
+    # by a rule, with the local inner address as the source.
+    for p, ns, src, dst in ((ini, t.ini, INI_INNER, RES_INNER), (res, t.res, RES_INNER, INI_INNER)):
+        if p.kind != MOBIKED:
+            continue
+        routes = ns.ip("route", "show", "table", "220").stdout
+        check(re.search(rf"^{re.escape(dst)} .*src {re.escape(src)}", routes, re.M) is not None,
+              f"mobiked {p.role}: no route to {dst} with source {src} in table 220: {routes!r}")
+        rules = ns.ip("rule", "show").stdout
+        check(re.search(r"^220:\s+from all lookup 220", rules, re.M) is not None,
+              f"mobiked {p.role}: no rule for table 220: {rules!r}")
+    log("routes: table 220 holds each mobiked's route to the remote selector, source its inner address")
+
+    # 2. bulk both ways, in the kernel's own counters
+    sent, received = iperf(lab, t, False), iperf(lab, t, True)
+    sas = {sa["spi"]: sa for sa in xfrm_states(t.ini)}
+    out_b, in_b = sas[vi["spi_out"]]["bytes"], sas[vi["spi_in"]]["bytes"]
+    log(f"iperf3: {sent} B out, {received} B back; initiator's kernel SAs: out {out_b} B, in {in_b} B")
+    check(out_b >= sent and in_b >= received,
+          f"the kernel's SAs did not carry iperf3's bytes: out {out_b} < {sent} or in {in_b} < {received}")
+
+    # 3. rekeys under a 10 ms ping
+    ping = Ping(t.ini)
+    time.sleep(1.0)
+    for who, what in ((ini, "child"), (res, "child"), (ini, "ike"), (res, "ike")):
+        rekey(ini, res, who, what)
+    ping.stop()
+    missing = lost(ping)
+    log(f"10 ms ping across four rekeys: {len(ping.replies())} replies, lost {missing}")
+    if missing:
+        stat = {p.role: {k: v for k, v in (line.split() for line in p.ns.run(["cat", "/proc/net/xfrm_stat"])
+                                           .stdout.splitlines()) if v != "0"} for p in (ini, res)}
+        check(False, f"pings lost across the rekeys: icmp_seq {missing}; the kernels' XFRM errors {stat}")
+    vi, vr = ini.established(), res.established()
+    for p, v in ((ini, vi), (res, vr)):
+        spis = sorted(sa["spi"] for sa in xfrm_states(p.ns))
+        check(spis == sorted([v["spi_in"], v["spi_out"]]),
+              f"{p.kind} {p.role}: the kernel holds SAs {spis} after the rekeys, expected {v['spi_in']}/{v['spi_out']}")
+        problems = kernel_path_problems(p.ns, v)
+        check(not problems, f"kernel SAs after the rekeys: {problems}")
+
+    # 4. DPD through the kernel's policies
+    rx = re.compile(r"sending DPD request|sending packet.*INFORMATIONAL request" if ini.kind == STRONGSWAN
+                    else r"sending DPD request")
+    text0 = ini.log_text()
+    n0 = len(rx.findall(text0))
+    rt0 = ini.stats()["retransmits"]["sent"] if ini.kind == MOBIKED else 0
+    time.sleep(5)
+    text = ini.log_text()
+    n = len(rx.findall(text)) - n0
+    check(n >= 2, f"the {ini.kind} initiator sent {n} liveness checks in 5 s (dpd_delay 2 s)")
+    check(ini.view() is not None and res.view() is not None, "an SA went away during the liveness checks")
+    if ini.kind == MOBIKED:
+        rt = ini.stats()["retransmits"]["sent"] - rt0
+        check(rt == 0, f"mobiked retransmitted {rt} liveness check(s)")
+    else:
+        check("retransmit" not in text[len(text0):], "charon retransmitted a liveness check")
+    log(f"DPD: {n} liveness checks answered")
+
+    # 5. delete
+    ini.terminate()
+    wait_until(lambda: not ini.exists() and not res.exists(), 10, "the IKE SA gone on both sides")
+    for p in (ini, res):
+        deadline = time.time() + 5
+        while (xfrm_states(p.ns) or spd(p.ns)) and time.time() < deadline:
+            time.sleep(0.1)
+        check(not xfrm_states(p.ns) and not spd(p.ns),
+              f"{p.kind} {p.role}: the kernel still holds SAs {xfrm_states(p.ns)} and policies {spd(p.ns)}")
+    for p, ns in ((ini, t.ini), (res, t.res)):
+        if p.kind == MOBIKED:
+            left = ns.ip("route", "show", "table", "220").stdout.strip()
+            check(not left, f"mobiked {p.role}: routes left in table 220 after the delete: {left!r}")
+    log("deleted: no SA, no policy and no route left in either kernel")
+
+
+def requires():
+    if not in_uml():
+        raise Skip("needs ESP in the kernel: runs inside user-mode-linux (uml.xfrm_interop.*)")
+    require_netns()
+    require_strongswan()
+    require_commands("iptables", "ping", "iperf3")
+    find_binary("mobiked")
+    find_binary("mobikectl")
+
+
+if __name__ == "__main__":
+    pairing = sys.argv[1] if len(sys.argv) > 1 else "mobiked_pair"
+    if pairing not in PAIRINGS:
+        sys.exit(f"unknown pairing {pairing!r}: {', '.join(PAIRINGS)}")
+    run_test(lambda lab: test(lab, pairing), f"kernel ESP, {pairing.replace('_', ' ')}", timeout=280,
+             requires=requires)
