@@ -65,6 +65,7 @@ Daemon::Daemon(Config config, std::string config_path)
 
 Daemon::~Daemon() {
   for (auto& w : watches_) w->release();  // the sockets own their descriptors
+  if (dataplane_events_) dataplane_events_->release();  // and the data plane its own
 }
 
 Expected<void, std::string> Daemon::start() {
@@ -152,7 +153,21 @@ Expected<void, std::string> Daemon::open_dataplane() {
   } else {
     dataplane_ = std::make_unique<NoDataplane>();
   }
+  if (int fd = dataplane_->event_fd(); fd >= 0) {
+    dataplane_events_ = std::make_unique<asio::posix::stream_descriptor>(io_, fd);
+    wait_dataplane_events();
+  }
   return {};
+}
+
+void Daemon::wait_dataplane_events() {
+  dataplane_events_->async_wait(asio::posix::stream_descriptor::wait_read, [this](const std::error_code& ec) {
+    if (ec || stopping_) return;
+    auto mappings = dataplane_->take_esp_mappings();
+    for (const auto& [spi, from] : mappings) engine_.on_esp_mapping(spi, from, now());
+    if (!mappings.empty()) flush();
+    wait_dataplane_events();
+  });
 }
 
 void Daemon::wait_signals() {
@@ -179,6 +194,7 @@ void Daemon::shutdown() {
   addresses_.stop();
   signals_.cancel();
   for (auto& w : watches_) w->cancel();
+  if (dataplane_events_) dataplane_events_->cancel();
   // A client waiting for a switch gets what is known; its answer is written before the
   // control socket closes.
   switch_.shutdown();

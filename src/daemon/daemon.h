@@ -44,6 +44,7 @@ class Daemon {
   Expected<void, std::string> open_sockets();
   Expected<void, std::string> open_dataplane();
   void wait_readable(std::size_t socket);
+  void wait_dataplane_events();
   void on_readable(std::size_t socket);
   void handle_datagram(platform::IkeSockets::Socket& s, const platform::UdpSocket::Received& r,
                        std::span<std::uint8_t> buf);
@@ -77,6 +78,7 @@ class Daemon {
   ike::Engine engine_;
   platform::IkeSockets sockets_;
   std::vector<std::unique_ptr<asio::posix::stream_descriptor>> watches_;  // one per socket
+  std::unique_ptr<asio::posix::stream_descriptor> dataplane_events_;       // on Dataplane::event_fd()
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<Dataplane> dataplane_;
   AddressFollower addresses_;

@@ -36,6 +36,12 @@ class Dataplane {
   virtual void on_udp_esp(std::span<std::uint8_t> packet, const Endpoint& local, const Endpoint& remote) = 0;
   // Child SAs whose sequence numbers are running out (RFC 4303 §3.3.3): to be rekeyed.
   virtual std::vector<std::uint64_t> take_rekey_requests() { return {}; }
+  // A descriptor that becomes readable when the backend has reports for the engine (the
+  // kernel's XFRM events); -1: none. Owned by the data plane.
+  virtual int event_fd() const { return -1; }
+  // Authenticated ESP of a Child SA (our SPI) that came from another endpoint than the
+  // SA's peer: a NAT mapping changed. Read when event_fd() is readable.
+  virtual std::vector<std::pair<std::uint32_t, Endpoint>> take_esp_mappings() { return {}; }
 };
 
 // dataplane = "none": SAs are negotiated, nothing is installed, ESP is dropped.

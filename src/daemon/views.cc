@@ -101,6 +101,7 @@ json stats_view(const ike::Engine& engine, const IoCounters& io, const AddressFo
               {"child", {{"established", s.child_established}}},
               // RFC 6311: synchronisations answered as the peer, completed as a cluster member.
               {"mid_sync", {{"answered", s.mid_syncs_answered}, {"completed", s.mid_syncs_completed}}},
+              {"esp_mappings", {{"followed", s.esp_mappings_followed}, {"ignored", s.esp_mappings_ignored}}},
               {"dataplane", dataplane ? dataplane->stats() : json(nullptr)}};
 }
 

@@ -39,6 +39,10 @@ Expected<std::unique_ptr<XfrmDataplane>, std::string> XfrmDataplane::create(
     d->routes_ = std::move(*routes);
     d->routing_table_ = config.routing_table;
   }
+  if (auto ev = platform::XfrmEventSocket::open())
+    d->events_ = std::move(*ev);
+  else
+    spdlog::warn("xfrm: no kernel events (NAT mapping changes of ESP go unnoticed): {}", ev.error().message());
   spdlog::info("xfrm data plane (kernel IPsec), replay window {}, routes {}", d->replay_window_,
                config.install_routes ? "in table " + std::to_string(config.routing_table) : std::string("off"));
   return d;
@@ -336,9 +340,22 @@ nlohmann::json XfrmDataplane::stats() const {
           {"errors", stats_.install_errors + stats_.remove_errors + stats_.update_errors},
           {"last_error", last},
           {"esp_udp_dropped", stats_.esp_udp_dropped},
+          {"esp_mappings", mappings_},
+          {"esp_mappings_malformed", mappings_malformed_},
           {"routes", route_refs_.size()},
           {"routes_installed", routes_installed_},
           {"route_errors", route_errors_}};
+}
+
+std::vector<std::pair<std::uint32_t, Endpoint>> XfrmDataplane::take_esp_mappings() {
+  std::vector<std::pair<std::uint32_t, Endpoint>> out;
+  if (!events_) return out;
+  for (const auto& m : events_->read_mappings(mappings_malformed_)) {
+    mappings_++;
+    spdlog::debug("xfrm: ESP of SA {:08x} from {} (was {})", m.spi, m.new_src.to_string(), m.old_src.to_string());
+    out.emplace_back(m.spi, m.new_src);
+  }
+  return out;
 }
 
 void XfrmDataplane::on_udp_esp(std::span<std::uint8_t>, const Endpoint&, const Endpoint&) {

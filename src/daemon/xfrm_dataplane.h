@@ -38,6 +38,8 @@ class XfrmDataplane final : public Dataplane {
   // Not yet read from the kernel (XFRMA_REPLAY_ESN_VAL): kernel-held SAs cannot move.
   std::optional<ike::EspState> esp_state(std::uint64_t) const override { return std::nullopt; }
   nlohmann::json stats() const override;
+  int event_fd() const override { return events_ ? events_->fd() : -1; }
+  std::vector<std::pair<std::uint32_t, Endpoint>> take_esp_mappings() override;
   void on_udp_esp(std::span<std::uint8_t> packet, const Endpoint& local, const Endpoint& remote) override;
 
   // The kernel's view of a kInstall op (exposed for tests).
@@ -56,6 +58,8 @@ class XfrmDataplane final : public Dataplane {
   mutable platform::XfrmChildSas xfrm_;
   std::uint32_t replay_window_;
   std::optional<platform::RouteControl> routes_;  // when install_routes is on
+  std::optional<platform::XfrmEventSocket> events_;  // XFRM_MSG_MAPPING
+  std::uint64_t mappings_ = 0, mappings_malformed_ = 0;
   std::uint32_t routing_table_ = 220;
   struct RouteRef {
     platform::RouteSpec spec;

@@ -345,8 +345,12 @@ void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& re
   // The responder follows the initiator's float to the NAT-T port in IKE_AUTH; later,
   // only a peer behind a NAT without MOBIKE moves implicitly (RFC 7296 §2.23, RFC 4555 §3.8).
   if (m.header.exchange == ExchangeType::kIkeAuth || (sa.nat_remote && !sa.peer_mobike)) {
+    bool moved = sa.local != local || sa.remote != remote;
     sa.local = local;
     sa.remote = remote;
+    // The Child SAs' ESP follows (none exist yet at IKE_AUTH).
+    if (moved)
+      for (const auto& c : sa.children) dataplane(dataplane_op(DataplaneOp::Kind::kUpdateAddresses, sa, c));
   }
 
   std::vector<wire::Payload> response;

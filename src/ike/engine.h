@@ -41,6 +41,12 @@ class Engine final : private Services {
   // An IKE datagram (non-ESP marker already removed) that arrived at `local` from `remote`.
   void on_datagram(const Endpoint& local, const Endpoint& remote, ByteView data, TimePoint now);
   void on_timeout(TimePoint now);
+  // The kernel data plane decrypted ESP of the Child SA with our SPI `spi_in` arriving
+  // from `from`, not the SA's peer endpoint (XFRM_MSG_MAPPING: a NAT mapping changed).
+  // A responder whose peer is behind a NAT, without MOBIKE, follows it as it follows an
+  // IKE request from there (RFC 7296 §2.23); a MOBIKE peer updates its addresses
+  // itself (RFC 4555 §3.8) and an initiator keeps its path. True if the SA moved.
+  bool on_esp_mapping(std::uint32_t spi_in, const Endpoint& from, TimePoint now);
 
   // Starts an IKE SA for `connection` from `local` (the daemon chose the source address
   // by routing) to the connection's first remote address. Returns the IKE SA id.

@@ -170,6 +170,8 @@ struct Stats {
   std::uint64_t mid_syncs_answered = 0;
   std::uint64_t mid_syncs_completed = 0;
   std::uint64_t dropped_sync = 0;
+  std::uint64_t esp_mappings_followed = 0;  // on_esp_mapping() moved the SA
+  std::uint64_t esp_mappings_ignored = 0;   // ... was told of an SA that does not follow ESP
 };
 
 }  // namespace mobike::ike

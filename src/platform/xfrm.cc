@@ -224,6 +224,49 @@ Expected<XfrmSocket, SysError> XfrmSocket::open() {
   return s;
 }
 
+void XfrmEventSocket::Closer::operator()(mnl_socket* s) const { mnl_socket_close(s); }
+
+Expected<XfrmEventSocket, SysError> XfrmEventSocket::open() {
+  XfrmEventSocket s;
+  s.nl_.reset(mnl_socket_open2(NETLINK_XFRM, SOCK_CLOEXEC | SOCK_NONBLOCK));
+  if (!s.nl_) return unexpected(SysError{errno, "socket NETLINK_XFRM (events)"});
+  if (mnl_socket_bind(s.nl_.get(), 0, MNL_SOCKET_AUTOPID) < 0)
+    return unexpected(SysError{errno, "bind NETLINK_XFRM (events)"});
+  int group = XFRMNLGRP_MAPPING;
+  if (mnl_socket_setsockopt(s.nl_.get(), NETLINK_ADD_MEMBERSHIP, &group, sizeof group) < 0)
+    return unexpected(SysError{errno, "join XFRMNLGRP_MAPPING"});
+  s.buf_.resize(kReceiveBuffer);
+  return s;
+}
+
+int XfrmEventSocket::fd() const { return mnl_socket_get_fd(nl_.get()); }
+
+std::vector<XfrmMapping> XfrmEventSocket::read_mappings(std::uint64_t& malformed) {
+  std::vector<XfrmMapping> out;
+  for (;;) {
+    ssize_t n = mnl_socket_recvfrom(nl_.get(), buf_.data(), buf_.size());
+    if (n <= 0) break;  // EAGAIN: all read (ENOBUFS: some were lost, the next ESP reports again)
+    std::size_t len = static_cast<std::size_t>(n), off = 0;
+    while (off + sizeof(nlmsghdr) <= len) {
+      nlmsghdr h;
+      std::memcpy(&h, buf_.data() + off, sizeof h);
+      if (h.nlmsg_len < sizeof(nlmsghdr) || off + h.nlmsg_len > len) {
+        malformed++;
+        break;
+      }
+      if (h.nlmsg_type == XFRM_MSG_MAPPING) {
+        auto m = parse_mapping(ByteView(buf_.data() + off, h.nlmsg_len));
+        if (m)
+          out.push_back(*m);
+        else
+          malformed++;
+      }
+      off += NLMSG_ALIGN(h.nlmsg_len);
+    }
+  }
+  return out;
+}
+
 Expected<void, SysError> XfrmSocket::request(ByteView message) {
   return exchange(message, nullptr);
 }

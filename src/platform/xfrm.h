@@ -75,6 +75,28 @@ class XfrmSocket final : public XfrmTransport {
   Bytes buf_;  // receive buffer, reused
 };
 
+// What the kernel reports on its own: a NETLINK_XFRM socket joined to the MAPPING group,
+// non-blocking, for the daemon's event loop.
+class XfrmEventSocket {
+ public:
+  static Expected<XfrmEventSocket, SysError> open();
+  XfrmEventSocket(XfrmEventSocket&&) noexcept = default;
+  XfrmEventSocket& operator=(XfrmEventSocket&&) noexcept = default;
+
+  int fd() const;
+  // Every mapping waiting on the socket; other messages are skipped, malformed ones
+  // counted in `malformed`.
+  std::vector<XfrmMapping> read_mappings(std::uint64_t& malformed);
+
+ private:
+  struct Closer {
+    void operator()(mnl_socket* s) const;
+  };
+  XfrmEventSocket() = default;
+  std::unique_ptr<mnl_socket, Closer> nl_;
+  Bytes buf_;
+};
+
 // Exempts a socket's own traffic (IKE) from IPsec policies, in both directions: a
 // policy covering the peer's address (0.0.0.0/0, or a host-to-host Child SA) would
 // otherwise tunnel or drop IKE itself. Works on kernels without ESP.

@@ -415,6 +415,47 @@ Bytes build_migrate(const XfrmSelector& sel, XfrmDir dir, const XfrmMigration& m
   return std::move(m).finish();
 }
 
+Expected<XfrmMapping, SysError> parse_mapping(ByteView message) {
+  auto bad = [](const char* what) { return unexpected(SysError{EBADMSG, std::string("xfrm mapping: ") + what}); };
+  if (message.size() < sizeof(nlmsghdr)) return bad("short netlink message");
+  nlmsghdr h;
+  std::memcpy(&h, message.data(), sizeof h);
+  if (h.nlmsg_len < sizeof(nlmsghdr) || h.nlmsg_len > message.size()) return bad("netlink length out of bounds");
+  if (h.nlmsg_type != XFRM_MSG_MAPPING) return bad("not a mapping message");
+  if (h.nlmsg_len < NLMSG_LENGTH(sizeof(xfrm_user_mapping))) return bad("short mapping message");
+  xfrm_user_mapping um;
+  std::memcpy(&um, message.data() + NLMSG_HDRLEN, sizeof um);
+  if (um.id.family != AF_INET && um.id.family != AF_INET6) return bad("unknown address family");
+  if (um.id.proto != IPPROTO_ESP) return bad("not ESP");
+  XfrmMapping m;
+  m.dst = from_xfrm(um.id.daddr, um.id.family);
+  m.spi = ntohl(um.id.spi);
+  m.reqid = um.reqid;
+  m.old_src = Endpoint{from_xfrm(um.old_saddr, um.id.family), ntohs(um.old_sport)};
+  m.new_src = Endpoint{from_xfrm(um.new_saddr, um.id.family), ntohs(um.new_sport)};
+  return m;
+}
+
+Bytes build_mapping(const XfrmMapping& m) {
+  Bytes out(NLMSG_SPACE(sizeof(xfrm_user_mapping)), 0);
+  nlmsghdr h{};
+  h.nlmsg_len = NLMSG_LENGTH(sizeof(xfrm_user_mapping));
+  h.nlmsg_type = XFRM_MSG_MAPPING;
+  std::memcpy(out.data(), &h, sizeof h);
+  auto um = zeroed<xfrm_user_mapping>();
+  um.id.daddr = to_xfrm(m.dst);
+  um.id.spi = htonl(m.spi);
+  um.id.family = family_of(m.dst);
+  um.id.proto = IPPROTO_ESP;
+  um.reqid = m.reqid;
+  um.old_saddr = to_xfrm(m.old_src.address);
+  um.new_saddr = to_xfrm(m.new_src.address);
+  um.old_sport = htons(m.old_src.port);
+  um.new_sport = htons(m.new_src.port);
+  std::memcpy(out.data() + NLMSG_HDRLEN, &um, sizeof um);
+  return out;
+}
+
 Expected<XfrmSaInfo, SysError> parse_sa(ByteView message) {
   auto bad = [](const char* what) {
     return unexpected(SysError{EBADMSG, std::string("xfrm: ") + what});

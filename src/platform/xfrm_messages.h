@@ -149,6 +149,18 @@ Bytes build_migrate(const XfrmSelector& sel, XfrmDir dir, const XfrmMigration& m
 // Parses an XFRM_MSG_NEWSA message (GETSA reply).
 Expected<XfrmSaInfo, SysError> parse_sa(ByteView message);
 
+// XFRM_MSG_MAPPING (multicast group XFRMNLGRP_MAPPING): ESP-in-UDP of an inbound SA
+// arrived, authenticated, from another address or port than its encapsulation names.
+struct XfrmMapping {
+  IpAddress dst;          // our address (the inbound SA's destination)
+  std::uint32_t spi = 0;  // the inbound SA's SPI: our spi_in
+  std::uint32_t reqid = 0;
+  Endpoint old_src, new_src;
+};
+Expected<XfrmMapping, SysError> parse_mapping(ByteView message);
+// The message the kernel sends (for tests).
+Bytes build_mapping(const XfrmMapping& m);
+
 // "XFRM_MSG_NEWSA", ... for logs and errors.
 std::string xfrm_message_name(std::uint16_t type);
 

@@ -5,7 +5,7 @@ on kernel-netlink, its normal backend), both roles, through the MASQUERADE NAT:
     ini (10.1.0.2, inner 192.0.2.1) -- nat -- res (198.51.100.10, inner 203.0.113.1)
 
 netns-uml: only
-netns-params: mobiked_pair mobiked_initiator strongswan_initiator
+netns-params: mobiked_pair mobiked_initiator strongswan_initiator nat_mapping
 
 Each pairing (initiator + responder):
   1. establishes; both peers' kernel SAs run between their IKE endpoints (ESP in UDP on
@@ -22,6 +22,11 @@ Each pairing (initiator + responder):
      any policy but the IKE sockets' own, and mobiked without routes in table 220
      (where each mobiked routed the remote selector, source its inner address: 1.).
 
+nat_mapping: two mobiked without MOBIKE; the NAT maps the client to a new port in the
+middle of a 10 ms ping; the gateway's kernel reports the ESP from there
+(XFRM_MSG_MAPPING) and mobiked moves the SA to it (RFC 7296 §2.23) at once, not at the
+next IKE message.
+
 Needs ESP in the kernel: it runs only inside user-mode-linux (uml.xfrm_interop.*).
 """
 
@@ -33,6 +38,7 @@ import time
 sys.dont_write_bytecode = True  # also when run by hand: no __pycache__ in the source tree
 
 from mobike_scenarios import make_peer  # noqa: E402
+from mobiked import MConn, Mobiked  # noqa: E402
 from netns import (Lab, Skip, check, find_binary, in_uml, kernel_path_problems, log,  # noqa: E402
                    require_commands, require_netns, require_strongswan, run_test, wait_until, xfrm_states)
 from peers import MOBIKED, STRONGSWAN, Peer  # noqa: E402
@@ -184,6 +190,54 @@ def test(lab: Lab, pairing: str) -> None:
     log("deleted: no SA, no policy and no route left in either kernel")
 
 
+def nat_mapping(lab: Lab) -> None:
+    """The NAT maps the client to a new port mid-traffic (MASQUERADE from a port range,
+    its old mappings flushed): a mobiked responder follows the kernel's XFRM_MSG_MAPPING
+    for a peer without MOBIKE (RFC 7296 §2.23) long before any IKE message comes."""
+    t = nat_topology(lab)
+    conn = dict(psk="mobike-test-psk-0123456789", dpd_delay="120s", mobike=False,
+                ike_proposals="aes128gcm16-prfsha256-x25519", esp_proposals="aes128gcm16")
+    gw = Mobiked(lab, t.res, "gateway", dataplane="xfrm").start([MConn(
+        "clients", local_id="gw.mobike.test", remote_id=None, remote_addrs=["%any"], local_ts=[RES_INNER + "/32"],
+        remote_ts=[INI_INNER + "/32"], **conn)])
+    cl = Mobiked(lab, t.ini, "client", dataplane="xfrm").start([MConn(
+        "office", local_id="client.mobike.test", remote_id="gw.mobike.test", remote_addrs=[t.RES_ADDR],
+        local_ts=[INI_INNER + "/32"], remote_ts=[RES_INNER + "/32"], **conn)])
+    cl.ctl("initiate", "office")
+    sa = gw.established("clients")
+    check(sa["remote"]["addr"] == t.NAT_OUTSIDE and int(sa["remote"]["port"]) == 4500,
+          f"the gateway does not see the client at {t.NAT_OUTSIDE}:4500: {sa['remote']}")
+    ping = Ping(t.ini)
+    time.sleep(1.0)
+    # From now on the NAT maps to 20000-30000; deleting its address flushes what it had.
+    t.nat.iptables("-t", "nat", "-I", "POSTROUTING", "1", "-p", "udp", "-s", "10.1.0.0/24", "-o", t.NAT_OUT_DEV,
+                   "-j", "MASQUERADE", "--to-ports", "20000-30000")
+    t0 = time.time()
+    t.nat.del_address(t.NAT_OUT_DEV, t.NAT_OUTSIDE + "/24")
+    t.nat.add_address(t.NAT_OUT_DEV, t.NAT_OUTSIDE + "/24")
+    moved = wait_until(lambda: (lambda s: s if s and int(s["remote"]["port"]) != 4500 else None)(gw.sa("clients")),
+                       5, "the gateway to follow the client's new NAT port")
+    port = int(moved["remote"]["port"])
+    check(20000 <= port <= 30000, f"the gateway follows port {port}, not one of the NAT's new range")
+    ping.wait_reply_after(time.time(), 5, "ping replies through the new mapping")
+    t_follow = time.time() - t0
+    time.sleep(1.0)
+    ping.stop()
+    st = gw.stats()
+    check(st["esp_mappings"]["followed"] >= 1 and st["dataplane"]["esp_mappings"] >= 1,
+          f"the gateway did not follow a kernel mapping report: {st['esp_mappings']}, "
+          f"kernel reports {st['dataplane'].get('esp_mappings')}")
+    check(st["ike"]["established"] == 1, "the gateway established another IKE SA")
+    child = [c for c in moved["children"] if c["state"] == "INSTALLED"][0]
+    view = {"local": (t.RES_ADDR, 4500), "remote": (t.NAT_OUTSIDE, port),
+            "spi_in": child["spi_in"].lower(), "spi_out": child["spi_out"].lower()}
+    problems = kernel_path_problems(t.res, view)
+    check(not problems, f"the gateway's kernel SAs after the mapping change: {problems}")
+    log(f"NAT mapping 4500 -> {port}: the gateway followed the kernel's report and replies flowed "
+        f"{t_follow:.2f} s after the change (no IKE message in between: DPD every 120 s); "
+        f"{len(lost(ping))} pings lost")
+
+
 def requires():
     if not in_uml():
         raise Skip("needs ESP in the kernel: runs inside user-mode-linux (uml.xfrm_interop.*)")
@@ -196,7 +250,10 @@ def requires():
 
 if __name__ == "__main__":
     pairing = sys.argv[1] if len(sys.argv) > 1 else "mobiked_pair"
-    if pairing not in PAIRINGS:
-        sys.exit(f"unknown pairing {pairing!r}: {', '.join(PAIRINGS)}")
-    run_test(lambda lab: test(lab, pairing), f"kernel ESP, {pairing.replace('_', ' ')}", timeout=280,
-             requires=requires)
+    if pairing == "nat_mapping":
+        run_test(nat_mapping, "kernel ESP, the client's NAT mapping changes", requires=requires)
+    elif pairing not in PAIRINGS:
+        sys.exit(f"unknown pairing {pairing!r}: {', '.join(PAIRINGS)}, nat_mapping")
+    else:
+        run_test(lambda lab: test(lab, pairing), f"kernel ESP, {pairing.replace('_', ' ')}", timeout=280,
+                 requires=requires)

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <netinet/in.h>
+#include <linux/netlink.h>
 #include <linux/xfrm.h>
 
 #include <cerrno>
@@ -33,6 +34,41 @@ XfrmSa base_sa() {
 int build_error(const XfrmSa& sa) {
   auto m = build_sa_add(sa);
   return m ? 0 : m.error().code;
+}
+
+TEST(XfrmMessages, MappingReportsRoundTripAndBadOnesAreRefused) {
+  for (const char* family : {"v4", "v6"}) {
+    SCOPED_TRACE(family);
+    bool v6 = family[1] == '6';
+    XfrmMapping m;
+    m.dst = ip(v6 ? "2001:db8::10" : "198.51.100.10");
+    m.spi = 0xc1000001;
+    m.reqid = 7;
+    m.old_src = {ip(v6 ? "2001:db8::2" : "198.51.100.2"), 4500};
+    m.new_src = {ip(v6 ? "2001:db8::3" : "198.51.100.2"), 23078};
+    Bytes msg = build_mapping(m);
+    // The kernel's layout: nlmsghdr, then struct xfrm_user_mapping.
+    ASSERT_EQ(msg.size(), NLMSG_SPACE(sizeof(xfrm_user_mapping)));
+    auto back = parse_mapping(msg);
+    ASSERT_TRUE(back) << back.error().message();
+    EXPECT_EQ(back->dst, m.dst);
+    EXPECT_EQ(back->spi, m.spi);
+    EXPECT_EQ(back->reqid, 7u);
+    EXPECT_EQ(back->old_src, m.old_src);
+    EXPECT_EQ(back->new_src, m.new_src);
+
+    // Every truncation is refused, and so are other message types and protocols.
+    for (std::size_t n = 0; n < NLMSG_LENGTH(sizeof(xfrm_user_mapping)); n += 7) {
+      Bytes cut(msg.begin(), msg.begin() + static_cast<std::ptrdiff_t>(n));
+      EXPECT_FALSE(parse_mapping(cut)) << n;
+    }
+    Bytes other = msg;
+    other[4] = XFRM_MSG_EXPIRE;
+    EXPECT_FALSE(parse_mapping(other));
+    Bytes ah = msg;
+    ah[NLMSG_HDRLEN + offsetof(xfrm_usersa_id, proto)] = IPPROTO_AH;
+    EXPECT_FALSE(parse_mapping(ah));
+  }
 }
 
 TEST(XfrmMessages, RejectsTransformsTheKernelBackendDoesNotMap) {
