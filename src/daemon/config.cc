@@ -296,6 +296,13 @@ class Loader {
     apply(t, keys, ctx, c, {"name"});
     if (const toml::node* lifetime = t.get("lifetime"))
       check_lifetime(*lifetime, ctx, c.rekey_time, c.lifetime);
+    if (const toml::node* life = t.get("life_bytes"); life && c.life_bytes && c.life_bytes <= c.rekey_bytes)
+      fail(*life, ctx, "life_bytes",
+           "must be above rekey_bytes (" + std::to_string(c.life_bytes) + " <= " + std::to_string(c.rekey_bytes) + ")");
+    if (const toml::node* life = t.get("life_packets"); life && c.life_packets && c.life_packets <= c.rekey_packets)
+      fail(*life, ctx, "life_packets",
+           "must be above rekey_packets (" + std::to_string(c.life_packets) + " <= " +
+               std::to_string(c.rekey_packets) + ")");
   }
 
   std::string file_;

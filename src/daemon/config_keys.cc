@@ -50,6 +50,30 @@ void name(const Value& v, std::string& out) {
     v.fail("'" + *s + "' is not 1-64 letters, digits, '.', '_' or '-'");
 }
 
+// A byte count as swanctl writes it: an integer, or a string with a K, M or G suffix
+// (powers of 1024).
+void byte_count(const Value& v, std::uint64_t& out) {
+  if (v.node().is_integer()) {
+    if (auto n = v.integer(0, std::numeric_limits<std::int64_t>::max())) out = static_cast<std::uint64_t>(*n);
+    return;
+  }
+  auto s = v.string();
+  if (!s) return;
+  std::uint64_t n = 0;
+  auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), n);
+  std::string_view rest(end, static_cast<std::size_t>(s->data() + s->size() - end));
+  int shift = rest.empty() ? 0 : rest == "K" || rest == "k" ? 10 : rest == "M" ? 20 : rest == "G" ? 30 : -1;
+  if (ec != std::errc() || end == s->data() || shift < 0 || (shift && n > (~std::uint64_t{0} >> shift))) {
+    v.fail("'" + *s + "' is not a byte count (an integer, optionally with K, M or G)");
+    return;
+  }
+  out = n << shift;
+}
+
+void packet_count(const Value& v, std::uint64_t& out) {
+  if (auto n = v.integer(0, std::numeric_limits<std::int64_t>::max())) out = static_cast<std::uint64_t>(*n);
+}
+
 void interface_name(const Value& v, std::string& out) {
   auto s = v.string();
   if (!s) return;
@@ -734,6 +758,14 @@ constexpr Key<K> kChildKeys[] = {
      [](const Value& v, K& k) {
        if (auto d = v.duration()) k.lifetime = *d;
      }},
+    {"rekey_bytes", R"("4G")", "per direction, K/M/G suffixes; 0: no volume limit",
+     [](const Value& v, K& k) { byte_count(v, k.rekey_bytes); }},
+    {"life_bytes", R"("4400M")", "hard limit; default (0): rekey_bytes + 10%",
+     [](const Value& v, K& k) { byte_count(v, k.life_bytes); }},
+    {"rekey_packets", "0", "per direction; 0: no packet limit",
+     [](const Value& v, K& k) { packet_count(v, k.rekey_packets); }},
+    {"life_packets", "0", "hard limit; default (0): rekey_packets + 10%",
+     [](const Value& v, K& k) { packet_count(v, k.life_packets); }},
 };
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <csignal>
 
+#include <asio/post.hpp>
+
 #include <spdlog/spdlog.h>
 
 #include "daemon/log_sink.h"
@@ -153,6 +155,11 @@ Expected<void, std::string> Daemon::open_dataplane() {
   } else {
     dataplane_ = std::make_unique<NoDataplane>();
   }
+  dataplane_->set_report_callback([this] {
+    asio::post(io_, [this] {
+      if (!stopping_) flush();
+    });
+  });
   if (int fd = dataplane_->event_fd(); fd >= 0) {
     dataplane_events_ = std::make_unique<asio::posix::stream_descriptor>(io_, fd);
     wait_dataplane_events();
@@ -165,9 +172,18 @@ void Daemon::wait_dataplane_events() {
     if (ec || stopping_) return;
     auto mappings = dataplane_->take_esp_mappings();
     for (const auto& [spi, from] : mappings) engine_.on_esp_mapping(spi, from, now());
-    if (!mappings.empty()) flush();
+    // flush() collects the expires, which arrive on the same socket.
+    flush();
     wait_dataplane_events();
   });
+}
+
+void Daemon::take_expires() {
+  for (const auto& x : dataplane_->take_expires()) {
+    bool acted = engine_.on_child_expire(x.child_sa_id, x.hard, x.cause, now());
+    spdlog::debug("data plane: Child SA {} passed a {} limit ({}){}", x.child_sa_id, x.hard ? "hard" : "soft",
+                  ike::to_string(x.cause), acted ? "" : ", nothing to do");
+  }
 }
 
 void Daemon::wait_signals() {
@@ -266,11 +282,7 @@ void Daemon::handle_datagram(platform::IkeSockets::Socket& s, const platform::Ud
 }
 
 void Daemon::flush() {
-  if (dataplane_)
-    for (auto id : dataplane_->take_rekey_requests()) {
-      spdlog::info("Child SA {} is running out of sequence numbers: rekeying", id);
-      engine_.rekey_child(id, now());
-    }
+  if (dataplane_) take_expires();
   // The data plane first: an SA goes into the kernel before the message that tells the
   // peer of it (a CREATE_CHILD_SA response) leaves, or the peer may send on it before
   // it exists here (RFC 7296 §2.17: the responder installs the SA before responding).

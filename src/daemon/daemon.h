@@ -45,6 +45,8 @@ class Daemon {
   Expected<void, std::string> open_dataplane();
   void wait_readable(std::size_t socket);
   void wait_dataplane_events();
+  // The data plane's Child SA limit reports, to the engine.
+  void take_expires();
   void on_readable(std::size_t socket);
   void handle_datagram(platform::IkeSockets::Socket& s, const platform::UdpSocket::Received& r,
                        std::span<std::uint8_t> buf);

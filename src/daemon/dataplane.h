@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -22,6 +23,13 @@ struct ChildTraffic {
   std::map<std::string, std::uint64_t> drops;  // by reason, both directions
 };
 
+struct ChildExpire {
+  std::uint64_t child_sa_id = 0;
+  bool hard = false;
+  ike::ExpireCause cause = ike::ExpireCause::kBytes;
+  friend bool operator==(const ChildExpire&, const ChildExpire&) = default;
+};
+
 class Dataplane {
  public:
   virtual ~Dataplane() = default;
@@ -34,8 +42,12 @@ class Dataplane {
   virtual nlohmann::json stats() const = 0;
   // An ESP packet that arrived UDP-encapsulated on the NAT-T port (marker-free).
   virtual void on_udp_esp(std::span<std::uint8_t> packet, const Endpoint& local, const Endpoint& remote) = 0;
-  // Child SAs whose sequence numbers are running out (RFC 4303 §3.3.3): to be rekeyed.
-  virtual std::vector<std::uint64_t> take_rekey_requests() { return {}; }
+  // Child SAs past a limit of their DataplaneOp::limits (RFC 4301 §4.4.2.1), or whose
+  // sequence numbers are running out (RFC 4303 §3.3.3): for Engine::on_child_expire.
+  virtual std::vector<ChildExpire> take_expires() { return {}; }
+  // Called (at most once until take_expires()) when reports wait that came with
+  // packets rather than on event_fd(): the daemon then collects them soon.
+  virtual void set_report_callback(std::function<void()>) {}
   // A descriptor that becomes readable when the backend has reports for the engine (the
   // kernel's XFRM events); -1: none. Owned by the data plane.
   virtual int event_fd() const { return -1; }

@@ -100,6 +100,8 @@ void UserspaceDataplane::apply(const ike::DataplaneOp& op) {
       spec.local_ts = op.local_ts;
       spec.remote_ts = op.remote_ts;
       spec.outbound_active = !op.outbound_deferred;
+      // Time is the engine's (its timers); volume is counted here, per packet.
+      spec.limits = {op.limits.soft_bytes, op.limits.hard_bytes, op.limits.soft_packets, op.limits.hard_packets};
       if (op.resume) {
         // A Child SA another node held (cluster move): continue its numbers.
         const auto& r = *op.resume;
@@ -202,6 +204,26 @@ void UserspaceDataplane::on_tun_readable() {
     if (!out_batch_.empty()) send_udp(out_batch_);
     if (read < kBatch) break;
   }
+  report_expires();
+}
+
+void UserspaceDataplane::report_expires() {
+  if (reported_ || !report_ || !table_.has_expires()) return;
+  reported_ = true;
+  report_();
+}
+
+std::vector<ChildExpire> UserspaceDataplane::take_expires() {
+  reported_ = false;
+  std::vector<ChildExpire> out;
+  for (const auto& r : table_.take_expires()) {
+    using C = esp::ExpireReport::Cause;
+    out.push_back({r.child_sa_id, r.hard,
+                   r.cause == C::kBytes     ? ike::ExpireCause::kBytes
+                   : r.cause == C::kPackets ? ike::ExpireCause::kPackets
+                                            : ike::ExpireCause::kSequence});
+  }
+  return out;
 }
 
 void UserspaceDataplane::send_udp(std::span<const platform::UdpSocket::Outgoing> items) {
@@ -289,6 +311,7 @@ void UserspaceDataplane::send_raw(const esp::SaTable::Protected& p, std::span<co
 void UserspaceDataplane::on_udp_esp(std::span<std::uint8_t> packet, const Endpoint&, const Endpoint&) {
   stats_.esp_in++;
   deliver(packet);
+  report_expires();
 }
 
 void UserspaceDataplane::deliver(std::span<std::uint8_t> esp) {
@@ -320,6 +343,7 @@ void UserspaceDataplane::on_raw_readable(int i) {
     }
     deliver(pkt);
   }
+  report_expires();
 }
 
 std::optional<ChildTraffic> UserspaceDataplane::traffic(std::uint64_t child_sa_id) const {

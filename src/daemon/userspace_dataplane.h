@@ -40,7 +40,8 @@ class UserspaceDataplane final : public Dataplane {
   std::optional<ike::EspState> esp_state(std::uint64_t child_sa_id) const override;
   nlohmann::json stats() const override;
   void on_udp_esp(std::span<std::uint8_t> packet, const Endpoint& local, const Endpoint& remote) override;
-  std::vector<std::uint64_t> take_rekey_requests() override { return table_.take_rekey_requests(); }
+  std::vector<ChildExpire> take_expires() override;
+  void set_report_callback(std::function<void()> f) override { report_ = std::move(f); }
 
  private:
   UserspaceDataplane(asio::io_context& io, const DaemonConfig& config, UdpSender send_udp);
@@ -51,6 +52,8 @@ class UserspaceDataplane final : public Dataplane {
   void deliver(std::span<std::uint8_t> esp);
   void send_raw(const esp::SaTable::Protected& p, std::span<const std::uint8_t> buf);
   void add_routes(const ike::DataplaneOp& op);
+  // After a burst of packets: tells the daemon once that the table has reports.
+  void report_expires();
   void remove_routes(const esp::ChildSaEntry& child);
 
   asio::io_context& io_;
@@ -62,6 +65,8 @@ class UserspaceDataplane final : public Dataplane {
   platform::UniqueFd raw_[2];  // plain ESP, IPv4 and IPv6
   std::unique_ptr<asio::posix::stream_descriptor> raw_watch_[2];
   esp::SaTable table_;
+  std::function<void()> report_;
+  bool reported_ = false;  // report_ called, take_expires() not yet
   // Routes are shared by Child SAs with the same remote selectors (rekeys overlap). A
   // Child SA's own routes are not kept: they are its remote selectors as prefixes,
   // worked out again from its table entry when it goes.

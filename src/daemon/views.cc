@@ -98,7 +98,9 @@ json stats_view(const ike::Engine& engine, const IoCounters& io, const AddressFo
               {"send_errors", io.send_errors},
               {"ike", {{"established", s.ike_established}, {"failed", s.ike_failed}, {"half_open_expired", s.half_open_expired},
                        {"exported", s.ike_exported}, {"imported", s.ike_imported}}},
-              {"child", {{"established", s.child_established}}},
+              {"child", {{"established", s.child_established},
+                         {"soft_expired", s.child_soft_expired},
+                         {"hard_expired", s.child_hard_expired}}},
               // RFC 6311: synchronisations answered as the peer, completed as a cluster member.
               {"mid_sync", {{"answered", s.mid_syncs_answered}, {"completed", s.mid_syncs_completed}}},
               {"esp_mappings", {{"followed", s.esp_mappings_followed}, {"ignored", s.esp_mappings_ignored}}},

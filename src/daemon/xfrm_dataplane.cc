@@ -205,9 +205,11 @@ platform::XfrmChild XfrmDataplane::child_of(const ike::DataplaneOp& op, std::uin
   const auto& k = op.keys;
   c.in = platform::EspTransforms{k.encr_id, k.encr_key_bits, k.integ_id, k.esn, k.encr_in, k.integ_in};
   c.out = platform::EspTransforms{k.encr_id, k.encr_key_bits, k.integ_id, k.esn, k.encr_out, k.integ_out};
-  // No kernel lifetimes: the engine rekeys and expires Child SAs on its own clock, and a
-  // hard expiry in the kernel would delete SAs behind its back.
-  c.lifetime = {};
+  // The kernel enforces them and reports what it reached (XFRM_MSG_EXPIRE, take_expires):
+  // volume only it can count; the times repeat the engine's own timers, rounded up.
+  const auto& l = op.limits;
+  c.lifetime = platform::SaLifetime{l.soft_bytes,   l.hard_bytes,   l.soft_packets,
+                                    l.hard_packets, l.soft_seconds, l.hard_seconds};
   c.replay_window = replay_window;
   return c;
 }
@@ -341,21 +343,51 @@ nlohmann::json XfrmDataplane::stats() const {
           {"last_error", last},
           {"esp_udp_dropped", stats_.esp_udp_dropped},
           {"esp_mappings", mappings_},
-          {"esp_mappings_malformed", mappings_malformed_},
+          {"esp_mappings_malformed", events_malformed_},
+          {"events_malformed", events_malformed_},
+          {"expires", {{"soft", expires_soft_}, {"hard", expires_hard_}}},
           {"routes", route_refs_.size()},
           {"routes_installed", routes_installed_},
           {"route_errors", route_errors_}};
 }
 
-std::vector<std::pair<std::uint32_t, Endpoint>> XfrmDataplane::take_esp_mappings() {
-  std::vector<std::pair<std::uint32_t, Endpoint>> out;
-  if (!events_) return out;
-  for (const auto& m : events_->read_mappings(mappings_malformed_)) {
+void XfrmDataplane::read_events() {
+  if (events_) on_events(events_->read(events_malformed_));
+}
+
+void XfrmDataplane::on_events(const platform::XfrmEvents& ev) {
+  for (const auto& m : ev.mappings) {
     mappings_++;
     spdlog::debug("xfrm: ESP of SA {:08x} from {} (was {})", m.spi, m.new_src.to_string(), m.old_src.to_string());
-    out.emplace_back(m.spi, m.new_src);
+    pending_mappings_.emplace_back(m.spi, m.new_src);
   }
-  return out;
+  for (const auto& e : ev.expires) {
+    auto child = xfrm_.find_by_sa(e.dst, e.spi);
+    if (!child) continue;  // an acquire's placeholder, or an SA removed meanwhile
+    (e.hard ? expires_hard_ : expires_soft_)++;
+    using L = platform::XfrmExpire::Limit;
+    const auto cause = e.limit == L::kBytes     ? ike::ExpireCause::kBytes
+                       : e.limit == L::kPackets ? ike::ExpireCause::kPackets
+                                                : ike::ExpireCause::kTime;
+    spdlog::debug("xfrm: SA {:08x} of Child SA {} reached a {} limit ({}; {} bytes, {} packets)", e.spi, *child,
+                  e.hard ? "hard" : "soft", ike::to_string(cause), e.usage.bytes, e.usage.packets);
+    // Both SAs of a Child SA usually expire together: one report of each kind is enough.
+    ChildExpire x{*child, e.hard, cause};
+    if (std::find_if(pending_expires_.begin(), pending_expires_.end(), [&](const ChildExpire& p) {
+          return p.child_sa_id == x.child_sa_id && p.hard == x.hard;
+        }) == pending_expires_.end())
+      pending_expires_.push_back(x);
+  }
+}
+
+std::vector<std::pair<std::uint32_t, Endpoint>> XfrmDataplane::take_esp_mappings() {
+  read_events();
+  return std::exchange(pending_mappings_, {});
+}
+
+std::vector<ChildExpire> XfrmDataplane::take_expires() {
+  read_events();
+  return std::exchange(pending_expires_, {});
 }
 
 void XfrmDataplane::on_udp_esp(std::span<std::uint8_t>, const Endpoint&, const Endpoint&) {

@@ -40,7 +40,13 @@ class XfrmDataplane final : public Dataplane {
   nlohmann::json stats() const override;
   int event_fd() const override { return events_ ? events_->fd() : -1; }
   std::vector<std::pair<std::uint32_t, Endpoint>> take_esp_mappings() override;
+  // The kernel's XFRM_MSG_EXPIRE of our SAs, one report per Child SA and kind.
+  std::vector<ChildExpire> take_expires() override;
   void on_udp_esp(std::span<std::uint8_t> packet, const Endpoint& local, const Endpoint& remote) override;
+
+  // What the event socket brought (exposed for tests): mappings and expires of our SAs
+  // wait for take_esp_mappings() / take_expires().
+  void on_events(const platform::XfrmEvents& events);
 
   // The kernel's view of a kInstall op (exposed for tests).
   static platform::XfrmChild child_of(const ike::DataplaneOp& op, std::uint32_t replay_window);
@@ -58,8 +64,12 @@ class XfrmDataplane final : public Dataplane {
   mutable platform::XfrmChildSas xfrm_;
   std::uint32_t replay_window_;
   std::optional<platform::RouteControl> routes_;  // when install_routes is on
-  std::optional<platform::XfrmEventSocket> events_;  // XFRM_MSG_MAPPING
-  std::uint64_t mappings_ = 0, mappings_malformed_ = 0;
+  // Reads the event socket into the pending lists.
+  void read_events();
+  std::optional<platform::XfrmEventSocket> events_;  // XFRM_MSG_MAPPING, XFRM_MSG_EXPIRE
+  std::vector<std::pair<std::uint32_t, Endpoint>> pending_mappings_;
+  std::vector<ChildExpire> pending_expires_;
+  std::uint64_t mappings_ = 0, events_malformed_ = 0, expires_soft_ = 0, expires_hard_ = 0;
   std::uint32_t routing_table_ = 220;
   struct RouteRef {
     platform::RouteSpec spec;

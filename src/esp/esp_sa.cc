@@ -32,6 +32,7 @@ const char* to_string(Drop d) {
     case Drop::kPolicy: return "policy";
     case Drop::kSeqOverflow: return "sequence number overflow";
     case Drop::kBufferTooSmall: return "buffer too small";
+    case Drop::kExpired: return "expired";
     case Drop::kInternal: return "internal";
   }
   return "?";

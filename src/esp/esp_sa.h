@@ -47,6 +47,7 @@ enum class Drop : std::uint8_t {
   kPolicy,          // inbound: inner packet outside the SA's traffic selectors
   kSeqOverflow,     // outbound: sequence numbers exhausted; the Child SA must be rekeyed
   kBufferTooSmall,  // outbound: no room for the ESP packet at the given offset
+  kExpired,         // the Child SA reached a hard limit (bytes, packets) and awaits its delete
   kInternal,        // OpenSSL refused an operation it should not (broken library)
 };
 inline constexpr std::size_t kDropReasons = static_cast<std::size_t>(Drop::kInternal) + 1;
@@ -208,6 +209,8 @@ class OutboundEspSa {
   }
 
   const SaCounters& counters() const { return counters_; }
+  // A drop decided outside (the Child SA's limits), charged to this SA.
+  void count_drop(Drop d) { counters_.count(d); }
 
  private:
   explicit OutboundEspSa(detail::EspCrypto c) : c_(std::move(c)) {}
@@ -262,6 +265,7 @@ class InboundEspSa {
 
   const ReplayWindow& replay_window() const { return window_; }
   const SaCounters& counters() const { return counters_; }
+  void count_drop(Drop d) { counters_.count(d); }
   // Continues an SA another node received on (cluster moves): its replay window and counts.
   void resume(const ReplayWindow::State& window, std::uint64_t packets, std::uint64_t bytes) {
     window_.restore(window);

@@ -90,6 +90,29 @@ ChildSaEntry::ChildSaEntry(Key, const ChildSaSpec& spec, InboundEspSa in, Outbou
       outbound_(std::move(out)) {
   std::copy(spec.local_ts.begin(), spec.local_ts.end(), ts_.get());
   std::copy(spec.remote_ts.begin(), spec.remote_ts.end(), ts_.get() + n_local_);
+  if (spec.limits.any()) limits_ = std::make_unique<LimitState>(LimitState{spec.limits});
+}
+
+std::optional<ExpireReport> ChildSaEntry::check_limits(const SaCounters& c) {
+  // One test per packet for the Child SAs without limits.
+  if (!limits_ || limits_->hard_reported) return std::nullopt;
+  const VolumeLimits& l = limits_->limits;
+  using Cause = ExpireReport::Cause;
+  auto past = [&](std::uint64_t bytes_limit, std::uint64_t packets_limit) -> std::optional<Cause> {
+    if (bytes_limit && c.bytes >= bytes_limit) return Cause::kBytes;
+    if (packets_limit && c.packets >= packets_limit) return Cause::kPackets;
+    return std::nullopt;
+  };
+  if (auto cause = past(l.hard_bytes, l.hard_packets)) {
+    limits_->hard_reported = true;
+    return ExpireReport{child_sa_id_, true, *cause};
+  }
+  if (limits_->soft_reported) return std::nullopt;
+  if (auto cause = past(l.soft_bytes, l.soft_packets)) {
+    limits_->soft_reported = true;
+    return ExpireReport{child_sa_id_, false, *cause};
+  }
+  return std::nullopt;
 }
 
 bool ChildSaEntry::covers(const Flow& f, bool reversed) const {
@@ -175,7 +198,7 @@ bool SaTable::remove(std::uint64_t child_sa_id) {
     if (slot.entries().empty()) by_remote_address_.erase(m);
   }
   std::erase(ranged_, e);
-  std::erase(rekey_requests_, child_sa_id);
+  std::erase_if(expires_, [&](const ExpireReport& r) { return r.child_sa_id == child_sa_id; });
   by_id_.erase(it);
   return true;
 }
@@ -267,13 +290,18 @@ Expected<SaTable::Protected, Drop> SaTable::protect(std::span<std::uint8_t> buf,
     unattributed_out_.count(Drop::kNoPolicy);
     return unexpected(Drop::kNoPolicy);
   }
+  if (e->expired()) {
+    e->outbound_.count_drop(Drop::kExpired);
+    return unexpected(Drop::kExpired);
+  }
   auto r = e->outbound_.protect_in_place(buf, inner_offset, inner_len);
   // One comparison per packet; the request itself happens once per Child SA.
   if (!e->rekey_requested_ && e->outbound_.remaining() <= options_.rekey_margin) {
     e->rekey_requested_ = true;
-    rekey_requests_.push_back(e->child_sa_id_);
+    expires_.push_back({e->child_sa_id_, false, ExpireReport::Cause::kSequence});
   }
   if (!r) return unexpected(r.error());
+  if (auto x = e->check_limits(e->outbound_.counters())) expires_.push_back(*x);
   return Protected{*r, e->child_sa_id_, e->path_};
 }
 
@@ -290,8 +318,13 @@ Expected<SaTable::Delivered, Drop> SaTable::unprotect(std::span<std::uint8_t> es
     return unexpected(Drop::kUnknownSpi);
   }
   ChildSaEntry* e = it->second;
+  if (e->expired()) {
+    e->inbound_.count_drop(Drop::kExpired);
+    return unexpected(Drop::kExpired);
+  }
   auto r = e->inbound_.unprotect(esp_packet, static_cast<const InnerPolicy*>(e));
   if (!r) return unexpected(r.error());
+  if (auto x = e->check_limits(e->inbound_.counters())) expires_.push_back(*x);
   return Delivered{r->inner, r->next_header, e->child_sa_id_};
 }
 

@@ -46,6 +46,23 @@ struct ChildSaProgress {
   friend bool operator==(const ChildSaProgress&, const ChildSaProgress&) = default;
 };
 
+// Volume limits of each direction of a Child SA (0: none); see SaTable::take_expires().
+struct VolumeLimits {
+  std::uint64_t soft_bytes = 0, hard_bytes = 0;
+  std::uint64_t soft_packets = 0, hard_packets = 0;
+  bool any() const { return soft_bytes || hard_bytes || soft_packets || hard_packets; }
+  friend bool operator==(const VolumeLimits&, const VolumeLimits&) = default;
+};
+
+// A Child SA to report to the engine: rekey it (soft) or delete it (hard).
+struct ExpireReport {
+  enum class Cause : std::uint8_t { kBytes, kPackets, kSequence };
+  std::uint64_t child_sa_id = 0;
+  bool hard = false;
+  Cause cause = Cause::kBytes;
+  friend bool operator==(const ExpireReport&, const ExpireReport&) = default;
+};
+
 // What a DataplaneOp::kInstall carries, with the keys split per direction.
 struct ChildSaSpec {
   std::uint64_t child_sa_id = 0;
@@ -62,6 +79,7 @@ struct ChildSaSpec {
   bool outbound_active = true;
   // A Child SA another node held: continue from there.
   std::optional<ChildSaProgress> resume;
+  VolumeLimits limits;
 };
 
 struct ChildSaCounters {
@@ -81,6 +99,8 @@ class ChildSaEntry final : private InnerPolicy {
   const InboundEspSa& inbound() const { return inbound_; }
   const OutboundEspSa& outbound() const { return outbound_; }
   bool outbound_active() const { return outbound_active_; }
+  // Past a hard limit: it carries nothing more, either way.
+  bool expired() const { return limits_ && limits_->hard_reported; }
   ChildSaCounters counters() const { return {inbound_.counters(), outbound_.counters()}; }
   ChildSaProgress progress() const;
 
@@ -100,12 +120,20 @@ class ChildSaEntry final : private InnerPolicy {
  private:
   friend class SaTable;
   bool allows(ByteView inner) const override;
+  // After a packet was counted in `c`: the first limit it crossed, if any.
+  std::optional<ExpireReport> check_limits(const SaCounters& c);
 
   std::uint64_t child_sa_id_;
   std::uint64_t ike_sa_id_;
   std::uint64_t serial_;  // install order: the newest wins among equal matches
   bool outbound_active_ = true;
   bool rekey_requested_ = false;
+  // Only for Child SAs with volume limits (most have none): one pointer otherwise.
+  struct LimitState {
+    VolumeLimits limits;
+    bool soft_reported = false, hard_reported = false;
+  };
+  std::unique_ptr<LimitState> limits_;
   EspPath path_;
   // Both selector lists in one allocation, local ones first: a gateway holds one entry
   // per client, and this saves a second heap block and vector per entry.
@@ -169,10 +197,13 @@ class SaTable {
   const ChildSaEntry* find_outbound(const Flow& flow) const;
   std::size_t size() const { return by_id_.size(); }
 
-  // Child SAs whose outbound sequence numbers are running out (within rekey_margin)
-  // or ran out (kSeqOverflow), each reported once: the engine must rekey them, as a
-  // sender may not cycle its counter (RFC 4303 §3.3.3). Returns and forgets them.
-  std::vector<std::uint64_t> take_rekey_requests() { return std::exchange(rekey_requests_, {}); }
+  // Child SAs to rekey or delete, each reported once per kind, and forgotten: soft when
+  // a direction's bytes or packets passed a soft limit or the outbound sequence numbers
+  // are running out (within rekey_margin: a sender may not cycle its counter, RFC 4303
+  // §3.3.3); hard when a direction passed a hard limit, after which the Child SA drops
+  // every packet (Drop::kExpired) until it is removed.
+  std::vector<ExpireReport> take_expires() { return std::exchange(expires_, {}); }
+  bool has_expires() const { return !expires_.empty(); }
 
   // Drops no Child SA can be charged with: unknown SPI and packets too short to carry
   // one (inbound), no covering selectors and unparsable inner packets (outbound).
@@ -202,7 +233,7 @@ class SaTable {
   std::unordered_map<IpAddress, AddressSlot> by_remote_address_;
   std::vector<ChildSaEntry*> ranged_;
   SaTableOptions options_;
-  std::vector<std::uint64_t> rekey_requests_;
+  std::vector<ExpireReport> expires_;
   std::uint64_t next_serial_ = 1;
   SaCounters unattributed_in_;
   SaCounters unattributed_out_;

@@ -1,5 +1,9 @@
 #include "ike/child_sa.h"
 
+#include <algorithm>
+#include <chrono>
+#include <tuple>
+
 #include "crypto/key_derivation.h"
 #include "crypto/sk_cipher.h"
 #include "ike/proposal_select.h"
@@ -96,6 +100,35 @@ DataplaneOp dataplane_op(DataplaneOp::Kind kind, const IkeSa& sa, const ChildSa&
   return op;
 }
 
+namespace {
+
+// The hard limit (`life`, default soft + 10%) and the soft one less up to a tenth, so
+// that Child SAs made together (a gateway's clients) do not all rekey at once.
+std::pair<std::uint64_t, std::uint64_t> volume_limits(std::uint64_t rekey, std::uint64_t life, crypto::Random& random) {
+  if (rekey == 0) return {0, life};
+  if (life == 0) life = rekey + rekey / 10;
+  std::uint64_t spread = std::min(rekey / 10, life > rekey ? life - rekey : 0);
+  return {rekey - random.u64() % (spread + 1), life};
+}
+
+std::uint64_t seconds_until(TimePoint t, TimePoint now) {
+  if (t == TimePoint::max()) return 0;
+  if (t <= now) return 1;
+  // Rounded up: the engine's own timer should come first.
+  return static_cast<std::uint64_t>((std::chrono::duration_cast<std::chrono::milliseconds>(t - now).count() + 999) / 1000);
+}
+
+}  // namespace
+
+ChildLimits child_limits(const ChildConfig& config, const ChildSa& child, Services& s) {
+  ChildLimits l;
+  std::tie(l.soft_bytes, l.hard_bytes) = volume_limits(config.rekey_bytes, config.life_bytes, s.random());
+  std::tie(l.soft_packets, l.hard_packets) = volume_limits(config.rekey_packets, config.life_packets, s.random());
+  l.soft_seconds = seconds_until(child.rekey_at, s.now());
+  l.hard_seconds = seconds_until(child.expire_at, s.now());
+  return l;
+}
+
 void install_child(IkeSa& sa, ChildSa& child, Services& s, const ChildConfig* config, bool defer_outbound) {
   child.state = ChildState::kInstalled;
   child.established = s.now();
@@ -113,6 +146,7 @@ void install_child(IkeSa& sa, ChildSa& child, Services& s, const ChildConfig* co
   op.local_ts = child.local_ts;
   op.remote_ts = child.remote_ts;
   op.keys = child.keys;
+  if (config) op.limits = child_limits(*config, child, s);
   op.outbound_deferred = defer_outbound;
   child.outbound_deferred = defer_outbound;
   s.dataplane(std::move(op));

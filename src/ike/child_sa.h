@@ -29,6 +29,8 @@ bool derive_child_keys(const IkeSa& sa, ChildSa& child, ByteView shared, ByteVie
                        bool we_initiated);
 // A data-plane operation for `child` with the IKE SA's current endpoints filled in.
 DataplaneOp dataplane_op(DataplaneOp::Kind kind, const IkeSa& sa, const ChildSa& child);
+// What the data plane enforces on `child` (from its config; seconds from its timers).
+ChildLimits child_limits(const ChildConfig& config, const ChildSa& child, Services& s);
 // Marks the Child SA installed, sets its timers and emits the install operation.
 // `defer_outbound`: receive-only until activate_outbound() (rekey responder).
 void install_child(IkeSa& sa, ChildSa& child, Services& s, const ChildConfig* config,

@@ -34,6 +34,10 @@ struct ChildConfig {
   std::vector<wire::Proposal> esp_proposals;  // protocol ESP, SPI filled at use
   Duration rekey_time{std::chrono::hours(1)};  // soft lifetime; 0 = never rekey
   Duration lifetime{0};  // hard lifetime; 0 = rekey_time * 11 / 10
+  // Volume limits per direction, enforced by the data plane; 0 = none. The hard ones
+  // default to the soft ones + 10%.
+  std::uint64_t rekey_bytes = 0, life_bytes = 0;
+  std::uint64_t rekey_packets = 0, life_packets = 0;
 };
 
 enum class ReturnRoutability : std::uint8_t {

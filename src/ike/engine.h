@@ -47,6 +47,11 @@ class Engine final : private Services {
   // IKE request from there (RFC 7296 §2.23); a MOBIKE peer updates its addresses
   // itself (RFC 4555 §3.8) and an initiator keeps its path. True if the SA moved.
   bool on_esp_mapping(std::uint32_t spi_in, const Endpoint& from, TimePoint now);
+  // The data plane reports that a Child SA reached a limit of its ChildLimits (or ran
+  // out of sequence numbers). Soft: the Child SA is rekeyed, unless it is being rekeyed
+  // or deleted already. Hard: the data plane stopped using it; it is deleted (DELETE to
+  // the peer), as at the end of its lifetime. True if a rekey or delete was started.
+  bool on_child_expire(std::uint64_t child_sa_id, bool hard, ExpireCause cause, TimePoint now);
 
   // Starts an IKE SA for `connection` from `local` (the daemon chose the source address
   // by routing) to the connection's first remote address. Returns the IKE SA id.

@@ -348,6 +348,7 @@ Expected<IkeSa*, std::string> Engine::continue_sa(const IkeSaSnapshot& s, bool h
     op.local_ts = c.local_ts;
     op.remote_ts = c.remote_ts;
     op.keys = c.keys;
+    op.limits = child_limits(*c.config, c, *this);
     op.resume = cs.esp;
     // Moves: the node it came from continues from the same sequence numbers if the move
     // fails, so until the move is settled only one of us may send (docs/cluster.md).

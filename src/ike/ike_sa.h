@@ -57,6 +57,9 @@ struct ChildSa {
   // Imported from another node and not yet confirmed as ours (Engine::confirm_import):
   // installed receive-only, so that the node the SA came from may still take it back.
   bool outbound_held = false;
+  // The data plane reported a soft limit and a rekey was queued: its other SA, or
+  // packets racing the report, report again (Engine::on_child_expire).
+  bool soft_expired = false;
 };
 
 // Everything the IKE SA needs for the SK payload once keys exist.

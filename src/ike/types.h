@@ -64,6 +64,21 @@ struct EspState {
   friend bool operator==(const EspState&, const EspState&) = default;
 };
 
+// Limits a data plane enforces on each direction of a Child SA (0: none): past a soft
+// one it reports the SA for a rekey, past a hard one it stops using it and reports it
+// for deletion (Engine::on_child_expire). Seconds count from the install.
+struct ChildLimits {
+  std::uint64_t soft_bytes = 0, hard_bytes = 0;
+  std::uint64_t soft_packets = 0, hard_packets = 0;
+  std::uint64_t soft_seconds = 0, hard_seconds = 0;
+  friend bool operator==(const ChildLimits&, const ChildLimits&) = default;
+};
+
+// Why a data plane reports a Child SA: a limit of ChildLimits, or (soft only) its
+// outbound sequence numbers running out (RFC 4303 §3.3.3).
+enum class ExpireCause : std::uint8_t { kBytes, kPackets, kTime, kSequence };
+std::string_view to_string(ExpireCause c);
+
 struct DataplaneOp {
   enum class Kind : std::uint8_t {
     kInstall,         // a new Child SA: both directions and its policies
@@ -84,6 +99,7 @@ struct DataplaneOp {
   std::vector<wire::TrafficSelector> local_ts;
   std::vector<wire::TrafficSelector> remote_ts;
   ChildSaKeys keys;  // only for kInstall
+  ChildLimits limits;  // only for kInstall
   // kInstall: send nothing on this SA before kActivateOutbound (the responder of a
   // rekey, until the initiator has deleted the SA it replaces).
   bool outbound_deferred = false;
@@ -157,6 +173,10 @@ struct Stats {
   std::uint64_t ike_established = 0;
   std::uint64_t ike_failed = 0;
   std::uint64_t child_established = 0;
+  // Reports of the data plane (Engine::on_child_expire) that started a rekey or a
+  // delete; those for a Child SA already being rekeyed or deleted are not counted.
+  std::uint64_t child_soft_expired = 0;
+  std::uint64_t child_hard_expired = 0;
   std::uint64_t half_open_expired = 0;
   // Cluster moves: IKE SAs handed to another node / taken over from one, and datagrams
   // for an SA already handed over (its new owner answers them).

@@ -232,17 +232,17 @@ Expected<XfrmEventSocket, SysError> XfrmEventSocket::open() {
   if (!s.nl_) return unexpected(SysError{errno, "socket NETLINK_XFRM (events)"});
   if (mnl_socket_bind(s.nl_.get(), 0, MNL_SOCKET_AUTOPID) < 0)
     return unexpected(SysError{errno, "bind NETLINK_XFRM (events)"});
-  int group = XFRMNLGRP_MAPPING;
-  if (mnl_socket_setsockopt(s.nl_.get(), NETLINK_ADD_MEMBERSHIP, &group, sizeof group) < 0)
-    return unexpected(SysError{errno, "join XFRMNLGRP_MAPPING"});
+  for (int group : {XFRMNLGRP_MAPPING, XFRMNLGRP_EXPIRE})
+    if (mnl_socket_setsockopt(s.nl_.get(), NETLINK_ADD_MEMBERSHIP, &group, sizeof group) < 0)
+      return unexpected(SysError{errno, group == XFRMNLGRP_MAPPING ? "join XFRMNLGRP_MAPPING" : "join XFRMNLGRP_EXPIRE"});
   s.buf_.resize(kReceiveBuffer);
   return s;
 }
 
 int XfrmEventSocket::fd() const { return mnl_socket_get_fd(nl_.get()); }
 
-std::vector<XfrmMapping> XfrmEventSocket::read_mappings(std::uint64_t& malformed) {
-  std::vector<XfrmMapping> out;
+XfrmEvents XfrmEventSocket::read(std::uint64_t& malformed) {
+  XfrmEvents out;
   for (;;) {
     ssize_t n = mnl_socket_recvfrom(nl_.get(), buf_.data(), buf_.size());
     if (n <= 0) break;  // EAGAIN: all read (ENOBUFS: some were lost, the next ESP reports again)
@@ -254,10 +254,15 @@ std::vector<XfrmMapping> XfrmEventSocket::read_mappings(std::uint64_t& malformed
         malformed++;
         break;
       }
+      const ByteView message(buf_.data() + off, h.nlmsg_len);
       if (h.nlmsg_type == XFRM_MSG_MAPPING) {
-        auto m = parse_mapping(ByteView(buf_.data() + off, h.nlmsg_len));
-        if (m)
-          out.push_back(*m);
+        if (auto m = parse_mapping(message))
+          out.mappings.push_back(*m);
+        else
+          malformed++;
+      } else if (h.nlmsg_type == XFRM_MSG_EXPIRE) {
+        if (auto e = parse_expire(message))
+          out.expires.push_back(*e);
         else
           malformed++;
       }
@@ -327,6 +332,14 @@ bool XfrmChildSas::PolicyKeyLess::operator()(const PolicyKey& a, const PolicyKey
 
 XfrmChildSas::XfrmChildSas(XfrmTransport& kernel, std::uint32_t first_reqid)
     : kernel_(kernel), next_reqid_(first_reqid == 0 ? 1 : first_reqid) {}
+
+std::optional<std::uint64_t> XfrmChildSas::find_by_sa(const IpAddress& dst, std::uint32_t spi) const {
+  for (const auto& [id, st] : children_) {
+    if (st.child.spi_in == spi && st.child.local.address == dst) return id;
+    if (st.child.spi_out == spi && st.child.remote.address == dst) return id;
+  }
+  return std::nullopt;
+}
 
 std::optional<std::uint32_t> XfrmChildSas::reqid(std::uint64_t child_id) const {
   auto it = children_.find(child_id);

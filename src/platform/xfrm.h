@@ -75,8 +75,13 @@ class XfrmSocket final : public XfrmTransport {
   Bytes buf_;  // receive buffer, reused
 };
 
-// What the kernel reports on its own: a NETLINK_XFRM socket joined to the MAPPING group,
-// non-blocking, for the daemon's event loop.
+struct XfrmEvents {
+  std::vector<XfrmMapping> mappings;
+  std::vector<XfrmExpire> expires;
+};
+
+// What the kernel reports on its own: a NETLINK_XFRM socket joined to the MAPPING and
+// EXPIRE groups, non-blocking, for the daemon's event loop.
 class XfrmEventSocket {
  public:
   static Expected<XfrmEventSocket, SysError> open();
@@ -84,9 +89,9 @@ class XfrmEventSocket {
   XfrmEventSocket& operator=(XfrmEventSocket&&) noexcept = default;
 
   int fd() const;
-  // Every mapping waiting on the socket; other messages are skipped, malformed ones
+  // Every event waiting on the socket; other messages are skipped, malformed ones
   // counted in `malformed`.
-  std::vector<XfrmMapping> read_mappings(std::uint64_t& malformed);
+  XfrmEvents read(std::uint64_t& malformed);
 
  private:
   struct Closer {
@@ -158,6 +163,8 @@ class XfrmChildSas {
   Expected<XfrmChildUsage, SysError> usage(std::uint64_t child_id);
 
   bool contains(std::uint64_t child_id) const { return children_.count(child_id) != 0; }
+  // The Child SA one of whose SAs is (dst, spi), if it is ours.
+  std::optional<std::uint64_t> find_by_sa(const IpAddress& dst, std::uint32_t spi) const;
   std::optional<std::uint32_t> reqid(std::uint64_t child_id) const;
   // The policies currently installed through this object.
   std::vector<XfrmPolicy> policies() const;

@@ -456,6 +456,74 @@ Bytes build_mapping(const XfrmMapping& m) {
   return out;
 }
 
+namespace {
+
+std::uint64_t inf_to_zero(std::uint64_t v) { return v == XFRM_INF ? 0 : v; }
+
+}  // namespace
+
+Expected<XfrmExpire, SysError> parse_expire(ByteView message) {
+  auto bad = [](const char* what) { return unexpected(SysError{EBADMSG, std::string("xfrm expire: ") + what}); };
+  if (message.size() < sizeof(nlmsghdr)) return bad("short netlink message");
+  nlmsghdr h;
+  std::memcpy(&h, message.data(), sizeof h);
+  if (h.nlmsg_len < sizeof(nlmsghdr) || h.nlmsg_len > message.size()) return bad("netlink length out of bounds");
+  if (h.nlmsg_type != XFRM_MSG_EXPIRE) return bad("not an expire message");
+  if (h.nlmsg_len < NLMSG_LENGTH(sizeof(xfrm_user_expire))) return bad("short expire message");
+  xfrm_user_expire ue;
+  std::memcpy(&ue, message.data() + NLMSG_HDRLEN, sizeof ue);
+  const xfrm_usersa_info& st = ue.state;
+  if (st.family != AF_INET && st.family != AF_INET6) return bad("unknown address family");
+  XfrmExpire e;
+  e.src = from_xfrm(st.saddr, st.family);
+  e.dst = from_xfrm(st.id.daddr, st.family);
+  e.spi = ntohl(st.id.spi);
+  e.reqid = st.reqid;
+  e.hard = ue.hard != 0;
+  e.lifetime = SaLifetime{inf_to_zero(st.lft.soft_byte_limit),   inf_to_zero(st.lft.hard_byte_limit),
+                          inf_to_zero(st.lft.soft_packet_limit), inf_to_zero(st.lft.hard_packet_limit),
+                          st.lft.soft_add_expires_seconds,       st.lft.hard_add_expires_seconds};
+  e.usage = SaUsage{st.curlft.bytes, st.curlft.packets, st.curlft.add_time, st.curlft.use_time};
+  const std::uint64_t bytes_limit = e.hard ? e.lifetime.hard_bytes : e.lifetime.soft_bytes;
+  const std::uint64_t packets_limit = e.hard ? e.lifetime.hard_packets : e.lifetime.soft_packets;
+  if (bytes_limit && e.usage.bytes >= bytes_limit)
+    e.limit = XfrmExpire::Limit::kBytes;
+  else if (packets_limit && e.usage.packets >= packets_limit)
+    e.limit = XfrmExpire::Limit::kPackets;
+  else
+    e.limit = XfrmExpire::Limit::kTime;
+  return e;
+}
+
+Bytes build_expire(const XfrmExpire& e) {
+  Bytes out(NLMSG_SPACE(sizeof(xfrm_user_expire)), 0);
+  nlmsghdr h{};
+  h.nlmsg_len = NLMSG_LENGTH(sizeof(xfrm_user_expire));
+  h.nlmsg_type = XFRM_MSG_EXPIRE;
+  std::memcpy(out.data(), &h, sizeof h);
+  auto ue = zeroed<xfrm_user_expire>();
+  ue.state.id.daddr = to_xfrm(e.dst);
+  ue.state.saddr = to_xfrm(e.src);
+  ue.state.id.spi = htonl(e.spi);
+  ue.state.id.proto = IPPROTO_ESP;
+  ue.state.family = family_of(e.dst);
+  ue.state.mode = XFRM_MODE_TUNNEL;
+  ue.state.reqid = e.reqid;
+  ue.state.lft.soft_byte_limit = limit_or_inf(e.lifetime.soft_bytes);
+  ue.state.lft.hard_byte_limit = limit_or_inf(e.lifetime.hard_bytes);
+  ue.state.lft.soft_packet_limit = limit_or_inf(e.lifetime.soft_packets);
+  ue.state.lft.hard_packet_limit = limit_or_inf(e.lifetime.hard_packets);
+  ue.state.lft.soft_add_expires_seconds = e.lifetime.soft_add_seconds;
+  ue.state.lft.hard_add_expires_seconds = e.lifetime.hard_add_seconds;
+  ue.state.curlft.bytes = e.usage.bytes;
+  ue.state.curlft.packets = e.usage.packets;
+  ue.state.curlft.add_time = e.usage.add_time;
+  ue.state.curlft.use_time = e.usage.use_time;
+  ue.hard = e.hard ? 1 : 0;
+  std::memcpy(out.data() + NLMSG_HDRLEN, &ue, sizeof ue);
+  return out;
+}
+
 Expected<XfrmSaInfo, SysError> parse_sa(ByteView message) {
   auto bad = [](const char* what) {
     return unexpected(SysError{EBADMSG, std::string("xfrm: ") + what});

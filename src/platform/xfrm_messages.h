@@ -161,6 +161,23 @@ Expected<XfrmMapping, SysError> parse_mapping(ByteView message);
 // The message the kernel sends (for tests).
 Bytes build_mapping(const XfrmMapping& m);
 
+// XFRM_MSG_EXPIRE (multicast group XFRMNLGRP_EXPIRE): an SA reached a soft limit of
+// its SaLifetime, or a hard one (the kernel deleted it then).
+struct XfrmExpire {
+  enum class Limit : std::uint8_t { kBytes, kPackets, kTime };
+  IpAddress src, dst;
+  std::uint32_t spi = 0;  // 0 for the kernel's placeholder of an unanswered acquire
+  std::uint32_t reqid = 0;
+  bool hard = false;
+  // Which limit, read off the counters the message carries: the kernel does not say.
+  Limit limit = Limit::kTime;
+  SaLifetime lifetime;
+  SaUsage usage;
+};
+Expected<XfrmExpire, SysError> parse_expire(ByteView message);
+// The message the kernel sends (for tests); `limit` is not written, only the counters.
+Bytes build_expire(const XfrmExpire& e);
+
 // "XFRM_MSG_NEWSA", ... for logs and errors.
 std::string xfrm_message_name(std::uint16_t type);
 

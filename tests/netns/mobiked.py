@@ -27,6 +27,7 @@ class MConn:
     start: str = "none"
     child: str | None = None
     extra: dict = field(default_factory=dict)  # more connection-level keys (switch_prefer, ...)
+    child_extra: dict = field(default_factory=dict)  # more child keys (rekey_bytes, ...)
 
     def toml(self) -> str:
         def arr(v):
@@ -52,6 +53,7 @@ class MConn:
             lines.append(f"  local_ts = {arr(self.local_ts)}")
         if self.remote_ts:
             lines.append(f"  remote_ts = {arr(self.remote_ts)}")
+        lines += [f"  {k} = {json.dumps(v)}" for k, v in self.child_extra.items()]
         return "\n".join(lines) + "\n"
 
 

@@ -81,6 +81,10 @@ TEST(Config, LoadsEveryKeyOfTheExample) {
   EXPECT_EQ(net.esp_proposals, ike::parse_esp_proposals("aes128gcm16-x25519").value());
   EXPECT_EQ(net.rekey_time, 30min);
   EXPECT_EQ(net.lifetime, 40min);
+  EXPECT_EQ(net.rekey_bytes, 512ull << 20);
+  EXPECT_EQ(net.life_bytes, 600000000u);
+  EXPECT_EQ(net.rekey_packets, 100000u);
+  EXPECT_EQ(net.life_packets, 120000u);
   const auto& host = c.children[1];
   EXPECT_EQ(host.name, "host");
   EXPECT_TRUE(host.local_ts.empty());
@@ -381,6 +385,15 @@ INSTANTIATE_TEST_SUITE_P(
                 "esp_proposals", "only valid in IKE proposals"},
         BadCase{CONN "[[connection.child]]\nname = \"k\"\nrekey_time = \"1h\"\nlifetime = \"1h\"\n", 8,
                 "lifetime", "longer than rekey_time"},
+        BadCase{CONN "[[connection.child]]\nname = \"k\"\nrekey_bytes = \"4T\"\n", 7, "rekey_bytes",
+                "not a byte count"},
+        BadCase{CONN "[[connection.child]]\nname = \"k\"\nrekey_bytes = -1\n", 7, "rekey_bytes", "must be in"},
+        BadCase{CONN "[[connection.child]]\nname = \"k\"\nrekey_bytes = \"1G\"\nlife_bytes = \"1024M\"\n", 8,
+                "life_bytes", "must be above rekey_bytes"},
+        BadCase{CONN "[[connection.child]]\nname = \"k\"\nrekey_packets = 10\nlife_packets = 5\n", 8,
+                "life_packets", "must be above rekey_packets"},
+        BadCase{CONN "[[connection.child]]\nname = \"k\"\nrekey_packets = \"10K\"\n", 7, "rekey_packets",
+                "integer"},
         BadCase{CONN "[[connection.child]]\nlocal_ts = \"10.0.0.0/8\"\n", 5, "name", "required"},
         BadCase{CONN "[[connection.child]]\nname = \"k\"\n[[connection.child]]\nname = \"k\"\n", 8, "name",
                 "duplicate child name 'k'"},

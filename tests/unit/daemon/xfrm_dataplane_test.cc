@@ -248,6 +248,60 @@ TEST(XfrmDataplane, InstallSendsBothSasThenOutInFwdPolicies) {
   EXPECT_TRUE(s["last_error"].is_null());
 }
 
+TEST(XfrmDataplane, LimitsBecomeKernelLifetimesAndExpiresReachTheEngineOncePerKind) {
+  FakeKernel k;
+  XfrmDataplane dp(k, config());
+  auto op = install_op(3, 0xc1000001, 0xc2000001);
+  op.limits = ike::ChildLimits{1000, 1100, 10, 20, 3300, 3960};
+  dp.apply(op);
+  ASSERT_GE(k.sent.size(), 2u);
+  for (int i : {0, 1}) {
+    xfrm_usersa_info info;
+    std::memcpy(&info, k.sent[static_cast<std::size_t>(i)].data() + 16, sizeof info);
+    EXPECT_EQ(info.lft.soft_byte_limit, 1000u);
+    EXPECT_EQ(info.lft.hard_byte_limit, 1100u);
+    EXPECT_EQ(info.lft.soft_packet_limit, 10u);
+    EXPECT_EQ(info.lft.hard_packet_limit, 20u);
+    EXPECT_EQ(info.lft.soft_add_expires_seconds, 3300u);
+    EXPECT_EQ(info.lft.hard_add_expires_seconds, 3960u);
+  }
+  // Without limits the kernel's are infinite.
+  FakeKernel k2;
+  XfrmDataplane dp2(k2, config());
+  dp2.apply(install_op(4, 0xc1000002, 0xc2000002));
+  xfrm_usersa_info info;
+  std::memcpy(&info, k2.sent.at(0).data() + 16, sizeof info);
+  EXPECT_EQ(info.lft.soft_byte_limit, XFRM_INF);
+  EXPECT_EQ(info.lft.hard_packet_limit, XFRM_INF);
+  EXPECT_EQ(info.lft.hard_add_expires_seconds, 0u);
+
+  auto expire = [&](const char* dst, std::uint32_t spi, bool hard, std::uint64_t bytes, std::uint64_t packets) {
+    platform::XfrmExpire e;
+    e.dst = ip(dst);
+    e.src = ip(dst[0] == '1' && dst[1] == '0' ? "198.51.100.10" : "10.1.0.2");
+    e.spi = spi;
+    e.hard = hard;
+    e.lifetime = {1000, 1100, 10, 20, 3300, 3960};
+    e.usage = {bytes, packets, 0, 0};
+    auto back = platform::parse_expire(platform::build_expire(e));  // as the socket reads it
+    EXPECT_TRUE(back);
+    return *back;
+  };
+  platform::XfrmEvents ev;
+  ev.expires = {expire("10.1.0.2", 0xc1000001, false, 1000, 4),       // our inbound SA: soft, bytes
+                expire("198.51.100.10", 0xc2000001, false, 1001, 5),  // its outbound SA too
+                expire("10.1.0.2", 0, true, 0, 0),                    // an acquire's placeholder
+                expire("10.1.0.2", 0xc2000001, true, 0, 20)};         // right SPI, wrong SA
+  dp.on_events(ev);
+  EXPECT_EQ(dp.take_expires(), (std::vector<ChildExpire>{{3, false, ike::ExpireCause::kBytes}}));
+  EXPECT_TRUE(dp.take_expires().empty());
+  ev.expires = {expire("198.51.100.10", 0xc2000001, true, 900, 20)};
+  dp.on_events(ev);
+  EXPECT_EQ(dp.take_expires(), (std::vector<ChildExpire>{{3, true, ike::ExpireCause::kPackets}}));
+  EXPECT_EQ(dp.stats()["expires"]["soft"], 2);
+  EXPECT_EQ(dp.stats()["expires"]["hard"], 1);
+}
+
 TEST(XfrmDataplane, ReplayWindowIsCappedAtTheKernelsMaximum) {
   FakeKernel k;
   XfrmDataplane dp(k, config(1u << 20));

@@ -43,7 +43,7 @@ class SaTables : public ::testing::Test {
   // sends outside what a agreed to).
   void connect(std::uint64_t id, std::uint32_t spi_a, std::uint32_t spi_b, TsList a_local, TsList a_remote,
                const Suite& s = kSuites[0], std::optional<std::pair<TsList, TsList>> b_ts = std::nullopt,
-               std::uint64_t ike_id = 1) {
+               std::uint64_t ike_id = 1, VolumeLimits a_limits = {}, VolumeLimits b_limits = {}) {
     const Keys& ab = keys.emplace_back(test::make_keys(s, id * 2));
     const Keys& ba = keys.emplace_back(test::make_keys(s, id * 2 + 1));
     ChildSaSpec sa;
@@ -54,6 +54,7 @@ class SaTables : public ::testing::Test {
     sa.path = path("192.0.2.1", "198.51.100.1");
     sa.local_ts = a_local;
     sa.remote_ts = a_remote;
+    sa.limits = a_limits;
     ChildSaSpec sb;
     sb.child_sa_id = id;
     sb.ike_sa_id = ike_id;
@@ -62,6 +63,7 @@ class SaTables : public ::testing::Test {
     sb.path = path("198.51.100.1", "192.0.2.1");
     sb.local_ts = b_ts ? b_ts->first : a_remote;
     sb.remote_ts = b_ts ? b_ts->second : a_local;
+    sb.limits = b_limits;
     auto ra = a.install(sa);
     auto rb = b.install(sb);
     if (!ra || !rb) throw std::runtime_error(ra ? rb.error() : ra.error());
@@ -374,13 +376,66 @@ TEST(SaTableRekey, RequestsARekeyOnceWhenSequenceNumbersRunLow) {
   };
   ASSERT_TRUE(send1());
   ASSERT_TRUE(send1());
-  EXPECT_TRUE(t.take_rekey_requests().empty());
+  EXPECT_TRUE(t.take_expires().empty());
   ASSERT_TRUE(send1());  // 2^32 - 1 - 3 left now
-  EXPECT_EQ(t.take_rekey_requests(), std::vector<std::uint64_t>{1});
+  EXPECT_EQ(t.take_expires(), (std::vector<ExpireReport>{{1, false, ExpireReport::Cause::kSequence}}));
   ASSERT_TRUE(send1());
-  EXPECT_TRUE(t.take_rekey_requests().empty());  // once per Child SA
+  EXPECT_TRUE(t.take_expires().empty());  // once per Child SA
   EXPECT_EQ(t.find(1)->outbound().remaining(), 0xffffffffull - 4);
   EXPECT_EQ(t.find(2)->outbound().last_seq(), 0u);
+}
+
+TEST_F(SaTables, VolumeLimitsReportSoftOnceThenHardAndStopTheSa) {
+  using C = ExpireReport::Cause;
+  // a: packets 3 (soft) / 5 (hard); b: bytes, soft after two 100-octet packets, hard
+  // after four; child 2 has no limits and never reports.
+  connect(1, 0x11, 0x21, {prefix("10.1.0.0/16")}, {prefix("10.2.0.0/16")}, kSuites[0], std::nullopt, 1,
+          VolumeLimits{0, 0, 3, 5}, VolumeLimits{200, 400, 0, 0});
+  connect(2, 0x12, 0x22, {prefix("10.1.0.0/16")}, {prefix("10.3.0.0/16")});
+  const Bytes inner = test::ipv4_packet("10.1.0.1", "10.2.0.1", 100);
+  ASSERT_EQ(inner.size(), 100u);
+  auto one = [&]() -> Expected<void, Drop> {
+    auto esp = send(a, inner);
+    if (!esp) return unexpected(esp.error());
+    auto d = b.unprotect(*esp);
+    if (!d) return unexpected(d.error());
+    return {};
+  };
+  ASSERT_TRUE(one());
+  EXPECT_TRUE(a.take_expires().empty());
+  EXPECT_TRUE(b.take_expires().empty());
+  ASSERT_TRUE(one());  // b: 200 octets in
+  EXPECT_TRUE(a.take_expires().empty());
+  EXPECT_EQ(b.take_expires(), (std::vector<ExpireReport>{{1, false, C::kBytes}}));
+  ASSERT_TRUE(one());  // a: 3 packets out
+  EXPECT_EQ(a.take_expires(), (std::vector<ExpireReport>{{1, false, C::kPackets}}));
+  EXPECT_TRUE(b.take_expires().empty());  // soft once
+  ASSERT_TRUE(one());  // b: 400 octets
+  EXPECT_EQ(b.take_expires(), (std::vector<ExpireReport>{{1, true, C::kBytes}}));
+  EXPECT_TRUE(b.find(1)->expired());
+  // b's inbound SA is done: a still sends (packet 5, its hard limit), b drops it.
+  auto esp = send(a, inner);
+  ASSERT_TRUE(esp);
+  EXPECT_EQ(a.take_expires(), (std::vector<ExpireReport>{{1, true, C::kPackets}}));
+  auto dropped = b.unprotect(*esp);
+  ASSERT_FALSE(dropped);
+  EXPECT_EQ(dropped.error(), Drop::kExpired);
+  EXPECT_EQ(b.find(1)->counters().in.dropped(Drop::kExpired), 1u);
+  EXPECT_EQ(b.find(1)->counters().in.packets, 4u);
+  // And a sends nothing more on it.
+  auto refused = send(a, inner);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), Drop::kExpired);
+  EXPECT_EQ(a.find(1)->counters().out.dropped(Drop::kExpired), 1u);
+  EXPECT_EQ(a.find(1)->counters().out.packets, 5u);
+  EXPECT_TRUE(a.take_expires().empty());
+  // Child SA 2 without limits goes on.
+  ASSERT_TRUE(send(a, test::ipv4_packet("10.1.0.1", "10.3.0.1", 100)));
+  EXPECT_TRUE(a.take_expires().empty());
+  // Reports of a removed Child SA are forgotten.
+  EXPECT_FALSE(one());  // still expired
+  EXPECT_TRUE(a.remove(1));
+  EXPECT_TRUE(a.take_expires().empty());
 }
 
 TEST_F(SaTables, PathUpdatesForMobike) {

@@ -71,6 +71,49 @@ TEST(XfrmMessages, MappingReportsRoundTripAndBadOnesAreRefused) {
   }
 }
 
+TEST(XfrmMessages, ExpireReportsRoundTripWithTheLimitReadOffTheCounters) {
+  XfrmExpire e;
+  e.src = ip("198.51.100.10");
+  e.dst = ip("10.1.0.2");
+  e.spi = 0xc1000001;
+  e.reqid = 4;
+  e.lifetime = {1000, 2000, 10, 20, 30, 40};
+  struct Case {
+    bool hard;
+    std::uint64_t bytes, packets;
+    XfrmExpire::Limit limit;
+  };
+  for (const Case& c : {Case{false, 1000, 3, XfrmExpire::Limit::kBytes}, Case{false, 500, 10, XfrmExpire::Limit::kPackets},
+                        Case{false, 500, 3, XfrmExpire::Limit::kTime}, Case{true, 1500, 20, XfrmExpire::Limit::kPackets},
+                        Case{true, 2000, 3, XfrmExpire::Limit::kBytes}, Case{true, 1999, 19, XfrmExpire::Limit::kTime}}) {
+    e.hard = c.hard;
+    e.usage = {c.bytes, c.packets, 1700000000, 1700000001};
+    Bytes msg = build_expire(e);
+    ASSERT_EQ(msg.size(), NLMSG_SPACE(sizeof(xfrm_user_expire)));
+    auto back = parse_expire(msg);
+    ASSERT_TRUE(back) << back.error().message();
+    EXPECT_EQ(back->src, e.src);
+    EXPECT_EQ(back->dst, e.dst);
+    EXPECT_EQ(back->spi, e.spi);
+    EXPECT_EQ(back->reqid, 4u);
+    EXPECT_EQ(back->hard, c.hard);
+    EXPECT_EQ(back->lifetime, e.lifetime);
+    EXPECT_EQ(back->usage, e.usage);
+    EXPECT_EQ(back->limit, c.limit) << c.bytes << " " << c.packets;
+  }
+  Bytes msg = build_expire(e);
+  for (std::size_t n = 0; n < NLMSG_LENGTH(sizeof(xfrm_user_expire)); n += 13) {
+    Bytes cut(msg.begin(), msg.begin() + static_cast<std::ptrdiff_t>(n));
+    EXPECT_FALSE(parse_expire(cut)) << n;
+  }
+  Bytes other = msg;
+  other[4] = XFRM_MSG_MAPPING;
+  EXPECT_FALSE(parse_expire(other));
+  // Unlimited (XFRM_INF) reads back as 0.
+  e.lifetime = {};
+  EXPECT_EQ(parse_expire(build_expire(e))->lifetime, SaLifetime{});
+}
+
 TEST(XfrmMessages, RejectsTransformsTheKernelBackendDoesNotMap) {
   XfrmSa sa = base_sa();
   sa.transforms.encr_id = 3;  // 3DES
