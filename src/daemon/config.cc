@@ -230,10 +230,12 @@ class Loader {
                           "required unless local_addrs holds exactly one address");
     }
     const toml::node* start = t.get("start");
-    if (start && c.conn.start == ike::StartAction::kInitiate &&
+    if (start && c.conn.start != ike::StartAction::kNone &&
         std::none_of(c.conn.remote_addrs.begin(), c.conn.remote_addrs.end(),
                      [](const std::string& s) { return IpAddress::parse(s).has_value(); }))
-      fail(*start, ctx, "start", "\"initiate\" needs an address in remote_addrs");
+      fail(*start, ctx, "start",
+           c.conn.start == ike::StartAction::kTrap ? "\"trap\" needs an address in remote_addrs"
+                                                   : "\"initiate\" needs an address in remote_addrs");
     if (const toml::node* lifetime = t.get("lifetime"))
       check_lifetime(*lifetime, ctx, c.conn.rekey_time, c.conn.lifetime);
 

@@ -724,7 +724,7 @@ constexpr Key<C> kConnectionKeys[] = {
            v.fail_at(*item.node, "'" + item.text + "' is not an IP address");
        }
      }},
-    {"start", R"("none")", R"(or "initiate" (needs an address in remote_addrs))",
+    {"start", R"("none")", R"(or "initiate", or "trap" (on traffic); both need an address in remote_addrs)",
      [](const Value& v, C& c) {
        auto s = v.string();
        if (!s) return;
@@ -732,8 +732,10 @@ constexpr Key<C> kConnectionKeys[] = {
          c.conn.start = ike::StartAction::kNone;
        else if (*s == "initiate")
          c.conn.start = ike::StartAction::kInitiate;
+       else if (*s == "trap")
+         c.conn.start = ike::StartAction::kTrap;
        else
-         v.fail("unknown action '" + *s + "' (expected \"none\" or \"initiate\")");
+         v.fail("unknown action '" + *s + "' (expected \"none\", \"initiate\" or \"trap\")");
      }},
 };
 

@@ -9,6 +9,7 @@
 #include "daemon/log_sink.h"
 #include "daemon/userspace_dataplane.h"
 #include "daemon/xfrm_dataplane.h"
+#include "ike/traffic_selector.h"
 #include "mobility/address_policy.h"
 #include "mobility/mobike.h"
 #include "platform/route.h"
@@ -101,6 +102,7 @@ Expected<void, std::string> Daemon::start() {
   for (const auto& c : config_.connections)
     if (c.start == ike::StartAction::kInitiate)
       if (auto r = initiate(c.name); !r) spdlog::error("cannot initiate '{}': {}", c.name, r.error());
+  install_traps();
   flush();
   return {};
 }
@@ -282,7 +284,10 @@ void Daemon::handle_datagram(platform::IkeSockets::Socket& s, const platform::Ud
 }
 
 void Daemon::flush() {
-  if (dataplane_) take_expires();
+  if (dataplane_) {
+    take_expires();
+    take_acquires();
+  }
   // The data plane first: an SA goes into the kernel before the message that tells the
   // peer of it (a CREATE_CHILD_SA response) leaves, or the peer may send on it before
   // it exists here (RFC 7296 §2.17: the responder installs the SA before responding).
@@ -363,6 +368,15 @@ Expected<std::uint64_t, std::string> Daemon::initiate(const std::string& name) {
   for (const auto& c : engine_.connections_list())
     if (c->name == name) cfg = c.get();
   if (!cfg) return unexpected("no connection named '" + name + "'");
+  auto local = local_address_for(*cfg);
+  if (!local) return unexpected("no route to any remote address of '" + name + "'");
+  auto id = engine_.initiate(name, *local, now());
+  flush();
+  return id;
+}
+
+std::optional<IpAddress> Daemon::local_address_for(const ike::ConnectionConfig& c) const {
+  const ike::ConnectionConfig* cfg = &c;
   std::optional<IpAddress> local;
   if (!cfg->local_addrs.empty()) {
     // The first named address the host has (wherever it sits) of the family of the peer
@@ -378,10 +392,60 @@ Expected<std::uint64_t, std::string> Daemon::initiate(const std::string& name) {
       if (auto a = IpAddress::parse(r))
         if ((local = platform::source_address_for(*a))) break;
   }
-  if (!local) return unexpected("no route to any remote address of '" + name + "'");
-  auto id = engine_.initiate(name, *local, now());
-  flush();
-  return id;
+  return local;
+}
+
+void Daemon::install_traps() {
+  for (const auto& [id, trap] : traps_) dataplane_->remove_trap(id);
+  traps_.clear();
+  for (const auto& c : engine_.connections_list()) {
+    if (c->start != ike::StartAction::kTrap) continue;
+    auto local = local_address_for(*c);
+    std::optional<IpAddress> remote;
+    for (const auto& r : c->remote_addrs)
+      if (auto a = IpAddress::parse(r); a && local && a->family() == local->family()) {
+        remote = a;
+        break;
+      }
+    if (!local || !remote) {
+      spdlog::error("connection '{}': no route to its remote address, no trap installed", c->name);
+      continue;
+    }
+    for (const auto& child : c->children) {
+      TrapSpec spec{*local, *remote, ike::ts_from_config(child.local_ts, *local),
+                    ike::ts_from_config(child.remote_ts, *remote)};
+      const std::uint64_t id = next_trap_id_++;
+      if (auto r = dataplane_->install_trap(id, spec); !r) {
+        spdlog::error("connection '{}' child '{}': trap not installed: {}", c->name, child.name, r.error());
+        continue;
+      }
+      traps_[id] = {c->name, child.name};
+      spdlog::info("connection '{}' child '{}': trap installed ({} -> {}), waiting for traffic", c->name, child.name,
+                   local->to_string(), remote->to_string());
+    }
+  }
+}
+
+void Daemon::take_acquires() {
+  for (auto id : dataplane_->take_acquires()) {
+    auto it = traps_.find(id);
+    if (it == traps_.end()) continue;
+    const auto& [connection, child] = it->second;
+    const ike::ConnectionConfig* cfg = nullptr;
+    for (const auto& c : engine_.connections_list())
+      if (c->name == connection) cfg = c.get();
+    auto local = cfg ? local_address_for(*cfg) : std::nullopt;
+    if (!local) {
+      spdlog::warn("traffic for connection '{}': no route to its remote address", connection);
+      continue;
+    }
+    auto what = engine_.acquire(connection, child, *local, now());
+    spdlog::debug("traffic for connection '{}' child '{}': {}", connection, child,
+                  what == ike::Engine::Acquired::kInitiated        ? "initiating"
+                  : what == ike::Engine::Acquired::kChildRequested ? "creating the Child SA"
+                  : what == ike::Engine::Acquired::kUnderWay       ? "already under way"
+                                                                   : "unknown");
+  }
 }
 
 Expected<void, std::string> Daemon::reload() {
@@ -389,6 +453,7 @@ Expected<void, std::string> Daemon::reload() {
   if (!cfg) return unexpected(cfg.error());
   config_.connections = cfg->connections;
   engine_.set_connections(std::move(cfg->connections));
+  install_traps();
   spdlog::info("configuration reloaded: {} connections", config_.connections.size());
   return {};
 }

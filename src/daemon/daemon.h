@@ -5,6 +5,7 @@
 // JSON views (views.h).
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,6 +48,13 @@ class Daemon {
   void wait_dataplane_events();
   // The data plane's Child SA limit reports, to the engine.
   void take_expires();
+  // start = "trap": the data plane's traps for every child of such connections (again
+  // on reload), and the traffic they caught, to the engine.
+  void install_traps();
+  void take_acquires();
+  // The address to initiate `c` from: its first usable local address of the peer's
+  // family, else the route's source towards its first remote address.
+  std::optional<IpAddress> local_address_for(const ike::ConnectionConfig& c) const;
   void on_readable(std::size_t socket);
   void handle_datagram(platform::IkeSockets::Socket& s, const platform::UdpSocket::Received& r,
                        std::span<std::uint8_t> buf);
@@ -83,6 +91,8 @@ class Daemon {
   std::unique_ptr<asio::posix::stream_descriptor> dataplane_events_;       // on Dataplane::event_fd()
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<Dataplane> dataplane_;
+  std::map<std::uint64_t, std::pair<std::string, std::string>> traps_;  // id -> (connection, child)
+  std::uint64_t next_trap_id_ = 1;
   AddressFollower addresses_;
   SwitchCommand switch_;
   std::unique_ptr<ClusterMember> cluster_;  // with a [cluster] section

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/expected.h"
 #include "common/ip_address.h"
 #include "ike/types.h"
 
@@ -28,6 +29,13 @@ struct ChildExpire {
   bool hard = false;
   ike::ExpireCause cause = ike::ExpireCause::kBytes;
   friend bool operator==(const ChildExpire&, const ChildExpire&) = default;
+};
+
+// What a trap (start = "trap") covers: a Child SA's selectors and outer addresses,
+// before any SA exists.
+struct TrapSpec {
+  IpAddress local, remote;
+  std::vector<wire::TrafficSelector> local_ts, remote_ts;
 };
 
 class Dataplane {
@@ -48,6 +56,15 @@ class Dataplane {
   // Called (at most once until take_expires()) when reports wait that came with
   // packets rather than on event_fd(): the daemon then collects them soon.
   virtual void set_report_callback(std::function<void()>) {}
+  // Traps: traffic the selectors cover that no Child SA carries is reported
+  // (take_acquires) instead of leaving unprotected or vanishing unnoticed.
+  virtual Expected<void, std::string> install_trap(std::uint64_t trap_id, const TrapSpec&) {
+    (void)trap_id;
+    return unexpected(std::string("this data plane carries no traffic: nothing to trap"));
+  }
+  virtual void remove_trap(std::uint64_t) {}
+  // Traps that traffic hit since the last call, each once.
+  virtual std::vector<std::uint64_t> take_acquires() { return {}; }
   // A descriptor that becomes readable when the backend has reports for the engine (the
   // kernel's XFRM events); -1: none. Owned by the data plane.
   virtual int event_fd() const { return -1; }

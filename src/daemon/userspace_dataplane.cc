@@ -5,11 +5,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
 
+#include "esp/inner_packet.h"
 #include "platform/sockaddr.h"
 #include "platform/xfrm_messages.h"
 
@@ -114,14 +116,14 @@ void UserspaceDataplane::apply(const ike::DataplaneOp& op) {
         spdlog::error("cannot install Child SA {} (SPI {:08x}): {}", op.child_sa_id, op.spi_in, r.error());
         return;
       }
-      add_routes(op);
+      add_routes(op.local_ts, op.remote_ts);
       spdlog::debug("installed Child SA {}: in {:08x} out {:08x} via {} -> {}{}", op.child_sa_id, op.spi_in,
                     op.spi_out, op.local.to_string(), op.remote.to_string(), op.udp_encap ? " (UDP)" : "");
       break;
     }
     case Kind::kDelete:
       if (const auto* e = table_.find(op.child_sa_id)) {
-        remove_routes(*e);
+        remove_routes(e->remote_ts());
         table_.remove(op.child_sa_id);
       }
       break;
@@ -142,13 +144,14 @@ void UserspaceDataplane::apply(const ike::DataplaneOp& op) {
   }
 }
 
-void UserspaceDataplane::add_routes(const ike::DataplaneOp& op) {
+void UserspaceDataplane::add_routes(const std::vector<wire::TrafficSelector>& local_ts,
+                                    const std::vector<wire::TrafficSelector>& remote_ts) {
   // A preferred source inside our selectors makes locally originated traffic match the
   // Child SA (strongSwan does the same with its virtual/inner address).
   std::optional<IpAddress> src;
-  for (const auto& t : op.local_ts)
+  for (const auto& t : local_ts)
     if (t.start_address == t.end_address) src = t.start_address;
-  for (const auto& ts : op.remote_ts) {
+  for (const auto& ts : remote_ts) {
     for (const auto& p : platform::range_to_prefixes(ts.start_address, ts.end_address)) {
       if (route_refs_[{p.address, p.length}]++ > 0) continue;
       std::optional<IpAddress> s = src && src->family() == p.address.family() ? src : std::nullopt;
@@ -160,10 +163,10 @@ void UserspaceDataplane::add_routes(const ike::DataplaneOp& op) {
   }
 }
 
-void UserspaceDataplane::remove_routes(const esp::ChildSaEntry& child) {
+void UserspaceDataplane::remove_routes(std::span<const wire::TrafficSelector> remote_ts) {
   // The same prefixes add_routes() counted: the entry's remote selectors are the
   // install's, and range_to_prefixes() is a pure function.
-  for (const auto& ts : child.remote_ts()) {
+  for (const auto& ts : remote_ts) {
     for (const auto& p : platform::range_to_prefixes(ts.start_address, ts.end_address)) {
       auto ref = route_refs_.find({p.address, p.length});
       if (ref == route_refs_.end() || --ref->second > 0) continue;
@@ -195,7 +198,11 @@ void UserspaceDataplane::on_tun_readable() {
       if (!n) break;
       stats_.tun_read++;
       auto p = table_.protect(b, kHeadroom, *n);
-      if (!p) continue;  // counted by the table (no policy, sequence overflow, ...)
+      if (!p) {  // counted by the table (no policy, sequence overflow, ...)
+        if (p.error() == esp::Drop::kNoPolicy && !traps_.empty())
+          check_traps(ByteView(b.data() + kHeadroom, *n));
+        continue;
+      }
       if (p->path.udp_encap)
         out_batch_.push_back({p->path.local, p->path.remote, ByteView(b.data() + p->esp.offset, p->esp.length)});
       else
@@ -205,6 +212,66 @@ void UserspaceDataplane::on_tun_readable() {
     if (read < kBatch) break;
   }
   report_expires();
+}
+
+namespace {
+
+bool ts_covers(const wire::TrafficSelector& ts, const IpAddress& a, const esp::Flow& f, std::uint16_t port) {
+  if (a.family() != ts.start_address.family() || a < ts.start_address || ts.end_address < a) return false;
+  if (ts.ip_protocol != 0 && ts.ip_protocol != f.protocol) return false;
+  if (ts.start_port == 0 && ts.end_port == 0xffff) return true;
+  return !f.opaque_ports && ts.start_port <= port && port <= ts.end_port;
+}
+
+bool any_covers(const std::vector<wire::TrafficSelector>& list, const IpAddress& a, const esp::Flow& f,
+                std::uint16_t port) {
+  return std::any_of(list.begin(), list.end(), [&](const auto& ts) { return ts_covers(ts, a, f, port); });
+}
+
+}  // namespace
+
+Expected<void, std::string> UserspaceDataplane::install_trap(std::uint64_t trap_id, const TrapSpec& spec) {
+  if (spec.local_ts.empty() || spec.remote_ts.empty()) return unexpected(std::string("a trap needs selectors"));
+  if (!traps_.emplace(trap_id, Trap{spec.local_ts, spec.remote_ts, {}}).second)
+    return unexpected("trap " + std::to_string(trap_id) + " is already installed");
+  // Traffic for the remote selectors comes to the TUN device before any Child SA exists.
+  add_routes(spec.local_ts, spec.remote_ts);
+  return {};
+}
+
+void UserspaceDataplane::remove_trap(std::uint64_t trap_id) {
+  auto it = traps_.find(trap_id);
+  if (it == traps_.end()) return;
+  remove_routes(it->second.remote_ts);
+  traps_.erase(it);
+  std::erase(acquires_, trap_id);
+}
+
+void UserspaceDataplane::check_traps(ByteView inner) {
+  auto f = esp::parse_flow(inner);
+  if (!f) return;
+  const auto now = std::chrono::steady_clock::now();
+  for (auto& [id, trap] : traps_) {
+    if (!any_covers(trap.local_ts, f->src, *f, f->src_port) || !any_covers(trap.remote_ts, f->dst, *f, f->dst_port))
+      continue;
+    stats_.trap_drops++;
+    // Once a second at most, like the kernel's larval SA that holds back repeated
+    // acquires for the same flow; the engine holds back repeats of its own.
+    if (now - trap.last_acquire < std::chrono::seconds(1)) return;
+    trap.last_acquire = now;
+    stats_.acquires++;
+    if (std::find(acquires_.begin(), acquires_.end(), id) == acquires_.end()) acquires_.push_back(id);
+    if (!reported_ && report_) {
+      reported_ = true;
+      report_();
+    }
+    return;
+  }
+}
+
+std::vector<std::uint64_t> UserspaceDataplane::take_acquires() {
+  reported_ = false;
+  return std::exchange(acquires_, {});
 }
 
 void UserspaceDataplane::report_expires() {
@@ -384,6 +451,9 @@ nlohmann::json UserspaceDataplane::stats() const {
           {"udp_gso_sends", stats_.gso_sends},
           {"install_errors", stats_.install_errors},
           {"route_errors", stats_.route_errors},
+          {"traps", traps_.size()},
+          {"trap_drops", stats_.trap_drops},
+          {"acquires", stats_.acquires},
           {"unattributed_drops_in", drops_in},
           {"unattributed_drops_out", drops_out}};
 }

@@ -5,6 +5,7 @@
 // decrypted, checked against the SA's selectors and written back to the TUN device.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -42,6 +43,11 @@ class UserspaceDataplane final : public Dataplane {
   void on_udp_esp(std::span<std::uint8_t> packet, const Endpoint& local, const Endpoint& remote) override;
   std::vector<ChildExpire> take_expires() override;
   void set_report_callback(std::function<void()> f) override { report_ = std::move(f); }
+  // Routes the remote selectors to the TUN device; what arrives there for them without
+  // a Child SA is dropped and reported.
+  Expected<void, std::string> install_trap(std::uint64_t trap_id, const TrapSpec& spec) override;
+  void remove_trap(std::uint64_t trap_id) override;
+  std::vector<std::uint64_t> take_acquires() override;
 
  private:
   UserspaceDataplane(asio::io_context& io, const DaemonConfig& config, UdpSender send_udp);
@@ -51,10 +57,12 @@ class UserspaceDataplane final : public Dataplane {
   void on_raw_readable(int index);
   void deliver(std::span<std::uint8_t> esp);
   void send_raw(const esp::SaTable::Protected& p, std::span<const std::uint8_t> buf);
-  void add_routes(const ike::DataplaneOp& op);
+  void add_routes(const std::vector<wire::TrafficSelector>& local_ts,
+                  const std::vector<wire::TrafficSelector>& remote_ts);
+  void check_traps(ByteView inner);
   // After a burst of packets: tells the daemon once that the table has reports.
   void report_expires();
-  void remove_routes(const esp::ChildSaEntry& child);
+  void remove_routes(std::span<const wire::TrafficSelector> remote_ts);
 
   asio::io_context& io_;
   DaemonConfig config_;
@@ -66,6 +74,12 @@ class UserspaceDataplane final : public Dataplane {
   std::unique_ptr<asio::posix::stream_descriptor> raw_watch_[2];
   esp::SaTable table_;
   std::function<void()> report_;
+  struct Trap {
+    std::vector<wire::TrafficSelector> local_ts, remote_ts;
+    std::chrono::steady_clock::time_point last_acquire;
+  };
+  std::map<std::uint64_t, Trap> traps_;
+  std::vector<std::uint64_t> acquires_;
   bool reported_ = false;  // report_ called, take_expires() not yet
   // Routes are shared by Child SAs with the same remote selectors (rekeys overlap). A
   // Child SA's own routes are not kept: they are its remote selectors as prefixes,
@@ -82,7 +96,7 @@ class UserspaceDataplane final : public Dataplane {
   void send_udp(std::span<const platform::UdpSocket::Outgoing> items);
   struct {
     std::uint64_t tun_read = 0, tun_write_errors = 0, esp_in = 0, send_errors = 0, install_errors = 0,
-                  route_errors = 0, raw_in = 0, gso_sends = 0;
+                  route_errors = 0, raw_in = 0, gso_sends = 0, trap_drops = 0, acquires = 0;
   } stats_;
 };
 

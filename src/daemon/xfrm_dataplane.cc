@@ -346,6 +346,9 @@ nlohmann::json XfrmDataplane::stats() const {
           {"esp_mappings_malformed", events_malformed_},
           {"events_malformed", events_malformed_},
           {"expires", {{"soft", expires_soft_}, {"hard", expires_hard_}}},
+          {"traps", xfrm_.trap_count()},
+          {"acquires", acquires_},
+          {"acquires_unmatched", acquires_unmatched_},
           {"routes", route_refs_.size()},
           {"routes_installed", routes_installed_},
           {"route_errors", route_errors_}};
@@ -360,6 +363,19 @@ void XfrmDataplane::on_events(const platform::XfrmEvents& ev) {
     mappings_++;
     spdlog::debug("xfrm: ESP of SA {:08x} from {} (was {})", m.spi, m.new_src.to_string(), m.old_src.to_string());
     pending_mappings_.emplace_back(m.spi, m.new_src);
+  }
+  for (const auto& a : ev.acquires) {
+    if (a.dir != platform::XfrmDir::kOut) continue;
+    auto trap = xfrm_.find_trap(a.policy);
+    if (!trap) {
+      // A Child SA's own policy whose SA the kernel expired (hard): its delete is on the way.
+      acquires_unmatched_++;
+      continue;
+    }
+    acquires_++;
+    spdlog::debug("xfrm: acquire {} for {} (trap {})", a.seq, platform::to_string(a.flow), *trap);
+    if (std::find(pending_acquires_.begin(), pending_acquires_.end(), *trap) == pending_acquires_.end())
+      pending_acquires_.push_back(*trap);
   }
   for (const auto& e : ev.expires) {
     auto child = xfrm_.find_by_sa(e.dst, e.spi);
@@ -378,6 +394,29 @@ void XfrmDataplane::on_events(const platform::XfrmEvents& ev) {
         }) == pending_expires_.end())
       pending_expires_.push_back(x);
   }
+}
+
+Expected<void, std::string> XfrmDataplane::install_trap(std::uint64_t trap_id, const TrapSpec& spec) {
+  platform::XfrmChild shape;
+  shape.local = {spec.local, 0};
+  shape.remote = {spec.remote, 0};
+  shape.local_ts = spec.local_ts;
+  shape.remote_ts = spec.remote_ts;
+  if (auto r = xfrm_.install_trap(trap_id, shape); !r) {
+    record_error("trap", r.error());
+    return unexpected(r.error().message());
+  }
+  spdlog::debug("xfrm: trap {} installed ({} -> {})", trap_id, spec.local.to_string(), spec.remote.to_string());
+  return {};
+}
+
+void XfrmDataplane::remove_trap(std::uint64_t trap_id) {
+  if (auto r = xfrm_.remove_trap(trap_id); !r) spdlog::warn("xfrm: removing trap {}: {}", trap_id, r.error().message());
+}
+
+std::vector<std::uint64_t> XfrmDataplane::take_acquires() {
+  read_events();
+  return std::exchange(pending_acquires_, {});
 }
 
 std::vector<std::pair<std::uint32_t, Endpoint>> XfrmDataplane::take_esp_mappings() {

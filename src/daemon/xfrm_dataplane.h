@@ -42,6 +42,11 @@ class XfrmDataplane final : public Dataplane {
   std::vector<std::pair<std::uint32_t, Endpoint>> take_esp_mappings() override;
   // The kernel's XFRM_MSG_EXPIRE of our SAs, one report per Child SA and kind.
   std::vector<ChildExpire> take_expires() override;
+  // Trap policies (out, in, fwd with the Child SA's template, no SA): the kernel drops
+  // what they match and sends XFRM_MSG_ACQUIRE.
+  Expected<void, std::string> install_trap(std::uint64_t trap_id, const TrapSpec& spec) override;
+  void remove_trap(std::uint64_t trap_id) override;
+  std::vector<std::uint64_t> take_acquires() override;
   void on_udp_esp(std::span<std::uint8_t> packet, const Endpoint& local, const Endpoint& remote) override;
 
   // What the event socket brought (exposed for tests): mappings and expires of our SAs
@@ -69,6 +74,8 @@ class XfrmDataplane final : public Dataplane {
   std::optional<platform::XfrmEventSocket> events_;  // XFRM_MSG_MAPPING, XFRM_MSG_EXPIRE
   std::vector<std::pair<std::uint32_t, Endpoint>> pending_mappings_;
   std::vector<ChildExpire> pending_expires_;
+  std::vector<std::uint64_t> pending_acquires_;
+  std::uint64_t acquires_ = 0, acquires_unmatched_ = 0;
   std::uint64_t mappings_ = 0, events_malformed_ = 0, expires_soft_ = 0, expires_hard_ = 0;
   std::uint32_t routing_table_ = 220;
   struct RouteRef {

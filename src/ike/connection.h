@@ -46,7 +46,8 @@ enum class ReturnRoutability : std::uint8_t {
   kNever,
 };
 
-enum class StartAction : std::uint8_t { kNone, kInitiate };
+// kTrap: the data plane reports traffic for a child's selectors (Engine::acquire).
+enum class StartAction : std::uint8_t { kNone, kInitiate, kTrap };
 
 struct ConnectionConfig {
   std::string name;

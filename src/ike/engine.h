@@ -53,6 +53,13 @@ class Engine final : private Services {
   // the peer), as at the end of its lifetime. True if a rekey or delete was started.
   bool on_child_expire(std::uint64_t child_sa_id, bool hard, ExpireCause cause, TimePoint now);
 
+  // Traffic for a child of a connection with start = "trap" (the data plane's acquire).
+  // Starts what brings that Child SA about: an IKE SA from `local` (its IKE_AUTH makes
+  // the connection's first child; another one follows with CREATE_CHILD_SA), or a
+  // CREATE_CHILD_SA on the connection's IKE SA; nothing while one is under way.
+  enum class Acquired : std::uint8_t { kInitiated, kChildRequested, kUnderWay, kUnknown };
+  Acquired acquire(const std::string& connection, const std::string& child, const IpAddress& local, TimePoint now);
+
   // Starts an IKE SA for `connection` from `local` (the daemon chose the source address
   // by routing) to the connection's first remote address. Returns the IKE SA id.
   Expected<std::uint64_t, std::string> initiate(const std::string& connection, const IpAddress& local,

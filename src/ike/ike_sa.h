@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -94,6 +95,9 @@ struct IkeSa {
   std::uint64_t id = 0;
   const ConnectionConfig* config = nullptr;  // owned by the engine; may be replaced on reload
   std::string connection_name;
+  // Engine::acquire: when traffic last asked for a child (by name) of this SA, so that
+  // the data plane's repeated reports do not queue one CREATE_CHILD_SA each.
+  std::map<std::string, TimePoint> acquired;
 
   IkeState state = IkeState::kConnecting;
   bool initiator = false;           // we sent the IKE_SA_INIT of this SA

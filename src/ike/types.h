@@ -192,6 +192,10 @@ struct Stats {
   std::uint64_t dropped_sync = 0;
   std::uint64_t esp_mappings_followed = 0;  // on_esp_mapping() moved the SA
   std::uint64_t esp_mappings_ignored = 0;   // ... was told of an SA that does not follow ESP
+  // Engine::acquire: traffic for a trapped child started an IKE SA or a Child SA, or found
+  // one under way.
+  std::uint64_t acquires_initiated = 0;
+  std::uint64_t acquires_under_way = 0;
 };
 
 }  // namespace mobike::ike

@@ -232,9 +232,9 @@ Expected<XfrmEventSocket, SysError> XfrmEventSocket::open() {
   if (!s.nl_) return unexpected(SysError{errno, "socket NETLINK_XFRM (events)"});
   if (mnl_socket_bind(s.nl_.get(), 0, MNL_SOCKET_AUTOPID) < 0)
     return unexpected(SysError{errno, "bind NETLINK_XFRM (events)"});
-  for (int group : {XFRMNLGRP_MAPPING, XFRMNLGRP_EXPIRE})
+  for (int group : {XFRMNLGRP_MAPPING, XFRMNLGRP_EXPIRE, XFRMNLGRP_ACQUIRE})
     if (mnl_socket_setsockopt(s.nl_.get(), NETLINK_ADD_MEMBERSHIP, &group, sizeof group) < 0)
-      return unexpected(SysError{errno, group == XFRMNLGRP_MAPPING ? "join XFRMNLGRP_MAPPING" : "join XFRMNLGRP_EXPIRE"});
+      return unexpected(SysError{errno, "join XFRMNLGRP " + std::to_string(group)});
   s.buf_.resize(kReceiveBuffer);
   return s;
 }
@@ -263,6 +263,11 @@ XfrmEvents XfrmEventSocket::read(std::uint64_t& malformed) {
       } else if (h.nlmsg_type == XFRM_MSG_EXPIRE) {
         if (auto e = parse_expire(message))
           out.expires.push_back(*e);
+        else
+          malformed++;
+      } else if (h.nlmsg_type == XFRM_MSG_ACQUIRE) {
+        if (auto a = parse_acquire(message))
+          out.acquires.push_back(*a);
         else
           malformed++;
       }
@@ -524,10 +529,66 @@ Expected<void, SysError> XfrmChildSas::remove(std::uint64_t child_id) {
   return {};
 }
 
+Expected<void, SysError> XfrmChildSas::install_trap(std::uint64_t trap_id, const XfrmChild& shape) {
+  const std::string where = "xfrm trap " + std::to_string(trap_id);
+  if (traps_.count(trap_id)) return unexpected(SysError{EEXIST, where + ": already installed"});
+  if (shape.local.address.family() != shape.remote.address.family())
+    return unexpected(SysError{EINVAL, where + ": endpoints of different families"});
+  Trap trap;
+  trap.reqid_key = ts_key(shape.local_ts, shape.remote_ts);
+  const std::uint32_t reqid = acquire_reqid(trap.reqid_key);
+  auto wanted = policies_for(shape, reqid);
+  if (!wanted) {
+    release_reqid(trap.reqid_key);
+    return unexpected(with_context(wanted.error(), where));
+  }
+  for (const XfrmPolicy& p : *wanted) {
+    PolicyKey key{p.selector, p.dir};
+    auto it = policies_.find(key);
+    if (it == policies_.end()) {
+      if (auto r = kernel_.request(build_policy_add(p)); !r) {
+        for (const auto& k : trap.policies) (void)release_policy(k);
+        release_reqid(trap.reqid_key);
+        return unexpected(with_context(r.error(), where + ": add " + to_string(p.dir) + " policy " +
+                                                      to_string(p.selector)));
+      }
+      it = policies_.emplace(key, PolicyRecord{p, 0}).first;
+    }
+    // A Child SA's policy already there serves the trap as it is.
+    ++it->second.refs;
+    trap.policies.push_back(key);
+  }
+  traps_.emplace(trap_id, std::move(trap));
+  return {};
+}
+
+Expected<void, SysError> XfrmChildSas::remove_trap(std::uint64_t trap_id) {
+  auto it = traps_.find(trap_id);
+  if (it == traps_.end()) return unexpected(SysError{ENOENT, "xfrm trap " + std::to_string(trap_id) + ": not installed"});
+  std::optional<SysError> first;
+  for (const PolicyKey& key : it->second.policies)
+    if (auto r = release_policy(key); !r && !first) first = r.error();
+  release_reqid(it->second.reqid_key);
+  traps_.erase(it);
+  if (first) return unexpected(*first);
+  return {};
+}
+
+std::optional<std::uint64_t> XfrmChildSas::find_trap(const XfrmSelector& out_selector) const {
+  for (const auto& [id, trap] : traps_)
+    for (const PolicyKey& k : trap.policies)
+      if (k.dir == XfrmDir::kOut && k.selector == out_selector) return id;
+  return std::nullopt;
+}
+
 Expected<void, SysError> XfrmChildSas::remove_all() {
   std::optional<SysError> first;
   while (!children_.empty()) {
     auto r = remove(children_.begin()->first);
+    if (!r && !first) first = r.error();
+  }
+  while (!traps_.empty()) {
+    auto r = remove_trap(traps_.begin()->first);
     if (!r && !first) first = r.error();
   }
   if (first) return unexpected(*first);

@@ -78,10 +78,11 @@ class XfrmSocket final : public XfrmTransport {
 struct XfrmEvents {
   std::vector<XfrmMapping> mappings;
   std::vector<XfrmExpire> expires;
+  std::vector<XfrmAcquire> acquires;
 };
 
-// What the kernel reports on its own: a NETLINK_XFRM socket joined to the MAPPING and
-// EXPIRE groups, non-blocking, for the daemon's event loop.
+// What the kernel reports on its own: a NETLINK_XFRM socket joined to the MAPPING,
+// EXPIRE and ACQUIRE groups, non-blocking, for the daemon's event loop.
 class XfrmEventSocket {
  public:
   static Expected<XfrmEventSocket, SysError> open();
@@ -163,6 +164,17 @@ class XfrmChildSas {
   Expected<XfrmChildUsage, SysError> usage(std::uint64_t child_id);
 
   bool contains(std::uint64_t child_id) const { return children_.count(child_id) != 0; }
+  // A trap (start = "trap"): the policies a Child SA with these selectors and outer
+  // addresses would have (only `local`, `remote`, `local_ts`, `remote_ts` of `shape`
+  // count), without SAs, so that the kernel reports matching traffic (ACQUIRE). They
+  // share the reqid and the policy records of such a Child SA: its install satisfies
+  // the trap, and its removal leaves the trap in place.
+  Expected<void, SysError> install_trap(std::uint64_t trap_id, const XfrmChild& shape);
+  Expected<void, SysError> remove_trap(std::uint64_t trap_id);
+  // The trap one of whose outbound policies has this selector.
+  std::optional<std::uint64_t> find_trap(const XfrmSelector& out_selector) const;
+  std::size_t trap_count() const { return traps_.size(); }
+
   // The Child SA one of whose SAs is (dst, spi), if it is ours.
   std::optional<std::uint64_t> find_by_sa(const IpAddress& dst, std::uint32_t spi) const;
   std::optional<std::uint32_t> reqid(std::uint64_t child_id) const;
@@ -205,6 +217,11 @@ class XfrmChildSas {
   std::uint32_t next_reqid_;
   bool migrate_supported_ = true;
   std::map<std::uint64_t, Installed> children_;
+  struct Trap {
+    std::string reqid_key;
+    std::vector<PolicyKey> policies;
+  };
+  std::map<std::uint64_t, Trap> traps_;
   std::map<PolicyKey, PolicyRecord, PolicyKeyLess> policies_;
   std::map<std::string, ReqidRecord> reqids_;
 };

@@ -195,6 +195,23 @@ void fill_selector(xfrm_selector& out, const XfrmSelector& s) {
   out.proto = s.proto;
 }
 
+Expected<XfrmSelector, SysError> read_selector(const xfrm_selector& in) {
+  if (in.family != AF_INET && in.family != AF_INET6)
+    return unexpected(SysError{EBADMSG, "xfrm: selector of unknown address family"});
+  const unsigned bits = in.family == AF_INET ? 32 : 128;
+  if (in.prefixlen_s > bits || in.prefixlen_d > bits)
+    return unexpected(SysError{EBADMSG, "xfrm: selector prefix longer than its addresses"});
+  XfrmSelector s;
+  s.src = IpPrefix{from_xfrm(in.saddr, in.family), in.prefixlen_s};
+  s.dst = IpPrefix{from_xfrm(in.daddr, in.family), in.prefixlen_d};
+  s.proto = in.proto;
+  s.sport = ntohs(in.sport);
+  s.sport_mask = ntohs(in.sport_mask);
+  s.dport = ntohs(in.dport);
+  s.dport_mask = ntohs(in.dport_mask);
+  return s;
+}
+
 void fill_infinite(xfrm_lifetime_cfg& l) {
   l.soft_byte_limit = l.hard_byte_limit = XFRM_INF;
   l.soft_packet_limit = l.hard_packet_limit = XFRM_INF;
@@ -521,6 +538,52 @@ Bytes build_expire(const XfrmExpire& e) {
   ue.state.curlft.use_time = e.usage.use_time;
   ue.hard = e.hard ? 1 : 0;
   std::memcpy(out.data() + NLMSG_HDRLEN, &ue, sizeof ue);
+  return out;
+}
+
+Expected<XfrmAcquire, SysError> parse_acquire(ByteView message) {
+  auto bad = [](const char* what) { return unexpected(SysError{EBADMSG, std::string("xfrm acquire: ") + what}); };
+  if (message.size() < sizeof(nlmsghdr)) return bad("short netlink message");
+  nlmsghdr h;
+  std::memcpy(&h, message.data(), sizeof h);
+  if (h.nlmsg_len < sizeof(nlmsghdr) || h.nlmsg_len > message.size()) return bad("netlink length out of bounds");
+  if (h.nlmsg_type != XFRM_MSG_ACQUIRE) return bad("not an acquire message");
+  if (h.nlmsg_len < NLMSG_LENGTH(sizeof(xfrm_user_acquire))) return bad("short acquire message");
+  xfrm_user_acquire ua;
+  std::memcpy(&ua, message.data() + NLMSG_HDRLEN, sizeof ua);
+  if (ua.id.proto != IPPROTO_ESP) return bad("not ESP");
+  if (ua.policy.dir > XFRM_POLICY_FWD) return bad("unknown policy direction");
+  auto flow = read_selector(ua.sel);
+  if (!flow) return unexpected(flow.error());
+  auto policy = read_selector(ua.policy.sel);
+  if (!policy) return unexpected(policy.error());
+  XfrmAcquire a;
+  // The template's family: the policy's, unless the SA tunnels another family.
+  const std::uint16_t family = ua.sel.family;
+  a.src = from_xfrm(ua.saddr, family);
+  a.dst = from_xfrm(ua.id.daddr, family);
+  a.flow = *flow;
+  a.policy = *policy;
+  a.dir = static_cast<XfrmDir>(ua.policy.dir);
+  a.seq = ua.seq;
+  return a;
+}
+
+Bytes build_acquire(const XfrmAcquire& a) {
+  Bytes out(NLMSG_SPACE(sizeof(xfrm_user_acquire)), 0);
+  nlmsghdr h{};
+  h.nlmsg_len = NLMSG_LENGTH(sizeof(xfrm_user_acquire));
+  h.nlmsg_type = XFRM_MSG_ACQUIRE;
+  std::memcpy(out.data(), &h, sizeof h);
+  auto ua = zeroed<xfrm_user_acquire>();
+  ua.id.daddr = to_xfrm(a.dst);
+  ua.id.proto = IPPROTO_ESP;
+  ua.saddr = to_xfrm(a.src);
+  fill_selector(ua.sel, a.flow);
+  fill_selector(ua.policy.sel, a.policy);
+  ua.policy.dir = static_cast<std::uint8_t>(a.dir);
+  ua.seq = a.seq;
+  std::memcpy(out.data() + NLMSG_HDRLEN, &ua, sizeof ua);
   return out;
 }
 

@@ -178,6 +178,18 @@ Expected<XfrmExpire, SysError> parse_expire(ByteView message);
 // The message the kernel sends (for tests); `limit` is not written, only the counters.
 Bytes build_expire(const XfrmExpire& e);
 
+// XFRM_MSG_ACQUIRE (multicast group XFRMNLGRP_ACQUIRE): a packet matched a policy
+// whose template no SA satisfies (a trap policy, start = "trap").
+struct XfrmAcquire {
+  IpAddress src, dst;   // the template's tunnel endpoints
+  XfrmSelector flow;    // the packet's addresses, protocol and ports
+  XfrmSelector policy;  // the selector of the policy it matched
+  XfrmDir dir = XfrmDir::kOut;
+  std::uint32_t seq = 0;  // the kernel's number for this acquire
+};
+Expected<XfrmAcquire, SysError> parse_acquire(ByteView message);
+Bytes build_acquire(const XfrmAcquire& a);
+
 // "XFRM_MSG_NEWSA", ... for logs and errors.
 std::string xfrm_message_name(std::uint16_t type);
 

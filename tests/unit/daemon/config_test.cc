@@ -354,6 +354,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{CONN "start = \"later\"\n", 5, "start", "unknown action 'later'"},
         BadCase{CONN "start = \"initiate\"\nremote_addrs = \"%any\"\n", 5, "start",
                 "needs an address in remote_addrs"},
+        BadCase{CONN "start = \"trap\"\nremote_addrs = \"%any\"\n", 5, "start",
+                "\"trap\" needs an address in remote_addrs"},
         BadCase{CONN "start = \"initiate\"\nremote_addrs = \"192.0.2.0/24\"\n", 5, "start",
                 "needs an address"},
         BadCase{CONN "auth = \"pubkey\"\n", 5, "auth", "unsupported method 'pubkey'"},

@@ -302,6 +302,51 @@ TEST(XfrmDataplane, LimitsBecomeKernelLifetimesAndExpiresReachTheEngineOncePerKi
   EXPECT_EQ(dp.stats()["expires"]["hard"], 1);
 }
 
+TEST(XfrmDataplane, TrapPoliciesServeTheChildSaAndReportAcquires) {
+  FakeKernel k;
+  XfrmDataplane dp(k, config());
+  auto op = install_op(3, 0xc1000001, 0xc2000001);
+  TrapSpec trap{op.local.address, op.remote.address, op.local_ts, op.remote_ts};
+  ASSERT_TRUE(dp.install_trap(9, trap));
+  // The Child SA's policies, template and reqid included, without SAs.
+  ASSERT_EQ(k.types(), (Types{XFRM_MSG_NEWPOLICY, XFRM_MSG_NEWPOLICY, XFRM_MSG_NEWPOLICY}));
+  EXPECT_EQ(k.sent[0], policy_add(XfrmDir::kOut, op.local, op.remote, 1));
+  EXPECT_EQ(k.sent[1], policy_add(XfrmDir::kIn, op.local, op.remote, 1));
+  EXPECT_EQ(k.sent[2], policy_add(XfrmDir::kFwd, op.local, op.remote, 1));
+  EXPECT_FALSE(dp.install_trap(9, trap));  // one trap per id
+
+  // Traffic hits it: the kernel's acquire names the out policy's selector.
+  platform::XfrmAcquire a;
+  a.src = op.local.address;
+  a.dst = op.remote.address;
+  a.flow = kOutSel;
+  a.policy = kOutSel;
+  platform::XfrmEvents ev;
+  ev.acquires = {*platform::parse_acquire(platform::build_acquire(a)), a};
+  a.policy = kInSel;  // not one of the trap's out policies
+  ev.acquires.push_back(a);
+  dp.on_events(ev);
+  EXPECT_EQ(dp.take_acquires(), (std::vector<std::uint64_t>{9}));
+  EXPECT_TRUE(dp.take_acquires().empty());
+  EXPECT_EQ(dp.stats()["acquires"], 2);
+  EXPECT_EQ(dp.stats()["acquires_unmatched"], 1);
+
+  // The Child SA it brings: its SAs under the trap's policies, nothing else.
+  std::size_t from = k.sent.size();
+  dp.apply(op);
+  EXPECT_EQ(k.types(from), (Types{XFRM_MSG_NEWSA, XFRM_MSG_NEWSA}));
+  EXPECT_EQ(k.sent[from], new_sa(expected_sa(op, true, 1, 1024)));
+  // It goes: the trap's policies stay.
+  from = k.sent.size();
+  dp.apply(simple_op(ike::DataplaneOp::Kind::kDelete, op));
+  EXPECT_EQ(k.types(from), (Types{XFRM_MSG_DELSA, XFRM_MSG_DELSA}));
+  EXPECT_EQ(dp.stats()["traps"], 1);
+  from = k.sent.size();
+  dp.remove_trap(9);
+  EXPECT_EQ(k.types(from), (Types{XFRM_MSG_DELPOLICY, XFRM_MSG_DELPOLICY, XFRM_MSG_DELPOLICY}));
+  EXPECT_EQ(dp.stats()["traps"], 0);
+}
+
 TEST(XfrmDataplane, ReplayWindowIsCappedAtTheKernelsMaximum) {
   FakeKernel k;
   XfrmDataplane dp(k, config(1u << 20));

@@ -114,6 +114,40 @@ TEST(XfrmMessages, ExpireReportsRoundTripWithTheLimitReadOffTheCounters) {
   EXPECT_EQ(parse_expire(build_expire(e))->lifetime, SaLifetime{});
 }
 
+TEST(XfrmMessages, AcquireReportsRoundTripAndBadOnesAreRefused) {
+  XfrmAcquire a;
+  a.src = ip("10.1.0.2");
+  a.dst = ip("198.51.100.10");
+  a.flow = XfrmSelector{prefix("192.0.2.1/32"), prefix("203.0.113.1/32"), 1, 0x0800, 0xffff, 0, 0xffff};
+  a.policy = XfrmSelector{prefix("192.0.2.0/24"), prefix("203.0.113.0/24")};
+  a.dir = XfrmDir::kOut;
+  a.seq = 77;
+  Bytes msg = build_acquire(a);
+  ASSERT_EQ(msg.size(), NLMSG_SPACE(sizeof(xfrm_user_acquire)));
+  auto back = parse_acquire(msg);
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(back->src, a.src);
+  EXPECT_EQ(back->dst, a.dst);
+  EXPECT_EQ(back->flow, a.flow);
+  EXPECT_EQ(back->policy, a.policy);
+  EXPECT_EQ(back->dir, XfrmDir::kOut);
+  EXPECT_EQ(back->seq, 77u);
+  for (std::size_t n = 0; n < NLMSG_LENGTH(sizeof(xfrm_user_acquire)); n += 17) {
+    Bytes cut(msg.begin(), msg.begin() + static_cast<std::ptrdiff_t>(n));
+    EXPECT_FALSE(parse_acquire(cut)) << n;
+  }
+  Bytes other = msg;
+  other[4] = XFRM_MSG_EXPIRE;
+  EXPECT_FALSE(parse_acquire(other));
+  Bytes ah = msg;
+  ah[NLMSG_HDRLEN + offsetof(xfrm_user_acquire, id) + offsetof(xfrm_id, proto)] = IPPROTO_AH;
+  EXPECT_FALSE(parse_acquire(ah));
+  Bytes long_prefix = msg;
+  long_prefix[NLMSG_HDRLEN + offsetof(xfrm_user_acquire, policy) + offsetof(xfrm_userpolicy_info, sel) +
+              offsetof(xfrm_selector, prefixlen_d)] = 33;
+  EXPECT_FALSE(parse_acquire(long_prefix));
+}
+
 TEST(XfrmMessages, RejectsTransformsTheKernelBackendDoesNotMap) {
   XfrmSa sa = base_sa();
   sa.transforms.encr_id = 3;  // 3DES
