@@ -139,7 +139,33 @@ def kernel_path_problems(ns: "Namespace", view: dict, min_oseq: int | None = Non
     if min_oseq is not None and out["oseq"] < min_oseq:
         problems.append(f"{ns.role}: outbound sequence numbers started again: {out['oseq']}, "
                         f"expected at least {min_oseq}")
+    # The policies whose templates name these SAs (by reqid) must tunnel between the same
+    # addresses: out local -> remote, in and fwd remote -> local.
+    pols = [p for p in xfrm_policies(ns) if p["reqid"] == out["reqid"]]
+    dirs = {p["dir"] for p in pols}
+    if not {"out", "in"} <= dirs:
+        problems.append(f"{ns.role}: no out and in policies with reqid {out['reqid']} (found {sorted(dirs)})")
+    for p in pols:
+        want = (laddr, raddr) if p["dir"] == "out" else (raddr, laddr)
+        if (p["tmpl_src"], p["tmpl_dst"]) != want:
+            problems.append(f"{ns.role}: {p['dir']} policy {p['src']} -> {p['dst']} tunnels "
+                            f"{p['tmpl_src']} -> {p['tmpl_dst']}, the SA {want[0]} -> {want[1]}")
     return problems
+
+
+def xfrm_policies(ns: "Namespace") -> list[dict]:
+    """The kernel's policies with an ESP template (not the IKE sockets' own), as `ip xfrm
+    policy` shows them: src, dst (selectors), dir, tmpl_src, tmpl_dst, reqid."""
+    out = ns.run(["ip", "xfrm", "policy"]).stdout
+    pols: list[dict] = []
+    for block in re.split(r"^(?=src )", out, flags=re.M):
+        m = re.match(r"src (\S+) dst (\S+)", block)
+        d = re.search(r"^\s+dir (\w+)", block, re.M)
+        t = re.search(r"^\s+tmpl src (\S+) dst (\S+)\s+proto esp(?: spi \S+)? reqid (\d+)", block, re.M)
+        if m and d and t:
+            pols.append({"src": m.group(1), "dst": m.group(2), "dir": d.group(1), "tmpl_src": t.group(1),
+                         "tmpl_dst": t.group(2), "reqid": int(t.group(3))})
+    return pols
 
 
 def log(message: str) -> None:
