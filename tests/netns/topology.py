@@ -88,12 +88,23 @@ class NatTopology:
     NAT_OUT_DEV = "out0"
 
 
-def nat_topology(lab: Lab, udp_timeout: int | None = None) -> NatTopology:
+def nat_topology(lab: Lab, udp_timeout: int | None = None, bridge: bool = False) -> NatTopology:
     """ini -- nat -- res as in the module docstring. udp_timeout (seconds) shortens the
-    NAT's UDP mapping lifetime for tests of mapping expiry."""
+    NAT's UDP mapping lifetime for tests of mapping expiry. bridge puts a Linux bridge
+    (br0 in a namespace "wan") between the NAT's outside and res, as on a provider edge:
+    one more hop for every packet, same addresses."""
     t = NatTopology(lab.namespace("ini"), lab.namespace("nat"), lab.namespace("res"))
     lab.veth(t.ini, t.INI_DEV, t.nat, t.NAT_IN_DEV)
-    lab.veth(t.nat, t.NAT_OUT_DEV, t.res, t.RES_DEV)
+    if bridge:
+        wan = lab.namespace("wan")
+        lab.veth(t.nat, t.NAT_OUT_DEV, wan, "pn")
+        lab.veth(wan, "pr", t.res, t.RES_DEV)
+        wan.ip("link", "add", "br0", "type", "bridge")
+        for dev in ("pn", "pr"):
+            wan.ip("link", "set", dev, "master", "br0")
+        wan.link_up("br0")
+    else:
+        lab.veth(t.nat, t.NAT_OUT_DEV, t.res, t.RES_DEV)
     t.ini.add_address(t.INI_DEV, t.INI_ADDR + "/24")
     t.ini.add_address("lo", t.INI_INNER + "/32")
     t.ini.add_route("default", via=t.NAT_INSIDE)
