@@ -85,7 +85,9 @@ def no_kernel_esp(reason: str) -> None:
 def xfrm_states(ns: "Namespace") -> list[dict]:
     """The kernel's SAs in `ns` as `ip -s xfrm state` shows them: src, dst, spi (8 hex
     digits), reqid, sport/dport (ESP-in-UDP, else None), seq/oseq (the replay state's
-    inbound top and outbound counter), bytes and packets (lifetime current)."""
+    inbound top and outbound counter), bytes and packets (lifetime current). Left out:
+    the kernel's placeholders of acquires (spi 0), which a packet meeting a policy
+    without an SA leaves for 30 s while a daemon listens for ACQUIRE."""
     out = ns.run(["ip", "-s", "xfrm", "state"]).stdout
     sas: list[dict] = []
     for block in re.split(r"^(?=src )", out, flags=re.M):
@@ -95,6 +97,8 @@ def xfrm_states(ns: "Namespace") -> list[dict]:
         sa = {"src": m.group(1), "dst": m.group(2), "sport": None, "dport": None, "seq": 0, "oseq": 0}
         m = re.search(r"proto esp spi 0x([0-9a-f]+)(?:\(\d+\))? reqid (\d+)", block)
         if not m:
+            continue
+        if int(m.group(1), 16) == 0:
             continue
         sa["spi"], sa["reqid"] = f"{int(m.group(1), 16):08x}", int(m.group(2))
         m = re.search(r"encap type espinudp sport (\d+) dport (\d+)", block)

@@ -66,11 +66,16 @@ def socket_policies(ns) -> list[str]:
 
 
 def states(ns) -> list[dict]:
+    """The kernel's SAs (larval acquire placeholders left out)."""
     out = []
     for line in _oneline(ns, "-s", "xfrm", "state"):
         # With -s, ip(8) adds the decimal SPI and the hex reqid: "spi 0x..(N) reqid N(0x..)".
         m = re.search(r"src (\S+) dst (\S+) proto esp spi (0x[0-9a-f]+)(?:\(\d+\))? reqid (\d+)", line)
         check(m is not None, f"unexpected `ip xfrm state` line: {line}")
+        if int(m.group(3), 16) == 0:
+            # The kernel's placeholder for an acquire (a packet met a policy without an
+            # SA while mobiked listens for ACQUIRE, as for start = "trap"): not an SA.
+            continue
         cur = re.search(r"lifetime current: (\d+)\(bytes\), (\d+)\(packets\)", line)
         encap = re.search(r"encap type espinudp sport (\d+) dport (\d+)", line)
         out.append({"src": m.group(1), "dst": m.group(2), "spi": int(m.group(3), 16),
