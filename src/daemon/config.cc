@@ -13,6 +13,7 @@
 
 #include "daemon/config_keys.h"
 #include "daemon/config_value.h"
+#include "ike/authenticator.h"
 #include "ike/proposal_string.h"
 
 namespace mobike::daemon {
@@ -215,13 +216,21 @@ class Loader {
     if (!c.conn.name.empty()) ctx = "connection '" + c.conn.name + "': ";
     apply(t, keys, ctx, c, {"name", "child"});
 
+    c.conn.local_auth = c.local_auth.value_or(c.auth.value_or(ike::AuthClass::kPsk));
+    c.conn.remote_auth = c.remote_auth.value_or(c.auth.value_or(ike::AuthClass::kPsk));
+    c.conn.rsa_pss = c.rsa_pss;
+    const bool psk_needed = c.conn.local_auth == ike::AuthClass::kPsk || c.conn.remote_auth == ike::AuthClass::kPsk;
     const toml::node* psk = t.get("psk");
     const toml::node* psk_file = t.get("psk_file");
     if (psk && psk_file)
       fail(*psk_file, ctx, "psk_file", "psk and psk_file are mutually exclusive");
-    else if (!psk && !psk_file)
-      diagnostics_.fail(t.source(), ctx, "psk", "required (psk or psk_file)");
-    if (!t.get("local_id")) {
+    else if (!psk && !psk_file && psk_needed)
+      diagnostics_.fail(t.source(), ctx, "psk", "required (psk or psk_file) when a side authenticates by PSK");
+    check_certificates(t, ctx, c);
+    if (!t.get("local_id") && !c.conn.local_certs.empty()) {
+      // strongSwan's default with a certificate: its subject.
+      c.conn.local_id = ike::Identity{wire::IdType::kDerAsn1Dn, c.conn.local_certs.front()->subject_der()};
+    } else if (!t.get("local_id")) {
       // Without a configured identity the only stable choice is the one address.
       if (c.conn.local_addrs.size() == 1)
         c.conn.local_id = ike::Identity::parse(c.conn.local_addrs[0].to_string()).value();
@@ -247,6 +256,35 @@ class Loader {
       child.esp_proposals = c.esp_default;
       c.conn.children.push_back(std::move(child));
     }
+  }
+
+  // Public-key authentication needs its parts, and they must fit together: the key
+  // belongs to the certificate, and our identity is in it (else every peer refuses us).
+  void check_certificates(const toml::table& t, const std::string& ctx, ConnectionDraft& c) {
+    auto& conn = c.conn;
+    if (conn.local_auth == ike::AuthClass::kPubkey) {
+      if (conn.local_certs.empty() && !t.get("local_certs"))
+        diagnostics_.fail(t.source(), ctx, "local_certs", "required when we authenticate by public key");
+      if (!conn.private_key && !t.get("local_key"))
+        diagnostics_.fail(t.source(), ctx, "local_key", "required when we authenticate by public key");
+      if (!conn.local_certs.empty() && conn.private_key) {
+        const auto& cert = *conn.local_certs.front();
+        if (cert.public_key().der() != conn.private_key->public_key_der())
+          fail(*t.get("local_key"), ctx, "local_key", "is not the key of certificate '" + cert.subject() + "'");
+        if (const toml::node* id = t.get("local_id")) {
+          // The certificate's own encoding of its subject, whatever string types the
+          // text form gave: peers compare the ID with the certificate byte by byte.
+          if (conn.local_id.type == wire::IdType::kDerAsn1Dn && crypto::dn_matches(cert.subject_der(), conn.local_id.data))
+            conn.local_id.data = cert.subject_der();
+          if (!ike::identity_in_certificate(conn.local_id, cert))
+            fail(*id, ctx, "local_id",
+                 "'" + conn.local_id.to_string() + "' is neither the subject nor a subjectAltName of certificate '" +
+                     cert.subject() + "'");
+        }
+      }
+    }
+    if (conn.remote_auth == ike::AuthClass::kPubkey && (!conn.trust || conn.trust->empty()) && !t.get("cacerts"))
+      diagnostics_.fail(t.source(), ctx, "cacerts", "required when the peer authenticates by public key");
   }
 
   void check_lifetime(const toml::node& where, const std::string& ctx, ike::Duration rekey,

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <limits>
 #include <optional>
@@ -219,6 +220,63 @@ std::optional<Bytes> read_psk_file(const std::string& name, const std::filesyste
     return std::nullopt;
   }
   return decode_psk(content, v);
+}
+
+// A file that holds no secret (certificates, CRLs), relative to the config.
+std::optional<std::string> read_public_file(const std::string& name, const std::filesystem::path& config_dir,
+                                            const Value& v, const toml::node& where) {
+  constexpr std::uintmax_t kMaxPublicFileSize = 1 << 20;
+  if (name.empty()) {
+    v.fail_at(where, "must not be empty");
+    return std::nullopt;
+  }
+  std::filesystem::path path(name);
+  if (path.is_relative()) path = config_dir / path;
+  std::error_code ec;
+  auto size = std::filesystem::file_size(path, ec);
+  if (ec) {
+    v.fail_at(where, "cannot read " + path.string() + ": " + ec.message());
+    return std::nullopt;
+  }
+  if (size > kMaxPublicFileSize) {
+    v.fail_at(where, path.string() + " is larger than 1 MiB");
+    return std::nullopt;
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) {
+    v.fail_at(where, "cannot read " + path.string());
+    return std::nullopt;
+  }
+  return content;
+}
+
+std::vector<std::shared_ptr<const crypto::Certificate>> read_certificates(const std::string& name,
+                                                                          const std::filesystem::path& config_dir,
+                                                                          const Value& v, const toml::node& where) {
+  auto text = read_public_file(name, config_dir, v, where);
+  if (!text) return {};
+  auto certs = crypto::Certificate::from_pem(*text);
+  if (!certs) {
+    v.fail_at(where, name + ": " + certs.error());
+    return {};
+  }
+  return std::move(*certs);
+}
+
+void auth_class(const Value& v, ConnectionDraft& c, std::optional<ike::AuthClass>& out) {
+  auto s = v.string();
+  if (!s) return;
+  if (*s == "psk") {
+    out = ike::AuthClass::kPsk;
+  } else if (*s == "pubkey") {
+    out = ike::AuthClass::kPubkey;
+  } else if (*s == "rsa/pss") {
+    out = ike::AuthClass::kPubkey;
+    c.rsa_pss = true;
+  } else {
+    v.fail("unsupported method '" + *s + "' (\"psk\", \"pubkey\" or \"rsa/pss\")");
+  }
 }
 
 int hex_digit(char c) {
@@ -611,11 +669,18 @@ constexpr Key<C> kConnectionKeys[] = {
        else
          v.fail("'" + *s + "' is not a valid identity");
      }},
-    {"auth", R"("psk")", "the only method so far",
-     [](const Value& v, C&) {
-       auto s = v.string();
-       if (s && *s != "psk") v.fail("unsupported method '" + *s + "' (only \"psk\")");
-     }},
+    {"auth", R"("psk")", R"(both sides: "psk", or "pubkey" (certificates; "rsa/pss" to sign with RSA-PSS))",
+     [](const Value& v, C& c) { auth_class(v, c, c.auth); }},
+    {.name = "local_auth",
+     .example = R"("pubkey")",
+     .doc = "how we authenticate, if not as auth says",
+     .parse = [](const Value& v, C& c) { auth_class(v, c, c.local_auth); },
+     .commented_out = true},
+    {.name = "remote_auth",
+     .example = R"("pubkey")",
+     .doc = "how the peer must authenticate, if not as auth says",
+     .parse = [](const Value& v, C& c) { auth_class(v, c, c.remote_auth); },
+     .commented_out = true},
     {.name = "psk",
      .example = R"("0x00112233445566778899aabbccddeeff")",
      .doc = "the pre-shared key: text, or hex after 0x; or psk_file",
@@ -632,6 +697,91 @@ constexpr Key<C> kConnectionKeys[] = {
        auto s = v.string();
        if (!s) return;
        if (auto b = read_psk_file(*s, c.config_dir, v)) c.conn.psk = std::move(*b);
+     }},
+    {.name = "local_certs",
+     .example = R"(["gw.crt", "intermediate.crt"])",
+     .doc = "PEM files relative to the config: our certificate, then intermediates to send with it",
+     .parse =
+         [](const Value& v, C& c) {
+           auto list = v.strings();
+           if (!list) return;
+           for (const auto& item : *list) {
+             auto certs = read_certificates(item.text, c.config_dir, v, *item.node);
+             c.conn.local_certs.insert(c.conn.local_certs.end(), certs.begin(), certs.end());
+           }
+           if (list->empty()) v.fail("must name at least our own certificate");
+         },
+     .commented_out = true},
+    {.name = "local_key",
+     .example = R"("gw.key")",
+     .doc = "our private key (PEM, unencrypted), relative to the config; it must not be group/world accessible",
+     .parse =
+         [](const Value& v, C& c) {
+           auto s = v.string();
+           if (!s) return;
+           auto f = read_secret_file(*s, c.config_dir, v);
+           if (!f) return;
+           auto key = crypto::PrivateKey::from_pem(f->content);
+           if (!key)
+             v.fail(f->path + ": " + key.error());
+           else
+             c.conn.private_key = std::move(*key);
+         },
+     .commented_out = true},
+    {.name = "cacerts",
+     .example = R"(["ca.crt"])",
+     .doc = "trust anchors (PEM) for the peer's certificate, relative to the config",
+     .parse =
+         [](const Value& v, C& c) {
+           auto list = v.strings();
+           if (!list) return;
+           auto trust = std::make_shared<crypto::TrustStore>(c.conn.trust ? *c.conn.trust : crypto::TrustStore{});
+           for (const auto& item : *list)
+             for (auto& cert : read_certificates(item.text, c.config_dir, v, *item.node)) {
+               if (!cert->is_ca())
+                 v.fail_at(*item.node, "'" + cert->subject() + "' in " + item.text + " is not a CA certificate");
+               trust->add_anchor(std::move(cert));
+             }
+           c.conn.trust = std::move(trust);
+         },
+     .commented_out = true},
+    {.name = "crls",
+     .example = R"(["ca.crl"])",
+     .doc = "certificate revocation lists (PEM or DER) of the peer's CAs, relative to the config",
+     .parse =
+         [](const Value& v, C& c) {
+           auto list = v.strings();
+           if (!list) return;
+           auto trust = std::make_shared<crypto::TrustStore>(c.conn.trust ? *c.conn.trust : crypto::TrustStore{});
+           for (const auto& item : *list) {
+             auto text = read_public_file(item.text, c.config_dir, v, *item.node);
+             if (!text) continue;
+             auto crls = crypto::Crl::from_pem_or_der(*text);
+             if (!crls) {
+               v.fail_at(*item.node, item.text + ": " + crls.error());
+               continue;
+             }
+             for (auto& crl : *crls) trust->add_crl(std::move(crl));
+           }
+           c.conn.trust = std::move(trust);
+         },
+     .commented_out = true},
+    {"send_cert", R"("ifasked")", R"("always", "ifasked" (the peer sent CERTREQ) or "never")",
+     [](const Value& v, C& c) {
+       auto s = v.string();
+       if (!s) return;
+       if (*s == "always")
+         c.conn.send_cert = ike::SendCert::kAlways;
+       else if (*s == "ifasked")
+         c.conn.send_cert = ike::SendCert::kIfAsked;
+       else if (*s == "never")
+         c.conn.send_cert = ike::SendCert::kNever;
+       else
+         v.fail("unknown value '" + *s + "' (expected \"always\", \"ifasked\" or \"never\")");
+     }},
+    {"send_certreq", "true", "ask for the peer's certificate (CERTREQ naming our cacerts)",
+     [](const Value& v, C& c) {
+       if (auto b = v.boolean()) c.conn.send_certreq = *b;
      }},
     {"ike_proposals", R"("aes128gcm16-prfsha256-x25519, aes256-sha384-ecp384")", "in order of preference",
      [](const Value& v, C& c) {

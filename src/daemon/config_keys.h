@@ -41,6 +41,9 @@ struct ConnectionDraft {
   std::vector<wire::Proposal> esp_default;
   // Anchors a relative psk_file.
   std::filesystem::path config_dir;
+  // auth, local_auth, remote_auth as read (resolved once all keys are in).
+  std::optional<ike::AuthClass> auth, local_auth, remote_auth;
+  bool rsa_pss = false;
 };
 
 // The [cluster] table while its keys are read.

@@ -11,6 +11,8 @@
 
 #include "common/bytes.h"
 #include "common/ip_address.h"
+#include "crypto/certificate.h"
+#include "crypto/signature.h"
 #include "wire/payloads.h"
 
 namespace mobike::ike {
@@ -22,10 +24,23 @@ struct Identity {
   Bytes data;  // as carried in the ID payload
   // "192.0.2.1" -> IPV4_ADDR, "2001:db8::1" -> IPV6_ADDR, "user@host" -> RFC822_ADDR,
   // "keyid:..." (hex after "keyid:0x" or text) -> KEY_ID, anything else -> FQDN.
+  // "C=CH, O=Example, CN=gw" (or "/C=CH/O=...") -> DER_ASN1_DN.
   static std::optional<Identity> parse(const std::string& text);
   std::string to_string() const;
+  // Whether the text holds a wildcard ('*' in an FQDN, RFC822 or DN value): such an
+  // identity is a pattern for matching, never sent as our IDr wish.
+  bool is_pattern() const;
   friend bool operator==(const Identity&, const Identity&) = default;
 };
+
+// `id` against a configured remote identity that may hold wildcards (swanctl's
+// "*@example.org", "*.example.org", "C=CH, O=Example, CN=*"): FQDN and RFC822 compare as
+// globs ignoring case, DNs attribute by attribute (crypto::dn_matches), others exactly.
+bool identity_matches(const Identity& id, const Identity& pattern);
+
+// How one side authenticates (swanctl's local.auth / remote.auth).
+enum class AuthClass : std::uint8_t { kPsk, kPubkey };
+enum class SendCert : std::uint8_t { kAlways, kIfAsked, kNever };
 
 struct ChildConfig {
   std::string name;
@@ -57,6 +72,15 @@ struct ConnectionConfig {
   Identity local_id;
   std::optional<Identity> remote_id;  // nullopt = accept any
   Bytes psk;
+  AuthClass local_auth = AuthClass::kPsk, remote_auth = AuthClass::kPsk;
+  // Public-key authentication: our key and certificates (ours first, then intermediates
+  // to send), the anchors and CRLs the peer's certificate must chain to.
+  std::shared_ptr<const crypto::PrivateKey> private_key;
+  std::vector<std::shared_ptr<const crypto::Certificate>> local_certs;
+  std::shared_ptr<const crypto::TrustStore> trust;
+  SendCert send_cert = SendCert::kIfAsked;
+  bool send_certreq = true;
+  bool rsa_pss = false;  // sign with RSA-PSS (RFC 7427) rather than PKCS#1 v1.5
   std::vector<wire::Proposal> ike_proposals;  // protocol IKE, no SPI
   std::vector<ChildConfig> children;
   Duration dpd_delay{std::chrono::seconds(30)};  // 0 = no liveness checks

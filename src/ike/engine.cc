@@ -484,6 +484,14 @@ void Engine::handle_response(IkeSa& sa, const Endpoint& local, const Endpoint& r
       if (task->exchange() == ExchangeType::kIkeAuth && sa.state == IkeState::kEstablished) arm_lifetimes(sa);
       break;
     case TaskResult::kFailed:
+      // We refused a responder that authenticated itself and holds the SA established:
+      // tell it once, unacknowledged, rather than leave it to its liveness checks.
+      if (task->exchange() == ExchangeType::kIkeAuth &&
+          wire::find_payload<wire::AuthPayload>(payloads, wire::PayloadType::kAuth)) {
+        std::vector<wire::Payload> del{{wire::PayloadType::kDelete, wire::DeletePayload{wire::ProtocolId::kIke, 0, {}}}};
+        send(sa, sa.local, sa.remote,
+             build_message(sa, ExchangeType::kInformational, false, sa.next_request_mid++, del, random_));
+      }
       kill(sa, true, std::string(task->name()) + " failed");
       return;
     case TaskResult::kRestart:

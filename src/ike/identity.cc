@@ -6,6 +6,8 @@
 // so the text is always safe for logs and JSON.
 #include "ike/connection.h"
 
+#include <cctype>
+
 namespace mobike::ike {
 namespace {
 
@@ -41,7 +43,55 @@ std::string_view type_prefix(wire::IdType t) {
   }
 }
 
+// A glob with '*' for any run of characters, ASCII case ignored.
+bool glob_match(std::string_view text, std::string_view pattern) {
+  std::size_t t = 0, p = 0, star = std::string_view::npos, mark = 0;
+  auto eq = [](char a, char b) {
+    return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+  };
+  while (t < text.size()) {
+    if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      mark = t;
+    } else if (p < pattern.size() && eq(pattern[p], text[t])) {
+      ++p;
+      ++t;
+    } else if (star != std::string_view::npos) {
+      p = star + 1;
+      t = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
+}
+
+std::string_view as_text(const Bytes& b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
+
 }  // namespace
+
+bool Identity::is_pattern() const {
+  switch (type) {
+    case wire::IdType::kFqdn:
+    case wire::IdType::kRfc822Addr: return as_text(data).find('*') != std::string_view::npos;
+    case wire::IdType::kDerAsn1Dn: {
+      auto text = crypto::dn_to_text(data);
+      return text && (text->find("=*,") != std::string::npos || text->ends_with("=*"));
+    }
+    default: return false;
+  }
+}
+
+bool identity_matches(const Identity& id, const Identity& pattern) {
+  if (id.type != pattern.type) return false;
+  switch (pattern.type) {
+    case wire::IdType::kFqdn:
+    case wire::IdType::kRfc822Addr: return glob_match(as_text(id.data), as_text(pattern.data));
+    case wire::IdType::kDerAsn1Dn: return id.data == pattern.data || crypto::dn_matches(id.data, pattern.data);
+    default: return id == pattern;
+  }
+}
 
 std::optional<Identity> Identity::parse(const std::string& text) {
   if (text.empty()) return std::nullopt;
@@ -61,6 +111,9 @@ std::optional<Identity> Identity::parse(const std::string& text) {
     if (text.size() == 1) return std::nullopt;
     return Identity{wire::IdType::kFqdn, to_bytes(std::string_view(text).substr(1))};
   }
+  // Only known attribute keys make a DN, so "a=b@example.org" stays an RFC822 name.
+  if (text.find('=') != std::string::npos)
+    if (auto dn = crypto::dn_from_text(text)) return Identity{wire::IdType::kDerAsn1Dn, std::move(*dn)};
   if (auto a = IpAddress::parse(text))
     return Identity{a->is_v4() ? wire::IdType::kIpv4Addr : wire::IdType::kIpv6Addr,
                     a->to_bytes()};
@@ -94,6 +147,12 @@ std::string Identity::to_string() const {
         return std::string(kKeyIdPrefix) + std::string(text);
       return std::string(kKeyIdPrefix) + "0x" + to_hex(data);
     }
+    case wire::IdType::kDerAsn1Dn:
+      if (auto text = crypto::dn_to_text(data)) {
+        auto back = parse(*text);
+        if (back && back->type == type) return *text;
+      }
+      break;
     default:
       break;
   }

@@ -1,5 +1,6 @@
 #include "ike/ike_auth.h"
 
+#include "ike/authenticator.h"
 #include "ike/child_sa.h"
 #include "ike/mobility.h"
 #include "ike/proposal_select.h"
@@ -46,10 +47,6 @@ Payload id_payload(PayloadType type, const Identity& id) {
   return {type, wire::IdPayload{id.type, id.data}};
 }
 
-Payload auth_payload(Bytes value) {
-  return {PayloadType::kAuth, wire::AuthPayload{wire::AuthMethod::kSharedKeyMic, std::move(value)}};
-}
-
 void mark_established(IkeSa& sa, Services& s) {
   sa.state = IkeState::kEstablished;
   sa.established_at = s.now();
@@ -76,8 +73,19 @@ std::optional<std::vector<Payload>> IkeAuthTask::build_request(IkeSa& sa, Servic
   const auto& c = *sa.config;
   std::vector<Payload> out;
   out.push_back(id_payload(PayloadType::kIdi, c.local_id));
-  if (c.remote_id) out.push_back(id_payload(PayloadType::kIdr, *c.remote_id));
-  out.push_back(auth_payload(psk_auth_value(sa, true, c.psk, c.local_id)));
+  std::vector<Payload> auth;
+  if (auto ok = add_own_auth(sa, c, true, auth); !ok) {
+    s.log(LogLevel::kError, &sa, "cannot authenticate: " + ok.error());
+    return std::nullopt;
+  }
+  // CERT before CERTREQ and IDr, AUTH after them (RFC 7296 §1.2's order).
+  for (auto& p : auth)
+    if (p.type == PayloadType::kCert) out.push_back(std::move(p));
+  if (c.remote_auth == AuthClass::kPubkey && c.send_certreq) add_certreq(c, out);
+  // A pattern ("*@example.org") is what we accept, not a name the responder could be.
+  if (c.remote_id && !c.remote_id->is_pattern()) out.push_back(id_payload(PayloadType::kIdr, *c.remote_id));
+  for (auto& p : auth)
+    if (p.type == PayloadType::kAuth) out.push_back(std::move(p));
   if (auto* m = s.mobility(); m && c.mobike) m->auth_payloads(sa, s, out);
   add_ha_claims(sa, s, out);
   if (!c.children.empty()) {
@@ -106,14 +114,13 @@ TaskResult IkeAuthTask::process_response(IkeSa& sa, Services& s, const std::vect
                                     (err ? std::string(wire::notify_name(err->type)) : "no IDr/AUTH"));
     return TaskResult::kFailed;
   }
-  if (c.remote_id && !(*c.remote_id == *idr)) {
-    s.log(LogLevel::kWarn, &sa, "peer identity " + idr->to_string() + " is not the configured " +
+  if (c.remote_id && !identity_matches(*idr, *c.remote_id)) {
+    s.log(LogLevel::kWarn, &sa, "peer identity " + idr->to_string() + " does not match the configured " +
                                     c.remote_id->to_string());
     return TaskResult::kFailed;
   }
-  if (auth->method != wire::AuthMethod::kSharedKeyMic ||
-      !equal_ct(auth->data, psk_auth_value(sa, false, c.psk, *idr))) {
-    s.log(LogLevel::kWarn, &sa, "AUTH of " + idr->to_string() + " does not verify");
+  if (auto ok = verify_peer_auth(sa, c, *idr, payloads); !ok) {
+    s.log(LogLevel::kWarn, &sa, "AUTH of " + idr->to_string() + " refused: " + ok.error());
     return TaskResult::kFailed;
   }
   sa.remote_id = idr;
@@ -177,8 +184,9 @@ AuthResponse respond_ike_auth(IkeSa& sa, Services& s, const std::vector<Payload>
   for (const auto* c : s.connections()) {
     if (!remote_address_allowed(*c, sa.remote.address) || !local_address_allowed(*c, sa.local.address))
       continue;
-    if (c->remote_id && !(*c->remote_id == *idi)) continue;
-    if (idr_req && !(c->local_id == *idr_req)) continue;
+    if (c->remote_id && !identity_matches(*idi, *c->remote_id)) continue;
+    if (idr_req && !identity_matches(c->local_id, *idr_req)) continue;
+    if (!auth_method_fits(c->remote_auth, auth->method)) continue;
     if (!proposal_acceptable(sa.ike_proposal, c->ike_proposals)) continue;
     cfg = c;
     break;
@@ -186,9 +194,11 @@ AuthResponse respond_ike_auth(IkeSa& sa, Services& s, const std::vector<Payload>
   if (!cfg) return refuse("no connection for peer identity " + idi->to_string());
   sa.config = cfg;
   sa.connection_name = cfg->name;
-  if (auth->method != wire::AuthMethod::kSharedKeyMic ||
-      !equal_ct(auth->data, psk_auth_value(sa, true, cfg->psk, *idi)))
-    return refuse("AUTH of " + idi->to_string() + " does not verify");
+  note_peer_auth_payloads(sa, request);
+  if (auto ok = verify_peer_auth(sa, *cfg, *idi, request); !ok)
+    return refuse("AUTH of " + idi->to_string() + ": " + ok.error());
+  std::vector<Payload> own_auth;
+  if (auto ok = add_own_auth(sa, *cfg, false, own_auth); !ok) return refuse("cannot authenticate: " + ok.error());
   sa.remote_id = idi;
   note_ha_claims(sa, request);
   auto* mobility = cfg->mobike ? s.mobility() : nullptr;
@@ -201,7 +211,7 @@ AuthResponse respond_ike_auth(IkeSa& sa, Services& s, const std::vector<Payload>
   if (mobility) mobility->auth_received(sa, s, request);
 
   r.payloads.push_back(id_payload(PayloadType::kIdr, cfg->local_id));
-  r.payloads.push_back(auth_payload(psk_auth_value(sa, false, cfg->psk, cfg->local_id)));
+  for (auto& p : own_auth) r.payloads.push_back(std::move(p));
   if (mobility && sa.peer_mobike) mobility->auth_payloads(sa, s, r.payloads);
   add_ha_claims(sa, s, r.payloads);
   mark_established(sa, s);

@@ -1,4 +1,4 @@
-// IKE_AUTH with a pre-shared key (RFC 7296 §1.2, §2.15) and the first Child SA
+// IKE_AUTH (RFC 7296 §1.2; authentication in ike/authenticator.h) and the first Child SA
 // (§1.3 in IKE_AUTH, §2.9 traffic selectors); MOBIKE_SUPPORTED (RFC 4555 §3.2).
 #pragma once
 

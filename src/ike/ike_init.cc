@@ -1,5 +1,7 @@
 #include "ike/ike_init.h"
 
+#include "ike/authenticator.h"
+
 #include "crypto/key_derivation.h"
 #include "ike/proposal_select.h"
 #include "ike/protection.h"
@@ -128,6 +130,7 @@ std::optional<std::vector<Payload>> IkeInitTask::build_request(IkeSa& sa, Servic
   out.push_back({PayloadType::kKe, wire::KePayload{group_, sa.dh->public_value()}});
   out.push_back({PayloadType::kNonce, wire::NoncePayload{sa.nonce_i}});
   if (sa.config->nat_traversal) add_nat_detection(sa, out, sa.config->encap_force, s.random());
+  add_init_auth_payloads(s, sa.config, out);
   return out;
 }
 
@@ -185,6 +188,7 @@ TaskResult IkeInitTask::process_response(IkeSa& sa, Services& s, const std::vect
     if (sa.remote.port == s.config().ike_port) sa.remote.port = s.config().natt_port;
   }
   sa.peer_mobike = sa.peer_mobike || wire::find_notify(payloads, NotifyType::kMobikeSupported);
+  note_peer_auth_payloads(sa, payloads);
   return TaskResult::kDone;
 }
 
@@ -221,6 +225,9 @@ InitResponse respond_ike_sa_init(IkeSa& sa, Services& s, const std::vector<Paylo
   r.payloads.push_back({PayloadType::kKe, wire::KePayload{group, (*dh)->public_value()}});
   r.payloads.push_back({PayloadType::kNonce, wire::NoncePayload{sa.nonce_r}});
   if (sa.peer_nat_d && sa.config->nat_traversal) add_nat_detection(sa, r.payloads, sa.config->encap_force, s.random());
+  note_peer_auth_payloads(sa, request);
+  // The connection is not known before IKE_AUTH: announce for all of them.
+  add_init_auth_payloads(s, nullptr, r.payloads);
   r.ok = true;
   return r;
 }

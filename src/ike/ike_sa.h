@@ -112,6 +112,10 @@ struct IkeSa {
   bool nat_remote = false;  // the peer is behind a NAT
   bool peer_mobike = false;
   bool peer_nat_d = false;  // the peer sent NAT detection payloads
+  // Authentication: the RFC 7427 hashes the peer announced (bit 1 << HashAlgorithm),
+  // and whether it sent CERTREQ (send_cert = "ifasked").
+  std::uint8_t peer_sig_hashes = 0;
+  bool certreq_received = false;
   // RFC 6311 in IKE_AUTH (IKEV2_MESSAGE_ID_SYNC_SUPPORTED,
   // IPSEC_REPLAY_COUNTER_SYNC_SUPPORTED): what the peer claimed, and what both claimed
   // (only those may be used: what a cluster can do for this SA when its node fails).

@@ -87,12 +87,16 @@ Bytes id_payload_body(const Identity& id) {
   return b;
 }
 
-Bytes psk_auth_value(const IkeSa& sa, bool initiator_side, ByteView psk, const Identity& id) {
+Bytes signed_octets(const IkeSa& sa, bool initiator_side, const Identity& id) {
   const auto& prf = *sa.crypto.prf;
   Bytes octets = initiator_side ? sa.init_request : sa.init_response;
   append(octets, initiator_side ? sa.nonce_r : sa.nonce_i);
   append(octets, prf.compute(initiator_side ? sa.crypto.sk_pi : sa.crypto.sk_pr, id_payload_body(id)));
-  return crypto::psk_auth(prf, psk, octets);
+  return octets;
+}
+
+Bytes psk_auth_value(const IkeSa& sa, bool initiator_side, ByteView psk, const Identity& id) {
+  return crypto::psk_auth(*sa.crypto.prf, psk, signed_octets(sa, initiator_side, id));
 }
 
 }  // namespace mobike::ike

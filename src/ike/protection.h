@@ -34,6 +34,9 @@ Bytes nat_detection_hash(std::uint64_t spi_i, std::uint64_t spi_r, const Endpoin
 
 // The ID payload body as AUTH signs it: type, three reserved octets, data.
 Bytes id_payload_body(const Identity& id);
+// What AUTH covers (§2.15): the side's IKE_SA_INIT message | the other side's nonce |
+// prf(SK_p, ID'), for a signature or the PSK MAC alike.
+Bytes signed_octets(const IkeSa& sa, bool initiator_side, const Identity& id);
 // prf(prf(PSK, "Key Pad for IKEv2"), message | peer nonce | prf(SK_p, ID'))
 // `initiator_side`: the AUTH of the IKE SA's initiator (else the responder's).
 Bytes psk_auth_value(const IkeSa& sa, bool initiator_side, ByteView psk, const Identity& id);

@@ -156,6 +156,9 @@ struct EngineConfig {
   // A member of a gateway cluster: as the responder, claim the RFC 6311 capabilities
   // the initiator claims (a node that fails over can then synchronise its SAs).
   bool ha_sync_member = false;
+  // RFC 7427 signature authentication announced in IKE_SA_INIT (strongSwan's
+  // charon.signature_authentication); without it, the classic AUTH methods.
+  bool signature_authentication = true;
 };
 
 // Counters for `mobikectl stats`. Every dropped datagram is counted under one reason.

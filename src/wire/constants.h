@@ -74,10 +74,16 @@ enum class AuthMethod : std::uint8_t {
   kRsaSig = 1,
   kSharedKeyMic = 2,
   kDssSig = 3,
+  kEcdsaSha256P256 = 9,  // RFC 4754
+  kEcdsaSha384P384 = 10,
+  kEcdsaSha512P521 = 11,
   kDigitalSignature = 14,
 };
 
 enum class TsType : std::uint8_t { kIpv4AddrRange = 7, kIpv6AddrRange = 8 };
+
+// CERT / CERTREQ encodings (RFC 7296 §3.6).
+inline constexpr std::uint8_t kCertX509Signature = 4;
 
 enum class CfgType : std::uint8_t { kRequest = 1, kReply = 2, kSet = 3, kAck = 4 };
 

@@ -4,16 +4,19 @@ import json
 import subprocess
 from dataclasses import dataclass, field
 
-from netns import Lab, Namespace, find_binary, wait_until
+from netns import Failure, Lab, Namespace, find_binary, tail, wait_until
 
 
 @dataclass
 class MConn:
-    """One mobiked [[connection]] with one child (PSK)."""
+    """One mobiked [[connection]] with one child: PSK authentication, or certificates
+    with auth = "pubkey" (or per direction local_auth / remote_auth = "psk" | "pubkey").
+    None leaves a key out: local_id None is the certificate's subject DN; psk None
+    writes no psk (it is also left out when neither direction uses a PSK)."""
     name: str
-    local_id: str
+    local_id: str | None
     remote_id: str | None
-    psk: str = "mobike-test-psk-0123456789"
+    psk: str | None = "mobike-test-psk-0123456789"
     local_addrs: list[str] = field(default_factory=list)
     remote_addrs: list[str] = field(default_factory=list)
     ike_proposals: str = "aes128gcm16-prfsha256-x25519"
@@ -28,13 +31,32 @@ class MConn:
     child: str | None = None
     extra: dict = field(default_factory=dict)  # more connection-level keys (switch_prefer, ...)
     child_extra: dict = field(default_factory=dict)  # more child keys (rekey_bytes, ...)
+    # Certificate authentication (issue 13); every None / empty one is left out.
+    auth: str | None = None          # "psk" | "pubkey", both directions
+    local_auth: str | None = None    # per direction, instead of auth
+    remote_auth: str | None = None
+    local_certs: list[str] = field(default_factory=list)  # PEM: ours, then intermediates to send
+    local_key: str | None = None     # PEM (PKCS#8), mode 0600
+    cacerts: list[str] = field(default_factory=list)      # trust anchors for the peer's certificate
+    crls: list[str] = field(default_factory=list)
+    send_cert: str | None = None     # "always" | "ifasked" (the default) | "never"
+    send_certreq: bool | None = None  # the default: true
+
+    @property
+    def uses_psk(self) -> bool:
+        local = self.local_auth or self.auth or "psk"
+        remote = self.remote_auth or self.auth or "psk"
+        return "psk" in (local, remote)
 
     def toml(self) -> str:
         def arr(v):
-            return "[" + ", ".join(json.dumps(x) for x in v) + "]"
-        lines = ["[[connection]]", f"name = {json.dumps(self.name)}",
-                 f"local_id = {json.dumps(self.local_id)}", f"psk = {json.dumps(self.psk)}",
-                 f"ike_proposals = {json.dumps(self.ike_proposals)}",
+            return "[" + ", ".join(json.dumps(str(x)) for x in v) + "]"
+        lines = ["[[connection]]", f"name = {json.dumps(self.name)}"]
+        if self.local_id is not None:
+            lines.append(f"local_id = {json.dumps(self.local_id)}")
+        if self.psk is not None and self.uses_psk:
+            lines.append(f"psk = {json.dumps(self.psk)}")
+        lines += [f"ike_proposals = {json.dumps(self.ike_proposals)}",
                  f"esp_proposals = {json.dumps(self.esp_proposals)}",
                  f"dpd_delay = {json.dumps(self.dpd_delay)}",
                  f"rekey_time = {json.dumps(self.rekey_time)}",
@@ -46,6 +68,15 @@ class MConn:
             lines.append(f"local_addrs = {arr(self.local_addrs)}")
         if self.remote_addrs:
             lines.append(f"remote_addrs = {arr(self.remote_addrs)}")
+        for key in ("auth", "local_auth", "remote_auth", "local_key", "send_cert"):
+            value = getattr(self, key)
+            if value is not None:
+                lines.append(f"{key} = {json.dumps(str(value))}")
+        for key in ("local_certs", "cacerts", "crls"):
+            if getattr(self, key):
+                lines.append(f"{key} = {arr(getattr(self, key))}")
+        if self.send_certreq is not None:
+            lines.append(f"send_certreq = {'true' if self.send_certreq else 'false'}")
         lines += [f"{k} = {json.dumps(v)}" for k, v in self.extra.items()]
         lines += ["", "  [[connection.child]]", f"  name = {json.dumps(self.child or self.name)}",
                   f"  rekey_time = {json.dumps(self.child_rekey_time)}"]
@@ -85,8 +116,13 @@ class Mobiked:
         self.write_config(conns)
         self.proc = self.ns.spawn([str(find_binary("mobiked")), "--config", str(self.config_path),
                                    "--foreground"], name=self.name)
-        wait_until(lambda: self.socket.exists() and self.ctl("stats", check=False).returncode == 0,
-                   timeout, f"{self.name} control socket")
+
+        def ready() -> bool:
+            if not self.proc.alive():  # e.g. a configuration it refused: say so at once
+                raise Failure(f"{self.name} exited ({self.proc.popen.returncode}) before its control "
+                              f"socket appeared:\n{tail(self.proc.log_text())}")
+            return self.socket.exists() and self.ctl("stats", check=False).returncode == 0
+        wait_until(ready, timeout, f"{self.name} control socket")
         return self
 
     def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:

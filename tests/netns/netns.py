@@ -560,10 +560,12 @@ class Lab:
 
 @dataclass
 class Conn:
-    """One swanctl connection with one CHILD_SA (PSK authentication)."""
+    """One swanctl connection with one CHILD_SA: PSK authentication unless local_auth /
+    remote_auth say "pubkey" (certificates; see the fields at the end). local_id None:
+    no id (with a certificate charon then sends its subject DN); remote_id None: %any."""
     name: str
-    local_id: str
-    remote_id: str
+    local_id: str | None
+    remote_id: str | None
     psk: str = "mobike-test-psk-0123456789"
     local_addrs: list[str] = field(default_factory=list)   # empty: %any
     remote_addrs: list[str] = field(default_factory=list)  # empty: %any (responder)
@@ -584,10 +586,32 @@ class Conn:
     child_rekey_time: str | None = None
     extra: dict = field(default_factory=dict)  # more connection-level settings
     child_extra: dict = field(default_factory=dict)
+    # Certificate authentication (charon's "pubkey"): paths of PEM (or DER) files, which
+    # Charon.load() hands to swanctl. local_certs: our certificate first, then the
+    # intermediate CAs charon may send with it (loaded as CA certificates, x509ca);
+    # local_key: its private key; cacerts: the trust anchors the peer's certificate must
+    # chain to (remote.cacerts); crls: CRLs (x509crl; charon's revocation plugin checks
+    # them, default "relaxed": refused only when a CRL lists the certificate).
+    local_auth: str = "psk"   # psk | pubkey
+    remote_auth: str = "psk"
+    local_certs: list[str] = field(default_factory=list)
+    local_key: str | None = None
+    cacerts: list[str] = field(default_factory=list)
+    crls: list[str] = field(default_factory=list)
+    send_cert: str | None = None  # ifasked (charon's default) | always | never
+    send_certreq: bool | None = None  # charon's default: yes
 
     @property
     def child_name(self) -> str:
         return self.child or self.name
+
+    @property
+    def uses_psk(self) -> bool:
+        return "psk" in (self.local_auth, self.remote_auth)
+
+    @property
+    def uses_certs(self) -> bool:
+        return bool(self.local_certs or self.local_key or self.cacerts or self.crls)
 
 
 def _yesno(b: bool) -> str:
@@ -597,6 +621,14 @@ def _yesno(b: bool) -> str:
 def _quote(v: object) -> str:
     s = str(v)
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _path(p: object) -> str:
+    """A file name for swanctl.conf, unquoted (lists are comma-separated)."""
+    s = str(p)
+    if re.search(r'[\s,"{}=#]', s):
+        raise ValueError(f"path unusable in swanctl.conf: {s!r}")
+    return s
 
 
 def swanctl_conf(conns: Iterable[Conn]) -> str:
@@ -618,10 +650,28 @@ def swanctl_conf(conns: Iterable[Conn]) -> str:
             out.append(f"    dpd_delay = {c.dpd_delay}s")
         if c.rekey_time is not None:
             out.append(f"    rekey_time = {c.rekey_time}")
+        if c.send_cert is not None:
+            out.append(f"    send_cert = {c.send_cert}")
+        if c.send_certreq is not None:
+            out.append(f"    send_certreq = {_yesno(c.send_certreq)}")
         for k, v in c.extra.items():
             out.append(f"    {k} = {v}")
-        out.append(f"    local {{\n      auth = psk\n      id = {_quote(c.local_id)}\n    }}")
-        out.append(f"    remote {{\n      auth = psk\n      id = {_quote(c.remote_id)}\n    }}")
+        out.append("    local {")
+        out.append(f"      auth = {c.local_auth}")
+        if c.local_id is not None:
+            out.append(f"      id = {_quote(c.local_id)}")
+        if c.local_auth == "pubkey" and c.local_certs:
+            # Absolute paths are allowed (else relative to the x509 directory); only our
+            # own certificate, intermediates go in as CA certificates (Charon.load).
+            out.append(f"      certs = {_path(c.local_certs[0])}")
+        out.append("    }")
+        out.append("    remote {")
+        out.append(f"      auth = {c.remote_auth}")
+        if c.remote_id is not None:
+            out.append(f"      id = {_quote(c.remote_id)}")
+        if c.remote_auth == "pubkey" and c.cacerts:
+            out.append(f"      cacerts = {','.join(_path(x) for x in c.cacerts)}")
+        out.append("    }")
         out.append("    children {")
         out.append(f"      {c.child_name} {{")
         out.append("        mode = tunnel")
@@ -642,11 +692,13 @@ def swanctl_conf(conns: Iterable[Conn]) -> str:
     out.append("}")
     out.append("secrets {")
     for i, c in enumerate(conns):
-        out.append(f"  ike-{i} {{")
-        out.append(f"    id-a = {_quote(c.local_id)}")
-        out.append(f"    id-b = {_quote(c.remote_id)}")
-        out.append(f"    secret = {_quote(c.psk)}")
-        out.append("  }")
+        if c.uses_psk:
+            out.append(f"  ike-{i} {{")
+            for key, ident in (("id-a", c.local_id), ("id-b", c.remote_id)):
+                if ident is not None:
+                    out.append(f"    {key} = {_quote(ident)}")
+            out.append(f"    secret = {_quote(c.psk)}")
+            out.append("  }")
     out.append("}")
     return "\n".join(out) + "\n"
 
@@ -782,6 +834,9 @@ class Charon:
         self.log_path = self.dir / "charon.log"
         self.conf_path = self.dir / "strongswan.conf"
         self.swanctl_path = self.dir / "swanctl.conf"
+        # swanctl --file reads its credential directories (x509, x509ca, x509crl, private,
+        # ...) next to that file, here, not in /etc/swanctl (nor $SWANCTL_DIR).
+        self.swanctl_dir = self.dir
         self.conf_path.write_text(strongswan_conf(
             self.vici, self.log_path, port=port, port_nat_t=port_nat_t,
             retransmit_timeout=retransmit_timeout, retransmit_tries=retransmit_tries,
@@ -822,9 +877,36 @@ class Charon:
         # swanctl runs in the root namespace: it only talks to the vici socket file.
         return _run(["swanctl", *args, "--uri", self.uri], check_rc=check, timeout=timeout)
 
+    def _stage_credentials(self, conns: list[Conn]) -> None:
+        """Puts what swanctl.conf cannot reference into swanctl's directories under
+        self.swanctl_dir: private keys (private: swanctl.conf's secrets only give
+        passphrases for the files there), intermediate CA certificates (x509ca) and CRLs
+        (x509crl). Certificates and trust anchors swanctl.conf names by absolute path."""
+        subdirs = ("x509", "x509ca", "x509ocsp", "x509aa", "x509ac", "x509crl", "pubkey",
+                   "private", "rsa", "ecdsa", "bliss", "pkcs8", "pkcs12")
+        for sub in subdirs:
+            (self.swanctl_dir / sub).mkdir(parents=True, exist_ok=True)
+        for i, c in enumerate(conns):
+            if c.local_key:
+                dst = self.swanctl_dir / "private" / f"{c.name}-{i}-{Path(c.local_key).name}"
+                fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(Path(c.local_key).read_bytes())
+            for j, path in enumerate(c.local_certs[1:]):
+                shutil.copyfile(path, self.swanctl_dir / "x509ca" / f"{c.name}-{i}-im{j}-{Path(path).name}")
+            for j, path in enumerate(c.crls):
+                shutil.copyfile(path, self.swanctl_dir / "x509crl" / f"{c.name}-{i}-crl{j}-{Path(path).name}")
+
     def load(self, conns: Iterable[Conn]) -> None:
+        conns = list(conns)
+        if any(c.uses_certs for c in conns):
+            self._stage_credentials(conns)
         self.swanctl_path.write_text(swanctl_conf(conns))
         self.swanctl("--load-all", "--file", str(self.swanctl_path))
+
+    def list_certs(self) -> str:
+        """swanctl --list-certs: what charon holds (certificates, CAs, CRLs)."""
+        return self.swanctl("--list-certs").stdout
 
     def initiate(self, child: str | None = None, ike: str | None = None,
                  timeout: int = 30) -> subprocess.CompletedProcess:

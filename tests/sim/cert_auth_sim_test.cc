@@ -1,0 +1,270 @@
+// IKE_AUTH with certificates between two engines: every key type, RFC 7427 and the
+// classic methods, CERT/CERTREQ and send_cert, intermediates, wildcard identities,
+// revocation, and the responder's choice between PSK and public-key connections.
+#include <gtest/gtest.h>
+
+#include "crypto/cert_builder.h"
+#include "ike/authenticator.h"
+#include "ike/ike_sa.h"
+#include "ike_pair.h"
+
+namespace mobike::sim {
+namespace {
+
+using crypto::KeyType;
+using ike::AuthClass;
+using ike::SendCert;
+
+struct Issued {
+  std::shared_ptr<crypto::PrivateKey> key;
+  std::shared_ptr<const crypto::Certificate> cert;
+};
+
+struct TestPki {
+  Issued root, mid;
+  explicit TestPki(const char* name = "Root CA") {
+    root.key = crypto::PrivateKey::generate(KeyType::kEcdsaP256);
+    root.cert = crypto::issue_certificate({.subject = std::string("C=CH, O=Mobike Test, CN=") + name, .ca = true},
+                                          *root.key, nullptr, *root.key);
+    mid.key = crypto::PrivateKey::generate(KeyType::kEcdsaP256);
+    mid.cert = crypto::issue_certificate({.subject = "C=CH, O=Mobike Test, CN=Intermediate", .ca = true, .serial = 2},
+                                         *mid.key, root.cert.get(), *root.key);
+  }
+  Issued issue(const std::string& cn, KeyType type, crypto::CertRequest req = {}, bool via_mid = true) {
+    Issued i;
+    i.key = crypto::PrivateKey::generate(type);
+    req.subject = "C=CH, O=Mobike Test, CN=" + cn;
+    const Issued& by = via_mid ? mid : root;
+    i.cert = crypto::issue_certificate(req, *i.key, by.cert.get(), *by.key);
+    return i;
+  }
+  std::shared_ptr<crypto::TrustStore> trust() const {
+    auto t = std::make_shared<crypto::TrustStore>();
+    t->add_anchor(root.cert);
+    return t;
+  }
+};
+
+void use_cert(ike::ConnectionConfig& c, const Issued& own, const TestPki& pki, bool with_mid = true) {
+  c.local_auth = c.remote_auth = AuthClass::kPubkey;
+  c.private_key = own.key;
+  c.local_certs = {own.cert};
+  if (with_mid) c.local_certs.push_back(pki.mid.cert);
+  c.trust = pki.trust();
+  c.local_id = ike::Identity{wire::IdType::kDerAsn1Dn, own.cert->subject_der()};
+}
+
+struct CertPair : Pair {
+  TestPki pki;
+  explicit CertPair(bool rfc7427 = true) : Pair(true, engine_config(rfc7427), 1, engine_config(rfc7427)) {}
+  static ike::EngineConfig engine_config(bool rfc7427) {
+    ike::EngineConfig c;
+    c.signature_authentication = rfc7427;
+    return c;
+  }
+  ike::ConnectionConfig ini_conn(const Issued& id) {
+    auto c = psk_connection("home", "198.51.100.10", "ini@example.test", "");
+    use_cert(c, id, pki);
+    return c;
+  }
+  ike::ConnectionConfig res_conn(const Issued& id) {
+    auto c = psk_connection("gw", "%any", "res@example.test", "");
+    use_cert(c, id, pki);
+    return c;
+  }
+  bool refused() {
+    return net.run_until([&] {
+      return count_events(*ini, EventKind::kIkeFailed) > 0 && !ini->engine->ike_sa_count() &&
+             !res->engine->ike_sa_count();
+    });
+  }
+};
+
+std::string remote_id_of(const Host& h) {
+  auto* sa = only_sa(h);
+  return sa && sa->remote_id ? sa->remote_id->to_string() : "";
+}
+
+TEST(CertAuthSim, EveryKeyTypeEstablishesWithRfc7427) {
+  for (auto type : {KeyType::kEcdsaP256, KeyType::kEcdsaP384, KeyType::kEcdsaP521, KeyType::kRsa, KeyType::kEd25519}) {
+    SCOPED_TRACE(crypto::key_type_name(type));
+    CertPair p;
+    auto gw = p.pki.issue("gw.example.test", type);
+    auto client = p.pki.issue("client", type);
+    auto i = p.ini_conn(client);
+    i.remote_id = *ike::Identity::parse("C=CH, O=mobike test, CN=*");
+    p.configure(i, p.res_conn(gw));
+    p.initiate();
+    ASSERT_TRUE(p.net.run_until([&] { return p.both_established(); }));
+    EXPECT_EQ(remote_id_of(*p.ini), "C=CH, O=Mobike Test, CN=gw.example.test");
+    EXPECT_EQ(remote_id_of(*p.res), "C=CH, O=Mobike Test, CN=client");
+    expect_matching_children(*only_sa(*p.ini), *only_sa(*p.res));
+    // Both announced SHA-256/384/512 and identity (RFC 7427 §4).
+    EXPECT_EQ(only_sa(*p.ini)->peer_sig_hashes, 0x3c);
+  }
+}
+
+TEST(CertAuthSim, RsaPssEstablishes) {
+  CertPair p;
+  auto gw = p.pki.issue("gw", KeyType::kRsa);
+  auto client = p.pki.issue("client", KeyType::kRsa);
+  auto i = p.ini_conn(client);
+  auto r = p.res_conn(gw);
+  i.rsa_pss = r.rsa_pss = true;
+  p.configure(i, r);
+  p.initiate();
+  EXPECT_TRUE(p.net.run_until([&] { return p.both_established(); }));
+}
+
+TEST(CertAuthSim, ClassicMethodsWhenThePeerDoesNotAnnounceRfc7427) {
+  for (auto type : {KeyType::kEcdsaP256, KeyType::kEcdsaP384, KeyType::kRsa}) {
+    SCOPED_TRACE(crypto::key_type_name(type));
+    CertPair p(false);
+    auto gw = p.pki.issue("gw", type);
+    auto client = p.pki.issue("client", type);
+    p.configure(p.ini_conn(client), p.res_conn(gw));
+    p.initiate();
+    ASSERT_TRUE(p.net.run_until([&] { return p.both_established(); }));
+    EXPECT_EQ(only_sa(*p.ini)->peer_sig_hashes, 0);
+  }
+}
+
+TEST(CertAuthSim, Ed25519WithoutRfc7427IsRefusedWithAReason) {
+  CertPair p(false);
+  auto gw = p.pki.issue("gw", KeyType::kEd25519);
+  auto client = p.pki.issue("client", KeyType::kEd25519);
+  p.configure(p.ini_conn(client), p.res_conn(gw));
+  p.initiate();
+  p.net.run_for(std::chrono::seconds(5));
+  EXPECT_FALSE(p.both_established());
+  bool logged = false;
+  for (const auto& l : p.ini->log) logged |= l.find("needs RFC 7427") != std::string::npos;
+  EXPECT_TRUE(logged);
+}
+
+TEST(CertAuthSim, IfAskedSendsCertificatesOnlyAfterCertreq) {
+  CertPair p;
+  auto gw = p.pki.issue("gw", KeyType::kEcdsaP256);
+  auto client = p.pki.issue("client", KeyType::kEcdsaP256);
+  auto i = p.ini_conn(client);
+  auto r = p.res_conn(gw);
+  // The responder asks (CERTREQ in IKE_SA_INIT); the initiator does not, so the
+  // responder sends nothing and the initiator, holding no certificate of it, fails.
+  i.send_certreq = false;
+  p.configure(i, r);
+  p.initiate();
+  ASSERT_TRUE(p.refused());
+  bool why = false;
+  for (const auto& l : p.ini->log) why |= l.find("sent no certificate") != std::string::npos;
+  EXPECT_TRUE(why);
+
+  CertPair q;
+  gw = q.pki.issue("gw", KeyType::kEcdsaP256);
+  client = q.pki.issue("client", KeyType::kEcdsaP256);
+  i = q.ini_conn(client);
+  r = q.res_conn(gw);
+  i.send_certreq = false;
+  r.send_cert = SendCert::kAlways;  // what a gateway for iOS clients configures
+  q.configure(i, r);
+  q.initiate();
+  EXPECT_TRUE(q.net.run_until([&] { return q.both_established(); }));
+}
+
+TEST(CertAuthSim, WildcardRemoteIdsMatchSubjectAndSubjectAltName) {
+  CertPair p;
+  auto gw = p.pki.issue("gw.example.test", KeyType::kEcdsaP256, {.san_dns = {"gw.example.test"}});
+  auto client = p.pki.issue("client", KeyType::kEcdsaP256, {.san_email = {"alice@ini.example.test"}});
+  auto i = p.ini_conn(client);
+  auto r = p.res_conn(gw);
+  i.local_id = *ike::Identity::parse("alice@ini.example.test");
+  i.remote_id = *ike::Identity::parse("*.example.test");
+  r.local_id = *ike::Identity::parse("gw.example.test");
+  r.remote_id = *ike::Identity::parse("*@ini.example.test");
+  p.configure(i, r);
+  p.initiate();
+  ASSERT_TRUE(p.net.run_until([&] { return p.both_established(); }));
+  EXPECT_EQ(remote_id_of(*p.res), "alice@ini.example.test");
+  EXPECT_EQ(remote_id_of(*p.ini), "gw.example.test");
+}
+
+TEST(CertAuthSim, IdentityNotInTheCertificateIsRefused) {
+  CertPair p;
+  auto gw = p.pki.issue("gw", KeyType::kEcdsaP256);
+  auto client = p.pki.issue("client", KeyType::kEcdsaP256, {.san_email = {"alice@ini.example.test"}});
+  auto i = p.ini_conn(client);
+  i.local_id = *ike::Identity::parse("mallory@ini.example.test");  // signed, but not its certificate's
+  p.configure(i, p.res_conn(gw));
+  p.initiate();
+  ASSERT_TRUE(p.refused());
+  bool why = false;
+  for (const auto& l : p.res->log) why |= l.find("is not in certificate") != std::string::npos;
+  EXPECT_TRUE(why);
+}
+
+TEST(CertAuthSim, RevokedExpiredAndForeignCertificatesAreRefused) {
+  {
+    CertPair p;
+    auto gw = p.pki.issue("gw", KeyType::kEcdsaP256);
+    auto client = p.pki.issue("client", KeyType::kEcdsaP256, {.serial = 42});
+    auto r = p.res_conn(gw);
+    auto t = p.pki.trust();
+    t->add_crl(crypto::issue_crl(*p.pki.mid.cert, *p.pki.mid.key, {42}));
+    r.trust = t;
+    p.configure(p.ini_conn(client), r);
+    p.initiate();
+    ASSERT_TRUE(p.refused());
+    bool why = false;
+    for (const auto& l : p.res->log) why |= l.find("revoked") != std::string::npos;
+    EXPECT_TRUE(why);
+  }
+  {
+    CertPair p;
+    auto gw = p.pki.issue("gw", KeyType::kEcdsaP256);
+    std::time_t now = std::time(nullptr);
+    auto client = p.pki.issue("client", KeyType::kEcdsaP256, {.not_before = now - 86400 * 10, .not_after = now - 86400});
+    p.configure(p.ini_conn(client), p.res_conn(gw));
+    p.initiate();
+    ASSERT_TRUE(p.refused());
+  }
+  {
+    CertPair p;
+    TestPki other("Other CA");
+    auto gw = p.pki.issue("gw", KeyType::kEcdsaP256);
+    auto client = other.issue("client", KeyType::kEcdsaP256);
+    auto i = p.ini_conn(client);
+    i.local_certs = {client.cert, other.mid.cert};
+    p.configure(i, p.res_conn(gw));
+    p.initiate();
+    ASSERT_TRUE(p.refused());
+  }
+}
+
+TEST(CertAuthSim, ResponderPicksTheConnectionByAuthMethod) {
+  CertPair p;
+  auto gw = p.pki.issue("gw", KeyType::kEcdsaP256);
+  auto client = p.pki.issue("client", KeyType::kEcdsaP256);
+  auto psk_gw = psk_connection("psk-gw", "%any", "res@example.test", "");
+  auto cert_gw = p.res_conn(gw);
+  p.ini->engine->set_connections({p.ini_conn(client)});
+  p.res->engine->set_connections({psk_gw, cert_gw});
+  p.initiate();
+  ASSERT_TRUE(p.net.run_until([&] { return p.both_established(); }));
+  EXPECT_EQ(only_sa(*p.res)->connection_name, "gw");
+}
+
+TEST(CertAuthSim, IdentityInCertificateByKind) {
+  TestPki pki;
+  auto c = pki.issue("gw.example.test", KeyType::kEcdsaP256,
+                     {.san_dns = {"gw.example.test"}, .san_email = {"ops@example.test"}, .san_ip = {"198.51.100.10"}});
+  EXPECT_TRUE(ike::identity_in_certificate(*ike::Identity::parse("C=CH, O=Mobike Test, CN=gw.example.test"), *c.cert));
+  EXPECT_TRUE(ike::identity_in_certificate(*ike::Identity::parse("GW.example.test"), *c.cert));
+  EXPECT_TRUE(ike::identity_in_certificate(*ike::Identity::parse("ops@example.test"), *c.cert));
+  EXPECT_TRUE(ike::identity_in_certificate(*ike::Identity::parse("198.51.100.10"), *c.cert));
+  EXPECT_FALSE(ike::identity_in_certificate(*ike::Identity::parse("198.51.100.11"), *c.cert));
+  EXPECT_FALSE(ike::identity_in_certificate(*ike::Identity::parse("other.example.test"), *c.cert));
+  // A pattern is never an identity a certificate holds.
+  EXPECT_FALSE(ike::identity_in_certificate(*ike::Identity::parse("C=CH, O=Mobike Test, CN=*"), *c.cert));
+}
+
+}  // namespace
+}  // namespace mobike::sim
