@@ -9,7 +9,7 @@
 namespace mobike::control {
 namespace {
 
-constexpr std::array<std::pair<Command, std::string_view>, 14> kCommands = {{
+constexpr std::array<std::pair<Command, std::string_view>, 15> kCommands = {{
     {Command::kListSas, "list-sas"},
     {Command::kInitiate, "initiate"},
     {Command::kTerminate, "terminate"},
@@ -24,6 +24,7 @@ constexpr std::array<std::pair<Command, std::string_view>, 14> kCommands = {{
     {Command::kClusterMove, "cluster-move"},
     {Command::kClusterDrain, "cluster-drain"},
     {Command::kClusterRebalance, "cluster-rebalance"},
+    {Command::kListPools, "list-pools"},
 }};
 
 template <class... Fs>
@@ -123,6 +124,7 @@ Command command_of(const Request& r) {
                         [](const ClusterMoveRequest&) { return Command::kClusterMove; },
                         [](const ClusterDrainRequest&) { return Command::kClusterDrain; },
                         [](const ClusterRebalanceRequest&) { return Command::kClusterRebalance; },
+                        [](const ListPoolsRequest&) { return Command::kListPools; },
                     },
                     r);
 }
@@ -196,6 +198,9 @@ Expected<Request, std::string> request_from_json(const json& j) {
     case Command::kListAddresses:
       if (auto e = unknown_argument(j, name, {})) return unexpected(*e);
       return Request{ListAddressesRequest{}};
+    case Command::kListPools:
+      if (auto e = unknown_argument(j, name, {})) return unexpected(*e);
+      return Request{ListPoolsRequest{}};
     case Command::kSwitchCancel:
       if (auto e = unknown_argument(j, name, {})) return unexpected(*e);
       return Request{SwitchCancelRequest{}};
@@ -582,6 +587,21 @@ std::string format_address_list(const json& addresses) {
     if (a.value("deprecated", false)) out += " deprecated";
     if (a.value("on_loopback", false)) out += " (on a loopback device: used where a connection names it)";
     out += "\n";
+  }
+  return out;
+}
+
+std::string format_pool_list(const json& pools) {
+  if (!pools.is_array() || pools.empty()) return "no pools\n";
+  std::string out;
+  for (const auto& p : pools) {
+    out += p.value("name", "?") + "  " + p.value("first", "?") + " - " + p.value("last", "?") + "  " +
+           std::to_string(p.value("online", 0)) + " online, " + std::to_string(p.value("offline", 0)) +
+           " offline of " + std::to_string(p.value("size", std::uint64_t{0})) + "\n";
+    if (auto it = p.find("leases"); it != p.end() && it->is_array())
+      for (const auto& l : *it)
+        out += "  " + l.value("address", "?") + "  " + (l.value("online", false) ? "online " : "offline") + "  " +
+               l.value("identity", "") + "\n";
   }
   return out;
 }

@@ -10,6 +10,10 @@
 //   {"command": "reload"}
 //   {"command": "update-addresses", "sa": 3}         or  {..., "local": "192.0.2.7"}
 //   {"command": "list-addresses"}                     the host's usable local addresses
+//   {"command": "list-pools"}                         virtual IP pools and their leases:
+//       [{"name": "rw", "first": "10.3.0.1", "last": "10.3.0.254", "size": 254,
+//         "online": 1, "offline": 1, "dns": [...], "split_dns": [...],
+//         "leases": [{"address": "10.3.0.1", "identity": "...", "online": true}, ...]}, ...]
 //   {"command": "switch", "to": "198.51.100.20", "sa": 3}   (or "connection": "c", or
 //       "all": true; optional "rate": SAs started per second, 0 = all at once): the
 //       responder asks the initiators to move to its address "to" (SWITCH_TO_IP_ADDRESS);
@@ -101,7 +105,8 @@ enum class Command : std::uint8_t {
   kClusterStatus,
   kClusterMove,
   kClusterDrain,
-  kClusterRebalance
+  kClusterRebalance,
+  kListPools
 };
 std::string_view command_name(Command c);  // "list-sas", ...
 std::optional<Command> command_from_name(std::string_view name);
@@ -140,6 +145,9 @@ struct UpdateAddressesRequest {
 struct ListAddressesRequest {
   friend bool operator==(const ListAddressesRequest&, const ListAddressesRequest&) = default;
 };
+struct ListPoolsRequest {
+  friend bool operator==(const ListPoolsRequest&, const ListPoolsRequest&) = default;
+};
 // Responder-initiated switch of IKE SAs (exactly one of sa / connection / all).
 struct SwitchRequest {
   std::string to;
@@ -172,7 +180,7 @@ struct ClusterRebalanceRequest {
 using Request = std::variant<ListSasRequest, InitiateRequest, TerminateRequest, RekeyRequest,
                              StatsRequest, ReloadRequest, UpdateAddressesRequest, ListAddressesRequest,
                              SwitchRequest, SwitchCancelRequest, ClusterStatusRequest, ClusterMoveRequest,
-                             ClusterDrainRequest, ClusterRebalanceRequest>;
+                             ClusterDrainRequest, ClusterRebalanceRequest, ListPoolsRequest>;
 
 Command command_of(const Request& r);
 json request_to_json(const Request& r);
@@ -272,5 +280,7 @@ std::string format_cluster_status(const json& status);
 std::string format_address_list(const json& addresses);
 // "key: value" lines, nested objects flattened to "a.b", keys sorted and aligned.
 std::string format_stats(const json& stats);
+// list-pools, as swanctl --list-pools --leases shows them.
+std::string format_pool_list(const json& pools);
 
 }  // namespace mobike::control

@@ -76,10 +76,13 @@ class Loader {
           fail(v, "", key, "expected a [cluster] table, got " + config::type_name(v));
       } else if (key == "connection") {
         connections(v, config.connections);
+      } else if (key == "pool") {
+        pools(v, config.pools);
       } else {
-        unknown(k, "", {"daemon", "cluster", "connection"});
+        unknown(k, "", {"daemon", "cluster", "connection", "pool"});
       }
     }
+    check_pool_names(root, config);
     if (!diagnostics_.empty()) return unexpected(diagnostics_.report());
     return config;
   }
@@ -176,6 +179,57 @@ class Loader {
       fail(*lan_interface, ctx, "lan_interface", "only with return_traffic = \"proxy_arp\"");
     if (hook && !run_hook) fail(*hook, ctx, "hook", "only with return_traffic = \"hook\"");
     return std::move(c.cluster);
+  }
+
+  // --- [[pool]] ----------------------------------------------------------------------
+
+  void pools(const toml::node& v, std::vector<ike::PoolConfig>& out) {
+    auto* a = v.as_array();
+    if (!a) {
+      fail(v, "", "pool", "expected [[pool]] tables, got " + config::type_name(v));
+      return;
+    }
+    std::map<std::string, std::uint32_t> first_line;
+    for (std::size_t i = 0; i < a->size(); ++i) {
+      const toml::node& e = *a->get(i);
+      auto* t = e.as_table();
+      if (!t) {
+        fail(e, "", "pool", "expected a table, got " + config::type_name(e));
+        continue;
+      }
+      ike::PoolConfig p;
+      std::string ctx = "pool #" + std::to_string(i + 1) + ": ";
+      read_name(*t, config::pool_keys(), ctx, p);
+      if (!p.name.empty()) ctx = "pool '" + p.name + "': ";
+      apply(*t, config::pool_keys(), ctx, p, {"name"});
+      if (!t->get("addrs")) diagnostics_.fail(t->source(), ctx, "addrs", "required");
+      if (p.name.empty()) continue;
+      auto [it, inserted] = first_line.emplace(p.name, t->source().begin.line);
+      if (!inserted) {
+        fail(*t->get("name"), ctx, "name",
+             "duplicate pool name '" + p.name + "' (first defined at line " + std::to_string(it->second) + ")");
+        continue;
+      }
+      out.push_back(std::move(p));
+    }
+  }
+
+  // A connection's pools must exist (a typo would leave clients without addresses).
+  void check_pool_names(const toml::table& root, const Config& config) {
+    auto* conns = root.get_as<toml::array>("connection");
+    if (!conns) return;
+    for (const auto& e : *conns) {
+      auto* t = e.as_table();
+      const toml::node* n = t ? t->get("pools") : nullptr;
+      auto name = t ? t->get_as<std::string>("name") : nullptr;
+      if (!n || !name) continue;
+      for (const auto& c : config.connections) {
+        if (c.name != name->get()) continue;
+        for (const auto& pool : c.pools)
+          if (std::none_of(config.pools.begin(), config.pools.end(), [&](const auto& p) { return p.name == pool; }))
+            fail(*n, "connection '" + c.name + "': ", "pools", "no [[pool]] named '" + pool + "'");
+      }
+    }
   }
 
   // --- [[connection]] ----------------------------------------------------------------

@@ -26,6 +26,7 @@
 #include "cluster/switch_sender.h"
 #include "common/expected.h"
 #include "common/ip_address.h"
+#include "ike/address_pool.h"
 #include "ike/connection.h"
 
 namespace mobike::daemon {
@@ -90,6 +91,7 @@ struct Config {
   // Set by a [cluster] table; without one the daemon runs alone.
   std::optional<ClusterConfig> cluster;
   std::vector<ike::ConnectionConfig> connections;
+  std::vector<ike::PoolConfig> pools;  // [[pool]]: virtual IPs for clients
 };
 
 inline constexpr std::string_view kDefaultIkeProposals = "aes128gcm16-prfsha256-x25519";

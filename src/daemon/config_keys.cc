@@ -779,6 +779,21 @@ constexpr Key<C> kConnectionKeys[] = {
        else
          v.fail("unknown value '" + *s + "' (expected \"always\", \"ifasked\" or \"never\")");
      }},
+    {.name = "pools",
+     .example = R"(["rw"])",
+     .doc = "gateway: [[pool]] names that answer a client's request for a virtual IP, in order",
+     .parse =
+         [](const Value& v, C& c) {
+           auto list = v.strings();
+           if (!list) return;
+           for (const auto& item : *list) {
+             if (valid_name(item.text))
+               c.conn.pools.push_back(item.text);
+             else
+               v.fail_at(*item.node, "'" + item.text + "' is not a pool name");
+           }
+         },
+     },
     {"send_certreq", "true", "ask for the peer's certificate (CERTREQ naming our cacerts)",
      [](const Value& v, C& c) {
        if (auto b = v.boolean()) c.conn.send_certreq = *b;
@@ -920,11 +935,59 @@ constexpr Key<K> kChildKeys[] = {
      [](const Value& v, K& k) { packet_count(v, k.life_packets); }},
 };
 
+// --- [[pool]] --------------------------------------------------------------------------
+
+constexpr Key<ike::PoolConfig> kPoolKeys[] = {
+    {"name", R"("rw")", "required, unique; connections name it in pools",
+     [](const Value& v, ike::PoolConfig& p) { name(v, p.name); }},
+    {"addrs", R"("10.3.0.0/24")", "required: a prefix (network and broadcast left out) or a range \"10.3.0.10-10.3.0.99\"; IPv6 within a /64",
+     [](const Value& v, ike::PoolConfig& p) {
+       auto s = v.string();
+       if (!s) return;
+       std::string error;
+       auto parsed = ike::PoolConfig::parse_range(p.name, *s, error);
+       if (!parsed) {
+         v.fail(error);
+         return;
+       }
+       p.first = parsed->first;
+       p.last = parsed->last;
+     }},
+    {"dns", R"(["10.3.0.1"])", "DNS servers sent with an address of this pool (INTERNAL_IP4/6_DNS)",
+     [](const Value& v, ike::PoolConfig& p) {
+       auto list = v.strings();
+       if (!list) return;
+       for (const auto& item : *list) {
+         if (auto a = IpAddress::parse(item.text))
+           p.dns.push_back(*a);
+         else
+           v.fail_at(*item.node, "'" + item.text + "' is not an IP address");
+       }
+     }},
+    {"split_dns", R"(["corp.example.org"])", "domains the client resolves through those servers (INTERNAL_DNS_DOMAIN, RFC 8598)",
+     [](const Value& v, ike::PoolConfig& p) {
+       auto list = v.strings();
+       if (!list) return;
+       for (const auto& item : *list) {
+         std::string d = item.text;
+         if (!d.empty() && d.back() == '.') d.pop_back();
+         bool ok = !d.empty() && d.size() <= 253 && std::all_of(d.begin(), d.end(), [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+         });
+         if (ok)
+           p.dns_domains.push_back(d);
+         else
+           v.fail_at(*item.node, "'" + item.text + "' is not a domain name");
+       }
+     }},
+};
+
 }  // namespace
 
 std::span<const Key<DaemonConfig>> daemon_keys() { return kDaemonKeys; }
 std::span<const Key<ClusterDraft>> cluster_keys() { return kClusterKeys; }
 std::span<const Key<ConnectionDraft>> connection_keys() { return kConnectionKeys; }
 std::span<const Key<ike::ChildConfig>> child_keys() { return kChildKeys; }
+std::span<const Key<ike::PoolConfig>> pool_keys() { return kPoolKeys; }
 
 }  // namespace mobike::daemon::config

@@ -60,6 +60,7 @@ std::span<const Key<DaemonConfig>> daemon_keys();
 std::span<const Key<ClusterDraft>> cluster_keys();
 std::span<const Key<ConnectionDraft>> connection_keys();
 std::span<const Key<ike::ChildConfig>> child_keys();
+std::span<const Key<ike::PoolConfig>> pool_keys();
 
 template <typename Target>
 const Key<Target>* find_key(std::span<const Key<Target>> keys, std::string_view name) {

@@ -34,6 +34,8 @@ std::string config_reference() {
   out += "\n";
   render(out, "[cluster]", "", config::cluster_keys());
   out += "\n";
+  render(out, "[[pool]]", "", config::pool_keys());
+  out += "\n";
   render(out, "[[connection]]", "", config::connection_keys());
   out += "\n";
   render(out, "[[connection.child]]", "  ", config::child_keys());

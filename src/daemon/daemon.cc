@@ -64,6 +64,7 @@ Daemon::Daemon(Config config, std::string config_path)
   mobike.path_timeout = config_.daemon.mobike_path_timeout;
   mobility::install(engine_, mobike);
   engine_.set_connections(config_.connections);
+  engine_.set_pools(config_.pools);
 }
 
 Daemon::~Daemon() {
@@ -453,6 +454,8 @@ Expected<void, std::string> Daemon::reload() {
   if (!cfg) return unexpected(cfg.error());
   config_.connections = cfg->connections;
   engine_.set_connections(std::move(cfg->connections));
+  config_.pools = cfg->pools;
+  engine_.set_pools(std::move(cfg->pools));
   install_traps();
   spdlog::info("configuration reloaded: {} connections", config_.connections.size());
   return {};
@@ -544,6 +547,25 @@ json Daemon::handle_now(const control::Request& req) {
           response = switch_.cancel();
         } else if constexpr (std::is_same_v<T, control::ListAddressesRequest>) {
           result = addresses_.view();
+        } else if constexpr (std::is_same_v<T, control::ListPoolsRequest>) {
+          result = json::array();
+          for (const auto& [name, pool] : engine_.pools()) {
+            json leases = json::array();
+            for (const auto& l : pool->leases())
+              leases.push_back({{"address", l.address.to_string()}, {"identity", l.identity}, {"online", l.online}});
+            json dns = json::array(), domains = json::array();
+            for (const auto& a : pool->config().dns) dns.push_back(a.to_string());
+            for (const auto& dom : pool->config().dns_domains) domains.push_back(dom);
+            result.push_back({{"name", name},
+                              {"first", pool->config().first.to_string()},
+                              {"last", pool->config().last.to_string()},
+                              {"size", pool->size()},
+                              {"online", pool->online()},
+                              {"offline", leases.size() - pool->online()},
+                              {"dns", dns},
+                              {"split_dns", domains},
+                              {"leases", leases}});
+          }
         } else if constexpr (std::is_same_v<T, control::ClusterStatusRequest>) {
           result = cluster_->status();
           if (return_path_) {

@@ -186,7 +186,14 @@ std::optional<ChildSa> respond_child(IkeSa& sa, Services& s, const std::vector<P
     // Without configured remote selectors the peer's own address is meant; behind a NAT
     // we only know its translated one, so accept the single host it offers instead.
     TsList allowed_remote = ts_from_config(cc.remote_ts, sa.remote.address);
-    if (cc.remote_ts.empty() && sa.nat_remote) {
+    if (cc.remote_ts.empty() && !sa.remote_vips.empty()) {
+      // "dynamic" for a client with virtual IPs: those addresses, not its outer one.
+      allowed_remote.clear();
+      for (const auto& v : sa.remote_vips) {
+        auto host = ts_from_config({}, v);
+        allowed_remote.insert(allowed_remote.end(), host.begin(), host.end());
+      }
+    } else if (cc.remote_ts.empty() && sa.nat_remote) {
       allowed_remote.clear();
       for (const auto& t : tsi->selectors)
         if (t.start_address == t.end_address) allowed_remote.push_back(t);

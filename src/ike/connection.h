@@ -81,6 +81,11 @@ struct ConnectionConfig {
   SendCert send_cert = SendCert::kIfAsked;
   bool send_certreq = true;
   bool rsa_pss = false;  // sign with RSA-PSS (RFC 7427) rather than PKCS#1 v1.5
+  // Gateway: the address pools a client's CFG_REQUEST is answered from, in order.
+  std::vector<std::string> pools;
+  // Client: virtual IPs to ask for (0.0.0.0 / :: for any of that family); the first
+  // child's "dynamic" local selectors become the addresses assigned.
+  std::vector<IpAddress> vips;
   std::vector<wire::Proposal> ike_proposals;  // protocol IKE, no SPI
   std::vector<ChildConfig> children;
   Duration dpd_delay{std::chrono::seconds(30)};  // 0 = no liveness checks

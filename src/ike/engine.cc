@@ -40,6 +40,21 @@ void Engine::set_connections(std::vector<ConnectionConfig> connections) {
   for (auto& c : connections) connections_.push_back(std::make_unique<ConnectionConfig>(std::move(c)));
 }
 
+void Engine::set_pools(std::vector<PoolConfig> pools) {
+  std::map<std::string, std::unique_ptr<AddressPool>> next;
+  for (auto& p : pools) {
+    auto pool = std::make_unique<AddressPool>(std::move(p));
+    if (auto it = pools_.find(pool->config().name); it != pools_.end()) pool->adopt_leases(*it->second);
+    next[pool->config().name] = std::move(pool);
+  }
+  pools_ = std::move(next);
+}
+
+AddressPool* Engine::pool(const std::string& name) {
+  auto it = pools_.find(name);
+  return it == pools_.end() ? nullptr : it->second.get();
+}
+
 std::vector<const ConnectionConfig*> Engine::connections() const {
   std::vector<const ConnectionConfig*> out;
   for (const auto& c : connections_) out.push_back(c.get());
@@ -101,6 +116,14 @@ IkeSa& Engine::spawn_rekeyed(IkeSa& old, bool initiator, std::uint64_t spi_i, st
   sa.mid_sync = old.mid_sync;
   sa.replay_sync = old.replay_sync;
   sa.remote_id = old.remote_id;
+  // The new SA holds the peer's virtual IPs too; the old one lets go when it ends.
+  sa.remote_vips = old.remote_vips;
+  sa.local_vips = old.local_vips;
+  sa.dns_servers = old.dns_servers;
+  sa.dns_domains = old.dns_domains;
+  for (const auto& a : sa.remote_vips)
+    for (auto& [name, pool] : pools_)
+      if (pool->contains(a)) pool->retain(a);
   if (mobility_) mobility_->inherit(old, sa);
   sa.state = IkeState::kEstablished;
   sa.established_at = now_;
@@ -705,6 +728,10 @@ void Engine::kill(IkeSa& sa, bool failed, const std::string& why) {
   sa.doomed = true;
   for (const auto& c : sa.children) emit_child_delete(sa, c, *this);
   sa.children.clear();
+  for (const auto& a : sa.remote_vips)
+    for (auto& [name, pool] : pools_)
+      if (pool->contains(a)) pool->release(a);
+  sa.remote_vips.clear();
   if (sa.active) sa.active->abort(sa, *this);
   for (auto& t : sa.queue) t->abort(sa, *this);
   if (sa.half_open) {

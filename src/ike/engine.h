@@ -14,6 +14,7 @@
 
 #include "common/expected.h"
 #include "crypto/random.h"
+#include "ike/address_pool.h"
 #include "ike/connection.h"
 #include "ike/ike_sa.h"
 #include "ike/mobility.h"
@@ -36,6 +37,9 @@ class Engine final : private Services {
   // their old definition until they end.
   void set_connections(std::vector<ConnectionConfig> connections);
   const std::vector<std::unique_ptr<ConnectionConfig>>& connections_list() const { return connections_; }
+  // Replaces the virtual IP pools; a pool whose range stays keeps its leases.
+  void set_pools(std::vector<PoolConfig> pools);
+  const std::map<std::string, std::unique_ptr<AddressPool>>& pools() const { return pools_; }
 
   // --- inputs
   // An IKE datagram (non-ESP marker already removed) that arrived at `local` from `remote`.
@@ -79,6 +83,7 @@ class Engine final : private Services {
   // Installs the address-mobility extension (src/mobility) before any SA exists.
   void set_mobility(std::unique_ptr<Mobility> mobility) { mobility_ = std::move(mobility); }
   Mobility* mobility() override { return mobility_.get(); }
+  AddressPool* pool(const std::string& name) override;
   // Runs f(IkeSa&, Services&) -> bool on a live IKE SA at `now`, then re-arms its
   // timers: the way extensions act on one SA from outside. False if there is no such SA.
   template <class F>
@@ -242,6 +247,7 @@ class Engine final : private Services {
   std::uint64_t last_child_id_ = 0;
   Bytes cookie_secret_;
   std::unique_ptr<Mobility> mobility_;
+  std::map<std::string, std::unique_ptr<AddressPool>> pools_;
   IkeSa* responding_ = nullptr;  // handle_request() is building this SA's response
   std::vector<HostAddress> local_addresses_;
   std::vector<IpAddress> cluster_addresses_;

@@ -2,6 +2,7 @@
 
 #include "ike/authenticator.h"
 #include "ike/child_sa.h"
+#include "ike/config_payload.h"
 #include "ike/mobility.h"
 #include "ike/proposal_select.h"
 #include "ike/protection.h"
@@ -86,12 +87,21 @@ std::optional<std::vector<Payload>> IkeAuthTask::build_request(IkeSa& sa, Servic
   if (c.remote_id && !c.remote_id->is_pattern()) out.push_back(id_payload(PayloadType::kIdr, *c.remote_id));
   for (auto& p : auth)
     if (p.type == PayloadType::kAuth) out.push_back(std::move(p));
+  if (auto cp = config_request(c)) out.push_back(std::move(*cp));
   if (auto* m = s.mobility(); m && c.mobike) m->auth_payloads(sa, s, out);
   add_ha_claims(sa, s, out);
   if (!c.children.empty()) {
     child_config_ = &c.children.front();
     if (!spi_in_) spi_in_ = allocate_spi(s);
     ts_local_ = ts_from_config(child_config_->local_ts, sa.local.address);
+    if (!c.vips.empty() && child_config_->local_ts.empty()) {
+      // Whatever the gateway assigns: it narrows these to the virtual IPs.
+      ts_local_.clear();
+      for (const auto& v : c.vips) {
+        auto all = ts_from_config({IpPrefix{v.is_v4() ? *IpAddress::parse("0.0.0.0") : *IpAddress::parse("::"), 0}}, v);
+        ts_local_.insert(ts_local_.end(), all.begin(), all.end());
+      }
+    }
     ts_remote_ = ts_from_config(child_config_->remote_ts, sa.remote.address);
     out.push_back({PayloadType::kSa, wire::SaPayload{esp_offer(*child_config_, spi_in_, false)}});
     out.push_back({PayloadType::kTsi, wire::TsPayload{ts_local_}});
@@ -124,6 +134,12 @@ TaskResult IkeAuthTask::process_response(IkeSa& sa, Services& s, const std::vect
     return TaskResult::kFailed;
   }
   sa.remote_id = idr;
+  note_config_reply(sa, payloads);
+  if (!c.vips.empty() && sa.local_vips.empty()) {
+    s.log(LogLevel::kWarn, &sa, "the gateway assigned no virtual IP");
+    return TaskResult::kFailed;
+  }
+  for (const auto& v : sa.local_vips) s.log(LogLevel::kInfo, &sa, "virtual IP " + v.to_string() + " assigned");
   note_ha_claims(sa, payloads);
   sa.mid_sync = c.ha_sync && sa.peer_mid_sync;
   sa.replay_sync = c.ha_sync && sa.peer_replay_sync;
@@ -212,6 +228,7 @@ AuthResponse respond_ike_auth(IkeSa& sa, Services& s, const std::vector<Payload>
 
   r.payloads.push_back(id_payload(PayloadType::kIdr, cfg->local_id));
   for (auto& p : own_auth) r.payloads.push_back(std::move(p));
+  if (auto cp = respond_config_request(sa, s, request)) r.payloads.push_back(std::move(*cp));
   if (mobility && sa.peer_mobike) mobility->auth_payloads(sa, s, r.payloads);
   add_ha_claims(sa, s, r.payloads);
   mark_established(sa, s);

@@ -116,6 +116,12 @@ struct IkeSa {
   // and whether it sent CERTREQ (send_cert = "ifasked").
   std::uint8_t peer_sig_hashes = 0;
   bool certreq_received = false;
+  // Virtual IPs we assigned to the peer from our pools (RFC 7296 §3.15), and those the
+  // gateway assigned to us with its DNS servers and split-DNS domains.
+  std::vector<IpAddress> remote_vips;
+  std::vector<IpAddress> local_vips;
+  std::vector<IpAddress> dns_servers;
+  std::vector<std::string> dns_domains;
   // RFC 6311 in IKE_AUTH (IKEV2_MESSAGE_ID_SYNC_SUPPORTED,
   // IPSEC_REPLAY_COUNTER_SYNC_SUPPORTED): what the peer claimed, and what both claimed
   // (only those may be used: what a cluster can do for this SA when its node fails).

@@ -18,6 +18,8 @@ struct ChildSa;
 class Task;
 class Mobility;
 
+class AddressPool;
+
 class Services {
  public:
   virtual ~Services() = default;
@@ -44,6 +46,8 @@ class Services {
   virtual void retire(IkeSa& sa, const std::string& why) = 0;
   // The address-mobility extension, if one is installed (see ike/mobility.h).
   virtual Mobility* mobility() = 0;
+  // A gateway's virtual IP pool by name (Engine::set_pools); nullptr if none.
+  virtual AddressPool* pool(const std::string& name) = 0;
   // The host's usable addresses, as last told by the daemon (empty: unknown). Which of
   // them a connection may use is mobility::usable_local_addresses().
   virtual const std::vector<HostAddress>& local_addresses() const = 0;

@@ -6,7 +6,7 @@
 //   mobikectl rekey --ike ID | rekey --child ID
 //   mobikectl stats [--json]
 //   mobikectl reload
-//   mobikectl update-addresses --sa ID [--local ADDR] | list-addresses [--json]
+//   mobikectl update-addresses --sa ID [--local ADDR] | list-addresses [--json] | list-pools [--json]
 //   mobikectl switch --to ADDR (--sa ID | --conn NAME | --all) [--rate N] [--json]
 //   mobikectl switch --cancel [--json]
 //   mobikectl cluster status [--json] | move --sa ID --to NODE | drain [NODE] | rebalance
@@ -138,6 +138,8 @@ int main(int argc, char** argv) {
 
   auto* addresses = app.add_subcommand("list-addresses", "show the host's usable local addresses (MOBIKE's set)");
   addresses->add_flag("--json", json_out, "print mobiked's JSON");
+  auto* pools = app.add_subcommand("list-pools", "show the virtual IP pools and their leases");
+  pools->add_flag("--json", json_out, "print mobiked's JSON");
 
   CLI11_PARSE(app, argc, argv);
 
@@ -163,6 +165,8 @@ int main(int argc, char** argv) {
     request = control::ReloadRequest{};
   } else if (addresses->parsed()) {
     request = control::ListAddressesRequest{};
+  } else if (pools->parsed()) {
+    request = control::ListPoolsRequest{};
   } else if (sw->parsed() && switch_cancel) {
     if (*sw_to || *sw_sa || *sw_conn || *sw_all) return fail("switch --cancel takes no other option");
     request = control::SwitchCancelRequest{};
@@ -250,6 +254,11 @@ int main(int argc, char** argv) {
       std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
     else
       std::cout << control::format_address_list(result);
+  } else if (pools->parsed()) {
+    if (json_out)
+      std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+    else
+      std::cout << control::format_pool_list(result);
   } else if (json_out) {
     std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
   } else {

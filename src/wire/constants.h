@@ -85,6 +85,16 @@ enum class TsType : std::uint8_t { kIpv4AddrRange = 7, kIpv6AddrRange = 8 };
 // CERT / CERTREQ encodings (RFC 7296 §3.6).
 inline constexpr std::uint8_t kCertX509Signature = 4;
 
+// Configuration attributes (RFC 7296 §3.15.1, RFC 8598).
+enum class CfgAttribute : std::uint16_t {
+  kInternalIp4Address = 1,
+  kInternalIp4Netmask = 2,
+  kInternalIp4Dns = 3,
+  kInternalIp6Address = 8,
+  kInternalIp6Dns = 10,
+  kInternalDnsDomain = 25,
+};
+
 enum class CfgType : std::uint8_t { kRequest = 1, kReply = 2, kSet = 3, kAck = 4 };
 
 // Notify message types (RFC 7296 §3.10.1, RFC 4555 §4, RFC 6311, and ours).
