@@ -15,7 +15,7 @@ using ike::IkeSaSnapshot;
 
 // Bounds that no real SA comes near; they keep a corrupt length from allocating much.
 constexpr std::size_t kMaxField = 4096;            // keys, identities, NAT-D hash, SPIs
-constexpr std::size_t kMaxResponse = 1u << 17;     // a cached IKE response (fragments excluded)
+constexpr std::size_t kMaxResponse = 1u << 17;     // one datagram of a cached IKE response
 constexpr std::size_t kMaxList = 256;              // transforms, selectors, Child SAs
 constexpr std::size_t kMaxWindowWords = (1u << 20) / 64;  // esp::ReplayWindow::kMaxSize
 
@@ -184,6 +184,8 @@ Bytes encode_snapshot(const IkeSaSnapshot& s) {
   o.flag(s.peer_replay_sync);
   o.flag(s.mid_sync);
   o.flag(s.replay_sync);
+  o.flag(s.peer_fragmentation);
+  o.flag(s.fragmentation);
   o.bytes(s.nat_d_dest_seen);
   o.flag(s.remote_id.has_value());
   if (s.remote_id) {
@@ -194,7 +196,8 @@ Bytes encode_snapshot(const IkeSaSnapshot& s) {
   for (const Bytes* k : {&s.sk_d, &s.sk_ai, &s.sk_ar, &s.sk_ei, &s.sk_er}) o.bytes(*k);
   o.u32(s.next_request_mid);
   o.u32(s.expected_peer_mid);
-  o.bytes(s.last_response);
+  o.u16(static_cast<std::uint16_t>(s.last_response.size()));
+  for (const auto& d : s.last_response) o.bytes(d);
   o.endpoint(s.last_response_to);
   o.flag(s.last_response_redirected);
   o.u64(s.last_request_hash);
@@ -260,6 +263,10 @@ Expected<IkeSaSnapshot, std::string> decode_snapshot(ByteView data) {
     s.mid_sync = in.flag();
     s.replay_sync = in.flag();
   }
+  if (version >= 4) {
+    s.peer_fragmentation = in.flag();
+    s.fragmentation = in.flag();
+  }
   s.nat_d_dest_seen = in.bytes();
   if (in.flag()) {
     ike::Identity id;
@@ -271,7 +278,12 @@ Expected<IkeSaSnapshot, std::string> decode_snapshot(ByteView data) {
   for (Bytes* k : {&s.sk_d, &s.sk_ai, &s.sk_ar, &s.sk_ei, &s.sk_er}) *k = in.bytes();
   s.next_request_mid = in.u32();
   s.expected_peer_mid = in.u32();
-  s.last_response = in.bytes(kMaxResponse);
+  if (version >= 4) {
+    s.last_response.resize(in.count());
+    for (auto& d : s.last_response) d = in.bytes(kMaxResponse);
+  } else if (Bytes one = in.bytes(kMaxResponse); !one.empty()) {
+    s.last_response.push_back(std::move(one));
+  }
   s.last_response_to = in.endpoint();
   s.last_response_redirected = in.flag();
   s.last_request_hash = in.u64();

@@ -444,6 +444,12 @@ constexpr Key<D> kDaemonKeys[] = {
      [](const Value& v, D& d) {
        if (auto dur = v.duration()) d.mobike_path_timeout = *dur;
      }},
+    {"fragment_size", "1280", "octets of IP packet an IKE message may fill; larger protected ones leave as RFC 7383 fragments (strongSwan's charon.fragment_size), 576..65535",
+     [](const Value& v, D& d) {
+       // 576: every IPv4 host reassembles that much (RFC 791); less leaves a fragment
+       // little room beside its headers, IV and ICV.
+       if (auto n = v.integer(576, 65535)) d.fragment_size = static_cast<std::size_t>(*n);
+     }},
 };
 
 // --- [cluster] ---------------------------------------------------------------------------
@@ -837,6 +843,10 @@ constexpr Key<C> kConnectionKeys[] = {
     {"nat_traversal", "true", "false: no NAT detection; MOBIKE updates carry NO_NATS_ALLOWED",
      [](const Value& v, C& c) {
        if (auto b = v.boolean()) c.conn.nat_traversal = *b;
+     }},
+    {"fragmentation", "true", "RFC 7383 IKE fragmentation: yes as strongSwan's `fragmentation = yes`",
+     [](const Value& v, C& c) {
+       if (auto b = v.boolean()) c.conn.fragmentation = *b;
      }},
     {"return_routability", R"("always")", R"(MOBIKE responder: "always", "unannounced" or "never")",
      [](const Value& v, C& c) {

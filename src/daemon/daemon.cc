@@ -42,6 +42,7 @@ ike::EngineConfig engine_config(const DaemonConfig& d, const std::optional<Clust
   e.half_open_timeout = d.half_open_timeout;
   e.keepalive_interval = d.keepalive_interval;
   e.switch_notify_type = d.switch_notify_type;
+  e.fragment_size = d.fragment_size;
   return e;
 }
 

@@ -90,6 +90,9 @@ json stats_view(const ike::Engine& engine, const IoCounters& io, const AddressFo
                 {"sync", s.dropped_sync},
                 {"oversize", io.oversize_datagrams}}},
               {"retransmits", {{"sent", s.retransmits_sent}, {"answered", s.retransmits_answered}}},
+              // RFC 7383: SKF datagrams sent and kept, messages reassembled, fragments dropped.
+              {"fragments", {{"sent", s.fragments_sent}, {"received", s.fragments_received},
+                             {"reassembled", s.reassembled}, {"dropped", s.dropped_fragment}}},
               {"cookies_sent", s.cookies_sent},
               {"keepalives_in", io.keepalives_in},
               {"address_changes", addresses.address_changes},

@@ -95,6 +95,9 @@ struct ConnectionConfig {
   bool encap_force = false;  // pretend a NAT (RFC 7296 §2.23 fake NAT-D)
   // false: no NAT detection; MOBIKE updates carry NO_NATS_ALLOWED (RFC 4555 §3.9).
   bool nat_traversal = true;
+  // RFC 7383: announce IKEV2_FRAGMENTATION_SUPPORTED in IKE_SA_INIT and fragment large
+  // protected messages for a peer that announced it too.
+  bool fragmentation = true;
   // MOBIKE responder: when to check that the initiator's new address really reaches it
   // (COOKIE2, RFC 4555 §3.7) before moving the Child SAs there.
   ReturnRoutability return_routability = ReturnRoutability::kAlways;

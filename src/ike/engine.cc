@@ -6,6 +6,7 @@
 #include "crypto/prf.h"
 #include "ike/child_sa.h"
 #include "ike/create_child.h"
+#include "ike/fragmentation.h"
 #include "ike/ike_rekey.h"
 #include "ike/ike_auth.h"
 #include "ike/ike_init.h"
@@ -110,6 +111,9 @@ IkeSa& Engine::spawn_rekeyed(IkeSa& old, bool initiator, std::uint64_t spi_i, st
   sa.nat_remote = old.nat_remote;
   sa.peer_mobike = old.peer_mobike;
   sa.peer_nat_d = old.peer_nat_d;
+  // RFC 7383 support is the peer's, agreed once in IKE_SA_INIT: it stays with the rekeyed SA.
+  sa.peer_fragmentation = old.peer_fragmentation;
+  sa.fragmentation = old.fragmentation;
   // RFC 6311's capabilities belong to the IKE SA, rekeyed or not.
   sa.peer_mid_sync = old.peer_mid_sync;
   sa.peer_replay_sync = old.peer_replay_sync;
@@ -268,7 +272,7 @@ void Engine::handle_init_request(const Endpoint& local, const Endpoint& remote, 
   if (auto it = init_index_.find(key); it != init_index_.end()) {
     if (IkeSa* sa = find_by_spi(it->second); sa && !sa->last_response.empty()) {
       stats_.retransmits_answered++;
-      send(*sa, local, remote, sa->last_response);
+      send_all(*sa, local, remote, sa->last_response);
     }
     return;
   }
@@ -308,7 +312,7 @@ void Engine::handle_init_request(const Endpoint& local, const Endpoint& remote, 
   }
   Bytes resp = build_message(sa, ExchangeType::kIkeSaInit, true, 0, r.payloads, random_);
   sa.init_response = resp;
-  sa.last_response = resp;
+  sa.last_response = {resp};
   sa.last_request_hash = request_hash(data);
   sa.expected_peer_mid = 1;
   init_index_[key] = sa.local_spi();
@@ -320,8 +324,15 @@ void Engine::handle_init_request(const Endpoint& local, const Endpoint& remote, 
 void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& remote, const wire::Message& m,
                             ByteView data) {
   std::uint32_t mid = m.header.message_id;
-  const std::uint64_t this_hash = request_hash(data);
+  std::uint64_t this_hash = request_hash(data);
+  const auto* fragment = fragment_of(m);
   if (sa.expected_peer_mid > 0 && mid == sa.expected_peer_mid - 1 && !sa.last_response.empty()) {
+    // RFC 7383 §2.6.1: of a retransmitted fragmented request only fragment 1 is
+    // answered (its hash was kept), else one retransmission would be answered per fragment.
+    if (fragment && fragment->fragment_number != 1) {
+      stats_.dropped_fragment++;
+      return;
+    }
     if (this_hash != sa.last_request_hash) {
       stats_.dropped_bad_message_id++;
       return;
@@ -332,14 +343,23 @@ void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& re
     // sent there would never arrive.
     stats_.retransmits_answered++;
     bool redirect = sa.last_response_redirected && sa.last_response_to == sa.remote;
-    send(sa, local, redirect ? sa.last_response_to : remote, sa.last_response);
+    send_all(sa, local, redirect ? sa.last_response_to : remote, sa.last_response);
     return;
   }
   if (mid != sa.expected_peer_mid) {
     stats_.dropped_bad_message_id++;
     return;
   }
-  auto opened = open_message(sa, m, data);
+  auto opened = fragment ? take_fragment(sa, sa.reassembly_request, m, data) : open_message(sa, m, data);
+  if (fragment) {
+    // Until the last fragment is in, there is nothing to process (or the fragment was
+    // dropped and counted); then the message is the whole one and so is its identity.
+    if (!opened && opened.error().error == OpenError::kIncomplete) return;
+    if (opened || opened.error().error != OpenError::kIntegrity) {
+      this_hash = sa.reassembly_request->first_hash;
+      sa.reassembly_request.reset();
+    }
+  }
   if (!opened) {
     if (opened.error().error == OpenError::kIntegrity || opened.error().error == OpenError::kNotProtected) {
       stats_.dropped_integrity++;
@@ -352,12 +372,11 @@ void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& re
       err.push_back(wire::make_notify(NotifyType::kUnsupportedCriticalPayload, Bytes{opened.error().critical_type}));
     else
       err.push_back(wire::make_notify(NotifyType::kInvalidSyntax));
-    Bytes resp = build_message(sa, m.header.exchange, true, mid, err, random_);
-    sa.last_response = resp;
+    sa.last_response = build(sa, m.header.exchange, true, mid, err);
     sa.last_response_redirected = false;
     sa.last_request_hash = this_hash;
     sa.expected_peer_mid++;
-    send(sa, local, remote, std::move(resp));
+    send_all(sa, local, remote, sa.last_response);
     if (m.header.exchange == ExchangeType::kIkeAuth) kill(sa, true, "malformed IKE_AUTH");
     return;
   }
@@ -432,13 +451,12 @@ void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& re
       stats_.dropped_unexpected++;
       return;
   }
-  Bytes resp = build_message(sa, m.header.exchange, true, mid, response, random_);
-  sa.last_response = resp;
+  sa.last_response = build(sa, m.header.exchange, true, mid, response);
   sa.last_response_to = respond_to;
   sa.last_response_redirected = respond_to != remote;
   sa.last_request_hash = this_hash;
   sa.expected_peer_mid++;
-  send(sa, local, respond_to, std::move(resp));
+  send_all(sa, local, respond_to, sa.last_response);
   responding_ = nullptr;
   if (kill_after) {
     kill(sa, failed, why);
@@ -457,7 +475,8 @@ void Engine::handle_response(IkeSa& sa, const Endpoint& local, const Endpoint& r
     // tell path probing which paths work.
     if (mobility_ && m.header.exchange == ExchangeType::kInformational &&
         mobility_->wants_late_response(sa, m.header.message_id)) {
-      if (open_message(sa, m, data)) {
+      // Any authentic fragment of the answer shows that the path works.
+      if (fragment_of(m) ? open_fragment(sa, m, data).has_value() : open_message(sa, m, data).has_value()) {
         mobility_->late_response(sa, *this, local, remote);
         return;
       }
@@ -475,7 +494,12 @@ void Engine::handle_response(IkeSa& sa, const Endpoint& local, const Endpoint& r
       sa.init_response.assign(data.begin(), data.end());
     }
   } else {
-    auto opened = open_message(sa, m, data);
+    const bool fragment = fragment_of(m) != nullptr;
+    auto opened = fragment ? take_fragment(sa, sa.reassembly_response, m, data) : open_message(sa, m, data);
+    if (fragment) {
+      if (!opened && opened.error().error == OpenError::kIncomplete) return;
+      if (opened || opened.error().error != OpenError::kIntegrity) sa.reassembly_response.reset();
+    }
     if (!opened) {
       if (opened.error().error == OpenError::kIntegrity || opened.error().error == OpenError::kNotProtected)
         stats_.dropped_integrity++;
@@ -561,8 +585,8 @@ void Engine::send_request(IkeSa& sa, std::unique_ptr<Task> task, const std::vect
     sa.active_mid = *fixed;
   else
     sa.active_mid = sa.next_request_mid++;
-  Bytes msg = build_message(sa, task->exchange(), false, sa.active_mid, payloads, random_);
-  if (task->exchange() == ExchangeType::kIkeSaInit) sa.init_request = msg;
+  std::vector<Bytes> msg = build(sa, task->exchange(), false, sa.active_mid, payloads);
+  if (task->exchange() == ExchangeType::kIkeSaInit) sa.init_request = msg.front();
   log(LogLevel::kDebug, &sa, std::string("sending ") + task->name() + " request " + std::to_string(sa.active_mid));
   sa.active = std::move(task);
   sa.active_request = std::move(msg);
@@ -576,7 +600,7 @@ void Engine::send_request(IkeSa& sa, std::unique_ptr<Task> task, const std::vect
 void Engine::send_active(IkeSa& sa) {
   if (sa.active_request.empty()) return;  // adopted: the other node sent it
   if (mobility_ && sa.state != IkeState::kConnecting && mobility_->transmit(sa, *this)) return;
-  send(sa, sa.local, sa.remote, sa.active_request);
+  send_all(sa, sa.local, sa.remote, sa.active_request);
 }
 
 void Engine::set_local_addresses(std::vector<HostAddress> addresses, TimePoint now) {
@@ -596,7 +620,62 @@ void Engine::set_local_addresses(std::vector<HostAddress> addresses, TimePoint n
 
 void Engine::send(const IkeSa&, const Endpoint& local, const Endpoint& remote, Bytes data) {
   stats_.datagrams_out++;
+  if (data.size() > wire::kHeaderSize && data[16] == static_cast<std::uint8_t>(wire::PayloadType::kSkf))
+    stats_.fragments_sent++;
   out_datagrams_.push_back({OutDatagram::Kind::kIke, local, remote, std::move(data)});
+}
+
+void Engine::send_all(const IkeSa& sa, const Endpoint& local, const Endpoint& remote,
+                      const std::vector<Bytes>& datagrams) {
+  for (const auto& d : datagrams) send(sa, local, remote, d);
+}
+
+std::vector<Bytes> Engine::build(const IkeSa& sa, ExchangeType exchange, bool response, std::uint32_t mid,
+                                 const std::vector<wire::Payload>& payloads) {
+  // The limit of the path the SA uses now: a message retransmitted after a MOBIKE move
+  // to the other address family keeps its fragments (RFC 7383 §2.5.2 would allow
+  // re-fragmenting; a few octets over IPv6's 1280 are fragmented by IP at worst).
+  std::size_t limit = sa.fragmentation ? ike_message_limit(config_.fragment_size, sa.remote.address.is_v6(),
+                                                           sa.local.port == config_.natt_port)
+                                       : 0;
+  auto datagrams = build_datagrams(sa, exchange, response, mid, payloads, random_, limit);
+  if (datagrams.size() > 1) {
+    std::size_t octets = 0;
+    for (const auto& d : datagrams) octets += d.size();
+    log(LogLevel::kDebug, &sa, std::string(wire::exchange_name(exchange)) + (response ? " response " : " request ") +
+                                   std::to_string(mid) + " in " + std::to_string(datagrams.size()) + " fragments (" +
+                                   std::to_string(octets) + " octets, at most " + std::to_string(limit) + " each)");
+  }
+  return datagrams;
+}
+
+const wire::SkfPayload* Engine::fragment_of(const wire::Message& m) {
+  return m.payloads.empty() ? nullptr : std::get_if<wire::SkfPayload>(&m.payloads.back().body);
+}
+
+Expected<std::vector<wire::Payload>, OpenFailure> Engine::take_fragment(IkeSa& sa, std::unique_ptr<Reassembly>& r,
+                                                                        const wire::Message& m, ByteView data) {
+  switch (add_fragment(r, sa, m, data)) {
+    case FragmentVerdict::kStored:
+      stats_.fragments_received++;
+      return unexpected(OpenFailure{OpenError::kIncomplete});
+    case FragmentVerdict::kComplete:
+      stats_.fragments_received++;
+      stats_.reassembled++;
+      log(LogLevel::kDebug, &sa, "reassembled message " + std::to_string(m.header.message_id) + " from " +
+                                     std::to_string(r->total) + " fragments");
+      return reassemble(*r);
+    case FragmentVerdict::kIntegrity:
+      // Reported as such: the caller counts it as any message failing its ICV.
+      return unexpected(OpenFailure{OpenError::kIntegrity});
+    case FragmentVerdict::kDuplicate:
+    case FragmentVerdict::kStale:
+    case FragmentVerdict::kTooLarge:
+    case FragmentVerdict::kMalformed:
+      break;
+  }
+  stats_.dropped_fragment++;
+  return unexpected(OpenFailure{OpenError::kIncomplete});
 }
 
 // ---------------------------------------------------------------- commands

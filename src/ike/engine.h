@@ -18,6 +18,7 @@
 #include "ike/connection.h"
 #include "ike/ike_sa.h"
 #include "ike/mobility.h"
+#include "ike/protection.h"
 #include "ike/sa_snapshot.h"
 #include "ike/services.h"
 #include "ike/types.h"
@@ -213,6 +214,16 @@ class Engine final : private Services {
   bool retransmit_due(IkeSa& sa);
   void drop_adopted(IkeSa& sa, bool answered_elsewhere);
   void send(const IkeSa& sa, const Endpoint& local, const Endpoint& remote, Bytes data);
+  void send_all(const IkeSa& sa, const Endpoint& local, const Endpoint& remote, const std::vector<Bytes>& datagrams);
+  // A message of `sa` as its datagrams: RFC 7383 fragments if both sides announced
+  // fragmentation and it exceeds EngineConfig::fragment_size on the SA's path.
+  std::vector<Bytes> build(const IkeSa& sa, wire::ExchangeType exchange, bool response, std::uint32_t mid,
+                           const std::vector<wire::Payload>& payloads);
+  static const wire::SkfPayload* fragment_of(const wire::Message& m);
+  // Files one SKF message in `r` (counted); the whole message's inner payloads once the
+  // last fragment is in, else OpenError::kIncomplete (or kIntegrity: not authentic).
+  Expected<std::vector<wire::Payload>, OpenFailure> take_fragment(IkeSa& sa, std::unique_ptr<Reassembly>& r,
+                                                                  const wire::Message& m, ByteView data);
   void send_on(const IkeSa& sa, const Endpoint& local, const Endpoint& remote, Bytes data) override {
     send(sa, local, remote, std::move(data));
   }

@@ -76,6 +76,8 @@ IkeSaSnapshot Engine::snapshot_of(const IkeSa& sa, TimePoint now) const {
   s.sk_er = sa.crypto.sk_er;
   s.next_request_mid = sa.next_request_mid;
   s.expected_peer_mid = sa.expected_peer_mid;
+  s.peer_fragmentation = sa.peer_fragmentation;
+  s.fragmentation = sa.fragmentation;
   s.last_response = sa.last_response;
   s.last_response_to = sa.last_response_to;
   s.last_response_redirected = sa.last_response_redirected;
@@ -306,6 +308,8 @@ Expected<IkeSa*, std::string> Engine::continue_sa(const IkeSaSnapshot& s, bool h
   sa.crypto = std::move(crypto);
   sa.next_request_mid = s.next_request_mid;
   sa.expected_peer_mid = s.expected_peer_mid;
+  sa.peer_fragmentation = s.peer_fragmentation;
+  sa.fragmentation = s.fragmentation;
   sa.last_response = s.last_response;
   sa.last_response_to = s.last_response_to;
   sa.last_response_redirected = s.last_response_redirected;

@@ -130,6 +130,7 @@ std::optional<std::vector<Payload>> IkeInitTask::build_request(IkeSa& sa, Servic
   out.push_back({PayloadType::kKe, wire::KePayload{group_, sa.dh->public_value()}});
   out.push_back({PayloadType::kNonce, wire::NoncePayload{sa.nonce_i}});
   if (sa.config->nat_traversal) add_nat_detection(sa, out, sa.config->encap_force, s.random());
+  if (sa.config->fragmentation) out.push_back(wire::make_notify(NotifyType::kIkev2FragmentationSupported));
   add_init_auth_payloads(s, sa.config, out);
   return out;
 }
@@ -188,6 +189,8 @@ TaskResult IkeInitTask::process_response(IkeSa& sa, Services& s, const std::vect
     if (sa.remote.port == s.config().ike_port) sa.remote.port = s.config().natt_port;
   }
   sa.peer_mobike = sa.peer_mobike || wire::find_notify(payloads, NotifyType::kMobikeSupported);
+  sa.peer_fragmentation = wire::find_notify(payloads, NotifyType::kIkev2FragmentationSupported);
+  sa.fragmentation = sa.peer_fragmentation && sa.config->fragmentation;
   note_peer_auth_payloads(sa, payloads);
   return TaskResult::kDone;
 }
@@ -225,6 +228,11 @@ InitResponse respond_ike_sa_init(IkeSa& sa, Services& s, const std::vector<Paylo
   r.payloads.push_back({PayloadType::kKe, wire::KePayload{group, (*dh)->public_value()}});
   r.payloads.push_back({PayloadType::kNonce, wire::NoncePayload{sa.nonce_r}});
   if (sa.peer_nat_d && sa.config->nat_traversal) add_nat_detection(sa, r.payloads, sa.config->encap_force, s.random());
+  // RFC 7383 §2.3. The connection chosen by address decides: the one IKE_AUTH may
+  // switch to inherits what was agreed here, as the IKE SA does.
+  sa.peer_fragmentation = wire::find_notify(request, NotifyType::kIkev2FragmentationSupported);
+  if (sa.config->fragmentation) r.payloads.push_back(wire::make_notify(NotifyType::kIkev2FragmentationSupported));
+  sa.fragmentation = sa.peer_fragmentation && sa.config->fragmentation;
   note_peer_auth_payloads(sa, request);
   // The connection is not known before IKE_AUTH: announce for all of them.
   add_init_auth_payloads(s, nullptr, r.payloads);

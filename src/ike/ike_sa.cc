@@ -1,5 +1,6 @@
 #include "ike/ike_sa.h"
 
+#include "ike/fragmentation.h"
 #include "ike/mobility.h"
 #include "ike/task.h"
 

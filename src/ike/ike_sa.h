@@ -22,6 +22,7 @@ namespace mobike::ike {
 
 class Task;
 struct MobilityState;
+struct Reassembly;
 
 enum class IkeState : std::uint8_t {
   kConnecting,   // IKE_SA_INIT / IKE_AUTH in progress
@@ -122,6 +123,10 @@ struct IkeSa {
   std::vector<IpAddress> local_vips;
   std::vector<IpAddress> dns_servers;
   std::vector<std::string> dns_domains;
+  // RFC 7383 in IKE_SA_INIT: the peer announced IKEV2_FRAGMENTATION_SUPPORTED, and both
+  // did (only then do our large protected messages leave as SKF fragments).
+  bool peer_fragmentation = false;
+  bool fragmentation = false;
   // RFC 6311 in IKE_AUTH (IKEV2_MESSAGE_ID_SYNC_SUPPORTED,
   // IPSEC_REPLAY_COUNTER_SYNC_SUPPORTED): what the peer claimed, and what both claimed
   // (only those may be used: what a cluster can do for this SA when its node fails).
@@ -155,7 +160,8 @@ struct IkeSa {
   // Message IDs (RFC 7296 §2.3, window size 1).
   std::uint32_t next_request_mid = 0;   // ours
   std::uint32_t expected_peer_mid = 0;  // the peer's next request
-  Bytes last_response;                  // cached for retransmitted requests
+  // Cached for retransmitted requests: every datagram of it (RFC 7383 fragments, or one).
+  std::vector<Bytes> last_response;
   Endpoint last_response_to;
   // The response went elsewhere than to the request's source (a switch request answered
   // towards the new address): retransmissions are answered there too.
@@ -169,12 +175,17 @@ struct IkeSa {
   // Rarely more than two entries; a vector, unlike a deque, costs nothing while empty.
   std::vector<std::unique_ptr<Task>> queue;
   std::uint32_t active_mid = 0;
-  Bytes active_request;
+  std::vector<Bytes> active_request;  // its datagrams (RFC 7383 fragments, or one)
   int retransmits = 0;
   TimePoint retransmit_at = TimePoint::max();
   TimePoint active_sent{};  // when the outstanding request was first sent
 
   std::vector<ChildSa> children;
+
+  // RFC 7383: the peer's fragmented request (of expected_peer_mid) and response (to
+  // active_mid) being put together; null while none is under way.
+  std::unique_ptr<Reassembly> reassembly_request;
+  std::unique_ptr<Reassembly> reassembly_response;
 
   // IKE SA rekey (RFC 7296 §2.18, collisions §2.8.2).
   std::uint64_t rekeyed_to = 0;       // the IKE SA that replaced this one

@@ -1,6 +1,7 @@
 #include "ike/protection.h"
 
 #include "crypto/key_derivation.h"
+#include "ike/fragmentation.h"
 
 namespace mobike::ike {
 
@@ -26,17 +27,8 @@ void put_u64(Bytes& b, std::uint64_t v) {
   for (int i = 7; i >= 0; --i) b.push_back(static_cast<std::uint8_t>(v >> (i * 8)));
 }
 
-}  // namespace
-
-Bytes build_message(const IkeSa& sa, ExchangeType exchange, bool response, std::uint32_t mid,
-                    const std::vector<Payload>& payloads, crypto::Random& random) {
-  Header h = header_for(sa, exchange, response, mid);
-  if (exchange == ExchangeType::kIkeSaInit || !sa.crypto.out) {
-    wire::Message m{h, payloads};
-    return wire::encode_message(m);
-  }
-  std::uint8_t first = 0;
-  Bytes inner = wire::encode_payloads(payloads, &first);
+// The protected message as one datagram with an SK payload (RFC 7296 §3.14).
+Bytes seal_whole(const IkeSa& sa, const Header& h, std::uint8_t first, ByteView inner, crypto::Random& random) {
   std::size_t body = sa.crypto.out->sealed_size(inner.size());
   auto total = static_cast<std::uint32_t>(wire::kHeaderSize + 4 + body);
   Bytes out = wire::encode_header(h, static_cast<std::uint8_t>(PayloadType::kSk), total);
@@ -48,6 +40,37 @@ Bytes build_message(const IkeSa& sa, ExchangeType exchange, bool response, std::
   Bytes sealed = sa.crypto.out->seal(out, inner, random);
   append(out, sealed);
   return out;
+}
+
+}  // namespace
+
+Bytes build_message(const IkeSa& sa, ExchangeType exchange, bool response, std::uint32_t mid,
+                    const std::vector<Payload>& payloads, crypto::Random& random) {
+  Header h = header_for(sa, exchange, response, mid);
+  if (exchange == ExchangeType::kIkeSaInit || !sa.crypto.out) {
+    wire::Message m{h, payloads};
+    return wire::encode_message(m);
+  }
+  std::uint8_t first = 0;
+  Bytes inner = wire::encode_payloads(payloads, &first);
+  return seal_whole(sa, h, first, inner, random);
+}
+
+std::vector<Bytes> build_datagrams(const IkeSa& sa, ExchangeType exchange, bool response, std::uint32_t mid,
+                                   const std::vector<Payload>& payloads, crypto::Random& random,
+                                   std::size_t fragment_limit) {
+  // RFC 7383 §2.5: only messages with an SK payload are fragmented; IKE_SA_INIT never.
+  if (exchange == ExchangeType::kIkeSaInit || !sa.crypto.out || fragment_limit == 0)
+    return {build_message(sa, exchange, response, mid, payloads, random)};
+  Header h = header_for(sa, exchange, response, mid);
+  std::uint8_t first = 0;
+  Bytes inner = wire::encode_payloads(payloads, &first);
+  if (wire::kHeaderSize + 4 + sa.crypto.out->sealed_size(inner.size()) > fragment_limit) {
+    auto fragments = seal_fragments(*sa.crypto.out, h, first, inner, fragment_limit, random);
+    // A limit too small for any content: the whole message, which IP may still fragment.
+    if (!fragments.empty()) return fragments;
+  }
+  return {seal_whole(sa, h, first, inner, random)};
 }
 
 Expected<std::vector<Payload>, OpenFailure> open_message(const IkeSa& sa,

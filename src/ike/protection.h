@@ -19,7 +19,16 @@ Bytes build_message(const IkeSa& sa, wire::ExchangeType exchange, bool response,
                     std::uint32_t message_id, const std::vector<wire::Payload>& payloads,
                     crypto::Random& random);
 
-enum class OpenError : std::uint8_t { kMalformed, kIntegrity, kUnsupportedCritical, kNotProtected };
+// The message as the datagrams that carry it: one, or (RFC 7383) the SKF fragments of a
+// protected message whose single datagram would exceed `fragment_limit` octets (0: never
+// fragment; the caller knows whether both sides announced fragmentation).
+std::vector<Bytes> build_datagrams(const IkeSa& sa, wire::ExchangeType exchange, bool response,
+                                   std::uint32_t message_id, const std::vector<wire::Payload>& payloads,
+                                   crypto::Random& random, std::size_t fragment_limit);
+
+// kIncomplete: an RFC 7383 fragment was taken (or dropped and counted); the message is
+// not whole yet, and there is nothing to answer.
+enum class OpenError : std::uint8_t { kMalformed, kIntegrity, kUnsupportedCritical, kNotProtected, kIncomplete };
 struct OpenFailure {
   OpenError error = OpenError::kMalformed;
   std::uint8_t critical_type = 0;

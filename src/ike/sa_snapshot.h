@@ -54,6 +54,8 @@ struct IkeSaSnapshot {
   bool peer_replay_sync = false;
   bool mid_sync = false;          // ... and claimed by both sides: usable
   bool replay_sync = false;
+  bool peer_fragmentation = false;  // RFC 7383, as agreed in IKE_SA_INIT
+  bool fragmentation = false;
   Bytes nat_d_dest_seen;
   std::optional<Identity> remote_id;
 
@@ -65,7 +67,7 @@ struct IkeSaSnapshot {
   // Message IDs (§2.3) and the cached response to the peer's last request (§2.1).
   std::uint32_t next_request_mid = 0;
   std::uint32_t expected_peer_mid = 0;
-  Bytes last_response;
+  std::vector<Bytes> last_response;  // its datagrams: RFC 7383 fragments, or one
   Endpoint last_response_to;
   bool last_response_redirected = false;
   std::uint64_t last_request_hash = 0;

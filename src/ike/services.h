@@ -57,6 +57,10 @@ class Services {
   virtual const std::vector<IpAddress>& cluster_addresses() const = 0;
   // Sends an IKE message of `sa` on an explicit path (path probing, switch requests).
   virtual void send_on(const IkeSa& sa, const Endpoint& local, const Endpoint& remote, Bytes data) = 0;
+  // Every datagram of one message (an SA's active_request: RFC 7383 fragments, or one).
+  void send_on(const IkeSa& sa, const Endpoint& local, const Endpoint& remote, const std::vector<Bytes>& datagrams) {
+    for (const auto& d : datagrams) send_on(sa, local, remote, d);
+  }
 };
 
 }  // namespace mobike::ike

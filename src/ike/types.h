@@ -159,6 +159,11 @@ struct EngineConfig {
   // RFC 7427 signature authentication announced in IKE_SA_INIT (strongSwan's
   // charon.signature_authentication); without it, the classic AUTH methods.
   bool signature_authentication = true;
+  // RFC 7383: the largest IP packet an IKE message may fill (strongSwan's
+  // charon.fragment_size). A protected message that would not fit leaves as fragments
+  // when both sides announced fragmentation; the IP/UDP headers and the non-ESP marker
+  // of the path are subtracted (§2.5.1). 1280 is IPv6's minimum MTU.
+  std::size_t fragment_size = 1280;
 };
 
 // Counters for `mobikectl stats`. Every dropped datagram is counted under one reason.
@@ -199,6 +204,15 @@ struct Stats {
   // one under way.
   std::uint64_t acquires_initiated = 0;
   std::uint64_t acquires_under_way = 0;
+  // RFC 7383: SKF datagrams we sent (retransmissions included), authentic fragments
+  // the peer sent that were kept, messages put back together from them, and fragments
+  // dropped though authentic: duplicates, stale (fewer Total Fragments), beyond the
+  // reassembly bounds, of an answered request other than fragment 1, or unusable.
+  // A fragment failing its ICV counts as dropped_integrity.
+  std::uint64_t fragments_sent = 0;
+  std::uint64_t fragments_received = 0;
+  std::uint64_t reassembled = 0;
+  std::uint64_t dropped_fragment = 0;
 };
 
 }  // namespace mobike::ike

@@ -485,6 +485,28 @@ void encode_eap(const EapPayload& e, Writer& w) { w.bytes(e.data); }
 
 // ---------------------------------------------------------------- chain (§3.2)
 
+// ---------------------------------------------------------------- SKF (RFC 7383 §2.5)
+
+// After the generic header: Fragment Number, Total Fragments, then the protected body.
+DecodeResult<SkfPayload> decode_skf(std::uint8_t next, Reader& r) {
+  SkfPayload f;
+  f.first_inner = next;
+  if (!r.read_u16(f.fragment_number) || !r.read_u16(f.total_fragments))
+    return invalid("SKF shorter than Fragment Number and Total Fragments");
+  // §2.5: neither may be zero, and the number never exceeds the total.
+  if (f.total_fragments == 0) return invalid("SKF Total Fragments 0");
+  if (f.fragment_number == 0 || f.fragment_number > f.total_fragments)
+    return invalid("SKF Fragment Number " + num(f.fragment_number) + " of " + num(f.total_fragments));
+  f.body = r.read_rest_bytes();
+  return f;
+}
+
+void encode_skf(const SkfPayload& f, Writer& w) {
+  w.u16(f.fragment_number);
+  w.u16(f.total_fragments);
+  w.bytes(f.body);
+}
+
 template <class T>
 DecodeResult<PayloadBody> lift(DecodeResult<T> r) {
   if (!r) return unexpected(r.error());
@@ -509,7 +531,8 @@ DecodeResult<PayloadBody> decode_body(PayloadType type, Reader& r) {
     case PayloadType::kCp: return lift(decode_cp(r));
     case PayloadType::kEap: return lift(decode_eap(r));
     case PayloadType::kNone:
-    case PayloadType::kSk: break;  // handled by the chain walker
+    case PayloadType::kSk:
+    case PayloadType::kSkf: break;  // handled by the chain walker
   }
   return invalid("not a payload body type");
 }
@@ -531,6 +554,7 @@ DecodeResult<PayloadBody> decode_body(PayloadType type, Reader& r) {
     case PayloadType::kTsi:
     case PayloadType::kTsr: return std::holds_alternative<TsPayload>(p.body);
     case PayloadType::kSk: return std::holds_alternative<SkPayload>(p.body);
+    case PayloadType::kSkf: return std::holds_alternative<SkfPayload>(p.body);
     case PayloadType::kCp: return std::holds_alternative<CpPayload>(p.body);
     case PayloadType::kEap: return std::holds_alternative<EapPayload>(p.body);
     case PayloadType::kNone: return false;
@@ -556,6 +580,7 @@ void encode_body(const PayloadBody& body, Writer& w) {
         else if constexpr (std::is_same_v<T, CpPayload>) encode_cp(b, w);
         else if constexpr (std::is_same_v<T, EapPayload>) encode_eap(b, w);
         else if constexpr (std::is_same_v<T, SkPayload>) w.bytes(b.body);
+        else if constexpr (std::is_same_v<T, SkfPayload>) encode_skf(b, w);
         else if constexpr (std::is_same_v<T, UnknownPayload>) w.bytes(b.data);
         else static_assert(!sizeof(T), "every payload body needs an encoder");
       },
@@ -583,6 +608,18 @@ DecodeResult<std::vector<Payload>> decode_chain(std::uint8_t first_type, Reader 
       // follow it in the clear (§3.14).
       if (!r.empty()) return invalid(where() + ": " + num(r.remaining()) + " octets after SK");
       out.push_back(Payload{PayloadType::kSk, SkPayload{next, body->read_rest_bytes()}});
+      return out;
+    }
+    if (type == static_cast<std::uint8_t>(PayloadType::kSkf)) {
+      // Like SK, SKF is the last payload and its Next Payload names what is inside.
+      if (!r.empty()) return invalid(where() + ": " + num(r.remaining()) + " octets after SKF");
+      auto f = decode_skf(next, *body);
+      if (!f) {
+        DecodeError e = f.error();
+        e.detail = where() + ": " + e.detail;
+        return unexpected(std::move(e));
+      }
+      out.push_back(Payload{PayloadType::kSkf, std::move(*f)});
       return out;
     }
     if (!is_known_payload(type)) {
@@ -621,6 +658,9 @@ std::uint8_t encode_chain(const std::vector<Payload>& payloads, Writer& w) {
     if (auto* sk = std::get_if<SkPayload>(&p.body)) {
       assert(i + 1 == payloads.size() && "an SK payload must be last");
       next = sk->first_inner;
+    } else if (auto* skf = std::get_if<SkfPayload>(&p.body)) {
+      assert(i + 1 == payloads.size() && "an SKF payload must be last");
+      next = skf->first_inner;
     } else if (auto* u = std::get_if<UnknownPayload>(&p.body)) {
       flags = u->critical ? kCriticalBit : 0;
     }

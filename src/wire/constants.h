@@ -33,6 +33,7 @@ enum class PayloadType : std::uint8_t {
   kSk = 46,
   kCp = 47,
   kEap = 48,
+  kSkf = 53,  // Encrypted Fragment (RFC 7383 §2.5)
 };
 
 // Header flags (RFC 7296 §3.1).

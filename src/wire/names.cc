@@ -128,6 +128,7 @@ std::string_view payload_name(std::uint8_t type) {
     case PayloadType::kSk: return "SK";
     case PayloadType::kCp: return "CP";
     case PayloadType::kEap: return "EAP";
+    case PayloadType::kSkf: return "SKF";
   }
   return "UNKNOWN";
 }

@@ -138,6 +138,19 @@ struct SkPayload {
   friend bool operator==(const SkPayload&, const SkPayload&) = default;
 };
 
+// The Encrypted Fragment payload of RFC 7383 §2.5 as found on the wire: one piece of
+// an SK payload's inner payloads, protected on its own. Fragment Number counts from 1
+// and is at most Total Fragments (the codec refuses anything else); `first_inner` is
+// the first inner payload's type in fragment 1 and 0 in the others. `body` is
+// IV || ciphertext || ICV, as in SK.
+struct SkfPayload {
+  std::uint8_t first_inner = 0;
+  std::uint16_t fragment_number = 1;
+  std::uint16_t total_fragments = 1;
+  Bytes body;
+  friend bool operator==(const SkfPayload&, const SkfPayload&) = default;
+};
+
 // A payload type we do not know and whose critical bit is clear: skipped, kept only
 // so that logs can name it.
 struct UnknownPayload {
@@ -149,7 +162,8 @@ struct UnknownPayload {
 
 using PayloadBody = std::variant<SaPayload, KePayload, IdPayload, CertPayload, AuthPayload,
                                  NoncePayload, NotifyPayload, DeletePayload, VendorIdPayload,
-                                 TsPayload, CpPayload, EapPayload, SkPayload, UnknownPayload>;
+                                 TsPayload, CpPayload, EapPayload, SkPayload, SkfPayload,
+                                 UnknownPayload>;
 
 struct Payload {
   PayloadType type = PayloadType::kNone;  // for UnknownPayload: the raw type number
@@ -174,7 +188,7 @@ struct Header {
 
 struct Message {
   Header header;
-  std::vector<Payload> payloads;  // in wire order; an SkPayload, if any, is last
+  std::vector<Payload> payloads;  // in wire order; an SkPayload or SkfPayload, if any, is last
   friend bool operator==(const Message&, const Message&) = default;
 };
 

@@ -2,7 +2,7 @@
 """X.509 certificate authentication (issue 13) through a Linux MASQUERADE NAT, one ctest
 per case, on a PKI made afresh by every run (pki.py, the openssl command):
 
-netns-params: swan_pair_ecdsa256 swan_pair_revoked mobiked_responder_ecdsa256 mobiked_responder_rsa3072 mobiked_responder_ed25519 mobiked_initiator_ecdsa384 mobiked_pair_intermediate mobiked_pair_revoked mobiked_pair_wrong_ca
+netns-params: swan_pair_ecdsa256 swan_pair_revoked mobiked_responder_ecdsa256 mobiked_responder_rsa3072 mobiked_responder_ed25519 mobiked_initiator_ecdsa384 mobiked_pair_intermediate mobiked_pair_revoked mobiked_pair_wrong_ca fragments_mobiked_responder_rsa3072 fragments_mobiked_initiator_rsa3072
 
     ini (10.1.0.2, client) -- nat (10.1.0.1 | 198.51.100.2) -- res (198.51.100.10, gateway)
 
@@ -14,6 +14,8 @@ Cases (initiator -> responder):
     mobiked_pair_intermediate  mobiked -> mobiked
     mobiked_pair_revoked       mobiked -> mobiked
     mobiked_pair_wrong_ca      mobiked -> mobiked
+    fragments_mobiked_responder_rsa3072  strongSwan -> mobiked, RFC 7383 fragments
+    fragments_mobiked_initiator_rsa3072  mobiked -> strongSwan, RFC 7383 fragments
 
 Key-type cases (<key>: ecdsa256, ecdsa384, rsa3072, ed25519): the root CA and both
 end entities have keys of that type (so the certificates are signed with it too: SHA-256,
@@ -45,6 +47,15 @@ trust. Checked (refused): no IKE SA comes up on either side (polled until the in
 has its AUTHENTICATION_FAILED and 1 s more, then gone on both), the gateway's log says why (revoked / no trust chain), and the initiator's log
 shows the AUTHENTICATION_FAILED notify it got.
 
+fragments (RFC 7383, issue 14): the keytype set-up with RSA-3072 keys, fragmentation
+announced by both (swanctl fragmentation = yes, mobiked's fragmentation = true) and
+both daemons' default fragment size (1280 octets of IP packet): each IKE_AUTH (an
+RSA-3072 certificate, a 384-octet signature, CERTREQ) is ~1.9 kB and must leave in
+fragments both ways. Checked: established through the NAT with both views agreeing and
+a ping both ways, mobiked's counters (mobikectl stats --json: fragments sent, received,
+reassembled; none dropped) and charon's log (it split its IKE_AUTH message into
+fragments and reassembled mobiked's). No rekeys: those messages fit one datagram.
+
 Run by hand (root, a Release build):
     MOBIKE_BUILD_DIR=build/release python3 tests/netns/test_cert_interop.py swan_pair_ecdsa256
 """
@@ -74,7 +85,7 @@ CLIENT_EMAIL = "client@example.test"
 class Case:
     ini: str        # MOBIKED or STRONGSWAN
     res: str
-    scenario: str   # "keytype" | "intermediate" | "revoked" | "wrong_ca"
+    scenario: str   # "keytype" | "intermediate" | "revoked" | "wrong_ca" | "fragments"
     key_type: str = "ecdsa256"
     title: str = ""
 
@@ -94,6 +105,10 @@ def _cases() -> dict[str, Case]:
                                                 f"strongSwan -> mobiked responder, {kt} certificates")
     cases["mobiked_initiator_ecdsa384"] = Case(MOBIKED, STRONGSWAN, "keytype", "ecdsa384",
                                                "mobiked initiator -> strongSwan, ecdsa384 certificates")
+    cases["fragments_mobiked_responder_rsa3072"] = Case(
+        STRONGSWAN, MOBIKED, "fragments", "rsa3072", "strongSwan -> mobiked responder, fragmented IKE_AUTH (RFC 7383)")
+    cases["fragments_mobiked_initiator_rsa3072"] = Case(
+        MOBIKED, STRONGSWAN, "fragments", "rsa3072", "mobiked initiator -> strongSwan, fragmented IKE_AUTH (RFC 7383)")
     return cases
 
 
@@ -114,11 +129,12 @@ class Setup:
     res_shows_cert: Cert    # the client's certificate (its subject DER, for a DN shown as hex)
     ini_shows_cert: Cert
     refusal: str = ""       # for a refused case: what the gateway's log must say (regex)
+    fragmentation: bool = False  # RFC 7383 announced explicitly by both
 
 
 def make_setup(lab: Lab, t: NatTopology, case: Case) -> Setup:
     t0 = time.monotonic()
-    ca_key = case.key_type if case.scenario == "keytype" else "ecdsa256"
+    ca_key = case.key_type if case.scenario in ("keytype", "fragments") else "ecdsa256"
     pki = Pki(lab.dir / "pki", ca_key_type=ca_key)
     gw = pki.issue("gw", GW_SUBJECT, key_type=case.key_type,
                    san=[f"DNS:{GW_ID}", f"IP:{t.RES_ADDR}"])
@@ -150,7 +166,7 @@ def make_setup(lab: Lab, t: NatTopology, case: Case) -> Setup:
                  ini_auth=PubkeyAuth.of(client, [pki.root], **ini_auth),
                  res_auth=PubkeyAuth.of(gw, [pki.root], **res_auth),
                  ini_shows=GW_ID, res_shows=client_id, res_shows_cert=client, ini_shows_cert=gw,
-                 refusal=refusal)
+                 refusal=refusal, fragmentation=case.scenario == "fragments")
 
 
 def make_peer(kind: str, lab: Lab, ns: Namespace, t: NatTopology, s: Setup, *, initiator: bool) -> Peer:
@@ -158,11 +174,16 @@ def make_peer(kind: str, lab: Lab, ns: Namespace, t: NatTopology, s: Setup, *, i
     plane (the kernel's in user-mode-linux), charon bound to its host's one address."""
     auth = s.ini_auth if initiator else s.res_auth
     if kind == MOBIKED:
-        return MobikedPeer(lab, ns, s.tunnel, initiator=initiator, dpd=2, retransmit=(1.0, 3),
-                           auth=auth).start()
-    return SwanPeer(lab, ns, s.tunnel, initiator=initiator, dpd=2, retransmit=(1.0, 3),
+        peer = MobikedPeer(lab, ns, s.tunnel, initiator=initiator, dpd=2, retransmit=(1.0, 3), auth=auth)
+        if s.fragmentation:
+            peer.conn.extra["fragmentation"] = True
+        return peer.start()
+    swan = SwanPeer(lab, ns, s.tunnel, initiator=initiator, dpd=2, retransmit=(1.0, 3),
                     local_addr=t.INI_ADDR if initiator else t.RES_ADDR, first_listed_child=True,
-                    auth=auth).start()
+                    auth=auth)
+    if s.fragmentation:  # charon's default, said out loud
+        swan.conn.extra["fragmentation"] = "yes"
+    return swan.start()
 
 
 # --------------------------------------------------------------------------- checks
@@ -298,6 +319,33 @@ def refused(lab: Lab, t: NatTopology, s: Setup, ini: Peer, res: Peer) -> None:
     log(f"initiator ({ini.kind}) got AUTHENTICATION_FAILED; no IKE SA on either side")
 
 
+def fragmented(lab: Lab, t: NatTopology, s: Setup, ini: Peer, res: Peer) -> None:
+    """IKE_AUTH went out as RFC 7383 fragments both ways, and the SA works."""
+    t0 = time.monotonic()
+    initiate(ini)
+    a, b = agree(ini, res, t, s, "established")
+    log(f"established in {time.monotonic() - t0:.2f}s: IKE {a['spi_i']}/{a['spi_r']}")
+    ping_both_ways(ini, res, t, "established")
+    log("ping through the tunnel both ways")
+    mob, swan = (ini, res) if isinstance(ini, MobikedPeer) else (res, ini)
+    st = mob.stats().get("fragments", {})
+    check(st.get("sent", 0) >= 2, f"mobiked sent no fragmented message: {st}")
+    check(st.get("received", 0) >= 2 and st.get("reassembled", 0) >= 1,
+          f"mobiked reassembled no fragmented message: {st}")
+    check(st.get("dropped", 0) == 0, f"mobiked dropped fragments: {st}")
+    text = swan.log_text()
+    # charon's own words (message.c, enc 1): how it split its message and put ours together.
+    split = re.findall(r"splitting IKE message \((\d+) bytes\) into (\d+) fragments", text)
+    joined = re.findall(r"reassembled fragmented IKE message \((\d+) bytes\)", text)
+    check(bool(split), "charon did not split its IKE_AUTH message into fragments")
+    check(bool(joined), "charon did not reassemble a fragmented message of mobiked's")
+    mine = [ln.split("] ", 1)[-1] for ln in mob.log_text().splitlines() if "fragments (" in ln]
+    log(f"mobiked: {st['sent']} fragments sent, {st['received']} received, {st['reassembled']} reassembled"
+        + (f" ({mine[0].strip()})" if mine else ""))
+    log(f"charon: split {', '.join(f'{n} bytes into {k}' for n, k in split)}; "
+        f"reassembled {', '.join(n + ' bytes' for n in joined)}")
+
+
 def run_case(lab: Lab, case: Case) -> None:
     t = nat_topology(lab)
     s = make_setup(lab, t, case)
@@ -305,6 +353,8 @@ def run_case(lab: Lab, case: Case) -> None:
     ini = make_peer(case.ini, lab, t.ini, t, s, initiator=True)
     if s.refusal:
         refused(lab, t, s, ini, res)
+    elif s.fragmentation:
+        fragmented(lab, t, s, ini, res)
     else:
         succeeds(lab, t, s, ini, res)
 

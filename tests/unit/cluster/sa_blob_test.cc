@@ -51,6 +51,7 @@ ike::IkeSaSnapshot sample() {
   s.peer_replay_sync = false;
   s.mid_sync = true;
   s.replay_sync = false;
+  s.peer_fragmentation = s.fragmentation = true;
   s.nat_d_dest_seen = filled(20, 1);
   s.remote_id = ike::Identity{wire::IdType::kRfc822Addr, filled(12, 2)};
   s.ike_proposal.number = 2;
@@ -65,7 +66,7 @@ ike::IkeSaSnapshot sample() {
   s.sk_er = filled(36, 5);
   s.next_request_mid = 7;
   s.expected_peer_mid = 0x10001;
-  s.last_response = filled(300, 6);
+  s.last_response = {filled(300, 6), filled(120, 7)};
   s.last_response_to = {*IpAddress::parse("198.51.100.2"), 4501};
   s.last_response_redirected = true;
   s.last_request_hash = 0xdeadbeefcafef00dull;
@@ -134,22 +135,47 @@ TEST(SaCodec, UnknownVersionAndTrailingOctetsAreRefused) {
   b[0] = kSnapshotVersion + 1;
   r = decode_snapshot(b);
   ASSERT_FALSE(r);
-  EXPECT_NE(r.error().find("versions 1 to 3"), std::string::npos) << r.error();
+  EXPECT_NE(r.error().find("versions 1 to 4"), std::string::npos) << r.error();
 }
 
 // The offset of the RFC 6311 flags: version 1, connection 4 + 2, two flags, two SPIs
 // 16, an IPv4 and an IPv6 endpoint 7 + 19, four flags.
 constexpr std::size_t kHaFlagsAt = 1 + 6 + 2 + 16 + 7 + 19 + 4;
 
+// What a node of version 3 sealed: no RFC 7383 flags after the RFC 6311 ones, and the
+// cached response as one datagram (no count before its length).
+ike::IkeSaSnapshot sample_v3() {
+  auto s = sample();
+  s.peer_fragmentation = s.fragmentation = false;
+  s.last_response = {filled(300, 6)};
+  return s;
+}
+Bytes as_v3(Bytes b) {
+  b[0] = 3;
+  EXPECT_EQ(b[kHaFlagsAt + 4], 0) << "peer_fragmentation is not where expected";
+  b.erase(b.begin() + kHaFlagsAt + 4, b.begin() + kHaFlagsAt + 6);
+  const Bytes count_and_length{0, 1, 0, 0, 0x01, 0x2c};  // one datagram of 300 octets
+  auto at = std::search(b.begin(), b.end(), count_and_length.begin(), count_and_length.end());
+  EXPECT_NE(at, b.end());
+  if (at != b.end()) b.erase(at, at + 2);
+  return b;
+}
+
+TEST(SaCodec, Version3IsReadAsNoFragmentation) {
+  auto r = decode_snapshot(as_v3(encode_snapshot(sample_v3())));
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_EQ(*r, sample_v3());
+}
+
 TEST(SaCodec, Version1IsReadAsNoHaClaims) {
   // What a node of version 1 sealed: no RFC 6311 flags after peer_nat_d.
-  Bytes b = encode_snapshot(sample());
+  Bytes b = as_v3(encode_snapshot(sample_v3()));
   ASSERT_EQ(b[kHaFlagsAt], 1) << "peer_mid_sync is not where expected";
   b.erase(b.begin() + kHaFlagsAt, b.begin() + kHaFlagsAt + 4);
   b[0] = 1;
   auto r = decode_snapshot(b);
   ASSERT_TRUE(r) << r.error();
-  auto expected = sample();
+  auto expected = sample_v3();
   expected.peer_mid_sync = expected.peer_replay_sync = expected.mid_sync = expected.replay_sync = false;
   EXPECT_EQ(*r, expected);
 }
@@ -157,13 +183,13 @@ TEST(SaCodec, Version1IsReadAsNoHaClaims) {
 TEST(SaCodec, Version2IsReadAsClaimsNoneUsable) {
   // Version 2 kept the peer's claims only: whether we claimed too is unknown, so
   // nothing is usable (a failover cannot synchronise such an SA).
-  Bytes b = encode_snapshot(sample());
+  Bytes b = as_v3(encode_snapshot(sample_v3()));
   ASSERT_EQ(b[kHaFlagsAt + 2], 1) << "mid_sync is not where expected";
   b.erase(b.begin() + kHaFlagsAt + 2, b.begin() + kHaFlagsAt + 4);
   b[0] = 2;
   auto r = decode_snapshot(b);
   ASSERT_TRUE(r) << r.error();
-  auto expected = sample();
+  auto expected = sample_v3();
   expected.mid_sync = expected.replay_sync = false;
   EXPECT_EQ(*r, expected);
 }
