@@ -800,6 +800,21 @@ constexpr Key<C> kConnectionKeys[] = {
            }
          },
      },
+    {.name = "vips",
+     .example = R"(["0.0.0.0"])",
+     .doc = "client: virtual IPs to ask the gateway for (0.0.0.0 / :: for any), put on the TUN device and used as the tunnel's source",
+     .parse =
+         [](const Value& v, C& c) {
+           auto list = v.strings();
+           if (!list) return;
+           for (const auto& item : *list) {
+             if (auto a = IpAddress::parse(item.text))
+               c.conn.vips.push_back(*a);
+             else
+               v.fail_at(*item.node, "'" + item.text + "' is not an IP address (0.0.0.0 or :: for any)");
+           }
+         },
+     .commented_out = true},
     {"send_certreq", "true", "ask for the peer's certificate (CERTREQ naming our cacerts)",
      [](const Value& v, C& c) {
        if (auto b = v.boolean()) c.conn.send_certreq = *b;

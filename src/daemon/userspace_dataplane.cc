@@ -116,6 +116,7 @@ void UserspaceDataplane::apply(const ike::DataplaneOp& op) {
         spdlog::error("cannot install Child SA {} (SPI {:08x}): {}", op.child_sa_id, op.spi_in, r.error());
         return;
       }
+      add_virtual_ips(op.child_sa_id, op.virtual_ips);
       add_routes(op.local_ts, op.remote_ts);
       spdlog::debug("installed Child SA {}: in {:08x} out {:08x} via {} -> {}{}", op.child_sa_id, op.spi_in,
                     op.spi_out, op.local.to_string(), op.remote.to_string(), op.udp_encap ? " (UDP)" : "");
@@ -125,6 +126,7 @@ void UserspaceDataplane::apply(const ike::DataplaneOp& op) {
       if (const auto* e = table_.find(op.child_sa_id)) {
         remove_routes(e->remote_ts());
         table_.remove(op.child_sa_id);
+        remove_virtual_ips(op.child_sa_id);
       }
       break;
     case Kind::kUpdateAddresses:
@@ -142,6 +144,37 @@ void UserspaceDataplane::apply(const ike::DataplaneOp& op) {
                    op.advance);
       break;
   }
+}
+
+void UserspaceDataplane::add_virtual_ips(std::uint64_t child_sa_id, const std::vector<IpAddress>& vips) {
+  if (vips.empty()) return;
+  child_vips_[child_sa_id] = vips;
+  for (const auto& v : vips) {
+    if (vip_refs_[v]++ > 0) continue;
+    if (auto r = routes_.add_address(v, tun_.ifindex()); !r) {
+      stats_.route_errors++;
+      spdlog::warn("virtual IP {} on {}: {}", v.to_string(), tun_.name(), r.error().message());
+    } else {
+      spdlog::info("virtual IP {} installed on {}", v.to_string(), tun_.name());
+    }
+  }
+}
+
+void UserspaceDataplane::remove_virtual_ips(std::uint64_t child_sa_id) {
+  auto it = child_vips_.find(child_sa_id);
+  if (it == child_vips_.end()) return;
+  for (const auto& v : it->second) {
+    auto ref = vip_refs_.find(v);
+    if (ref == vip_refs_.end() || --ref->second > 0) continue;
+    vip_refs_.erase(ref);
+    if (auto r = routes_.del_address(v, tun_.ifindex()); !r) {
+      stats_.route_errors++;
+      spdlog::warn("remove virtual IP {}: {}", v.to_string(), r.error().message());
+    } else {
+      spdlog::info("virtual IP {} removed from {}", v.to_string(), tun_.name());
+    }
+  }
+  child_vips_.erase(it);
 }
 
 void UserspaceDataplane::add_routes(const std::vector<wire::TrafficSelector>& local_ts,

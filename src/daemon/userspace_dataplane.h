@@ -63,6 +63,8 @@ class UserspaceDataplane final : public Dataplane {
   // After a burst of packets: tells the daemon once that the table has reports.
   void report_expires();
   void remove_routes(std::span<const wire::TrafficSelector> remote_ts);
+  void add_virtual_ips(std::uint64_t child_sa_id, const std::vector<IpAddress>& vips);
+  void remove_virtual_ips(std::uint64_t child_sa_id);
 
   asio::io_context& io_;
   DaemonConfig config_;
@@ -85,6 +87,9 @@ class UserspaceDataplane final : public Dataplane {
   // Child SA's own routes are not kept: they are its remote selectors as prefixes,
   // worked out again from its table entry when it goes.
   std::map<std::pair<IpAddress, std::uint8_t>, int> route_refs_;
+  // Virtual IPs on the TUN device, shared by the Child SAs that use them.
+  std::map<IpAddress, int> vip_refs_;
+  std::map<std::uint64_t, std::vector<IpAddress>> child_vips_;
   std::vector<std::uint8_t> buf_;                    // inbound, one packet at a time
   std::vector<std::vector<std::uint8_t>> out_bufs_;  // outbound batch, one per packet
   std::vector<platform::UdpSocket::Outgoing> out_batch_;

@@ -113,6 +113,20 @@ void XfrmDataplane::add_routes(const ike::DataplaneOp& op) {
                  op.child_sa_id, hop.error().message());
     return;
   }
+  // Virtual IPs go on the interface towards the peer, as strongSwan installs them, before
+  // the routes that name them as source.
+  if (!op.virtual_ips.empty()) child_vips_[op.child_sa_id] = op.virtual_ips;
+  for (const auto& v : op.virtual_ips) {
+    auto& ref = vip_refs_[v];
+    if (ref.refs++ > 0) continue;
+    ref.ifindex = hop->ifindex;
+    if (auto r = routes_->add_address(v, hop->ifindex); !r) {
+      route_errors_++;
+      spdlog::warn("xfrm: virtual IP {}: {}", v.to_string(), r.error().message());
+    } else {
+      spdlog::info("xfrm: virtual IP {} installed", v.to_string());
+    }
+  }
   auto& mine = child_routes_[op.child_sa_id];
   for (const auto& ts : op.remote_ts) {
     for (const auto& p : platform::range_to_prefixes(ts.start_address, ts.end_address)) {
@@ -146,6 +160,20 @@ void XfrmDataplane::add_routes(const ike::DataplaneOp& op) {
 }
 
 void XfrmDataplane::remove_routes(std::uint64_t child_sa_id) {
+  if (auto v = child_vips_.find(child_sa_id); v != child_vips_.end()) {
+    for (const auto& a : v->second) {
+      auto ref = vip_refs_.find(a);
+      if (ref == vip_refs_.end() || --ref->second.refs > 0) continue;
+      if (routes_) {
+        if (auto r = routes_->del_address(a, ref->second.ifindex); !r) {
+          route_errors_++;
+          spdlog::warn("xfrm: remove virtual IP {}: {}", a.to_string(), r.error().message());
+        }
+      }
+      vip_refs_.erase(ref);
+    }
+    child_vips_.erase(v);
+  }
   auto it = child_routes_.find(child_sa_id);
   if (it == child_routes_.end()) return;
   for (const auto& p : it->second) {

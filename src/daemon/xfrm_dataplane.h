@@ -85,6 +85,12 @@ class XfrmDataplane final : public Dataplane {
   };
   std::map<std::pair<IpAddress, std::uint8_t>, RouteRef> route_refs_;
   std::map<std::uint64_t, std::vector<IpPrefix>> child_routes_;
+  struct VipRef {
+    int refs = 0;
+    int ifindex = 0;
+  };
+  std::map<IpAddress, VipRef> vip_refs_;
+  std::map<std::uint64_t, std::vector<IpAddress>> child_vips_;
   bool rule_added_[2] = {false, false};  // v4, v6
   std::uint64_t routes_installed_ = 0, route_errors_ = 0;
   struct {

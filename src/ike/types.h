@@ -107,6 +107,9 @@ struct DataplaneOp {
   // replay window (sending strictly after out_seq).
   std::optional<EspState> resume;
   std::uint64_t advance = 0;  // kAdvanceOutbound
+  // kInstall: virtual IPs the gateway assigned us (among local_ts), to put on the host
+  // before the routes that use them as source.
+  std::vector<IpAddress> virtual_ips;
 };
 
 enum class EventKind : std::uint8_t {

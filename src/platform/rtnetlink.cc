@@ -172,6 +172,24 @@ Expected<void, SysError> RouteControl::del_rule(AddressFamily family, std::uint3
   return r;
 }
 
+namespace {
+
+// RTM_NEWADDR / RTM_DELADDR of a host address.
+void put_address(nlmsghdr* nlh, const IpAddress& address, int ifindex) {
+  auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
+  ifa->ifa_family = static_cast<unsigned char>(address.is_v4() ? AF_INET : AF_INET6);
+  ifa->ifa_prefixlen = static_cast<unsigned char>(address.is_v4() ? 32 : 128);
+  ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+  ifa->ifa_index = static_cast<unsigned>(ifindex);
+  // No duplicate address detection: a dead node's address must answer at once, and a
+  // virtual IP is ours by the gateway's assignment.
+  if (!address.is_v4()) ifa->ifa_flags = IFA_F_NODAD;
+  mnl_attr_put(nlh, IFA_LOCAL, address.bytes().size(), address.bytes().data());
+  mnl_attr_put(nlh, IFA_ADDRESS, address.bytes().size(), address.bytes().data());
+}
+
+}  // namespace
+
 Expected<void, SysError> RouteControl::add_address(const IpAddress& address, int ifindex) {
   if (!nl_) return unexpected(SysError{EBADF, "netlink route socket not open"});
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
@@ -179,21 +197,31 @@ Expected<void, SysError> RouteControl::add_address(const IpAddress& address, int
   nlh->nlmsg_type = RTM_NEWADDR;
   nlh->nlmsg_flags = static_cast<std::uint16_t>(NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
   nlh->nlmsg_seq = ++seq_;
-  auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
-  ifa->ifa_family = static_cast<unsigned char>(address.is_v4() ? AF_INET : AF_INET6);
-  ifa->ifa_prefixlen = static_cast<unsigned char>(address.is_v4() ? 32 : 128);
-  ifa->ifa_scope = RT_SCOPE_UNIVERSE;
-  ifa->ifa_index = static_cast<unsigned>(ifindex);
-  // No duplicate address detection: the address's owner is dead, and we must answer at once.
-  if (!address.is_v4()) ifa->ifa_flags = IFA_F_NODAD;
-  mnl_attr_put(nlh, IFA_LOCAL, address.bytes().size(), address.bytes().data());
-  mnl_attr_put(nlh, IFA_ADDRESS, address.bytes().size(), address.bytes().data());
+  put_address(nlh, address, ifindex);
   if (mnl_socket_sendto(nl_, nlh, nlh->nlmsg_len) < 0) return unexpected(SysError{errno, "netlink sendto"});
   int n = static_cast<int>(mnl_socket_recvfrom(nl_, buf.data(), buf.size()));
   if (n < 0) return unexpected(SysError{errno, "netlink recv"});
   if (mnl_cb_run(buf.data(), static_cast<std::size_t>(n), seq_, portid_, nullptr, nullptr) < 0) {
     if (errno == EEXIST) return {};
     return unexpected(SysError{errno, "add address " + address.to_string()});
+  }
+  return {};
+}
+
+Expected<void, SysError> RouteControl::del_address(const IpAddress& address, int ifindex) {
+  if (!nl_) return unexpected(SysError{EBADF, "netlink route socket not open"});
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = RTM_DELADDR;
+  nlh->nlmsg_flags = static_cast<std::uint16_t>(NLM_F_REQUEST | NLM_F_ACK);
+  nlh->nlmsg_seq = ++seq_;
+  put_address(nlh, address, ifindex);
+  if (mnl_socket_sendto(nl_, nlh, nlh->nlmsg_len) < 0) return unexpected(SysError{errno, "netlink sendto"});
+  int n = static_cast<int>(mnl_socket_recvfrom(nl_, buf.data(), buf.size()));
+  if (n < 0) return unexpected(SysError{errno, "netlink recv"});
+  if (mnl_cb_run(buf.data(), static_cast<std::size_t>(n), seq_, portid_, nullptr, nullptr) < 0) {
+    if (errno == EADDRNOTAVAIL || errno == ENODEV) return {};
+    return unexpected(SysError{errno, "delete address " + address.to_string()});
   }
   return {};
 }

@@ -60,6 +60,8 @@ class RouteControl {
   // `address` as a host address (/32, /128) on interface `ifindex` (a cluster node takes
   // a dead node's address over). EEXIST counts as success.
   Expected<void, SysError> add_address(const IpAddress& address, int ifindex);
+  // Its removal; EADDRNOTAVAIL (already gone) counts as success.
+  Expected<void, SysError> del_address(const IpAddress& address, int ifindex);
 
  private:
   Expected<void, SysError> route_request(std::uint16_t type, std::uint16_t flags, const RouteSpec& route);
