@@ -3,7 +3,7 @@
 RFC 7296 section 2.19; split DNS, RFC 8598) to strongSwan road-warrior clients through a
 Linux MASQUERADE NAT, one ctest per case:
 
-netns-params: swan_client_psk swan_client_two
+netns-params: swan_client_psk swan_client_two mobiked_client_swan_gw mobiked_pair_switch
 
     ini  (10.1.0.2, client 1) --+
                                  nat (in0 10.1.0.1, in1 10.1.1.1 | out0 198.51.100.2) -- res (198.51.100.10, gateway)
@@ -33,6 +33,28 @@ Cases:
                      list-pools shows two online leases with the right identities, and
                      both clients ping the gateway's inner address at the same time.
 
+mobiked as the virtual-IP client (vips = ["0.0.0.0"], userspace data plane, PSK,
+remote_ts 203.0.113.0/24, no local_ts: it offers TSi 0.0.0.0/0 and the gateway narrows it):
+
+    mobiked_client_swan_gw  the gateway is charon (kernel-libipsec) with a swanctl pool
+                     rw { addrs = 10.3.0.0/24 dns = 10.3.0.53 } and pools = rw, local_ts
+                     203.0.113.0/24 (203.0.113.1 on its lo), remote_ts "dynamic". mobiked
+                     logs "virtual IP 10.3.0.1 assigned" and "... installed on mobike0",
+                     its Child SA's local_ts is ["10.3.0.1/32"], 10.3.0.1 is on mobike0;
+                     charon shows remote-vips 10.3.0.1 (or an online lease in
+                     --list-pools --leases); `ip route get 203.0.113.1` in the client's
+                     namespace says src 10.3.0.1 and a ping to 203.0.113.1 WITHOUT -I gets
+                     replies (the route's preferred source is the virtual IP). Then the
+                     client terminates: 10.3.0.1 leaves mobike0.
+    mobiked_pair_switch  the gateway is mobiked with the pool "rw" above and two addresses,
+                     198.51.100.10 (dialled) and .20 (the switch scenarios' NAT topology);
+                     with a ping from 10.3.0.1 running, the gateway's operator moves every
+                     SA: `mobikectl switch --to 198.51.100.20 --all`. Afterwards both sides
+                     use .20, the IKE and Child SPIs are the same (no rekey, no new SA on
+                     either side), the client's virtual IP is still 10.3.0.1 (Child SA
+                     local_ts, mobike0, lease online) and the ping gets replies after the
+                     switch through the NAT's new mapping to .20.
+
 Run by hand (root, a Release build):
     MOBIKE_BUILD_DIR=build/release python3 tests/netns/test_virtual_ip.py swan_client_psk
 """
@@ -46,8 +68,10 @@ sys.dont_write_bytecode = True  # also when run by hand: no __pycache__ in the s
 
 from mobiked import MConn, Mobiked  # noqa: E402
 from netns import (Charon, Conn, Lab, Namespace, check, find_binary, log, netns_param,  # noqa: E402
-                   require_commands, require_netns, require_strongswan, run_test, wait_until)
-from topology import NatTopology, nat_topology, setup_nat  # noqa: E402
+                   require_commands, require_netns, require_strongswan, run_test, swanctl_conf, wait_until)
+from scenario import Ping  # noqa: E402
+from switch_scenarios import NEW, OLD, make_topology, mapping_to, nat_mappings  # noqa: E402
+from topology import RES_ADDR, RES_INNER, NatTopology, nat_topology, setup_nat  # noqa: E402
 
 NAME = "rw"
 POOL = "rw"
@@ -290,20 +314,248 @@ def swan_client_two(lab: Lab) -> None:
         check(int(child.get("packets-in", 0)) >= 18, f"{charon.name} decrypted too little: {child}")
 
 
+# --------------------------------------------------------------------------- mobiked as the client
+
+CLIENT_ID = "client1@mobike.test"
+VIP = POOL_FIRST  # what both gateways hand out first
+TUN = "mobike0"   # mobiked's default tun_name
+
+
+def start_mobiked_client(lab: Lab, ns: Namespace) -> Mobiked:
+    """mobiked with the userspace data plane asking for any IPv4 virtual IP; no local_ts,
+    so it offers 0.0.0.0/0 and takes what the gateway narrows it to."""
+    d = Mobiked(lab, ns, "mobiked-client", dataplane="userspace")
+    conn = MConn(NAME, local_id=CLIENT_ID, remote_id=GW_ID, psk=PSK, remote_addrs=[RES_ADDR],
+                 local_ts=[], remote_ts=[GW_NET], dpd_delay="10s", extra={"vips": ["0.0.0.0"]})
+    return d.start([conn])
+
+
+def mob_sa(d: Mobiked) -> dict | None:
+    """mobiked's IKE SA NAME, ESTABLISHED with exactly the INSTALLED Child SAs in "kids"."""
+    sa = d.sa(NAME)
+    if not sa or sa.get("state") != "ESTABLISHED":
+        return None
+    kids = [c for c in sa.get("children", []) if c.get("state") == "INSTALLED"]
+    return dict(sa, kids=kids) if kids else None
+
+
+def tun_addresses(ns: Namespace) -> str:
+    """`ip -o -4 addr show dev TUN`, the "inet A/N" parts ("" if none or no device)."""
+    out = ns.ip("-o", "-4", "addr", "show", "dev", TUN, check=False).stdout
+    return " ".join(re.findall(r"\binet \S+", out))
+
+
+def client_has_vip(client: Mobiked, what: str) -> dict:
+    """The client mobiked's side of VIP: its log, its Child SA's local selector, the address
+    on its TUN device. Returns its IKE SA."""
+    sa = wait_until(lambda: mob_sa(client), 15, f"{what}: {client.name} ESTABLISHED with a Child SA")
+    text = client.log_text()
+    check(re.search(rf"virtual IP {re.escape(VIP)} assigned", text) is not None,
+          f"{what}: {client.name} does not log 'virtual IP {VIP} assigned'")
+    kids = sa["kids"]
+    check(len(kids) == 1 and kids[0].get("local_ts") == [f"{VIP}/32"] and kids[0].get("remote_ts") == [GW_NET],
+          f"{what}: {client.name}'s Child SA selectors: local_ts {[c.get('local_ts') for c in kids]}, "
+          f"remote_ts {[c.get('remote_ts') for c in kids]}, expected [{VIP}/32] and [{GW_NET}]")
+    installed = wait_until(lambda: re.search(rf"virtual IP {re.escape(VIP)} installed on (\S+)", client.log_text()),
+                           5, f"{what}: {client.name} to log 'virtual IP {VIP} installed on <tun>' "
+                              f"(warnings: {re.findall(r'.*virtual IP.*', client.log_text())})")
+    check(installed.group(1) == TUN, f"{what}: {client.name} installed {VIP} on {installed.group(1)}, not {TUN}")
+    check(re.search(rf"\binet {re.escape(VIP)}/32\b", tun_addresses(client.ns)) is not None,
+          f"{what}: ip addr shows no {VIP}/32 on {TUN} in {client.ns.role}:\n"
+          f"{client.ns.ip('-o', 'addr', 'show', check=False).stdout}")
+    log(f"{what}: {client.name} got {VIP} (local_ts {kids[0]['local_ts']}); ip addr show dev {TUN}: "
+        f"{tun_addresses(client.ns)}")
+    return sa
+
+
+def vip_route_problem(ns: Namespace) -> str | None:
+    """None if the route towards the gateway's inner address goes into TUN with the
+    virtual IP as its source; else what `ip route` says."""
+    got = ns.ip("route", "get", RES_INNER, check=False)
+    line = (got.stdout + got.stderr).strip()
+    if re.search(rf"\bdev {TUN}\b", line) and re.search(rf"\bsrc {re.escape(VIP)}\b", line):
+        return None
+    return (f"ip route get {RES_INNER}: {line!r}; routes: "
+            f"{ns.ip('route', 'show', check=False).stdout.strip()!r}")
+
+
+def swan_gateway(lab: Lab, t: NatTopology) -> Charon:
+    """charon (kernel-libipsec) with the pool rw and a road-warrior connection."""
+    charon = Charon(lab, t.res, "charon-gw", retransmit_timeout=1.0, retransmit_tries=3,
+                    log_levels={"ike": 2, "cfg": 2, "enc": 1, "knl": 2}).start()
+    conn = Conn(NAME, local_id=GW_ID, remote_id=CLIENT_ID, psk=PSK, local_ts=[GW_NET], remote_ts=[],
+                dpd_delay=10, extra={"pools": POOL})
+    charon.swanctl_path.write_text(
+        swanctl_conf([conn]) + f"pools {{\n  {POOL} {{\n    addrs = {POOL_PREFIX}\n    dns = {DNS}\n  }}\n}}\n")
+    charon.swanctl("--load-all", "--file", str(charon.swanctl_path))
+    return charon
+
+
+def swan_remote_vips(charon: Charon) -> list[str]:
+    sa = charon.list_sas().get(NAME) or {}
+    v = sa.get("remote-vips", [])
+    return [v] if isinstance(v, str) else list(v)
+
+
+def mobiked_client_swan_gw(lab: Lab) -> None:
+    t = nat_topology(lab)
+    gw = swan_gateway(lab, t)
+    client = start_mobiked_client(lab, t.ini)
+    t0 = time.monotonic()
+    client.ctl("initiate", NAME)
+    sa = client_has_vip(client, "mobiked client")
+    log(f"mobiked client: established in {time.monotonic() - t0:.2f}s, {sa['local']} -> {sa['remote']}")
+
+    # charon's side: the address it handed out.
+    ssa = wait_until(lambda: swan_sa(gw), 5, "charon-gw: IKE_SA ESTABLISHED with a CHILD_SA")
+    rv = swan_remote_vips(gw)
+    leases = gw.swanctl("--list-pools", "--leases", check=False).stdout
+    online = re.search(rf"^\s*{re.escape(VIP)}\s+online\b", leases, re.M)
+    check(rv == [VIP] or online is not None,
+          f"charon-gw shows remote-vips {rv} and no online lease of {VIP}:\n{leases}")
+    child = next(c for c in ssa["child-sas"].values() if c.get("state") == "INSTALLED")
+    check(child.get("remote-ts") == [f"{VIP}/32"],
+          f"charon-gw's CHILD_SA remote-ts {child.get('remote-ts')}, expected [{VIP}/32]")
+    log(f"charon-gw: remote-vips {rv}; leases: {' | '.join(x.strip() for x in leases.splitlines() if x.strip())}")
+
+    # The route's preferred source is the virtual IP: a plain ping needs no -I.
+    deadline = time.monotonic() + 3
+    while (problem := vip_route_problem(t.ini)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    check(problem is None, f"the client's route to {t.RES_INNER} is not into {TUN} from {VIP}: {problem}")
+    log(f"client: ip route get {t.RES_INNER}: {t.ini.ip('route', 'get', t.RES_INNER).stdout.strip()}")
+    r = t.ini.run(["ping", "-n", "-q", "-c", "3", "-i", "0.2", "-W", "2", t.RES_INNER], check=False, timeout=20)
+    check(r.returncode == 0, f"ping {t.RES_INNER} (no -I) from the client through the tunnel failed:\n"
+                             f"{r.stdout}{r.stderr}\nip route get: {vip_route_problem(t.ini)}")
+    kid = mob_sa(client)["kids"][0]
+    log(f"client: ping {t.RES_INNER} without -I: {r.stdout.strip().splitlines()[-2]}")
+
+    # Terminate: the address leaves the TUN device.
+    client.ctl("terminate", NAME)
+    wait_until(lambda: client.sa(NAME) is None, 5, f"{client.name} to delete its IKE SA")
+    wait_until(lambda: not re.search(rf"\binet {re.escape(VIP)}/", tun_addresses(t.ini)), 5,
+               f"{VIP} to leave {TUN} after terminate")
+    check(re.search(rf"virtual IP {re.escape(VIP)} removed from {TUN}", client.log_text()) is not None,
+          f"{client.name} does not log 'virtual IP {VIP} removed from {TUN}'")
+    log(f"client terminated: {VIP} removed from {TUN} (Child SA was {kid['spi_in']}/{kid['spi_out']}); "
+        f"{TUN} now: {tun_addresses(t.ini).strip()!r}")
+
+
+def mob_view(sa: dict) -> dict:
+    k = sa["kids"][0]
+    return {"local": (sa["local"]["addr"], sa["local"]["port"]), "remote": (sa["remote"]["addr"], sa["remote"]["port"]),
+            "ike": (sa["spi_i"].lower(), sa["spi_r"].lower()), "child": (k["spi_in"].lower(), k["spi_out"].lower()),
+            "local_ts": k.get("local_ts"), "remote_ts": k.get("remote_ts"), "children": len(sa["kids"])}
+
+
+def established_counts(d: Mobiked) -> tuple[int, int]:
+    st = d.stats()
+    return st["ike"]["established"], st["child"]["established"]
+
+
+def mobiked_pair_switch(lab: Lab) -> None:
+    t = make_topology(lab, 1)  # the NAT topology, the gateway on .10 and .20, conntrack counters
+    gw = start_gateway(lab, t)
+    client = start_mobiked_client(lab, t.ini)
+    client.ctl("initiate", NAME)
+    c0 = mob_view(client_has_vip(client, "before the switch"))
+    g_raw = wait_until(lambda: gw_sa_for(gw, CLIENT_ID), 5, f"the gateway's IKE SA with {CLIENT_ID}")
+    g0 = mob_view(dict(g_raw, kids=[c for c in g_raw["children"] if c["state"] == "INSTALLED"]))
+    log(f"before: client {c0}; gateway {g0}")
+    check(c0["remote"][0] == OLD and g0["local"][0] == OLD and g0["remote"][0] == t.NAT_OUTSIDE,
+          f"not on {OLD} through the NAT at first: client {c0['local']} -> {c0['remote']}, "
+          f"gateway {g0['local']} <- {g0['remote']}")
+    check(g0["ike"] == c0["ike"] and g0["child"] == (c0["child"][1], c0["child"][0]),
+          f"the peers' SPIs differ: client {c0}, gateway {g0}")
+    check(g0["remote_ts"] == [f"{VIP}/32"] and g0["local_ts"] == [GW_NET],
+          f"the gateway's Child SA is not narrowed to {VIP}: {g0}")
+    check(g_raw.get("switch") is True, f"the gateway does not see the client's switch support: {g_raw.get('switch')!r}")
+    log(f"client: ip route get {RES_INNER}: {t.ini.ip('route', 'get', RES_INNER).stdout.strip()}")
+
+    n0 = {"client": established_counts(client), "gateway": established_counts(gw)}
+    ping = Ping(t.ini, src=VIP, dst=RES_INNER, interval=0.02)
+    wait_until(lambda: len(ping.times()) >= 20, 5, f"ping {VIP} -> {RES_INNER}: 20 replies before the switch")
+
+    t_sw = time.time()
+    out = gw.ctl("switch", "--to", NEW, "--all", "--json", check=False)
+    try:
+        answer = json.loads(out.stdout)
+    except ValueError:
+        answer = {}
+    log(f"gateway: mobikectl switch --to {NEW} --all: rc {out.returncode}, {(time.time() - t_sw) * 1000:.0f} ms: "
+        f"{out.stdout.strip()} {out.stderr.strip()}")
+    check(out.returncode == 0 and answer.get("switched") == 1 and answer.get("failed") == 0
+          and answer.get("refused") == 0, f"mobikectl switch did not switch the one SA: {out.stdout}{out.stderr}")
+
+    def moved():
+        c, g = mob_sa(client), gw_sa_for(gw, CLIENT_ID)
+        return (c, g) if c and g and c["remote"]["addr"] == NEW and g["local"]["addr"] == NEW else None
+    c_raw, g_raw = wait_until(moved, 10, f"both peers on {NEW}")
+    t_moved = time.time()
+    log(f"both peers on {NEW} {(t_moved - t_sw) * 1000:.0f} ms after the switch command")
+    ping.wait_reply_after(t_moved, 5, f"ping {VIP} -> {RES_INNER}: a reply after the switch")
+    time.sleep(1.0)
+    after = len([x for x in ping.times() if x > t_moved])
+    ping.stop()
+    st = ping.stats()
+    log(f"ping {VIP} -> {RES_INNER}: {st['replies']} replies, {st['lost']} lost, longest gap {st['gap_ms']:.0f} ms, "
+        f"{after} replies after both peers moved")
+    check(after >= 20, f"too few ping replies after the switch: {after}")
+
+    c1 = mob_view(mob_sa(client))
+    g_raw = gw_sa_for(gw, CLIENT_ID)
+    g1 = mob_view(dict(g_raw, kids=[c for c in g_raw["children"] if c["state"] == "INSTALLED"]))
+    log(f"after: client {c1}; gateway {g1}")
+    check(c1["ike"] == c0["ike"] and g1["ike"] == c0["ike"],
+          f"the IKE SA changed: {c0['ike']} -> client {c1['ike']}, gateway {g1['ike']}")
+    check(c1["child"] == c0["child"] and g1["child"] == g0["child"] and c1["children"] == g1["children"] == 1,
+          f"the Child SA changed (rekey?): client {c0['child']} -> {c1['child']}, gateway {g0['child']} -> "
+          f"{g1['child']}, children {c1['children']}/{g1['children']}")
+    check(c1["local"] == c0["local"] and c1["remote"] == (NEW, 4500) and g1["local"] == (NEW, 4500)
+          and g1["remote"][0] == t.NAT_OUTSIDE,
+          f"after the switch: client {c1['local']} -> {c1['remote']}, gateway {g1['local']} <- {g1['remote']}")
+    n1 = {"client": established_counts(client), "gateway": established_counts(gw)}
+    check(n1 == n0, f"new SAs were established during the switch (ike, child): before {n0}, after {n1}")
+    # The virtual IP stayed what it was.
+    check(c1["local_ts"] == [f"{VIP}/32"] and g1["remote_ts"] == [f"{VIP}/32"],
+          f"the Child SA's selectors changed: client local_ts {c1['local_ts']}, gateway remote_ts {g1['remote_ts']}")
+    check(re.search(rf"\binet {re.escape(VIP)}/32\b", tun_addresses(t.ini)) is not None,
+          f"{VIP} is no longer on {TUN} after the switch: {tun_addresses(t.ini)!r}")
+    check(len(re.findall(r"virtual IP \S+ assigned", client.log_text())) == 1
+          and "removed from" not in client.log_text(),
+          f"the client's virtual IP was assigned again or removed: "
+          f"{re.findall(r'.*virtual IP.*', client.log_text())}")
+    lease = [le for le in the_pool(gw).get("leases", []) if le.get("address") == VIP]
+    check(len(lease) == 1 and lease[0].get("identity") == CLIENT_ID and lease[0].get("online") is True,
+          f"list-pools lease of {VIP} after the switch: {the_pool(gw).get('leases')}")
+    m = mapping_to(t.nat, NEW)
+    check(m is not None and m["orig"].get("packets", 0) > 20 and m["reply"].get("packets", 0) > 20,
+          f"the NAT's mapping to {NEW} carries no tunnel traffic: {m} (all: {nat_mappings(t.nat)})")
+    log(f"after the switch: {VIP} still on {TUN}, lease online for {CLIENT_ID}, NAT mapping to {NEW}: "
+        f"packets out {m['orig'].get('packets')} / in {m['reply'].get('packets')}")
+
+
 CASES = {
-    "swan_client_psk": (swan_client_psk, "strongSwan road warrior gets a virtual IP and DNS from mobiked's pool"),
-    "swan_client_two": (swan_client_two, "two strongSwan road warriors get 10.3.0.1 and 10.3.0.2, both ping"),
+    # name: (function, title, needs strongSwan)
+    "swan_client_psk": (swan_client_psk, "strongSwan road warrior gets a virtual IP and DNS from mobiked's pool",
+                        True),
+    "swan_client_two": (swan_client_two, "two strongSwan road warriors get 10.3.0.1 and 10.3.0.2, both ping", True),
+    "mobiked_client_swan_gw": (mobiked_client_swan_gw, "mobiked client gets a virtual IP from a strongSwan "
+                               "gateway's pool, pings from it without -I", True),
+    "mobiked_pair_switch": (mobiked_pair_switch, "mobiked client keeps its virtual IP and SAs through the "
+                            "mobiked gateway's operator switch", False),
 }
 
 
-def requires() -> None:
+def requires(strongswan: bool) -> None:
     require_netns()
-    require_strongswan()
+    if strongswan:
+        require_strongswan()
     require_commands("iptables", "ping")
     find_binary("mobiked")
     find_binary("mobikectl")
 
 
 if __name__ == "__main__":
-    fn, title = CASES[netns_param(CASES)]
-    run_test(fn, title, timeout=90, requires=requires)
+    fn, title, swan = CASES[netns_param(CASES)]
+    run_test(fn, title, timeout=90, requires=lambda: requires(swan))
