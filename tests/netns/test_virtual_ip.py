@@ -3,7 +3,7 @@
 RFC 7296 section 2.19; split DNS, RFC 8598) to strongSwan road-warrior clients through a
 Linux MASQUERADE NAT, one ctest per case:
 
-netns-params: swan_client_psk swan_client_two mobiked_client_swan_gw mobiked_pair_switch
+netns-params: swan_client_psk swan_client_two swan_client_cert mobiked_client_swan_gw mobiked_pair_switch
 
     ini  (10.1.0.2, client 1) --+
                                  nat (in0 10.1.0.1, in1 10.1.1.1 | out0 198.51.100.2) -- res (198.51.100.10, gateway)
@@ -32,6 +32,26 @@ Cases:
                      order they connect), mobiked's Child SAs are narrowed to each,
                      list-pools shows two online leases with the right identities, and
                      both clients ping the gateway's inner address at the same time.
+    swan_client_cert the headline road warrior with certificates instead of the PSK, on a
+                     PKI made by openssl per run (pki.py): a root CA and ECDSA P-256 end
+                     entities. The client's certificate is "C=CH, O=Mobike Test,
+                     CN=client.example.test" with SAN email:client@example.test and charon
+                     sets id = client@example.test (remote id gw.example.test, cacerts the
+                     root); the gateway authenticates with auth = "pubkey", its certificate
+                     "C=CH, O=Mobike Test, CN=gw.example.test" (SANs DNS:gw.example.test,
+                     IP:198.51.100.10) as local_id gw.example.test, cacerts the root,
+                     send_cert = "always", remote_id "*@example.test" (a wildcard) and
+                     pools = ["rw"]. Checked: established; charon got 10.3.0.1 (local-vips,
+                     the address in its namespace, the CFG_REPLY as above) and logs a
+                     signature (not PSK) authentication of gw.example.test with its
+                     certificate; both sides show the identities (mobiked's list-sas
+                     remote_id client@example.test, local_id gw.example.test); mobiked's
+                     Child SA has remote_ts ["10.3.0.1/32"]; list-pools shows the one lease
+                     10.3.0.1 online for client@example.test; a ping from 10.3.0.1 to
+                     203.0.113.1 gets replies. Then a Child SA rekey by charon and one by
+                     mobiked (mobikectl rekey --child): each time one new Child SA on both
+                     sides, still 10.3.0.1/32 === 203.0.113.0/24, the same IKE SA, the lease
+                     still online and the only one, and the ping works.
 
 mobiked as the virtual-IP client (vips = ["0.0.0.0"], userspace data plane, PSK,
 remote_ts 203.0.113.0/24, no local_ts: it offers TSi 0.0.0.0/0 and the gateway narrows it):
@@ -67,8 +87,10 @@ import time
 sys.dont_write_bytecode = True  # also when run by hand: no __pycache__ in the source tree
 
 from mobiked import MConn, Mobiked  # noqa: E402
-from netns import (Charon, Conn, Lab, Namespace, check, find_binary, log, netns_param,  # noqa: E402
+from netns import (Charon, Conn, Lab, Namespace, check, child_sas, find_binary, log, netns_param,  # noqa: E402
                    require_commands, require_netns, require_strongswan, run_test, swanctl_conf, wait_until)
+from peers import PubkeyAuth  # noqa: E402
+from pki import Pki  # noqa: E402
 from scenario import Ping  # noqa: E402
 from switch_scenarios import NEW, OLD, make_topology, mapping_to, nat_mappings  # noqa: E402
 from topology import RES_ADDR, RES_INNER, NatTopology, nat_topology, setup_nat  # noqa: E402
@@ -101,7 +123,9 @@ def add_second_client(lab: Lab, t: NatTopology) -> Namespace:
     return ini2
 
 
-def start_gateway(lab: Lab, t: NatTopology) -> Mobiked:
+def start_gateway(lab: Lab, t: NatTopology, auth: PubkeyAuth | None = None) -> Mobiked:
+    """auth: certificate authentication (its local_id, remote_id, send_cert as given)
+    instead of the PSK of any client identity."""
     d = Mobiked(lab, t.res, "mobiked-gw", dataplane="userspace")
     d.daemon_section += (
         "\n[[pool]]\n"
@@ -112,15 +136,31 @@ def start_gateway(lab: Lab, t: NatTopology) -> Mobiked:
     # remote_id left out: any client identity with the PSK; no remote_ts: "dynamic".
     conn = MConn(NAME, local_id=GW_ID, remote_id=None, psk=PSK, remote_addrs=["%any"],
                  local_ts=[GW_NET], remote_ts=[], dpd_delay="10s", extra={"pools": [POOL]})
+    if auth is not None:
+        conn.local_id, conn.remote_id = auth.local_id, auth.remote_id
+        conn.auth, conn.psk = "pubkey", None
+        conn.local_certs, conn.local_key = auth.local_certs, auth.key
+        conn.cacerts, conn.crls = list(auth.cacerts), list(auth.crls)
+        conn.send_cert, conn.send_certreq = auth.send_cert, auth.send_certreq
     return d.start([conn])
 
 
-def client(lab: Lab, ns: Namespace, name: str, ident: str, local_addr: str, t: NatTopology) -> Charon:
+def client(lab: Lab, ns: Namespace, name: str, ident: str, local_addr: str, t: NatTopology,
+           auth: PubkeyAuth | None = None) -> Charon:
+    """auth: certificate authentication (local_id ident, remote_id auth.remote_id)
+    instead of the PSK."""
     charon = Charon(lab, ns, name, retransmit_timeout=1.0, retransmit_tries=3,
                     log_levels={"ike": 2, "cfg": 2, "enc": 1, "knl": 2}).start()
-    charon.load([Conn(NAME, local_id=ident, remote_id=GW_ID, psk=PSK,
-                      local_addrs=[local_addr], remote_addrs=[t.RES_ADDR],
-                      remote_ts=[GW_NET], dpd_delay=10, extra={"vips": "0.0.0.0"})])
+    conn = Conn(NAME, local_id=ident, remote_id=GW_ID, psk=PSK,
+                local_addrs=[local_addr], remote_addrs=[t.RES_ADDR],
+                remote_ts=[GW_NET], dpd_delay=10, extra={"vips": "0.0.0.0"})
+    if auth is not None:
+        conn.remote_id = auth.remote_id
+        conn.local_auth = conn.remote_auth = "pubkey"
+        conn.local_certs, conn.local_key = auth.local_certs, auth.key
+        conn.cacerts, conn.crls = list(auth.cacerts), list(auth.crls)
+        conn.send_cert, conn.send_certreq = auth.send_cert, auth.send_certreq
+    charon.load([conn])
     return charon
 
 
@@ -312,6 +352,99 @@ def swan_client_two(lab: Lab) -> None:
     for charon in (c1, c2):
         child = next(iter(swan_sa(charon)["child-sas"].values()))
         check(int(child.get("packets-in", 0)) >= 18, f"{charon.name} decrypted too little: {child}")
+
+
+CERT_GW_SUBJECT = "C=CH, O=Mobike Test, CN=gw.example.test"
+CERT_GW_ID = "gw.example.test"
+CERT_CLIENT_SUBJECT = "C=CH, O=Mobike Test, CN=client.example.test"
+CERT_CLIENT_ID = "client@example.test"
+
+
+def installed_children(gw: Mobiked, ident: str) -> list[dict]:
+    sa = gw_sa_for(gw, ident)
+    return [c for c in sa["children"] if c["state"] == "INSTALLED"] if sa else []
+
+
+def swan_client_cert(lab: Lab) -> None:
+    t = nat_topology(lab)
+    t0 = time.monotonic()
+    pki = Pki(lab.dir / "pki")  # root ECDSA P-256
+    gw_cert = pki.issue("gw", CERT_GW_SUBJECT, san=[f"DNS:{CERT_GW_ID}", f"IP:{t.RES_ADDR}"])
+    cl_cert = pki.issue("client", CERT_CLIENT_SUBJECT, key_type="ecdsa256", san=[f"email:{CERT_CLIENT_ID}"])
+    log(f"PKI made in {time.monotonic() - t0:.1f}s: root, gateway and client certificates (ECDSA P-256)")
+    gw = start_gateway(lab, t, auth=PubkeyAuth.of(gw_cert, [pki.root], local_id=CERT_GW_ID,
+                                                  remote_id="*@example.test", send_cert="always"))
+    c1 = client(lab, t.ini, "charon-ini", CERT_CLIENT_ID, t.INI_ADDR, t,
+                auth=PubkeyAuth.of(cl_cert, [pki.root], local_id=CERT_CLIENT_ID, remote_id=CERT_GW_ID))
+
+    connect(gw, c1, CERT_CLIENT_ID, "10.3.0.1", "cert")
+    # Certificates did it, both ways: the identities each side shows, charon's own words.
+    sa = swan_sa(c1)
+    check(sa.get("local-id") == CERT_CLIENT_ID and sa.get("remote-id") == CERT_GW_ID,
+          f"cert: charon shows local-id {sa.get('local-id')!r}, remote-id {sa.get('remote-id')!r}, "
+          f"expected {CERT_CLIENT_ID!r} and {CERT_GW_ID!r}")
+    gsa = gw_sa_for(gw, CERT_CLIENT_ID)
+    check(gsa.get("local_id") == CERT_GW_ID,
+          f"cert: mobiked shows its own identity as {gsa.get('local_id')!r}, expected {CERT_GW_ID!r}")
+    text = c1.log_text()
+    ok = re.search(rf"authentication of '{re.escape(CERT_GW_ID)}' with (\S+) successful", text)
+    check(ok is not None and "PSK" not in ok.group(1),
+          f"cert: charon does not log a signature authentication of {CERT_GW_ID!r}: "
+          f"{re.findall(r'.*authentication of.*', text)}")
+    check(re.search(r"(received end entity cert|using certificate) \"C=CH, O=Mobike Test, CN=gw\.example\.test\"",
+                    text) is not None,
+          f"cert: charon's log shows no gateway certificate received: "
+          f"{re.findall(r'.*(?:cert|trust).*', text)[:12]}")
+    log(f"cert: charon authenticated {CERT_GW_ID!r} with {ok.group(1)}; mobiked names the client "
+        f"{gsa.get('remote_id')!r}")
+    attributes_received(c1, "cert")
+    p = the_pool(gw)
+    check(p.get("online") == 1 and p.get("offline") == 0 and len(p.get("leases", [])) == 1,
+          f"cert: list-pools with one client: {p}")
+    ping(t.ini, "10.3.0.1", "cert")
+    log("cert: ping 10.3.0.1 -> 203.0.113.1 through the tunnel")
+
+    # Child SA rekeys, by the client and then by the gateway: the address stays.
+    for who in ("charon", "mobiked"):
+        what = f"rekey by {who}"
+        old = installed_children(gw, CERT_CLIENT_ID)
+        check(len(old) == 1, f"{what}: mobiked has {len(old)} installed Child SAs before the rekey")
+        old_in = old[0]["spi_in"].lower()
+        if who == "charon":
+            c1.rekey(child=NAME)
+        else:
+            gw.ctl("rekey", "--child", str(old[0]["id"]))
+
+        def rekeyed():
+            kids = installed_children(gw, CERT_CLIENT_ID)
+            if len(kids) != 1 or kids[0]["spi_in"].lower() == old_in:
+                return None
+            ssa = swan_sa(c1)
+            if not ssa:
+                return None
+            skids = child_sas(ssa)
+            if len(skids) != 1 or skids[0].get("state") != "INSTALLED" \
+                    or skids[0].get("spi-out", "").lower() != kids[0]["spi_in"].lower():
+                return None
+            return kids[0], ssa, skids[0]
+        kid, ssa, skid = wait_until(rekeyed, 15, f"{what}: one new Child SA on both sides, the old one gone "
+                                                  f"(mobiked: {installed_children(gw, CERT_CLIENT_ID)})")
+        check(kid.get("remote_ts") == ["10.3.0.1/32"] and kid.get("local_ts") == [GW_NET],
+              f"{what}: mobiked's new Child SA: local_ts {kid.get('local_ts')}, remote_ts {kid.get('remote_ts')}, "
+              f"expected {[GW_NET]} and ['10.3.0.1/32']")
+        check(skid.get("local-ts") == ["10.3.0.1/32"] and skid.get("remote-ts") == [GW_NET]
+              and skid.get("spi-in", "").lower() == kid["spi_out"].lower(),
+              f"{what}: charon's new CHILD_SA: {skid.get('local-ts')} === {skid.get('remote-ts')}, "
+              f"SPIs in/out {skid.get('spi-in')}/{skid.get('spi-out')}; mobiked's {kid['spi_in']}/{kid['spi_out']}")
+        check(vips_of(ssa) == ["10.3.0.1"], f"{what}: charon's local-vips now {vips_of(ssa)}")
+        p = the_pool(gw)
+        check(p.get("online") == 1 and p.get("offline") == 0 and
+              p.get("leases") == [{"address": "10.3.0.1", "identity": CERT_CLIENT_ID, "online": True}],
+              f"{what}: list-pools after the rekey: {p}")
+        check(gw_sa_for(gw, CERT_CLIENT_ID)["spi_i"] == gsa["spi_i"], f"{what}: the IKE SA was replaced")
+        ping(t.ini, "10.3.0.1", what)
+        log(f"{what}: Child SA {old_in} -> {kid['spi_in']}, still 10.3.0.1/32, lease online for "
+            f"{CERT_CLIENT_ID}, ping works")
 
 
 # --------------------------------------------------------------------------- mobiked as the client
@@ -540,6 +673,8 @@ CASES = {
     "swan_client_psk": (swan_client_psk, "strongSwan road warrior gets a virtual IP and DNS from mobiked's pool",
                         True),
     "swan_client_two": (swan_client_two, "two strongSwan road warriors get 10.3.0.1 and 10.3.0.2, both ping", True),
+    "swan_client_cert": (swan_client_cert, "strongSwan road warrior with a certificate gets a virtual IP from "
+                         "mobiked's pool", True),
     "mobiked_client_swan_gw": (mobiked_client_swan_gw, "mobiked client gets a virtual IP from a strongSwan "
                                "gateway's pool, pings from it without -I", True),
     "mobiked_pair_switch": (mobiked_pair_switch, "mobiked client keeps its virtual IP and SAs through the "
@@ -547,15 +682,16 @@ CASES = {
 }
 
 
-def requires(strongswan: bool) -> None:
+def requires(strongswan: bool, certs: bool = False) -> None:
     require_netns()
     if strongswan:
         require_strongswan()
-    require_commands("iptables", "ping")
+    require_commands("iptables", "ping", *(["openssl"] if certs else []))
     find_binary("mobiked")
     find_binary("mobikectl")
 
 
 if __name__ == "__main__":
-    fn, title, swan = CASES[netns_param(CASES)]
-    run_test(fn, title, timeout=90, requires=lambda: requires(swan))
+    param = netns_param(CASES)
+    fn, title, swan = CASES[param]
+    run_test(fn, title, timeout=90, requires=lambda: requires(swan, certs=param == "swan_client_cert"))
