@@ -94,15 +94,15 @@ bool classic_ecdsa(AuthMethod m, KeyType key, HashAlgorithm& hash) {
   }
 }
 
-Expected<bool, std::string> verify_signature(const crypto::PublicKey& key, const wire::AuthPayload& auth,
-                                             ByteView octets) {
+Expected<std::string, std::string> verify_signature(const crypto::PublicKey& key, const wire::AuthPayload& auth,
+                                                    ByteView octets) {
   const KeyType type = key.type();
   switch (auth.method) {
     case AuthMethod::kRsaSig:
       if (type != KeyType::kRsa) return unexpected(std::string("RSA signature AUTH with a non-RSA certificate"));
       if (!key.verify({SignatureKind::kRsaPkcs1, HashAlgorithm::kSha1}, octets, auth.data))
         return unexpected(std::string("RSA signature does not verify"));
-      return true;
+      return std::string("RSA PKCS#1 v1.5 SHA-1 signature");
     case AuthMethod::kEcdsaSha256P256:
     case AuthMethod::kEcdsaSha384P384:
     case AuthMethod::kEcdsaSha512P521: {
@@ -110,7 +110,7 @@ Expected<bool, std::string> verify_signature(const crypto::PublicKey& key, const
       if (!classic_ecdsa(auth.method, type, hash))
         return unexpected(std::string("ECDSA AUTH method does not fit the certificate's ") + crypto::key_type_name(type) + " key");
       if (!key.verify_raw_ecdsa(hash, octets, auth.data)) return unexpected(std::string("ECDSA signature does not verify"));
-      return true;
+      return crypto::scheme_name({SignatureKind::kEcdsa, hash}) + " signature (RFC 4754)";
     }
     case AuthMethod::kDigitalSignature: {
       if (auth.data.empty()) return unexpected(std::string("empty Digital Signature AUTH"));
@@ -124,7 +124,7 @@ Expected<bool, std::string> verify_signature(const crypto::PublicKey& key, const
       if (!key.verify(scheme, octets, ByteView(auth.data).subspan(1 + len), parsed->pss_salt_length))
         return unexpected(crypto::scheme_name(scheme) + " signature with the " + crypto::key_type_name(type) +
                           " key does not verify");
-      return true;
+      return crypto::scheme_name(scheme) + " signature (RFC 7427)";
     }
     default:
       return unexpected("AUTH method " + std::to_string(static_cast<unsigned>(auth.method)) + " not supported");
@@ -206,8 +206,8 @@ Expected<bool, std::string> add_own_auth(const IkeSa& sa, const ConnectionConfig
   return true;
 }
 
-Expected<bool, std::string> verify_peer_auth(const IkeSa& sa, const ConnectionConfig& c, const Identity& peer_id,
-                                             const std::vector<Payload>& payloads) {
+Expected<std::string, std::string> verify_peer_auth(const IkeSa& sa, const ConnectionConfig& c,
+                                                    const Identity& peer_id, const std::vector<Payload>& payloads) {
   auto* auth = wire::find_payload<wire::AuthPayload>(payloads, PayloadType::kAuth);
   if (!auth) return unexpected(std::string("no AUTH payload"));
   if (!auth_method_fits(c.remote_auth, auth->method))
@@ -217,7 +217,7 @@ Expected<bool, std::string> verify_peer_auth(const IkeSa& sa, const ConnectionCo
   if (c.remote_auth == AuthClass::kPsk) {
     if (!equal_ct(auth->data, psk_auth_value(sa, peer_is_initiator, c.psk, peer_id)))
       return unexpected(std::string("PSK AUTH does not verify"));
-    return true;
+    return std::string("pre-shared key");
   }
   std::vector<std::shared_ptr<const crypto::Certificate>> certs;
   for (const auto& p : payloads) {
@@ -237,7 +237,7 @@ Expected<bool, std::string> verify_peer_auth(const IkeSa& sa, const ConnectionCo
     return unexpected("identity " + peer_id.to_string() + " is not in certificate \"" + ee.subject() + "\"");
   auto ok = verify_signature(ee.public_key(), *auth, signed_octets(sa, peer_is_initiator, peer_id));
   if (!ok) return unexpected(ok.error());
-  return true;
+  return *ok + " of certificate \"" + ee.subject() + "\" (issuer \"" + ee.issuer() + "\")";
 }
 
 bool identity_in_certificate(const Identity& id, const crypto::Certificate& cert) {

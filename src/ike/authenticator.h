@@ -31,8 +31,8 @@ void add_certreq(const ConnectionConfig& c, std::vector<wire::Payload>& out);
 Expected<bool, std::string> add_own_auth(const IkeSa& sa, const ConnectionConfig& c, bool initiator_side,
                                          std::vector<wire::Payload>& out);
 // Checks the peer's AUTH, and for public keys its certificate chain and that the
-// certificate names `peer_id`.
-Expected<bool, std::string> verify_peer_auth(const IkeSa& sa, const ConnectionConfig& c, const Identity& peer_id,
+// certificate names `peer_id`. The value says how, for the log.
+Expected<std::string, std::string> verify_peer_auth(const IkeSa& sa, const ConnectionConfig& c, const Identity& peer_id,
                                              const std::vector<wire::Payload>& payloads);
 
 // Whether a certificate names an identity: the subject DN, or a subjectAltName of the

@@ -132,6 +132,8 @@ TaskResult IkeAuthTask::process_response(IkeSa& sa, Services& s, const std::vect
   if (auto ok = verify_peer_auth(sa, c, *idr, payloads); !ok) {
     s.log(LogLevel::kWarn, &sa, "AUTH of " + idr->to_string() + " refused: " + ok.error());
     return TaskResult::kFailed;
+  } else {
+    s.log(LogLevel::kInfo, &sa, "authenticated " + idr->to_string() + " by " + *ok);
   }
   sa.remote_id = idr;
   note_config_reply(sa, payloads);
@@ -213,6 +215,8 @@ AuthResponse respond_ike_auth(IkeSa& sa, Services& s, const std::vector<Payload>
   note_peer_auth_payloads(sa, request);
   if (auto ok = verify_peer_auth(sa, *cfg, *idi, request); !ok)
     return refuse("AUTH of " + idi->to_string() + ": " + ok.error());
+  else
+    s.log(LogLevel::kInfo, &sa, "authenticated " + idi->to_string() + " by " + *ok);
   std::vector<Payload> own_auth;
   if (auto ok = add_own_auth(sa, *cfg, false, own_auth); !ok) return refuse("cannot authenticate: " + ok.error());
   sa.remote_id = idi;

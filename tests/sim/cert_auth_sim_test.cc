@@ -80,6 +80,12 @@ struct CertPair : Pair {
   }
 };
 
+bool logged(const Host& h, const std::string& text) {
+  for (const auto& l : h.log)
+    if (l.find(text) != std::string::npos) return true;
+  return false;
+}
+
 std::string remote_id_of(const Host& h) {
   auto* sa = only_sa(h);
   return sa && sa->remote_id ? sa->remote_id->to_string() : "";
@@ -101,6 +107,9 @@ TEST(CertAuthSim, EveryKeyTypeEstablishesWithRfc7427) {
     expect_matching_children(*only_sa(*p.ini), *only_sa(*p.res));
     // Both announced SHA-256/384/512 and identity (RFC 7427 §4).
     EXPECT_EQ(only_sa(*p.ini)->peer_sig_hashes, 0x3c);
+    EXPECT_TRUE(logged(*p.res, "authenticated C=CH, O=Mobike Test, CN=client by "));
+    EXPECT_TRUE(logged(*p.res, "signature (RFC 7427) of certificate \"C=CH, O=Mobike Test, CN=client\" (issuer "
+                               "\"C=CH, O=Mobike Test, CN=Intermediate\")"));
   }
 }
 
@@ -126,6 +135,8 @@ TEST(CertAuthSim, ClassicMethodsWhenThePeerDoesNotAnnounceRfc7427) {
     p.initiate();
     ASSERT_TRUE(p.net.run_until([&] { return p.both_established(); }));
     EXPECT_EQ(only_sa(*p.ini)->peer_sig_hashes, 0);
+    EXPECT_TRUE(logged(*p.ini, type == KeyType::kRsa ? "by RSA PKCS#1 v1.5 SHA-1 signature of certificate"
+                                                      : "signature (RFC 4754) of certificate"));
   }
 }
 
