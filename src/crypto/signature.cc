@@ -167,6 +167,15 @@ bool verify_der(EVP_PKEY* key, KeyType type, const SignatureScheme& s, ByteView 
 
 SignatureScheme ecdsa(HashAlgorithm h) { return {SignatureKind::kEcdsa, h}; }
 
+Bytes spki_der(EVP_PKEY* key) {
+  unsigned char* der = nullptr;
+  int len = i2d_PUBKEY(key, &der);
+  if (len <= 0) detail::fatal("i2d_PUBKEY");
+  Bytes out(der, der + len);
+  OPENSSL_free(der);
+  return out;
+}
+
 }  // namespace
 
 const char* key_type_name(KeyType t) {
@@ -396,22 +405,8 @@ Bytes PrivateKey::sign_raw_ecdsa(HashAlgorithm hash, ByteView data) const {
   return out;
 }
 
-Bytes PublicKey::der() const {
-  unsigned char* der = nullptr;
-  int len = i2d_PUBKEY(key_, &der);
-  if (len <= 0) detail::fatal("i2d_PUBKEY");
-  Bytes out(der, der + len);
-  OPENSSL_free(der);
-  return out;
-}
+Bytes PublicKey::der() const { return spki_der(key_); }
 
-Bytes PrivateKey::public_key_der() const {
-  unsigned char* der = nullptr;
-  int len = i2d_PUBKEY(key_, &der);
-  if (len <= 0) detail::fatal("i2d_PUBKEY");
-  Bytes out(der, der + len);
-  OPENSSL_free(der);
-  return out;
-}
+Bytes PrivateKey::public_key_der() const { return spki_der(key_); }
 
 }  // namespace mobike::crypto

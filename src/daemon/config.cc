@@ -181,37 +181,44 @@ class Loader {
     return std::move(c.cluster);
   }
 
+  // The tables of an array of tables ([[pool]], [[connection]]) with their index; what
+  // is not a table is reported.
+  template <class F>
+  void each_table(const toml::node& v, std::string_view key, F&& f) {
+    auto* a = v.as_array();
+    if (!a) {
+      fail(v, "", key, "expected [[" + std::string(key) + "]] tables, got " + config::type_name(v));
+      return;
+    }
+    for (std::size_t i = 0; i < a->size(); ++i) {
+      const toml::node& e = *a->get(i);
+      if (auto* t = e.as_table())
+        f(*t, i);
+      else
+        fail(e, "", key, "expected a table, got " + config::type_name(e));
+    }
+  }
+
   // --- [[pool]] ----------------------------------------------------------------------
 
   void pools(const toml::node& v, std::vector<ike::PoolConfig>& out) {
-    auto* a = v.as_array();
-    if (!a) {
-      fail(v, "", "pool", "expected [[pool]] tables, got " + config::type_name(v));
-      return;
-    }
     std::map<std::string, std::uint32_t> first_line;
-    for (std::size_t i = 0; i < a->size(); ++i) {
-      const toml::node& e = *a->get(i);
-      auto* t = e.as_table();
-      if (!t) {
-        fail(e, "", "pool", "expected a table, got " + config::type_name(e));
-        continue;
-      }
+    each_table(v, "pool", [&](const toml::table& t, std::size_t i) {
       ike::PoolConfig p;
       std::string ctx = "pool #" + std::to_string(i + 1) + ": ";
-      read_name(*t, config::pool_keys(), ctx, p);
+      read_name(t, config::pool_keys(), ctx, p);
       if (!p.name.empty()) ctx = "pool '" + p.name + "': ";
-      apply(*t, config::pool_keys(), ctx, p, {"name"});
-      if (!t->get("addrs")) diagnostics_.fail(t->source(), ctx, "addrs", "required");
-      if (p.name.empty()) continue;
-      auto [it, inserted] = first_line.emplace(p.name, t->source().begin.line);
+      apply(t, config::pool_keys(), ctx, p, {"name"});
+      if (!t.get("addrs")) diagnostics_.fail(t.source(), ctx, "addrs", "required");
+      if (p.name.empty()) return;
+      auto [it, inserted] = first_line.emplace(p.name, t.source().begin.line);
       if (!inserted) {
-        fail(*t->get("name"), ctx, "name",
+        fail(*t.get("name"), ctx, "name",
              "duplicate pool name '" + p.name + "' (first defined at line " + std::to_string(it->second) + ")");
-        continue;
+        return;
       }
       out.push_back(std::move(p));
-    }
+    });
   }
 
   // A connection's pools must exist (a typo would leave clients without addresses).
@@ -235,32 +242,21 @@ class Loader {
   // --- [[connection]] ----------------------------------------------------------------
 
   void connections(const toml::node& v, std::vector<ike::ConnectionConfig>& out) {
-    auto* a = v.as_array();
-    if (!a) {
-      fail(v, "", "connection", "expected [[connection]] tables, got " + config::type_name(v));
-      return;
-    }
     std::map<std::string, std::uint32_t> first_line;
-    for (std::size_t i = 0; i < a->size(); ++i) {
-      const toml::node& e = *a->get(i);
-      auto* t = e.as_table();
-      if (!t) {
-        fail(e, "", "connection", "expected a table, got " + config::type_name(e));
-        continue;
-      }
+    each_table(v, "connection", [&](const toml::table& t, std::size_t i) {
       ConnectionDraft c{.conn = {}, .esp_default = default_esp_, .config_dir = base_dir_};
       c.conn.ike_proposals = default_ike_;
-      connection(*t, i, c);
-      if (c.conn.name.empty()) continue;
-      auto [it, inserted] = first_line.emplace(c.conn.name, t->source().begin.line);
+      connection(t, i, c);
+      if (c.conn.name.empty()) return;
+      auto [it, inserted] = first_line.emplace(c.conn.name, t.source().begin.line);
       if (!inserted) {
-        fail(*t->get("name"), "connection '" + c.conn.name + "': ", "name",
+        fail(*t.get("name"), "connection '" + c.conn.name + "': ", "name",
              "duplicate connection name '" + c.conn.name + "' (first defined at line " +
                  std::to_string(it->second) + ")");
-        continue;
+        return;
       }
       out.push_back(std::move(c.conn));
-    }
+    });
   }
 
   void connection(const toml::table& t, std::size_t index, ConnectionDraft& c) {

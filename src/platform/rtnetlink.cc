@@ -191,37 +191,30 @@ void put_address(nlmsghdr* nlh, const IpAddress& address, int ifindex) {
 }  // namespace
 
 Expected<void, SysError> RouteControl::add_address(const IpAddress& address, int ifindex) {
-  if (!nl_) return unexpected(SysError{EBADF, "netlink route socket not open"});
-  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
-  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
-  nlh->nlmsg_type = RTM_NEWADDR;
-  nlh->nlmsg_flags = static_cast<std::uint16_t>(NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
-  nlh->nlmsg_seq = ++seq_;
-  put_address(nlh, address, ifindex);
-  if (mnl_socket_sendto(nl_, nlh, nlh->nlmsg_len) < 0) return unexpected(SysError{errno, "netlink sendto"});
-  int n = static_cast<int>(mnl_socket_recvfrom(nl_, buf.data(), buf.size()));
-  if (n < 0) return unexpected(SysError{errno, "netlink recv"});
-  if (mnl_cb_run(buf.data(), static_cast<std::size_t>(n), seq_, portid_, nullptr, nullptr) < 0) {
-    if (errno == EEXIST) return {};
-    return unexpected(SysError{errno, "add address " + address.to_string()});
-  }
-  return {};
+  return address_request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, address, ifindex, EEXIST, "add address ");
 }
 
 Expected<void, SysError> RouteControl::del_address(const IpAddress& address, int ifindex) {
+  return address_request(RTM_DELADDR, 0, address, ifindex, EADDRNOTAVAIL, "delete address ");
+}
+
+Expected<void, SysError> RouteControl::address_request(std::uint16_t type, std::uint16_t flags,
+                                                       const IpAddress& address, int ifindex, int harmless,
+                                                       const char* what) {
   if (!nl_) return unexpected(SysError{EBADF, "netlink route socket not open"});
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
   nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
-  nlh->nlmsg_type = RTM_DELADDR;
-  nlh->nlmsg_flags = static_cast<std::uint16_t>(NLM_F_REQUEST | NLM_F_ACK);
+  nlh->nlmsg_type = type;
+  nlh->nlmsg_flags = static_cast<std::uint16_t>(NLM_F_REQUEST | NLM_F_ACK | flags);
   nlh->nlmsg_seq = ++seq_;
   put_address(nlh, address, ifindex);
   if (mnl_socket_sendto(nl_, nlh, nlh->nlmsg_len) < 0) return unexpected(SysError{errno, "netlink sendto"});
   int n = static_cast<int>(mnl_socket_recvfrom(nl_, buf.data(), buf.size()));
   if (n < 0) return unexpected(SysError{errno, "netlink recv"});
   if (mnl_cb_run(buf.data(), static_cast<std::size_t>(n), seq_, portid_, nullptr, nullptr) < 0) {
-    if (errno == EADDRNOTAVAIL || errno == ENODEV) return {};
-    return unexpected(SysError{errno, "delete address " + address.to_string()});
+    // Already there (add) or already gone (delete): what was asked holds.
+    if (errno == harmless) return {};
+    return unexpected(SysError{errno, what + address.to_string()});
   }
   return {};
 }

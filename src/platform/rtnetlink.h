@@ -65,6 +65,8 @@ class RouteControl {
 
  private:
   Expected<void, SysError> route_request(std::uint16_t type, std::uint16_t flags, const RouteSpec& route);
+  Expected<void, SysError> address_request(std::uint16_t type, std::uint16_t flags, const IpAddress& address,
+                                           int ifindex, int harmless, const char* what);
   Expected<void, SysError> rule_request(std::uint16_t type, std::uint16_t flags, AddressFamily family,
                                         std::uint32_t table, std::uint32_t priority);
   // Sends and runs the answer through `cb` (may be null); the errno of an error answer.
