@@ -571,8 +571,10 @@ void Engine::start_next(IkeSa& sa) {
     task = std::move(sa.queue.front());
     sa.queue.erase(sa.queue.begin());
     payloads = task->build_request(sa, *this);
-    if (!payloads && task->exchange() == ExchangeType::kIkeSaInit) {
-      kill(sa, true, "cannot build IKE_SA_INIT");
+    // Without these two the SA cannot come up: end it rather than leave it half made
+    // (IKE_AUTH: no key, or a signature the peer cannot check; the task logged why).
+    if (!payloads && (task->exchange() == ExchangeType::kIkeSaInit || task->exchange() == ExchangeType::kIkeAuth)) {
+      kill(sa, true, std::string("cannot build ") + task->name());
       return;
     }
   }
