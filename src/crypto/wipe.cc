@@ -8,4 +8,8 @@ void wipe(Bytes& secret) {
   if (!secret.empty()) OPENSSL_cleanse(secret.data(), secret.size());
 }
 
+void wipe(std::span<std::uint8_t> secret) {
+  if (!secret.empty()) OPENSSL_cleanse(secret.data(), secret.size());
+}
+
 }  // namespace mobike::crypto
