@@ -381,6 +381,7 @@ void to_json(json& j, const IkeSaInfo& s) {
            {"children", s.children}};
   if (!s.local_id.empty()) j["local_id"] = s.local_id;
   if (!s.remote_id.empty()) j["remote_id"] = s.remote_id;
+  if (!s.remote_eap_id.empty()) j["remote_eap_id"] = s.remote_eap_id;
   j["mobike"] = s.mobike;
   j["peer_addresses"] = s.peer_addresses;
   j["path_probing"] = s.path_probing;
@@ -402,6 +403,7 @@ void from_json(const json& j, IkeSaInfo& s) {
   s.remote = endpoint_from(j, "remote");
   s.local_id = optional_field<std::string>(j, "local_id", "");
   s.remote_id = optional_field<std::string>(j, "remote_id", "");
+  s.remote_eap_id = optional_field<std::string>(j, "remote_eap_id", "");
   s.spi_i = hex_field(j, "spi_i", 16);
   s.spi_r = hex_field(j, "spi_r", 16);
   j.at("nat_local").get_to(s.nat_local);
@@ -460,6 +462,7 @@ std::string format_sa_list(const std::vector<IkeSaInfo>& sas) {
            "_r" + (s.initiator ? "" : "*") + "\n";
     out += peer_line("local ", s.local_id, s.local, s.nat_local);
     out += peer_line("remote", s.remote_id, s.remote, s.nat_remote);
+    if (!s.remote_eap_id.empty()) out += "  remote EAP identity '" + s.remote_eap_id + "'\n";
     if (s.mobike) {
       out += "  MOBIKE";
       if (!s.peer_addresses.empty()) {

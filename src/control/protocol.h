@@ -228,6 +228,7 @@ struct IkeSaInfo {
   Endpoint remote;
   std::string local_id;
   std::string remote_id;
+  std::string remote_eap_id;  // the identity the peer proved by EAP, if it did
   std::uint64_t spi_i = 0;
   std::uint64_t spi_r = 0;
   bool nat_local = false;

@@ -335,6 +335,33 @@ class Loader {
     }
     if (conn.remote_auth == ike::AuthClass::kPubkey && (!conn.trust || conn.trust->empty()) && !t.get("cacerts"))
       diagnostics_.fail(t.source(), ctx, "cacerts", "required when the peer authenticates by public key");
+    check_eap(t, ctx, c);
+  }
+
+  // EAP is how a client authenticates: a gateway never does, and a client never expects
+  // it of its gateway. Passwords come from eap_secrets, the client's own among them.
+  void check_eap(const toml::table& t, const std::string& ctx, ConnectionDraft& c) {
+    auto& conn = c.conn;
+    if (!ike::is_eap(conn.local_auth) && !ike::is_eap(conn.remote_auth)) return;
+    const toml::node* where = t.get("remote_auth") ? t.get("remote_auth") : t.get("local_auth") ? t.get("local_auth") : t.get("auth");
+    const std::string key = t.get("remote_auth") ? "remote_auth" : t.get("local_auth") ? "local_auth" : "auth";
+    if (ike::is_eap(conn.local_auth) && ike::is_eap(conn.remote_auth)) {
+      fail(*where, ctx, key, "EAP authenticates the client only: the gateway needs \"pubkey\" or \"psk\" (set local_auth or remote_auth)");
+      return;
+    }
+    if (!conn.eap_secrets) {
+      if (!t.get("eap_secrets"))
+        diagnostics_.fail(t.source(), ctx, "eap_secrets", "required with EAP (the passwords, by EAP identity)");
+      return;
+    }
+    if (ike::is_eap(conn.local_auth)) {
+      std::string id = conn.eap_id.value_or(std::string(conn.local_id.data.begin(), conn.local_id.data.end()));
+      if (conn.local_id.type == wire::IdType::kIpv4Addr || conn.local_id.type == wire::IdType::kIpv6Addr)
+        id = conn.eap_id.value_or(conn.local_id.to_string());
+      if (!conn.eap_secrets->count(id))
+        fail(*t.get("eap_secrets"), ctx, "eap_secrets", "holds no password for our EAP identity '" + id + "'");
+      if (conn.eap_id == "%any") fail(*t.get("eap_id"), ctx, "eap_id", "a client needs its own identity, not %any");
+    }
   }
 
   void check_lifetime(const toml::node& where, const std::string& ctx, ike::Duration rekey,

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -222,6 +223,68 @@ std::optional<Bytes> read_psk_file(const std::string& name, const std::filesyste
   return decode_psk(content, v);
 }
 
+// EAP users as ipsec.secrets writes them, one per line: `carol : EAP "password"`; the
+// identity may be quoted, the password too (with \" and \\ inside quotes); '#' starts a
+// comment. Errors name the line, never a password.
+std::optional<std::map<std::string, std::string, std::less<>>> read_eap_secrets(
+    const std::string& name, const std::filesystem::path& config_dir, const Value& v) {
+  auto f = read_secret_file(name, config_dir, v);
+  if (!f) return std::nullopt;
+  std::map<std::string, std::string, std::less<>> users;
+  std::size_t line_no = 0;
+  std::string_view rest = f->content;
+  auto bad = [&](const std::string& why) {
+    v.fail(f->path + " line " + std::to_string(line_no) + ": " + why);
+    return std::nullopt;
+  };
+  while (!rest.empty()) {
+    ++line_no;
+    auto nl = rest.find('\n');
+    std::string_view line = rest.substr(0, nl);
+    rest = nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
+    std::size_t i = 0;
+    auto skip_space = [&] {
+      while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) ++i;
+    };
+    // A quoted string, or a bare token up to white space or one of `stops`.
+    auto token = [&](std::string_view stops, std::string& out) -> bool {
+      out.clear();
+      if (i < line.size() && line[i] == '"') {
+        for (++i; i < line.size() && line[i] != '"'; ++i) {
+          if (line[i] == '\\' && i + 1 < line.size()) ++i;
+          out.push_back(line[i]);
+        }
+        if (i >= line.size()) return false;
+        ++i;
+        return true;
+      }
+      while (i < line.size() && line[i] != ' ' && line[i] != '\t' && line[i] != '\r' &&
+             stops.find(line[i]) == std::string_view::npos)
+        out.push_back(line[i++]);
+      return true;
+    };
+    skip_space();
+    if (i == line.size() || line[i] == '#') continue;
+    std::string id, kind, secret;
+    if (!token(":", id)) return bad("unterminated quote in the identity");
+    if (id.empty()) return bad("no identity before ':'");
+    skip_space();
+    if (i == line.size() || line[i] != ':') return bad("expected 'identity : EAP \"password\"'");
+    ++i;
+    skip_space();
+    token("", kind);
+    for (auto& ch : kind) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    if (kind != "EAP") return bad("only EAP secrets belong here, not '" + kind + "'");
+    skip_space();
+    if (!token("#", secret)) return bad("unterminated quote in the password of '" + id + "'");
+    if (secret.empty()) return bad("no password for '" + id + "'");
+    skip_space();
+    if (i < line.size() && line[i] != '#') return bad("text after the password of '" + id + "'");
+    if (!users.emplace(id, std::move(secret)).second) return bad("'" + id + "' appears twice");
+  }
+  return users;
+}
+
 // A file that holds no secret (certificates, CRLs), relative to the config.
 std::optional<std::string> read_public_file(const std::string& name, const std::filesystem::path& config_dir,
                                             const Value& v, const toml::node& where) {
@@ -274,8 +337,10 @@ void auth_class(const Value& v, ConnectionDraft& c, std::optional<ike::AuthClass
   } else if (*s == "rsa/pss") {
     out = ike::AuthClass::kPubkey;
     c.rsa_pss = true;
+  } else if (*s == "eap-mschapv2") {
+    out = ike::AuthClass::kEapMschapv2;
   } else {
-    v.fail("unsupported method '" + *s + "' (\"psk\", \"pubkey\" or \"rsa/pss\")");
+    v.fail("unsupported method '" + *s + "' (\"psk\", \"pubkey\", \"rsa/pss\" or \"eap-mschapv2\")");
   }
 }
 
@@ -675,7 +740,7 @@ constexpr Key<C> kConnectionKeys[] = {
        else
          v.fail("'" + *s + "' is not a valid identity");
      }},
-    {"auth", R"("psk")", R"(both sides: "psk", or "pubkey" (certificates; "rsa/pss" to sign with RSA-PSS))",
+    {"auth", R"("psk")", R"(both sides: "psk", or "pubkey" (certificates; "rsa/pss" to sign with RSA-PSS); "eap-mschapv2" only as local_auth (client) or remote_auth (gateway))",
      [](const Value& v, C& c) { auth_class(v, c, c.auth); }},
     {.name = "local_auth",
      .example = R"("pubkey")",
@@ -704,6 +769,28 @@ constexpr Key<C> kConnectionKeys[] = {
        if (!s) return;
        if (auto b = read_psk_file(*s, c.config_dir, v)) c.conn.psk = std::move(*b);
      }},
+    {.name = "eap_id",
+     .example = R"("%any")",
+     .doc = "EAP: the client's EAP identity (default: local_id); on the gateway the client's (default: its IKE identity), %any to ask it by EAP-Identity",
+     .parse =
+         [](const Value& v, C& c) {
+           auto s = v.string();
+           if (!s) return;
+           if (s->empty()) v.fail("must not be empty");
+           c.conn.eap_id = *s;
+         },
+     .commented_out = true},
+    {.name = "eap_secrets",
+     .example = R"("eap.secrets")",
+     .doc = R"(EAP passwords, lines of 'carol : EAP "password"', relative to the config; it must not be group/world accessible)",
+     .parse =
+         [](const Value& v, C& c) {
+           auto s = v.string();
+           if (!s) return;
+           if (auto users = read_eap_secrets(*s, c.config_dir, v))
+             c.conn.eap_secrets = std::make_shared<const std::map<std::string, std::string, std::less<>>>(std::move(*users));
+         },
+     .commented_out = true},
     {.name = "local_certs",
      .example = R"(["gw.crt", "intermediate.crt"])",
      .doc = "PEM files relative to the config: our certificate, then intermediates to send with it",

@@ -31,6 +31,7 @@ json sa_list_view(const ike::Engine& engine, const Dataplane* dataplane, ike::Ti
     i.remote = sa.remote;
     if (sa.config) i.local_id = sa.config->local_id.to_string();
     if (sa.remote_id) i.remote_id = sa.remote_id->to_string();
+    i.remote_eap_id = sa.remote_eap_id;
     i.spi_i = sa.spi_i;
     i.spi_r = sa.spi_r;
     i.nat_local = sa.nat_local;

@@ -163,6 +163,7 @@ void note_peer_auth_payloads(IkeSa& sa, const std::vector<Payload>& payloads) {
 
 bool auth_method_fits(AuthClass expected, AuthMethod method) {
   if (expected == AuthClass::kPsk) return method == AuthMethod::kSharedKeyMic;
+  if (is_eap(expected)) return false;  // an EAP client's first IKE_AUTH has no AUTH
   return method == AuthMethod::kRsaSig || method == AuthMethod::kDigitalSignature ||
          method == AuthMethod::kEcdsaSha256P256 || method == AuthMethod::kEcdsaSha384P384 ||
          method == AuthMethod::kEcdsaSha512P521;

@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -39,7 +41,10 @@ struct Identity {
 bool identity_matches(const Identity& id, const Identity& pattern);
 
 // How one side authenticates (swanctl's local.auth / remote.auth).
-enum class AuthClass : std::uint8_t { kPsk, kPubkey };
+// kEapMschapv2: EAP in IKE_AUTH (RFC 7296 §2.16); the client authenticates by EAP, the
+// gateway by its own class (usually a certificate).
+enum class AuthClass : std::uint8_t { kPsk, kPubkey, kEapMschapv2 };
+inline bool is_eap(AuthClass c) { return c == AuthClass::kEapMschapv2; }
 enum class SendCert : std::uint8_t { kAlways, kIfAsked, kNever };
 
 struct ChildConfig {
@@ -81,6 +86,11 @@ struct ConnectionConfig {
   SendCert send_cert = SendCert::kIfAsked;
   bool send_certreq = true;
   bool rsa_pss = false;  // sign with RSA-PSS (RFC 7427) rather than PKCS#1 v1.5
+  // EAP: the client's EAP identity (default: local_id's text); on the gateway, the
+  // identity to authenticate (default: the client's IKE identity), "%any" to ask the
+  // client with EAP-Identity. Passwords by EAP identity, from an eap_secrets file.
+  std::optional<std::string> eap_id;
+  std::shared_ptr<const std::map<std::string, std::string, std::less<>>> eap_secrets;
   // Gateway: the address pools a client's CFG_REQUEST is answered from, in order.
   std::vector<std::string> pools;
   // Client: virtual IPs to ask for (0.0.0.0 / :: for any of that family); the first

@@ -120,6 +120,7 @@ IkeSa& Engine::spawn_rekeyed(IkeSa& old, bool initiator, std::uint64_t spi_i, st
   sa.mid_sync = old.mid_sync;
   sa.replay_sync = old.replay_sync;
   sa.remote_id = old.remote_id;
+  sa.remote_eap_id = old.remote_eap_id;
   // The new SA holds the peer's virtual IPs too; the old one lets go when it ends.
   sa.remote_vips = old.remote_vips;
   sa.local_vips = old.local_vips;
@@ -421,6 +422,9 @@ void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& re
       if (r.failed) {
         kill_after = failed = true;
         why = "authentication failed";
+      } else if (r.pending) {
+        // EAP rounds: each may take as long as a half-open SA may wait.
+        sa.expire_at = now_ + config_.half_open_timeout;
       } else {
         arm_lifetimes(sa);
       }
@@ -541,6 +545,9 @@ void Engine::handle_response(IkeSa& sa, const Endpoint& local, const Endpoint& r
       }
       kill(sa, true, std::string(task->name()) + " failed");
       return;
+    case TaskResult::kContinue:
+      sa.queue.insert(sa.queue.begin(), std::move(task));
+      break;
     case TaskResult::kRestart:
       sa.next_request_mid = sa.active_mid;
       sa.spi_r = 0;

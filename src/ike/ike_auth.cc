@@ -61,6 +61,21 @@ void mark_established(IkeSa& sa, Services& s) {
               (sa.nat_local ? " (NAT here)" : "") + (sa.nat_remote ? " (NAT at peer)" : ""));
 }
 
+eap::Type eap_type(AuthClass) { return eap::Type::kMschapv2; }
+
+// An identity as the EAP methods see it: the octets of a name, the text of an address.
+std::string eap_identity_of(const Identity& id) {
+  if (id.type == wire::IdType::kIpv4Addr || id.type == wire::IdType::kIpv6Addr) return id.to_string();
+  return std::string(id.data.begin(), id.data.end());
+}
+
+Payload eap_payload(Bytes message) { return {PayloadType::kEap, wire::EapPayload{std::move(message)}}; }
+
+// AUTH after EAP (RFC 7296 §2.16): the PSK computation with the MSK as the key.
+Payload msk_auth(const IkeSa& sa, bool initiator_side, ByteView msk, const Identity& id) {
+  return {PayloadType::kAuth, wire::AuthPayload{wire::AuthMethod::kSharedKeyMic, psk_auth_value(sa, initiator_side, msk, id)}};
+}
+
 const wire::NotifyPayload* first_error(const std::vector<Payload>& payloads) {
   for (const auto& p : payloads)
     if (auto* n = std::get_if<wire::NotifyPayload>(&p.body); n && wire::is_error(n->notify_type()))
@@ -72,12 +87,17 @@ const wire::NotifyPayload* first_error(const std::vector<Payload>& payloads) {
 
 std::optional<std::vector<Payload>> IkeAuthTask::build_request(IkeSa& sa, Services& s) {
   const auto& c = *sa.config;
+  if (round_ == Round::kEap) return std::vector<Payload>{eap_payload(eap_out_)};
+  if (round_ == Round::kEapAuth) return std::vector<Payload>{msk_auth(sa, true, eap_->msk(), c.local_id)};
   std::vector<Payload> out;
   out.push_back(id_payload(PayloadType::kIdi, c.local_id));
   std::vector<Payload> auth;
-  if (auto ok = add_own_auth(sa, c, true, auth); !ok) {
-    s.log(LogLevel::kError, &sa, "cannot authenticate: " + ok.error());
-    return std::nullopt;
+  // An EAP client sends no AUTH (and no certificate) until EAP has succeeded.
+  if (!is_eap(c.local_auth)) {
+    if (auto ok = add_own_auth(sa, c, true, auth); !ok) {
+      s.log(LogLevel::kError, &sa, "cannot authenticate: " + ok.error());
+      return std::nullopt;
+    }
   }
   // CERT before CERTREQ and IDr, AUTH after them (RFC 7296 §1.2's order).
   for (auto& p : auth)
@@ -116,6 +136,16 @@ TaskResult IkeAuthTask::process_response(IkeSa& sa, Services& s, const std::vect
     s.log(LogLevel::kWarn, &sa, "peer refused our authentication (AUTHENTICATION_FAILED)");
     return TaskResult::kFailed;
   }
+  if (round_ == Round::kEap) return process_eap(sa, s, payloads);
+  if (round_ == Round::kEapAuth) {
+    auto* auth = wire::find_payload<wire::AuthPayload>(payloads, PayloadType::kAuth);
+    if (!auth || auth->method != wire::AuthMethod::kSharedKeyMic ||
+        !equal_ct(auth->data, psk_auth_value(sa, false, eap_->msk(), *sa.remote_id))) {
+      s.log(LogLevel::kWarn, &sa, auth ? "the gateway's AUTH with the EAP MSK does not verify" : "no AUTH after EAP");
+      return TaskResult::kFailed;
+    }
+    return finish(sa, s, payloads);
+  }
   auto idr = identity_of(wire::find_payload<wire::IdPayload>(payloads, PayloadType::kIdr));
   auto* auth = wire::find_payload<wire::AuthPayload>(payloads, PayloadType::kAuth);
   if (!idr || !auth) {
@@ -136,6 +166,40 @@ TaskResult IkeAuthTask::process_response(IkeSa& sa, Services& s, const std::vect
     s.log(LogLevel::kInfo, &sa, "authenticated " + idr->to_string() + " by " + *ok);
   }
   sa.remote_id = idr;
+  if (is_eap(c.local_auth)) {
+    const std::string identity = c.eap_id.value_or(eap_identity_of(c.local_id));
+    eap_ = std::make_unique<eap::Peer>(eap_type(c.local_auth), identity, c.eap_secrets, s.random());
+    return process_eap(sa, s, payloads);
+  }
+  return finish(sa, s, payloads);
+}
+
+TaskResult IkeAuthTask::process_eap(IkeSa& sa, Services& s, const std::vector<Payload>& payloads) {
+  auto* e = wire::find_payload<wire::EapPayload>(payloads, PayloadType::kEap);
+  if (!e) {
+    const auto* err = first_error(payloads);
+    s.log(LogLevel::kWarn, &sa, std::string("IKE_AUTH failed: ") + (err ? std::string(wire::notify_name(err->type)) : "no EAP payload"));
+    return TaskResult::kFailed;
+  }
+  eap::Step step = eap_->process(e->data);
+  switch (step.outcome) {
+    case eap::Outcome::kContinue:
+      eap_out_ = std::move(step.message);
+      round_ = Round::kEap;
+      return TaskResult::kContinue;
+    case eap::Outcome::kSuccess:
+      s.log(LogLevel::kInfo, &sa, std::string("EAP-") + eap::type_name(eap_type(sa.config->local_auth)) + " succeeded as '" +
+                                      sa.config->eap_id.value_or(eap_identity_of(sa.config->local_id)) + "'");
+      round_ = Round::kEapAuth;
+      return TaskResult::kContinue;
+    case eap::Outcome::kFailure: break;
+  }
+  s.log(LogLevel::kWarn, &sa, "EAP failed: " + step.why);
+  return TaskResult::kFailed;
+}
+
+TaskResult IkeAuthTask::finish(IkeSa& sa, Services& s, const std::vector<Payload>& payloads) {
+  const auto& c = *sa.config;
   note_config_reply(sa, payloads);
   if (!c.vips.empty() && sa.local_vips.empty()) {
     s.log(LogLevel::kWarn, &sa, "the gateway assigned no virtual IP");
@@ -185,6 +249,12 @@ TaskResult IkeAuthTask::process_response(IkeSa& sa, Services& s, const std::vect
   return TaskResult::kDone;
 }
 
+namespace {
+AuthResponse complete_ike_auth(IkeSa& sa, Services& s, const std::vector<Payload>& request,
+                               std::vector<Payload> own_auth, bool send_idr);
+AuthResponse continue_eap(IkeSa& sa, Services& s, const std::vector<Payload>& request);
+}  // namespace
+
 AuthResponse respond_ike_auth(IkeSa& sa, Services& s, const std::vector<Payload>& request) {
   AuthResponse r;
   auto idi = identity_of(wire::find_payload<wire::IdPayload>(request, PayloadType::kIdi));
@@ -196,7 +266,8 @@ AuthResponse respond_ike_auth(IkeSa& sa, Services& s, const std::vector<Payload>
     r.failed = true;
     return r;
   };
-  if (!idi || !auth) return refuse("no IDi/AUTH");
+  if (sa.eap) return continue_eap(sa, s, request);
+  if (!idi) return refuse("no IDi");
   // Pick the connection by identities among those the addresses allow.
   const ConnectionConfig* cfg = nullptr;
   for (const auto* c : s.connections()) {
@@ -204,22 +275,52 @@ AuthResponse respond_ike_auth(IkeSa& sa, Services& s, const std::vector<Payload>
       continue;
     if (c->remote_id && !identity_matches(*idi, *c->remote_id)) continue;
     if (idr_req && !identity_matches(c->local_id, *idr_req)) continue;
-    if (!auth_method_fits(c->remote_auth, auth->method)) continue;
+    if (auth ? !auth_method_fits(c->remote_auth, auth->method) : !is_eap(c->remote_auth)) continue;
     if (!proposal_acceptable(sa.ike_proposal, c->ike_proposals)) continue;
     cfg = c;
     break;
   }
-  if (!cfg) return refuse("no connection for peer identity " + idi->to_string());
+  if (!cfg) return refuse("no connection for peer identity " + idi->to_string() + (auth ? "" : " with EAP"));
   sa.config = cfg;
   sa.connection_name = cfg->name;
   note_peer_auth_payloads(sa, request);
-  if (auto ok = verify_peer_auth(sa, *cfg, *idi, request); !ok)
-    return refuse("AUTH of " + idi->to_string() + ": " + ok.error());
-  else
-    s.log(LogLevel::kInfo, &sa, "authenticated " + idi->to_string() + " by " + *ok);
+  if (auth) {
+    if (auto ok = verify_peer_auth(sa, *cfg, *idi, request); !ok)
+      return refuse("AUTH of " + idi->to_string() + ": " + ok.error());
+    else
+      s.log(LogLevel::kInfo, &sa, "authenticated " + idi->to_string() + " by " + *ok);
+  }
   std::vector<Payload> own_auth;
   if (auto ok = add_own_auth(sa, *cfg, false, own_auth); !ok) return refuse("cannot authenticate: " + ok.error());
   sa.remote_id = idi;
+  if (!auth) {
+    // EAP: we authenticate now, the client once EAP has succeeded. Without a configured
+    // EAP identity the IKE one serves; "%any" asks for it with EAP-Identity.
+    std::optional<std::string> eap_id = eap_identity_of(*idi);
+    if (cfg->eap_id) eap_id = *cfg->eap_id == "%any" ? std::nullopt : cfg->eap_id;
+    auto session = std::make_unique<EapSession>();
+    session->server = std::make_unique<eap::Server>(eap_type(cfg->remote_auth), eap_id, cfg->eap_secrets, s.random());
+    session->first_request = request;
+    session->peer_id = *idi;
+    r.payloads.push_back(id_payload(PayloadType::kIdr, cfg->local_id));
+    for (auto& p : own_auth) r.payloads.push_back(std::move(p));
+    r.payloads.push_back(eap_payload(session->server->start()));
+    r.pending = true;
+    sa.eap = std::move(session);
+    return r;
+  }
+  return complete_ike_auth(sa, s, request, std::move(own_auth), true);
+}
+
+namespace {
+
+// What the responder sends once the client is authenticated: our identity and AUTH
+// (unless sent in an earlier round), the configuration reply, MOBIKE and RFC 6311
+// notifies, and the first Child SA, all for the first request of the exchange.
+AuthResponse complete_ike_auth(IkeSa& sa, Services& s, const std::vector<Payload>& request,
+                               std::vector<Payload> own_auth, bool send_idr) {
+  AuthResponse r;
+  const ConnectionConfig* cfg = sa.config;
   note_ha_claims(sa, request);
   auto* mobility = cfg->mobike ? s.mobility() : nullptr;
   if (auto error = mobility ? mobility->auth_refusal(sa, s, request) : std::nullopt) {
@@ -230,7 +331,7 @@ AuthResponse respond_ike_auth(IkeSa& sa, Services& s, const std::vector<Payload>
   }
   if (mobility) mobility->auth_received(sa, s, request);
 
-  r.payloads.push_back(id_payload(PayloadType::kIdr, cfg->local_id));
+  if (send_idr) r.payloads.push_back(id_payload(PayloadType::kIdr, cfg->local_id));
   for (auto& p : own_auth) r.payloads.push_back(std::move(p));
   if (auto cp = respond_config_request(sa, s, request)) r.payloads.push_back(std::move(*cp));
   if (mobility && sa.peer_mobike) mobility->auth_payloads(sa, s, r.payloads);
@@ -249,5 +350,51 @@ AuthResponse respond_ike_auth(IkeSa& sa, Services& s, const std::vector<Payload>
   }
   return r;
 }
+
+AuthResponse continue_eap(IkeSa& sa, Services& s, const std::vector<Payload>& request) {
+  AuthResponse r;
+  EapSession& e = *sa.eap;
+  auto fail = [&](const std::string& why, Bytes eap_message) {
+    s.log(LogLevel::kWarn, &sa, "IKE_AUTH refused: " + why);
+    if (!eap_message.empty())
+      r.payloads.push_back(eap_payload(std::move(eap_message)));
+    else
+      r.payloads.push_back(wire::make_notify(NotifyType::kAuthenticationFailed));
+    r.failed = true;
+    return r;
+  };
+  const char* method = eap::type_name(e.server->method_type());
+  if (!e.succeeded) {
+    auto* in = wire::find_payload<wire::EapPayload>(request, PayloadType::kEap);
+    if (!in) return fail("expected an EAP payload", {});
+    eap::Step step = e.server->process(in->data);
+    switch (step.outcome) {
+      case eap::Outcome::kContinue: break;
+      case eap::Outcome::kSuccess:
+        e.succeeded = true;
+        sa.remote_eap_id = e.server->identity();
+        s.log(LogLevel::kInfo, &sa, std::string("EAP-") + method + " authenticated '" + sa.remote_eap_id + "'");
+        break;
+      case eap::Outcome::kFailure:
+        return fail(std::string("EAP-") + method + ": " + step.why, std::move(step.message));
+    }
+    r.payloads.push_back(eap_payload(std::move(step.message)));
+    r.pending = true;
+    return r;
+  }
+  auto* auth = wire::find_payload<wire::AuthPayload>(request, PayloadType::kAuth);
+  if (!auth) return fail("no AUTH after EAP", {});
+  if (auth->method != wire::AuthMethod::kSharedKeyMic ||
+      !equal_ct(auth->data, psk_auth_value(sa, true, e.server->msk(), e.peer_id)))
+    return fail("the AUTH of " + e.peer_id.to_string() + " with the EAP MSK does not verify", {});
+  s.log(LogLevel::kInfo, &sa, "authenticated " + e.peer_id.to_string() + " by EAP-" + method + " as '" + sa.remote_eap_id + "'");
+  std::vector<Payload> own{msk_auth(sa, false, e.server->msk(), sa.config->local_id)};
+  // The session goes (and its MSK with it) before the Child SA is made.
+  std::vector<Payload> first = std::move(e.first_request);
+  sa.eap.reset();
+  return complete_ike_auth(sa, s, first, std::move(own), false);
+}
+
+}  // namespace
 
 }  // namespace mobike::ike

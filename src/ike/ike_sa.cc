@@ -1,6 +1,7 @@
 #include "ike/ike_sa.h"
 
 #include "ike/fragmentation.h"
+#include "ike/ike_auth.h"
 #include "ike/mobility.h"
 #include "ike/task.h"
 

@@ -23,6 +23,7 @@ namespace mobike::ike {
 class Task;
 struct MobilityState;
 struct Reassembly;
+struct EapSession;
 
 enum class IkeState : std::uint8_t {
   kConnecting,   // IKE_SA_INIT / IKE_AUTH in progress
@@ -123,6 +124,10 @@ struct IkeSa {
   std::vector<IpAddress> local_vips;
   std::vector<IpAddress> dns_servers;
   std::vector<std::string> dns_domains;
+  // The identity the peer proved by EAP (gateway), when it authenticated that way.
+  std::string remote_eap_id;
+  // The gateway's EAP conversation while IKE_AUTH runs (ike/ike_auth.h).
+  std::unique_ptr<EapSession> eap;
   // RFC 7383 in IKE_SA_INIT: the peer announced IKEV2_FRAGMENTATION_SUPPORTED, and both
   // did (only then do our large protected messages leave as SKF fragments).
   bool peer_fragmentation = false;

@@ -16,6 +16,7 @@ enum class TaskResult : std::uint8_t {
   kDone,     // exchange finished
   kFailed,   // the IKE SA cannot continue: delete it
   kRestart,  // send the request again from scratch (COOKIE, INVALID_KE_PAYLOAD)
+  kContinue, // another round of the same exchange with the next Message ID (IKE_AUTH with EAP)
 };
 
 class Task {

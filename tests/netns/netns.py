@@ -600,6 +600,12 @@ class Conn:
     crls: list[str] = field(default_factory=list)
     send_cert: str | None = None  # ifasked (charon's default) | always | never
     send_certreq: bool | None = None  # charon's default: yes
+    # EAP (local_auth / remote_auth "eap-mschapv2"): eap_id of each end (None: left out,
+    # charon's default is the IKE identity; "%any" on the gateway asks by EAP-Identity)
+    # and EAP passwords by identity, written as secrets { eap-... }.
+    local_eap_id: str | None = None
+    remote_eap_id: str | None = None
+    eap_secrets: dict = field(default_factory=dict)
 
     @property
     def child_name(self) -> str:
@@ -660,6 +666,8 @@ def swanctl_conf(conns: Iterable[Conn]) -> str:
         out.append(f"      auth = {c.local_auth}")
         if c.local_id is not None:
             out.append(f"      id = {_quote(c.local_id)}")
+        if c.local_eap_id is not None:
+            out.append(f"      eap_id = {_quote(c.local_eap_id)}")
         if c.local_auth == "pubkey" and c.local_certs:
             # Absolute paths are allowed (else relative to the x509 directory); only our
             # own certificate, intermediates go in as CA certificates (Charon.load).
@@ -669,6 +677,8 @@ def swanctl_conf(conns: Iterable[Conn]) -> str:
         out.append(f"      auth = {c.remote_auth}")
         if c.remote_id is not None:
             out.append(f"      id = {_quote(c.remote_id)}")
+        if c.remote_eap_id is not None:
+            out.append(f"      eap_id = {_quote(c.remote_eap_id)}")
         if c.remote_auth == "pubkey" and c.cacerts:
             out.append(f"      cacerts = {','.join(_path(x) for x in c.cacerts)}")
         out.append("    }")
@@ -699,6 +709,11 @@ def swanctl_conf(conns: Iterable[Conn]) -> str:
                     out.append(f"    {key} = {_quote(ident)}")
             out.append(f"    secret = {_quote(c.psk)}")
             out.append("  }")
+        for n, (ident, password) in enumerate(c.eap_secrets.items()):
+            out.append(f"  eap-{i}-{n} {{")
+            out.append(f"    id = {_quote(ident)}")
+            out.append(f"    secret = {_quote(password)}")
+            out.append("  }")
     out.append("}")
     return "\n".join(out) + "\n"
 
@@ -706,7 +721,7 @@ def swanctl_conf(conns: Iterable[Conn]) -> str:
 def strongswan_conf(vici_socket: Path, log_path: Path, *, port: int = 500,
                     port_nat_t: int = 4500, retransmit_timeout: float | None = None,
                     retransmit_tries: int | None = None, log_levels: dict | None = None,
-                    extra: str = "") -> str:
+                    extra: str = "", extra_plugins: str = "") -> str:
     """Settings for one charon (read by charon and charon-systemd: the latter falls back
     to the charon section). Plugins are listed explicitly so the host's defaults (ha,
     dhcp, farp, bypass-lan, ...) cannot change a test; kernel-libipsec comes before
@@ -727,6 +742,8 @@ def strongswan_conf(vici_socket: Path, log_path: Path, *, port: int = 500,
     plugins = ("random nonce openssl pem pkcs1 pkcs8 x509 pubkey revocation constraints "
                "curve25519 aes gcm sha1 sha2 hmac kdf counters "
                f"{libipsec}kernel-netlink socket-default vici updown")
+    if extra_plugins:
+        plugins += " " + extra_plugins
     return f"""charon {{
   load_modular = no
   load = {plugins}
@@ -816,7 +833,7 @@ class Charon:
                  port: int = 500, port_nat_t: int = 4500,
                  retransmit_timeout: float | None = None,
                  retransmit_tries: int | None = None, log_levels: dict | None = None,
-                 extra_conf: str = ""):
+                 extra_conf: str = "", extra_plugins: str = ""):
         """log_levels: charon's per-subsystem levels ({"ike": 3}); the environment's
         MOBIKE_CHARON_LOG_LEVELS ("ike=3,enc=3") adds to them when debugging a test."""
         env_levels = os.environ.get("MOBIKE_CHARON_LOG_LEVELS", "")
@@ -840,7 +857,7 @@ class Charon:
         self.conf_path.write_text(strongswan_conf(
             self.vici, self.log_path, port=port, port_nat_t=port_nat_t,
             retransmit_timeout=retransmit_timeout, retransmit_tries=retransmit_tries,
-            log_levels=log_levels, extra=extra_conf))
+            log_levels=log_levels, extra=extra_conf, extra_plugins=extra_plugins))
         self.process: Process | None = None
 
     def start(self, timeout: float = 20) -> "Charon":

@@ -1,0 +1,117 @@
+// EAP (RFC 3748) inside IKE_AUTH (RFC 7296 §2.16): the packet codec, and the two ends
+// of one conversation — the gateway's (authenticator: EAP-Identity, then the method,
+// then EAP-Success or EAP-Failure) and the client's (peer). Sans-IO like the rest of the
+// core: EAP packets in, EAP packets out; IKE carries them (ike/ike_auth.cc).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/bytes.h"
+#include "common/expected.h"
+#include "crypto/random.h"
+
+namespace mobike::ike::eap {
+
+enum class Code : std::uint8_t { kRequest = 1, kResponse = 2, kSuccess = 3, kFailure = 4 };
+enum class Type : std::uint8_t { kIdentity = 1, kNotification = 2, kNak = 3, kMd5 = 4, kTls = 13, kMschapv2 = 26 };
+
+// A Request or Response carries a type and its data; Success and Failure neither.
+struct Packet {
+  Code code = Code::kRequest;
+  std::uint8_t identifier = 0;
+  Type type = Type::kIdentity;
+  Bytes data;  // after the type octet
+};
+Expected<Packet, std::string> parse(ByteView message);
+Bytes encode(const Packet& p);
+const char* type_name(Type t);
+std::string describe(const Packet& p);  // "Request/MSCHAPv2 #5", for logs
+
+// Users and their passwords, by EAP identity (an eap_secrets file).
+using Secrets = std::map<std::string, std::string, std::less<>>;
+
+enum class Outcome : std::uint8_t { kContinue, kSuccess, kFailure };
+struct Step {
+  Outcome outcome = Outcome::kFailure;
+  Bytes message;    // the EAP packet to send next; empty: none
+  std::string why;  // failures: the reason, for the log
+};
+
+// One method, either end. A server method's process() gets a Response with the
+// identifier of its last Request; a peer method's gets a Request of its type.
+class ServerMethod {
+ public:
+  virtual ~ServerMethod() = default;
+  virtual Type type() const = 0;
+  virtual Bytes start(std::uint8_t identifier) = 0;
+  // kContinue: `message` is the next Request, with `next_identifier`. kSuccess: the
+  // method is done and the server may send EAP-Success.
+  virtual Step process(const Packet& response, std::uint8_t next_identifier) = 0;
+  virtual const Bytes& msk() const = 0;
+  // The identity the method authenticated (MSCHAPv2: the Name of its Response).
+  virtual const std::string& authenticated() const = 0;
+};
+class PeerMethod {
+ public:
+  virtual ~PeerMethod() = default;
+  virtual Type type() const = 0;
+  // kContinue with the Response; kSuccess: the method's own success, answered and
+  // waiting for EAP-Success.
+  virtual Step process(const Packet& request) = 0;
+  virtual bool done() const = 0;  // EAP-Success is acceptable only then
+  virtual const Bytes& msk() const = 0;
+};
+
+// The gateway's side. Without a known identity it asks with EAP-Identity first.
+class Server {
+ public:
+  Server(Type method, std::optional<std::string> identity, std::shared_ptr<const Secrets> secrets,
+         crypto::Random& random);
+  ~Server();
+  Bytes start();
+  // kContinue: the next Request; kSuccess: EAP-Success; kFailure: EAP-Failure.
+  Step process(ByteView response);
+  const std::string& identity() const { return identity_; }
+  const Bytes& msk() const;
+  Type method_type() const { return method_type_; }
+
+ private:
+  Bytes start_method();
+  Step fail(std::string why);
+  Type method_type_;
+  std::string identity_;
+  bool identity_known_;
+  std::shared_ptr<const Secrets> secrets_;
+  crypto::Random& random_;
+  std::unique_ptr<ServerMethod> method_;
+  std::uint8_t identifier_;
+};
+
+// The client's side: answers EAP-Identity with `identity` and runs the one method.
+class Peer {
+ public:
+  Peer(Type method, std::string identity, std::shared_ptr<const Secrets> secrets, crypto::Random& random);
+  ~Peer();
+  // kContinue: the Response to send; kSuccess: EAP-Success after the method finished;
+  // kFailure: EAP-Failure, a method failure or a request we cannot answer.
+  Step process(ByteView request);
+  const Bytes& msk() const;
+
+ private:
+  Type method_type_;
+  std::string identity_;
+  std::shared_ptr<const Secrets> secrets_;
+  crypto::Random& random_;
+  std::unique_ptr<PeerMethod> method_;
+};
+
+std::unique_ptr<ServerMethod> make_server_method(Type type, const std::string& identity,
+                                                 std::shared_ptr<const Secrets> secrets, crypto::Random& random);
+std::unique_ptr<PeerMethod> make_peer_method(Type type, const std::string& identity,
+                                             std::shared_ptr<const Secrets> secrets, crypto::Random& random);
+
+}  // namespace mobike::ike::eap

@@ -1,0 +1,348 @@
+#!/usr/bin/env python3
+"""EAP-MSCHAPv2 in IKE_AUTH (RFC 7296 section 2.16) between mobiked and strongSwan 5.9.8
+(its eap-mschapv2 plugin from libcharon-extauth-plugins) through a Linux MASQUERADE NAT,
+one ctest per case:
+
+netns-params: swan_client_mschapv2 swan_client_wrong_password mobiked_client_swan_gw mobiked_pair_switch
+
+    ini (10.1.0.2, client) -- nat (10.1.0.1 | 198.51.100.2) -- res (198.51.100.10, gateway)
+                                                                203.0.113.1/32 on lo
+
+The gateway authenticates with an ECDSA P-256 certificate ("C=CH, O=Mobike Test,
+CN=gw.example.test", SAN DNS:gw.example.test, made per run by pki.py) and the client by
+EAP-MSCHAPv2 as user "carol"; the gateway asks for the EAP identity (eap_id = %any),
+gives the client a virtual IP from the pool 10.3.0.0/24 and narrows its selectors to it.
+
+Cases:
+    swan_client_mschapv2  charon as the road warrior against the mobiked gateway:
+                     established; charon logs the EAP-MSCHAPv2 success with an MSK and the
+                     gateway's certificate authentication; mobiked's SA shows the client's
+                     IKE identity and remote_eap_id "carol"; the lease of 10.3.0.1 is
+                     carol's; a ping from 10.3.0.1 gets replies. Then charon rekeys the
+                     Child SA and the IKE SA: one IKE SA, one Child SA, the same virtual IP
+                     and EAP identity on mobiked, the ping works.
+    swan_client_wrong_password  charon with the wrong password: no SA on either side,
+                     mobiked logs that carol's password does not match, charon that it
+                     received EAP-Failure; the pool has no lease.
+    mobiked_client_swan_gw  mobiked as the EAP-MSCHAPv2 client (eap_id carol, eap_secrets)
+                     against a charon gateway with the same method, eap_id %any and a
+                     pool: established, charon shows remote-eap-id carol, mobiked got
+                     10.3.0.1 on its TUN device and pings from it.
+    mobiked_pair_switch  mobiked client and mobiked gateway, EAP-MSCHAPv2 as above; the
+                     gateway's operator moves every SA to its second address (mobikectl
+                     switch --to 198.51.100.20 --all): the IKE and Child SPIs, the virtual IP
+                     and the EAP identity are kept (no new authentication), and pings go
+                     through after the switch.
+
+Run by hand (root, a Release build):
+    MOBIKE_BUILD_DIR=build/release python3 tests/netns/test_eap_interop.py swan_client_mschapv2
+"""
+
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+sys.dont_write_bytecode = True  # also when run by hand: no __pycache__ in the source tree
+
+from mobiked import MConn, Mobiked  # noqa: E402
+from netns import (Charon, Conn, Lab, Skip, check, find_binary, log, netns_param,  # noqa: E402
+                   require_commands, require_netns, require_strongswan, run_test, swanctl_conf, wait_until)
+from peers import PubkeyAuth  # noqa: E402
+from pki import Pki  # noqa: E402
+from switch_scenarios import NEW, OLD, make_topology  # noqa: E402
+from topology import NatTopology, nat_topology  # noqa: E402
+
+NAME = "rw"
+POOL = "rw"
+POOL_PREFIX = "10.3.0.0/24"
+VIP = "10.3.0.1"
+DNS = "10.3.0.53"
+GW_SUBJECT = "C=CH, O=Mobike Test, CN=gw.example.test"
+GW_ID = "gw.example.test"
+GW_NET = "203.0.113.0/24"
+CLIENT_ID = "phone@example.test"  # the client's IKE identity; the user is its EAP identity
+USER, PASSWORD = "carol", "Carol's EAP p4ssword"
+TUN = "mobike0"
+SWAN_EAP_PLUGINS = "eap-identity eap-mschapv2"
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+def make_pki(lab: Lab, t: NatTopology, addresses: list[str]):
+    pki = Pki(lab.dir / "pki")
+    san = [f"DNS:{GW_ID}"] + [f"IP:{a}" for a in addresses]
+    return pki, pki.issue("gw", GW_SUBJECT, san=san)
+
+
+def write_secrets(lab: Lab, name: str, users: dict[str, str]) -> str:
+    path = lab.dir / name
+    path.write_text("# mobiked EAP users\n" + "".join(f'{json.dumps(u)} : EAP {json.dumps(p)}\n'
+                                                      for u, p in users.items()))
+    os.chmod(path, 0o600)
+    return str(path)
+
+
+def start_gateway(lab: Lab, ns, gw_cert, users: dict[str, str]) -> Mobiked:
+    d = Mobiked(lab, ns, "mobiked-gw", dataplane="userspace")
+    d.daemon_section += (
+        "\n[[pool]]\n"
+        f"name = {json.dumps(POOL)}\n"
+        f"addrs = {json.dumps(POOL_PREFIX)}\n"
+        f"dns = [{json.dumps(DNS)}]\n")
+    auth = PubkeyAuth.of(gw_cert, [], local_id=GW_ID, send_cert="always")
+    conn = MConn(NAME, local_id=GW_ID, remote_id=None, psk=None, remote_addrs=["%any"],
+                 local_ts=[GW_NET], remote_ts=[], dpd_delay="10s",
+                 local_auth="pubkey", remote_auth="eap-mschapv2",
+                 local_certs=auth.local_certs, local_key=auth.key, send_cert="always",
+                 extra={"pools": [POOL], "eap_id": "%any",
+                        "eap_secrets": write_secrets(lab, "gw-eap.secrets", users)})
+    return d.start([conn])
+
+
+def swan_client(lab: Lab, t: NatTopology, pki, password: str) -> Charon:
+    charon = Charon(lab, t.ini, "charon-ini", retransmit_timeout=1.0, retransmit_tries=3,
+                    log_levels={"ike": 2, "cfg": 2, "enc": 1, "knl": 2},
+                    extra_plugins=SWAN_EAP_PLUGINS).start()
+    conn = Conn(NAME, local_id=CLIENT_ID, remote_id=GW_ID, local_addrs=[t.INI_ADDR], remote_addrs=[t.RES_ADDR],
+                remote_ts=[GW_NET], dpd_delay=10, extra={"vips": "0.0.0.0"},
+                local_auth="eap-mschapv2", remote_auth="pubkey", cacerts=[str(pki.root.cert)],
+                local_eap_id=USER, eap_secrets={USER: password})
+    charon.load([conn])
+    return charon
+
+
+def mobiked_client(lab: Lab, ns, pki, remote: str) -> Mobiked:
+    d = Mobiked(lab, ns, "mobiked-client", dataplane="userspace")
+    conn = MConn(NAME, local_id=CLIENT_ID, remote_id=GW_ID, psk=None, remote_addrs=[remote],
+                 local_ts=[], remote_ts=[GW_NET], dpd_delay="10s",
+                 local_auth="eap-mschapv2", remote_auth="pubkey", cacerts=[str(pki.root.cert)],
+                 extra={"vips": ["0.0.0.0"], "eap_id": USER,
+                        "eap_secrets": write_secrets(lab, "client-eap.secrets", {USER: PASSWORD})})
+    return d.start([conn])
+
+
+# --------------------------------------------------------------------------- views
+
+
+def swan_sa(charon: Charon) -> dict | None:
+    sa = charon.list_sas().get(NAME)
+    if sa and sa.get("state") == "ESTABLISHED" and any(
+            c.get("state") == "INSTALLED" for c in sa.get("child-sas", {}).values()):
+        return sa
+    return None
+
+
+def mob_sa(d: Mobiked) -> dict | None:
+    """d's ESTABLISHED IKE SA with its INSTALLED Child SAs in "kids"."""
+    for sa in d.list_sas():
+        kids = [c for c in sa.get("children", []) if c.get("state") == "INSTALLED"]
+        if sa.get("state") == "ESTABLISHED" and kids:
+            return dict(sa, kids=kids)
+    return None
+
+
+def the_pool(gw: Mobiked) -> dict:
+    ps = json.loads(gw.ctl("list-pools", "--json").stdout)
+    check(len(ps) == 1, f"list-pools: {ps}")
+    return ps[0]
+
+
+def ping(ns, src: str, what: str, count: int = 3) -> None:
+    r = ns.run(["ping", "-n", "-q", "-c", str(count), "-i", "0.2", "-W", "2", "-I", src, "203.0.113.1"],
+               check=False, timeout=20)
+    check(r.returncode == 0, f"{what}: ping {src} -> 203.0.113.1 through the tunnel failed:\n{r.stdout}{r.stderr}")
+
+
+def gateway_state(gw: Mobiked, what: str) -> dict:
+    """mobiked's one SA with carol: IKE identity, EAP identity, Child selectors, lease."""
+    sa = wait_until(lambda: mob_sa(gw), 10, f"{what}: mobiked's IKE SA with an installed Child SA")
+    check(len(gw.list_sas()) == 1, f"{what}: mobiked has {len(gw.list_sas())} IKE SAs, expected 1")
+    check(sa.get("remote_id") == CLIENT_ID and sa.get("remote_eap_id") == USER,
+          f"{what}: mobiked shows remote_id {sa.get('remote_id')!r}, remote_eap_id {sa.get('remote_eap_id')!r}, "
+          f"expected {CLIENT_ID!r} and {USER!r}")
+    kids = sa["kids"]
+    check(len(kids) == 1 and kids[0].get("remote_ts") == [f"{VIP}/32"] and kids[0].get("local_ts") == [GW_NET],
+          f"{what}: mobiked's Child SAs {[(c.get('local_ts'), c.get('remote_ts')) for c in kids]}, expected one "
+          f"{GW_NET} === {VIP}/32")
+    leases = the_pool(gw).get("leases", [])
+    check(leases == [{"address": VIP, "identity": USER, "online": True}],
+          f"{what}: list-pools leases {leases}, expected {VIP} online for {USER!r} (the EAP identity)")
+    return sa
+
+
+# --------------------------------------------------------------------------- cases
+
+
+def swan_client_mschapv2(lab: Lab) -> None:
+    t = nat_topology(lab)
+    pki, gw_cert = make_pki(lab, t, [t.RES_ADDR])
+    gw = start_gateway(lab, t.res, gw_cert, {USER: PASSWORD, "dave": "another one"})
+    c = swan_client(lab, t, pki, PASSWORD)
+    t0 = time.monotonic()
+    r = c.swanctl("--initiate", "--child", NAME, "--timeout", "15", check=False, timeout=25)
+    sa = wait_until(lambda: swan_sa(c), 10, f"charon ESTABLISHED (swanctl --initiate: {r.returncode} {r.stdout[-1500:]})")
+    log(f"charon established in {time.monotonic() - t0:.2f}s")
+    text = c.log_text()
+    check(re.search(r"EAP method EAP_MSCHAPV2 succeeded, MSK established", text) is not None,
+          f"charon does not log an EAP-MSCHAPv2 success with an MSK: {re.findall(r'.*EAP.*', text)[:12]}")
+    ok = re.search(rf"authentication of '{re.escape(GW_ID)}' with (\S+) successful", text)
+    check(ok is not None and "PSK" not in ok.group(1) and "EAP" not in ok.group(1),
+          f"charon does not log a signature authentication of {GW_ID!r}: {re.findall(r'.*authentication of.*', text)}")
+    msk_auth = re.search(rf"authentication of '{re.escape(GW_ID)}' with EAP successful", text)
+    check(msk_auth is not None, "charon does not log the gateway's second AUTH, made with the EAP MSK: "
+                                f"{re.findall(r'.*authentication of.*', text)}")
+    v = sa.get("local-vips", [])
+    check((v if isinstance(v, list) else [v]) == [VIP], f"charon's local-vips {v}, expected [{VIP}]")
+    log(f"charon: gateway authenticated with {ok.group(1)}, then with EAP (the MSK); local-vips {v}")
+    g0 = gateway_state(gw, "established")
+    check(re.search(rf"EAP-MSCHAPv2 authenticated '{USER}'", gw.log_text()) is not None,
+          "mobiked does not log the EAP-MSCHAPv2 authentication of carol")
+    ping(t.ini, VIP, "established")
+    log(f"mobiked: {g0['remote_id']} as EAP user {g0['remote_eap_id']}, lease {VIP}; ping through")
+
+    # A Child SA rekey, then an IKE SA rekey, both by charon.
+    child0 = g0["kids"][0]["spi_in"]
+    c.rekey(child=NAME)
+    wait_until(lambda: (s := mob_sa(gw)) and s["kids"][0]["spi_in"] != child0 and len(s["kids"]) == 1, 10,
+               "mobiked to show one new Child SA after charon's Child SA rekey")
+    ike0 = (g0["spi_i"], g0["spi_r"])
+    c.rekey(ike=NAME)
+    wait_until(lambda: (s := mob_sa(gw)) and (s["spi_i"], s["spi_r"]) != ike0 and len(gw.list_sas()) == 1, 10,
+               "mobiked to show one new IKE SA after charon's IKE SA rekey")
+    g1 = gateway_state(gw, "after the rekeys")
+    ping(t.ini, VIP, "after the rekeys")
+    log(f"after a Child and an IKE rekey: IKE SPIs {ike0} -> {(g1['spi_i'], g1['spi_r'])}, "
+        f"still {g1['remote_eap_id']!r} with {VIP}; ping through")
+
+
+def swan_client_wrong_password(lab: Lab) -> None:
+    t = nat_topology(lab)
+    pki, gw_cert = make_pki(lab, t, [t.RES_ADDR])
+    gw = start_gateway(lab, t.res, gw_cert, {USER: PASSWORD})
+    c = swan_client(lab, t, pki, "not " + PASSWORD)
+    r = c.swanctl("--initiate", "--child", NAME, "--timeout", "10", check=False, timeout=20)
+    check(r.returncode != 0, f"swanctl --initiate succeeded with the wrong password:\n{r.stdout[-800:]}")
+    wait_until(lambda: re.search(rf"password of '{USER}' does not match", gw.log_text()), 5,
+               "mobiked to log that carol's password does not match")
+    text = c.log_text()
+    check(re.search(r"EAP_FAILURE|received EAP_FAILURE|EAP method EAP_MSCHAPV2 failed", text) is not None,
+          f"charon does not log the EAP failure: {re.findall(r'.*EAP.*', text)[-8:]}")
+    wait_until(lambda: not gw.list_sas(), 5, "mobiked to hold no SA after the failed authentication")
+    check(swan_sa(c) is None, "charon holds an SA after the failed authentication")
+    check(the_pool(gw).get("leases") == [], f"the pool has leases: {the_pool(gw)}")
+    st = gw.stats()
+    log(f"wrong password refused: mobiked {st['ike']}, charon: "
+        f"{[x for x in re.findall(r'.*EAP.*', text)][-2:]}")
+
+
+def swan_gateway(lab: Lab, t: NatTopology, gw_cert) -> Charon:
+    charon = Charon(lab, t.res, "charon-gw", retransmit_timeout=1.0, retransmit_tries=3,
+                    log_levels={"ike": 2, "cfg": 2, "enc": 1, "knl": 2},
+                    extra_plugins=SWAN_EAP_PLUGINS).start()
+    auth = PubkeyAuth.of(gw_cert, [], local_id=GW_ID)
+    conn = Conn(NAME, local_id=GW_ID, remote_id=None, local_ts=[GW_NET], remote_ts=[], dpd_delay=10,
+                local_auth="pubkey", remote_auth="eap-mschapv2", local_certs=auth.local_certs, local_key=auth.key,
+                send_cert="always", remote_eap_id="%any", eap_secrets={USER: PASSWORD}, extra={"pools": POOL})
+    charon.load([conn])  # stages the certificate and key
+    charon.swanctl_path.write_text(
+        swanctl_conf([conn]) + f"pools {{\n  {POOL} {{\n    addrs = {POOL_PREFIX}\n    dns = {DNS}\n  }}\n}}\n")
+    charon.swanctl("--load-all", "--file", str(charon.swanctl_path))
+    return charon
+
+
+def client_has_vip(client: Mobiked, what: str) -> dict:
+    sa = wait_until(lambda: mob_sa(client), 15, f"{what}: {client.name} ESTABLISHED with a Child SA")
+    text = client.log_text()
+    check(re.search(rf"EAP-MSCHAPv2 succeeded as '{USER}'", text) is not None,
+          f"{what}: {client.name} does not log its EAP-MSCHAPv2 success")
+    check(sa["kids"][0].get("local_ts") == [f"{VIP}/32"],
+          f"{what}: {client.name}'s Child SA local_ts {sa['kids'][0].get('local_ts')}, expected [{VIP}/32]")
+    wait_until(lambda: re.search(rf"\binet {re.escape(VIP)}/32\b",
+                                 client.ns.ip("-o", "-4", "addr", "show", "dev", TUN, check=False).stdout),
+               5, f"{what}: {VIP} on {TUN}")
+    return sa
+
+
+def mobiked_client_swan_gw(lab: Lab) -> None:
+    t = nat_topology(lab)
+    pki, gw_cert = make_pki(lab, t, [t.RES_ADDR])
+    gw = swan_gateway(lab, t, gw_cert)
+    client = mobiked_client(lab, t.ini, pki, t.RES_ADDR)
+    t0 = time.monotonic()
+    client.ctl("initiate", NAME)
+    sa = client_has_vip(client, "mobiked client")
+    log(f"mobiked client established in {time.monotonic() - t0:.2f}s: {sa['local']} -> {sa['remote']}")
+    ssa = wait_until(lambda: swan_sa(gw), 5, "charon-gw ESTABLISHED with a CHILD_SA")
+    check(ssa.get("remote-eap-id") == USER and ssa.get("remote-id") == CLIENT_ID,
+          f"charon-gw shows remote-id {ssa.get('remote-id')!r}, remote-eap-id {ssa.get('remote-eap-id')!r}, "
+          f"expected {CLIENT_ID!r} and {USER!r}")
+    text = gw.log_text()
+    check(re.search(r"EAP method EAP_MSCHAPV2 succeeded, MSK established", text) is not None,
+          f"charon-gw does not log an EAP-MSCHAPv2 success: {re.findall(r'.*EAP.*', text)[:12]}")
+    ping(t.ini, VIP, "mobiked client")
+    log(f"charon-gw: remote-eap-id {ssa.get('remote-eap-id')!r}; mobiked pings from {VIP}")
+
+
+def view(sa: dict) -> dict:
+    k = sa["kids"][0]
+    return {"local": sa["local"]["addr"], "remote": sa["remote"]["addr"], "ike": (sa["spi_i"], sa["spi_r"]),
+            "child": (k["spi_in"], k["spi_out"]), "local_ts": k.get("local_ts"), "remote_ts": k.get("remote_ts")}
+
+
+def mobiked_pair_switch(lab: Lab) -> None:
+    t = make_topology(lab, 1)  # the gateway on .10 (dialled) and .20, behind the MASQUERADE NAT
+    pki, gw_cert = make_pki(lab, t, [OLD, NEW])
+    gw = start_gateway(lab, t.res, gw_cert, {USER: PASSWORD})
+    client = mobiked_client(lab, t.ini, pki, OLD)
+    client.ctl("initiate", NAME)
+    c0 = view(client_has_vip(client, "before the switch"))
+    g0 = view(gateway_state(gw, "before the switch"))
+    check(c0["remote"] == OLD and g0["local"] == OLD, f"not on {OLD} at first: client {c0}, gateway {g0}")
+    ping(t.ini, VIP, "before the switch")
+    est0 = (gw.stats()["ike"]["established"], client.stats()["ike"]["established"])
+    gw.ctl("switch", "--to", NEW, "--all")
+    wait_until(lambda: (s := mob_sa(client)) and s["remote"]["addr"] == NEW and (g := mob_sa(gw))
+               and g["local"]["addr"] == NEW, 10, f"both sides on {NEW} after the switch")
+    c1, g1 = view(mob_sa(client)), view(gateway_state(gw, "after the switch"))
+    check(c1["ike"] == c0["ike"] and c1["child"] == c0["child"] and g1["ike"] == g0["ike"]
+          and g1["child"] == g0["child"], f"SPIs changed in the switch: client {c0} -> {c1}, gateway {g0} -> {g1}")
+    check(c1["local_ts"] == [f"{VIP}/32"], f"the client's virtual IP changed: {c1['local_ts']}")
+    est1 = (gw.stats()["ike"]["established"], client.stats()["ike"]["established"])
+    check(est1 == est0, f"an IKE SA was established during the switch (no new authentication expected): "
+                        f"{est0} -> {est1}")
+    ping(t.ini, VIP, "after the switch")
+    log(f"switch {OLD} -> {NEW}: SPIs {c1['ike']} / {c1['child']} kept, {VIP} kept, EAP identity "
+        f"{USER!r} kept; ping through")
+
+
+CASES = {
+    "swan_client_mschapv2": (swan_client_mschapv2, "strongSwan EAP-MSCHAPv2 road warrior against a mobiked "
+                             "gateway with a certificate, a pool and rekeys", True),
+    "swan_client_wrong_password": (swan_client_wrong_password, "strongSwan EAP-MSCHAPv2 with a wrong password "
+                                   "is refused by mobiked", True),
+    "mobiked_client_swan_gw": (mobiked_client_swan_gw, "mobiked EAP-MSCHAPv2 client against a strongSwan gateway",
+                               True),
+    "mobiked_pair_switch": (mobiked_pair_switch, "mobiked EAP-MSCHAPv2 client keeps its SAs, virtual IP and "
+                            "identity through the gateway's switch", False),
+}
+
+
+def requires(strongswan: bool) -> None:
+    require_netns()
+    if strongswan:
+        require_strongswan()
+        if not Path("/usr/lib/ipsec/plugins/libstrongswan-eap-mschapv2.so").exists():
+            raise Skip("strongSwan's eap-mschapv2 plugin (Debian package libcharon-extauth-plugins) is missing")
+    require_commands("iptables", "ping", "openssl")
+    find_binary("mobiked")
+    find_binary("mobikectl")
+
+
+if __name__ == "__main__":
+    param = netns_param(CASES)
+    fn, title, swan = CASES[param]
+    run_test(fn, title, timeout=90, requires=lambda: requires(swan))
