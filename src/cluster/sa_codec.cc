@@ -233,6 +233,10 @@ Bytes encode_snapshot(const IkeSaSnapshot& s) {
       for (auto v : {e.bytes_in, e.bytes_out, e.packets_in, e.packets_out}) o.u64(v);
     }
   }
+  // Version 5, at the end so that older versions differ only by its absence.
+  o.string(s.remote_eap_id);
+  o.u16(static_cast<std::uint16_t>(s.remote_vips.size()));
+  for (const auto& a : s.remote_vips) o.address(a);
   return std::move(o).take();
 }
 
@@ -319,6 +323,11 @@ Expected<IkeSaSnapshot, std::string> decode_snapshot(ByteView data) {
       c.esp = std::move(e);
     }
     if (!in.ok()) break;
+  }
+  if (version >= 5 && in.ok()) {
+    s.remote_eap_id = in.string();
+    s.remote_vips.resize(in.count());
+    for (auto& a : s.remote_vips) a = in.address();
   }
   if (!in.ok()) return unexpected(std::string("truncated or malformed SA state"));
   if (!in.at_end()) return unexpected(std::string("trailing octets after the SA state"));

@@ -15,7 +15,7 @@ namespace mobike::cluster {
 // 2 added the peer's RFC 6311 claims, 3 what both sides claimed, 4 RFC 7383
 // fragmentation (the agreement, and the cached response as a list of datagrams); older
 // versions are still read (as no claims / none usable / no fragmentation).
-inline constexpr std::uint8_t kSnapshotVersion = 4;
+inline constexpr std::uint8_t kSnapshotVersion = 5;
 
 Bytes encode_snapshot(const ike::IkeSaSnapshot& s);
 Expected<ike::IkeSaSnapshot, std::string> decode_snapshot(ByteView in);

@@ -125,6 +125,14 @@ void AddressPool::retain(const IpAddress& address) {
   if (auto it = leases_.find(*offset); it != leases_.end()) it->second.holders++;
 }
 
+void AddressPool::claim(const IpAddress& address, const std::string& identity) {
+  auto offset = offset_of(address);
+  if (!offset) return;
+  Lease& lease = leases_[*offset];
+  if (lease.holders == 0 || lease.identity != identity) lease = Lease{identity, 0, 0};
+  lease.holders++;
+}
+
 void AddressPool::release(const IpAddress& address) {
   auto offset = offset_of(address);
   if (!offset) return;

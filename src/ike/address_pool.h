@@ -43,6 +43,9 @@ class AddressPool {
   // A holder let go; at zero the lease goes offline (kept for its identity).
   void release(const IpAddress& address);
   bool contains(const IpAddress& address) const;
+  // An address another node leased, held by an SA that arrived here (a cluster move or
+  // failover): online for `identity` from now on, so that it is not handed out twice.
+  void claim(const IpAddress& address, const std::string& identity);
 
   struct LeaseView {
     IpAddress address;

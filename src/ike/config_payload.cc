@@ -22,14 +22,17 @@ bool asks_for(const wire::CpPayload& cp, CfgAttribute type) {
 
 }  // namespace
 
+std::string lease_identity(const IkeSa& sa) {
+  // With EAP the identity the user proved: many clients share one IKE identity (%any,
+  // or the device's).
+  if (!sa.remote_eap_id.empty()) return sa.remote_eap_id;
+  return sa.remote_id ? sa.remote_id->to_string() : sa.remote.address.to_string();
+}
+
 std::optional<wire::Payload> respond_config_request(IkeSa& sa, Services& s, const std::vector<wire::Payload>& request) {
   auto* cp = wire::find_payload<wire::CpPayload>(request, wire::PayloadType::kCp);
   if (!cp || cp->cfg_type != wire::CfgType::kRequest || sa.config->pools.empty()) return std::nullopt;
-  // Leases follow the user: with EAP the identity it proved, which many clients share
-  // one IKE identity for (%any, or the device's).
-  const std::string who = !sa.remote_eap_id.empty() ? sa.remote_eap_id
-                          : sa.remote_id            ? sa.remote_id->to_string()
-                                                    : sa.remote.address.to_string();
+  const std::string who = lease_identity(sa);
   wire::CpPayload reply{wire::CfgType::kReply, {}};
   std::vector<const AddressPool*> used;
   for (bool v4 : {true, false}) {

@@ -16,6 +16,9 @@ class Services;
 // The CFG_REPLY for the request's CFG_REQUEST (nullopt: none asked, or no pools). The
 // addresses it hands out are recorded in sa.remote_vips; a requested family no pool
 // can serve is left out (the client then fails or goes on without, as it chooses).
+// Whom a gateway's lease belongs to: the EAP identity, else the IKE one, else the address.
+std::string lease_identity(const IkeSa& sa);
+
 std::optional<wire::Payload> respond_config_request(IkeSa& sa, Services& s, const std::vector<wire::Payload>& request);
 
 // Client: the CFG_REQUEST for the connection's vips (and DNS), nullopt if it asks none.

@@ -1,6 +1,7 @@
 // Cluster moves of live IKE SAs between engines (Engine::quiesce, export_sa, resume,
 // release, import_sa): see engine.h and docs/cluster.md.
 #include "ike/child_sa.h"
+#include "ike/config_payload.h"
 #include "ike/engine.h"
 #include "ike/ike_init.h"
 #include "ike/mid_sync.h"
@@ -68,6 +69,8 @@ IkeSaSnapshot Engine::snapshot_of(const IkeSa& sa, TimePoint now) const {
   s.replay_sync = sa.replay_sync;
   s.nat_d_dest_seen = sa.nat_d_dest_seen;
   s.remote_id = sa.remote_id;
+  s.remote_eap_id = sa.remote_eap_id;
+  s.remote_vips = sa.remote_vips;
   s.ike_proposal = sa.ike_proposal;
   s.sk_d = sa.crypto.sk_d;
   s.sk_ai = sa.crypto.sk_ai;
@@ -304,6 +307,8 @@ Expected<IkeSa*, std::string> Engine::continue_sa(const IkeSaSnapshot& s, bool h
   sa.replay_sync = s.replay_sync;
   sa.nat_d_dest_seen = s.nat_d_dest_seen;
   sa.remote_id = s.remote_id;
+  sa.remote_eap_id = s.remote_eap_id;
+  sa.remote_vips = s.remote_vips;
   sa.ike_proposal = s.ike_proposal;
   sa.crypto = std::move(crypto);
   sa.next_request_mid = s.next_request_mid;
@@ -360,6 +365,11 @@ Expected<IkeSa*, std::string> Engine::continue_sa(const IkeSaSnapshot& s, bool h
     dataplane(std::move(op));
     sa.children.push_back(std::move(c));
   }
+  // The leases travel with their SAs: this node's pools hold them from now on.
+  const std::string lease_owner = lease_identity(sa);
+  for (const auto& a : sa.remote_vips)
+    for (auto& [name, pool] : pools_)
+      if (pool->contains(a)) pool->claim(a, lease_owner);
   return &sa;
 }
 

@@ -58,6 +58,8 @@ struct IkeSaSnapshot {
   bool fragmentation = false;
   Bytes nat_d_dest_seen;
   std::optional<Identity> remote_id;
+  std::string remote_eap_id;            // version 5: the identity proved by EAP
+  std::vector<IpAddress> remote_vips;   // version 5: virtual IPs we assigned the peer
 
   wire::Proposal ike_proposal;
   // RFC 7296 §2.14 keys by their names there, not by direction: SK_ei/SK_ai protect what

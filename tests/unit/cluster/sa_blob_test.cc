@@ -54,6 +54,8 @@ ike::IkeSaSnapshot sample() {
   s.peer_fragmentation = s.fragmentation = true;
   s.nat_d_dest_seen = filled(20, 1);
   s.remote_id = ike::Identity{wire::IdType::kRfc822Addr, filled(12, 2)};
+  s.remote_eap_id = "CORP\\carol";
+  s.remote_vips = {*IpAddress::parse("10.3.0.7"), *IpAddress::parse("2001:db8:3::7")};
   s.ike_proposal.number = 2;
   s.ike_proposal.protocol = wire::ProtocolId::kIke;
   s.ike_proposal.transforms = {{wire::TransformType::kEncr, 20, 256, {}},
@@ -135,7 +137,7 @@ TEST(SaCodec, UnknownVersionAndTrailingOctetsAreRefused) {
   b[0] = kSnapshotVersion + 1;
   r = decode_snapshot(b);
   ASSERT_FALSE(r);
-  EXPECT_NE(r.error().find("versions 1 to 4"), std::string::npos) << r.error();
+  EXPECT_NE(r.error().find("versions 1 to 5"), std::string::npos) << r.error();
 }
 
 // The offset of the RFC 6311 flags: version 1, connection 4 + 2, two flags, two SPIs
@@ -148,9 +150,19 @@ ike::IkeSaSnapshot sample_v3() {
   auto s = sample();
   s.peer_fragmentation = s.fragmentation = false;
   s.last_response = {filled(300, 6)};
+  s.remote_eap_id.clear();
+  s.remote_vips.clear();
   return s;
 }
+// Version 5 added the EAP identity and the virtual IPs at the end: 6 octets when empty.
+Bytes without_v5_tail(Bytes b) {
+  const Bytes empty_tail{0, 0, 0, 0, 0, 0};
+  EXPECT_TRUE(b.size() > 6 && Bytes(b.end() - 6, b.end()) == empty_tail) << "the version 5 tail is not empty";
+  b.resize(b.size() - 6);
+  return b;
+}
 Bytes as_v3(Bytes b) {
+  b = without_v5_tail(std::move(b));
   b[0] = 3;
   EXPECT_EQ(b[kHaFlagsAt + 4], 0) << "peer_fragmentation is not where expected";
   b.erase(b.begin() + kHaFlagsAt + 4, b.begin() + kHaFlagsAt + 6);
@@ -159,6 +171,19 @@ Bytes as_v3(Bytes b) {
   EXPECT_NE(at, b.end());
   if (at != b.end()) b.erase(at, at + 2);
   return b;
+}
+
+TEST(SaCodec, Version4IsReadWithoutEapIdentityOrVirtualIps) {
+  Bytes b = without_v5_tail(encode_snapshot(sample_v3()));
+  b[0] = 4;
+  auto r = decode_snapshot(b);
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_EQ(*r, sample_v3());
+  // And the tail of a version 5 snapshot is read back as written.
+  auto full = decode_snapshot(encode_snapshot(sample()));
+  ASSERT_TRUE(full) << full.error();
+  EXPECT_EQ(full->remote_eap_id, "CORP\\carol");
+  EXPECT_EQ(full->remote_vips, sample().remote_vips);
 }
 
 TEST(SaCodec, Version3IsReadAsNoFragmentation) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace mobike::ike {
 namespace {
 
@@ -92,6 +94,28 @@ TEST(AddressPool, ReloadKeepsLeasesInTheNewRange) {
   EXPECT_EQ(next.acquire("bob"), b);
   next.release(*a);
   EXPECT_EQ(next.online(), 2u);
+}
+
+TEST(AddressPool, AClaimedAddressFromAnotherNodeIsNotHandedOutAgain) {
+  AddressPool pool(range("10.3.0.1-10.3.0.3"));
+  EXPECT_EQ(pool.acquire("alice"), ip("10.3.0.1"));
+  // An SA that arrived from another node holds .2 for carol: never offered to anyone else.
+  pool.claim(ip("10.3.0.2"), "carol");
+  pool.claim(ip("192.0.2.9"), "dave");  // not this pool's: ignored
+  EXPECT_EQ(pool.online(), 2u);
+  EXPECT_EQ(pool.acquire("bob"), ip("10.3.0.3"));
+  EXPECT_FALSE(pool.acquire("erin"));
+  // Released, the lease stays carol's, as one acquired here would.
+  pool.release(ip("10.3.0.2"));
+  EXPECT_EQ(pool.acquire("carol"), ip("10.3.0.2"));
+  // A claim of an address offline for someone else makes it the claimant's.
+  pool.release(ip("10.3.0.1"));
+  pool.claim(ip("10.3.0.1"), "frank");
+  auto leases = pool.leases();
+  auto it = std::find_if(leases.begin(), leases.end(), [](const auto& l) { return l.address == ip("10.3.0.1"); });
+  ASSERT_NE(it, leases.end());
+  EXPECT_EQ(it->identity, "frank");
+  EXPECT_TRUE(it->online);
 }
 
 TEST(AddressPool, Ipv6AddressesCountInTheLow64Bits) {
