@@ -142,6 +142,9 @@ struct Event {
   std::string connection;
   std::string detail;
   std::uint64_t replaces = 0;  // kIkeRekeyed: the IKE SA this one replaces
+  // kIkeFailed: our IKE_SA_INIT got no answer after every retransmission (the peer's
+  // address may be wrong or dead; another of its addresses may answer).
+  bool unanswered = false;
 };
 
 enum class LogLevel : std::uint8_t { kTrace, kDebug, kInfo, kWarn, kError };
