@@ -71,6 +71,10 @@ Daemon::Daemon(Config config, std::string config_path)
                                       if (!stopping_) f();
                                     });
                                   },
+                              .add_peer_addresses =
+                                  [this](std::uint64_t sa, std::vector<IpAddress> addresses) {
+                                    return mobility::add_peer_addresses(engine_, sa, std::move(addresses), now());
+                                  },
                               .flush = [this] { flush(); },
                               .now = [] { return now(); },
                           }),
@@ -383,6 +387,7 @@ void Daemon::log_event(const ike::Event& e) {
     case ike::EventKind::kSwitchFailed: what = "switch failed"; break;
     case ike::EventKind::kHandoffAnswered: what = "handed-over request answered here"; break;
     case ike::EventKind::kMidSynced: what = "message IDs synchronised (RFC 6311)"; break;
+    case ike::EventKind::kNoPath: what = "no path to the peer answers"; break;
   }
   spdlog::info("{}[{}] {}{}{}", e.connection, e.ike_sa_id, what, e.detail.empty() ? "" : ": ", e.detail);
 }

@@ -24,24 +24,48 @@ const ike::ConnectionConfig* Initiator::config(const std::string& name) const {
   return nullptr;
 }
 
-void Initiator::initiate(const std::string& connection, Done done) {
-  const ike::ConnectionConfig* cfg = config(connection);
-  if (!cfg) return done(unexpected("no connection named '" + connection + "'"));
+std::uint64_t Initiator::start(const std::string& connection, const std::vector<std::string>& remote_addrs) {
   const std::uint64_t id = ++last_id_;
   Attempt& a = attempts_[id];
   a.connection = connection;
-  a.done = std::move(done);
-  for (const auto& r : cfg->remote_addrs) {
+  a.entries = remote_addrs;
+  for (const auto& r : remote_addrs) {
     if (auto address = IpAddress::parse(r)) {
       if (!contains(a.queue, *address)) a.queue.push_back(*address);
     } else if (is_host_name(r) && std::find(a.names.begin(), a.names.end(), r) == a.names.end()) {
       a.names.push_back(r);
     }
   }
+  return id;
+}
+
+void Initiator::initiate(const std::string& connection, Done done) {
+  const ike::ConnectionConfig* cfg = config(connection);
+  if (!cfg) return done(unexpected("no connection named '" + connection + "'"));
+  const std::uint64_t id = start(connection, cfg->remote_addrs);
+  Attempt& a = attempts_.at(id);
+  a.done = std::move(done);
   if (a.names.empty())
     try_next(id, true);
   else
     resolve_all(id);
+}
+
+void Initiator::look_up_for(std::uint64_t ike_sa) {
+  const ike::IkeSa* sa = engine_.find_ike_sa(ike_sa);
+  if (!sa || !sa->config) return;
+  for (const auto& [id, a] : attempts_)
+    if (a.for_sa == ike_sa) return;  // under way
+  const std::uint64_t id = start(sa->connection_name, sa->config->remote_addrs);
+  Attempt& a = attempts_.at(id);
+  if (a.names.empty()) {
+    attempts_.erase(id);
+    return;
+  }
+  a.for_sa = ike_sa;
+  spdlog::info("connection '{}': IKE SA {} has no path to the peer: looking up {} again", a.connection, ike_sa,
+               a.names.front() + (a.names.size() > 1 ? ", ..." : ""));
+  resolve_all(id);
 }
 
 void Initiator::resolve_all(std::uint64_t id) {
@@ -68,19 +92,24 @@ void Initiator::resolved(std::uint64_t id, std::uint64_t round, const std::strin
     a.errors.push_back("cannot resolve " + name + ": " + answer.error());
   }
   if (--a.pending > 0) return;
-  const ike::ConnectionConfig* cfg = config(a.connection);
-  if (!cfg) return finish(id, "no connection named '" + a.connection + "' any more");
   // In the order of remote_addrs, each name's addresses in the resolver's order.
   a.queue.clear();
   auto add = [&](const IpAddress& address) {
     if (!contains(a.tried, address) && !contains(a.queue, address)) a.queue.push_back(address);
   };
-  for (const auto& r : cfg->remote_addrs) {
+  for (const auto& r : a.entries) {
     if (auto address = IpAddress::parse(r)) {
       add(*address);
     } else if (auto found = a.answers.find(r); found != a.answers.end()) {
       for (const auto& address : found->second) add(address);
     }
+  }
+  if (a.for_sa) {
+    const std::uint64_t sa = a.for_sa;
+    std::vector<IpAddress> addresses(a.queue.begin(), a.queue.end());
+    attempts_.erase(it);
+    if (!addresses.empty() && hooks_.add_peer_addresses(sa, std::move(addresses))) hooks_.flush();
+    return;
   }
   try_next(id, true);
 }
@@ -137,6 +166,11 @@ void Initiator::finish(std::uint64_t id, const std::string& why) {
 }
 
 void Initiator::on_event(const ike::Event& e) {
+  if (e.kind == ike::EventKind::kNoPath) {
+    // Not from inside the daemon's batch of engine events.
+    hooks_.post([this, sa = e.ike_sa_id] { look_up_for(sa); });
+    return;
+  }
   if (e.kind != ike::EventKind::kIkeEstablished && e.kind != ike::EventKind::kIkeFailed &&
       e.kind != ike::EventKind::kIkeDeleted)
     return;

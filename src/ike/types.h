@@ -133,6 +133,10 @@ enum class EventKind : std::uint8_t {
   // RFC 6311: the IKE SA's Message IDs were synchronised after a cluster failover
   // (detail: the new values), as the peer or as the member that took the SA over.
   kMidSynced,
+  // MOBIKE initiator: a round of path probing got no answer on any path to the peer's
+  // known addresses (detail: how many). Probing goes on; addresses learnt elsewhere
+  // (the daemon looks the peer's name up again) join it (mobility::add_peer_addresses).
+  kNoPath,
 };
 
 struct Event {

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """The gateway named by DNS: a mobiked client with remote_addrs = ["vpn.example.test"]
-resolves the name through the system's resolver when it initiates, and again once every
-address it had failed. The name server is dnsmasq in the NAT's namespace, the only one in
+resolves the name through the system's resolver when it initiates, again once every
+address it had failed, and for an established SA whose MOBIKE probing found no path to the
+gateway. The name server is dnsmasq in the NAT's namespace, the only one in
 the client namespace's resolv.conf (/etc/netns/<namespace>/resolv.conf, which `ip netns
 exec` mounts over /etc/resolv.conf); the gateway is mobiked (PSK, userspace data plane)
 behind the MASQUERADE NAT:
 
-netns-params: resolve fallback reresolve ipv6
+netns-params: resolve fallback reresolve ipv6 mobike
 
     ini (10.1.0.2, 192.0.2.1 on lo) -- nat (in0 10.1.0.1 dnsmasq:53 | out0 198.51.100.2) -- res (198.51.100.10, .20,
                                                                                                203.0.113.1 on lo)
@@ -37,6 +38,13 @@ Cases:
                 the client dials the address getaddrinfo sorts first (IPv6, RFC 6724) and
                 establishes over IPv6; the ping between the inner IPv4 addresses gets replies
                 through it.
+    mobike      the gateway is renumbered under an established SA and cannot tell the
+                client: it has only 198.51.100.10 (.20 removed before, so it announced no
+                other address), drops what it sends from .10 (iptables OUTPUT), loses .10
+                and gets .30, and the name now resolves to .30. The client (switch = false,
+                dpd_delay 2s) finds no path in its probing, logs that it looks the name up
+                again, resolves .30 and probes it: the same IKE SA and Child SA (SPIs) move
+                to .30 on both sides, ping through.
 
 Run by hand (root, a Release build):
     MOBIKE_BUILD_DIR=build/release python3 tests/netns/test_dns_remote.py resolve
@@ -102,11 +110,12 @@ def gateway(lab: Lab, t: NatTopology) -> Mobiked:
         local_ts=[RES_INNER + "/32"], remote_ts=[INI_INNER + "/32"], dpd_delay="60s")])
 
 
-def client(lab: Lab, t: NatTopology, extra: list[MConn] | None = None) -> Mobiked:
+def client(lab: Lab, t: NatTopology, more: list[MConn] | None = None, **kw) -> Mobiked:
+    """The client's connection "home" to NAME (kw: more MConn fields), and `more`."""
     conn = MConn("home", local_id="client.mobike.test", remote_id="gw.mobike.test", psk=PSK, remote_addrs=[NAME],
-                 local_ts=[INI_INNER + "/32"], remote_ts=[RES_INNER + "/32"], dpd_delay="60s")
+                 local_ts=[INI_INNER + "/32"], remote_ts=[RES_INNER + "/32"], **{"dpd_delay": "60s", **kw})
     d = Mobiked(lab, t.ini, "client", dataplane="userspace", retransmit_timeout=0.5, retransmit_tries=2)
-    return d.start([conn, *(extra or [])])
+    return d.start([conn, *(more or [])])
 
 
 def initiate(cl: Mobiked) -> int:
@@ -246,11 +255,52 @@ def case_ipv6(lab: Lab) -> None:
     ping(t.ini, f"through the SA to {RES6}")
 
 
+def spis(sa: dict) -> tuple:
+    kids = [c for c in sa["children"] if c["state"] == "INSTALLED"]
+    return sa["spi_i"], sa["spi_r"], tuple(sorted((c["spi_in"], c["spi_out"]) for c in kids))
+
+
+def case_mobike(lab: Lab) -> None:
+    t = nat_topology(lab)
+    t.res.del_address(t.RES_DEV, RES_ADDR2 + "/24")
+    dns = Dnsmasq(lab, t.nat, t.NAT_INSIDE).start(t.ini, RES_ADDR)
+    gw = gateway(lab, t)
+    cl = client(lab, t, dpd_delay="2s", extra={"switch": False})
+    initiate(cl)
+    before = established_to(cl, RES_ADDR, 10)
+    check(before["peer_addresses"] == [], f"the gateway announced other addresses: {before['peer_addresses']}")
+    ping(t.ini, f"through the SA to {RES_ADDR}")
+
+    # Renumbered behind the client's back: nothing the gateway sends from .10 leaves.
+    t.res.iptables("-A", "OUTPUT", "-s", RES_ADDR, "-j", "DROP")
+    t.res.del_address(t.RES_DEV, RES_ADDR + "/24")
+    t.res.add_address(t.RES_DEV, DEAD + "/24")
+    dns.records(DEAD)
+    wait_until(lambda: dns.lookup(t.ini) == [DEAD], 2, f"dnsmasq to answer {DEAD} after SIGHUP")
+    log(f"the gateway moved from {RES_ADDR} to {DEAD} unannounced; the name resolves to {DEAD}")
+
+    def moved():
+        sa = cl.sa("home")
+        return sa if sa and sa["remote"]["addr"] == DEAD else None
+    after = wait_until(moved, 30, f"the client's IKE SA on {DEAD}")
+    cl.proc.wait_for_log(rf"IKE SA {before['id']} has no path to the peer: looking up {re.escape(NAME)} again", 1)
+    check(resolved(cl) == [[RES_ADDR], [DEAD]], f"the client's lookups: {resolved(cl)}")
+    check(after["id"] == before["id"] and spis(after) == spis(before),
+          f"the SA was not moved but replaced: #{before['id']} {spis(before)} -> #{after['id']} {spis(after)}")
+    g = gw.established("clients", 5)
+    check(g["local"]["addr"] == DEAD and g["remote"]["addr"] == t.NAT_OUTSIDE,
+          f"the gateway's SA runs {g['local']} <- {g['remote']}")
+    check(dialled(cl) == [RES_ADDR], f"the client initiated again: {dialled(cl)}")
+    log(f"IKE SA #{after['id']} moved to {DEAD} with its SPIs")
+    ping(t.ini, f"through the SA after its move to {DEAD}")
+
+
 CASES = {
     "resolve": (case_resolve, "a gateway named by DNS: resolved, established, ping; an unknown name refused"),
     "fallback": (case_fallback, "a name with two addresses: the first never answers, the second is dialled"),
     "reresolve": (case_reresolve, "every address of the name failed: resolved again, the new address answers"),
     "ipv6": (case_ipv6, "a name with an AAAA and an A record: established over IPv6"),
+    "mobike": (case_mobike, "the gateway renumbered unannounced: no path, the name looked up again, the SA moves"),
 }
 
 

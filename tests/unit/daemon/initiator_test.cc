@@ -20,6 +20,7 @@ struct Harness {
   ike::TimePoint now{};
   std::vector<std::pair<std::string, std::function<void(Initiator::Addresses)>>> lookups;
   std::vector<std::function<void()>> posted;
+  std::vector<std::pair<std::uint64_t, std::vector<IpAddress>>> added;  // add_peer_addresses
   Initiator initiator;
 
   static ike::EngineConfig engine_config() {
@@ -42,6 +43,11 @@ struct Harness {
                                 return std::nullopt;
                               },
                               .post = [this](std::function<void()> f) { posted.push_back(std::move(f)); },
+                              .add_peer_addresses =
+                                  [this](std::uint64_t sa, std::vector<IpAddress> a) {
+                                    added.emplace_back(sa, std::move(a));
+                                    return true;
+                                  },
                               .flush = [] {},
                               .now = [this] { return now; },
                           }) {
@@ -214,6 +220,40 @@ TEST(Initiator, UnknownConnectionAndStopAnswerAtOnce) {
   EXPECT_EQ(done[1].error(), "mobiked is stopping");
   h.answer(std::vector<IpAddress>{addr("198.51.100.10")});  // too late: nothing starts
   EXPECT_TRUE(h.sent_to().empty());
+}
+
+TEST(Initiator, AnSaWithoutAWorkingPathHasThePeersNamesLookedUpAgain) {
+  Harness h({"vpn.example.test", "198.51.100.99"});
+  std::uint64_t id = 0;
+  h.initiator.initiate("home", [&](Expected<std::uint64_t, std::string> r) { id = r.value(); });
+  h.answer(std::vector<IpAddress>{addr("198.51.100.10")});
+  ASSERT_NE(id, 0u);
+  ike::Event e;
+  e.kind = ike::EventKind::kNoPath;
+  e.ike_sa_id = id;
+  h.initiator.on_event(e);
+  EXPECT_TRUE(h.lookups.empty());  // not from inside the batch of events
+  for (auto f : std::exchange(h.posted, {})) f();
+  ASSERT_EQ(h.lookups.size(), 1u);
+  EXPECT_EQ(h.lookups[0].first, "vpn.example.test");
+  h.initiator.on_event(e);  // again while the lookup is out: one is enough
+  for (auto f : std::exchange(h.posted, {})) f();
+  EXPECT_EQ(h.lookups.size(), 1u);
+  h.answer(std::vector<IpAddress>{addr("198.51.100.20"), addr("198.51.100.10")});
+  ASSERT_EQ(h.added.size(), 1u);
+  EXPECT_EQ(h.added[0].first, id);
+  EXPECT_EQ(h.added[0].second,
+            (std::vector<IpAddress>{addr("198.51.100.20"), addr("198.51.100.10"), addr("198.51.100.99")}));
+  EXPECT_EQ(h.sent_to(), std::vector<IpAddress>{addr("198.51.100.10")});  // no new IKE SA for it
+
+  // Without names nothing new can be learnt: no lookup.
+  Harness g({"198.51.100.10"});
+  g.initiator.initiate("home", [&](Expected<std::uint64_t, std::string> r) { id = r.value(); });
+  e.ike_sa_id = id;
+  g.initiator.on_event(e);
+  for (auto f : std::exchange(g.posted, {})) f();
+  EXPECT_TRUE(g.lookups.empty());
+  EXPECT_TRUE(g.added.empty());
 }
 
 }  // namespace
