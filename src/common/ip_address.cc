@@ -113,4 +113,25 @@ IpAddress IpPrefix::first() const { return masked(address, length, false); }
 IpAddress IpPrefix::last() const { return masked(address, length, true); }
 std::string IpPrefix::to_string() const { return first().to_string() + "/" + std::to_string(length); }
 
+bool is_host_name(std::string_view text) {
+  if (!text.empty() && text.back() == '.') text.remove_suffix(1);
+  if (text.empty() || text.size() > 253) return false;
+  bool all_digits = true;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    std::size_t end = text.find('.', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view label = text.substr(start, end - start);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+    all_digits = true;
+    for (char c : label) {
+      bool digit = c >= '0' && c <= '9';
+      if (!digit && !(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') && c != '-') return false;
+      all_digits = all_digits && digit;
+    }
+    start = end + 1;
+  }
+  return !all_digits;
+}
+
 }  // namespace mobike

@@ -67,6 +67,12 @@ struct IpPrefix {
   friend bool operator==(const IpPrefix&, const IpPrefix&) = default;
 };
 
+// A DNS host name as a configuration may name a peer (RFC 1123 §2.1): labels of 1-63
+// letters, digits and '-', none starting or ending with '-', at most 253 characters
+// (a trailing '.' allowed), and a last label that is not all digits, so that no
+// mistyped address ("192.0.2.300") passes for a name.
+bool is_host_name(std::string_view text);
+
 }  // namespace mobike
 
 template <>

@@ -289,12 +289,16 @@ class Loader {
                           "required unless local_addrs holds exactly one address");
     }
     const toml::node* start = t.get("start");
+    // A trap needs the peer's address before any traffic (its policies name it); an
+    // initiation may resolve a name first.
+    const bool trap = c.conn.start == ike::StartAction::kTrap;
     if (start && c.conn.start != ike::StartAction::kNone &&
-        std::none_of(c.conn.remote_addrs.begin(), c.conn.remote_addrs.end(),
-                     [](const std::string& s) { return IpAddress::parse(s).has_value(); }))
+        std::none_of(c.conn.remote_addrs.begin(), c.conn.remote_addrs.end(), [&](const std::string& s) {
+          return IpAddress::parse(s).has_value() || (!trap && is_host_name(s));
+        }))
       fail(*start, ctx, "start",
-           c.conn.start == ike::StartAction::kTrap ? "\"trap\" needs an address in remote_addrs"
-                                                   : "\"initiate\" needs an address in remote_addrs");
+           trap ? "\"trap\" needs an address in remote_addrs"
+                : "\"initiate\" needs an address or a DNS name in remote_addrs");
     if (const toml::node* lifetime = t.get("lifetime"))
       check_lifetime(*lifetime, ctx, c.conn.rekey_time, c.conn.lifetime);
 

@@ -698,7 +698,8 @@ constexpr Key<C> kConnectionKeys[] = {
        }
        if (any && !c.conn.local_addrs.empty()) v.fail("%any cannot be combined with addresses");
      }},
-    {"remote_addrs", R"(["198.51.100.10"])", R"(addresses, prefixes or "%any" (responder); empty: any)",
+    {"remote_addrs", R"(["198.51.100.10"])",
+     R"(addresses, prefixes, "%any" (responder) or DNS names (resolved whenever we initiate and again once all their addresses failed, each address tried in turn; never matched against a peer initiating to us); empty: any)",
      [](const Value& v, C& c) {
        auto list = v.strings();
        if (!list) return;
@@ -709,8 +710,10 @@ constexpr Key<C> kConnectionKeys[] = {
            c.conn.remote_addrs.push_back(a->to_string());
          else if (auto p = IpPrefix::parse(item.text))
            c.conn.remote_addrs.push_back(p->to_string());
+         else if (is_host_name(item.text))
+           c.conn.remote_addrs.push_back(item.text);
          else
-           v.fail_at(*item.node, "'" + item.text + "' is not an IP address, a prefix or %any");
+           v.fail_at(*item.node, "'" + item.text + "' is not an IP address, a prefix, a DNS name or %any");
        }
      }},
     {"remote_port", "500", "the peer's IKE port when we initiate",
@@ -1001,7 +1004,7 @@ constexpr Key<C> kConnectionKeys[] = {
            v.fail_at(*item.node, "'" + item.text + "' is not an IP address");
        }
      }},
-    {"start", R"("none")", R"(or "initiate", or "trap" (on traffic); both need an address in remote_addrs)",
+    {"start", R"("none")", R"(or "initiate" (needs an address or a DNS name in remote_addrs), or "trap" (on traffic; needs an address there))",
      [](const Value& v, C& c) {
        auto s = v.string();
        if (!s) return;

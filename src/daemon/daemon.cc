@@ -52,10 +52,32 @@ Daemon::Daemon(Config config, std::string config_path)
       signals_(io_, SIGTERM, SIGINT, SIGHUP),
       timer_(io_),
       drain_timer_(io_),
-      engine_(engine_config(config_.daemon, config_.cluster), random_,
-              log_to_spdlog),
+      engine_(engine_config(config_.daemon, config_.cluster), random_, log_to_spdlog),
       addresses_(io_, engine_, config_.daemon.tun_name, [this] { flush(); }),
       switch_(io_, engine_, [this] { flush(); }),
+      resolver_(io_),
+      initiator_(engine_, Initiator::Hooks{
+                              .resolve =
+                                  [this](const std::string& name, std::function<void(Initiator::Addresses)> done) {
+                                    resolver_.resolve(name, [this, done = std::move(done)](Initiator::Addresses r) {
+                                      if (!stopping_) done(std::move(r));
+                                    });
+                                  },
+                              .local_for = [this](const ike::ConnectionConfig& c,
+                                                  const IpAddress& remote) { return local_address_for(c, remote); },
+                              .post =
+                                  [this](std::function<void()> f) {
+                                    asio::post(io_, [this, f = std::move(f)] {
+                                      if (!stopping_) f();
+                                    });
+                                  },
+                              .add_peer_addresses =
+                                  [this](std::uint64_t sa, std::vector<IpAddress> addresses) {
+                                    return mobility::add_peer_addresses(engine_, sa, std::move(addresses), now());
+                                  },
+                              .flush = [this] { flush(); },
+                              .now = [] { return now(); },
+                          }),
       buffer_(65536) {
   // Room for any datagram, or for what UDP GRO coalesced (up to 64 KiB) on the NAT-T port.
   batch_storage_.assign(32, std::vector<std::uint8_t>(kBatchDatagramSize));
@@ -103,7 +125,9 @@ Expected<void, std::string> Daemon::start() {
 
   for (const auto& c : config_.connections)
     if (c.start == ike::StartAction::kInitiate)
-      if (auto r = initiate(c.name); !r) spdlog::error("cannot initiate '{}': {}", c.name, r.error());
+      initiator_.initiate(c.name, [name = c.name](Expected<std::uint64_t, std::string> r) {
+        if (!r) spdlog::error("cannot initiate '{}': {}", name, r.error());
+      });
   install_traps();
   flush();
   return {};
@@ -208,6 +232,7 @@ void Daemon::shutdown() {
   stopping_ = true;
   // Out of the cluster first: no node hands us an SA while ours are being deleted.
   if (cluster_) cluster_->stop();
+  initiator_.stop();
   engine_.shutdown(now());
   flush();
   timer_.cancel();
@@ -307,6 +332,7 @@ void Daemon::flush() {
   for (auto& e : engine_.take_events()) {
     log_event(e);
     switch_.on_event(e);
+    initiator_.on_event(e);
     if (cluster_) cluster_->on_event(e);
   }
   switch_.finish_if_done();
@@ -361,40 +387,27 @@ void Daemon::log_event(const ike::Event& e) {
     case ike::EventKind::kSwitchFailed: what = "switch failed"; break;
     case ike::EventKind::kHandoffAnswered: what = "handed-over request answered here"; break;
     case ike::EventKind::kMidSynced: what = "message IDs synchronised (RFC 6311)"; break;
+    case ike::EventKind::kNoPath: what = "no path to the peer answers"; break;
   }
   spdlog::info("{}[{}] {}{}{}", e.connection, e.ike_sa_id, what, e.detail.empty() ? "" : ": ", e.detail);
 }
 
-Expected<std::uint64_t, std::string> Daemon::initiate(const std::string& name) {
-  const ike::ConnectionConfig* cfg = nullptr;
-  for (const auto& c : engine_.connections_list())
-    if (c->name == name) cfg = c.get();
-  if (!cfg) return unexpected("no connection named '" + name + "'");
-  auto local = local_address_for(*cfg);
-  if (!local) return unexpected("no route to any remote address of '" + name + "'");
-  auto id = engine_.initiate(name, *local, now());
-  flush();
-  return id;
+std::optional<IpAddress> Daemon::local_address_for(const ike::ConnectionConfig& c, const IpAddress& remote) const {
+  if (c.local_addrs.empty()) return platform::source_address_for(remote);
+  // The first named address the host has (wherever it sits), else the first named one
+  // (the address monitor may not have reported yet).
+  for (const auto& a : mobility::usable_local_addresses(c, engine_.local_addresses()))
+    if (a.family() == remote.family()) return a;
+  for (const auto& a : c.local_addrs)
+    if (a.family() == remote.family()) return a;
+  return std::nullopt;
 }
 
 std::optional<IpAddress> Daemon::local_address_for(const ike::ConnectionConfig& c) const {
-  const ike::ConnectionConfig* cfg = &c;
-  std::optional<IpAddress> local;
-  if (!cfg->local_addrs.empty()) {
-    // The first named address the host has (wherever it sits) of the family of the peer
-    // the engine initiates to, else the first named one.
-    std::optional<IpAddress> peer;
-    for (const auto& r : cfg->remote_addrs)
-      if ((peer = IpAddress::parse(r))) break;
-    for (const auto& a : mobility::usable_local_addresses(*cfg, engine_.local_addresses()))
-      if (!local && (!peer || a.family() == peer->family())) local = a;
-    if (!local) local = cfg->local_addrs.front();
-  } else {
-    for (const auto& r : cfg->remote_addrs)
-      if (auto a = IpAddress::parse(r))
-        if ((local = platform::source_address_for(*a))) break;
-  }
-  return local;
+  for (const auto& r : c.remote_addrs)
+    if (auto a = IpAddress::parse(r))
+      if (auto local = local_address_for(c, *a)) return local;
+  return std::nullopt;
 }
 
 void Daemon::install_traps() {
@@ -494,6 +507,11 @@ void Daemon::handle(const json& raw, ControlServer::Reply reply) {
   auto req = control::request_from_json(raw);
   if (!req) return reply(control::error_response(req.error()));
   if (auto* sw = std::get_if<control::SwitchRequest>(&*req)) return switch_.start(*sw, std::move(reply));
+  if (auto* i = std::get_if<control::InitiateRequest>(&*req))
+    // Answered once the IKE SA is under way, after looking up the names in remote_addrs.
+    return initiator_.initiate(i->connection, [reply = std::move(reply)](Expected<std::uint64_t, std::string> id) {
+      reply(id ? control::ok_response(json{{"id", *id}}) : control::error_response(id.error()));
+    });
   const bool cluster_command = std::holds_alternative<control::ClusterStatusRequest>(*req) ||
                                std::holds_alternative<control::ClusterMoveRequest>(*req) ||
                                std::holds_alternative<control::ClusterDrainRequest>(*req) ||
@@ -520,9 +538,7 @@ json Daemon::handle_now(const control::Request& req) {
         } else if constexpr (std::is_same_v<T, control::StatsRequest>) {
           result = stats_view(engine_, io_counters_, addresses_.counters(), dataplane_.get());
         } else if constexpr (std::is_same_v<T, control::InitiateRequest>) {
-          auto id = initiate(r.connection);
-          if (id) result = json{{"id", *id}};
-          else error = id.error();
+          error = "initiate is answered by the initiator";  // handle() passes it there
         } else if constexpr (std::is_same_v<T, control::TerminateRequest>) {
           if (r.sa) {
             if (!engine_.terminate_ike(*r.sa, t)) error = "no IKE SA #" + std::to_string(*r.sa);

@@ -2,7 +2,7 @@
 // IKE sockets in and out, one timer for the engine's next deadline, the data plane, the
 // control socket, signals. The pieces with a job of their own live beside it: the
 // address follower (address_follower.h), the operator switch (switch_command.h), the
-// JSON views (views.h).
+// initiator with its DNS lookups (initiator.h, host_resolver.h), the JSON views (views.h).
 #pragma once
 
 #include <map>
@@ -25,6 +25,8 @@
 #include "daemon/config.h"
 #include "daemon/control_server.h"
 #include "daemon/dataplane.h"
+#include "daemon/host_resolver.h"
+#include "daemon/initiator.h"
 #include "daemon/return_path.h"
 #include "daemon/switch_command.h"
 #include "daemon/views.h"
@@ -52,8 +54,11 @@ class Daemon {
   // on reload), and the traffic they caught, to the engine.
   void install_traps();
   void take_acquires();
-  // The address to initiate `c` from: its first usable local address of the peer's
-  // family, else the route's source towards its first remote address.
+  // The address to initiate `c` from towards `remote`: its first usable local address
+  // of that family (else the first it names of that family), or without local_addrs
+  // the route's source towards `remote`.
+  std::optional<IpAddress> local_address_for(const ike::ConnectionConfig& c, const IpAddress& remote) const;
+  // The same towards the first address in remote_addrs that we have one for (traps).
   std::optional<IpAddress> local_address_for(const ike::ConnectionConfig& c) const;
   void on_readable(std::size_t socket);
   void handle_datagram(platform::IkeSockets::Socket& s, const platform::UdpSocket::Received& r,
@@ -70,7 +75,6 @@ class Daemon {
   // Control commands.
   void handle(const nlohmann::json& request, ControlServer::Reply reply);
   nlohmann::json handle_now(const control::Request& request);
-  Expected<std::uint64_t, std::string> initiate(const std::string& connection);
   Expected<void, std::string> update_addresses(std::uint64_t sa, std::optional<IpAddress> local);
   Expected<void, std::string> reload();
 
@@ -95,6 +99,8 @@ class Daemon {
   std::uint64_t next_trap_id_ = 1;
   AddressFollower addresses_;
   SwitchCommand switch_;
+  HostResolver resolver_;
+  Initiator initiator_;
   std::unique_ptr<ClusterMember> cluster_;  // with a [cluster] section
   std::unique_ptr<ReturnPath> return_path_;  // with a [cluster] section's return_traffic
   IoCounters io_counters_;

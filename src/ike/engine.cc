@@ -689,19 +689,19 @@ Expected<std::vector<wire::Payload>, OpenFailure> Engine::take_fragment(IkeSa& s
 
 // ---------------------------------------------------------------- commands
 
-Expected<std::uint64_t, std::string> Engine::initiate(const std::string& name, const IpAddress& local,
-                                                      TimePoint now) {
+Expected<std::uint64_t, std::string> Engine::initiate(const std::string& name, const IpAddress& local, TimePoint now,
+                                                      std::optional<IpAddress> remote) {
   now_ = now;
   const ConnectionConfig* cfg = nullptr;
   for (const auto& c : connections_)
     if (c->name == name) cfg = c.get();
   if (!cfg) return unexpected("no connection named '" + name + "'");
-  std::optional<IpAddress> remote;
-  for (const auto& r : cfg->remote_addrs)
-    if (auto a = IpAddress::parse(r); a && a->family() == local.family()) {
-      remote = a;
-      break;
-    }
+  if (remote && remote->family() != local.family())
+    return unexpected("cannot initiate to " + remote->to_string() + " from " + local.to_string());
+  for (const auto& r : cfg->remote_addrs) {
+    if (remote) break;
+    if (auto a = IpAddress::parse(r); a && a->family() == local.family()) remote = a;
+  }
   if (!remote) return unexpected("connection '" + name + "' has no remote address to initiate to");
   IkeSa& sa = create_sa(true, fresh_spi(random_, by_spi_), 0);
   sa.config = cfg;
@@ -811,7 +811,7 @@ void Engine::shutdown(TimePoint now) {
 
 // ---------------------------------------------------------------- timers
 
-void Engine::kill(IkeSa& sa, bool failed, const std::string& why) {
+void Engine::kill(IkeSa& sa, bool failed, const std::string& why, bool unanswered) {
   if (sa.doomed) return;
   sa.doomed = true;
   for (const auto& c : sa.children) emit_child_delete(sa, c, *this);
@@ -831,6 +831,7 @@ void Engine::kill(IkeSa& sa, bool failed, const std::string& why) {
     log(failed ? LogLevel::kWarn : LogLevel::kInfo, &sa, "IKE SA " + std::string(failed ? "failed" : "deleted") + ": " + why);
     if (failed) stats_.ike_failed++;
     event(failed ? EventKind::kIkeFailed : EventKind::kIkeDeleted, sa, 0, why);
+    out_events_.back().unanswered = failed && unanswered;
   }
   sa.state = IkeState::kDead;
   dead_.push_back(sa.local_spi());
@@ -898,8 +899,11 @@ bool Engine::retransmit_due(IkeSa& sa) {
                                                                 : Mobility::RetransmitVerdict::kDefault;
   if (verdict == Mobility::RetransmitVerdict::kGiveUp ||
       (verdict == Mobility::RetransmitVerdict::kDefault && sa.retransmits >= config_.retransmit_tries)) {
-    kill(sa, true, std::string(sa.active->name()) + " request not answered after " +
-                       std::to_string(sa.retransmits) + " retransmissions");
+    const bool init = sa.state == IkeState::kConnecting && sa.active->exchange() == ExchangeType::kIkeSaInit;
+    kill(sa, true,
+         std::string(sa.active->name()) + " request not answered after " + std::to_string(sa.retransmits) +
+             " retransmissions",
+         init);
     return false;
   }
   sa.retransmits++;

@@ -66,9 +66,11 @@ class Engine final : private Services {
   Acquired acquire(const std::string& connection, const std::string& child, const IpAddress& local, TimePoint now);
 
   // Starts an IKE SA for `connection` from `local` (the daemon chose the source address
-  // by routing) to the connection's first remote address. Returns the IKE SA id.
-  Expected<std::uint64_t, std::string> initiate(const std::string& connection, const IpAddress& local,
-                                                TimePoint now);
+  // by routing) to `remote`, or without one to the connection's first remote address of
+  // `local`'s family (the daemon resolves DNS names and passes what they gave). Returns
+  // the IKE SA id.
+  Expected<std::uint64_t, std::string> initiate(const std::string& connection, const IpAddress& local, TimePoint now,
+                                                std::optional<IpAddress> remote = std::nullopt);
   bool terminate_ike(std::uint64_t ike_sa_id, TimePoint now);
   std::size_t terminate_connection(const std::string& connection, TimePoint now);
   bool terminate_child(std::uint64_t child_sa_id, TimePoint now);
@@ -235,7 +237,8 @@ class Engine final : private Services {
                        ByteView data);
   IkeSaSnapshot snapshot_of(const IkeSa& sa, TimePoint now) const;
   Expected<IkeSa*, std::string> continue_sa(const IkeSaSnapshot& s, bool hold_outbound, TimePoint now);
-  void kill(IkeSa& sa, bool failed, const std::string& why);
+  // `unanswered`: Event::unanswered of the kIkeFailed event.
+  void kill(IkeSa& sa, bool failed, const std::string& why, bool unanswered = false);
   void reschedule(IkeSa& sa);
   void reap();
 

@@ -133,6 +133,10 @@ enum class EventKind : std::uint8_t {
   // RFC 6311: the IKE SA's Message IDs were synchronised after a cluster failover
   // (detail: the new values), as the peer or as the member that took the SA over.
   kMidSynced,
+  // MOBIKE initiator: a round of path probing got no answer on any path to the peer's
+  // known addresses (detail: how many). Probing goes on; addresses learnt elsewhere
+  // (the daemon looks the peer's name up again) join it (mobility::add_peer_addresses).
+  kNoPath,
 };
 
 struct Event {
@@ -142,6 +146,9 @@ struct Event {
   std::string connection;
   std::string detail;
   std::uint64_t replaces = 0;  // kIkeRekeyed: the IKE SA this one replaces
+  // kIkeFailed: our IKE_SA_INIT got no answer after every retransmission (the peer's
+  // address may be wrong or dead; another of its addresses may answer).
+  bool unanswered = false;
 };
 
 enum class LogLevel : std::uint8_t { kTrace, kDebug, kInfo, kWarn, kError };

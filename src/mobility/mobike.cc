@@ -203,8 +203,13 @@ ike::Mobility::RetransmitVerdict Mobike::on_retransmit(IkeSa& sa, Services& s) {
       st.answers.clear();
       st.probed.clear();
       st.probing_since = s.now();
+      st.no_path_reported = false;
       s.log(LogLevel::kInfo, &sa, "no answer on " + sa.local.to_string() + " -> " + sa.remote.to_string() +
                                       ": probing " + std::to_string(candidate_paths(sa, s).size()) + " path(s)");
+    } else if (st.probing && !st.no_path_reported && !st.probed.empty()) {
+      // A whole round went out on every known path and nothing came back.
+      st.no_path_reported = true;
+      s.event(ike::EventKind::kNoPath, sa, 0, "no answer on any of " + std::to_string(st.probed.size()) + " path(s)");
     }
     if (!st.probing) return RetransmitVerdict::kDefault;
     if (s.now() - st.probing_since >= config_.path_timeout) return RetransmitVerdict::kGiveUp;
@@ -302,6 +307,7 @@ void Mobike::inherit(const IkeSa& old, IkeSa& fresh) {
   if (!st) return;
   auto& to = state(fresh);
   to.peer_addresses = st->peer_addresses;
+  to.looked_up = st->looked_up;
   to.announced = st->announced;
   to.announced_once = st->announced_once;
   to.committed = st->committed;
@@ -365,6 +371,30 @@ bool probe_paths(ike::Engine& engine, std::uint64_t id, TimePoint now) {
   return engine.with_sa(id, now, [&](IkeSa& sa, Services& s) {
     if (sa.state != IkeState::kEstablished || !may_update(sa) || sa.handoff != ike::Handoff::kNone) return false;
     start_probing(sa, s, "path lost");
+    return true;
+  });
+}
+
+bool add_peer_addresses(ike::Engine& engine, std::uint64_t id, std::vector<IpAddress> addresses, TimePoint now) {
+  return engine.with_sa(id, now, [&](IkeSa& sa, Services& s) {
+    if (sa.state != IkeState::kEstablished || !may_update(sa) || sa.handoff != ike::Handoff::kNone) return false;
+    auto& st = state(sa);
+    std::vector<IpAddress> fresh;
+    for (const auto& a : addresses)
+      if (a != sa.remote.address &&
+          std::find(st.peer_addresses.begin(), st.peer_addresses.end(), a) == st.peer_addresses.end() &&
+          std::find(st.looked_up.begin(), st.looked_up.end(), a) == st.looked_up.end())
+        fresh.push_back(a);
+    st.looked_up = std::move(addresses);
+    if (fresh.empty()) return true;
+    std::string list;
+    for (const auto& a : fresh) list += (list.empty() ? "" : ", ") + a.to_string();
+    s.log(LogLevel::kInfo, &sa, "peer addresses by lookup: " + list + (st.probing ? ", probed from now on" : ""));
+    if (st.probing && sa.active) {
+      // Now rather than at the next back-off step, as for a new local address.
+      transmit_probes(sa, s);
+      sa.retransmit_at = s.now() + s.config().retransmit_timeout;
+    }
     return true;
   });
 }

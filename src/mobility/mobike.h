@@ -65,6 +65,11 @@ void install(ike::Engine& engine, Config config = {});
 bool update_addresses(ike::Engine& engine, std::uint64_t ike_sa_id, const IpAddress& local, TimePoint now);
 // The original initiator's current path is gone: probe the others (§3.4).
 bool probe_paths(ike::Engine& engine, std::uint64_t ike_sa_id, TimePoint now);
+// The original initiator learnt the peer's addresses elsewhere: the daemon looked the
+// name in remote_addrs up again after EventKind::kNoPath. They replace the previous
+// lookup's and are probed besides the peer's own list, at once if probing is under way.
+// False if the SA cannot move (not established, not the MOBIKE initiator).
+bool add_peer_addresses(ike::Engine& engine, std::uint64_t ike_sa_id, std::vector<IpAddress> addresses, TimePoint now);
 
 // The responder asks the initiator to move the IKE SA to our address `to`
 // (SWITCH_TO_IP_ADDRESS); the outcome arrives as a kSwitchSucceeded, kSwitchRefused or kSwitchFailed

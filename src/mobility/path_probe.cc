@@ -40,9 +40,10 @@ std::vector<Path> candidate_paths(const IkeSa& sa, Services& s) {
   if (st) {
     if (st->committed.remote.address != sa.remote.address && !st->committed.remote.address.is_unspecified())
       remotes.push_back(st->committed.remote);
-    for (const auto& a : st->peer_addresses)
-      if (std::none_of(remotes.begin(), remotes.end(), [&](const Endpoint& e) { return e.address == a; }))
-        remotes.push_back({a, s.config().natt_port});
+    for (const auto* list : {&st->peer_addresses, &st->looked_up})
+      for (const auto& a : *list)
+        if (std::none_of(remotes.begin(), remotes.end(), [&](const Endpoint& e) { return e.address == a; }))
+          remotes.push_back({a, s.config().natt_port});
   }
   std::vector<Path> out;
   for (const auto& local : usable_local_addresses(*sa.config, s.local_addresses())) {
@@ -82,6 +83,7 @@ void start_probing(IkeSa& sa, Services& s, const char* why) {
   st.answers.clear();
   st.probed.clear();
   st.probing_since = s.now();
+  st.no_path_reported = false;
   s.log(LogLevel::kInfo, &sa, std::string(why) + ": probing " + std::to_string(candidate_paths(sa, s).size()) +
                                   " path(s)");
   if (sa.active)

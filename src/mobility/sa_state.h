@@ -25,6 +25,9 @@ struct Path {
 struct SaState final : ike::MobilityState {
   // The peer's additional addresses (§3.6); the address in its IP header is implied.
   std::vector<IpAddress> peer_addresses;
+  // Initiator: the peer's addresses by our own lookup of its name in remote_addrs (the
+  // daemon's, when probing found no path: add_peer_addresses); probed like those above.
+  std::vector<IpAddress> looked_up;
   // Our own list as last sent to the peer (responder announcements).
   std::vector<IpAddress> announced;
   bool announced_once = false;
@@ -41,6 +44,7 @@ struct SaState final : ike::MobilityState {
   // Path probing (§3.4): the outstanding request goes out on every candidate path.
   bool probing = false;
   TimePoint probing_since{};
+  bool no_path_reported = false;  // this probing's EventKind::kNoPath is out
   std::uint32_t probe_mid = 0;
   // After the first answer: other answers to the same request until decide_at.
   bool deciding = false;

@@ -401,6 +401,16 @@ class Namespace:
         r = _run(["ip", "netns", "pids", self.name], check_rc=False)
         return [int(p) for p in r.stdout.split() if p.isdigit()]
 
+    def etc_file(self, name: str, text: str) -> Path:
+        """A file that processes started in this namespace from now on see as /etc/<name>
+        (`ip netns exec` bind-mounts /etc/netns/<namespace>/* over /etc): a resolv.conf of
+        the namespace's own, say. The directory goes with the namespace."""
+        d = ETC_NETNS / self.name
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / name
+        path.write_text(text)
+        return path
+
 
 def _ns_owner_alive(name: str) -> bool:
     m = re.match(rf"{NS_PREFIX}-(\d+)-", name)
@@ -416,6 +426,9 @@ def _ns_owner_alive(name: str) -> bool:
     return True
 
 
+ETC_NETNS = Path("/etc/netns")  # per-namespace /etc files of `ip netns exec`
+
+
 def _delete_namespace(name: str) -> None:
     # Processes still inside (a daemon that ignored SIGTERM, a child that left the
     # process group) would keep interfaces and sockets alive after the name is gone.
@@ -425,6 +438,7 @@ def _delete_namespace(name: str) -> None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(int(p), signal.SIGKILL)
     _run(["ip", "netns", "del", name], check_rc=False)
+    shutil.rmtree(ETC_NETNS / name, ignore_errors=True)
 
 
 def reap_stale_namespaces() -> list[str]:
@@ -436,6 +450,10 @@ def reap_stale_namespaces() -> list[str]:
         if name.startswith(NS_PREFIX + "-") and not _ns_owner_alive(name):
             _delete_namespace(name)
             stale.append(name)
+    # /etc files of namespaces already gone (Namespace.etc_file).
+    for d in ETC_NETNS.glob(NS_PREFIX + "-*") if ETC_NETNS.is_dir() else []:
+        if not _ns_owner_alive(d.name):
+            shutil.rmtree(d, ignore_errors=True)
     return stale
 
 

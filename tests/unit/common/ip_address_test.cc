@@ -52,6 +52,23 @@ TEST(IpPrefix, RangeBounds) {
   EXPECT_EQ(host->length, 32);
 }
 
+TEST(HostName, AcceptsDnsNamesAndRefusesAddressesAndJunk) {
+  for (const char* good : {"vpn.example.org", "vpn.example.org.", "VPN-1.Example.ORG", "gateway", "a.b",
+                           "xn--bcher-kva.example", "1.example.org", "host.b2"})
+    EXPECT_TRUE(is_host_name(good)) << good;
+  const std::string label63(63, 'a');
+  EXPECT_TRUE(is_host_name(label63 + ".example.org"));
+  EXPECT_FALSE(is_host_name(label63 + "a.example.org"));
+  // 4 x 63 + 3 dots = 255 > 253; 3 x 63 + 61 + 3 = 253.
+  EXPECT_FALSE(is_host_name(label63 + "." + label63 + "." + label63 + "." + label63));
+  EXPECT_TRUE(is_host_name(label63 + "." + label63 + "." + label63 + "." + std::string(61, 'b')));
+  EXPECT_FALSE(is_host_name(label63 + "." + label63 + "." + label63 + "." + std::string(62, 'b')));
+  for (const char* bad : {"", ".", "-vpn.example.org", "vpn-.example.org", "vpn..example.org", ".vpn.example.org",
+                          "vpn.example.org..", "vpn_1.example.org", "vpn example.org", "192.0.2.300", "192.0.2.1",
+                          "10.0.0.0/8", "2001:db8::1", "%any", "host.123", "vpn.example.org/24"})
+    EXPECT_FALSE(is_host_name(bad)) << bad;
+}
+
 TEST(Bytes, HexRoundTripAndConstantTimeCompare) {
   Bytes b = from_hex("de:ad be ef");
   EXPECT_EQ(to_hex(b), "deadbeef");

@@ -169,6 +169,23 @@ TEST(Config, LocalIdDefaultsToTheSingleLocalAddress) {
   EXPECT_EQ(r->connections[0].remote_addrs, std::vector<std::string>{"%any"});
 }
 
+TEST(Config, RemoteAddrsTakeDnsNamesAsWritten) {
+  auto r = parse_config(std::string(kMinimalConnection) +
+                            "remote_addrs = [\"vpn.example.org\", \"198.51.100.10\", \"GW-2.Example.org.\", "
+                            "\"2001:db8::/64\"]\nstart = \"initiate\"\n",
+                        "mobiked.toml");
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_EQ(r->connections[0].remote_addrs,
+            (std::vector<std::string>{"vpn.example.org", "198.51.100.10", "GW-2.Example.org.", "2001:db8::/64"}));
+  EXPECT_EQ(r->connections[0].start, ike::StartAction::kInitiate);
+  // A name alone is enough to initiate to.
+  r = parse_config(std::string(kMinimalConnection) + "remote_addrs = \"vpn.example.org\"\nstart = \"initiate\"\n",
+                   "mobiked.toml");
+  ASSERT_TRUE(r) << r.error();
+  // As the responder a name matches no address (only initiating resolves it).
+  EXPECT_FALSE(ike::remote_address_allowed(r->connections[0], addr("198.51.100.10")));
+}
+
 TEST(Config, DynamicTrafficSelectorMeansTheIkeAddress) {
   TempDir dir;
   auto r = load_config(dir.write("mobiked.toml", std::string(kMinimalConnection) +
@@ -353,15 +370,26 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"[daemon]\nmobike_path_timeout = \"5x\"\n", 2, "mobike_path_timeout", "unknown unit 'x'"},
         BadCase{CONN "start = \"later\"\n", 5, "start", "unknown action 'later'"},
         BadCase{CONN "start = \"initiate\"\nremote_addrs = \"%any\"\n", 5, "start",
-                "needs an address in remote_addrs"},
+                "\"initiate\" needs an address or a DNS name in remote_addrs"},
         BadCase{CONN "start = \"trap\"\nremote_addrs = \"%any\"\n", 5, "start",
                 "\"trap\" needs an address in remote_addrs"},
         BadCase{CONN "start = \"initiate\"\nremote_addrs = \"192.0.2.0/24\"\n", 5, "start",
                 "needs an address"},
         BadCase{CONN "auth = \"xauth\"\n", 5, "auth", "unsupported method 'xauth'"},
         BadCase{CONN "send_cert = \"sometimes\"\n", 5, "send_cert", "unknown value 'sometimes'"},
-        BadCase{CONN "remote_addrs = [\"192.0.2.1\", \"vpn.example.org\"]\n", 5, "remote_addrs",
-                "'vpn.example.org' is not an IP address, a prefix or %any"},
+        BadCase{CONN "remote_addrs = [\"192.0.2.1\", \"vpn_1.example.org\"]\n", 5, "remote_addrs",
+                "'vpn_1.example.org' is not an IP address, a prefix, a DNS name or %any"},
+        BadCase{CONN "remote_addrs = \"-vpn.example.org\"\n", 5, "remote_addrs",
+                "is not an IP address, a prefix, a DNS name"},
+        BadCase{CONN "remote_addrs = \"vpn..example.org\"\n", 5, "remote_addrs",
+                "is not an IP address, a prefix, a DNS name"},
+        BadCase{CONN "remote_addrs = \"192.0.2.300\"\n", 5, "remote_addrs", "'192.0.2.300' is not an IP address"},
+        // A label of 64 characters, on the array's second line.
+        BadCase{CONN "remote_addrs = [\"vpn.example.org\",\n"
+                     "  \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example.org\"]\n",
+                6, "remote_addrs", "is not an IP address, a prefix, a DNS name or %any"},
+        BadCase{CONN "start = \"trap\"\nremote_addrs = \"vpn.example.org\"\n", 5, "start",
+                "\"trap\" needs an address in remote_addrs"},
         BadCase{CONN "local_addrs = [\"%any\", \"192.0.2.1\"]\n", 5, "local_addrs", "cannot be combined"},
         BadCase{CONN "local_addrs = \"192.0.2.0/24\"\n", 5, "local_addrs", "not an IP address"},
         BadCase{CONN "remote_port = 0\n", 5, "remote_port", "must be in 1..65535"},
