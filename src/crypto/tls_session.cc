@@ -39,6 +39,11 @@ Expected<std::unique_ptr<TlsSession>, std::string> TlsSession::create(const Conf
   // EAP-TLS has no use for tickets: one handshake per authentication (RFC 9190 §2.1.2
   // allows resumption; we offer none).
   SSL_CTX_set_options(impl->ctx, SSL_OP_NO_TICKET);
+  // EAP-TLS never renegotiates: refuse it, and so let a client talk to servers without
+  // the RFC 5746 extension (strongSwan's TLS stack sends none), which OpenSSL 3 refuses
+  // by default for fear of a renegotiation that cannot happen here.
+  SSL_CTX_set_options(impl->ctx, SSL_OP_NO_RENEGOTIATION);
+  if (!config.server) SSL_CTX_set_options(impl->ctx, SSL_OP_LEGACY_SERVER_CONNECT);
   SSL_CTX_set_num_tickets(impl->ctx, 0);
   SSL_CTX_set_session_cache_mode(impl->ctx, SSL_SESS_CACHE_OFF);
   if (config.key && !config.certs.empty()) {

@@ -353,6 +353,17 @@ class Loader {
       fail(*where, ctx, key, "EAP authenticates the client only: the gateway needs \"pubkey\" or \"psk\" (set local_auth or remote_auth)");
       return;
     }
+    const bool tls = conn.local_auth == ike::AuthClass::kEapTls || conn.remote_auth == ike::AuthClass::kEapTls;
+    if (tls) {
+      // Both ends of EAP-TLS hold a certificate and check the other's.
+      if (conn.local_certs.empty() && !t.get("local_certs"))
+        diagnostics_.fail(t.source(), ctx, "local_certs", "required with EAP-TLS (our TLS certificate)");
+      if (!conn.private_key && !t.get("local_key"))
+        diagnostics_.fail(t.source(), ctx, "local_key", "required with EAP-TLS (our TLS certificate's key)");
+      if ((!conn.trust || conn.trust->empty()) && !t.get("cacerts"))
+        diagnostics_.fail(t.source(), ctx, "cacerts", "required with EAP-TLS (anchors for the other end's TLS certificate)");
+      return;
+    }
     if (!conn.eap_secrets) {
       if (!t.get("eap_secrets"))
         diagnostics_.fail(t.source(), ctx, "eap_secrets", "required with EAP (the passwords, by EAP identity)");

@@ -339,8 +339,10 @@ void auth_class(const Value& v, ConnectionDraft& c, std::optional<ike::AuthClass
     c.rsa_pss = true;
   } else if (*s == "eap-mschapv2") {
     out = ike::AuthClass::kEapMschapv2;
+  } else if (*s == "eap-tls") {
+    out = ike::AuthClass::kEapTls;
   } else {
-    v.fail("unsupported method '" + *s + "' (\"psk\", \"pubkey\", \"rsa/pss\" or \"eap-mschapv2\")");
+    v.fail("unsupported method '" + *s + "' (\"psk\", \"pubkey\", \"rsa/pss\", \"eap-mschapv2\" or \"eap-tls\")");
   }
 }
 
@@ -743,7 +745,7 @@ constexpr Key<C> kConnectionKeys[] = {
        else
          v.fail("'" + *s + "' is not a valid identity");
      }},
-    {"auth", R"("psk")", R"(both sides: "psk", or "pubkey" (certificates; "rsa/pss" to sign with RSA-PSS); "eap-mschapv2" only as local_auth (client) or remote_auth (gateway))",
+    {"auth", R"("psk")", R"(both sides: "psk", or "pubkey" (certificates; "rsa/pss" to sign with RSA-PSS); "eap-mschapv2" or "eap-tls" only as local_auth (client) or remote_auth (gateway))",
      [](const Value& v, C& c) { auth_class(v, c, c.auth); }},
     {.name = "local_auth",
      .example = R"("pubkey")",

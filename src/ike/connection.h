@@ -41,10 +41,10 @@ struct Identity {
 bool identity_matches(const Identity& id, const Identity& pattern);
 
 // How one side authenticates (swanctl's local.auth / remote.auth).
-// kEapMschapv2: EAP in IKE_AUTH (RFC 7296 §2.16); the client authenticates by EAP, the
+// kEapMschapv2, kEapTls: EAP in IKE_AUTH (RFC 7296 §2.16); the client authenticates by EAP, the
 // gateway by its own class (usually a certificate).
-enum class AuthClass : std::uint8_t { kPsk, kPubkey, kEapMschapv2 };
-inline bool is_eap(AuthClass c) { return c == AuthClass::kEapMschapv2; }
+enum class AuthClass : std::uint8_t { kPsk, kPubkey, kEapMschapv2, kEapTls };
+inline bool is_eap(AuthClass c) { return c == AuthClass::kEapMschapv2 || c == AuthClass::kEapTls; }
 enum class SendCert : std::uint8_t { kAlways, kIfAsked, kNever };
 
 struct ChildConfig {

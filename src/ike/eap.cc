@@ -1,6 +1,7 @@
 #include "ike/eap.h"
 
 #include "ike/eap_mschapv2.h"
+#include "ike/eap_tls.h"
 #include "wire/reader.h"
 #include "wire/writer.h"
 
@@ -71,12 +72,11 @@ std::string describe(const Packet& p) {
 
 // ---------------------------------------------------------------- server
 
-Server::Server(Type method, std::optional<std::string> identity, std::shared_ptr<const Secrets> secrets,
-               crypto::Random& random)
+Server::Server(Type method, std::optional<std::string> identity, Credentials credentials, crypto::Random& random)
     : method_type_(method),
       identity_(identity.value_or("")),
       identity_known_(identity.has_value()),
-      secrets_(std::move(secrets)),
+      credentials_(std::move(credentials)),
       random_(random) {
   std::uint8_t first = 0;
   random_.fill(std::span<std::uint8_t>(&first, 1));
@@ -93,7 +93,7 @@ Bytes Server::start() {
 }
 
 Bytes Server::start_method() {
-  method_ = make_server_method(method_type_, identity_, secrets_, random_);
+  method_ = make_server_method(method_type_, identity_, credentials_, random_);
   return method_->start(identifier_);
 }
 
@@ -140,8 +140,8 @@ Step Server::process(ByteView response) {
 
 // ---------------------------------------------------------------- peer
 
-Peer::Peer(Type method, std::string identity, std::shared_ptr<const Secrets> secrets, crypto::Random& random)
-    : method_type_(method), identity_(std::move(identity)), secrets_(std::move(secrets)), random_(random) {}
+Peer::Peer(Type method, std::string identity, Credentials credentials, crypto::Random& random)
+    : method_type_(method), identity_(std::move(identity)), credentials_(std::move(credentials)), random_(random) {}
 
 Peer::~Peer() = default;
 
@@ -169,7 +169,7 @@ Step Peer::process(ByteView request) {
     return {Outcome::kContinue,
             encode({Code::kResponse, p->identifier, Type::kNak, Bytes{static_cast<std::uint8_t>(method_type_)}}), {}};
   }
-  if (!method_) method_ = make_peer_method(method_type_, identity_, secrets_, random_);
+  if (!method_) method_ = make_peer_method(method_type_, identity_, credentials_, random_);
   Step s = method_->process(*p);
   if (s.outcome == Outcome::kSuccess) s.outcome = Outcome::kContinue;  // still waiting for EAP-Success
   return s;
@@ -177,18 +177,20 @@ Step Peer::process(ByteView request) {
 
 // ---------------------------------------------------------------- methods
 
-std::unique_ptr<ServerMethod> make_server_method(Type type, const std::string& identity,
-                                                 std::shared_ptr<const Secrets> secrets, crypto::Random& random) {
+std::unique_ptr<ServerMethod> make_server_method(Type type, const std::string& identity, const Credentials& credentials,
+                                                 crypto::Random& random) {
   switch (type) {
-    case Type::kMschapv2: return std::make_unique<MschapV2Server>(identity, std::move(secrets), random);
+    case Type::kMschapv2: return std::make_unique<MschapV2Server>(identity, credentials.secrets, random);
+    case Type::kTls: return std::make_unique<TlsServer>(identity, credentials);
     default: return nullptr;
   }
 }
 
-std::unique_ptr<PeerMethod> make_peer_method(Type type, const std::string& identity,
-                                             std::shared_ptr<const Secrets> secrets, crypto::Random& random) {
+std::unique_ptr<PeerMethod> make_peer_method(Type type, const std::string& identity, const Credentials& credentials,
+                                             crypto::Random& random) {
   switch (type) {
-    case Type::kMschapv2: return std::make_unique<MschapV2Peer>(identity, std::move(secrets), random);
+    case Type::kMschapv2: return std::make_unique<MschapV2Peer>(identity, credentials.secrets, random);
+    case Type::kTls: return std::make_unique<TlsPeer>(identity, credentials);
     default: return nullptr;
   }
 }

@@ -5,14 +5,18 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/bytes.h"
 #include "common/expected.h"
+#include "crypto/certificate.h"
 #include "crypto/random.h"
+#include "crypto/signature.h"
 
 namespace mobike::ike::eap {
 
@@ -33,6 +37,20 @@ std::string describe(const Packet& p);  // "Request/MSCHAPv2 #5", for logs
 
 // Users and their passwords, by EAP identity (an eap_secrets file).
 using Secrets = std::map<std::string, std::string, std::less<>>;
+
+// What the methods authenticate with: passwords (MSCHAPv2), or our certificate and key
+// and the anchors the other end's certificate must chain to (TLS). `peer_name`: the
+// identity the other end's TLS certificate must hold (a client's check of the gateway;
+// empty: any the anchors vouch for).
+struct Credentials {
+  Credentials() = default;
+  Credentials(std::shared_ptr<const Secrets> s) : secrets(std::move(s)) {}  // NOLINT: implicit on purpose
+  std::shared_ptr<const Secrets> secrets;
+  std::shared_ptr<const crypto::PrivateKey> key;
+  std::vector<std::shared_ptr<const crypto::Certificate>> certs;
+  std::shared_ptr<const crypto::TrustStore> trust;
+  std::function<Expected<bool, std::string>(const crypto::Certificate&)> check_peer;  // beyond the chain
+};
 
 enum class Outcome : std::uint8_t { kContinue, kSuccess, kFailure };
 struct Step {
@@ -69,8 +87,7 @@ class PeerMethod {
 // The gateway's side. Without a known identity it asks with EAP-Identity first.
 class Server {
  public:
-  Server(Type method, std::optional<std::string> identity, std::shared_ptr<const Secrets> secrets,
-         crypto::Random& random);
+  Server(Type method, std::optional<std::string> identity, Credentials credentials, crypto::Random& random);
   ~Server();
   Bytes start();
   // kContinue: the next Request; kSuccess: EAP-Success; kFailure: EAP-Failure.
@@ -85,7 +102,7 @@ class Server {
   Type method_type_;
   std::string identity_;
   bool identity_known_;
-  std::shared_ptr<const Secrets> secrets_;
+  Credentials credentials_;
   crypto::Random& random_;
   std::unique_ptr<ServerMethod> method_;
   std::uint8_t identifier_;
@@ -94,7 +111,7 @@ class Server {
 // The client's side: answers EAP-Identity with `identity` and runs the one method.
 class Peer {
  public:
-  Peer(Type method, std::string identity, std::shared_ptr<const Secrets> secrets, crypto::Random& random);
+  Peer(Type method, std::string identity, Credentials credentials, crypto::Random& random);
   ~Peer();
   // kContinue: the Response to send; kSuccess: EAP-Success after the method finished;
   // kFailure: EAP-Failure, a method failure or a request we cannot answer.
@@ -104,14 +121,14 @@ class Peer {
  private:
   Type method_type_;
   std::string identity_;
-  std::shared_ptr<const Secrets> secrets_;
+  Credentials credentials_;
   crypto::Random& random_;
   std::unique_ptr<PeerMethod> method_;
 };
 
-std::unique_ptr<ServerMethod> make_server_method(Type type, const std::string& identity,
-                                                 std::shared_ptr<const Secrets> secrets, crypto::Random& random);
-std::unique_ptr<PeerMethod> make_peer_method(Type type, const std::string& identity,
-                                             std::shared_ptr<const Secrets> secrets, crypto::Random& random);
+std::unique_ptr<ServerMethod> make_server_method(Type type, const std::string& identity, const Credentials& credentials,
+                                                 crypto::Random& random);
+std::unique_ptr<PeerMethod> make_peer_method(Type type, const std::string& identity, const Credentials& credentials,
+                                             crypto::Random& random);
 
 }  // namespace mobike::ike::eap

@@ -61,7 +61,24 @@ void mark_established(IkeSa& sa, Services& s) {
               (sa.nat_local ? " (NAT here)" : "") + (sa.nat_remote ? " (NAT at peer)" : ""));
 }
 
-eap::Type eap_type(AuthClass) { return eap::Type::kMschapv2; }
+eap::Type eap_type(AuthClass c) { return c == AuthClass::kEapTls ? eap::Type::kTls : eap::Type::kMschapv2; }
+
+// Passwords for MSCHAPv2; for EAP-TLS the connection's certificate, key and anchors, and
+// (a client) the gateway's identity, which its TLS certificate must hold as well.
+eap::Credentials eap_credentials(const ConnectionConfig& c, bool client) {
+  eap::Credentials k(c.eap_secrets);
+  k.key = c.private_key;
+  k.certs = c.local_certs;
+  k.trust = c.trust;
+  if (client && c.remote_id && !c.remote_id->is_pattern()) {
+    Identity gateway = *c.remote_id;
+    k.check_peer = [gateway](const crypto::Certificate& cert) -> Expected<bool, std::string> {
+      if (identity_in_certificate(gateway, cert)) return true;
+      return unexpected("TLS certificate \"" + cert.subject() + "\" does not name " + gateway.to_string());
+    };
+  }
+  return k;
+}
 
 // An identity as the EAP methods see it: the octets of a name, the text of an address.
 std::string eap_identity_of(const Identity& id) {
@@ -168,7 +185,7 @@ TaskResult IkeAuthTask::process_response(IkeSa& sa, Services& s, const std::vect
   sa.remote_id = idr;
   if (is_eap(c.local_auth)) {
     const std::string identity = c.eap_id.value_or(eap_identity_of(c.local_id));
-    eap_ = std::make_unique<eap::Peer>(eap_type(c.local_auth), identity, c.eap_secrets, s.random());
+    eap_ = std::make_unique<eap::Peer>(eap_type(c.local_auth), identity, eap_credentials(c, true), s.random());
     return process_eap(sa, s, payloads);
   }
   return finish(sa, s, payloads);
@@ -299,7 +316,8 @@ AuthResponse respond_ike_auth(IkeSa& sa, Services& s, const std::vector<Payload>
     std::optional<std::string> eap_id = eap_identity_of(*idi);
     if (cfg->eap_id) eap_id = *cfg->eap_id == "%any" ? std::nullopt : cfg->eap_id;
     auto session = std::make_unique<EapSession>();
-    session->server = std::make_unique<eap::Server>(eap_type(cfg->remote_auth), eap_id, cfg->eap_secrets, s.random());
+    session->server =
+        std::make_unique<eap::Server>(eap_type(cfg->remote_auth), eap_id, eap_credentials(*cfg, false), s.random());
     session->first_request = request;
     session->peer_id = *idi;
     r.payloads.push_back(id_payload(PayloadType::kIdr, cfg->local_id));

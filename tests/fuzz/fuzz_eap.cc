@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "crypto/cert_builder.h"
 #include "crypto/random.h"
 #include "ike/eap.h"
 
@@ -25,6 +26,22 @@ std::shared_ptr<const Secrets> users() {
   return u;
 }
 
+// EAP-TLS: a gateway certificate made once, trusted by both ends.
+const Credentials& tls_credentials() {
+  static const Credentials c = [] {
+    Credentials k;
+    auto key = crypto::PrivateKey::generate(crypto::KeyType::kEcdsaP256);
+    auto cert = crypto::issue_certificate({.subject = "CN=gw", .ca = true}, *key, nullptr, *key);
+    auto trust = std::make_shared<crypto::TrustStore>();
+    trust->add_anchor(cert);
+    k.key = key;
+    k.certs = {cert};
+    k.trust = trust;
+    return k;
+  }();
+  return c;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -39,6 +56,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     server.start();
     Step s = server.process(in);
     if (s.outcome == Outcome::kSuccess) fail("the server succeeded on its first response");
+  }
+  // EAP-TLS, both ends: the input as the first answer to Start, and as a first request.
+  {
+    Server server(Type::kTls, std::string("carol"), tls_credentials(), r1);
+    server.start();
+    if (server.process(in).outcome == Outcome::kSuccess) fail("the TLS server succeeded on its first response");
+    Peer peer(Type::kTls, "carol", tls_credentials(), r2);
+    if (peer.process(in).outcome == Outcome::kSuccess) fail("the TLS peer succeeded on a first request");
   }
   // The client: the input as the first request, then as the one after a real Challenge.
   Peer peer(Type::kMschapv2, "carol", users(), r2);

@@ -686,7 +686,7 @@ def swanctl_conf(conns: Iterable[Conn]) -> str:
             out.append(f"      id = {_quote(c.local_id)}")
         if c.local_eap_id is not None:
             out.append(f"      eap_id = {_quote(c.local_eap_id)}")
-        if c.local_auth == "pubkey" and c.local_certs:
+        if c.local_auth in ("pubkey", "eap-tls") and c.local_certs:
             # Absolute paths are allowed (else relative to the x509 directory); only our
             # own certificate, intermediates go in as CA certificates (Charon.load).
             out.append(f"      certs = {_path(c.local_certs[0])}")
@@ -697,7 +697,7 @@ def swanctl_conf(conns: Iterable[Conn]) -> str:
             out.append(f"      id = {_quote(c.remote_id)}")
         if c.remote_eap_id is not None:
             out.append(f"      eap_id = {_quote(c.remote_eap_id)}")
-        if c.remote_auth == "pubkey" and c.cacerts:
+        if c.remote_auth in ("pubkey", "eap-tls") and c.cacerts:
             out.append(f"      cacerts = {','.join(_path(x) for x in c.cacerts)}")
         out.append("    }")
         out.append("    children {")

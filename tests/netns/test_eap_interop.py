@@ -3,7 +3,7 @@
 (its eap-mschapv2 plugin from libcharon-extauth-plugins) through a Linux MASQUERADE NAT,
 one ctest per case:
 
-netns-params: swan_client_mschapv2 swan_client_wrong_password mobiked_client_swan_gw mobiked_pair_switch
+netns-params: swan_client_mschapv2 swan_client_wrong_password mobiked_client_swan_gw mobiked_pair_switch swan_client_tls mobiked_client_tls_swan_gw
 
     ini (10.1.0.2, client) -- nat (10.1.0.1 | 198.51.100.2) -- res (198.51.100.10, gateway)
                                                                 203.0.113.1/32 on lo
@@ -33,6 +33,18 @@ Cases:
                      switch --to 198.51.100.20 --all): the IKE and Child SPIs, the virtual IP
                      and the EAP identity are kept (no new authentication), and pings go
                      through after the switch.
+
+EAP-TLS (RFC 5216 / 9190), the client with an RSA-3072 certificate "C=CH, O=Mobike Test,
+CN=carol" (SAN email:carol@example.test) from the same root, EAP identity
+carol@example.test:
+    swan_client_tls  charon (eap-tls plugin) against the mobiked gateway (remote_auth
+                     "eap-tls", cacerts the root): established; charon logs the EAP-TLS
+                     success with an MSK and the gateway's MSK authentication; mobiked
+                     shows remote_eap_id carol@example.test and leases 10.3.0.1 to it;
+                     ping.
+    mobiked_client_tls_swan_gw  mobiked as the EAP-TLS client against a charon gateway
+                     with eap-tls and a pool: charon shows remote-eap-id
+                     carol@example.test; mobiked gets 10.3.0.1 and pings from it.
 
 Run by hand (root, a Release build):
     MOBIKE_BUILD_DIR=build/release python3 tests/netns/test_eap_interop.py swan_client_mschapv2
@@ -66,7 +78,9 @@ GW_NET = "203.0.113.0/24"
 CLIENT_ID = "phone@example.test"  # the client's IKE identity; the user is its EAP identity
 USER, PASSWORD = "carol", "Carol's EAP p4ssword"
 TUN = "mobike0"
-SWAN_EAP_PLUGINS = "eap-identity eap-mschapv2"
+SWAN_EAP_PLUGINS = "eap-identity eap-mschapv2 eap-tls"
+TLS_USER = "carol@example.test"
+TLS_SUBJECT = "C=CH, O=Mobike Test, CN=carol"
 
 
 # --------------------------------------------------------------------------- set-up
@@ -86,7 +100,8 @@ def write_secrets(lab: Lab, name: str, users: dict[str, str]) -> str:
     return str(path)
 
 
-def start_gateway(lab: Lab, ns, gw_cert, users: dict[str, str]) -> Mobiked:
+def start_gateway(lab: Lab, ns, gw_cert, users: dict[str, str], method: str = "eap-mschapv2",
+                  cacerts: list[str] | None = None) -> Mobiked:
     d = Mobiked(lab, ns, "mobiked-gw", dataplane="userspace")
     d.daemon_section += (
         "\n[[pool]]\n"
@@ -96,10 +111,11 @@ def start_gateway(lab: Lab, ns, gw_cert, users: dict[str, str]) -> Mobiked:
     auth = PubkeyAuth.of(gw_cert, [], local_id=GW_ID, send_cert="always")
     conn = MConn(NAME, local_id=GW_ID, remote_id=None, psk=None, remote_addrs=["%any"],
                  local_ts=[GW_NET], remote_ts=[], dpd_delay="10s",
-                 local_auth="pubkey", remote_auth="eap-mschapv2",
-                 local_certs=auth.local_certs, local_key=auth.key, send_cert="always",
-                 extra={"pools": [POOL], "eap_id": "%any",
-                        "eap_secrets": write_secrets(lab, "gw-eap.secrets", users)})
+                 local_auth="pubkey", remote_auth=method,
+                 local_certs=auth.local_certs, local_key=auth.key, send_cert="always", cacerts=cacerts or [],
+                 extra={"pools": [POOL], "eap_id": "%any"})
+    if users:
+        conn.extra["eap_secrets"] = write_secrets(lab, "gw-eap.secrets", users)
     return d.start([conn])
 
 
@@ -157,20 +173,20 @@ def ping(ns, src: str, what: str, count: int = 3) -> None:
     check(r.returncode == 0, f"{what}: ping {src} -> 203.0.113.1 through the tunnel failed:\n{r.stdout}{r.stderr}")
 
 
-def gateway_state(gw: Mobiked, what: str) -> dict:
+def gateway_state(gw: Mobiked, what: str, user: str = USER) -> dict:
     """mobiked's one SA with carol: IKE identity, EAP identity, Child selectors, lease."""
     sa = wait_until(lambda: mob_sa(gw), 10, f"{what}: mobiked's IKE SA with an installed Child SA")
     check(len(gw.list_sas()) == 1, f"{what}: mobiked has {len(gw.list_sas())} IKE SAs, expected 1")
-    check(sa.get("remote_id") == CLIENT_ID and sa.get("remote_eap_id") == USER,
+    check(sa.get("remote_id") == CLIENT_ID and sa.get("remote_eap_id") == user,
           f"{what}: mobiked shows remote_id {sa.get('remote_id')!r}, remote_eap_id {sa.get('remote_eap_id')!r}, "
-          f"expected {CLIENT_ID!r} and {USER!r}")
+          f"expected {CLIENT_ID!r} and {user!r}")
     kids = sa["kids"]
     check(len(kids) == 1 and kids[0].get("remote_ts") == [f"{VIP}/32"] and kids[0].get("local_ts") == [GW_NET],
           f"{what}: mobiked's Child SAs {[(c.get('local_ts'), c.get('remote_ts')) for c in kids]}, expected one "
           f"{GW_NET} === {VIP}/32")
     leases = the_pool(gw).get("leases", [])
-    check(leases == [{"address": VIP, "identity": USER, "online": True}],
-          f"{what}: list-pools leases {leases}, expected {VIP} online for {USER!r} (the EAP identity)")
+    check(leases == [{"address": VIP, "identity": user, "online": True}],
+          f"{what}: list-pools leases {leases}, expected {VIP} online for {user!r} (the EAP identity)")
     return sa
 
 
@@ -319,6 +335,78 @@ def mobiked_pair_switch(lab: Lab) -> None:
         f"{USER!r} kept; ping through")
 
 
+def client_cert(pki):
+    return pki.issue("carol", TLS_SUBJECT, key_type="rsa3072", san=[f"email:{TLS_USER}"])
+
+
+def swan_client_tls(lab: Lab) -> None:
+    t = nat_topology(lab)
+    pki, gw_cert = make_pki(lab, t, [t.RES_ADDR])
+    cl = client_cert(pki)
+    gw = start_gateway(lab, t.res, gw_cert, {}, method="eap-tls", cacerts=[str(pki.root.cert)])
+    c = Charon(lab, t.ini, "charon-ini", retransmit_timeout=1.0, retransmit_tries=3,
+               log_levels={"ike": 2, "cfg": 2, "enc": 1, "knl": 2, "tls": 2},
+               extra_plugins=SWAN_EAP_PLUGINS).start()
+    auth = PubkeyAuth.of(cl, [pki.root])
+    c.load([Conn(NAME, local_id=CLIENT_ID, remote_id=GW_ID, local_addrs=[t.INI_ADDR], remote_addrs=[t.RES_ADDR],
+                 remote_ts=[GW_NET], dpd_delay=10, extra={"vips": "0.0.0.0"},
+                 local_auth="eap-tls", remote_auth="pubkey", local_certs=auth.local_certs, local_key=auth.key,
+                 cacerts=[str(pki.root.cert)], local_eap_id=TLS_USER)])
+    r = c.swanctl("--initiate", "--child", NAME, "--timeout", "15", check=False, timeout=25)
+    wait_until(lambda: swan_sa(c), 10, f"charon ESTABLISHED (swanctl --initiate: {r.returncode} {r.stdout[-1500:]})")
+    text = c.log_text()
+    check(re.search(r"EAP method EAP_TLS succeeded, MSK established", text) is not None,
+          f"charon does not log an EAP-TLS success with an MSK: {re.findall(r'.*(?:EAP|TLS).*', text)[:16]}")
+    check(re.search(rf"authentication of '{re.escape(GW_ID)}' with EAP successful", text) is not None,
+          f"charon does not log the gateway's MSK authentication: {re.findall(r'.*authentication of.*', text)}")
+    version = re.search(r"negotiated (TLS [0-9.]+)", text)
+    g = gateway_state(gw, "EAP-TLS", user=TLS_USER)
+    ping(t.ini, VIP, "EAP-TLS")
+    log(f"EAP-TLS ({version.group(1) if version else 'version not logged'}): mobiked shows "
+        f"{g['remote_eap_id']!r} with {VIP}; ping through")
+
+
+def mobiked_client_tls_swan_gw(lab: Lab) -> None:
+    t = nat_topology(lab)
+    pki, gw_cert = make_pki(lab, t, [t.RES_ADDR])
+    cl = client_cert(pki)
+    charon = Charon(lab, t.res, "charon-gw", retransmit_timeout=1.0, retransmit_tries=3,
+                    log_levels={"ike": 2, "cfg": 2, "enc": 1, "knl": 2, "tls": 2},
+                    extra_plugins=SWAN_EAP_PLUGINS).start()
+    auth = PubkeyAuth.of(gw_cert, [], local_id=GW_ID)
+    conn = Conn(NAME, local_id=GW_ID, remote_id=None, local_ts=[GW_NET], remote_ts=[], dpd_delay=10,
+                local_auth="pubkey", remote_auth="eap-tls", local_certs=auth.local_certs, local_key=auth.key,
+                cacerts=[str(pki.root.cert)], send_cert="always", remote_eap_id="%any", extra={"pools": POOL})
+    charon.load([conn])
+    charon.swanctl_path.write_text(
+        swanctl_conf([conn]) + f"pools {{\n  {POOL} {{\n    addrs = {POOL_PREFIX}\n    dns = {DNS}\n  }}\n}}\n")
+    charon.swanctl("--load-all", "--file", str(charon.swanctl_path))
+    d = Mobiked(lab, t.ini, "mobiked-client", dataplane="userspace")
+    cauth = PubkeyAuth.of(cl, [pki.root])
+    d.start([MConn(NAME, local_id=CLIENT_ID, remote_id=GW_ID, psk=None, remote_addrs=[t.RES_ADDR],
+                   local_ts=[], remote_ts=[GW_NET], dpd_delay="10s", local_auth="eap-tls", remote_auth="pubkey",
+                   local_certs=cauth.local_certs, local_key=cauth.key, cacerts=[str(pki.root.cert)],
+                   extra={"vips": ["0.0.0.0"], "eap_id": TLS_USER})])
+    d.ctl("initiate", NAME)
+    sa = wait_until(lambda: mob_sa(d), 15, f"{d.name} ESTABLISHED with a Child SA")
+    check(re.search(rf"EAP-TLS succeeded as '{re.escape(TLS_USER)}'", d.log_text()) is not None,
+          f"{d.name} does not log its EAP-TLS success")
+    check(sa["kids"][0].get("local_ts") == [f"{VIP}/32"], f"mobiked's local_ts {sa['kids'][0].get('local_ts')}")
+    ssa = wait_until(lambda: swan_sa(charon), 5, "charon-gw ESTABLISHED with a CHILD_SA")
+    check(ssa.get("remote-eap-id") == TLS_USER,
+          f"charon-gw shows remote-eap-id {ssa.get('remote-eap-id')!r}, expected {TLS_USER!r}")
+    text = charon.log_text()
+    check(re.search(r"EAP method EAP_TLS succeeded, MSK established", text) is not None,
+          f"charon-gw does not log an EAP-TLS success: {re.findall(r'.*(?:EAP|TLS).*', text)[:16]}")
+    wait_until(lambda: re.search(rf"\binet {re.escape(VIP)}/32\b",
+                                 d.ns.ip("-o", "-4", "addr", "show", "dev", TUN, check=False).stdout),
+               5, f"{VIP} on {TUN}")
+    ping(t.ini, VIP, "mobiked EAP-TLS client")
+    version = re.search(r"negotiated (TLS [0-9.]+)", text)
+    log(f"charon-gw ({version.group(1) if version else 'version not logged'}): remote-eap-id "
+        f"{ssa.get('remote-eap-id')!r}; mobiked pings from {VIP}")
+
+
 CASES = {
     "swan_client_mschapv2": (swan_client_mschapv2, "strongSwan EAP-MSCHAPv2 road warrior against a mobiked "
                              "gateway with a certificate, a pool and rekeys", True),
@@ -328,6 +416,9 @@ CASES = {
                                True),
     "mobiked_pair_switch": (mobiked_pair_switch, "mobiked EAP-MSCHAPv2 client keeps its SAs, virtual IP and "
                             "identity through the gateway's switch", False),
+    "swan_client_tls": (swan_client_tls, "strongSwan EAP-TLS road warrior against a mobiked gateway", True),
+    "mobiked_client_tls_swan_gw": (mobiked_client_tls_swan_gw, "mobiked EAP-TLS client against a strongSwan gateway",
+                                   True),
 }
 
 

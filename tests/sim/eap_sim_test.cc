@@ -88,6 +88,28 @@ struct EapPair : Pair {
     net.drop = nullptr;
     return up ? requests : 0;
   }
+  // EAP-TLS: the client's certificate from the same CA (or `other` CA), the gateway
+  // asking by EAP-Identity.
+  std::pair<ike::ConnectionConfig, ike::ConnectionConfig> tls_pair(const char* eap_id, const char* cert_email,
+                                                                    bool other_ca = false) {
+    auto other_key = crypto::PrivateKey::generate(crypto::KeyType::kEcdsaP256);
+    auto other = crypto::issue_certificate({.subject = "C=CH, O=Elsewhere, CN=Root CA", .ca = true}, *other_key,
+                                           nullptr, *other_key);
+    auto key = crypto::PrivateKey::generate(crypto::KeyType::kRsa);  // large: EAP-TLS fragments
+    auto cert = crypto::issue_certificate(
+        {.subject = "C=CH, O=Mobike Test, CN=carol", .san_email = {cert_email}, .serial = 9}, *key,
+        other_ca ? other.get() : ca.get(), other_ca ? *other_key : *ca_key);
+    auto c = client(eap_id, "unused");
+    c.local_auth = AuthClass::kEapTls;
+    c.private_key = key;
+    c.local_certs = {cert};
+    c.eap_secrets = nullptr;
+    auto g = gateway();
+    g.remote_auth = AuthClass::kEapTls;
+    g.trust = trust();
+    g.eap_secrets = nullptr;
+    return {c, g};
+  }
   bool refused() {
     return net.run_until([&] {
       return count_events(*ini, EventKind::kIkeFailed) > 0 && !ini->engine->ike_sa_count() &&
@@ -219,6 +241,49 @@ TEST(EapSim, PskAndEapConnectionsForAnyClientAreToldApartByTheMissingAuth) {
   p.initiate();
   ASSERT_TRUE(p.net.run_until([&] { return p.both_established(); }));
   EXPECT_EQ(only_sa(*p.res)->connection_name, "gw");
+}
+
+TEST(EapSim, TlsWithCertificatesBothWaysAndFragments) {
+  EapPair p;
+  auto [c, g] = p.tls_pair("carol@example.test", "carol@example.test");
+  p.configure(c, g);
+  const std::size_t rounds = p.establish_counting_ike_auth_requests();
+  ASSERT_GT(rounds, 0u);
+  expect_matching_children(*only_sa(*p.ini), *only_sa(*p.res));
+  // Start; ClientHello; the client's certificate flight in fragments; acknowledgements.
+  EXPECT_GE(rounds, 6u);
+  EXPECT_EQ(only_sa(*p.res)->remote_eap_id, "carol@example.test");
+  EXPECT_TRUE(logged(*p.res, "EAP-TLS authenticated 'carol@example.test'"));
+  EXPECT_TRUE(logged(*p.ini, "EAP-TLS succeeded as 'carol@example.test'"));
+}
+
+TEST(EapSim, TlsCertificateOfAnotherCaIsRefused) {
+  EapPair p;
+  auto [c, g] = p.tls_pair("carol@example.test", "carol@example.test", true);
+  p.configure(c, g);
+  p.initiate();
+  ASSERT_TRUE(p.refused());
+  EXPECT_TRUE(logged(*p.res, "TLS certificate \"C=CH, O=Mobike Test, CN=carol\": unable to get local issuer"));
+}
+
+TEST(EapSim, TlsEapIdentityNotInTheCertificateIsRefused) {
+  EapPair p;
+  auto [c, g] = p.tls_pair("mallory@example.test", "carol@example.test");
+  p.configure(c, g);
+  p.initiate();
+  ASSERT_TRUE(p.refused());
+  EXPECT_TRUE(logged(*p.res, "EAP identity 'mallory@example.test' is not in TLS certificate"));
+}
+
+TEST(EapSim, TlsClientRefusesAGatewayCertificateWithoutItsName) {
+  EapPair p;
+  auto [c, g] = p.tls_pair("carol@example.test", "carol@example.test");
+  // The gateway's IKE identity is in its certificate; the client insists on another name
+  // and refuses already the IKE AUTH.
+  c.remote_id = *ike::Identity::parse("vpn.example.test");
+  p.configure(c, g);
+  p.initiate();
+  ASSERT_TRUE(p.refused());
 }
 
 }  // namespace

@@ -101,5 +101,18 @@ TEST(EapConfig, EapForBothSidesIsRefused) {
       << r.error();
 }
 
+TEST(EapConfig, EapTlsNeedsCertificatesAndAnchorsNotPasswords) {
+  TempDir dir;
+  auto r = load_config(dir.write("mobiked.toml",
+                                 "[[connection]]\nname = \"rw\"\nlocal_id = \"gw.example.test\"\nlocal_auth = \"psk\"\n"
+                                 "psk = \"gateway-psk-0123\"\nremote_auth = \"eap-tls\"\n"));
+  ASSERT_FALSE(r);
+  for (const char* e : {"key 'local_certs': required with EAP-TLS (our TLS certificate)",
+                        "key 'local_key': required with EAP-TLS (our TLS certificate's key)",
+                        "key 'cacerts': required with EAP-TLS (anchors for the other end's TLS certificate)"})
+    EXPECT_NE(r.error().find(e), std::string::npos) << r.error();
+  EXPECT_EQ(r.error().find("eap_secrets"), std::string::npos) << r.error();
+}
+
 }  // namespace
 }  // namespace mobike::daemon
