@@ -42,6 +42,9 @@ struct DaemonConfig {
   std::string tun_name = "mobike0";  // userspace data plane
   int tun_mtu = 1400;
   std::uint32_t replay_window = 1024;  // packets (RFC 4303 §3.4.3)
+  // userspace: a Child SA direction that carried no packet for between this and twice
+  // this frees its keyed cipher state (rebuilt from the key on its next packet); 0 keeps it.
+  ike::Duration cipher_idle_release{std::chrono::seconds(30)};
   bool install_routes = true;          // xfrm: routes to remote selectors (strongSwan's install_routes)
   std::uint32_t routing_table = 220;   // xfrm: their table and its rule's priority (strongSwan's 220)
   spdlog::level::level_enum log_level = spdlog::level::info;

@@ -458,6 +458,12 @@ constexpr Key<D> kDaemonKeys[] = {
        else
          d.replay_window = static_cast<std::uint32_t>(*n);
      }},
+    {"cipher_idle_release", R"("30s")",
+     "userspace: a Child SA direction idle this long (to twice this) frees its keyed cipher "
+     "state, ~1 kB, rebuilt from the key by its next packet; \"0s\" keeps it",
+     [](const Value& v, D& d) {
+       if (auto dur = v.duration()) d.cipher_idle_release = *dur;
+     }},
     {"log_level", R"("info")", "trace, debug, info, warn, error",
      [](const Value& v, D& d) {
        auto s = v.string();

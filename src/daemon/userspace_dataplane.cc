@@ -69,6 +69,10 @@ Expected<std::unique_ptr<UserspaceDataplane>, std::string> UserspaceDataplane::c
   }
   d->tun_watch_ = std::make_unique<asio::posix::stream_descriptor>(io, d->tun_.fd());
   d->watch_tun();
+  if (config.cipher_idle_release.count() > 0) {
+    d->cipher_sweep_ = std::make_unique<asio::steady_timer>(io);
+    d->arm_cipher_sweep();
+  }
   spdlog::info("userspace data plane on {} (mtu {}, replay window {})", d->tun_.name(), config.tun_mtu,
                config.replay_window);
   return d;
@@ -81,7 +85,17 @@ UserspaceDataplane::UserspaceDataplane(asio::io_context& io, const DaemonConfig&
   gso_buf_.resize(kBatch * (static_cast<std::size_t>(config.tun_mtu) + kTailroom + 64));
 }
 
+void UserspaceDataplane::arm_cipher_sweep() {
+  cipher_sweep_->expires_after(config_.cipher_idle_release);
+  cipher_sweep_->async_wait([this](const std::error_code& ec) {
+    if (ec) return;
+    ciphers_released_ += table_.release_idle_ciphers().released;
+    arm_cipher_sweep();
+  });
+}
+
 UserspaceDataplane::~UserspaceDataplane() {
+  if (cipher_sweep_) cipher_sweep_->cancel();
   // The descriptors belong to TunDevice / UniqueFd.
   if (tun_watch_) tun_watch_->release();
   for (auto& w : raw_watch_)
@@ -487,6 +501,8 @@ nlohmann::json UserspaceDataplane::stats() const {
           {"traps", traps_.size()},
           {"trap_drops", stats_.trap_drops},
           {"acquires", stats_.acquires},
+          {"ciphers_keyed", table_.keyed_ciphers()},
+          {"ciphers_released", ciphers_released_},
           {"unattributed_drops_in", drops_in},
           {"unattributed_drops_out", drops_out}};
 }

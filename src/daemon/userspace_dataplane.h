@@ -13,6 +13,7 @@
 
 #include <asio/io_context.hpp>
 #include <asio/posix/stream_descriptor.hpp>
+#include <asio/steady_timer.hpp>
 
 #include "common/expected.h"
 #include "daemon/config.h"
@@ -65,6 +66,8 @@ class UserspaceDataplane final : public Dataplane {
   void remove_routes(std::span<const wire::TrafficSelector> remote_ts);
   void add_virtual_ips(std::uint64_t child_sa_id, const std::vector<IpAddress>& vips);
   void remove_virtual_ips(std::uint64_t child_sa_id);
+  // Every cipher_idle_release: frees the cipher contexts of idle SA directions.
+  void arm_cipher_sweep();
 
   asio::io_context& io_;
   DaemonConfig config_;
@@ -75,6 +78,8 @@ class UserspaceDataplane final : public Dataplane {
   platform::UniqueFd raw_[2];  // plain ESP, IPv4 and IPv6
   std::unique_ptr<asio::posix::stream_descriptor> raw_watch_[2];
   esp::SaTable table_;
+  std::unique_ptr<asio::steady_timer> cipher_sweep_;
+  std::uint64_t ciphers_released_ = 0;
   std::function<void()> report_;
   struct Trap {
     std::vector<wire::TrafficSelector> local_ts, remote_ts;

@@ -301,23 +301,36 @@ Expected<EspCrypto, std::string> EspCrypto::create(const EspSaParams& p, bool en
     default: return unexpected("unsupported ESP encryption transform " + std::to_string(p.encr_id));
   }
   if (!cipher) return unexpected(std::string("OpenSSL lacks the cipher"));
-  c.ctx = CipherCtx(cipher, cipher->newctx(cipher->provctx));
-  if (!c.ctx) {
+  c.cipher = cipher;
+  c.encrypt = encrypt;
+  c.key_len = static_cast<std::uint8_t>(key_len);
+  std::memcpy(c.key.data(), p.encr_key.data(), key_len);
+  return c;
+}
+
+EspCrypto::~EspCrypto() {
+  OPENSSL_cleanse(key.data(), key.size());
+  OPENSSL_cleanse(salt.data(), salt.size());
+}
+
+bool EspCrypto::key_context() {
+  CipherCtx fresh(cipher, cipher->newctx(cipher->provctx));
+  if (!fresh) {
     ERR_clear_error();
-    return unexpected(std::string("cannot create an ESP cipher context"));
+    return false;
   }
   // Keyed once: per packet only the IV/nonce is set, which reuses the key schedule.
   // ESP pads itself (RFC 4303 §2.4): the block cipher must not; the setting outlives
   // the per-packet re-initialisations.
   unsigned int padding = 0;
   OSSL_PARAM params[2] = {OSSL_PARAM_construct_end(), OSSL_PARAM_construct_end()};
-  if (c.suite == Suite::kAesCbcHmac) params[0] = OSSL_PARAM_construct_uint(OSSL_CIPHER_PARAM_PADDING, &padding);
-  const int ok = (encrypt ? cipher->einit : cipher->dinit)(c.ctx.get(), p.encr_key.data(), key_len, nullptr, 0, params);
-  if (ok != 1) {
+  if (suite == Suite::kAesCbcHmac) params[0] = OSSL_PARAM_construct_uint(OSSL_CIPHER_PARAM_PADDING, &padding);
+  if ((encrypt ? cipher->einit : cipher->dinit)(fresh.get(), key.data(), key_len, nullptr, 0, params) != 1) {
     ERR_clear_error();
-    return unexpected(std::string("cannot key the ESP cipher"));
+    return false;
   }
-  return c;
+  ctx = std::move(fresh);
+  return true;
 }
 
 }  // namespace detail
@@ -335,8 +348,6 @@ Expected<OutboundEspSa, std::string> OutboundEspSa::create(const EspSaParams& pa
   sa.random_ = params.random;
   return sa;
 }
-
-OutboundEspSa::~OutboundEspSa() { OPENSSL_cleanse(c_.salt.data(), c_.salt.size()); }
 
 Expected<EspSpan, Drop> OutboundEspSa::protect_in_place(std::span<std::uint8_t> buf,
                                                         std::size_t inner_offset,
@@ -360,6 +371,7 @@ Expected<std::size_t, Drop> OutboundEspSa::protect(ByteView inner, std::span<std
   const std::size_t padded = c_.padded_size(inner.size());
   const std::size_t total = header_size() + padded + c_.icv_size;
   if (offset > buf.size() || buf.size() - offset < total) return fail(Drop::kBufferTooSmall);
+  if (!c_.ready()) return fail(Drop::kInternal);
 
   std::uint8_t* const p = buf.data() + offset;
   std::uint8_t* const payload = p + header_size();
@@ -451,6 +463,7 @@ Expected<Decapsulated, Drop> InboundEspSa::unprotect(std::span<std::uint8_t> pac
 
   const auto seq = window_.check(get32(p + 4));
   if (!seq) return fail(Drop::kReplay);
+  if (!c_.ready()) return fail(Drop::kInternal);
 
   const ProviderCipher& cipher = *c_.ctx.impl();
   void* const ctx = c_.ctx.get();

@@ -13,9 +13,13 @@
 // encrypts it where it lies. Inbound, unprotect() decrypts in place and returns a view
 // into the same buffer.
 //
-// Neither class allocates, throws or locks per packet (the first packet an SA drops
-// allocates its drop counters, see SaCounters); each owns one OpenSSL cipher context
-// keyed at creation (a provider's own context, without an EVP_CIPHER_CTX around it).
+// Neither class throws or locks per packet, nor allocates, except where an SA starts
+// work: the first packet an SA drops allocates its drop counters (see SaCounters), and
+// the first packet after creation or after release_idle_cipher() keys its OpenSSL
+// cipher context (a provider's own context, without an EVP_CIPHER_CTX around it). The
+// keyed context (key schedule and, for GCM, the GHASH table: ~960 octets of heap for
+// AES-GCM) is most of an idle Child SA's memory, so an SA holds one only while it
+// carries traffic; the key itself is kept, wiped when the SA goes.
 // An SA object must be used by one thread at a time.
 #pragma once
 
@@ -126,7 +130,28 @@ class CipherCtx {
 struct EspCrypto {
   enum class Suite : std::uint8_t { kAesGcm, kChaCha20Poly1305, kAesCbcHmac };
 
+  // Checks the parameters and that OpenSSL has the cipher; keys nothing yet.
   static Expected<EspCrypto, std::string> create(const EspSaParams& p, bool encrypt);
+
+  EspCrypto() = default;
+  EspCrypto(EspCrypto&&) noexcept = default;
+  EspCrypto& operator=(EspCrypto&&) noexcept = default;
+  ~EspCrypto();
+
+  // Before each packet: marks the SA used and keys the context if it has none. False
+  // only when OpenSSL cannot (out of memory).
+  bool ready() {
+    used = true;
+    return ctx || key_context();
+  }
+  bool key_context();
+  // Frees the keyed context when no packet needed it since the last call; true when
+  // it did.
+  bool release_if_idle() {
+    if (std::exchange(used, false) || !ctx) return false;
+    ctx = CipherCtx();
+    return true;
+  }
 
   bool aead() const { return suite != Suite::kAesCbcHmac; }
   // Octets of ciphertext for `inner_len` octets of payload: payload, padding, Pad
@@ -145,7 +170,12 @@ struct EspCrypto {
   std::uint8_t iv_size = 8;
   std::uint8_t icv_size = 16;
   std::uint8_t align = 4;
-  CipherCtx ctx;
+  bool encrypt = false;
+  bool used = false;  // a packet since the last release_if_idle()
+  std::uint8_t key_len = 0;
+  std::array<std::uint8_t, 32> key{};  // the cipher key (AEAD: without the salt)
+  const ProviderCipher* cipher = nullptr;
+  CipherCtx ctx;  // keyed with `key`, or empty while the SA is idle
   // AES-CBC only, so out of line: AEAD SAs, the common case, carry no HMAC state.
   std::unique_ptr<const HmacSha2> hmac;
 };
@@ -164,7 +194,7 @@ class OutboundEspSa {
 
   OutboundEspSa(OutboundEspSa&&) = default;
   OutboundEspSa& operator=(OutboundEspSa&&) = default;
-  ~OutboundEspSa();
+  ~OutboundEspSa() = default;
 
   std::uint32_t spi() const { return c_.spi; }
   bool esn() const { return c_.esn; }
@@ -211,6 +241,12 @@ class OutboundEspSa {
   const SaCounters& counters() const { return counters_; }
   // A drop decided outside (the Child SA's limits), charged to this SA.
   void count_drop(Drop d) { counters_.count(d); }
+
+  // Whether the cipher context is keyed (it is from the first packet on until a
+  // release); release_idle_cipher() frees it unless a packet was protected since the
+  // last call, so calling it every T frees contexts idle for between T and 2T.
+  bool cipher_keyed() const { return static_cast<bool>(c_.ctx); }
+  bool release_idle_cipher() { return c_.release_if_idle(); }
 
  private:
   explicit OutboundEspSa(detail::EspCrypto c) : c_(std::move(c)) {}
@@ -266,6 +302,9 @@ class InboundEspSa {
   const ReplayWindow& replay_window() const { return window_; }
   const SaCounters& counters() const { return counters_; }
   void count_drop(Drop d) { counters_.count(d); }
+  // As OutboundEspSa's: every packet that reaches the ICV check counts as use.
+  bool cipher_keyed() const { return static_cast<bool>(c_.ctx); }
+  bool release_idle_cipher() { return c_.release_if_idle(); }
   // Continues an SA another node received on (cluster moves): its replay window and counts.
   void resume(const ReplayWindow::State& window, std::uint64_t packets, std::uint64_t bytes) {
     window_.restore(window);

@@ -244,6 +244,23 @@ std::size_t SaTable::update_ike_sa_path(std::uint64_t ike_sa_id, const EspPath& 
   return n;
 }
 
+SaTable::CipherSweep SaTable::release_idle_ciphers() {
+  CipherSweep r;
+  for (auto& [id, e] : by_id_) {
+    r.released += e.inbound_.release_idle_cipher();
+    r.released += e.outbound_.release_idle_cipher();
+    r.keyed += e.inbound_.cipher_keyed();
+    r.keyed += e.outbound_.cipher_keyed();
+  }
+  return r;
+}
+
+std::size_t SaTable::keyed_ciphers() const {
+  std::size_t n = 0;
+  for (const auto& [id, e] : by_id_) n += e.inbound_.cipher_keyed() + e.outbound_.cipher_keyed();
+  return n;
+}
+
 const ChildSaEntry* SaTable::find(std::uint64_t child_sa_id) const {
   auto it = by_id_.find(child_sa_id);
   return it == by_id_.end() ? nullptr : &it->second;

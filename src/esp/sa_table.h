@@ -192,6 +192,15 @@ class SaTable {
   // One ESP packet, from the SPI on (UDP header and non-ESP marker already removed).
   Expected<Delivered, Drop> unprotect(std::span<std::uint8_t> esp_packet);
 
+  // Frees the cipher contexts no packet used since the last call (see
+  // OutboundEspSa::release_idle_cipher): called every T, a direction idle for 2T holds
+  // only its key. Says how many it freed and how many stay keyed.
+  struct CipherSweep {
+    std::size_t released = 0, keyed = 0;
+  };
+  CipherSweep release_idle_ciphers();
+  std::size_t keyed_ciphers() const;  // counted: for statistics, not per packet
+
   const ChildSaEntry* find(std::uint64_t child_sa_id) const;
   const ChildSaEntry* find_inbound(std::uint32_t spi) const;
   const ChildSaEntry* find_outbound(const Flow& flow) const;

@@ -91,7 +91,7 @@ class MConn:
 class Mobiked:
     def __init__(self, lab: Lab, ns: Namespace, name: str | None = None, *,
                  retransmit_timeout: float = 1.0, retransmit_tries: int = 4,
-                 log_level: str = "debug", dataplane: str = "none"):
+                 log_level: str = "debug", dataplane: str = "none", daemon_extra: str = ""):
         self.lab, self.ns = lab, ns
         self.name = name or f"mobiked-{ns.role}"
         self.dir = lab.dir / self.name
@@ -105,7 +105,7 @@ class Mobiked:
             f"log_level = {json.dumps(log_level)}\n"
             f"retransmit_timeout = {retransmit_timeout}\n"
             f"retransmit_tries = {retransmit_tries}\n"
-            f"dataplane = {json.dumps(dataplane)}\n")
+            f"dataplane = {json.dumps(dataplane)}\n" + daemon_extra)
         self.proc = None
 
     def write_config(self, conns: list[MConn]) -> None:

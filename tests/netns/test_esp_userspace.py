@@ -47,7 +47,9 @@ for f in frames:
 
 def test(lab: Lab) -> None:
     t = nat_topology(lab)
-    gw = Mobiked(lab, t.res, "gateway", dataplane="userspace").start([MConn(
+    # Idle cipher state goes after 1 to 2 s: released and rebuilt between the phases below.
+    gw = Mobiked(lab, t.res, "gateway", dataplane="userspace",
+                 daemon_extra='cipher_idle_release = "1s"\n').start([MConn(
         "clients", local_id="gw@mobike.test", remote_id=None, remote_addrs=["%any"],
         local_ts=[t.RES_INNER + "/32"], remote_ts=[t.INI_INNER + "/32"])])
     cl = Mobiked(lab, t.ini, "client", dataplane="userspace").start([MConn(
@@ -122,6 +124,20 @@ def test(lab: Lab) -> None:
     out = pinger.log_text()
     check(loss(out) == 0.0, f"packets lost during the rekeys:\n{out[-500:]}")
     log(f"two Child SA rekeys under a 10 ms ping: {re.search(r'.*packet loss.*', out).group(0)}")
+
+    # Idle: the gateway frees its cipher contexts (the rekeys' old Child SAs are gone,
+    # the new ones idle), and the next packets key them again from the kept keys.
+    wait_until(lambda: gw.stats()["dataplane"]["ciphers_keyed"] == 0, 10, "the idle ciphers' release")
+    released = gw.stats()["dataplane"]["ciphers_released"]
+    check(released >= 2, f"no cipher context released: {gw.stats()['dataplane']}")
+    before = child(gw, "clients")
+    r = ping(t.ini, t, count=3)
+    check(r.returncode == 0 and loss(r.stdout) == 0.0, f"ping after the release failed:\n{r.stdout}{r.stderr}")
+    after = child(gw, "clients")
+    keyed = gw.stats()["dataplane"]["ciphers_keyed"]
+    check(keyed == 2 and after["packets_in"] - before["packets_in"] == 3 and not after.get("drops"),
+          f"the released Child SA did not carry the pings: keyed {keyed}, {before} -> {after}")
+    log(f"idle cipher contexts released ({released} in all), keyed again by 3 pings")
 
 
 def read_udp_payloads(path) -> list[bytes]:

@@ -127,6 +127,39 @@ TEST_F(SaTables, RoundTripBothWaysWithCounters) {
   }
 }
 
+// Idle Child SAs hold no keyed cipher state: none before their first packet, and the
+// sweep frees what a direction without packets since the previous sweep holds, while
+// a busy Child SA keeps its contexts and both keep working.
+TEST_F(SaTables, SweepsReleaseIdleCiphersOnly) {
+  connect(1, 0xa0000001, 0xb0000001, {prefix("10.10.0.0/24")}, {prefix("10.20.0.0/24")});
+  connect(2, 0xa0000002, 0xb0000002, {prefix("10.11.0.0/24")}, {prefix("10.21.0.0/24")});
+  EXPECT_EQ(a.keyed_ciphers(), 0u);
+  const Bytes to1 = test::ipv4_packet("10.10.0.5", "10.20.0.9", 100);
+  const Bytes to2 = test::ipv4_packet("10.11.0.5", "10.21.0.9", 100);
+  auto round = [&](const Bytes& inner) {
+    auto esp = send(a, inner);
+    ASSERT_TRUE(esp) << to_string(esp.error());
+    ASSERT_TRUE(b.unprotect(*esp));
+  };
+  round(to1);
+  round(to2);
+  EXPECT_EQ(a.keyed_ciphers(), 2u);  // outbound of each; nothing came in yet
+  EXPECT_EQ(b.keyed_ciphers(), 2u);
+  auto s1 = a.release_idle_ciphers();  // both were used since creation
+  EXPECT_EQ(s1.released, 0u);
+  EXPECT_EQ(s1.keyed, 2u);
+  round(to1);  // only Child SA 1 stays busy
+  auto s2 = a.release_idle_ciphers();
+  EXPECT_EQ(s2.released, 1u);
+  EXPECT_EQ(s2.keyed, 1u);
+  EXPECT_TRUE(a.find(1)->outbound().cipher_keyed());
+  EXPECT_FALSE(a.find(2)->outbound().cipher_keyed());
+  round(to2);  // keyed again from its key, and the peer still reads it
+  EXPECT_EQ(a.keyed_ciphers(), 2u);
+  EXPECT_EQ(a.find(2)->counters().out.packets, 2u);
+  EXPECT_EQ(b.find(2)->counters().in.packets, 2u);
+}
+
 TEST_F(SaTables, Ipv6InnerAndExtensionHeaders) {
   connect(1, 1, 2, {prefix("2001:db8:1::/48")}, {prefix("2001:db8:2::/48", 6, 443, 443)});
   // Hop-by-hop options (8 octets) before TCP: the selector must see TCP port 443.
