@@ -48,6 +48,19 @@ Payload id_payload(PayloadType type, const Identity& id) {
   return {type, wire::IdPayload{id.type, id.data}};
 }
 
+// Frees the IKE_AUTH-only secrets when IKE_AUTH's last step ends, by whatever return:
+// the first Child SA's keys are derived from the nonces after mark_established().
+class ForgetAuthMaterial {
+ public:
+  explicit ForgetAuthMaterial(IkeSa& sa) : sa_(sa) {}
+  ForgetAuthMaterial(const ForgetAuthMaterial&) = delete;
+  ForgetAuthMaterial& operator=(const ForgetAuthMaterial&) = delete;
+  ~ForgetAuthMaterial() { forget_auth_material(sa_); }
+
+ private:
+  IkeSa& sa_;
+};
+
 void mark_established(IkeSa& sa, Services& s) {
   sa.state = IkeState::kEstablished;
   sa.established_at = s.now();
@@ -228,6 +241,7 @@ TaskResult IkeAuthTask::finish(IkeSa& sa, Services& s, const std::vector<Payload
   sa.replay_sync = c.ha_sync && sa.peer_replay_sync;
   if (auto* m = s.mobility(); m && c.mobike) m->auth_received(sa, s, payloads);
   mark_established(sa, s);
+  const ForgetAuthMaterial forget(sa);
 
   if (!child_config_) return TaskResult::kDone;
   const ChildConfig& cc = *child_config_;
@@ -355,6 +369,7 @@ AuthResponse complete_ike_auth(IkeSa& sa, Services& s, const std::vector<Payload
   if (mobility && sa.peer_mobike) mobility->auth_payloads(sa, s, r.payloads);
   add_ha_claims(sa, s, r.payloads);
   mark_established(sa, s);
+  const ForgetAuthMaterial forget(sa);
 
   if (wire::find_payload<wire::SaPayload>(request, PayloadType::kSa)) {
     const ChildConfig* cc = nullptr;

@@ -100,6 +100,7 @@ TaskResult IkeRekeyTask::process_response(IkeSa& sa, Services& s, const std::vec
     s.retire(fresh, "key derivation failed");
     return retry_later("key derivation");
   }
+  forget_auth_material(fresh);
   if (sa.peer_rekeyed_to) {
     // Both sides rekeyed at once (RFC 7296 §2.8.2): the new SA of the exchange with the
     // lowest nonce is redundant and deleted by its initiator.
@@ -166,6 +167,7 @@ std::vector<Payload> respond_ike_rekey(IkeSa& sa, Services& s, const std::vector
     sa.rekeyed_to = fresh.id;
     sa.rekey_at = TimePoint::max();
   }
+  forget_auth_material(fresh);
   s.event(EventKind::kIkeRekeyed, fresh, sa.id, "replaces IKE SA " + std::to_string(sa.id));
   return out;
 }

@@ -4,8 +4,16 @@
 #include "ike/ike_auth.h"
 #include "ike/mobility.h"
 #include "ike/task.h"
+#include "crypto/wipe.h"
 
 namespace mobike::ike {
+
+void forget_auth_material(IkeSa& sa) {
+  for (Bytes* b : {&sa.nonce_i, &sa.nonce_r, &sa.crypto.sk_pi, &sa.crypto.sk_pr}) {
+    crypto::wipe(*b);
+    Bytes().swap(*b);
+  }
+}
 
 std::uint64_t request_hash(ByteView request) {
   // FNV-1a: fixed by its definition, unlike std::hash, so equal on every node.

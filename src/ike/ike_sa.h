@@ -84,6 +84,12 @@ struct IkeCrypto {
 bool set_ike_keys(IkeCrypto& crypto, const wire::Proposal& proposal, bool initiator, Bytes sk_d, Bytes sk_ai,
                   Bytes sk_ar, Bytes sk_ei, Bytes sk_er);
 
+// Wipes and frees what only IKE_AUTH uses: the nonces (its AUTH octets and the first
+// Child SA's keys) and SK_pi/SK_pr. An established or rekeyed IKE SA needs neither; later
+// exchanges bring their own nonces.
+struct IkeSa;
+void forget_auth_material(IkeSa& sa);
+
 // A hash of a whole request that is the same on every node (the cached response is
 // only for a bit-identical retransmission, RFC 7296 §2.1, also after a cluster move).
 std::uint64_t request_hash(ByteView request);
