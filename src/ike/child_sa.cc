@@ -148,7 +148,7 @@ void install_child(IkeSa& sa, ChildSa& child, Services& s, const ChildConfig* co
   op.keys = child.keys;
   if (config) op.limits = child_limits(*config, child, s);
   op.outbound_deferred = defer_outbound;
-  op.virtual_ips = sa.local_vips;
+  op.virtual_ips = sa.extras().local_vips;
   child.outbound_deferred = defer_outbound;
   s.dataplane(std::move(op));
   s.stats().child_established++;

@@ -103,20 +103,20 @@ void note_config_reply(IkeSa& sa, const std::vector<wire::Payload>& response) {
         const bool v4 = a.type == static_cast<std::uint16_t>(CfgAttribute::kInternalIp4Address);
         if (a.value.size() != (v4 ? 4u : 17u)) break;
         if (auto ip = IpAddress::from_bytes(ByteView(a.value).first(v4 ? 4 : 16)); ip && !ip->is_unspecified())
-          sa.local_vips.push_back(*ip);
+          sa.edit_extras().local_vips.push_back(*ip);
         break;
       }
       case CfgAttribute::kInternalIp4Dns:
       case CfgAttribute::kInternalIp6Dns:
         if (auto ip = IpAddress::from_bytes(a.value); ip && (a.value.size() == 4 || a.value.size() == 16))
-          sa.dns_servers.push_back(*ip);
+          sa.edit_extras().dns_servers.push_back(*ip);
         break;
       case CfgAttribute::kInternalDnsDomain: {
         std::string d(a.value.begin(), a.value.end());
         bool ok = !d.empty() && d.size() <= 253 && std::all_of(d.begin(), d.end(), [](char ch) {
           return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.';
         });
-        if (ok) sa.dns_domains.push_back(std::move(d));
+        if (ok) sa.edit_extras().dns_domains.push_back(std::move(d));
         break;
       }
       default:

@@ -123,9 +123,12 @@ IkeSa& Engine::spawn_rekeyed(IkeSa& old, bool initiator, std::uint64_t spi_i, st
   sa.remote_eap_id = old.remote_eap_id;
   // The new SA holds the peer's virtual IPs too; the old one lets go when it ends.
   sa.remote_vips = old.remote_vips;
-  sa.local_vips = old.local_vips;
-  sa.dns_servers = old.dns_servers;
-  sa.dns_domains = old.dns_domains;
+  if (const IkeSaExtras& e = old.extras(); !e.local_vips.empty() || !e.dns_servers.empty() || !e.dns_domains.empty()) {
+    IkeSaExtras& n = sa.edit_extras();
+    n.local_vips = e.local_vips;
+    n.dns_servers = e.dns_servers;
+    n.dns_domains = e.dns_domains;
+  }
   for (const auto& a : sa.remote_vips)
     for (auto& [name, pool] : pools_)
       if (pool->contains(a)) pool->retain(a);

@@ -39,13 +39,14 @@ Engine::Acquired Engine::acquire(const std::string& connection, const std::strin
     // IKE_AUTH of an SA being set up brings the connection's first child.
     const bool coming = sa->state == IkeState::kConnecting && sa->config && !sa->config->children.empty() &&
                         sa->config->children.front().name == child;
-    auto asked = sa->acquired.find(child);
-    if (has_child || coming || (asked != sa->acquired.end() && now - asked->second < kAcquireHold)) {
+    const auto& acquired = sa->extras().acquired;
+    auto asked = acquired.find(child);
+    if (has_child || coming || (asked != acquired.end() && now - asked->second < kAcquireHold)) {
       stats_.acquires_under_way++;
       return Acquired::kUnderWay;
     }
     // Queued behind IKE_AUTH when the SA is still being set up.
-    sa->acquired[child] = now;
+    sa->edit_extras().acquired[child] = now;
     stats_.acquires_initiated++;
     log(LogLevel::kInfo, sa, "traffic for child '" + child + "': creating it");
     queue_task(*sa, std::make_unique<ChildCreateTask>(wanted, 0));
@@ -61,7 +62,7 @@ Engine::Acquired Engine::acquire(const std::string& connection, const std::strin
   }
   stats_.acquires_initiated++;
   if (IkeSa* sa = find_sa(*id)) {
-    sa->acquired[child] = now;
+    sa->edit_extras().acquired[child] = now;
     if (sa->config->children.front().name != child) {
       queue_task(*sa, std::make_unique<ChildCreateTask>(wanted, 0));
       reschedule(*sa);

@@ -46,11 +46,11 @@ bool Engine::handle_mid_sync(IkeSa& sa, const Endpoint& local, const Endpoint& r
   if (!sync) return false;
 
   const std::uint64_t hash = request_hash(data);
-  if (!sa.sync_response.empty() && hash == sa.sync_request_hash) {
+  if (const IkeSaExtras& x = sa.extras(); !x.sync_response.empty() && hash == x.sync_request_hash) {
     // Our answer was lost: the same request again gets the same answer, to where the
     // first one went (nothing is applied twice).
     stats_.retransmits_answered++;
-    send(sa, local, sa.sync_response_to, sa.sync_response);
+    send(sa, local, x.sync_response_to, x.sync_response);
     return true;
   }
   auto drop = [&](const std::string& why) {
@@ -74,14 +74,15 @@ bool Engine::handle_mid_sync(IkeSa& sa, const Endpoint& local, const Endpoint& r
   }
   // §5.1: M1 at or below what the cluster already used, or at or below an earlier
   // synchronisation's: stale or replayed.
-  if (d->send < sa.expected_peer_mid || (sa.sync_seen && d->send <= sa.sync_highest_m1))
+  const IkeSaExtras& seen = sa.extras();
+  if (d->send < sa.expected_peer_mid || (seen.sync_seen && d->send <= seen.sync_highest_m1))
     return drop("stale or replayed (M1 " + std::to_string(d->send) + ", expected at least " +
-                std::to_string(sa.sync_seen ? std::max(sa.expected_peer_mid, sa.sync_highest_m1 + 1)
-                                            : sa.expected_peer_mid) +
+                std::to_string(seen.sync_seen ? std::max(seen.sync_highest_m1 + 1, sa.expected_peer_mid)
+                                              : sa.expected_peer_mid) +
                 ")");
 
-  sa.sync_seen = true;
-  sa.sync_highest_m1 = d->send;
+  sa.edit_extras().sync_seen = true;
+  sa.edit_extras().sync_highest_m1 = d->send;
   sa.last_inbound = now_;
   if (sa.config && sa.config->dpd_delay.count() > 0) sa.dpd_at = now_ + sa.config->dpd_delay;
   const std::uint32_t m2 = std::max(d->send, sa.expected_peer_mid);
@@ -122,9 +123,10 @@ bool Engine::handle_mid_sync(IkeSa& sa, const Endpoint& local, const Endpoint& r
   MidSyncData answer{d->nonce, p2, m2};
   Bytes resp = build_message(sa, ExchangeType::kInformational, true, 0,
                              {wire::make_notify(NotifyType::kIkev2MessageIdSync, encode_mid_sync(answer))}, random_);
-  sa.sync_request_hash = hash;
-  sa.sync_response = resp;
-  sa.sync_response_to = respond_to;
+  IkeSaExtras& x = sa.edit_extras();
+  x.sync_request_hash = hash;
+  x.sync_response = resp;
+  x.sync_response_to = respond_to;
   send(sa, local, respond_to, std::move(resp));
   responding_ = nullptr;
   stats_.mid_syncs_answered++;

@@ -231,11 +231,11 @@ TaskResult IkeAuthTask::process_eap(IkeSa& sa, Services& s, const std::vector<Pa
 TaskResult IkeAuthTask::finish(IkeSa& sa, Services& s, const std::vector<Payload>& payloads) {
   const auto& c = *sa.config;
   note_config_reply(sa, payloads);
-  if (!c.vips.empty() && sa.local_vips.empty()) {
+  if (!c.vips.empty() && sa.extras().local_vips.empty()) {
     s.log(LogLevel::kWarn, &sa, "the gateway assigned no virtual IP");
     return TaskResult::kFailed;
   }
-  for (const auto& v : sa.local_vips) s.log(LogLevel::kInfo, &sa, "virtual IP " + v.to_string() + " assigned");
+  for (const auto& v : sa.extras().local_vips) s.log(LogLevel::kInfo, &sa, "virtual IP " + v.to_string() + " assigned");
   note_ha_claims(sa, payloads);
   sa.mid_sync = c.ha_sync && sa.peer_mid_sync;
   sa.replay_sync = c.ha_sync && sa.peer_replay_sync;

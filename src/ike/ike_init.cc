@@ -123,7 +123,7 @@ std::optional<std::vector<Payload>> IkeInitTask::build_request(IkeSa& sa, Servic
   }
   if (sa.nonce_i.empty()) sa.nonce_i = s.random().bytes(kNonceSize);
   std::vector<Payload> out;
-  if (!sa.cookie.empty()) out.push_back(wire::make_notify(NotifyType::kCookie, sa.cookie));
+  if (!sa.extras().cookie.empty()) out.push_back(wire::make_notify(NotifyType::kCookie, sa.extras().cookie));
   wire::SaPayload sa_payload{proposals};
   for (auto& p : sa_payload.proposals) p.spi.clear();
   out.push_back({PayloadType::kSa, sa_payload});
@@ -138,7 +138,7 @@ std::optional<std::vector<Payload>> IkeInitTask::build_request(IkeSa& sa, Servic
 TaskResult IkeInitTask::process_response(IkeSa& sa, Services& s, const std::vector<Payload>& payloads) {
   if (auto* cookie = wire::find_notify(payloads, NotifyType::kCookie)) {
     if (cookie->data.empty() || cookie->data.size() > 64 || ++retries_ > 3) return TaskResult::kFailed;
-    sa.cookie = cookie->data;
+    sa.edit_extras().cookie = cookie->data;
     return TaskResult::kRestart;
   }
   if (auto* ke = wire::find_notify(payloads, NotifyType::kInvalidKePayload)) {

@@ -106,7 +106,7 @@ TaskResult IkeRekeyTask::process_response(IkeSa& sa, Services& s, const std::vec
     // lowest nonce is redundant and deleted by its initiator.
     const Bytes& ours = min_nonce(nonce_, nonce->data);
     IkeSa* theirs = s.find_sa(sa.peer_rekeyed_to);
-    if (!theirs || min_nonce(ours, sa.peer_rekey_min_nonce) == ours) {
+    if (!theirs || min_nonce(ours, sa.extras().peer_rekey_min_nonce) == ours) {
       s.log(LogLevel::kInfo, &sa, "IKE rekey collision: ours is redundant, deleting it");
       if (!theirs) move_children(sa, fresh);
       s.queue(fresh, std::make_unique<IkeDeleteTask>());
@@ -160,7 +160,7 @@ std::vector<Payload> respond_ike_rekey(IkeSa& sa, Services& s, const std::vector
   move_children(sa, fresh);
   if (collision) {
     sa.peer_rekeyed_to = fresh.id;
-    sa.peer_rekey_min_nonce = min_nonce(fresh.nonce_i, fresh.nonce_r);
+    sa.edit_extras().peer_rekey_min_nonce = min_nonce(fresh.nonce_i, fresh.nonce_r);
   } else {
     // The old SA waits for the peer's DELETE.
     sa.state = IkeState::kRekeying;

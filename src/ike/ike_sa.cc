@@ -8,6 +8,16 @@
 
 namespace mobike::ike {
 
+const IkeSaExtras& IkeSa::extras() const {
+  static const IkeSaExtras kNone;
+  return extras_ ? *extras_ : kNone;
+}
+
+IkeSaExtras& IkeSa::edit_extras() {
+  if (!extras_) extras_ = std::make_unique<IkeSaExtras>();
+  return *extras_;
+}
+
 void forget_auth_material(IkeSa& sa) {
   for (Bytes* b : {&sa.nonce_i, &sa.nonce_r, &sa.crypto.sk_pi, &sa.crypto.sk_pr}) {
     crypto::wipe(*b);

@@ -99,13 +99,35 @@ std::uint64_t request_hash(ByteView request);
 // and answers the peer; kExported answers and sends nothing: another node continues it.
 enum class Handoff : std::uint8_t { kNone, kQuiesced, kExported };
 
+// The parts of an IKE SA that few SAs ever use, out of line: a gateway holds an IkeSa
+// per client, so every octet inline is paid once per client (and most of these are
+// client-side or exceptional).
+struct IkeSaExtras {
+  // Engine::acquire: when traffic last asked for a child (by name) of this SA, so that
+  // the data plane's repeated reports do not queue one CREATE_CHILD_SA each.
+  std::map<std::string, TimePoint> acquired;
+  // What the gateway assigned to us (RFC 7296 §3.15): virtual IPs, DNS servers and
+  // split-DNS domains.
+  std::vector<IpAddress> local_vips;
+  std::vector<IpAddress> dns_servers;
+  std::vector<std::string> dns_domains;
+  // The peer side of RFC 6311 §5.1: the highest M1 a synchronisation request carried
+  // (a request with one no higher is stale or replayed), and the answer to the last
+  // one, for its bit-identical retransmissions.
+  bool sync_seen = false;
+  std::uint32_t sync_highest_m1 = 0;
+  std::uint64_t sync_request_hash = 0;
+  Bytes sync_response;
+  Endpoint sync_response_to;
+  Bytes cookie;  // from the responder, echoed in our retried IKE_SA_INIT
+  // The lower nonce of the peer's rekey of this SA that raced ours (§2.8.2).
+  Bytes peer_rekey_min_nonce;
+};
+
 struct IkeSa {
   std::uint64_t id = 0;
   const ConnectionConfig* config = nullptr;  // owned by the engine; may be replaced on reload
   std::string connection_name;
-  // Engine::acquire: when traffic last asked for a child (by name) of this SA, so that
-  // the data plane's repeated reports do not queue one CREATE_CHILD_SA each.
-  std::map<std::string, TimePoint> acquired;
 
   IkeState state = IkeState::kConnecting;
   bool initiator = false;           // we sent the IKE_SA_INIT of this SA
@@ -124,12 +146,9 @@ struct IkeSa {
   // and whether it sent CERTREQ (send_cert = "ifasked").
   std::uint8_t peer_sig_hashes = 0;
   bool certreq_received = false;
-  // Virtual IPs we assigned to the peer from our pools (RFC 7296 §3.15), and those the
-  // gateway assigned to us with its DNS servers and split-DNS domains.
+  // Virtual IPs we assigned to the peer from our pools (RFC 7296 §3.15); those the
+  // gateway assigned to us are in extras().
   std::vector<IpAddress> remote_vips;
-  std::vector<IpAddress> local_vips;
-  std::vector<IpAddress> dns_servers;
-  std::vector<std::string> dns_domains;
   // The identity the peer proved by EAP (gateway), when it authenticated that way.
   std::string remote_eap_id;
   // The gateway's EAP conversation while IKE_AUTH runs (ike/ike_auth.h).
@@ -145,14 +164,6 @@ struct IkeSa {
   bool peer_replay_sync = false;
   bool mid_sync = false;
   bool replay_sync = false;
-  // The peer side of RFC 6311 §5.1: the highest M1 a synchronisation request carried
-  // (a request with one no higher is stale or replayed), and the answer to the last
-  // one, for its bit-identical retransmissions.
-  bool sync_seen = false;
-  std::uint32_t sync_highest_m1 = 0;
-  std::uint64_t sync_request_hash = 0;
-  Bytes sync_response;
-  Endpoint sync_response_to;
   // The peer's last NAT_DETECTION_DESTINATION_IP: the hash of our address as it saw it
   // (RFC 4555 §3.8 compares it to notice a NAT mapping change).
   Bytes nat_d_dest_seen;
@@ -166,7 +177,6 @@ struct IkeSa {
   Bytes init_response;
   Bytes nonce_i, nonce_r;
   std::unique_ptr<crypto::KeyExchange> dh;
-  Bytes cookie;  // from the responder, echoed in our retried IKE_SA_INIT
 
   // Message IDs (RFC 7296 §2.3, window size 1).
   std::uint32_t next_request_mid = 0;   // ours
@@ -201,7 +211,6 @@ struct IkeSa {
   // IKE SA rekey (RFC 7296 §2.18, collisions §2.8.2).
   std::uint64_t rekeyed_to = 0;       // the IKE SA that replaced this one
   std::uint64_t peer_rekeyed_to = 0;  // the peer's replacement made while ours was in flight
-  Bytes peer_rekey_min_nonce;
 
   TimePoint created{};
   TimePoint established_at{};
@@ -225,6 +234,11 @@ struct IkeSa {
   // there is nothing to retransmit here, only an answer to wait for.
   bool active_adopted = false;
   Endpoint init_remote;    // responder: where the IKE_SA_INIT came from (its index key)
+  std::unique_ptr<IkeSaExtras> extras_;
+
+  // What few SAs use, read without allocating; edit_extras() allocates on first use.
+  const IkeSaExtras& extras() const;
+  IkeSaExtras& edit_extras();
 
   ChildSa* find_child_by_inbound(std::uint32_t spi);
   ChildSa* find_child_by_outbound(std::uint32_t spi);

@@ -226,7 +226,7 @@ TEST(EapSim, VirtualIpIsLeasedToTheEapIdentity) {
   p.res->engine->set_pools({*ike::PoolConfig::parse_range("rw", "10.3.0.0/24", error)});
   p.initiate();
   ASSERT_TRUE(p.net.run_until([&] { return p.both_established(); }));
-  EXPECT_EQ(only_sa(*p.ini)->local_vips, std::vector<IpAddress>{ip("10.3.0.1")});
+  EXPECT_EQ(only_sa(*p.ini)->extras().local_vips, std::vector<IpAddress>{ip("10.3.0.1")});
   const auto& pool = *p.res->engine->pools().at("rw");
   ASSERT_EQ(pool.online(), 1u);
   EXPECT_EQ(pool.leases().front().identity, "carol");

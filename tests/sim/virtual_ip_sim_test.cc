@@ -42,10 +42,10 @@ TEST(VirtualIpSim, ClientGetsAnAddressDnsAndNarrowedSelectors) {
   ASSERT_TRUE(p.net.run_until([&] { return p.both_established(); }));
   auto* c = only_sa(*p.ini);
   auto* g = only_sa(*p.res);
-  EXPECT_EQ(c->local_vips, (std::vector<IpAddress>{ip("10.3.0.1"), ip("2001:db8:3::1")}));
-  EXPECT_EQ(g->remote_vips, c->local_vips);
-  EXPECT_EQ(c->dns_servers, (std::vector<IpAddress>{ip("10.3.0.53"), ip("2001:db8:53::1")}));
-  EXPECT_EQ(c->dns_domains, std::vector<std::string>{"corp.example.test"});
+  EXPECT_EQ(c->extras().local_vips, (std::vector<IpAddress>{ip("10.3.0.1"), ip("2001:db8:3::1")}));
+  EXPECT_EQ(g->remote_vips, c->extras().local_vips);
+  EXPECT_EQ(c->extras().dns_servers, (std::vector<IpAddress>{ip("10.3.0.53"), ip("2001:db8:53::1")}));
+  EXPECT_EQ(c->extras().dns_domains, std::vector<std::string>{"corp.example.test"});
   // The client's side of the Child SA is its virtual IPs, on both ends.
   auto expected = ike::ts_from_config({}, ip("10.3.0.1"));
   auto v6 = ike::ts_from_config({}, ip("2001:db8:3::1"));
@@ -78,7 +78,7 @@ TEST(VirtualIpSim, ReconnectGetsTheSameAddressAndIkeRekeyKeepsItOnline) {
   EXPECT_EQ(p.pool4().online(), 0u);
   p.initiate();
   ASSERT_TRUE(p.net.run_until([&] { return p.both_established(); }));
-  EXPECT_EQ(only_sa(*p.ini)->local_vips, std::vector<IpAddress>{ip("10.3.0.1")});
+  EXPECT_EQ(only_sa(*p.ini)->extras().local_vips, std::vector<IpAddress>{ip("10.3.0.1")});
 }
 
 TEST(VirtualIpSim, EmptyPoolFailsTheClientAndLeavesNoSa) {
