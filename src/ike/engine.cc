@@ -302,7 +302,7 @@ void Engine::handle_init_request(const Endpoint& local, const Endpoint& remote, 
   sa.connection_name = cfg->name;
   sa.local = local;
   sa.remote = remote;
-  sa.init_request.assign(data.begin(), data.end());
+  sa.setup().init_request.assign(data.begin(), data.end());
   sa.expire_at = now_ + config_.half_open_timeout;
   sa.half_open = true;
   half_open_++;
@@ -315,7 +315,7 @@ void Engine::handle_init_request(const Endpoint& local, const Endpoint& remote, 
     return;
   }
   Bytes resp = build_message(sa, ExchangeType::kIkeSaInit, true, 0, r.payloads, random_);
-  sa.init_response = resp;
+  sa.setup().init_response = resp;
   sa.last_response = {resp};
   sa.last_request_hash = request_hash(data);
   sa.expected_peer_mid = 1;
@@ -498,7 +498,7 @@ void Engine::handle_response(IkeSa& sa, const Endpoint& local, const Endpoint& r
     payloads = m.payloads;
     if (m.header.spi_r != 0) {
       sa.spi_r = m.header.spi_r;
-      sa.init_response.assign(data.begin(), data.end());
+      sa.setup().init_response.assign(data.begin(), data.end());
     }
   } else {
     const bool fragment = fragment_of(m) != nullptr;
@@ -598,7 +598,7 @@ void Engine::send_request(IkeSa& sa, std::unique_ptr<Task> task, const std::vect
   else
     sa.active_mid = sa.next_request_mid++;
   std::vector<Bytes> msg = build(sa, task->exchange(), false, sa.active_mid, payloads);
-  if (task->exchange() == ExchangeType::kIkeSaInit) sa.init_request = msg.front();
+  if (task->exchange() == ExchangeType::kIkeSaInit) sa.setup().init_request = msg.front();
   log(LogLevel::kDebug, &sa, std::string("sending ") + task->name() + " request " + std::to_string(sa.active_mid));
   sa.active = std::move(task);
   sa.active_request = std::move(msg);

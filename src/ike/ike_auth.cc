@@ -64,10 +64,10 @@ class ForgetAuthMaterial {
 void mark_established(IkeSa& sa, Services& s) {
   sa.state = IkeState::kEstablished;
   sa.established_at = s.now();
-  sa.init_request.clear();
-  sa.init_request.shrink_to_fit();
-  sa.init_response.clear();
-  sa.init_response.shrink_to_fit();
+  sa.setup().init_request.clear();
+  sa.setup().init_request.shrink_to_fit();
+  sa.setup().init_response.clear();
+  sa.setup().init_response.shrink_to_fit();
   s.stats().ike_established++;
   s.event(EventKind::kIkeEstablished, sa, 0,
           sa.local.to_string() + " <-> " + sa.remote.to_string() +
@@ -271,7 +271,7 @@ TaskResult IkeAuthTask::finish(IkeSa& sa, Services& s, const std::vector<Payload
   child.proposal = sa_p->proposals[0];
   child.local_ts = tsi->selectors;
   child.remote_ts = tsr->selectors;
-  if (!derive_child_keys(sa, child, {}, sa.nonce_i, sa.nonce_r, true)) {
+  if (!derive_child_keys(sa, child, {}, sa.setup().nonce_i, sa.setup().nonce_r, true)) {
     s.event(EventKind::kChildFailed, sa, 0, cc.name);
     return TaskResult::kDone;
   }
@@ -374,7 +374,7 @@ AuthResponse complete_ike_auth(IkeSa& sa, Services& s, const std::vector<Payload
   if (wire::find_payload<wire::SaPayload>(request, PayloadType::kSa)) {
     const ChildConfig* cc = nullptr;
     auto child = respond_child(sa, s, request, r.payloads, &cc, false);
-    if (child && derive_child_keys(sa, *child, {}, sa.nonce_i, sa.nonce_r, false)) {
+    if (child && derive_child_keys(sa, *child, {}, sa.setup().nonce_i, sa.setup().nonce_r, false)) {
       sa.children.push_back(std::move(*child));
       install_child(sa, sa.children.back(), s, cc);
     } else {

@@ -74,14 +74,14 @@ bool derive_ike_sa_keys(IkeSa& sa, ByteView shared_secret, const IkeSa* rekeyed)
   crypto::IkeKeySizes sizes{crypto::encr_key_size(suite), crypto::integ_key_size(suite.integ)};
   // A rekeyed SA's SKEYSEED comes from the old SA's SK_d and PRF (RFC 7296 §2.18).
   Bytes seed = rekeyed ? crypto::skeyseed_rekey(*rekeyed->crypto.prf, rekeyed->crypto.sk_d, shared_secret,
-                                                sa.nonce_i, sa.nonce_r)
-                       : crypto::skeyseed(prf, sa.nonce_i, sa.nonce_r, shared_secret);
-  auto keys = crypto::derive_ike_keys(prf, seed, sa.nonce_i, sa.nonce_r, sa.spi_i, sa.spi_r, sizes);
+                                                sa.setup().nonce_i, sa.setup().nonce_r)
+                       : crypto::skeyseed(prf, sa.setup().nonce_i, sa.setup().nonce_r, shared_secret);
+  auto keys = crypto::derive_ike_keys(prf, seed, sa.setup().nonce_i, sa.setup().nonce_r, sa.spi_i, sa.spi_r, sizes);
   if (!set_ike_keys(sa.crypto, sa.ike_proposal, sa.initiator, std::move(keys.sk_d), std::move(keys.sk_ai),
                     std::move(keys.sk_ar), std::move(keys.sk_ei), std::move(keys.sk_er)))
     return false;
-  sa.crypto.sk_pi = std::move(keys.sk_pi);
-  sa.crypto.sk_pr = std::move(keys.sk_pr);
+  sa.setup().sk_pi = std::move(keys.sk_pi);
+  sa.setup().sk_pr = std::move(keys.sk_pr);
   return true;
 }
 
@@ -113,22 +113,22 @@ void evaluate_nat_detection(IkeSa& sa, const std::vector<Payload>& payloads, boo
 std::optional<std::vector<Payload>> IkeInitTask::build_request(IkeSa& sa, Services& s) {
   const auto& proposals = sa.config->ike_proposals;
   if (group_ == 0) group_ = first_group(proposals);
-  if (!sa.dh || static_cast<std::uint16_t>(sa.dh->group()) != group_) {
+  if (!sa.setup().dh || static_cast<std::uint16_t>(sa.setup().dh->group()) != group_) {
     auto dh = crypto::KeyExchange::create(static_cast<crypto::DhGroupId>(group_));
     if (!dh) {
       s.log(LogLevel::kError, &sa, "key exchange group " + std::to_string(group_) + ": " + dh.error());
       return std::nullopt;
     }
-    sa.dh = std::move(*dh);
+    sa.setup().dh = std::move(*dh);
   }
-  if (sa.nonce_i.empty()) sa.nonce_i = s.random().bytes(kNonceSize);
+  if (sa.setup().nonce_i.empty()) sa.setup().nonce_i = s.random().bytes(kNonceSize);
   std::vector<Payload> out;
   if (!sa.extras().cookie.empty()) out.push_back(wire::make_notify(NotifyType::kCookie, sa.extras().cookie));
   wire::SaPayload sa_payload{proposals};
   for (auto& p : sa_payload.proposals) p.spi.clear();
   out.push_back({PayloadType::kSa, sa_payload});
-  out.push_back({PayloadType::kKe, wire::KePayload{group_, sa.dh->public_value()}});
-  out.push_back({PayloadType::kNonce, wire::NoncePayload{sa.nonce_i}});
+  out.push_back({PayloadType::kKe, wire::KePayload{group_, sa.setup().dh->public_value()}});
+  out.push_back({PayloadType::kNonce, wire::NoncePayload{sa.setup().nonce_i}});
   if (sa.config->nat_traversal) add_nat_detection(sa, out, sa.config->encap_force, s.random());
   if (sa.config->fragmentation) out.push_back(wire::make_notify(NotifyType::kIkev2FragmentationSupported));
   add_init_auth_payloads(s, sa.config, out);
@@ -151,7 +151,7 @@ TaskResult IkeInitTask::process_response(IkeSa& sa, Services& s, const std::vect
     }
     s.log(LogLevel::kInfo, &sa, "peer asked for key exchange group " + std::to_string(group) + ", retrying");
     group_ = group;
-    sa.dh.reset();
+    sa.setup().dh.reset();
     return TaskResult::kRestart;
   }
   for (const auto& p : payloads)
@@ -173,14 +173,14 @@ TaskResult IkeInitTask::process_response(IkeSa& sa, Services& s, const std::vect
     return TaskResult::kFailed;
   }
   sa.ike_proposal = chosen;
-  sa.nonce_r = nonce->data;
-  auto shared = sa.dh->shared_secret(ke->data);
+  sa.setup().nonce_r = nonce->data;
+  auto shared = sa.setup().dh->shared_secret(ke->data);
   if (!shared) {
     s.log(LogLevel::kWarn, &sa, "bad KE from peer: " + shared.error());
     return TaskResult::kFailed;
   }
   if (!derive_ike_sa_keys(sa, *shared, nullptr)) return TaskResult::kFailed;
-  sa.dh.reset();
+  sa.setup().dh.reset();
   evaluate_nat_detection(sa, payloads, sa.config->encap_force);
   // RFC 7296 §2.23 and RFC 4555 §3.3: float to the NAT-T port when a NAT is in the path
   // or when we want MOBIKE and the peer does NAT-T.
@@ -216,8 +216,8 @@ InitResponse respond_ike_sa_init(IkeSa& sa, Services& s, const std::vector<Paylo
   auto shared = (*dh)->shared_secret(ke->data);
   if (!shared) return fail(NotifyType::kInvalidSyntax);
   sa.ike_proposal = *chosen;
-  sa.nonce_i = nonce->data;
-  sa.nonce_r = s.random().bytes(kNonceSize);
+  sa.setup().nonce_i = nonce->data;
+  sa.setup().nonce_r = s.random().bytes(kNonceSize);
   if (!derive_ike_sa_keys(sa, *shared, nullptr)) return fail(NotifyType::kNoProposalChosen);
   // The initiator hashed with the responder SPI still zero, as its header carried it.
   auto spi_r = std::exchange(sa.spi_r, 0);
@@ -226,7 +226,7 @@ InitResponse respond_ike_sa_init(IkeSa& sa, Services& s, const std::vector<Paylo
 
   r.payloads.push_back({PayloadType::kSa, wire::SaPayload{{*chosen}}});
   r.payloads.push_back({PayloadType::kKe, wire::KePayload{group, (*dh)->public_value()}});
-  r.payloads.push_back({PayloadType::kNonce, wire::NoncePayload{sa.nonce_r}});
+  r.payloads.push_back({PayloadType::kNonce, wire::NoncePayload{sa.setup().nonce_r}});
   if (sa.peer_nat_d && sa.config->nat_traversal) add_nat_detection(sa, r.payloads, sa.config->encap_force, s.random());
   // RFC 7383 §2.3. The connection chosen by address decides: the one IKE_AUTH may
   // switch to inherits what was agreed here, as the IKE SA does.

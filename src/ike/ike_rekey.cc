@@ -94,8 +94,8 @@ TaskResult IkeRekeyTask::process_response(IkeSa& sa, Services& s, const std::vec
   std::uint64_t peer_spi = spi64(sa_p->proposals[0].spi);
   IkeSa& fresh = s.spawn_rekeyed(sa, true, spi_, peer_spi);
   fresh.ike_proposal = sa_p->proposals[0];
-  fresh.nonce_i = nonce_;
-  fresh.nonce_r = nonce->data;
+  fresh.setup().nonce_i = nonce_;
+  fresh.setup().nonce_r = nonce->data;
   if (!derive_ike_sa_keys(fresh, *shared, &sa)) {
     s.retire(fresh, "key derivation failed");
     return retry_later("key derivation");
@@ -147,20 +147,20 @@ std::vector<Payload> respond_ike_rekey(IkeSa& sa, Services& s, const std::vector
   std::uint64_t our_spi = s.fresh_ike_spi();
   IkeSa& fresh = s.spawn_rekeyed(sa, false, spi64(chosen->spi), our_spi);
   fresh.ike_proposal = *chosen;
-  fresh.nonce_i = nonce->data;
-  fresh.nonce_r = s.random().bytes(kNonceSize);
+  fresh.setup().nonce_i = nonce->data;
+  fresh.setup().nonce_r = s.random().bytes(kNonceSize);
   if (!derive_ike_sa_keys(fresh, *shared, &sa)) {
     s.retire(fresh, "key derivation failed");
     return error(NotifyType::kNoProposalChosen);
   }
   chosen->spi = spi64_bytes(our_spi);
   std::vector<Payload> out{{PayloadType::kSa, wire::SaPayload{{*chosen}}},
-                           {PayloadType::kNonce, wire::NoncePayload{fresh.nonce_r}},
+                           {PayloadType::kNonce, wire::NoncePayload{fresh.setup().nonce_r}},
                            {PayloadType::kKe, wire::KePayload{group, (*dh)->public_value()}}};
   move_children(sa, fresh);
   if (collision) {
     sa.peer_rekeyed_to = fresh.id;
-    sa.edit_extras().peer_rekey_min_nonce = min_nonce(fresh.nonce_i, fresh.nonce_r);
+    sa.edit_extras().peer_rekey_min_nonce = min_nonce(fresh.setup().nonce_i, fresh.setup().nonce_r);
   } else {
     // The old SA waits for the peer's DELETE.
     sa.state = IkeState::kRekeying;

@@ -18,12 +18,21 @@ IkeSaExtras& IkeSa::edit_extras() {
   return *extras_;
 }
 
-void forget_auth_material(IkeSa& sa) {
-  for (Bytes* b : {&sa.nonce_i, &sa.nonce_r, &sa.crypto.sk_pi, &sa.crypto.sk_pr}) {
-    crypto::wipe(*b);
-    Bytes().swap(*b);
-  }
+IkeSaSetup::~IkeSaSetup() {
+  for (Bytes* b : {&nonce_i, &nonce_r, &sk_pi, &sk_pr}) crypto::wipe(*b);
 }
+
+IkeSaSetup& IkeSa::setup() {
+  if (!setup_) setup_ = std::make_unique<IkeSaSetup>();
+  return *setup_;
+}
+
+const IkeSaSetup& IkeSa::setup() const {
+  static const IkeSaSetup kNone;
+  return setup_ ? *setup_ : kNone;
+}
+
+void forget_auth_material(IkeSa& sa) { sa.setup_.reset(); }
 
 std::uint64_t request_hash(ByteView request) {
   // FNV-1a: fixed by its definition, unlike std::hash, so equal on every node.

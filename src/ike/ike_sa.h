@@ -70,9 +70,7 @@ struct IkeCrypto {
   std::unique_ptr<crypto::Prf> prf;
   std::unique_ptr<crypto::SkCipher> out;  // protects what we send
   std::unique_ptr<crypto::SkCipher> in;   // verifies what we receive
-  Bytes sk_d;
-  Bytes sk_pi;
-  Bytes sk_pr;
+  Bytes sk_d;  // SK_pi and SK_pr are in IkeSaSetup: only IKE_AUTH uses them
   // The keys `out` and `in` were made from, by RFC 7296 §2.14's names: kept so that the
   // SA can move to another node (Engine::export_sa).
   Bytes sk_ai, sk_ar, sk_ei, sk_er;
@@ -84,8 +82,8 @@ struct IkeCrypto {
 bool set_ike_keys(IkeCrypto& crypto, const wire::Proposal& proposal, bool initiator, Bytes sk_d, Bytes sk_ai,
                   Bytes sk_ar, Bytes sk_ei, Bytes sk_er);
 
-// Wipes and frees what only IKE_AUTH uses: the nonces (its AUTH octets and the first
-// Child SA's keys) and SK_pi/SK_pr. An established or rekeyed IKE SA needs neither; later
+// Wipes and frees what only IKE_AUTH uses (IkeSaSetup): the IKE_SA_INIT messages, the
+// nonces and SK_pi/SK_pr. An established or rekeyed IKE SA needs none of them; later
 // exchanges bring their own nonces.
 struct IkeSa;
 void forget_auth_material(IkeSa& sa);
@@ -98,6 +96,23 @@ std::uint64_t request_hash(ByteView request);
 // (liveness checks and rekeys wait, commands are refused) but finishes those in flight
 // and answers the peer; kExported answers and sends nothing: another node continues it.
 enum class Handoff : std::uint8_t { kNone, kQuiesced, kExported };
+
+// What only IKE_SA_INIT and IKE_AUTH (or an IKE SA rekey) use: AUTH covers the
+// IKE_SA_INIT messages, the other end's nonce and the identity under SK_pi/SK_pr
+// (RFC 7296 §2.15), and the first Child SA's keys come from the nonces. Out of line,
+// and freed once IKE_AUTH is done (forget_auth_material), wiped.
+struct IkeSaSetup {
+  Bytes init_request;  // the IKE_SA_INIT request as sent/received
+  Bytes init_response;
+  Bytes nonce_i, nonce_r;
+  std::unique_ptr<crypto::KeyExchange> dh;
+  Bytes sk_pi, sk_pr;
+
+  IkeSaSetup() = default;
+  IkeSaSetup(const IkeSaSetup&) = delete;
+  IkeSaSetup& operator=(const IkeSaSetup&) = delete;
+  ~IkeSaSetup();
+};
 
 // The parts of an IKE SA that few SAs ever use, out of line: a gateway holds an IkeSa
 // per client, so every octet inline is paid once per client (and most of these are
@@ -172,11 +187,8 @@ struct IkeSa {
   IkeCrypto crypto;
   std::optional<Identity> remote_id;
 
-  // IKE_SA_INIT material kept until IKE_AUTH completes (AUTH signs it).
-  Bytes init_request;   // the IKE_SA_INIT request as sent/received
-  Bytes init_response;
-  Bytes nonce_i, nonce_r;
-  std::unique_ptr<crypto::KeyExchange> dh;
+  // IKE_SA_INIT material kept until IKE_AUTH completes (AUTH signs it); see setup().
+  std::unique_ptr<IkeSaSetup> setup_;
 
   // Message IDs (RFC 7296 §2.3, window size 1).
   std::uint32_t next_request_mid = 0;   // ours
@@ -236,6 +248,10 @@ struct IkeSa {
   Endpoint init_remote;    // responder: where the IKE_SA_INIT came from (its index key)
   std::unique_ptr<IkeSaExtras> extras_;
 
+  // Allocated by the first use, until forget_auth_material(); the const form reads an
+  // empty one when there is none.
+  IkeSaSetup& setup();
+  const IkeSaSetup& setup() const;
   // What few SAs use, read without allocating; edit_extras() allocates on first use.
   const IkeSaExtras& extras() const;
   IkeSaExtras& edit_extras();

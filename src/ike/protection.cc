@@ -112,9 +112,9 @@ Bytes id_payload_body(const Identity& id) {
 
 Bytes signed_octets(const IkeSa& sa, bool initiator_side, const Identity& id) {
   const auto& prf = *sa.crypto.prf;
-  Bytes octets = initiator_side ? sa.init_request : sa.init_response;
-  append(octets, initiator_side ? sa.nonce_r : sa.nonce_i);
-  append(octets, prf.compute(initiator_side ? sa.crypto.sk_pi : sa.crypto.sk_pr, id_payload_body(id)));
+  Bytes octets = initiator_side ? sa.setup().init_request : sa.setup().init_response;
+  append(octets, initiator_side ? sa.setup().nonce_r : sa.setup().nonce_i);
+  append(octets, prf.compute(initiator_side ? sa.setup().sk_pi : sa.setup().sk_pr, id_payload_body(id)));
   return octets;
 }
 
