@@ -11,6 +11,7 @@
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <unordered_map>
 
@@ -112,6 +113,7 @@ class Run {
   void on_event(const ike::Event& e, TimePoint now);
   void resolve(std::unordered_map<std::uint64_t, Pending>::iterator it, TimePoint now,
                const std::string& failure);
+  void note_vip(std::uint64_t ike_sa_id);
   void check_deadlines(TimePoint now);
   std::optional<TimePoint> next_slot() const;
   void arm_timer();
@@ -139,6 +141,7 @@ class Run {
   // always the next to expire.
   std::deque<std::pair<TimePoint, std::uint64_t>> deadlines_;
   std::vector<double> latencies_ms_;
+  std::set<IpAddress> vips_seen_;
   std::uint64_t send_errors_ = 0;
   bool holding_ = false;
   TimePoint hold_start_{};
@@ -170,7 +173,16 @@ std::vector<ike::ConnectionConfig> Run::configs(std::size_t first, std::size_t l
     c.remote_port = o_.target.port;
     c.local_id = o_.local_id;
     c.remote_id = o_.remote_id;
-    c.psk = o_.psk;
+    c.local_auth = c.remote_auth = o_.auth;
+    if (o_.auth == ike::AuthClass::kPsk) {
+      c.psk = o_.psk;
+    } else {
+      // The same objects for every SA: only the pointers are copied.
+      c.private_key = o_.private_key;
+      c.local_certs = o_.local_certs;
+      c.trust = o_.trust;
+    }
+    if (o_.vip) c.vips = {IpAddress::v4(0)};
     c.ike_proposals = o_.ike_proposals;
     // The bench measures handshakes: no liveness checks or rekeys of its own while the
     // SAs stay up for the memory reading.
@@ -181,7 +193,8 @@ std::vector<ike::ConnectionConfig> Run::configs(std::size_t first, std::size_t l
     ike::ChildConfig child;
     child.name = c.name;
     // +1: the pool's network address itself reads like a mistake in a responder's log.
-    child.local_ts = {IpPrefix{IpAddress::v4(pool + static_cast<std::uint32_t>(i) + 1), 32}};
+    // With a virtual IP, no local_ts: "dynamic", the address the responder assigns.
+    if (!o_.vip) child.local_ts = {IpPrefix{IpAddress::v4(pool + static_cast<std::uint32_t>(i) + 1), 32}};
     child.remote_ts = o_.remote_ts;
     child.esp_proposals = o_.esp_proposals;
     child.rekey_time = ike::Duration(0);
@@ -264,6 +277,7 @@ void Run::resolve(std::unordered_map<std::uint64_t, Pending>::iterator it, TimeP
     r_.established++;
     latencies_ms_.push_back(ms_between(it->second.started, now));
     last_established_ = now;
+    if (o_.vip) note_vip(it->first);
   } else {
     r_.failed++;
     r_.failure_reasons[failure]++;
@@ -271,6 +285,19 @@ void Run::resolve(std::unordered_map<std::uint64_t, Pending>::iterator it, TimeP
   last_resolved_ = now;
   resolved_++;
   pending_.erase(it);
+}
+
+// What the responder made of the SA's request for a virtual IP: the address it
+// assigned, and whether it narrowed the Child SA's TSi (0.0.0.0/0) to just that.
+void Run::note_vip(std::uint64_t ike_sa_id) {
+  const ike::IkeSa* sa = engine_->find_ike_sa(ike_sa_id);
+  if (!sa || sa->local_vips.empty()) return;
+  const IpAddress& vip = sa->local_vips.front();
+  r_.vips_assigned++;
+  vips_seen_.insert(vip);
+  if (sa->children.empty()) return;
+  const auto& ts = sa->children.back().local_ts;
+  if (ts.size() == 1 && ts.front().start_address == vip && ts.front().end_address == vip) r_.vips_in_ts++;
 }
 
 void Run::on_event(const ike::Event& e, TimePoint now) {
@@ -405,6 +432,15 @@ Expected<HandshakeReport, std::string> Run::execute() {
   r_.ike_proposals = ike::proposals_to_string(o_.ike_proposals);
   r_.esp_proposals = ike::proposals_to_string(o_.esp_proposals);
   r_.mobike = o_.mobike;
+  r_.vip = o_.vip;
+  if (o_.auth == ike::AuthClass::kPsk) {
+    r_.auth = "psk";
+  } else {
+    r_.auth = "pubkey";
+    const auto& key = o_.local_certs.front()->public_key();
+    r_.key = crypto::key_type_name(key.type());
+    if (key.type() == crypto::KeyType::kRsa) r_.key += " " + std::to_string(key.bits());
+  }
   r_.responder_pid = o_.responder_pid;
 
   std::optional<double> cpu_before;
@@ -462,6 +498,7 @@ Expected<HandshakeReport, std::string> Run::execute() {
   r_.datagrams_out = st.datagrams_out;
   r_.datagrams_in = st.datagrams_in;
   r_.send_errors = send_errors_;
+  r_.vips_distinct = vips_seen_.size();
 
   if (o_.hold.count() > 0) hold();
 
@@ -502,6 +539,15 @@ std::optional<std::uint64_t> resident_bytes(int pid) {
 Expected<HandshakeReport, std::string> run_handshake(const HandshakeOptions& options) {
   if (options.count == 0) return unexpected(std::string("--count must be at least 1"));
   if (options.concurrency == 0) return unexpected(std::string("--concurrency must be at least 1"));
+  if (options.auth != ike::AuthClass::kPsk && options.auth != ike::AuthClass::kPubkey)
+    return unexpected(std::string("the bench authenticates by PSK or by certificate only"));
+  if (options.auth == ike::AuthClass::kPsk && options.psk.empty())
+    return unexpected(std::string("PSK authentication needs a PSK"));
+  if (options.auth == ike::AuthClass::kPubkey &&
+      (options.local_certs.empty() || !options.private_key || !options.trust || options.trust->empty()))
+    return unexpected(std::string("certificate authentication needs our certificate, its key and a CA certificate"));
+  if (options.vip && !options.target.address.is_v4())
+    return unexpected(std::string("a virtual IP is asked for over IPv4 only"));
   if (!options.ts_pool.address.is_v4())
     return unexpected(std::string("the traffic selector pool must be IPv4"));
   std::uint64_t pool_size = std::uint64_t{1} << (32 - options.ts_pool.length);
@@ -524,6 +570,8 @@ nlohmann::json to_json(const HandshakeReport& r) {
          {"ike_proposals", r.ike_proposals},
          {"esp_proposals", r.esp_proposals},
          {"mobike", r.mobike},
+         {"auth", r.auth},
+         {"vip", r.vip},
          {"established", r.established},
          {"failed", r.failed},
          {"failure_reasons", r.failure_reasons},
@@ -537,6 +585,12 @@ nlohmann::json to_json(const HandshakeReport& r) {
          {"send_errors", r.send_errors},
          {"bench_cpu_s", r.bench_cpu_s},
          {"deleted", r.deleted}};
+  if (!r.key.empty()) j["key"] = r.key;
+  if (r.vip) {
+    j["vips_assigned"] = r.vips_assigned;
+    j["vips_distinct"] = r.vips_distinct;
+    j["vips_in_ts"] = r.vips_in_ts;
+  }
   if (r.hold_s > 0)
     j["hold"] = {{"seconds", r.hold_s},          {"held", r.held},
                  {"moved", r.moved},             {"lost", r.lost},
@@ -563,10 +617,16 @@ std::string to_text(const HandshakeReport& r) {
   o << "handshake: " << r.count << " IKE SAs (one Child SA each) " << r.local << " -> " << r.target
     << ", concurrency " << r.concurrency << ", rate "
     << (r.rate_limit > 0 ? std::to_string(static_cast<long long>(r.rate_limit)) + "/s" : std::string("unlimited"))
-    << "\n  " << r.ike_proposals << " / " << r.esp_proposals << (r.mobike ? ", MOBIKE offered" : "") << "\n";
+    << "\n  " << r.ike_proposals << " / " << r.esp_proposals << (r.mobike ? ", MOBIKE offered" : "")
+    << (r.key.empty() ? "" : ", certificates (" + r.key + ")") << (r.vip ? ", virtual IP requested" : "") << "\n";
   std::snprintf(buf, sizeof buf, "  established  %zu\n  failed       %zu\n", r.established, r.failed);
   o << buf;
   for (const auto& [why, n] : r.failure_reasons) o << "    " << n << " x " << why << "\n";
+  if (r.vip) {
+    std::snprintf(buf, sizeof buf, "  virtual IPs  %zu assigned (%zu distinct), %zu Child SAs narrowed to theirs\n",
+                  r.vips_assigned, r.vips_distinct, r.vips_in_ts);
+    o << buf;
+  }
   std::snprintf(buf, sizeof buf, "  elapsed      %.3f s (first request to last establishment)\n", r.elapsed_s);
   o << buf;
   std::snprintf(buf, sizeof buf, "  rate         %.1f SAs/s\n", r.sas_per_s);

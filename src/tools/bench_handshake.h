@@ -6,13 +6,15 @@
 // any IKEv2 responder (mobiked, strongSwan). Every SA gets its own connection
 // definition with a distinct inner selector (one /32 out of --ts-pool) because a
 // responder that installs policies (strongSwan with kernel-libipsec) would otherwise
-// see the same policy installed N times.
+// see the same policy installed N times. With a virtual IP (--vip) each SA instead asks
+// for an address and offers TSi 0.0.0.0/0, which the responder narrows to it.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,6 +24,8 @@
 #include "common/bytes.h"
 #include "common/expected.h"
 #include "common/ip_address.h"
+#include "crypto/certificate.h"
+#include "crypto/signature.h"
 #include "ike/connection.h"
 #include "wire/payloads.h"
 
@@ -35,12 +39,23 @@ struct HandshakeOptions {
   std::size_t count = 100;
   double rate = 0;               // new SAs per second; 0 = as fast as concurrency allows
   std::size_t concurrency = 64;  // SAs started but neither established nor failed
+  // How we authenticate, and how the responder must: kPsk with `psk`, or kPubkey with
+  // our certificate (then intermediates to send), its key and the anchors for the
+  // responder's certificate. Loaded once; every SA's connection shares them.
+  ike::AuthClass auth = ike::AuthClass::kPsk;
   Bytes psk;
+  std::vector<std::shared_ptr<const crypto::Certificate>> local_certs;
+  std::shared_ptr<const crypto::PrivateKey> private_key;
+  std::shared_ptr<const crypto::TrustStore> trust;
   ike::Identity local_id;
   std::optional<ike::Identity> remote_id;  // nullopt = accept any
   std::vector<wire::Proposal> ike_proposals;
   std::vector<wire::Proposal> esp_proposals;
   IpPrefix ts_pool;                   // SA i proposes TSi = the (i+1)-th /32 of this
+  // Ask for a virtual IPv4 address (CFG_REQUEST with INTERNAL_IP4_ADDRESS, as a road
+  // warrior with vips = 0.0.0.0): TSi is then "dynamic", 0.0.0.0/0 narrowed by the
+  // responder to the address it assigns, and ts_pool is not used.
+  bool vip = false;
   std::vector<IpPrefix> remote_ts;    // TSr offered; the responder narrows it
   bool mobike = true;                 // offer MOBIKE (and so float to the NAT-T port)
   // Switch targets the initiators follow besides the addresses the responder announced
@@ -69,10 +84,19 @@ struct HandshakeReport {
   std::string ike_proposals;
   std::string esp_proposals;
   bool mobike = false;
+  std::string auth;  // "psk", or "pubkey" with the key's kind in `key`
+  std::string key;   // "ECDSA P-256", "RSA 3072", ...
+  bool vip = false;
 
   std::size_t established = 0;  // IKE SA and its Child SA both up
   std::size_t failed = 0;
   std::map<std::string, std::size_t> failure_reasons;
+  // With --vip, of the established SAs: those the responder assigned an address, how
+  // many different addresses that made, and those whose Child SA's TSi the responder
+  // narrowed to exactly that address.
+  std::size_t vips_assigned = 0;
+  std::size_t vips_distinct = 0;
+  std::size_t vips_in_ts = 0;
   double elapsed_s = 0;      // first request to last establishment
   double sas_per_s = 0;      // established / elapsed_s
   double wall_s = 0;         // first request to the last SA resolved (incl. failures)

@@ -1,16 +1,22 @@
 // mobike-bench: load generators and benchmarks for mobiked (and any IKEv2 responder).
 //
 //   mobike-bench handshake --target ADDR [--port 500] --count N [--rate R]
-//       [--concurrency C] [--local ADDR] --psk S [--local-id ID] [--remote-id ID]
+//       [--concurrency C] [--local ADDR] [--local-id ID] [--remote-id ID]
+//       (--psk S | --auth cert --cert FILE --key FILE --cacert FILE) [--vip]
 //       [--ike PROPOSALS] [--esp PROPOSALS] [--responder-pid PID] [--json]
 //       [--timeout S] [--delete]
 //
 // Exit status: 0 when every SA was established, 1 when any failed, 2 when the run could
 // not start (bad arguments, sockets), CLI11's codes for a bad command line.
 #include <CLI/CLI.hpp>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 
+#include "crypto/certificate.h"
+#include "crypto/signature.h"
+#include "ike/authenticator.h"
 #include "ike/proposal_string.h"
 #include "platform/route.h"
 #include "tools/bench_handshake.h"
@@ -27,6 +33,51 @@ int setup_error(const std::string& message) {
 
 std::chrono::milliseconds seconds(double s) {
   return std::chrono::milliseconds(static_cast<long long>(s * 1000.0));
+}
+
+std::optional<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// --cert, --key and --cacert, loaded once for every SA, with the checks the daemon's
+// config loader makes: the key is the certificate's, our identity is in it, the anchors
+// are CA certificates. An error names the option and the file.
+std::optional<std::string> load_credentials(const std::string& cert_file, const std::string& key_file,
+                                            const std::string& cacert_file, mobike::bench::HandshakeOptions& o) {
+  using namespace mobike;
+  auto cert_text = read_file(cert_file);
+  if (!cert_text) return "--cert: cannot read " + cert_file;
+  auto certs = crypto::Certificate::from_pem(*cert_text);
+  if (!certs) return "--cert: " + cert_file + ": " + certs.error();
+  if (certs->empty()) return "--cert: no certificate in " + cert_file;
+  auto key_text = read_file(key_file);
+  if (!key_text) return "--key: cannot read " + key_file;
+  auto key = crypto::PrivateKey::from_pem(*key_text);
+  if (!key) return "--key: " + key_file + ": " + key.error();
+  const auto& cert = *certs->front();
+  if (cert.public_key().der() != (*key)->public_key_der())
+    return "--key: " + key_file + " is not the key of certificate '" + cert.subject() + "'";
+  if (!ike::identity_in_certificate(o.local_id, cert))
+    return "--local-id: '" + o.local_id.to_string() + "' is neither the subject nor a subjectAltName of '" +
+           cert.subject() + "'";
+  auto ca_text = read_file(cacert_file);
+  if (!ca_text) return "--cacert: cannot read " + cacert_file;
+  auto anchors = crypto::Certificate::from_pem(*ca_text);
+  if (!anchors) return "--cacert: " + cacert_file + ": " + anchors.error();
+  if (anchors->empty()) return "--cacert: no certificate in " + cacert_file;
+  auto trust = std::make_shared<crypto::TrustStore>();
+  for (auto& ca : *anchors) {
+    if (!ca->is_ca()) return "--cacert: '" + ca->subject() + "' is not a CA certificate";
+    trust->add_anchor(std::move(ca));
+  }
+  o.local_certs = std::move(*certs);
+  o.private_key = std::move(*key);
+  o.trust = std::move(trust);
+  return std::nullopt;
 }
 
 }  // namespace
@@ -64,7 +115,20 @@ int main(int argc, char** argv) {
   hs->add_option("--local", local, "address to send from (default: the route's source to --target)");
   hs->add_option("--local-port", local_port, "our IKE port; 0 = ephemeral")->capture_default_str();
   hs->add_option("--local-natt-port", local_natt_port, "our NAT-T port; 0 = ephemeral")->capture_default_str();
-  hs->add_option("--psk", psk, "pre-shared key (\"0x...\" for hex)")->required();
+  std::string auth = "psk", cert_file, key_file, cacert_file;
+  bool vip = false;
+  hs->add_option("--auth", auth, "how both sides authenticate: psk, or cert (certificates)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"psk", "cert"}));
+  hs->add_option("--psk", psk, "pre-shared key (\"0x...\" for hex); required with --auth psk");
+  hs->add_option("--cert", cert_file, "--auth cert: our certificate (PEM), then intermediates to send")
+      ->check(CLI::ExistingFile);
+  hs->add_option("--key", key_file, "--auth cert: our private key (PEM, PKCS#8)")->check(CLI::ExistingFile);
+  hs->add_option("--cacert", cacert_file, "--auth cert: trust anchor(s) (PEM) for the responder's certificate")
+      ->check(CLI::ExistingFile);
+  hs->add_flag("--vip", vip,
+               "ask for a virtual IPv4 address (configuration payload, vips = 0.0.0.0); TSi is then the "
+               "assigned address as the responder narrows 0.0.0.0/0, not one of --ts-pool");
   hs->add_option("--local-id", local_id, "our identity")->capture_default_str();
   hs->add_option("--remote-id", remote_id, "the responder's identity (default: accept any)");
   hs->add_option("--ike", ike, "IKE proposals")->capture_default_str();
@@ -120,16 +184,28 @@ int main(int argc, char** argv) {
   o.count = count;
   o.rate = rate;
   o.concurrency = concurrency;
-  if (psk.starts_with("0x") || psk.starts_with("0X")) {
-    o.psk = from_hex(std::string_view(psk).substr(2));
-    if (o.psk.empty()) return setup_error("--psk: not valid hex after 0x");
-  } else {
-    o.psk = to_bytes(psk);
-  }
-  if (o.psk.empty()) return setup_error("--psk must not be empty");
   auto lid = ike::Identity::parse(local_id);
   if (!lid) return setup_error("--local-id: cannot use '" + local_id + "'");
   o.local_id = *lid;
+  if (auth == "psk") {
+    if (psk.empty()) return setup_error("--psk is required with --auth psk");
+    if (!cert_file.empty() || !key_file.empty() || !cacert_file.empty())
+      return setup_error("--cert, --key and --cacert are for --auth cert");
+    if (psk.starts_with("0x") || psk.starts_with("0X")) {
+      o.psk = from_hex(std::string_view(psk).substr(2));
+      if (o.psk.empty()) return setup_error("--psk: not valid hex after 0x");
+    } else {
+      o.psk = to_bytes(psk);
+    }
+    if (o.psk.empty()) return setup_error("--psk must not be empty");
+  } else {
+    if (cert_file.empty() || key_file.empty() || cacert_file.empty())
+      return setup_error("--auth cert needs --cert, --key and --cacert");
+    if (!psk.empty()) return setup_error("--psk is for --auth psk");
+    o.auth = ike::AuthClass::kPubkey;
+    if (auto error = load_credentials(cert_file, key_file, cacert_file, o)) return setup_error(*error);
+  }
+  o.vip = vip;
   if (!remote_id.empty() && remote_id != "%any") {
     auto rid = ike::Identity::parse(remote_id);
     if (!rid) return setup_error("--remote-id: cannot use '" + remote_id + "'");

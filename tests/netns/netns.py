@@ -932,11 +932,17 @@ class Charon:
             for j, path in enumerate(c.crls):
                 shutil.copyfile(path, self.swanctl_dir / "x509crl" / f"{c.name}-{i}-crl{j}-{Path(path).name}")
 
-    def load(self, conns: Iterable[Conn]) -> None:
+    def load(self, conns: Iterable[Conn], pools: dict[str, str] | None = None) -> None:
+        """pools: swanctl address pools by name ({"rw": "10.3.0.0/24"}), which a Conn
+        names in extra={"pools": "rw"}."""
         conns = list(conns)
         if any(c.uses_certs for c in conns):
             self._stage_credentials(conns)
-        self.swanctl_path.write_text(swanctl_conf(conns))
+        text = swanctl_conf(conns)
+        if pools:
+            text += "pools {\n" + "".join(f"  {name} {{\n    addrs = {addrs}\n  }}\n"
+                                          for name, addrs in pools.items()) + "}\n"
+        self.swanctl_path.write_text(text)
         self.swanctl("--load-all", "--file", str(self.swanctl_path))
 
     def list_certs(self) -> str:
