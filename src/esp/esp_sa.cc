@@ -116,8 +116,10 @@ CipherCtx& CipherCtx::operator=(CipherCtx&& o) noexcept {
 }
 
 // The provider's freectx cleanses the key schedule.
-CipherCtx::~CipherCtx() {
-  if (ctx_) impl_->freectx(ctx_);
+CipherCtx::~CipherCtx() { reset(); }
+
+void CipherCtx::reset() {
+  if (ctx_) impl_->freectx(std::exchange(ctx_, nullptr));
 }
 
 }  // namespace detail
@@ -301,7 +303,7 @@ Expected<EspCrypto, std::string> EspCrypto::create(const EspSaParams& p, bool en
     default: return unexpected("unsupported ESP encryption transform " + std::to_string(p.encr_id));
   }
   if (!cipher) return unexpected(std::string("OpenSSL lacks the cipher"));
-  c.cipher = cipher;
+  c.ctx = CipherCtx(cipher, nullptr);
   c.encrypt = encrypt;
   c.key_len = static_cast<std::uint8_t>(key_len);
   std::memcpy(c.key.data(), p.encr_key.data(), key_len);
@@ -314,6 +316,7 @@ EspCrypto::~EspCrypto() {
 }
 
 bool EspCrypto::key_context() {
+  const ProviderCipher* cipher = ctx.impl();
   CipherCtx fresh(cipher, cipher->newctx(cipher->provctx));
   if (!fresh) {
     ERR_clear_error();

@@ -120,6 +120,8 @@ class CipherCtx {
   const ProviderCipher* impl() const { return impl_; }
   void* get() const { return ctx_; }
   explicit operator bool() const { return ctx_ != nullptr; }
+  // Frees the context; the cipher it was of stays known.
+  void reset();
 
  private:
   const ProviderCipher* impl_ = nullptr;
@@ -149,7 +151,7 @@ struct EspCrypto {
   // it did.
   bool release_if_idle() {
     if (std::exchange(used, false) || !ctx) return false;
-    ctx = CipherCtx();
+    ctx.reset();
     return true;
   }
 
@@ -174,8 +176,7 @@ struct EspCrypto {
   bool used = false;  // a packet since the last release_if_idle()
   std::uint8_t key_len = 0;
   std::array<std::uint8_t, 32> key{};  // the cipher key (AEAD: without the salt)
-  const ProviderCipher* cipher = nullptr;
-  CipherCtx ctx;  // keyed with `key`, or empty while the SA is idle
+  CipherCtx ctx;  // of the suite's cipher; keyed with `key`, or empty while the SA is idle
   // AES-CBC only, so out of line: AEAD SAs, the common case, carry no HMAC state.
   std::unique_ptr<const HmacSha2> hmac;
 };

@@ -126,8 +126,6 @@ class ChildSaEntry final : private InnerPolicy {
   std::uint64_t child_sa_id_;
   std::uint64_t ike_sa_id_;
   std::uint64_t serial_;  // install order: the newest wins among equal matches
-  bool outbound_active_ = true;
-  bool rekey_requested_ = false;
   // Only for Child SAs with volume limits (most have none): one pointer otherwise.
   struct LimitState {
     VolumeLimits limits;
@@ -135,6 +133,9 @@ class ChildSaEntry final : private InnerPolicy {
   };
   std::unique_ptr<LimitState> limits_;
   EspPath path_;
+  // Behind the 42-octet path, where they fill what would be padding.
+  bool outbound_active_ = true;
+  bool rekey_requested_ = false;
   // Both selector lists in one allocation, local ones first: a gateway holds one entry
   // per client, and this saves a second heap block and vector per entry.
   std::uint16_t n_local_ = 0, n_remote_ = 0;

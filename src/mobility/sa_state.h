@@ -23,6 +23,9 @@ struct Path {
 };
 
 struct SaState final : ike::MobilityState {
+  // Fields are grouped by size, not by topic: a gateway holds one per client, and the
+  // padding between mixed sizes cost 24 octets of each.
+
   // The peer's additional addresses (§3.6); the address in its IP header is implied.
   std::vector<IpAddress> peer_addresses;
   // Initiator: the peer's addresses by our own lookup of its name in remote_addrs (the
@@ -30,6 +33,22 @@ struct SaState final : ike::MobilityState {
   std::vector<IpAddress> looked_up;
   // Our own list as last sent to the peer (responder announcements).
   std::vector<IpAddress> announced;
+  // Path probing (§3.4): the outstanding request goes out on every candidate path.
+  // After the first answer: other answers to the same request until decide_at.
+  std::vector<Path> answers;  // in arrival order
+  std::vector<Path> probed;   // where this probing sent; answers from elsewhere are ignored
+  TimePoint probing_since{};
+  TimePoint switch_deadline = TimePoint::max();  // of the switch below
+  std::uint64_t updates = 0;    // completed moves of this SA
+  std::uint64_t switch_id = 0;  // counts the switches of this SA (see SwitchTask)
+  // The path the Child SAs use: what both peers agreed on in the last completed update.
+  Path committed;
+  // Where the response to our last request came from (for the RR check).
+  Path last_response_path;
+  // Responder-initiated switch (SWITCH_TO_IP_ADDRESS): where to and from.
+  IpAddress switch_to;
+  IpAddress switch_from;
+  std::uint32_t probe_mid = 0;
   bool announced_once = false;
   // Responder: a new list is to be announced at the next timer (see
   // Mobike::local_addresses_changed).
@@ -38,28 +57,12 @@ struct SaState final : ike::MobilityState {
   // being rekeyed: sent at the next timer, on the SA that replaced it if any.
   bool update_due = false;
   bool rr_due = false;
-  // The path the Child SAs use: what both peers agreed on in the last completed update.
-  Path committed;
-
-  // Path probing (§3.4): the outstanding request goes out on every candidate path.
   bool probing = false;
-  TimePoint probing_since{};
   bool no_path_reported = false;  // this probing's EventKind::kNoPath is out
-  std::uint32_t probe_mid = 0;
-  // After the first answer: other answers to the same request until decide_at.
   bool deciding = false;
-  std::vector<Path> answers;  // in arrival order
-  std::vector<Path> probed;   // where this probing sent; answers from elsewhere are ignored
-
   // Responder: the initiator's new path awaits a return-routability check.
   bool rr_pending = false;
-  // Where the response to our last request came from (for the RR check).
-  Path last_response_path;
-
-  std::uint64_t updates = 0;  // completed moves of this SA
-
-  // Responder-initiated switch (SWITCH_TO_IP_ADDRESS). The roles are those of the first
-  // IKE SA; the flags survive IKE SA rekeys.
+  // The roles are those of the first IKE SA; the flags survive IKE SA rekeys.
   bool peer_switch = false;  // responder: the initiator sent the 0x52 octet
   enum class Switch : std::uint8_t {
     kIdle,
@@ -67,10 +70,6 @@ struct SaState final : ike::MobilityState {
     kAwaitUpdate,  // answered; UPDATE_SA_ADDRESSES is expected at the new address
   };
   Switch switch_state = Switch::kIdle;
-  std::uint64_t switch_id = 0;  // counts the switches of this SA (see SwitchTask)
-  IpAddress switch_to;
-  IpAddress switch_from;
-  TimePoint switch_deadline = TimePoint::max();
 };
 
 // The SA's MOBIKE state, created on first use.

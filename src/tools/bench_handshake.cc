@@ -291,8 +291,8 @@ void Run::resolve(std::unordered_map<std::uint64_t, Pending>::iterator it, TimeP
 // assigned, and whether it narrowed the Child SA's TSi (0.0.0.0/0) to just that.
 void Run::note_vip(std::uint64_t ike_sa_id) {
   const ike::IkeSa* sa = engine_->find_ike_sa(ike_sa_id);
-  if (!sa || sa->local_vips.empty()) return;
-  const IpAddress& vip = sa->local_vips.front();
+  if (!sa || sa->extras().local_vips.empty()) return;
+  const IpAddress& vip = sa->extras().local_vips.front();
   r_.vips_assigned++;
   vips_seen_.insert(vip);
   if (sa->children.empty()) return;
