@@ -29,6 +29,7 @@ class Aead {
   ~Aead();
 
   AeadAlg alg() const { return alg_; }
+  ByteView key() const { return ByteView(key_.data(), key_size(alg_)); }
 
   // Writes ciphertext || tag into `out`, which must be plaintext.size() + kTagSize
   // octets; `out` may begin at plaintext.data() (in-place). False on a wrong nonce or

@@ -78,6 +78,9 @@ class CbcHmacCipher final : public SkCipher {
     return body;
   }
 
+  Bytes encr_key() const override { return encr_key_; }
+  Bytes integ_key() const override { return integ_key_; }
+
   Expected<Bytes, std::string> open(ByteView prefix, ByteView body) const override {
     if (body.size() < kCbcBlock + kCbcBlock + integ_.icv_size) {
       return err("SK payload too short");
@@ -154,6 +157,13 @@ class AeadCipher final : public SkCipher {
     }
     return body;
   }
+
+  Bytes encr_key() const override {
+    Bytes k(aead_.key().begin(), aead_.key().end());
+    k.insert(k.end(), salt_.begin(), salt_.end());
+    return k;
+  }
+  Bytes integ_key() const override { return {}; }
 
   Expected<Bytes, std::string> open(ByteView prefix, ByteView body) const override {
     if (body.size() < kAeadIv + 1 + Aead::kTagSize) return err("SK payload too short");

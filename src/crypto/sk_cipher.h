@@ -49,6 +49,11 @@ class SkCipher {
   // Verifies and decrypts an SK body; returns the inner payload octets with padding and
   // the Pad Length octet removed. Fails on a bad ICV or malformed padding/length.
   virtual Expected<Bytes, std::string> open(ByteView prefix, ByteView body) const = 0;
+
+  // The keys it was created with (AEAD: key || salt; integrity: empty), for an SA that
+  // moves to another node: the cipher is their only copy.
+  virtual Bytes encr_key() const = 0;
+  virtual Bytes integ_key() const = 0;
 };
 
 }  // namespace mobike::crypto

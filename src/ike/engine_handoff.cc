@@ -73,10 +73,15 @@ IkeSaSnapshot Engine::snapshot_of(const IkeSa& sa, TimePoint now) const {
   s.remote_vips = sa.remote_vips;
   s.ike_proposal = sa.ike_proposal;
   s.sk_d = sa.crypto.sk_d;
-  s.sk_ai = sa.crypto.sk_ai;
-  s.sk_ar = sa.crypto.sk_ar;
-  s.sk_ei = sa.crypto.sk_ei;
-  s.sk_er = sa.crypto.sk_er;
+  // §2.14's names are by role: the initiator protects with SK_ei/SK_ai.
+  if (sa.crypto.out && sa.crypto.in) {
+    const crypto::SkCipher& by_initiator = sa.initiator ? *sa.crypto.out : *sa.crypto.in;
+    const crypto::SkCipher& by_responder = sa.initiator ? *sa.crypto.in : *sa.crypto.out;
+    s.sk_ei = by_initiator.encr_key();
+    s.sk_ai = by_initiator.integ_key();
+    s.sk_er = by_responder.encr_key();
+    s.sk_ar = by_responder.integ_key();
+  }
   s.next_request_mid = sa.next_request_mid;
   s.expected_peer_mid = sa.expected_peer_mid;
   s.peer_fragmentation = sa.peer_fragmentation;

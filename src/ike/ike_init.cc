@@ -3,6 +3,7 @@
 #include "ike/authenticator.h"
 
 #include "crypto/key_derivation.h"
+#include "crypto/wipe.h"
 #include "ike/proposal_select.h"
 #include "ike/protection.h"
 
@@ -58,10 +59,7 @@ bool set_ike_keys(IkeCrypto& crypto, const wire::Proposal& proposal, bool initia
   crypto.out = std::move(initiator ? *ci : *cr);
   crypto.in = std::move(initiator ? *cr : *ci);
   crypto.sk_d = std::move(sk_d);
-  crypto.sk_ai = std::move(sk_ai);
-  crypto.sk_ar = std::move(sk_ar);
-  crypto.sk_ei = std::move(sk_ei);
-  crypto.sk_er = std::move(sk_er);
+  for (Bytes* k : {&sk_ai, &sk_ar, &sk_ei, &sk_er}) crypto::wipe(*k);
   return true;
 }
 

@@ -71,9 +71,8 @@ struct IkeCrypto {
   std::unique_ptr<crypto::SkCipher> out;  // protects what we send
   std::unique_ptr<crypto::SkCipher> in;   // verifies what we receive
   Bytes sk_d;  // SK_pi and SK_pr are in IkeSaSetup: only IKE_AUTH uses them
-  // The keys `out` and `in` were made from, by RFC 7296 §2.14's names: kept so that the
-  // SA can move to another node (Engine::export_sa).
-  Bytes sk_ai, sk_ar, sk_ei, sk_er;
+  // SK_ai, SK_ar, SK_ei, SK_er live only in `out` and `in` (their encr_key() and
+  // integ_key() give them back to Engine::export_sa).
 };
 
 // Builds `crypto` for an IKE SA from its negotiated proposal and SK_* keys (the

@@ -112,6 +112,30 @@ TEST(SkCipher, RoundTripAndExactSizeForEverySuite) {
   }
 }
 
+// An SA that moves to another node takes its keys from its ciphers (they keep the only
+// copy): what they give back is what they were made from, and a cipher made from that
+// opens what the first sealed.
+TEST(SkCipher, KeysComeBackAsGiven) {
+  SeededRandom rng(9);
+  const Bytes prefix = pattern(28, 0x11);
+  for (const auto& s : kSuites) {
+    SCOPED_TRACE(s.name);
+    Bytes ek(encr_key_size(s.suite)), ik(integ_key_size(s.suite.integ));
+    for (std::size_t i = 0; i < ek.size(); ++i) ek[i] = static_cast<std::uint8_t>(0xa0 + i);
+    for (std::size_t i = 0; i < ik.size(); ++i) ik[i] = static_cast<std::uint8_t>(0x30 + i);
+    auto c = SkCipher::create(s.suite, ek, ik);
+    ASSERT_TRUE(c) << c.error();
+    EXPECT_EQ((*c)->encr_key(), ek);
+    EXPECT_EQ((*c)->integ_key(), ik);
+    auto again = SkCipher::create(s.suite, (*c)->encr_key(), (*c)->integ_key());
+    ASSERT_TRUE(again) << again.error();
+    const Bytes inner = pattern(77, 3);
+    auto opened = (*again)->open(prefix, (*c)->seal(prefix, inner, rng));
+    ASSERT_TRUE(opened) << opened.error();
+    EXPECT_EQ(*opened, inner);
+  }
+}
+
 TEST(SkCipher, SealedSizeFormula) {
   // CBC: 16-octet IV + plaintext padded up (Pad Length included) to 16 + ICV.
   auto cbc = make({EncrId::kAesCbc, 128, IntegId::kHmacSha384_192});
