@@ -3,7 +3,7 @@
 (its eap-mschapv2 plugin from libcharon-extauth-plugins) through a Linux MASQUERADE NAT,
 one ctest per case:
 
-netns-params: swan_client_mschapv2 swan_client_wrong_password mobiked_client_swan_gw mobiked_pair_switch swan_client_tls mobiked_client_tls_swan_gw
+netns-params: swan_client_mschapv2 swan_client_wrong_password mobiked_client_swan_gw mobiked_pair_switch swan_client_tls mobiked_client_tls_swan_gw many_clients
 
     ini (10.1.0.2, client) -- nat (10.1.0.1 | 198.51.100.2) -- res (198.51.100.10, gateway)
                                                                 203.0.113.1/32 on lo
@@ -46,6 +46,18 @@ carol@example.test:
                      with eap-tls and a pool: charon shows remote-eap-id
                      carol@example.test; mobiked gets 10.3.0.1 and pings from it.
 
+Several road warriors on one gateway connection:
+    many_clients     three EAP-MSCHAPv2 clients behind the same NAT, each in its own
+                     namespace on the NAT's inside LAN, with the same IKE identity and
+                     their own EAP identities: charon as carol (ini), charon as dave and
+                     mobiked as erin, all started at once, and at the same time a charon
+                     claiming to be carol with a wrong password. The gateway (the one
+                     connection, eap_id %any, one pool) holds three IKE SAs from the NAT's
+                     public address on three ports, each with its EAP identity, its own
+                     virtual IP leased to that identity and a Child SA narrowed to it; the
+                     wrong password is refused without a lease; each client pings from
+                     its virtual IP.
+
 Run by hand (root, a Release build):
     MOBIKE_BUILD_DIR=build/release python3 tests/netns/test_eap_interop.py swan_client_mschapv2
 """
@@ -55,6 +67,7 @@ import os
 import re
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.dont_write_bytecode = True  # also when run by hand: no __pycache__ in the source tree
@@ -119,26 +132,43 @@ def start_gateway(lab: Lab, ns, gw_cert, users: dict[str, str], method: str = "e
     return d.start([conn])
 
 
-def swan_client(lab: Lab, t: NatTopology, pki, password: str) -> Charon:
-    charon = Charon(lab, t.ini, "charon-ini", retransmit_timeout=1.0, retransmit_tries=3,
+def swan_client(lab: Lab, t: NatTopology, pki, password: str, user: str = USER, ns=None,
+                addr: str | None = None, name: str = "charon-ini") -> Charon:
+    """charon as the EAP-MSCHAPv2 road warrior user, in t.ini at t.INI_ADDR unless ns and addr."""
+    charon = Charon(lab, ns or t.ini, name, retransmit_timeout=1.0, retransmit_tries=3,
                     log_levels={"ike": 2, "cfg": 2, "enc": 1, "knl": 2},
                     extra_plugins=SWAN_EAP_PLUGINS).start()
-    conn = Conn(NAME, local_id=CLIENT_ID, remote_id=GW_ID, local_addrs=[t.INI_ADDR], remote_addrs=[t.RES_ADDR],
-                remote_ts=[GW_NET], dpd_delay=10, extra={"vips": "0.0.0.0"},
+    conn = Conn(NAME, local_id=CLIENT_ID, remote_id=GW_ID, local_addrs=[addr or t.INI_ADDR],
+                remote_addrs=[t.RES_ADDR], remote_ts=[GW_NET], dpd_delay=10, extra={"vips": "0.0.0.0"},
                 local_auth="eap-mschapv2", remote_auth="pubkey", cacerts=[str(pki.root.cert)],
-                local_eap_id=USER, eap_secrets={USER: password})
+                local_eap_id=user, eap_secrets={user: password})
     charon.load([conn])
     return charon
 
 
-def mobiked_client(lab: Lab, ns, pki, remote: str) -> Mobiked:
+def mobiked_client(lab: Lab, ns, pki, remote: str, user: str = USER, password: str = PASSWORD) -> Mobiked:
     d = Mobiked(lab, ns, "mobiked-client", dataplane="userspace")
     conn = MConn(NAME, local_id=CLIENT_ID, remote_id=GW_ID, psk=None, remote_addrs=[remote],
                  local_ts=[], remote_ts=[GW_NET], dpd_delay="10s",
                  local_auth="eap-mschapv2", remote_auth="pubkey", cacerts=[str(pki.root.cert)],
-                 extra={"vips": ["0.0.0.0"], "eap_id": USER,
-                        "eap_secrets": write_secrets(lab, "client-eap.secrets", {USER: PASSWORD})})
+                 extra={"vips": ["0.0.0.0"], "eap_id": user,
+                        "eap_secrets": write_secrets(lab, "client-eap.secrets", {user: password})})
     return d.start([conn])
+
+
+def lan_host(lab: Lab, t: NatTopology, role: str, k: int) -> tuple:
+    """One more host on the NAT's inside: namespace role with eth0 10.1.0.{k+2}/24, default
+    via the NAT, wired to the NAT's in{k} (ini is .2 on in0) and routed there by a /32;
+    forwarded and masqueraded (the NAT's rule covers 10.1.0.0/24) like ini."""
+    ns, dev, addr = lab.namespace(role), f"in{k}", f"10.1.0.{k + 2}"
+    lab.veth(ns, "eth0", t.nat, dev)
+    ns.add_address("eth0", addr + "/24")
+    ns.add_route("default", via=t.NAT_INSIDE)
+    t.nat.add_route(addr + "/32", dev=dev)
+    t.nat.iptables("-A", "FORWARD", "-i", dev, "-o", t.NAT_OUT_DEV, "-j", "ACCEPT")
+    t.nat.iptables("-A", "FORWARD", "-i", t.NAT_OUT_DEV, "-o", dev, "-m", "conntrack",
+                   "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT")
+    return ns, addr
 
 
 # --------------------------------------------------------------------------- views
@@ -407,6 +437,86 @@ def mobiked_client_tls_swan_gw(lab: Lab) -> None:
         f"{ssa.get('remote-eap-id')!r}; mobiked pings from {VIP}")
 
 
+def installed(sa: dict) -> dict | None:
+    """sa if ESTABLISHED with INSTALLED Child SAs (in "kids"), as mob_sa."""
+    kids = [c for c in sa.get("children", []) if c.get("state") == "INSTALLED"]
+    return dict(sa, kids=kids) if sa.get("state") == "ESTABLISHED" and kids else None
+
+
+def many_clients(lab: Lab) -> None:
+    t = nat_topology(lab)
+    pki, gw_cert = make_pki(lab, t, [t.RES_ADDR])
+    users = {USER: PASSWORD, "dave": "Dave's 0ther secret", "erin": "erin-EAP-pw-3"}
+    gw = start_gateway(lab, t.res, gw_cert, users)
+    (dave_ns, dave_addr), (erin_ns, _), (bad_ns, bad_addr) = (
+        lan_host(lab, t, role, k) for k, role in ((1, "dave"), (2, "erin"), (3, "mallory")))
+    carol = swan_client(lab, t, pki, PASSWORD)
+    dave = swan_client(lab, t, pki, users["dave"], "dave", dave_ns, dave_addr, "charon-dave")
+    bad = swan_client(lab, t, pki, "not " + PASSWORD, USER, bad_ns, bad_addr, "charon-mallory")
+    erin = mobiked_client(lab, erin_ns, pki, t.RES_ADDR, "erin", users["erin"])
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(3) as ex:  # all at once: swanctl --initiate waits for its SA
+        runs = {c: ex.submit(c.swanctl, "--initiate", "--child", NAME, "--timeout", "15", check=False, timeout=25)
+                for c in (carol, dave, bad)}
+        erin.ctl("initiate", NAME)
+        done = {c: f.result() for c, f in runs.items()}
+    swan = {}
+    for user, c in ((USER, carol), ("dave", dave)):
+        r = done[c]
+        swan[user] = wait_until(lambda: swan_sa(c), 10, f"{c.name} ESTABLISHED (swanctl --initiate: "
+                                                         f"{r.returncode} {r.stdout[-1500:]})")
+    esa = wait_until(lambda: mob_sa(erin), 10, "mobiked-client (erin) ESTABLISHED with a Child SA")
+    log(f"carol, dave and erin established in {time.monotonic() - t0:.2f}s")
+    check(done[bad].returncode != 0 and swan_sa(bad) is None,
+          f"carol's wrong password was accepted:\n{done[bad].stdout[-800:]}")
+    wait_until(lambda: re.search(rf"password of '{USER}' does not match", gw.log_text()), 5,
+               "mobiked to log that carol's (wrong) password does not match")
+
+    # The clients' virtual IPs and their own Child SAs' selectors.
+    vips = {}
+    for user, sa in swan.items():
+        v = sa.get("local-vips", [])
+        vips[user] = (v if isinstance(v, list) else [v])[0] if v else None
+        kids = list(sa.get("child-sas", {}).values())
+        check(len(kids) == 1 and kids[0].get("local-ts") == [f"{vips[user]}/32"],
+              f"{user}'s charon: local-vips {v}, Child SAs' local-ts {[k.get('local-ts') for k in kids]}")
+    ts = esa["kids"][0].get("local_ts") or [""]
+    vips["erin"] = ts[0].removesuffix("/32")
+    check(len(esa["kids"]) == 1 and ts == [f"{vips['erin']}/32"], f"erin's Child SA local_ts {ts}")
+    check(len(set(vips.values())) == 3 and all(v and v.startswith("10.3.0.") for v in vips.values()),
+          f"the clients' virtual IPs are not three distinct pool addresses: {vips}")
+
+    # The gateway: three IKE SAs from the NAT's public address on three ports, one per user.
+    sas = wait_until(lambda: len(v := [x for sa in gw.list_sas() if (x := installed(sa))]) == 3 and v, 10,
+                     "mobiked to show three ESTABLISHED IKE SAs with Child SAs")
+    check(len(gw.list_sas()) == 3, f"mobiked has {len(gw.list_sas())} IKE SAs, expected 3")
+    by_user = {sa.get("remote_eap_id"): sa for sa in sas}
+    check(sorted(by_user) == sorted(users), f"mobiked's remote_eap_ids {sorted(map(str, by_user))}, expected "
+                                            f"{sorted(users)}")
+    remotes = {u: (sa["remote"]["addr"], sa["remote"]["port"]) for u, sa in by_user.items()}
+    check(all(a == t.NAT_OUTSIDE for a, _ in remotes.values()) and len(set(remotes.values())) == 3
+          and all(sa["nat_remote"] for sa in sas),
+          f"mobiked's peers {remotes}, expected {t.NAT_OUTSIDE} on three ports, behind a NAT")
+    for user, sa in by_user.items():
+        kids = sa["kids"]
+        check(sa.get("remote_id") == CLIENT_ID and len(kids) == 1
+              and kids[0].get("remote_ts") == [f"{vips[user]}/32"] and kids[0].get("local_ts") == [GW_NET],
+              f"mobiked's SA with {user}: remote_id {sa.get('remote_id')!r}, Child SAs "
+              f"{[(c.get('local_ts'), c.get('remote_ts')) for c in kids]}, expected {GW_NET} === {vips[user]}/32")
+    leases = sorted(the_pool(gw).get("leases", []), key=lambda x: str(x.get("identity")))
+    want = [{"address": vips[u], "identity": u, "online": True} for u in sorted(vips)]
+    check(leases == want, f"list-pools leases {leases}, expected {want}")
+
+    # Traffic: each from its own virtual IP, through its own tunnel.
+    wait_until(lambda: re.search(rf"\binet {re.escape(vips['erin'])}/32\b",
+                                 erin_ns.ip("-o", "-4", "addr", "show", "dev", TUN, check=False).stdout),
+               5, f"{vips['erin']} on erin's {TUN}")
+    for user, ns in ((USER, t.ini), ("dave", dave_ns), ("erin", erin_ns)):
+        ping(ns, vips[user], user)
+    log("mobiked: " + ", ".join(f"{u} {vips[u]} from {a}:{p}" for u, (a, p) in sorted(remotes.items()))
+        + "; carol's wrong password refused; three pings through")
+
+
 CASES = {
     "swan_client_mschapv2": (swan_client_mschapv2, "strongSwan EAP-MSCHAPv2 road warrior against a mobiked "
                              "gateway with a certificate, a pool and rekeys", True),
@@ -419,6 +529,8 @@ CASES = {
     "swan_client_tls": (swan_client_tls, "strongSwan EAP-TLS road warrior against a mobiked gateway", True),
     "mobiked_client_tls_swan_gw": (mobiked_client_tls_swan_gw, "mobiked EAP-TLS client against a strongSwan gateway",
                                    True),
+    "many_clients": (many_clients, "three EAP-MSCHAPv2 road warriors (two strongSwan, one mobiked) behind one "
+                     "NAT on one mobiked gateway connection and pool, and a wrong password beside them", True),
 }
 
 
