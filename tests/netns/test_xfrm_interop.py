@@ -5,7 +5,7 @@ on kernel-netlink, its normal backend), both roles, through the MASQUERADE NAT:
     ini (10.1.0.2, inner 192.0.2.1) -- nat -- res (198.51.100.10, inner 203.0.113.1)
 
 netns-uml: only
-netns-params: mobiked_pair mobiked_initiator strongswan_initiator nat_mapping
+netns-params: mobiked_pair mobiked_initiator strongswan_initiator nat_mapping vip_client
 
 Each pairing (initiator + responder):
   1. establishes; both peers' kernel SAs run between their IKE endpoints (ESP in UDP on
@@ -27,6 +27,18 @@ middle of a 10 ms ping; the gateway's kernel reports the ESP from there
 (XFRM_MSG_MAPPING) and mobiked moves the SA to it (RFC 7296 §2.23) at once, not at the
 next IKE message.
 
+vip_client: mobiked as the road-warrior client with the kernel's data plane asking for a
+virtual IP (vips = ["0.0.0.0"], no local_ts) from charon (kernel-netlink) with a swanctl
+pool rw 10.3.0.0/24, local_ts 203.0.113.0/24, through the NAT (test_virtual_ip's
+swan_gateway). Checked: mobiked logs "virtual IP 10.3.0.1 assigned", its Child SA's
+local_ts is ["10.3.0.1/32"] and 10.3.0.1/32 is on eth0, the interface towards the gateway
+(`ip -j addr`, `ip -j route get`); the client's kernel holds the Child SA's two SAs and
+out/in policies 10.3.0.1/32 <-> 203.0.113.0/24, charon's kernel the same two SPIs; table
+220 routes 203.0.113.0/24 with source 10.3.0.1 (`ip route get` says so too); a ping to
+203.0.113.1 without -I gets replies and the client's kernel SAs count its packets (and
+run between the IKE endpoints, ESP in UDP). After `mobikectl terminate`: 10.3.0.1 is on
+no interface, table 220 is empty, and the client's kernel has no SA and no policy left.
+
 Needs ESP in the kernel: it runs only inside user-mode-linux (uml.xfrm_interop.*).
 """
 
@@ -40,7 +52,8 @@ sys.dont_write_bytecode = True  # also when run by hand: no __pycache__ in the s
 from mobike_scenarios import make_peer  # noqa: E402
 from mobiked import MConn, Mobiked  # noqa: E402
 from netns import (Lab, Skip, check, find_binary, in_uml, kernel_path_problems, log,  # noqa: E402
-                   require_commands, require_netns, require_strongswan, run_test, wait_until, xfrm_states)
+                   require_commands, require_netns, require_strongswan, run_test, wait_until, xfrm_policies,
+                   xfrm_states)
 from peers import MOBIKED, STRONGSWAN, Peer  # noqa: E402
 from scenario import Ping  # noqa: E402
 from topology import INI_INNER, RES_INNER, nat_topology  # noqa: E402
@@ -238,6 +251,88 @@ def nat_mapping(lab: Lab) -> None:
         f"{len(lost(ping))} pings lost")
 
 
+def vip_client(lab: Lab) -> None:
+    """mobiked (dataplane xfrm) gets a virtual IP from charon's pool (module docstring)."""
+    import test_virtual_ip as v
+    t = nat_topology(lab)
+    gw = v.swan_gateway(lab, t)
+    vip = v.VIP
+    cl = Mobiked(lab, t.ini, "mobiked-client", dataplane="xfrm").start([MConn(
+        v.NAME, local_id=v.CLIENT_ID, remote_id=v.GW_ID, psk=v.PSK, remote_addrs=[t.RES_ADDR],
+        local_ts=[], remote_ts=[v.GW_NET], dpd_delay="10s", extra={"vips": ["0.0.0.0"]})])
+    t0 = time.monotonic()
+    cl.ctl("initiate", v.NAME)
+    sa = cl.established(v.NAME)
+    kids = [c for c in sa["children"] if c["state"] == "INSTALLED"]
+    log(f"established in {time.monotonic() - t0:.2f}s: {sa['local']} -> {sa['remote']}")
+
+    # The address: assigned, the Child SA narrowed to it, on the interface towards the gateway.
+    check(re.search(rf"virtual IP {re.escape(vip)} assigned", cl.log_text()) is not None,
+          f"mobiked does not log 'virtual IP {vip} assigned': {re.findall(r'.*virtual IP.*', cl.log_text())}")
+    check(len(kids) == 1 and kids[0]["local_ts"] == [f"{vip}/32"] and kids[0]["remote_ts"] == [v.GW_NET],
+          f"the client's Child SA(s): {[(c['local_ts'], c['remote_ts']) for c in kids]}, "
+          f"expected [{vip}/32] === [{v.GW_NET}]")
+    kid = kids[0]
+    towards = json.loads(t.ini.ip("-j", "route", "get", t.RES_ADDR).stdout)[0]["dev"]
+
+    def vip_devs() -> list[str]:
+        return [i["ifname"] for i in json.loads(t.ini.ip("-j", "addr", "show").stdout)
+                for a in i.get("addr_info", []) if a.get("local") == vip]
+    devs = wait_until(lambda: vip_devs() or None, 5, f"{vip} on an interface of the client")
+    check(devs == [towards], f"{vip} is on {devs}, expected only on {towards} (towards the gateway)")
+    rv = v.swan_remote_vips(gw)
+    check(rv == [vip], f"charon-gw shows remote-vips {rv}, expected [{vip}]")
+    log(f"client got {vip} (local_ts {kid['local_ts']}), on {devs[0]}; charon-gw remote-vips {rv}")
+
+    # The kernel's SAs and policies, and table 220's route with the virtual IP as source.
+    spis = sorted(s["spi"] for s in xfrm_states(t.ini))
+    want = sorted([kid["spi_in"].lower(), kid["spi_out"].lower()])
+    check(spis == want, f"the client's kernel holds SAs {spis}, expected the Child SA's {want}")
+    gw_spis = sorted(s["spi"] for s in xfrm_states(t.res))
+    check(gw_spis == want, f"charon's kernel (kernel-netlink) holds SAs {gw_spis}, expected {want}")
+    pols = {(p["dir"], p["src"], p["dst"]) for p in xfrm_policies(t.ini)}
+    for d, src, dst in (("out", f"{vip}/32", v.GW_NET), ("in", v.GW_NET, f"{vip}/32")):
+        check((d, src, dst) in pols, f"the client's kernel has no {d} policy {src} -> {dst}: {sorted(pols)}")
+    routes = t.ini.ip("route", "show", "table", "220").stdout
+    check(re.search(rf"^{re.escape(v.GW_NET)} .*\bdev {towards}\b.*\bsrc {re.escape(vip)}\b", routes, re.M)
+          is not None, f"table 220 has no route to {v.GW_NET} dev {towards} with source {vip}: {routes!r}")
+    got = t.ini.ip("route", "get", t.RES_INNER).stdout.strip()
+    check(re.search(rf"\bsrc {re.escape(vip)}\b", got) is not None,
+          f"ip route get {t.RES_INNER} does not take {vip} as the source: {got!r}")
+    log(f"kernel: SAs {spis} (charon's kernel the same), policies {vip}/32 <-> {v.GW_NET}; "
+        f"table 220: {routes.strip()!r}")
+
+    # A ping without -I: its source is the route's, the virtual IP.
+    before = {s["spi"]: s["packets"] for s in xfrm_states(t.ini)}
+    r = t.ini.run(["ping", "-n", "-q", "-c", "3", "-i", "0.2", "-W", "2", t.RES_INNER], check=False, timeout=20)
+    check(r.returncode == 0, f"ping {t.RES_INNER} from the client through the kernel's SAs failed:\n"
+                             f"{r.stdout}{r.stderr}")
+    after = {s["spi"]: s["packets"] for s in xfrm_states(t.ini)}
+    for spi in want:
+        check(after.get(spi, 0) >= before.get(spi, 0) + 3,
+              f"the client's kernel SA {spi} counted {before.get(spi)} -> {after.get(spi)} packets for 3 pings")
+    view = {"local": (sa["local"]["addr"], int(sa["local"]["port"])),
+            "remote": (sa["remote"]["addr"], int(sa["remote"]["port"])),
+            "spi_in": kid["spi_in"].lower(), "spi_out": kid["spi_out"].lower()}
+    problems = kernel_path_problems(t.ini, view)
+    check(not problems, f"the client's kernel SAs: {problems}")
+    log(f"ping {t.RES_INNER} (no -I): {r.stdout.strip().splitlines()[-2]}; SA packets {before} -> {after}")
+
+    # Terminate: the address and the routes go with the Child SA.
+    cl.ctl("terminate", v.NAME)
+    wait_until(lambda: cl.sa(v.NAME) is None, 5, "the client to delete its IKE SA")
+    wait_until(lambda: not vip_devs(), 5, f"{vip} to leave the client's interfaces after terminate")
+    deadline = time.time() + 5
+    while (xfrm_states(t.ini) or spd(t.ini) or t.ini.ip("route", "show", "table", "220").stdout.strip()) \
+            and time.time() < deadline:
+        time.sleep(0.1)
+    left = t.ini.ip("route", "show", "table", "220").stdout.strip()
+    check(not left, f"routes left in table 220 after terminate: {left!r}")
+    check(not xfrm_states(t.ini) and not spd(t.ini),
+          f"the client's kernel still holds SAs {xfrm_states(t.ini)} and policies {spd(t.ini)}")
+    log(f"terminated: {vip} on no interface, table 220 empty, no SA or policy left in the client's kernel")
+
+
 def requires():
     if not in_uml():
         raise Skip("needs ESP in the kernel: runs inside user-mode-linux (uml.xfrm_interop.*)")
@@ -252,8 +347,11 @@ if __name__ == "__main__":
     pairing = sys.argv[1] if len(sys.argv) > 1 else "mobiked_pair"
     if pairing == "nat_mapping":
         run_test(nat_mapping, "kernel ESP, the client's NAT mapping changes", requires=requires)
+    elif pairing == "vip_client":
+        run_test(vip_client, "kernel ESP, mobiked client gets a virtual IP from charon's pool", timeout=90,
+                 requires=requires)
     elif pairing not in PAIRINGS:
-        sys.exit(f"unknown pairing {pairing!r}: {', '.join(PAIRINGS)}, nat_mapping")
+        sys.exit(f"unknown pairing {pairing!r}: {', '.join(PAIRINGS)}, nat_mapping, vip_client")
     else:
         run_test(lambda lab: test(lab, pairing), f"kernel ESP, {pairing.replace('_', ' ')}", timeout=280,
                  requires=requires)
