@@ -9,7 +9,7 @@
 namespace mobike::control {
 namespace {
 
-constexpr std::array<std::pair<Command, std::string_view>, 15> kCommands = {{
+constexpr std::array<std::pair<Command, std::string_view>, 16> kCommands = {{
     {Command::kListSas, "list-sas"},
     {Command::kInitiate, "initiate"},
     {Command::kTerminate, "terminate"},
@@ -25,6 +25,7 @@ constexpr std::array<std::pair<Command, std::string_view>, 15> kCommands = {{
     {Command::kClusterDrain, "cluster-drain"},
     {Command::kClusterRebalance, "cluster-rebalance"},
     {Command::kListPools, "list-pools"},
+    {Command::kListConns, "list-conns"},
 }};
 
 template <class... Fs>
@@ -125,6 +126,7 @@ Command command_of(const Request& r) {
                         [](const ClusterDrainRequest&) { return Command::kClusterDrain; },
                         [](const ClusterRebalanceRequest&) { return Command::kClusterRebalance; },
                         [](const ListPoolsRequest&) { return Command::kListPools; },
+                        [](const ListConnsRequest&) { return Command::kListConns; },
                     },
                     r);
 }
@@ -201,6 +203,9 @@ Expected<Request, std::string> request_from_json(const json& j) {
     case Command::kListPools:
       if (auto e = unknown_argument(j, name, {})) return unexpected(*e);
       return Request{ListPoolsRequest{}};
+    case Command::kListConns:
+      if (auto e = unknown_argument(j, name, {})) return unexpected(*e);
+      return Request{ListConnsRequest{}};
     case Command::kSwitchCancel:
       if (auto e = unknown_argument(j, name, {})) return unexpected(*e);
       return Request{SwitchCancelRequest{}};
@@ -605,6 +610,35 @@ std::string format_pool_list(const json& pools) {
       for (const auto& l : *it)
         out += "  " + l.value("address", "?") + "  " + (l.value("online", false) ? "online " : "offline") + "  " +
                l.value("identity", "") + "\n";
+  }
+  return out;
+}
+
+// swanctl --list-conns' shape: the connection, its addresses, each end's identity and
+// authentication, then its children with their selectors.
+std::string format_conn_list(const json& conns) {
+  if (!conns.is_array() || conns.empty()) return "no connections\n";
+  auto list = [](const json& j, const char* key, const char* none) {
+    std::string out;
+    if (auto it = j.find(key); it != j.end() && it->is_array())
+      for (const auto& v : *it) out += (out.empty() ? "" : ", ") + (v.is_string() ? v.get<std::string>() : v.dump());
+    return out.empty() ? std::string(none) : out;
+  };
+  std::string out;
+  for (const auto& c : conns) {
+    out += c.value("name", "?") + ": IKEv2, " + list(c, "local_addrs", "%any") + "...";
+    out += list(c, "remote_addrs", "%any") + (c.value("mobike", false) ? ", MOBIKE" : "") + "\n";
+    out += "  local:  " + c.value("local_auth", "?") + " " + c.value("local_id", "%any") + "\n";
+    out += "  remote: " + c.value("remote_auth", "?") + " " + c.value("remote_id", "%any");
+    if (auto it = c.find("eap_id"); it != c.end() && it->is_string()) out += ", EAP " + it->get<std::string>();
+    out += "\n";
+    if (c.contains("pools")) out += "  pools: " + list(c, "pools", "-") + "\n";
+    if (c.contains("vips")) out += "  vips: " + list(c, "vips", "-") + "\n";
+    out += "  start: " + c.value("start", "none") + ", proposals: " + c.value("ike_proposals", "?") + "\n";
+    if (auto it = c.find("children"); it != c.end() && it->is_array())
+      for (const auto& ch : *it)
+        out += "  " + ch.value("name", "?") + ": TUNNEL, " + ch.value("esp_proposals", "?") + "\n    " +
+               list(ch, "local_ts", "dynamic") + " === " + list(ch, "remote_ts", "dynamic") + "\n";
   }
   return out;
 }

@@ -106,7 +106,8 @@ enum class Command : std::uint8_t {
   kClusterMove,
   kClusterDrain,
   kClusterRebalance,
-  kListPools
+  kListPools,
+  kListConns
 };
 std::string_view command_name(Command c);  // "list-sas", ...
 std::optional<Command> command_from_name(std::string_view name);
@@ -148,6 +149,10 @@ struct ListAddressesRequest {
 struct ListPoolsRequest {
   friend bool operator==(const ListPoolsRequest&, const ListPoolsRequest&) = default;
 };
+// The loaded connections as configured (swanctl --list-conns).
+struct ListConnsRequest {
+  friend bool operator==(const ListConnsRequest&, const ListConnsRequest&) = default;
+};
 // Responder-initiated switch of IKE SAs (exactly one of sa / connection / all).
 struct SwitchRequest {
   std::string to;
@@ -180,7 +185,8 @@ struct ClusterRebalanceRequest {
 using Request = std::variant<ListSasRequest, InitiateRequest, TerminateRequest, RekeyRequest,
                              StatsRequest, ReloadRequest, UpdateAddressesRequest, ListAddressesRequest,
                              SwitchRequest, SwitchCancelRequest, ClusterStatusRequest, ClusterMoveRequest,
-                             ClusterDrainRequest, ClusterRebalanceRequest, ListPoolsRequest>;
+                             ClusterDrainRequest, ClusterRebalanceRequest, ListPoolsRequest,
+                             ListConnsRequest>;
 
 Command command_of(const Request& r);
 json request_to_json(const Request& r);
@@ -283,5 +289,6 @@ std::string format_address_list(const json& addresses);
 std::string format_stats(const json& stats);
 // list-pools, as swanctl --list-pools --leases shows them.
 std::string format_pool_list(const json& pools);
+std::string format_conn_list(const json& conns);
 
 }  // namespace mobike::control

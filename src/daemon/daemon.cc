@@ -564,6 +564,10 @@ json Daemon::handle_now(const control::Request& req) {
           response = switch_.cancel();
         } else if constexpr (std::is_same_v<T, control::ListAddressesRequest>) {
           result = addresses_.view();
+        } else if constexpr (std::is_same_v<T, control::ListConnsRequest>) {
+          std::vector<const ike::ConnectionConfig*> conns;
+          for (const auto& c : config_.connections) conns.push_back(&c);
+          result = connection_list_view(conns);
         } else if constexpr (std::is_same_v<T, control::ListPoolsRequest>) {
           result = json::array();
           for (const auto& [name, pool] : engine_.pools()) {

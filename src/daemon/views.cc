@@ -19,6 +19,70 @@ std::vector<std::string> ts_strings(const std::vector<wire::TrafficSelector>& ts
 
 }  // namespace
 
+namespace {
+
+const char* auth_name(ike::AuthClass c) {
+  switch (c) {
+    case ike::AuthClass::kPsk: return "psk";
+    case ike::AuthClass::kPubkey: return "pubkey";
+    case ike::AuthClass::kEapMschapv2: return "eap-mschapv2";
+    case ike::AuthClass::kEapTls: return "eap-tls";
+  }
+  return "?";
+}
+
+const char* start_name(ike::StartAction a) {
+  switch (a) {
+    case ike::StartAction::kNone: return "none";
+    case ike::StartAction::kInitiate: return "initiate";
+    case ike::StartAction::kTrap: return "trap";
+  }
+  return "?";
+}
+
+template <class T>
+json strings(const std::vector<T>& v) {
+  json out = json::array();
+  for (const auto& x : v) out.push_back(x.to_string());
+  return out;
+}
+
+}  // namespace
+
+json connection_list_view(const std::vector<const ike::ConnectionConfig*>& conns) {
+  json out = json::array();
+  for (const ike::ConnectionConfig* c : conns) {
+    json remote = json::array();
+    for (const auto& r : c->remote_addrs) remote.push_back(r);
+    json j = {{"name", c->name},
+              {"local_addrs", strings(c->local_addrs)},
+              {"remote_addrs", remote},
+              {"remote_port", c->remote_port},
+              {"local_id", c->local_id.to_string()},
+              {"remote_id", c->remote_id ? c->remote_id->to_string() : "%any"},
+              {"local_auth", auth_name(c->local_auth)},
+              {"remote_auth", auth_name(c->remote_auth)},
+              {"ike_proposals", ike::proposals_to_string(c->ike_proposals)},
+              {"mobike", c->mobike},
+              {"start", start_name(c->start)},
+              {"dpd_delay_s", std::chrono::duration_cast<std::chrono::seconds>(c->dpd_delay).count()},
+              {"rekey_time_s", std::chrono::duration_cast<std::chrono::seconds>(c->rekey_time).count()}};
+    if (c->eap_id) j["eap_id"] = *c->eap_id;
+    if (!c->pools.empty()) j["pools"] = c->pools;
+    if (!c->vips.empty()) j["vips"] = strings(c->vips);
+    json children = json::array();
+    for (const auto& ch : c->children)
+      children.push_back({{"name", ch.name},
+                          {"local_ts", strings(ch.local_ts)},
+                          {"remote_ts", strings(ch.remote_ts)},
+                          {"esp_proposals", ike::proposals_to_string(ch.esp_proposals)},
+                          {"rekey_time_s", std::chrono::duration_cast<std::chrono::seconds>(ch.rekey_time).count()}});
+    j["children"] = std::move(children);
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
 json sa_list_view(const ike::Engine& engine, const Dataplane* dataplane, ike::TimePoint t) {
   std::vector<control::IkeSaInfo> out;
   engine.for_each_ike_sa([&](const ike::IkeSa& sa) {

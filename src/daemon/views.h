@@ -20,6 +20,9 @@ struct IoCounters {
 };
 
 nlohmann::json sa_list_view(const ike::Engine& engine, const Dataplane* dataplane, ike::TimePoint now);
+// `list-conns`: each connection as loaded (remote_addrs as written: names stay names),
+// without secrets.
+nlohmann::json connection_list_view(const std::vector<const ike::ConnectionConfig*>& conns);
 nlohmann::json stats_view(const ike::Engine& engine, const IoCounters& io, const AddressFollower::Counters& addresses,
                           const Dataplane* dataplane);
 

@@ -7,6 +7,7 @@
 //   mobikectl stats [--json]
 //   mobikectl reload
 //   mobikectl update-addresses --sa ID [--local ADDR] | list-addresses [--json] | list-pools [--json]
+//   mobikectl list-conns [--json]
 //   mobikectl switch --to ADDR (--sa ID | --conn NAME | --all) [--rate N] [--json]
 //   mobikectl switch --cancel [--json]
 //   mobikectl cluster status [--json] | move --sa ID --to NODE | drain [NODE] | rebalance
@@ -140,6 +141,8 @@ int main(int argc, char** argv) {
   addresses->add_flag("--json", json_out, "print mobiked's JSON");
   auto* pools = app.add_subcommand("list-pools", "show the virtual IP pools and their leases");
   pools->add_flag("--json", json_out, "print mobiked's JSON");
+  auto* conns = app.add_subcommand("list-conns", "show the loaded connections as configured");
+  conns->add_flag("--json", json_out, "print mobiked's JSON");
 
   CLI11_PARSE(app, argc, argv);
 
@@ -167,6 +170,8 @@ int main(int argc, char** argv) {
     request = control::ListAddressesRequest{};
   } else if (pools->parsed()) {
     request = control::ListPoolsRequest{};
+  } else if (conns->parsed()) {
+    request = control::ListConnsRequest{};
   } else if (sw->parsed() && switch_cancel) {
     if (*sw_to || *sw_sa || *sw_conn || *sw_all) return fail("switch --cancel takes no other option");
     request = control::SwitchCancelRequest{};
@@ -259,6 +264,11 @@ int main(int argc, char** argv) {
       std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
     else
       std::cout << control::format_pool_list(result);
+  } else if (conns->parsed()) {
+    if (json_out)
+      std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+    else
+      std::cout << control::format_conn_list(result);
   } else if (json_out) {
     std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
   } else {

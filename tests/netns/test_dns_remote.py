@@ -50,6 +50,7 @@ Run by hand (root, a Release build):
     MOBIKE_BUILD_DIR=build/release python3 tests/netns/test_dns_remote.py resolve
 """
 
+import json
 import os
 import re
 import signal
@@ -168,6 +169,13 @@ def case_resolve(lab: Lab) -> None:
     check(dialled(cl) == [RES_ADDR], f"the client dialled {dialled(cl)}")
     check(gw.established("clients", 5)["remote"]["addr"] == t.NAT_OUTSIDE, "the gateway's SA is not through the NAT")
     ping(t.ini, f"through the SA to {NAME}")
+    # list-conns shows the connection as written: the name, not what it resolved to.
+    conns = {c["name"]: c for c in json.loads(cl.ctl("list-conns", "--json").stdout)}
+    check(conns.get("home", {}).get("remote_addrs") == [NAME] and
+          conns.get("nowhere", {}).get("remote_addrs") == ["nowhere.example.test"],
+          f"list-conns: {conns}")
+    text = cl.ctl("list-conns").stdout
+    check(f"home: IKEv2, %any...{NAME}" in text, f"list-conns text:\n{text}")
 
     r = cl.ctl("initiate", "nowhere", check=False)
     log(f"mobikectl initiate nowhere: rc {r.returncode}: {r.stdout.strip()} {r.stderr.strip()}")

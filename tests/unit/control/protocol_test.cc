@@ -51,6 +51,7 @@ TEST(Protocol, RequestsRoundTripThroughJson) {
       RekeyRequest{RekeyRequest::Kind::kChild, 5},
       StatsRequest{},
       ReloadRequest{},
+      ListConnsRequest{},
   };
   for (const auto& r : requests) {
     auto j = request_to_json(r);
@@ -63,6 +64,27 @@ TEST(Protocol, RequestsRoundTripThroughJson) {
     ASSERT_TRUE(back) << j.dump() << ": " << back.error();
     EXPECT_EQ(*back, r) << j.dump();
   }
+}
+
+TEST(Protocol, ConnectionListLooksLikeSwanctl) {
+  EXPECT_EQ(command_name(Command::kListConns), "list-conns");
+  EXPECT_EQ(format_conn_list(json::array()), "no connections\n");
+  const json conns = json::parse(R"([{
+    "name": "home", "local_addrs": [], "remote_addrs": ["vpn.example.test", "192.0.2.7"],
+    "local_id": "carol@example.test", "remote_id": "vpn.example.test", "local_auth": "eap-mschapv2",
+    "remote_auth": "pubkey", "eap_id": "carol", "vips": ["0.0.0.0"], "mobike": true, "start": "initiate",
+    "ike_proposals": "aes128gcm16-prfsha256-x25519",
+    "children": [{"name": "net", "local_ts": [], "remote_ts": ["10.0.0.0/8"], "esp_proposals": "aes128gcm16"}]}])");
+  EXPECT_EQ(format_conn_list(conns),
+            "home: IKEv2, %any...vpn.example.test, 192.0.2.7, MOBIKE\n"
+            "  local:  eap-mschapv2 carol@example.test\n"
+            "  remote: pubkey vpn.example.test, EAP carol\n"
+            "  vips: 0.0.0.0\n"
+            "  start: initiate, proposals: aes128gcm16-prfsha256-x25519\n"
+            "  net: TUNNEL, aes128gcm16\n"
+            "    dynamic === 10.0.0.0/8\n");
+  auto bad = request_from_json(json{{"command", "list-conns"}, {"name", "x"}});
+  EXPECT_FALSE(bad);
 }
 
 TEST(Protocol, RequestWireShapes) {
