@@ -276,7 +276,7 @@ void Engine::handle_init_request(const Endpoint& local, const Endpoint& remote, 
   if (auto it = init_index_.find(key); it != init_index_.end()) {
     if (IkeSa* sa = find_by_spi(it->second); sa && !sa->last_response.empty()) {
       stats_.retransmits_answered++;
-      send_all(*sa, local, remote, sa->last_response);
+      send_all(*sa, local, remote, sa->last_response.datagrams(*sa));
     }
     return;
   }
@@ -316,7 +316,7 @@ void Engine::handle_init_request(const Endpoint& local, const Endpoint& remote, 
   }
   Bytes resp = build_message(sa, ExchangeType::kIkeSaInit, true, 0, r.payloads, random_);
   sa.setup().init_response = resp;
-  sa.last_response = {resp};
+  sa.last_response.keep_sealed({resp});
   sa.last_request_hash = request_hash(data);
   sa.expected_peer_mid = 1;
   init_index_[key] = sa.local_spi();
@@ -347,7 +347,7 @@ void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& re
     // sent there would never arrive.
     stats_.retransmits_answered++;
     bool redirect = sa.last_response_redirected && sa.last_response_to == sa.remote;
-    send_all(sa, local, redirect ? sa.last_response_to : remote, sa.last_response);
+    send_all(sa, local, redirect ? sa.last_response_to : remote, sa.last_response.datagrams(sa));
     return;
   }
   if (mid != sa.expected_peer_mid) {
@@ -376,11 +376,11 @@ void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& re
       err.push_back(wire::make_notify(NotifyType::kUnsupportedCriticalPayload, Bytes{opened.error().critical_type}));
     else
       err.push_back(wire::make_notify(NotifyType::kInvalidSyntax));
-    sa.last_response = build(sa, m.header.exchange, true, mid, err);
+    auto datagrams = keep_response(sa, m.header.exchange, mid, err);
     sa.last_response_redirected = false;
     sa.last_request_hash = this_hash;
     sa.expected_peer_mid++;
-    send_all(sa, local, remote, sa.last_response);
+    send_all(sa, local, remote, datagrams);
     if (m.header.exchange == ExchangeType::kIkeAuth) kill(sa, true, "malformed IKE_AUTH");
     return;
   }
@@ -458,12 +458,12 @@ void Engine::handle_request(IkeSa& sa, const Endpoint& local, const Endpoint& re
       stats_.dropped_unexpected++;
       return;
   }
-  sa.last_response = build(sa, m.header.exchange, true, mid, response);
+  auto datagrams = keep_response(sa, m.header.exchange, mid, response);
   sa.last_response_to = respond_to;
   sa.last_response_redirected = respond_to != remote;
   sa.last_request_hash = this_hash;
   sa.expected_peer_mid++;
-  send_all(sa, local, respond_to, sa.last_response);
+  send_all(sa, local, respond_to, datagrams);
   responding_ = nullptr;
   if (kill_after) {
     kill(sa, failed, why);
@@ -642,22 +642,43 @@ void Engine::send_all(const IkeSa& sa, const Endpoint& local, const Endpoint& re
   for (const auto& d : datagrams) send(sa, local, remote, d);
 }
 
-std::vector<Bytes> Engine::build(const IkeSa& sa, ExchangeType exchange, bool response, std::uint32_t mid,
-                                 const std::vector<wire::Payload>& payloads) {
+std::size_t Engine::fragment_limit(const IkeSa& sa) const {
   // The limit of the path the SA uses now: a message retransmitted after a MOBIKE move
   // to the other address family keeps its fragments (RFC 7383 §2.5.2 would allow
   // re-fragmenting; a few octets over IPv6's 1280 are fragmented by IP at worst).
-  std::size_t limit = sa.fragmentation ? ike_message_limit(config_.fragment_size, sa.remote.address.is_v6(),
-                                                           sa.local.port == config_.natt_port)
-                                       : 0;
+  return sa.fragmentation
+             ? ike_message_limit(config_.fragment_size, sa.remote.address.is_v6(), sa.local.port == config_.natt_port)
+             : 0;
+}
+
+void Engine::log_fragments(const IkeSa& sa, ExchangeType exchange, bool response, std::uint32_t mid,
+                           const std::vector<Bytes>& datagrams, std::size_t limit) {
+  if (datagrams.size() <= 1) return;
+  std::size_t octets = 0;
+  for (const auto& d : datagrams) octets += d.size();
+  log(LogLevel::kDebug, &sa, std::string(wire::exchange_name(exchange)) + (response ? " response " : " request ") +
+                                 std::to_string(mid) + " in " + std::to_string(datagrams.size()) + " fragments (" +
+                                 std::to_string(octets) + " octets, at most " + std::to_string(limit) + " each)");
+}
+
+std::vector<Bytes> Engine::build(const IkeSa& sa, ExchangeType exchange, bool response, std::uint32_t mid,
+                                 const std::vector<wire::Payload>& payloads) {
+  std::size_t limit = fragment_limit(sa);
   auto datagrams = build_datagrams(sa, exchange, response, mid, payloads, random_, limit);
-  if (datagrams.size() > 1) {
-    std::size_t octets = 0;
-    for (const auto& d : datagrams) octets += d.size();
-    log(LogLevel::kDebug, &sa, std::string(wire::exchange_name(exchange)) + (response ? " response " : " request ") +
-                                   std::to_string(mid) + " in " + std::to_string(datagrams.size()) + " fragments (" +
-                                   std::to_string(octets) + " octets, at most " + std::to_string(limit) + " each)");
+  log_fragments(sa, exchange, response, mid, datagrams, limit);
+  return datagrams;
+}
+
+std::vector<Bytes> Engine::keep_response(IkeSa& sa, ExchangeType exchange, std::uint32_t mid,
+                                         const std::vector<wire::Payload>& payloads) {
+  if (exchange == ExchangeType::kIkeSaInit || !sa.crypto.out) {
+    auto datagrams = build(sa, exchange, true, mid, payloads);
+    sa.last_response.keep_sealed(datagrams);
+    return datagrams;
   }
+  std::size_t limit = fragment_limit(sa);
+  auto datagrams = sa.last_response.keep_protected(sa, exchange, mid, payloads, limit, random_);
+  log_fragments(sa, exchange, true, mid, datagrams, limit);
   return datagrams;
 }
 

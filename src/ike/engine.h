@@ -221,6 +221,12 @@ class Engine final : private Services {
   // fragmentation and it exceeds EngineConfig::fragment_size on the SA's path.
   std::vector<Bytes> build(const IkeSa& sa, wire::ExchangeType exchange, bool response, std::uint32_t mid,
                            const std::vector<wire::Payload>& payloads);
+  // The response to the peer's request `mid` as its datagrams, kept in sa.last_response.
+  std::vector<Bytes> keep_response(IkeSa& sa, wire::ExchangeType exchange, std::uint32_t mid,
+                                   const std::vector<wire::Payload>& payloads);
+  std::size_t fragment_limit(const IkeSa& sa) const;
+  void log_fragments(const IkeSa& sa, wire::ExchangeType exchange, bool response, std::uint32_t mid,
+                     const std::vector<Bytes>& datagrams, std::size_t limit);
   static const wire::SkfPayload* fragment_of(const wire::Message& m);
   // Files one SKF message in `r` (counted); the whole message's inner payloads once the
   // last fragment is in, else OpenError::kIncomplete (or kIntegrity: not authentic).

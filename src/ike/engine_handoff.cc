@@ -86,7 +86,7 @@ IkeSaSnapshot Engine::snapshot_of(const IkeSa& sa, TimePoint now) const {
   s.expected_peer_mid = sa.expected_peer_mid;
   s.peer_fragmentation = sa.peer_fragmentation;
   s.fragmentation = sa.fragmentation;
-  s.last_response = sa.last_response;
+  s.last_response = sa.last_response.datagrams(sa);
   s.last_response_to = sa.last_response_to;
   s.last_response_redirected = sa.last_response_redirected;
   s.last_request_hash = sa.last_request_hash;
@@ -320,7 +320,7 @@ Expected<IkeSa*, std::string> Engine::continue_sa(const IkeSaSnapshot& s, bool h
   sa.expected_peer_mid = s.expected_peer_mid;
   sa.peer_fragmentation = s.peer_fragmentation;
   sa.fragmentation = s.fragmentation;
-  sa.last_response = s.last_response;
+  sa.last_response.keep_sealed(s.last_response);
   sa.last_response_to = s.last_response_to;
   sa.last_response_redirected = s.last_response_redirected;
   sa.last_request_hash = s.last_request_hash;

@@ -15,6 +15,7 @@
 #include "crypto/prf.h"
 #include "crypto/sk_cipher.h"
 #include "ike/connection.h"
+#include "ike/response_cache.h"
 #include "ike/types.h"
 #include "wire/payloads.h"
 
@@ -192,8 +193,8 @@ struct IkeSa {
   // Message IDs (RFC 7296 §2.3, window size 1).
   std::uint32_t next_request_mid = 0;   // ours
   std::uint32_t expected_peer_mid = 0;  // the peer's next request
-  // Cached for retransmitted requests: every datagram of it (RFC 7383 fragments, or one).
-  std::vector<Bytes> last_response;
+  // For a retransmitted request (RFC 7296 §2.1).
+  ResponseCache last_response;
   Endpoint last_response_to;
   // The response went elsewhere than to the request's source (a switch request answered
   // towards the new address): retransmissions are answered there too.

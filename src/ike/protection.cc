@@ -62,10 +62,16 @@ std::vector<Bytes> build_datagrams(const IkeSa& sa, ExchangeType exchange, bool 
   // RFC 7383 §2.5: only messages with an SK payload are fragmented; IKE_SA_INIT never.
   if (exchange == ExchangeType::kIkeSaInit || !sa.crypto.out || fragment_limit == 0)
     return {build_message(sa, exchange, response, mid, payloads, random)};
-  Header h = header_for(sa, exchange, response, mid);
   std::uint8_t first = 0;
   Bytes inner = wire::encode_payloads(payloads, &first);
-  if (wire::kHeaderSize + 4 + sa.crypto.out->sealed_size(inner.size()) > fragment_limit) {
+  return seal_datagrams(sa, exchange, response, mid, first, inner, random, fragment_limit);
+}
+
+std::vector<Bytes> seal_datagrams(const IkeSa& sa, ExchangeType exchange, bool response, std::uint32_t mid,
+                                  std::uint8_t first, ByteView inner, crypto::Random& random,
+                                  std::size_t fragment_limit) {
+  Header h = header_for(sa, exchange, response, mid);
+  if (fragment_limit != 0 && wire::kHeaderSize + 4 + sa.crypto.out->sealed_size(inner.size()) > fragment_limit) {
     auto fragments = seal_fragments(*sa.crypto.out, h, first, inner, fragment_limit, random);
     // A limit too small for any content: the whole message, which IP may still fragment.
     if (!fragments.empty()) return fragments;

@@ -25,6 +25,10 @@ Bytes build_message(const IkeSa& sa, wire::ExchangeType exchange, bool response,
 std::vector<Bytes> build_datagrams(const IkeSa& sa, wire::ExchangeType exchange, bool response,
                                    std::uint32_t message_id, const std::vector<wire::Payload>& payloads,
                                    crypto::Random& random, std::size_t fragment_limit);
+// The same from inner payloads already encoded (`first_inner`: the type of the first).
+std::vector<Bytes> seal_datagrams(const IkeSa& sa, wire::ExchangeType exchange, bool response,
+                                  std::uint32_t message_id, std::uint8_t first_inner, ByteView inner,
+                                  crypto::Random& random, std::size_t fragment_limit);
 
 // kIncomplete: an RFC 7383 fragment was taken (or dropped and counted); the message is
 // not whole yet, and there is nothing to answer.

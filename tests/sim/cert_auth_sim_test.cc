@@ -6,6 +6,8 @@
 #include "crypto/cert_builder.h"
 #include "ike/authenticator.h"
 #include "ike/ike_sa.h"
+#include "ike/protection.h"
+#include "wire/codec.h"
 #include "ike_pair.h"
 
 namespace mobike::sim {
@@ -179,6 +181,55 @@ TEST(CertAuthSim, IfAskedSendsCertificatesOnlyAfterCertreq) {
   q.configure(i, r);
   q.initiate();
   EXPECT_TRUE(q.net.run_until([&] { return q.both_established(); }));
+}
+
+TEST(CertAuthSim, KeptIkeAuthResponseLeavesOurCertificatesOutAndIsSealedAgain) {
+  CertPair p;
+  auto gw = p.pki.issue("gw.example.test", KeyType::kEcdsaP256);
+  auto client = p.pki.issue("client", KeyType::kEcdsaP256);
+  p.configure(p.ini_conn(client), p.res_conn(gw));
+  // The responder's IKE_AUTH response (Message ID 1) is lost once.
+  std::vector<Bytes> answers;
+  p.net.drop = [&](const Packet& pk) {
+    const Bytes& d = pk.data;
+    bool auth_response = pk.from == "res" && !pk.keepalive && d.size() > wire::kHeaderSize &&
+                         d[18] == static_cast<std::uint8_t>(wire::ExchangeType::kIkeAuth) &&
+                         (d[19] & wire::kFlagResponse);
+    if (!auth_response) return false;
+    answers.push_back(d);
+    return answers.size() == 1;
+  };
+  p.initiate();
+  ASSERT_TRUE(p.net.run_until([&] { return p.both_established(); }));
+  ASSERT_EQ(answers.size(), 2u);
+  EXPECT_EQ(p.res->engine->counters().retransmits_answered, 1u);
+  // The retransmitted answer is the kept plaintext sealed again with the IVs first
+  // drawn: bit-identical, and the initiator verified the chain it carries.
+  EXPECT_EQ(answers[0], answers[1]);
+  EXPECT_EQ(remote_id_of(*p.ini), "C=CH, O=Mobike Test, CN=gw.example.test");
+  // What the responder keeps for a further retransmission holds neither certificate
+  // (they are the connection's): less than the datagram less their DER.
+  std::size_t certs = gw.cert->der().size() + p.pki.mid.cert->der().size();
+  const auto& kept = only_sa(*p.res)->last_response;
+  EXPECT_FALSE(kept.empty());
+  EXPECT_LT(kept.octets(), answers[0].size() - certs);
+  // And sealing it once more gives the same octets again, which the initiator opens
+  // to the payloads sent, certificates included.
+  auto again = kept.datagrams(*only_sa(*p.res));
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0], answers[0]);
+  auto open = [&](const Bytes& d) {
+    auto m = wire::decode_message(d);
+    EXPECT_TRUE(m);
+    auto inner = ike::open_message(*only_sa(*p.ini), *m, d);
+    EXPECT_TRUE(inner);
+    return inner ? *inner : std::vector<wire::Payload>{};
+  };
+  auto first = open(answers[0]);
+  EXPECT_EQ(open(again[0]), first);
+  std::size_t cert_payloads = 0;
+  for (const auto& pl : first) cert_payloads += pl.type == wire::PayloadType::kCert;
+  EXPECT_EQ(cert_payloads, 2u);
 }
 
 TEST(CertAuthSim, WildcardRemoteIdsMatchSubjectAndSubjectAltName) {
