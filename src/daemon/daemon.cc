@@ -427,7 +427,11 @@ void Daemon::install_traps() {
       continue;
     }
     for (const auto& child : c->children) {
-      TrapSpec spec{*local, *remote, ike::ts_from_config(child.local_ts, *local),
+      // With virtual IPs asked for, the "dynamic" side is every address of their family
+      // (like IKE_AUTH's TSi): traffic from the virtual IP, once assigned, must fire the
+      // traps of children not set up yet, and a trap route with our outer address as its
+      // preferred source would keep later traffic from leaving from the virtual IP.
+      TrapSpec spec{*local, *remote, ike::dynamic_ts(child.local_ts, c->vips, {}, *local),
                     ike::ts_from_config(child.remote_ts, *remote)};
       const std::uint64_t id = next_trap_id_++;
       if (auto r = dataplane_->install_trap(id, spec); !r) {

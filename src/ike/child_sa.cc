@@ -199,7 +199,8 @@ std::optional<ChildSa> respond_child(IkeSa& sa, Services& s, const std::vector<P
       for (const auto& t : tsi->selectors)
         if (t.start_address == t.end_address) allowed_remote.push_back(t);
     }
-    TsList allowed_local = ts_from_config(cc.local_ts, sa.local.address);
+    // Ours: a client's virtual IPs once it has them (a gateway starting a Child SA).
+    TsList allowed_local = dynamic_ts(cc.local_ts, {}, sa.extras().local_vips, sa.local.address);
     if (rekeyed && rekeyed->config == &cc) {
       // A rekey keeps the selectors of the SA it replaces (RFC 7296 §2.9.2), even when
       // they came from IKE addresses that MOBIKE has moved since.

@@ -93,8 +93,8 @@ struct ConnectionConfig {
   std::shared_ptr<const std::map<std::string, std::string, std::less<>>> eap_secrets;
   // Gateway: the address pools a client's CFG_REQUEST is answered from, in order.
   std::vector<std::string> pools;
-  // Client: virtual IPs to ask for (0.0.0.0 / :: for any of that family); the first
-  // child's "dynamic" local selectors become the addresses assigned.
+  // Client: virtual IPs to ask for (0.0.0.0 / :: for any of that family); every
+  // child's "dynamic" local selectors become the addresses assigned (dynamic_ts()).
   std::vector<IpAddress> vips;
   std::vector<wire::Proposal> ike_proposals;  // protocol IKE, no SPI
   std::vector<ChildConfig> children;

@@ -43,8 +43,11 @@ std::optional<std::vector<Payload>> ChildCreateTask::build_request(IkeSa& sa, Se
     ts_remote_ = old->remote_ts;
     out.push_back(wire::make_notify(NotifyType::kRekeySa, {}, ProtocolId::kEsp, spi_bytes(old->spi_in)));
   } else {
-    ts_local_ = ts_from_config(config_->local_ts, sa.local.address);
-    ts_remote_ = ts_from_config(config_->remote_ts, sa.remote.address);
+    // A client with virtual IPs sends from them on this Child SA as on IKE_AUTH's, and
+    // a gateway starting one towards such a client means them, not its outer address.
+    ts_local_ = dynamic_ts(config_->local_ts, sa.config ? sa.config->vips : std::vector<IpAddress>{},
+                           sa.extras().local_vips, sa.local.address);
+    ts_remote_ = dynamic_ts(config_->remote_ts, {}, sa.remote_vips, sa.remote.address);
   }
   if (!spi_in_) spi_in_ = allocate_spi(s);
   if (!group_) group_ = pfs_group(*config_);

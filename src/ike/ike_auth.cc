@@ -143,15 +143,8 @@ std::optional<std::vector<Payload>> IkeAuthTask::build_request(IkeSa& sa, Servic
   if (!c.children.empty()) {
     child_config_ = &c.children.front();
     if (!spi_in_) spi_in_ = allocate_spi(s);
-    ts_local_ = ts_from_config(child_config_->local_ts, sa.local.address);
-    if (!c.vips.empty() && child_config_->local_ts.empty()) {
-      // Whatever the gateway assigns: it narrows these to the virtual IPs.
-      ts_local_.clear();
-      for (const auto& v : c.vips) {
-        auto all = ts_from_config({IpPrefix{v.is_v4() ? *IpAddress::parse("0.0.0.0") : *IpAddress::parse("::"), 0}}, v);
-        ts_local_.insert(ts_local_.end(), all.begin(), all.end());
-      }
-    }
+    // Asking for virtual IPs: whatever the gateway assigns, it narrows these to them.
+    ts_local_ = dynamic_ts(child_config_->local_ts, c.vips, sa.extras().local_vips, sa.local.address);
     ts_remote_ = ts_from_config(child_config_->remote_ts, sa.remote.address);
     out.push_back({PayloadType::kSa, wire::SaPayload{esp_offer(*child_config_, spi_in_, false)}});
     out.push_back({PayloadType::kTsi, wire::TsPayload{ts_local_}});

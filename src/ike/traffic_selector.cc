@@ -26,6 +26,22 @@ TsList ts_from_config(const std::vector<IpPrefix>& prefixes, const IpAddress& ik
   return out;
 }
 
+TsList dynamic_ts(const std::vector<IpPrefix>& prefixes, const std::vector<IpAddress>& requested_vips,
+                  const std::vector<IpAddress>& assigned_vips, const IpAddress& ike_address) {
+  if (!prefixes.empty()) return ts_from_config(prefixes, ike_address);
+  TsList out;
+  if (!assigned_vips.empty()) {
+    for (const auto& v : assigned_vips) out.push_back(ts_from_address(v));
+    return out;
+  }
+  for (const auto& v : requested_vips) {
+    auto all = ts_from_prefix(IpPrefix{v, 0});
+    if (std::find(out.begin(), out.end(), all) == out.end()) out.push_back(all);
+  }
+  if (out.empty()) out.push_back(ts_from_address(ike_address));
+  return out;
+}
+
 namespace {
 
 bool intersect(const TrafficSelector& a, const TrafficSelector& b, TrafficSelector* out) {

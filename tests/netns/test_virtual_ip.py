@@ -3,7 +3,7 @@
 RFC 7296 section 2.19; split DNS, RFC 8598) to strongSwan road-warrior clients through a
 Linux MASQUERADE NAT, one ctest per case:
 
-netns-params: swan_client_psk swan_client_two swan_client_cert mobiked_client_swan_gw mobiked_pair_switch
+netns-params: swan_client_psk swan_client_two swan_client_cert mobiked_client_swan_gw mobiked_pair_switch mobiked_pair_trap_children
 
     ini  (10.1.0.2, client 1) --+
                                  nat (in0 10.1.0.1, in1 10.1.1.1 | out0 198.51.100.2) -- res (198.51.100.10, gateway)
@@ -74,6 +74,20 @@ remote_ts 203.0.113.0/24, no local_ts: it offers TSi 0.0.0.0/0 and the gateway n
                      either side), the client's virtual IP is still 10.3.0.1 (Child SA
                      local_ts, mobike0, lease online) and the ping gets replies after the
                      switch through the NAT's new mapping to .20.
+    mobiked_pair_trap_children  the gateway is mobiked as in swan_client_psk; the client
+                     mobiked has start = "trap" and two children with no local_ts,
+                     "rw" (remote_ts 203.0.113.0/25) and "rw-hi" (203.0.113.128/25).
+                     A plain ping to 203.0.113.1 fires the first trap: the IKE SA comes
+                     up with "rw" and the virtual IP on mobike0; then a plain ping (no
+                     -I) to 203.0.113.1 gets replies from 10.3.0.1. A plain ping to
+                     203.0.113.130 (nothing answers there) fires the second trap: a
+                     CREATE_CHILD_SA on the same IKE SA makes "rw-hi" with local_ts
+                     ["10.3.0.1/32"] (the virtual IP, not the client's 10.1.0.2), the
+                     gateway's second Child SA has remote_ts ["10.3.0.1/32"] and local_ts
+                     [203.0.113.128/25]; `ip route get 203.0.113.130` says mobike0 from
+                     10.3.0.1, and further pings to .130 leave by "rw-hi" and arrive on
+                     the gateway's second Child SA (packet counters). One lease, one
+                     virtual IP assignment.
 
 Run by hand (root, a Release build):
     MOBIKE_BUILD_DIR=build/release python3 tests/netns/test_virtual_ip.py swan_client_psk
@@ -81,8 +95,10 @@ Run by hand (root, a Release build):
 
 import json
 import re
+import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 
 sys.dont_write_bytecode = True  # also when run by hand: no __pycache__ in the source tree
 
@@ -454,12 +470,29 @@ VIP = POOL_FIRST  # what both gateways hand out first
 TUN = "mobike0"   # mobiked's default tun_name
 
 
-def start_mobiked_client(lab: Lab, ns: Namespace) -> Mobiked:
+@dataclass
+class ChildrenConn(MConn):
+    """An MConn with more children after its own, each (name, remote_ts) with no local_ts."""
+    more_children: list[tuple[str, list[str]]] = field(default_factory=list)
+
+    def toml(self) -> str:
+        text = super().toml()
+        for name, remote_ts in self.more_children:
+            text += (f"\n  [[connection.child]]\n  name = {json.dumps(name)}\n"
+                     f"  rekey_time = {json.dumps(self.child_rekey_time)}\n"
+                     f"  remote_ts = {json.dumps(remote_ts)}\n")
+        return text
+
+
+def start_mobiked_client(lab: Lab, ns: Namespace, start: str = "none", remote_ts: list[str] | None = None,
+                         more_children: list[tuple[str, list[str]]] | None = None) -> Mobiked:
     """mobiked with the userspace data plane asking for any IPv4 virtual IP; no local_ts,
-    so it offers 0.0.0.0/0 and takes what the gateway narrows it to."""
+    so it offers 0.0.0.0/0 and takes what the gateway narrows it to (and its later
+    children offer the virtual IP)."""
     d = Mobiked(lab, ns, "mobiked-client", dataplane="userspace")
-    conn = MConn(NAME, local_id=CLIENT_ID, remote_id=GW_ID, psk=PSK, remote_addrs=[RES_ADDR],
-                 local_ts=[], remote_ts=[GW_NET], dpd_delay="10s", extra={"vips": ["0.0.0.0"]})
+    conn = ChildrenConn(NAME, local_id=CLIENT_ID, remote_id=GW_ID, psk=PSK, remote_addrs=[RES_ADDR],
+                        local_ts=[], remote_ts=remote_ts or [GW_NET], dpd_delay="10s", start=start,
+                        extra={"vips": ["0.0.0.0"]}, more_children=more_children or [])
     return d.start([conn])
 
 
@@ -478,7 +511,7 @@ def tun_addresses(ns: Namespace) -> str:
     return " ".join(re.findall(r"\binet \S+", out))
 
 
-def client_has_vip(client: Mobiked, what: str) -> dict:
+def client_has_vip(client: Mobiked, what: str, remote_net: str = GW_NET) -> dict:
     """The client mobiked's side of VIP: its log, its Child SA's local selector, the address
     on its TUN device. Returns its IKE SA."""
     sa = wait_until(lambda: mob_sa(client), 15, f"{what}: {client.name} ESTABLISHED with a Child SA")
@@ -486,9 +519,9 @@ def client_has_vip(client: Mobiked, what: str) -> dict:
     check(re.search(rf"virtual IP {re.escape(VIP)} assigned", text) is not None,
           f"{what}: {client.name} does not log 'virtual IP {VIP} assigned'")
     kids = sa["kids"]
-    check(len(kids) == 1 and kids[0].get("local_ts") == [f"{VIP}/32"] and kids[0].get("remote_ts") == [GW_NET],
+    check(len(kids) == 1 and kids[0].get("local_ts") == [f"{VIP}/32"] and kids[0].get("remote_ts") == [remote_net],
           f"{what}: {client.name}'s Child SA selectors: local_ts {[c.get('local_ts') for c in kids]}, "
-          f"remote_ts {[c.get('remote_ts') for c in kids]}, expected [{VIP}/32] and [{GW_NET}]")
+          f"remote_ts {[c.get('remote_ts') for c in kids]}, expected [{VIP}/32] and [{remote_net}]")
     installed = wait_until(lambda: re.search(rf"virtual IP {re.escape(VIP)} installed on (\S+)", client.log_text()),
                            5, f"{what}: {client.name} to log 'virtual IP {VIP} installed on <tun>' "
                               f"(warnings: {re.findall(r'.*virtual IP.*', client.log_text())})")
@@ -501,14 +534,14 @@ def client_has_vip(client: Mobiked, what: str) -> dict:
     return sa
 
 
-def vip_route_problem(ns: Namespace) -> str | None:
-    """None if the route towards the gateway's inner address goes into TUN with the
+def vip_route_problem(ns: Namespace, dst: str = RES_INNER) -> str | None:
+    """None if the route towards dst (the gateway's inner address) goes into TUN with the
     virtual IP as its source; else what `ip route` says."""
-    got = ns.ip("route", "get", RES_INNER, check=False)
+    got = ns.ip("route", "get", dst, check=False)
     line = (got.stdout + got.stderr).strip()
     if re.search(rf"\bdev {TUN}\b", line) and re.search(rf"\bsrc {re.escape(VIP)}\b", line):
         return None
-    return (f"ip route get {RES_INNER}: {line!r}; routes: "
+    return (f"ip route get {dst}: {line!r}; routes: "
             f"{ns.ip('route', 'show', check=False).stdout.strip()!r}")
 
 
@@ -668,6 +701,86 @@ def mobiked_pair_switch(lab: Lab) -> None:
         f"packets out {m['orig'].get('packets')} / in {m['reply'].get('packets')}")
 
 
+NET_LO, NET_HI = "203.0.113.0/25", "203.0.113.128/25"
+HI_HOST = "203.0.113.130"  # in NET_HI; nothing answers there
+CHILD_HI = "rw-hi"
+
+
+def plain_ping(ns: Namespace, dst: str, count: int, wait: float = 1) -> subprocess.CompletedProcess:
+    """ping without -I: the source is what the route into TUN gives."""
+    return ns.run(["ping", "-n", "-q", "-c", str(count), "-i", "0.2", "-W", f"{wait:g}", dst], check=False,
+                  timeout=5 + count * (wait + 0.2))
+
+
+def mobiked_pair_trap_children(lab: Lab) -> None:
+    t = nat_topology(lab)
+    gw = start_gateway(lab, t)
+    client = start_mobiked_client(lab, t.ini, start="trap", remote_ts=[NET_LO],
+                                  more_children=[(CHILD_HI, [NET_HI])])
+    time.sleep(0.5)
+    check(client.sa(NAME) is None, f"the client set the connection up without traffic: {client.sa(NAME)}")
+
+    # The first trap: its traffic comes from the client's own address (no virtual IP yet).
+    plain_ping(t.ini, RES_INNER, 2)
+    sa = client_has_vip(client, "first trap", NET_LO)
+    check([k["name"] for k in sa["kids"]] == [NAME], f"first trap: children {[k['name'] for k in sa['kids']]}")
+    deadline = time.monotonic() + 3
+    while (problem := vip_route_problem(t.ini)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    check(problem is None, f"first trap: the route to {RES_INNER} is not into {TUN} from {VIP}: {problem}")
+    r = plain_ping(t.ini, RES_INNER, 3, wait=2)
+    check(r.returncode == 0, f"first trap: ping {RES_INNER} (no -I) through {NAME!r} failed:\n{r.stdout}{r.stderr}")
+    log(f"first trap: {NAME!r} up, ping {RES_INNER} without -I from {VIP}: {r.stdout.strip().splitlines()[-2]}")
+
+    # The second trap, on the IKE SA that is up: a CREATE_CHILD_SA for CHILD_HI.
+    plain_ping(t.ini, HI_HOST, 2)
+
+    def two():
+        s = mob_sa(client)
+        g = gw_sa_for(gw, CLIENT_ID)
+        if not s or not g or len(s["kids"]) != 2:
+            return None
+        gk = [c for c in g["children"] if c["state"] == "INSTALLED"]
+        return (s, g, gk) if len(gk) == 2 else None
+    deadline = time.monotonic() + 10
+    while not (got := two()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    check(got is not None, f"second trap: no second Child SA on both sides within 10 s; the client's log: "
+                           f"{re.findall(r'.*(?:TS_UNACCEPTABLE|failed|refused).*', client.log_text())[-5:]}")
+    s, _, gk = got
+    check(s["id"] == sa["id"] and s["spi_i"] == sa["spi_i"], "second trap: a new IKE SA instead of a second child")
+    by_name = {k["name"]: k for k in s["kids"]}
+    check(set(by_name) == {NAME, CHILD_HI}, f"second trap: the client's children are {sorted(by_name)}")
+    for name, net in ((NAME, NET_LO), (CHILD_HI, NET_HI)):
+        k = by_name[name]
+        check(k.get("local_ts") == [f"{VIP}/32"] and k.get("remote_ts") == [net],
+              f"second trap: the client's {name!r}: local_ts {k.get('local_ts')}, remote_ts {k.get('remote_ts')}, "
+              f"expected [{VIP}/32] (the virtual IP, not {t.INI_ADDR}) and [{net}]")
+    check(sorted((c.get("local_ts"), c.get("remote_ts")) for c in gk) ==
+          [([NET_LO], [f"{VIP}/32"]), ([NET_HI], [f"{VIP}/32"])],
+          f"second trap: the gateway's Child SAs (local_ts, remote_ts): "
+          f"{[(c.get('local_ts'), c.get('remote_ts')) for c in gk]}")
+    log(f"second trap: {CHILD_HI!r} {by_name[CHILD_HI]['local_ts']} === {by_name[CHILD_HI]['remote_ts']} on the "
+        f"same IKE SA; the gateway narrowed it to {VIP}/32")
+
+    # Its traffic: from the virtual IP, out by CHILD_HI, in on the gateway's second SA.
+    problem = vip_route_problem(t.ini, HI_HOST)
+    check(problem is None, f"second trap: the route to {HI_HOST} is not into {TUN} from {VIP}: {problem}")
+    plain_ping(t.ini, HI_HOST, 5, wait=0.5)
+    hi = next(k for k in mob_sa(client)["kids"] if k["name"] == CHILD_HI)
+    g_hi = next(c for c in gw_sa_for(gw, CLIENT_ID)["children"]
+                if c["state"] == "INSTALLED" and c.get("local_ts") == [NET_HI])
+    check(hi.get("packets_out", 0) >= 5 and g_hi.get("packets_in", 0) >= 5,
+          f"second trap: pings to {HI_HOST} did not go through {CHILD_HI!r}: client out "
+          f"{hi.get('packets_out')}, gateway in {g_hi.get('packets_in')}")
+    log(f"second trap: ping {HI_HOST}: {hi.get('packets_out')} packets out by {CHILD_HI!r}, "
+        f"{g_hi.get('packets_in')} in on the gateway's Child SA")
+    check(len(re.findall(r"virtual IP \S+ assigned", client.log_text())) == 1,
+          f"the client's virtual IP was assigned more than once: {re.findall(r'.*virtual IP.*', client.log_text())}")
+    p = the_pool(gw)
+    check(p.get("online") == 1 and len(p.get("leases", [])) == 1, f"list-pools with two children: {p}")
+
+
 CASES = {
     # name: (function, title, needs strongSwan)
     "swan_client_psk": (swan_client_psk, "strongSwan road warrior gets a virtual IP and DNS from mobiked's pool",
@@ -679,6 +792,8 @@ CASES = {
                                "gateway's pool, pings from it without -I", True),
     "mobiked_pair_switch": (mobiked_pair_switch, "mobiked client keeps its virtual IP and SAs through the "
                             "mobiked gateway's operator switch", False),
+    "mobiked_pair_trap_children": (mobiked_pair_trap_children, "mobiked client's second Child SA, made on demand "
+                                   "by a trap, has its virtual IP as TSi", False),
 }
 
 

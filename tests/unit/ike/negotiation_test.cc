@@ -98,5 +98,30 @@ TEST(TrafficSelectors, SubsetAndRanges) {
   EXPECT_EQ(ts_from_config({}, *IpAddress::parse("192.0.2.7")).size(), 1u);
 }
 
+std::vector<std::string> strings(const TsList& l) {
+  std::vector<std::string> out;
+  for (const auto& t : l) out.push_back(ts_to_string(t));
+  return out;
+}
+
+// "dynamic" (no configured prefixes): the IKE address, the families of the virtual IPs
+// being asked for, or, once assigned, the virtual IPs themselves.
+TEST(TrafficSelectors, DynamicSideFollowsVirtualIps) {
+  auto a = [](const char* s) { return *IpAddress::parse(s); };
+  const auto outer = a("192.0.2.7");
+  using V = std::vector<std::string>;
+  EXPECT_EQ(strings(dynamic_ts({}, {}, {}, outer)), V{"192.0.2.7/32"});
+  EXPECT_EQ(strings(dynamic_ts({}, {a("0.0.0.0"), a("::")}, {}, outer)), (V{"0.0.0.0/0", "::/0"}));
+  // A particular address asked for is still narrowed by the gateway: its whole family.
+  EXPECT_EQ(strings(dynamic_ts({}, {a("10.3.0.9"), a("0.0.0.0")}, {}, outer)), V{"0.0.0.0/0"});
+  // Assigned: those alone, whatever was asked for, for every later Child SA.
+  EXPECT_EQ(strings(dynamic_ts({}, {a("0.0.0.0"), a("::")}, {a("10.3.0.1"), a("2001:db8:3::1")}, outer)),
+            (V{"10.3.0.1/32", "2001:db8:3::1/128"}));
+  EXPECT_EQ(strings(dynamic_ts({}, {}, {a("10.3.0.1")}, outer)), V{"10.3.0.1/32"});
+  // Configured selectors are not "dynamic": kept as they are.
+  EXPECT_EQ(strings(dynamic_ts({*IpPrefix::parse("10.20.0.0/16")}, {a("0.0.0.0")}, {a("10.3.0.1")}, outer)),
+            V{"10.20.0.0/16"});
+}
+
 }  // namespace
 }  // namespace mobike::ike
