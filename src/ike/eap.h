@@ -72,6 +72,9 @@ class ServerMethod {
   virtual const Bytes& msk() const = 0;
   // The identity the method authenticated (MSCHAPv2: the Name of its Response).
   virtual const std::string& authenticated() const = 0;
+  // What the method negotiated, for the log ("TLS 1.3 with TLS_AES_128_GCM_SHA256");
+  // empty if nothing.
+  virtual std::string negotiated() const { return {}; }
 };
 class PeerMethod {
  public:
@@ -82,6 +85,7 @@ class PeerMethod {
   virtual Step process(const Packet& request) = 0;
   virtual bool done() const = 0;  // EAP-Success is acceptable only then
   virtual const Bytes& msk() const = 0;
+  virtual std::string negotiated() const { return {}; }  // as ServerMethod's
 };
 
 // The gateway's side. Without a known identity it asks with EAP-Identity first.
@@ -95,6 +99,7 @@ class Server {
   const std::string& identity() const { return identity_; }
   const Bytes& msk() const;
   Type method_type() const { return method_type_; }
+  std::string negotiated() const { return method_ ? method_->negotiated() : std::string(); }
 
  private:
   Bytes start_method();
@@ -117,6 +122,7 @@ class Peer {
   // kFailure: EAP-Failure, a method failure or a request we cannot answer.
   Step process(ByteView request);
   const Bytes& msk() const;
+  std::string negotiated() const { return method_ ? method_->negotiated() : std::string(); }
 
  private:
   Type method_type_;

@@ -83,6 +83,13 @@ Expected<Bytes, std::string> tls_msk(const crypto::TlsSession& tls) {
   return msk;
 }
 
+std::string tls_negotiated(const crypto::TlsSession* tls) {
+  if (!tls || !tls->established()) return {};
+  std::string v = tls->version();  // "TLSv1.3"
+  if (v.rfind("TLSv", 0) == 0) v = "TLS " + v.substr(4);
+  return v + " with " + tls->cipher_suite();
+}
+
 namespace {
 
 // The other end's certificate against our anchors, and whatever else the caller asks.
@@ -136,6 +143,8 @@ Step TlsServer::finish() {
   msk_ = std::move(*msk);
   return {Outcome::kSuccess, {}, {}};
 }
+
+std::string TlsServer::negotiated() const { return tls_negotiated(tls_.get()); }
 
 Step TlsServer::process(const Packet& response, std::uint8_t next_identifier) {
   if (!tls_) {
@@ -226,5 +235,7 @@ Step TlsPeer::process(const Packet& request) {
   framing_.queue(std::move(out));
   return response(request.identifier, framing_.next_fragment());
 }
+
+std::string TlsPeer::negotiated() const { return tls_negotiated(tls_.get()); }
 
 }  // namespace mobike::ike::eap

@@ -47,6 +47,7 @@ class TlsServer final : public ServerMethod {
   Step process(const Packet& response, std::uint8_t next_identifier) override;
   const Bytes& msk() const override { return msk_; }
   const std::string& authenticated() const override { return identity_; }
+  std::string negotiated() const override;
 
  private:
   Step request(std::uint8_t identifier, Bytes type_data);
@@ -67,6 +68,7 @@ class TlsPeer final : public PeerMethod {
   Step process(const Packet& request) override;
   bool done() const override { return done_; }
   const Bytes& msk() const override { return msk_; }
+  std::string negotiated() const override;
 
  private:
   Step response(std::uint8_t identifier, Bytes type_data);
@@ -81,5 +83,7 @@ class TlsPeer final : public PeerMethod {
 
 // The MSK of an established session (RFC 5216 §2.3, RFC 9190 §2.3).
 Expected<Bytes, std::string> tls_msk(const crypto::TlsSession& tls);
+// "TLS 1.3 with TLS_AES_128_GCM_SHA256" once the handshake is complete; empty before.
+std::string tls_negotiated(const crypto::TlsSession* tls);
 
 }  // namespace mobike::ike::eap

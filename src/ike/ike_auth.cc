@@ -218,6 +218,9 @@ TaskResult IkeAuthTask::process_eap(IkeSa& sa, Services& s, const std::vector<Pa
       round_ = Round::kEap;
       return TaskResult::kContinue;
     case eap::Outcome::kSuccess:
+      if (std::string n = eap_->negotiated(); !n.empty())
+        s.log(LogLevel::kInfo, &sa,
+              std::string("EAP-") + eap::type_name(eap_type(sa.config->local_auth)) + ": negotiated " + n);
       s.log(LogLevel::kInfo, &sa, std::string("EAP-") + eap::type_name(eap_type(sa.config->local_auth)) + " succeeded as '" +
                                       sa.config->eap_id.value_or(eap_identity_of(sa.config->local_id)) + "'");
       round_ = Round::kEapAuth;
@@ -406,6 +409,8 @@ AuthResponse continue_eap(IkeSa& sa, Services& s, const std::vector<Payload>& re
       case eap::Outcome::kSuccess:
         e.succeeded = true;
         sa.remote_eap_id = e.server->identity();
+        if (std::string n = e.server->negotiated(); !n.empty())
+          s.log(LogLevel::kInfo, &sa, std::string("EAP-") + method + ": negotiated " + n);
         s.log(LogLevel::kInfo, &sa, std::string("EAP-") + method + " authenticated '" + sa.remote_eap_id + "'");
         break;
       case eap::Outcome::kFailure:

@@ -255,6 +255,9 @@ TEST(EapSim, TlsWithCertificatesBothWaysAndFragments) {
   EXPECT_EQ(only_sa(*p.res)->remote_eap_id, "carol@example.test");
   EXPECT_TRUE(logged(*p.res, "EAP-TLS authenticated 'carol@example.test'"));
   EXPECT_TRUE(logged(*p.ini, "EAP-TLS succeeded as 'carol@example.test'"));
+  // Two mobiked ends agree on TLS 1.3 and say so.
+  EXPECT_TRUE(logged(*p.res, "EAP-TLS: negotiated TLS 1.3 with TLS_"));
+  EXPECT_TRUE(logged(*p.ini, "EAP-TLS: negotiated TLS 1.3 with TLS_"));
 }
 
 TEST(EapSim, TlsCertificateOfAnotherCaIsRefused) {
