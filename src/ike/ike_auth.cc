@@ -83,6 +83,7 @@ eap::Credentials eap_credentials(const ConnectionConfig& c, bool client) {
   k.key = c.private_key;
   k.certs = c.local_certs;
   k.trust = c.trust;
+  if (c.eap_tls13_pre_rfc9190) k.tls13 = eap::Tls13Scheme::kPreRfc9190;
   if (client && c.remote_id && !c.remote_id->is_pattern()) {
     Identity gateway = *c.remote_id;
     k.check_peer = [gateway](const crypto::Certificate& cert) -> Expected<bool, std::string> {
