@@ -122,6 +122,12 @@ Bytes TlsSession::take_output() {
 
 std::string TlsSession::version() const { return established_ ? SSL_get_version(impl_->ssl) : ""; }
 
+std::string TlsSession::cipher_suite() const {
+  const SSL_CIPHER* c = established_ ? SSL_get_current_cipher(impl_->ssl) : nullptr;
+  const char* name = c ? SSL_CIPHER_standard_name(c) : nullptr;
+  return name ? name : "";
+}
+
 bool TlsSession::is_tls13() const { return established_ && SSL_version(impl_->ssl) == TLS1_3_VERSION; }
 
 std::shared_ptr<const Certificate> TlsSession::peer_certificate() const {

@@ -39,6 +39,8 @@ class TlsSession {
   bool established() const { return established_; }
   // "TLSv1.2", "TLSv1.3"; empty before the handshake ends.
   std::string version() const;
+  // The negotiated cipher suite's IANA name ("TLS_AES_128_GCM_SHA256"); empty before.
+  std::string cipher_suite() const;
   bool is_tls13() const;
   // The peer's certificate and the chain it sent after it (empty if none).
   std::shared_ptr<const Certificate> peer_certificate() const;

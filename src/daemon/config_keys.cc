@@ -802,6 +802,21 @@ constexpr Key<C> kConnectionKeys[] = {
              c.conn.eap_secrets = std::make_shared<const std::map<std::string, std::string, std::less<>>>(std::move(*users));
          },
      .commented_out = true},
+    {.name = "eap_tls13",
+     .example = R"("pre-rfc9190")",
+     .doc = R"(EAP-TLS over TLS 1.3: "rfc9190" (default), or "pre-rfc9190" with a peer from before it, as strongSwan 5.9.2 to 5.9.9 (MSK with TLS 1.2's exporter label, no commitment message))",
+     .parse =
+         [](const Value& v, C& c) {
+           auto s = v.string();
+           if (!s) return;
+           if (*s == "rfc9190")
+             c.conn.eap_tls13_pre_rfc9190 = false;
+           else if (*s == "pre-rfc9190")
+             c.conn.eap_tls13_pre_rfc9190 = true;
+           else
+             v.fail("unsupported value '" + *s + "' (\"rfc9190\" or \"pre-rfc9190\")");
+         },
+     .commented_out = true},
     {.name = "local_certs",
      .example = R"(["gw.crt", "intermediate.crt"])",
      .doc = "PEM files relative to the config: our certificate, then intermediates to send with it",

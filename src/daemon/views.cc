@@ -68,6 +68,7 @@ json connection_list_view(const std::vector<const ike::ConnectionConfig*>& conns
               {"dpd_delay_s", std::chrono::duration_cast<std::chrono::seconds>(c->dpd_delay).count()},
               {"rekey_time_s", std::chrono::duration_cast<std::chrono::seconds>(c->rekey_time).count()}};
     if (c->eap_id) j["eap_id"] = *c->eap_id;
+    if (c->eap_tls13_pre_rfc9190) j["eap_tls13"] = "pre-rfc9190";
     if (!c->pools.empty()) j["pools"] = c->pools;
     if (!c->vips.empty()) j["vips"] = strings(c->vips);
     json children = json::array();

@@ -91,6 +91,9 @@ struct ConnectionConfig {
   // client with EAP-Identity. Passwords by EAP identity, from an eap_secrets file.
   std::optional<std::string> eap_id;
   std::shared_ptr<const std::map<std::string, std::string, std::less<>>> eap_secrets;
+  // EAP-TLS with TLS 1.3 as before RFC 9190 (strongSwan 5.9.2 to 5.9.9): the MSK with
+  // TLS 1.2's exporter label, no commitment message (eap::Tls13Scheme).
+  bool eap_tls13_pre_rfc9190 = false;
   // Gateway: the address pools a client's CFG_REQUEST is answered from, in order.
   std::vector<std::string> pools;
   // Client: virtual IPs to ask for (0.0.0.0 / :: for any of that family); every

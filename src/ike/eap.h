@@ -35,6 +35,15 @@ Bytes encode(const Packet& p);
 const char* type_name(Type t);
 std::string describe(const Packet& p);  // "Request/MSCHAPv2 #5", for logs
 
+// EAP-TLS with TLS 1.3: RFC 9190 (the MSK from the exporter "EXPORTER_EAP_TLS_Key_Material"
+// with the type as context; the server's one-octet commitment message before
+// EAP-Success), or what came before it, as strongSwan 5.9.2 to 5.9.9 (and FreeRADIUS
+// 3.0) do it: the MSK from the exporter with TLS 1.2's label "client EAP encryption" and
+// no context, and no commitment message (the server sends EAP-Success once the client's
+// Finished is in, the client accepts it once its handshake is complete). TLS 1.2 is
+// the same in both.
+enum class Tls13Scheme : std::uint8_t { kRfc9190, kPreRfc9190 };
+
 // Users and their passwords, by EAP identity (an eap_secrets file).
 using Secrets = std::map<std::string, std::string, std::less<>>;
 
@@ -50,6 +59,7 @@ struct Credentials {
   std::vector<std::shared_ptr<const crypto::Certificate>> certs;
   std::shared_ptr<const crypto::TrustStore> trust;
   std::function<Expected<bool, std::string>(const crypto::Certificate&)> check_peer;  // beyond the chain
+  Tls13Scheme tls13 = Tls13Scheme::kRfc9190;
 };
 
 enum class Outcome : std::uint8_t { kContinue, kSuccess, kFailure };
@@ -72,6 +82,9 @@ class ServerMethod {
   virtual const Bytes& msk() const = 0;
   // The identity the method authenticated (MSCHAPv2: the Name of its Response).
   virtual const std::string& authenticated() const = 0;
+  // What the method negotiated, for the log ("TLS 1.3 with TLS_AES_128_GCM_SHA256");
+  // empty if nothing.
+  virtual std::string negotiated() const { return {}; }
 };
 class PeerMethod {
  public:
@@ -82,6 +95,7 @@ class PeerMethod {
   virtual Step process(const Packet& request) = 0;
   virtual bool done() const = 0;  // EAP-Success is acceptable only then
   virtual const Bytes& msk() const = 0;
+  virtual std::string negotiated() const { return {}; }  // as ServerMethod's
 };
 
 // The gateway's side. Without a known identity it asks with EAP-Identity first.
@@ -95,6 +109,7 @@ class Server {
   const std::string& identity() const { return identity_; }
   const Bytes& msk() const;
   Type method_type() const { return method_type_; }
+  std::string negotiated() const { return method_ ? method_->negotiated() : std::string(); }
 
  private:
   Bytes start_method();
@@ -117,6 +132,7 @@ class Peer {
   // kFailure: EAP-Failure, a method failure or a request we cannot answer.
   Step process(ByteView request);
   const Bytes& msk() const;
+  std::string negotiated() const { return method_ ? method_->negotiated() : std::string(); }
 
  private:
   Type method_type_;

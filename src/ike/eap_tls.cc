@@ -73,14 +73,24 @@ TlsFraming::Received TlsFraming::receive(ByteView data, Bytes& message, std::str
   return Received::kComplete;
 }
 
-Expected<Bytes, std::string> tls_msk(const crypto::TlsSession& tls) {
-  auto km = tls.is_tls13() ? tls.export_keying_material("EXPORTER_EAP_TLS_Key_Material", 128,
-                                                        Bytes{static_cast<std::uint8_t>(Type::kTls)}, true)
-                           : tls.export_keying_material("client EAP encryption", 128, {}, false);
+Expected<Bytes, std::string> tls_msk(const crypto::TlsSession& tls, Tls13Scheme scheme) {
+  const bool rfc9190 = tls.is_tls13() && scheme == Tls13Scheme::kRfc9190;
+  // TLS 1.3's exporter hashes the context even when there is none: "no context" is the
+  // empty one there, which is what the scheme before RFC 9190 used.
+  auto km = rfc9190 ? tls.export_keying_material("EXPORTER_EAP_TLS_Key_Material", 128,
+                                                 Bytes{static_cast<std::uint8_t>(Type::kTls)}, true)
+                    : tls.export_keying_material("client EAP encryption", 128, {}, false);
   if (!km) return km;
   Bytes msk(km->begin(), km->begin() + 64);
   crypto::wipe(*km);
   return msk;
+}
+
+std::string tls_negotiated(const crypto::TlsSession* tls) {
+  if (!tls || !tls->established()) return {};
+  std::string v = tls->version();  // "TLSv1.3"
+  if (v.rfind("TLSv", 0) == 0) v = "TLS " + v.substr(4);
+  return v + " with " + tls->cipher_suite();
 }
 
 namespace {
@@ -131,11 +141,13 @@ Step TlsServer::finish() {
   Identity dn{wire::IdType::kDerAsn1Dn, Bytes(identity_.begin(), identity_.end())};
   if (!(id && identity_in_certificate(*id, *cert)) && !identity_in_certificate(dn, *cert))
     return {Outcome::kFailure, {}, "EAP identity '" + identity_ + "' is not in TLS certificate \"" + cert->subject() + "\""};
-  auto msk = tls_msk(*tls_);
+  auto msk = tls_msk(*tls_, credentials_.tls13);
   if (!msk) return {Outcome::kFailure, {}, msk.error()};
   msk_ = std::move(*msk);
   return {Outcome::kSuccess, {}, {}};
 }
+
+std::string TlsServer::negotiated() const { return tls_negotiated(tls_.get()); }
 
 Step TlsServer::process(const Packet& response, std::uint8_t next_identifier) {
   if (!tls_) {
@@ -157,8 +169,10 @@ Step TlsServer::process(const Packet& response, std::uint8_t next_identifier) {
     case TlsFraming::Received::kComplete: break;
   }
   if (auto fed = tls_->feed(message); !fed) return {Outcome::kFailure, {}, fed.error()};
-  if (tls_->established() && !final_flight_sent_ && tls_->is_tls13()) {
+  if (tls_->established() && !final_flight_sent_ && tls_->is_tls13() && credentials_.tls13 == Tls13Scheme::kRfc9190) {
     // RFC 9190 §2.5: one octet of application data commits to no further handshake.
+    // (Before RFC 9190 there was none: EAP-Success follows the client's Finished, and
+    // strongSwan 5.9.8's client even crashes on application data.)
     if (auto w = tls_->write_application_data(Bytes{0}); !w) return {Outcome::kFailure, {}, w.error()};
   }
   Bytes out = tls_->take_output();
@@ -210,9 +224,10 @@ Step TlsPeer::process(const Packet& request) {
       if (auto ok = judge_peer(*tls_, credentials_); !ok) return {Outcome::kFailure, {}, ok.error()};
       verified_ = true;
     }
-    // TLS 1.3: the gateway's commitment message ends the handshake (RFC 9190 §2.5).
-    if (!tls_->is_tls13() || !tls_->take_application_data().empty()) {
-      auto msk = tls_msk(*tls_);
+    // TLS 1.3: the gateway's commitment message ends the handshake (RFC 9190 §2.5);
+    // before RFC 9190 our complete handshake did, and EAP-Success is what comes next.
+    if (!tls_->is_tls13() || credentials_.tls13 == Tls13Scheme::kPreRfc9190 || !tls_->take_application_data().empty()) {
+      auto msk = tls_msk(*tls_, credentials_.tls13);
       if (!msk) return {Outcome::kFailure, {}, msk.error()};
       msk_ = std::move(*msk);
       done_ = true;
@@ -226,5 +241,7 @@ Step TlsPeer::process(const Packet& request) {
   framing_.queue(std::move(out));
   return response(request.identifier, framing_.next_fragment());
 }
+
+std::string TlsPeer::negotiated() const { return tls_negotiated(tls_.get()); }
 
 }  // namespace mobike::ike::eap

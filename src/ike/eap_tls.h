@@ -4,7 +4,8 @@
 // fragment acknowledged by an empty packet. Both ends hold certificates; each checks the
 // other's against its anchors once the handshake is complete. The MSK is the first 64
 // octets of the TLS exporter's key material: "client EAP encryption" (TLS 1.2), or
-// "EXPORTER_EAP_TLS_Key_Material" with the type 13 as context (TLS 1.3).
+// "EXPORTER_EAP_TLS_Key_Material" with the type 13 as context (TLS 1.3; or as TLS 1.2
+// with Tls13Scheme::kPreRfc9190, see eap.h).
 #pragma once
 
 #include <memory>
@@ -47,6 +48,7 @@ class TlsServer final : public ServerMethod {
   Step process(const Packet& response, std::uint8_t next_identifier) override;
   const Bytes& msk() const override { return msk_; }
   const std::string& authenticated() const override { return identity_; }
+  std::string negotiated() const override;
 
  private:
   Step request(std::uint8_t identifier, Bytes type_data);
@@ -67,6 +69,7 @@ class TlsPeer final : public PeerMethod {
   Step process(const Packet& request) override;
   bool done() const override { return done_; }
   const Bytes& msk() const override { return msk_; }
+  std::string negotiated() const override;
 
  private:
   Step response(std::uint8_t identifier, Bytes type_data);
@@ -79,7 +82,10 @@ class TlsPeer final : public PeerMethod {
   Bytes msk_;
 };
 
-// The MSK of an established session (RFC 5216 §2.3, RFC 9190 §2.3).
-Expected<Bytes, std::string> tls_msk(const crypto::TlsSession& tls);
+// The MSK of an established session (RFC 5216 §2.3, RFC 9190 §2.3; TLS 1.3 before
+// RFC 9190 as `scheme` says).
+Expected<Bytes, std::string> tls_msk(const crypto::TlsSession& tls, Tls13Scheme scheme = Tls13Scheme::kRfc9190);
+// "TLS 1.3 with TLS_AES_128_GCM_SHA256" once the handshake is complete; empty before.
+std::string tls_negotiated(const crypto::TlsSession* tls);
 
 }  // namespace mobike::ike::eap

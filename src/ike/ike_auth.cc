@@ -83,6 +83,7 @@ eap::Credentials eap_credentials(const ConnectionConfig& c, bool client) {
   k.key = c.private_key;
   k.certs = c.local_certs;
   k.trust = c.trust;
+  if (c.eap_tls13_pre_rfc9190) k.tls13 = eap::Tls13Scheme::kPreRfc9190;
   if (client && c.remote_id && !c.remote_id->is_pattern()) {
     Identity gateway = *c.remote_id;
     k.check_peer = [gateway](const crypto::Certificate& cert) -> Expected<bool, std::string> {
@@ -211,6 +212,9 @@ TaskResult IkeAuthTask::process_eap(IkeSa& sa, Services& s, const std::vector<Pa
       round_ = Round::kEap;
       return TaskResult::kContinue;
     case eap::Outcome::kSuccess:
+      if (std::string n = eap_->negotiated(); !n.empty())
+        s.log(LogLevel::kInfo, &sa,
+              std::string("EAP-") + eap::type_name(eap_type(sa.config->local_auth)) + ": negotiated " + n);
       s.log(LogLevel::kInfo, &sa, std::string("EAP-") + eap::type_name(eap_type(sa.config->local_auth)) + " succeeded as '" +
                                       sa.config->eap_id.value_or(eap_identity_of(sa.config->local_id)) + "'");
       round_ = Round::kEapAuth;
@@ -399,6 +403,8 @@ AuthResponse continue_eap(IkeSa& sa, Services& s, const std::vector<Payload>& re
       case eap::Outcome::kSuccess:
         e.succeeded = true;
         sa.remote_eap_id = e.server->identity();
+        if (std::string n = e.server->negotiated(); !n.empty())
+          s.log(LogLevel::kInfo, &sa, std::string("EAP-") + method + ": negotiated " + n);
         s.log(LogLevel::kInfo, &sa, std::string("EAP-") + method + " authenticated '" + sa.remote_eap_id + "'");
         break;
       case eap::Outcome::kFailure:

@@ -739,13 +739,16 @@ def swanctl_conf(conns: Iterable[Conn]) -> str:
 def strongswan_conf(vici_socket: Path, log_path: Path, *, port: int = 500,
                     port_nat_t: int = 4500, retransmit_timeout: float | None = None,
                     retransmit_tries: int | None = None, log_levels: dict | None = None,
-                    extra: str = "", extra_plugins: str = "") -> str:
+                    extra: str = "", extra_plugins: str = "", libtls: dict | None = None) -> str:
     """Settings for one charon (read by charon and charon-systemd: the latter falls back
     to the charon section). Plugins are listed explicitly so the host's defaults (ha,
     dhcp, farp, bypass-lan, ...) cannot change a test; kernel-libipsec comes before
     kernel-netlink so that it provides the IPsec backend (first registered wins) while
     kernel-netlink provides addresses and routes. Inside user-mode-linux (in_uml())
-    kernel-libipsec is left out and kernel-netlink puts the SAs in the kernel."""
+    kernel-libipsec is left out and kernel-netlink puts the SAs in the kernel.
+    extra goes into the charon section; libtls: options of strongSwan's TLS stack (the
+    eap-tls plugin's), written as the top-level libtls section, e.g. {"version_min": "1.3",
+    "version_max": "1.3"} (strongSwan 5.9's defaults are 1.2 both)."""
     merged = {"default": 1, "ike": 2, "cfg": 2, "knl": 2, "net": 2, "esp": 2, "enc": 1}
     merged.update(log_levels or {})
     levels = "\n      ".join(f"{k} = {v}" for k, v in merged.items())
@@ -762,6 +765,9 @@ def strongswan_conf(vici_socket: Path, log_path: Path, *, port: int = 500,
                f"{libipsec}kernel-netlink socket-default vici updown")
     if extra_plugins:
         plugins += " " + extra_plugins
+    tls = ""
+    if libtls:
+        tls = "libtls {\n" + "".join(f"  {k} = {v}\n" for k, v in libtls.items()) + "}\n"
     return f"""charon {{
   load_modular = no
   load = {plugins}
@@ -800,7 +806,7 @@ def strongswan_conf(vici_socket: Path, log_path: Path, *, port: int = 500,
     }}
   }}
 {extra}}}
-"""
+{tls}"""
 
 
 def parse_vici_pretty(text: str) -> list[tuple[str, dict]]:
@@ -851,9 +857,11 @@ class Charon:
                  port: int = 500, port_nat_t: int = 4500,
                  retransmit_timeout: float | None = None,
                  retransmit_tries: int | None = None, log_levels: dict | None = None,
-                 extra_conf: str = "", extra_plugins: str = ""):
+                 extra_conf: str = "", extra_plugins: str = "", libtls: dict | None = None):
         """log_levels: charon's per-subsystem levels ({"ike": 3}); the environment's
-        MOBIKE_CHARON_LOG_LEVELS ("ike=3,enc=3") adds to them when debugging a test."""
+        MOBIKE_CHARON_LOG_LEVELS ("ike=3,enc=3") adds to them when debugging a test.
+        libtls: strongswan.conf's libtls options ({"version_min": "1.3"}), see
+        strongswan_conf()."""
         env_levels = os.environ.get("MOBIKE_CHARON_LOG_LEVELS", "")
         log_levels = dict(log_levels or {})
         for item in filter(None, (x.strip() for x in env_levels.split(","))):
@@ -875,7 +883,7 @@ class Charon:
         self.conf_path.write_text(strongswan_conf(
             self.vici, self.log_path, port=port, port_nat_t=port_nat_t,
             retransmit_timeout=retransmit_timeout, retransmit_tries=retransmit_tries,
-            log_levels=log_levels, extra=extra_conf, extra_plugins=extra_plugins))
+            log_levels=log_levels, extra=extra_conf, extra_plugins=extra_plugins, libtls=libtls))
         self.process: Process | None = None
 
     def start(self, timeout: float = 20) -> "Charon":

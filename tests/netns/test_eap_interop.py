@@ -3,7 +3,7 @@
 (its eap-mschapv2 plugin from libcharon-extauth-plugins) through a Linux MASQUERADE NAT,
 one ctest per case:
 
-netns-params: swan_client_mschapv2 swan_client_wrong_password mobiked_client_swan_gw mobiked_pair_switch swan_client_tls mobiked_client_tls_swan_gw many_clients
+netns-params: swan_client_mschapv2 swan_client_wrong_password mobiked_client_swan_gw mobiked_pair_switch swan_client_tls mobiked_client_tls_swan_gw swan_client_tls13 mobiked_client_tls13_swan_gw many_clients
 
     ini (10.1.0.2, client) -- nat (10.1.0.1 | 198.51.100.2) -- res (198.51.100.10, gateway)
                                                                 203.0.113.1/32 on lo
@@ -37,7 +37,8 @@ Cases:
 EAP-TLS (RFC 5216 / 9190), the client with an RSA-3072 certificate "C=CH, O=Mobike Test,
 CN=carol" (SAN email:carol@example.test) from the same root, EAP identity
 carol@example.test:
-    swan_client_tls  charon (eap-tls plugin) against the mobiked gateway (remote_auth
+    swan_client_tls  charon (eap-tls plugin, libtls log level 2: "negotiated TLS 1.2 using
+                     suite ...") against the mobiked gateway (remote_auth
                      "eap-tls", cacerts the root): established; charon logs the EAP-TLS
                      success with an MSK and the gateway's MSK authentication; mobiked
                      shows remote_eap_id carol@example.test and leases 10.3.0.1 to it;
@@ -45,6 +46,14 @@ carol@example.test:
     mobiked_client_tls_swan_gw  mobiked as the EAP-TLS client against a charon gateway
                      with eap-tls and a pool: charon shows remote-eap-id
                      carol@example.test; mobiked gets 10.3.0.1 and pings from it.
+    Both with charon's default TLS versions (strongSwan 5.9: 1.2 only), and both ends
+    must log TLS 1.2 and the same cipher suite. Then the same with charon held to TLS 1.3
+    by strongswan.conf's "libtls { version_min = 1.3  version_max = 1.3 }", where both
+    ends must log TLS 1.3 and the same suite. strongSwan before 5.9.10 (Debian 12: 5.9.8)
+    does EAP-TLS over TLS 1.3 as before RFC 9190 (the MSK from TLS 1.2's exporter label,
+    no commitment message), so mobiked's connection gets eap_tls13 = "pre-rfc9190" there:
+    swan_client_tls13  as swan_client_tls.
+    mobiked_client_tls13_swan_gw  as mobiked_client_tls_swan_gw.
 
 Several road warriors on one gateway connection:
     many_clients     three EAP-MSCHAPv2 clients behind the same NAT, each in its own
@@ -114,7 +123,7 @@ def write_secrets(lab: Lab, name: str, users: dict[str, str]) -> str:
 
 
 def start_gateway(lab: Lab, ns, gw_cert, users: dict[str, str], method: str = "eap-mschapv2",
-                  cacerts: list[str] | None = None) -> Mobiked:
+                  cacerts: list[str] | None = None, extra: dict | None = None) -> Mobiked:
     d = Mobiked(lab, ns, "mobiked-gw", dataplane="userspace")
     d.daemon_section += (
         "\n[[pool]]\n"
@@ -126,7 +135,7 @@ def start_gateway(lab: Lab, ns, gw_cert, users: dict[str, str], method: str = "e
                  local_ts=[GW_NET], remote_ts=[], dpd_delay="10s",
                  local_auth="pubkey", remote_auth=method,
                  local_certs=auth.local_certs, local_key=auth.key, send_cert="always", cacerts=cacerts or [],
-                 extra={"pools": [POOL], "eap_id": "%any"})
+                 extra={"pools": [POOL], "eap_id": "%any", **(extra or {})})
     if users:
         conn.extra["eap_secrets"] = write_secrets(lab, "gw-eap.secrets", users)
     return d.start([conn])
@@ -369,14 +378,57 @@ def client_cert(pki):
     return pki.issue("carol", TLS_SUBJECT, key_type="rsa3072", san=[f"email:{TLS_USER}"])
 
 
-def swan_client_tls(lab: Lab) -> None:
+# strongSwan 5.9's TLS stack negotiates TLS 1.2 unless told otherwise (its libtls
+# version_min / version_max in strongswan.conf, 1.2 both by default); mobiked offers 1.2
+# and 1.3. A version forces charon to exactly that one.
+SWAN_TLS_DEFAULT = "1.2"
+
+
+def swan_tls_options(version: str | None) -> dict | None:
+    return {"version_min": version, "version_max": version} if version else None
+
+
+def mobiked_tls_options(charon: Charon, version: str | None) -> dict:
+    """mobiked's connection keys for TLS `version` with this charon: strongSwan before
+    5.9.10 does EAP-TLS over TLS 1.3 as before RFC 9190 (TLS 1.2's exporter label for
+    the MSK, no commitment message; 5.9.8's client crashes on one), so mobiked is told
+    eap_tls13 = "pre-rfc9190" there; newer charons and TLS 1.2 take mobiked's defaults."""
+    if version != "1.3":
+        return {}
+    out = charon.swanctl("--version", "--daemon").stdout
+    m = re.search(r"\b(\d+)\.(\d+)\.(\d+)\b", out)
+    check(m is not None, f"no version in swanctl --version --daemon: {out!r}")
+    return {"eap_tls13": "pre-rfc9190"} if tuple(map(int, m.groups())) < (5, 9, 10) else {}
+
+
+def check_tls_version(charon: Charon, d: Mobiked, version: str | None) -> str:
+    """Both ends say they negotiated TLS `version` (charon's default when None) and the
+    same cipher suite: charon's tls log ("negotiated TLS 1.3 using suite TLS_AES_...")
+    and mobiked's ("EAP-TLS: negotiated TLS 1.3 with TLS_AES_..."). Returns a summary."""
+    want = version or SWAN_TLS_DEFAULT
+    text = charon.log_text()
+    theirs = re.findall(r"negotiated TLS ([0-9.]+) using suite (\w+)", text)
+    check(len(theirs) == 1, f"{charon.name} does not log one TLS negotiation: {theirs} "
+                            f"{re.findall(r'.*(?:TLS|tls).*', text)[:12]}")
+    ours = re.findall(r"EAP-TLS: negotiated TLS ([0-9.]+) with (\w+)", d.log_text())
+    check(len(ours) == 1, f"{d.name} does not log one TLS negotiation: {ours}")
+    check(theirs[0][0] == want and ours[0][0] == want,
+          f"TLS {want} expected: {charon.name} negotiated TLS {theirs[0][0]}, {d.name} TLS {ours[0][0]}")
+    check(theirs[0][1] == ours[0][1], f"cipher suites differ: {charon.name} {theirs[0][1]}, {d.name} {ours[0][1]}")
+    return f"TLS {want} with {ours[0][1]} on both ends"
+
+
+def swan_client_eap_tls(lab: Lab, version: str | None) -> None:
+    """charon as the EAP-TLS road warrior against the mobiked gateway, its TLS stack held
+    to `version` ("1.3"; None: its default)."""
     t = nat_topology(lab)
     pki, gw_cert = make_pki(lab, t, [t.RES_ADDR])
     cl = client_cert(pki)
-    gw = start_gateway(lab, t.res, gw_cert, {}, method="eap-tls", cacerts=[str(pki.root.cert)])
     c = Charon(lab, t.ini, "charon-ini", retransmit_timeout=1.0, retransmit_tries=3,
                log_levels={"ike": 2, "cfg": 2, "enc": 1, "knl": 2, "tls": 2},
-               extra_plugins=SWAN_EAP_PLUGINS).start()
+               extra_plugins=SWAN_EAP_PLUGINS, libtls=swan_tls_options(version)).start()
+    gw = start_gateway(lab, t.res, gw_cert, {}, method="eap-tls", cacerts=[str(pki.root.cert)],
+                       extra=mobiked_tls_options(c, version))
     auth = PubkeyAuth.of(cl, [pki.root])
     c.load([Conn(NAME, local_id=CLIENT_ID, remote_id=GW_ID, local_addrs=[t.INI_ADDR], remote_addrs=[t.RES_ADDR],
                  remote_ts=[GW_NET], dpd_delay=10, extra={"vips": "0.0.0.0"},
@@ -389,20 +441,29 @@ def swan_client_tls(lab: Lab) -> None:
           f"charon does not log an EAP-TLS success with an MSK: {re.findall(r'.*(?:EAP|TLS).*', text)[:16]}")
     check(re.search(rf"authentication of '{re.escape(GW_ID)}' with EAP successful", text) is not None,
           f"charon does not log the gateway's MSK authentication: {re.findall(r'.*authentication of.*', text)}")
-    version = re.search(r"negotiated (TLS [0-9.]+)", text)
+    tls = check_tls_version(c, gw, version)
     g = gateway_state(gw, "EAP-TLS", user=TLS_USER)
     ping(t.ini, VIP, "EAP-TLS")
-    log(f"EAP-TLS ({version.group(1) if version else 'version not logged'}): mobiked shows "
-        f"{g['remote_eap_id']!r} with {VIP}; ping through")
+    log(f"EAP-TLS ({tls}): mobiked shows {g['remote_eap_id']!r} with {VIP}; ping through")
 
 
-def mobiked_client_tls_swan_gw(lab: Lab) -> None:
+def swan_client_tls(lab: Lab) -> None:
+    swan_client_eap_tls(lab, None)
+
+
+def swan_client_tls13(lab: Lab) -> None:
+    swan_client_eap_tls(lab, "1.3")
+
+
+def mobiked_client_eap_tls_swan_gw(lab: Lab, version: str | None) -> None:
+    """mobiked as the EAP-TLS client against a charon gateway whose TLS stack is held to
+    `version` ("1.3"; None: its default)."""
     t = nat_topology(lab)
     pki, gw_cert = make_pki(lab, t, [t.RES_ADDR])
     cl = client_cert(pki)
     charon = Charon(lab, t.res, "charon-gw", retransmit_timeout=1.0, retransmit_tries=3,
                     log_levels={"ike": 2, "cfg": 2, "enc": 1, "knl": 2, "tls": 2},
-                    extra_plugins=SWAN_EAP_PLUGINS).start()
+                    extra_plugins=SWAN_EAP_PLUGINS, libtls=swan_tls_options(version)).start()
     auth = PubkeyAuth.of(gw_cert, [], local_id=GW_ID)
     conn = Conn(NAME, local_id=GW_ID, remote_id=None, local_ts=[GW_NET], remote_ts=[], dpd_delay=10,
                 local_auth="pubkey", remote_auth="eap-tls", local_certs=auth.local_certs, local_key=auth.key,
@@ -416,7 +477,7 @@ def mobiked_client_tls_swan_gw(lab: Lab) -> None:
     d.start([MConn(NAME, local_id=CLIENT_ID, remote_id=GW_ID, psk=None, remote_addrs=[t.RES_ADDR],
                    local_ts=[], remote_ts=[GW_NET], dpd_delay="10s", local_auth="eap-tls", remote_auth="pubkey",
                    local_certs=cauth.local_certs, local_key=cauth.key, cacerts=[str(pki.root.cert)],
-                   extra={"vips": ["0.0.0.0"], "eap_id": TLS_USER})])
+                   extra={"vips": ["0.0.0.0"], "eap_id": TLS_USER, **mobiked_tls_options(charon, version)})])
     d.ctl("initiate", NAME)
     sa = wait_until(lambda: mob_sa(d), 15, f"{d.name} ESTABLISHED with a Child SA")
     check(re.search(rf"EAP-TLS succeeded as '{re.escape(TLS_USER)}'", d.log_text()) is not None,
@@ -428,13 +489,20 @@ def mobiked_client_tls_swan_gw(lab: Lab) -> None:
     text = charon.log_text()
     check(re.search(r"EAP method EAP_TLS succeeded, MSK established", text) is not None,
           f"charon-gw does not log an EAP-TLS success: {re.findall(r'.*(?:EAP|TLS).*', text)[:16]}")
+    tls = check_tls_version(charon, d, version)
     wait_until(lambda: re.search(rf"\binet {re.escape(VIP)}/32\b",
                                  d.ns.ip("-o", "-4", "addr", "show", "dev", TUN, check=False).stdout),
                5, f"{VIP} on {TUN}")
     ping(t.ini, VIP, "mobiked EAP-TLS client")
-    version = re.search(r"negotiated (TLS [0-9.]+)", text)
-    log(f"charon-gw ({version.group(1) if version else 'version not logged'}): remote-eap-id "
-        f"{ssa.get('remote-eap-id')!r}; mobiked pings from {VIP}")
+    log(f"charon-gw ({tls}): remote-eap-id {ssa.get('remote-eap-id')!r}; mobiked pings from {VIP}")
+
+
+def mobiked_client_tls_swan_gw(lab: Lab) -> None:
+    mobiked_client_eap_tls_swan_gw(lab, None)
+
+
+def mobiked_client_tls13_swan_gw(lab: Lab) -> None:
+    mobiked_client_eap_tls_swan_gw(lab, "1.3")
 
 
 def installed(sa: dict) -> dict | None:
@@ -529,6 +597,10 @@ CASES = {
     "swan_client_tls": (swan_client_tls, "strongSwan EAP-TLS road warrior against a mobiked gateway", True),
     "mobiked_client_tls_swan_gw": (mobiked_client_tls_swan_gw, "mobiked EAP-TLS client against a strongSwan gateway",
                                    True),
+    "swan_client_tls13": (swan_client_tls13, "strongSwan EAP-TLS road warrior held to TLS 1.3 against a mobiked "
+                          "gateway", True),
+    "mobiked_client_tls13_swan_gw": (mobiked_client_tls13_swan_gw, "mobiked EAP-TLS client against a strongSwan "
+                                     "gateway held to TLS 1.3", True),
     "many_clients": (many_clients, "three EAP-MSCHAPv2 road warriors (two strongSwan, one mobiked) behind one "
                      "NAT on one mobiked gateway connection and pool, and a wrong password beside them", True),
 }

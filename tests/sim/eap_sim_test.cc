@@ -255,6 +255,52 @@ TEST(EapSim, TlsWithCertificatesBothWaysAndFragments) {
   EXPECT_EQ(only_sa(*p.res)->remote_eap_id, "carol@example.test");
   EXPECT_TRUE(logged(*p.res, "EAP-TLS authenticated 'carol@example.test'"));
   EXPECT_TRUE(logged(*p.ini, "EAP-TLS succeeded as 'carol@example.test'"));
+  // Two mobiked ends agree on TLS 1.3 and say so.
+  EXPECT_TRUE(logged(*p.res, "EAP-TLS: negotiated TLS 1.3 with TLS_"));
+  EXPECT_TRUE(logged(*p.ini, "EAP-TLS: negotiated TLS 1.3 with TLS_"));
+}
+
+// TLS 1.3 as strongSwan 5.9.2 to 5.9.9 do it (eap_tls13 = "pre-rfc9190" at both ends):
+// no commitment message, so one EAP round fewer, and the MSKs still agree.
+TEST(EapSim, TlsPreRfc9190AtBothEnds) {
+  std::size_t rfc_rounds = 0;
+  {
+    EapPair p;
+    auto [c, g] = p.tls_pair("carol@example.test", "carol@example.test");
+    p.configure(c, g);
+    rfc_rounds = p.establish_counting_ike_auth_requests();
+    ASSERT_GT(rfc_rounds, 0u);
+  }
+  EapPair p;
+  auto [c, g] = p.tls_pair("carol@example.test", "carol@example.test");
+  c.eap_tls13_pre_rfc9190 = g.eap_tls13_pre_rfc9190 = true;
+  p.configure(c, g);
+  const std::size_t rounds = p.establish_counting_ike_auth_requests();
+  ASSERT_GT(rounds, 0u);
+  expect_matching_children(*only_sa(*p.ini), *only_sa(*p.res));
+  EXPECT_EQ(rounds + 1, rfc_rounds);
+  EXPECT_TRUE(logged(*p.res, "EAP-TLS: negotiated TLS 1.3 with TLS_"));
+  EXPECT_TRUE(logged(*p.ini, "EAP-TLS succeeded as 'carol@example.test'"));
+}
+
+// One end before RFC 9190, the other not: a gateway without the commitment message is
+// refused by an RFC 9190 client (its EAP-Success comes too early), and an RFC 9190
+// gateway's MSK is not the pre-RFC 9190 client's, so its AUTH fails.
+TEST(EapSim, TlsSchemesDoNotMix) {
+  for (bool gateway_pre : {true, false}) {
+    SCOPED_TRACE(gateway_pre);
+    EapPair p;
+    auto [c, g] = p.tls_pair("carol@example.test", "carol@example.test");
+    g.eap_tls13_pre_rfc9190 = gateway_pre;
+    c.eap_tls13_pre_rfc9190 = !gateway_pre;
+    p.configure(c, g);
+    p.initiate();
+    ASSERT_TRUE(p.refused());
+    if (gateway_pre)
+      EXPECT_TRUE(logged(*p.ini, "EAP-Success before the method finished"));
+    else
+      EXPECT_TRUE(logged(*p.res, "with the EAP MSK does not verify"));
+  }
 }
 
 TEST(EapSim, TlsCertificateOfAnotherCaIsRefused) {

@@ -59,6 +59,10 @@ TEST(TlsSession, HandshakesInBothVersionsAndTheExportersAgree) {
     ASSERT_TRUE((*client)->established());
     ASSERT_TRUE((*server)->established());
     EXPECT_EQ((*server)->version(), v == 0x0303 ? "TLSv1.2" : "TLSv1.3");
+    // IANA names, the same on both ends: TLS 1.3's suites name no key exchange.
+    EXPECT_EQ((*server)->cipher_suite(), (*client)->cipher_suite());
+    EXPECT_EQ((*server)->cipher_suite().rfind(v == 0x0303 ? "TLS_ECDHE_" : "TLS_AES_", 0), 0u)
+        << (*server)->cipher_suite();
     EXPECT_EQ((*server)->peer_certificate()->subject(), "C=CH, O=Mobike Test, CN=carol");
     EXPECT_EQ((*client)->peer_certificate()->subject(), "C=CH, O=Mobike Test, CN=gw.example.test");
     TrustStore trust;
@@ -82,6 +86,7 @@ TEST(TlsSession, AServerRefusesAClientWithoutCertificate) {
   auto server = TlsSession::create(cfg(true, gw, 0x0303));
   auto client = TlsSession::create({.server = false});
   ASSERT_TRUE(server && client);
+  EXPECT_EQ((*server)->cipher_suite(), "");  // nothing negotiated yet
   ASSERT_TRUE((*client)->start());
   ASSERT_TRUE((*server)->feed((*client)->take_output()));
   ASSERT_TRUE((*client)->feed((*server)->take_output()));

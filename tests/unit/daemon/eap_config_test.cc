@@ -1,8 +1,9 @@
-// EAP keys of [[connection]]: remote_auth/local_auth "eap-mschapv2", eap_id, and the
-// eap_secrets file (ipsec.secrets lines), with every error named by file, line and key.
+// EAP keys of [[connection]]: remote_auth/local_auth "eap-mschapv2", eap_id, eap_tls13, and
+// the eap_secrets file (ipsec.secrets lines), with every error named by file, line and key.
 #include <gtest/gtest.h>
 
 #include "daemon/config.h"
+#include "daemon/views.h"
 #include "temp_dir.h"
 
 namespace mobike::daemon {
@@ -112,6 +113,29 @@ TEST(EapConfig, EapTlsNeedsCertificatesAndAnchorsNotPasswords) {
                         "key 'cacerts': required with EAP-TLS (anchors for the other end's TLS certificate)"})
     EXPECT_NE(r.error().find(e), std::string::npos) << r.error();
   EXPECT_EQ(r.error().find("eap_secrets"), std::string::npos) << r.error();
+}
+
+TEST(EapConfig, EapTls13SchemeIsRfc9190UnlessToldPreRfc9190) {
+  TempDir dir;
+  dir.write("eap.secrets", "carol : EAP \"pw\"\n", 0600);
+  const std::string base = std::string(kGateway) + "eap_secrets = \"eap.secrets\"\n";
+  auto r = load_config(dir.write("mobiked.toml", base));
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_FALSE(r->connections[0].eap_tls13_pre_rfc9190);
+  EXPECT_FALSE(connection_list_view({&r->connections[0]})[0].contains("eap_tls13"));  // list-conns
+  r = load_config(dir.write("mobiked.toml", base + "eap_tls13 = \"pre-rfc9190\"\n"));
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_TRUE(r->connections[0].eap_tls13_pre_rfc9190);
+  EXPECT_EQ(connection_list_view({&r->connections[0]})[0].value("eap_tls13", ""), "pre-rfc9190");
+  r = load_config(dir.write("mobiked.toml", base + "eap_tls13 = \"rfc9190\"\n"));
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_FALSE(r->connections[0].eap_tls13_pre_rfc9190);
+  r = load_config(dir.write("mobiked.toml", base + "eap_tls13 = \"draft\"\n"));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().find("mobiked.toml:9: connection 'rw': key 'eap_tls13': unsupported value 'draft' "
+                           "(\"rfc9190\" or \"pre-rfc9190\")"),
+            std::string::npos)
+      << r.error();
 }
 
 }  // namespace
