@@ -330,17 +330,11 @@ std::vector<std::shared_ptr<const crypto::Certificate>> read_certificates(const 
 void auth_class(const Value& v, ConnectionDraft& c, std::optional<ike::AuthClass>& out) {
   auto s = v.string();
   if (!s) return;
-  if (*s == "psk") {
-    out = ike::AuthClass::kPsk;
-  } else if (*s == "pubkey") {
-    out = ike::AuthClass::kPubkey;
-  } else if (*s == "rsa/pss") {
+  if (*s == "rsa/pss") {
     out = ike::AuthClass::kPubkey;
     c.rsa_pss = true;
-  } else if (*s == "eap-mschapv2") {
-    out = ike::AuthClass::kEapMschapv2;
-  } else if (*s == "eap-tls") {
-    out = ike::AuthClass::kEapTls;
+  } else if (auto a = ike::auth_class_from_string(*s)) {
+    out = *a;
   } else {
     v.fail("unsupported method '" + *s + "' (\"psk\", \"pubkey\", \"rsa/pss\", \"eap-mschapv2\" or \"eap-tls\")");
   }
@@ -1031,12 +1025,8 @@ constexpr Key<C> kConnectionKeys[] = {
      [](const Value& v, C& c) {
        auto s = v.string();
        if (!s) return;
-       if (*s == "none")
-         c.conn.start = ike::StartAction::kNone;
-       else if (*s == "initiate")
-         c.conn.start = ike::StartAction::kInitiate;
-       else if (*s == "trap")
-         c.conn.start = ike::StartAction::kTrap;
+       if (auto a = ike::start_action_from_string(*s))
+         c.conn.start = *a;
        else
          v.fail("unknown action '" + *s + "' (expected \"none\", \"initiate\" or \"trap\")");
      }},

@@ -21,25 +21,6 @@ std::vector<std::string> ts_strings(const std::vector<wire::TrafficSelector>& ts
 
 namespace {
 
-const char* auth_name(ike::AuthClass c) {
-  switch (c) {
-    case ike::AuthClass::kPsk: return "psk";
-    case ike::AuthClass::kPubkey: return "pubkey";
-    case ike::AuthClass::kEapMschapv2: return "eap-mschapv2";
-    case ike::AuthClass::kEapTls: return "eap-tls";
-  }
-  return "?";
-}
-
-const char* start_name(ike::StartAction a) {
-  switch (a) {
-    case ike::StartAction::kNone: return "none";
-    case ike::StartAction::kInitiate: return "initiate";
-    case ike::StartAction::kTrap: return "trap";
-  }
-  return "?";
-}
-
 template <class T>
 json strings(const std::vector<T>& v) {
   json out = json::array();
@@ -60,11 +41,11 @@ json connection_list_view(const std::vector<const ike::ConnectionConfig*>& conns
               {"remote_port", c->remote_port},
               {"local_id", c->local_id.to_string()},
               {"remote_id", c->remote_id ? c->remote_id->to_string() : "%any"},
-              {"local_auth", auth_name(c->local_auth)},
-              {"remote_auth", auth_name(c->remote_auth)},
+              {"local_auth", ike::to_string(c->local_auth)},
+              {"remote_auth", ike::to_string(c->remote_auth)},
               {"ike_proposals", ike::proposals_to_string(c->ike_proposals)},
               {"mobike", c->mobike},
-              {"start", start_name(c->start)},
+              {"start", ike::to_string(c->start)},
               {"dpd_delay_s", std::chrono::duration_cast<std::chrono::seconds>(c->dpd_delay).count()},
               {"rekey_time_s", std::chrono::duration_cast<std::chrono::seconds>(c->rekey_time).count()}};
     if (c->eap_id) j["eap_id"] = *c->eap_id;

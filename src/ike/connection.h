@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,9 @@ bool identity_matches(const Identity& id, const Identity& pattern);
 // gateway by its own class (usually a certificate).
 enum class AuthClass : std::uint8_t { kPsk, kPubkey, kEapMschapv2, kEapTls };
 inline bool is_eap(AuthClass c) { return c == AuthClass::kEapMschapv2 || c == AuthClass::kEapTls; }
+// swanctl's words for it ("psk", "pubkey", "eap-mschapv2", "eap-tls"), one table both ways.
+std::string_view to_string(AuthClass c);
+std::optional<AuthClass> auth_class_from_string(std::string_view word);
 enum class SendCert : std::uint8_t { kAlways, kIfAsked, kNever };
 
 struct ChildConfig {
@@ -68,6 +72,9 @@ enum class ReturnRoutability : std::uint8_t {
 
 // kTrap: the data plane reports traffic for a child's selectors (Engine::acquire).
 enum class StartAction : std::uint8_t { kNone, kInitiate, kTrap };
+// "none", "initiate", "trap" (swanctl's start_action), one table both ways.
+std::string_view to_string(StartAction a);
+std::optional<StartAction> start_action_from_string(std::string_view word);
 
 struct ConnectionConfig {
   std::string name;

@@ -64,10 +64,6 @@ class ForgetAuthMaterial {
 void mark_established(IkeSa& sa, Services& s) {
   sa.state = IkeState::kEstablished;
   sa.established_at = s.now();
-  sa.setup().init_request.clear();
-  sa.setup().init_request.shrink_to_fit();
-  sa.setup().init_response.clear();
-  sa.setup().init_response.shrink_to_fit();
   s.stats().ike_established++;
   s.event(EventKind::kIkeEstablished, sa, 0,
           sa.local.to_string() + " <-> " + sa.remote.to_string() +
