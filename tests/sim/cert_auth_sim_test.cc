@@ -183,6 +183,29 @@ TEST(CertAuthSim, IfAskedSendsCertificatesOnlyAfterCertreq) {
   EXPECT_TRUE(q.net.run_until([&] { return q.both_established(); }));
 }
 
+TEST(CertAuthSim, NeverSendsNoCertificateEvenWhenAsked) {
+  CertPair p;
+  auto gw = p.pki.issue("gw", KeyType::kEcdsaP256);
+  auto client = p.pki.issue("client", KeyType::kEcdsaP256);
+  auto r = p.res_conn(gw);
+  r.send_cert = SendCert::kNever;  // the initiator sends CERTREQ (its default)
+  std::size_t certs_from_res = 0;
+  p.net.drop = [&](const Packet& pk) {
+    if (pk.from == "res" && !pk.keepalive && pk.data.size() > wire::kHeaderSize &&
+        pk.data[18] == static_cast<std::uint8_t>(wire::ExchangeType::kIkeAuth))
+      if (auto* sa = only_sa(*p.ini); sa && sa->crypto.in)
+        if (auto m = wire::decode_message(pk.data))
+          if (auto inner = ike::open_message(*sa, *m, pk.data))
+            for (const auto& pl : *inner) certs_from_res += pl.type == wire::PayloadType::kCert;
+    return false;
+  };
+  p.configure(p.ini_conn(client), r);
+  p.initiate();
+  ASSERT_TRUE(p.refused());
+  EXPECT_EQ(certs_from_res, 0u);
+  EXPECT_TRUE(logged(*p.ini, "sent no certificate"));
+}
+
 TEST(CertAuthSim, KeptIkeAuthResponseLeavesOurCertificatesOutAndIsSealedAgain) {
   CertPair p;
   auto gw = p.pki.issue("gw.example.test", KeyType::kEcdsaP256);
