@@ -39,9 +39,13 @@ constexpr std::size_t kBatch = 100;
 constexpr std::size_t kCheckpointWorker = 1 + kWriters;
 
 bool not_sent(const etcd::Error& e) {
-  // Nothing applied: no connection was made, or etcd refused before acting (no leader).
+  // Nothing applied: no connection was made, or etcd refused before acting ("no leader",
+  // the answer to our hasleader metadata). Not "leader changed" or "request timed out,
+  // possibly due to previous leader failure": those come after the proposal, which the
+  // next leader may still commit, and a write sent again would then find its own change
+  // and fail as if another node had made it (a member removed during a drain did that).
   return e.kind == etcd::Error::Kind::kUnreachable || e.kind == etcd::Error::Kind::kInvalidArgument ||
-         (e.kind == etcd::Error::Kind::kEtcd && e.message.find("leader") != std::string::npos);
+         etcd::is_no_leader(e);
 }
 
 std::string as_string(const Bytes& b) { return std::string(b.begin(), b.end()); }
@@ -537,6 +541,11 @@ void ClusterMember::send_read(const cluster::StoreRead& read) {
   }, 0);
 }
 
+bool ClusterMember::pause_unless_stopping() {
+  std::unique_lock lock(mu_);
+  return !cv_.wait_for(lock, kRetryPause, [&] { return stopping_; });
+}
+
 void ClusterMember::send_batch(std::vector<cluster::StoreWrite> batch) {
   etcd_ops_++;
   post_work([this, batch = std::move(batch)](platform::EtcdClient& c) {
@@ -551,19 +560,35 @@ void ClusterMember::send_batch(std::vector<cluster::StoreWrite> batch) {
       cmp.push_back(etcd::Compare::mod_revision(w.key, etcd::Compare::Result::kEqual, w.expect));
       ops.push_back(w.put ? etcd::Op::put_kv(w.key, as_string(*w.put)) : etcd::Op::del_key(w.key));
     }
+    // An answer lost after the request went out (a member dying mid-answer): the
+    // writes may have applied, and the node must learn their revisions, or its next
+    // write of such a key (a move's, at once) compares against a stale one and fails
+    // as if another node had written it. What etcd holds tells, as for single writes.
+    auto settle = [&](const cluster::StoreWrite& w, const etcd::Error& e) {
+      cluster::StoreWriteResult result{w.tag, false, 0};
+      if (not_sent(e)) return result;
+      std::optional<Fate> f;
+      while (!(f = fate_of(c, w)) && pause_unless_stopping()) {
+      }
+      if (f && f->kind == Fate::Kind::kApplied) result = {w.tag, true, f->revision};
+      return result;
+    };
     auto r = c.txn(cmp, ops);
     if (r && r->succeeded) {
       for (const auto& w : batch) results.push_back(cluster::StoreWriteResult{w.tag, true, r->revision()});
     } else if (r) {
       for (std::size_t i = 0; i < batch.size(); ++i) {
         auto one = c.txn(std::span(&cmp[i], 1), std::span(&ops[i], 1));
-        if (!one) last = one.error();
-        results.push_back(
-            cluster::StoreWriteResult{batch[i].tag, one && one->succeeded, one ? one->revision() : std::int64_t{0}});
+        if (!one) {
+          last = one.error();
+          results.push_back(settle(batch[i], *last));
+          continue;
+        }
+        results.push_back(cluster::StoreWriteResult{batch[i].tag, one->succeeded, one->revision()});
       }
     } else {
       last = r.error();
-      for (const auto& w : batch) results.push_back(cluster::StoreWriteResult{w.tag, false, 0});
+      for (const auto& w : batch) results.push_back(settle(w, *last));
     }
     asio::post(io_, [this, results = std::move(results), last] {
       if (stopped()) return;
@@ -593,10 +618,11 @@ void ClusterMember::send_writes() {
     post_work([this, w = std::move(w), deadline = now() + config_.move_timeout](platform::EtcdClient& c) {
       cluster::StoreWriteResult result{w.tag, false, 0};
       std::optional<etcd::Error> last;
-      auto pause = [&] {
-        std::unique_lock lock(mu_);
-        return !cv_.wait_for(lock, kRetryPause, [&] { return stopping_; });
-      };
+      auto pause = [this] { return pause_unless_stopping(); };
+      // An earlier attempt went out and its fate was read as "not applied". A proposal
+      // still on its way to the leader (forwarded by a member that then went away) can
+      // commit after that read, and the attempt sent again then finds our own change.
+      bool earlier_may_apply = false;
       for (;;) {
         std::vector<etcd::Compare> cmp = {etcd::Compare::mod_revision(w.key, etcd::Compare::Result::kEqual, w.expect)};
         std::vector<etcd::Op> ops = {w.put ? etcd::Op::put_kv(w.key, as_string(*w.put)) : etcd::Op::del_key(w.key)};
@@ -604,12 +630,19 @@ void ClusterMember::send_writes() {
         if (r) {
           result.succeeded = r->succeeded;
           result.revision = r->revision();
+          if (!r->succeeded && earlier_may_apply) {
+            std::optional<Fate> f;
+            while (!(f = fate_of(c, w)) && pause()) {
+            }
+            if (f && f->kind == Fate::Kind::kApplied) result = {w.tag, true, f->revision};
+          }
           break;
         }
         last = r.error();
         if (not_sent(*last)) {
           if (ike::Clock::now() < deadline && pause()) continue;
         } else {
+          earlier_may_apply = true;
           // The request may have reached etcd (a timeout, a member going away mid-answer):
           // only what etcd holds now tells whether it applied. Until some member answers,
           // the SA stays as it is (an exported SA sends nothing), never resumed on a guess.

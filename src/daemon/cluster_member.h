@@ -104,6 +104,8 @@ class ClusterMember {
   std::string self_record() const;
   void send_writes();
   void send_batch(std::vector<cluster::StoreWrite> batch);
+  // Waits kRetryPause on a worker thread; false once the member is stopping.
+  bool pause_unless_stopping();
   void send_read(const cluster::StoreRead& read);
   void sync_members();                       // the live members to the Node (failover)
   void take_address(const IpAddress& address);  // a dead node's, for clients without the switch
