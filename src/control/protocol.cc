@@ -109,6 +109,12 @@ std::optional<Command> command_from_name(std::string_view name) {
   return std::nullopt;
 }
 
+std::vector<std::string_view> command_names() {
+  std::vector<std::string_view> names;
+  for (const auto& [cmd, name] : kCommands) names.push_back(name);
+  return names;
+}
+
 Command command_of(const Request& r) {
   return std::visit(Overloaded{
                         [](const ListSasRequest&) { return Command::kListSas; },

@@ -111,6 +111,8 @@ enum class Command : std::uint8_t {
 };
 std::string_view command_name(Command c);  // "list-sas", ...
 std::optional<Command> command_from_name(std::string_view name);
+// Every command's name, in the order of the protocol's table (mobikectl.8 lists them all).
+std::vector<std::string_view> command_names();
 
 struct ListSasRequest {
   friend bool operator==(const ListSasRequest&, const ListSasRequest&) = default;

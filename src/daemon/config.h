@@ -113,6 +113,10 @@ Expected<Config, std::string> parse_config(std::string_view text, const std::str
 // itself a valid configuration (given the psk_file and key_file it names).
 std::string config_reference();
 
+// The same keys as the KEYS section of mobiked.toml(5), in man(7) roff: per section, each
+// key with its TOML type, the reference's example value and its description.
+std::string config_reference_roff();
+
 // "30s", "10m", "4h", "1d", or a bare number of seconds ("3600").
 Expected<ike::Duration, std::string> parse_duration(std::string_view text);
 

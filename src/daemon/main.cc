@@ -1,4 +1,4 @@
-// mobiked --config FILE [--foreground] | --config-reference
+// mobiked --config FILE [--foreground] | --config-reference | --config-reference-roff
 #include <unistd.h>
 
 #include <cerrno>
@@ -26,6 +26,14 @@ int main(int argc, char** argv) {
         throw CLI::Success();
       },
       "print every configuration key (commented TOML) and exit");
+  // The KEYS section of mobiked.toml(5), rendered from the same table.
+  app.add_flag_callback(
+      "--config-reference-roff",
+      [] {
+        std::cout << mobike::daemon::config_reference_roff();
+        throw CLI::Success();
+      },
+      "print the same keys as roff, for the KEYS section of mobiked.toml(5), and exit");
   CLI11_PARSE(app, argc, argv);
 
   auto logger = spdlog::stderr_color_mt("mobiked");

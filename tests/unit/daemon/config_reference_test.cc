@@ -140,5 +140,113 @@ TEST(ConfigReference, ReadmeShowsIt) {
          "--config-reference).";
 }
 
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return {};
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+const std::string kManPage = MOBIKE_TEST_DATA "/../../docs/man/mobiked.toml.5";
+
+// The lines between the markers around the generated KEYS section of mobiked.toml(5).
+std::string man_page_block() {
+  const std::string text = read_file(kManPage);
+  if (text.empty()) return "(cannot read " + kManPage + ")";
+  const std::string begin = ".\\\" BEGIN mobiked --config-reference-roff\n";
+  const std::string end = "\n.\\\" END mobiked --config-reference-roff\n";
+  const auto start = text.find(begin);
+  if (start == std::string::npos) return "(no BEGIN marker in " + kManPage + ")";
+  const auto stop = text.find(end, start + begin.size());
+  if (stop == std::string::npos) return "(no END marker in " + kManPage + ")";
+  return text.substr(start + begin.size(), stop + 1 - (start + begin.size()));
+}
+
+TEST(ConfigReference, ManPageShowsIt) {
+  EXPECT_EQ(man_page_block(), config_reference_roff())
+      << "docs/man/mobiked.toml.5's KEYS section is not what the key tables in "
+         "src/daemon/config_keys.cc say. Regenerate it: replace the lines between the BEGIN and END "
+         "markers there with the output of `mobiked --config-reference-roff`.";
+}
+
+template <typename Target>
+void expect_in_roff(const std::string& roff, std::span<const config::Key<Target>> keys) {
+  for (const auto& k : keys) {
+    std::string name;
+    for (char c : k.name) name += c == '-' ? std::string("\\-") : std::string(1, c);
+    const std::string macro = k.renamed_to.empty() ? ".BI " : ".B ";
+    EXPECT_NE(roff.find("\n.TP\n" + macro + name + (k.renamed_to.empty() ? " " : "\n")), std::string::npos)
+        << k.name << "\n" << roff;
+  }
+}
+
+// Every row, former names included, gets an entry of its own, and every section a heading.
+TEST(ConfigReference, RoffHasEveryKeyAndSection) {
+  const std::string roff = config_reference_roff();
+  expect_in_roff(roff, config::daemon_keys());
+  expect_in_roff(roff, config::cluster_keys());
+  expect_in_roff(roff, config::pool_keys());
+  expect_in_roff(roff, config::connection_keys());
+  expect_in_roff(roff, config::child_keys());
+  for (auto h : {"[daemon]", "[cluster]", "[[pool]]", "[[connection]]", "[[connection.child]]"})
+    EXPECT_NE(roff.find(std::string(".SS \"") + h + "\"\n"), std::string::npos) << h;
+  // Types come from the examples.
+  EXPECT_NE(roff.find(".BI ike_port \" integer\"\n"), std::string::npos) << roff;
+  EXPECT_NE(roff.find(".BI half_open_timeout \" duration\"\n"), std::string::npos) << roff;
+  EXPECT_NE(roff.find(".BI listen \" string or array of strings\"\n"), std::string::npos) << roff;
+  EXPECT_NE(roff.find(".BI retransmit_base \" float\"\n"), std::string::npos) << roff;
+  EXPECT_EQ(roff.find("invalid example"), std::string::npos) << roff;
+  // A hyphen typed as \- so that copying it from the page gives an ASCII hyphen.
+  EXPECT_NE(roff.find("eap\\-mschapv2"), std::string::npos) << roff;
+}
+
+// The EXAMPLES of mobiked.toml(5) as TOML: the .EX/.EE blocks after .SH EXAMPLES, with the
+// page's escapes undone.
+std::vector<std::string> man_page_examples() {
+  const std::string text = read_file(kManPage);
+  std::vector<std::string> out;
+  auto at = text.find("\n.SH EXAMPLES\n");
+  if (at == std::string::npos) return out;
+  const auto section_end = text.find("\n.SH ", at + 1);
+  for (;;) {
+    const auto open = text.find("\n.EX\n", at);
+    if (open == std::string::npos || open > section_end) break;
+    const auto close = text.find("\n.EE\n", open);
+    if (close == std::string::npos) break;
+    const std::string roff = text.substr(open + 5, close + 1 - (open + 5));
+    std::string toml;
+    for (std::size_t i = 0; i < roff.size(); ++i) {
+      if (roff[i] != '\\' || i + 1 == roff.size()) {
+        toml += roff[i];
+        continue;
+      }
+      const char e = roff[++i];
+      if (e == '-') toml += '-';
+      else if (e == 'e') toml += '\\';
+      else if (e == '&') {}
+      else toml += std::string("(unknown escape \\") + e + ")";
+    }
+    out.push_back(toml);
+    at = close + 1;
+  }
+  return out;
+}
+
+// What the page shows an operator to copy must load, or it teaches a broken configuration.
+TEST(ConfigManPage, ExamplesAreValidConfigurations) {
+  const auto examples = man_page_examples();
+  ASSERT_EQ(examples.size(), 2u) << "expected the gateway and the client example in " << kManPage;
+  TempDir dir;
+  dir.write("rw.psk", "a secret for the example\n", 0600);
+  for (const auto& example : examples) {
+    auto r = parse_config(example, dir.file("mobiked.toml"));
+    EXPECT_TRUE(r) << r.error() << "\n" << example;
+    if (r) {
+      EXPECT_FALSE(r->connections.empty()) << example;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace mobike::daemon
