@@ -35,8 +35,9 @@ std::string LogRecord::line() const {
 }
 
 Engine::Engine(EngineConfig config, crypto::Random& random, LogSink log)
-    : Engine(config, random, log ? LogRecordSink([log = std::move(log)](const LogRecord& r) { log(r.level, r.line()); })
-                                 : LogRecordSink()) {}
+    : Engine(config, random,
+             log ? LogRecordSink([log = std::move(log)](const LogRecord& r) { log(r.level, r.line()); })
+                 : LogRecordSink()) {}
 
 Engine::Engine(EngineConfig config, crypto::Random& random, LogRecordSink log)
     : config_(config), random_(random), log_(std::move(log)) {

@@ -65,8 +65,7 @@ Expected<void, SysError> SystemdNotifier::ready(std::string_view status) { retur
 
 Expected<void, SysError> SystemdNotifier::reloading(std::string_view status) {
   // steady_clock is CLOCK_MONOTONIC on Linux, the clock MONOTONIC_USEC is read against.
-  auto now = std::chrono::duration_cast<std::chrono::microseconds>(
-      std::chrono::steady_clock::now().time_since_epoch());
+  auto now = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch());
   return send(reloading_message(now, status));
 }
 

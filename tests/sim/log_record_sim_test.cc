@@ -14,8 +14,8 @@ TEST(LogRecordSim, LinesAboutAnSaNameItsIdConnectionAndPeer) {
   // No common ESP proposal: the responder logs why about its (established) IKE SA.
   p.configure(psk_connection("home", "198.51.100.10", "ini@example.test", "res@example.test",
                              "aes128gcm16-prfsha256-x25519", "aes256gcm16"),
-              psk_connection("gw", "%any", "res@example.test", "ini@example.test",
-                             "aes128gcm16-prfsha256-x25519", "aes128-sha256"));
+              psk_connection("gw", "%any", "res@example.test", "ini@example.test", "aes128gcm16-prfsha256-x25519",
+                             "aes128-sha256"));
   p.initiate();
   p.net.run_for(Duration(3000));
   const auto* res_sa = only_sa(*p.res);

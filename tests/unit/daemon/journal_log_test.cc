@@ -29,8 +29,8 @@ TEST(JournalLog, SaFieldsOfAnIkeSa) {
 
 TEST(JournalLog, PlainLineHasMessagePriorityAndIdentifier) {
   auto f = journal_fields(spdlog::level::warn, "listening on 0.0.0.0:500", "mobiked", nullptr);
-  EXPECT_EQ(f, (std::vector<std::string>{"MESSAGE=listening on 0.0.0.0:500", "PRIORITY=4",
-                                         "SYSLOG_IDENTIFIER=mobiked"}));
+  EXPECT_EQ(f,
+            (std::vector<std::string>{"MESSAGE=listening on 0.0.0.0:500", "PRIORITY=4", "SYSLOG_IDENTIFIER=mobiked"}));
 }
 
 TEST(JournalLog, SaLineCarriesTheSaAsFields) {
