@@ -86,7 +86,7 @@ namespace mobike::control {
 
 using json = nlohmann::json;
 
-inline constexpr std::string_view kDefaultSocketPath = "/run/mobiked.sock";
+inline constexpr std::string_view kDefaultSocketPath = "/run/mobiked/mobiked.sock";
 // Longest request line the daemon accepts (responses may be longer: list-sas grows
 // with the number of SAs).
 inline constexpr std::size_t kMaxRequestLine = 64 * 1024;

@@ -34,7 +34,7 @@ namespace mobike::daemon {
 enum class DataplaneKind : std::uint8_t { kNone, kUserspace, kXfrm };
 
 struct DaemonConfig {
-  std::string socket = "/run/mobiked.sock";
+  std::string socket = "/run/mobiked/mobiked.sock";
   std::vector<IpAddress> listen = {IpAddress::v4(0u), IpAddress::v6({})};
   std::uint16_t ike_port = 500;
   std::uint16_t natt_port = 4500;

@@ -386,7 +386,7 @@ void read_key_file(const std::string& name, const Value& v, ClusterDraft& c) {
 using D = DaemonConfig;
 
 constexpr Key<D> kDaemonKeys[] = {
-    {"socket", R"("/run/mobiked.sock")", "the control socket (mobikectl)",
+    {"socket", R"("/run/mobiked/mobiked.sock")", "the control socket (mobikectl)",
      [](const Value& v, D& d) {
        auto s = v.string();
        if (!s) return;

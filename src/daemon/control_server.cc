@@ -192,6 +192,17 @@ Expected<std::unique_ptr<ControlServer>, std::string> ControlServer::start_async
     return fail("path too long for a Unix socket");
   }
 
+  // The default lives in a directory of its own (/run/mobiked/), which systemd creates
+  // as the unit's RuntimeDirectory=; started any other way, create it (root only: the
+  // socket is 0600 anyway). One level only: a deeper missing path is a typo to report.
+  if (auto slash = path.rfind('/'); slash != std::string::npos && slash > 0) {
+    std::string dir = path.substr(0, slash);
+    if (::mkdir(dir.c_str(), 0700) == 0)
+      spdlog::info("control: created {}", dir);
+    else if (errno != EEXIST)
+      return fail("cannot create directory " + dir + ": " + std::strerror(errno));
+  }
+
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) return fail("exists and is not a socket; not removing it");

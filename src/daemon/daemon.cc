@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/journal_log.h"
 #include "daemon/log_sink.h"
 #include "daemon/userspace_dataplane.h"
 #include "daemon/xfrm_dataplane.h"
@@ -52,7 +53,8 @@ Daemon::Daemon(Config config, std::string config_path)
       signals_(io_, SIGTERM, SIGINT, SIGHUP),
       timer_(io_),
       drain_timer_(io_),
-      engine_(engine_config(config_.daemon, config_.cluster), random_, log_to_spdlog),
+      watchdog_timer_(io_),
+      engine_(engine_config(config_.daemon, config_.cluster), random_, log_record),
       addresses_(io_, engine_, config_.daemon.tun_name, [this] { flush(); }),
       switch_(io_, engine_, [this] { flush(); }),
       resolver_(io_),
@@ -130,7 +132,32 @@ Expected<void, std::string> Daemon::start() {
       });
   install_traps();
   flush();
+  // Everything a client or peer needs is up: sockets, data plane, control socket,
+  // connections. Initiations started above may still be under way; they are the
+  // daemon's work, not part of its start-up.
+  if (auto r = notifier_.ready(status_text()); !r) spdlog::warn("service manager: {}", r.error().message());
+  if (notifier_.watchdog_interval()) {
+    spdlog::debug("service manager watchdog: WATCHDOG=1 every {} ms",
+                  std::chrono::duration_cast<std::chrono::milliseconds>(*notifier_.watchdog_interval()).count());
+    ping_watchdog();
+  }
   return {};
+}
+
+void Daemon::ping_watchdog() {
+  if (auto r = notifier_.watchdog(); !r) spdlog::warn("service manager: {}", r.error().message());
+  watchdog_timer_.expires_after(*notifier_.watchdog_interval());
+  // Also while stopping: deleting many SAs politely may take a while, and the manager
+  // should not kill a daemon that is doing so.
+  watchdog_timer_.async_wait([this](const std::error_code& ec) {
+    if (!ec) ping_watchdog();
+  });
+}
+
+std::string Daemon::status_text() const {
+  auto n = config_.connections.size();
+  return std::to_string(n) + (n == 1 ? " connection" : " connections") + " loaded, " +
+         std::to_string(sockets_.sockets().size()) + " IKE sockets";
 }
 
 Expected<void, std::string> Daemon::open_sockets() {
@@ -230,6 +257,7 @@ void Daemon::wait_signals() {
 void Daemon::shutdown() {
   if (stopping_) return;
   stopping_ = true;
+  if (auto r = notifier_.stopping("deleting SAs"); !r) spdlog::warn("service manager: {}", r.error().message());
   // Out of the cluster first: no node hands us an SA while ours are being deleted.
   if (cluster_) cluster_->stop();
   initiator_.stop();
@@ -389,7 +417,15 @@ void Daemon::log_event(const ike::Event& e) {
     case ike::EventKind::kMidSynced: what = "message IDs synchronised (RFC 6311)"; break;
     case ike::EventKind::kNoPath: what = "no path to the peer answers"; break;
   }
-  spdlog::info("{}[{}] {}{}{}", e.connection, e.ike_sa_id, what, e.detail.empty() ? "" : ": ", e.detail);
+  // With the SA's fields in the journal; its peer only while the SA is still there.
+  auto line = fmt::format("{}[{}] {}{}{}", e.connection, e.ike_sa_id, what, e.detail.empty() ? "" : ": ", e.detail);
+  if (e.ike_sa_id == 0) {
+    spdlog::info("{}", line);
+    return;
+  }
+  SaFields fields{e.ike_sa_id, e.connection, std::nullopt};
+  if (const ike::IkeSa* sa = engine_.find_ike_sa(e.ike_sa_id)) fields.peer = sa->remote;
+  log_about_sa(spdlog::level::info, line, fields);
 }
 
 std::optional<IpAddress> Daemon::local_address_for(const ike::ConnectionConfig& c, const IpAddress& remote) const {
@@ -468,6 +504,19 @@ void Daemon::take_acquires() {
 }
 
 Expected<void, std::string> Daemon::reload() {
+  if (auto r = notifier_.reloading("reloading " + config_path_); !r)
+    spdlog::warn("service manager: {}", r.error().message());
+  auto result = apply_config_file();
+  // READY=1 either way: the manager holds the unit in "reloading" until it comes.
+  // A refused file's first error only: STATUS= is one line in `systemctl status`.
+  std::string status = result ? status_text()
+                              : "reload failed, still " + status_text() + ": " +
+                                    result.error().substr(0, result.error().find('\n'));
+  if (auto r = notifier_.ready(status); !r) spdlog::warn("service manager: {}", r.error().message());
+  return result;
+}
+
+Expected<void, std::string> Daemon::apply_config_file() {
   auto cfg = load_config(config_path_);
   if (!cfg) return unexpected(cfg.error());
   config_.connections = cfg->connections;

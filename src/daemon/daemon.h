@@ -32,6 +32,7 @@
 #include "daemon/views.h"
 #include "ike/engine.h"
 #include "platform/ike_sockets.h"
+#include "platform/systemd_notify.h"
 
 namespace mobike::daemon {
 
@@ -76,7 +77,14 @@ class Daemon {
   void handle(const nlohmann::json& request, ControlServer::Reply reply);
   nlohmann::json handle_now(const control::Request& request);
   Expected<void, std::string> update_addresses(std::uint64_t sa, std::optional<IpAddress> local);
+  // Reads the configuration file again; tells a service manager RELOADING=1 before and
+  // READY=1 after, also when the file is refused (the old configuration stays).
   Expected<void, std::string> reload();
+  Expected<void, std::string> apply_config_file();
+  // STATUS= for the service manager: what is loaded.
+  std::string status_text() const;
+  // WATCHDOG=1 from the event loop itself, so that a stuck loop stops the pings.
+  void ping_watchdog();
 
   void wait_signals();
   void shutdown();
@@ -88,6 +96,8 @@ class Daemon {
   asio::steady_timer timer_;
   ike::TimePoint timer_at_ = ike::TimePoint::max();
   asio::steady_timer drain_timer_;
+  platform::SystemdNotifier notifier_ = platform::SystemdNotifier::from_environment();
+  asio::steady_timer watchdog_timer_;
   crypto::SystemRandom random_;
   ike::Engine engine_;
   platform::IkeSockets sockets_;

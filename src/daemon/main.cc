@@ -2,15 +2,16 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "daemon/config.h"
 #include "daemon/daemon.h"
+#include "daemon/journal_log.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"mobiked: an IKEv2/IPsec daemon with MOBIKE"};
@@ -36,9 +37,7 @@ int main(int argc, char** argv) {
       "print the same keys as roff, for the KEYS section of mobiked.toml(5), and exit");
   CLI11_PARSE(app, argc, argv);
 
-  auto logger = spdlog::stderr_color_mt("mobiked");
-  spdlog::set_default_logger(logger);
-  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+  mobike::daemon::init_logging("mobiked");
 
   auto config = mobike::daemon::load_config(config_path);
   if (!config) {
@@ -46,6 +45,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   spdlog::set_level(config->daemon.log_level);
+  // Under a service manager (NOTIFY_SOCKET) mobiked stays the process the manager
+  // started: its notifications are accepted from that process only, and a parent that
+  // exits after detaching looks like a daemon that died.
+  const char* notify_socket = std::getenv("NOTIFY_SOCKET");
+  if (notify_socket && *notify_socket) foreground = true;
   if (!foreground && ::daemon(0, 1) != 0) {
     spdlog::critical("cannot detach: {}", std::strerror(errno));
     return 1;

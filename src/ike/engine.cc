@@ -27,7 +27,19 @@ static std::uint64_t fresh_spi(crypto::Random& r, const std::unordered_map<std::
   }
 }
 
+std::string LogRecord::line() const {
+  std::string out;
+  if (sa) out = "[" + sa->connection_name + "|" + std::to_string(sa->id) + "] ";
+  out += message;
+  return out;
+}
+
 Engine::Engine(EngineConfig config, crypto::Random& random, LogSink log)
+    : Engine(config, random,
+             log ? LogRecordSink([log = std::move(log)](const LogRecord& r) { log(r.level, r.line()); })
+                 : LogRecordSink()) {}
+
+Engine::Engine(EngineConfig config, crypto::Random& random, LogRecordSink log)
     : config_(config), random_(random), log_(std::move(log)) {
   cookie_secret_ = random_.bytes(32);
 }
@@ -74,8 +86,7 @@ void Engine::event(EventKind kind, const IkeSa& sa, std::uint64_t child_id, std:
 
 void Engine::log(LogLevel level, const IkeSa* sa, std::string message) {
   if (!log_) return;
-  if (sa) message = "[" + sa->connection_name + "|" + std::to_string(sa->id) + "] " + message;
-  log_(level, message);
+  log_(LogRecord{level, message, sa});
 }
 
 IkeSa& Engine::create_sa(bool initiator, std::uint64_t spi_i, std::uint64_t spi_r) {

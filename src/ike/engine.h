@@ -9,6 +9,7 @@
 #include <optional>
 #include <queue>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -27,11 +28,23 @@ namespace mobike::ike {
 
 class Task;
 
+// One line of the engine's log with what it is about as data: a sink that keeps fields
+// (the daemon's journal entries) reads the IKE SA from `sa`, valid during the call only;
+// line() is the text every sink shows ("[connection|id] message").
+struct LogRecord {
+  LogLevel level = LogLevel::kInfo;
+  std::string_view message;
+  const IkeSa* sa = nullptr;
+  std::string line() const;
+};
+
 using LogSink = std::function<void(LogLevel, const std::string&)>;
+using LogRecordSink = std::function<void(const LogRecord&)>;
 
 class Engine final : private Services {
  public:
   Engine(EngineConfig config, crypto::Random& random, LogSink log = {});
+  Engine(EngineConfig config, crypto::Random& random, LogRecordSink log);
   ~Engine() override;
 
   // Replaces the connection set. SAs of connections that disappear keep running on
@@ -250,7 +263,7 @@ class Engine final : private Services {
 
   EngineConfig config_;
   crypto::Random& random_;
-  LogSink log_;
+  LogRecordSink log_;
   TimePoint now_{};
   Stats stats_;
 

@@ -12,7 +12,7 @@
 //   mobikectl switch --cancel [--json]
 //   mobikectl cluster status [--json] | move --sa ID --to NODE | drain [NODE] | rebalance
 //
-// The socket is --socket, else $MOBIKED_SOCKET, else /run/mobiked.sock.
+// The socket is --socket, else $MOBIKED_SOCKET, else /run/mobiked/mobiked.sock.
 // Exit status: 0 on success, 1 when mobiked refused the request, 2 when it could not be
 // reached or answered nonsense, CLI11's codes for a bad command line.
 #include <CLI/CLI.hpp>

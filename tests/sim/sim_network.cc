@@ -39,8 +39,11 @@ Host& Network::add_host(const std::string& name, std::vector<IpAddress> addresse
   h->name = name;
   h->random = std::make_unique<crypto::SeededRandom>(seed ? seed : std::hash<std::string>()(name));
   Host* raw = h.get();
-  h->engine = std::make_unique<ike::Engine>(cfg, *h->random, [raw](ike::LogLevel, const std::string& m) {
-    raw->log.push_back(m);
+  h->engine = std::make_unique<ike::Engine>(cfg, *h->random, [raw](const ike::LogRecord& r) {
+    raw->log.push_back(r.line());
+    Host::Logged l{std::string(r.message), std::nullopt};
+    if (r.sa) l.sa = Host::LoggedSa{r.sa->id, r.sa->connection_name, r.sa->remote};
+    raw->records.push_back(std::move(l));
   });
   // As the daemon does: every simulated host speaks MOBIKE.
   mobility::install(*h->engine);

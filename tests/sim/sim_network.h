@@ -77,6 +77,17 @@ struct Host {
   std::vector<ike::DataplaneOp> dataplane;
   std::vector<ike::Event> events;
   std::vector<std::string> log;
+  // The same lines with what the engine said they concern (the daemon's journal fields).
+  struct LoggedSa {
+    std::uint64_t id = 0;
+    std::string connection;
+    Endpoint remote;
+  };
+  struct Logged {
+    std::string message;  // without the "[connection|id] " of `log`
+    std::optional<LoggedSa> sa;
+  };
+  std::vector<Logged> records;
   std::size_t keepalives_sent = 0;
 };
 

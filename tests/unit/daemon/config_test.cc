@@ -103,7 +103,7 @@ TEST(Config, DefaultsForOmittedKeys) {
   auto r = load_config(dir.write("mobiked.toml", kMinimalConnection));
   ASSERT_TRUE(r) << r.error();
   const DaemonConfig defaults;
-  EXPECT_EQ(r->daemon.socket, "/run/mobiked.sock");
+  EXPECT_EQ(r->daemon.socket, "/run/mobiked/mobiked.sock");
   EXPECT_EQ(r->daemon.listen, (std::vector<IpAddress>{addr("0.0.0.0"), addr("::")}));
   EXPECT_EQ(r->daemon.ike_port, 500);
   EXPECT_EQ(r->daemon.natt_port, 4500);

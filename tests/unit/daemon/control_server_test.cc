@@ -270,9 +270,22 @@ TEST_F(ControlServerTest, RefusesToReplaceSomethingThatIsNotASocket) {
 }
 
 TEST_F(ControlServerTest, FailsClearlyWhenTheDirectoryIsMissing) {
+  // Only the socket's own directory is created (/run/mobiked/): a deeper missing path is
+  // a mistake in the configuration.
   auto r = ControlServer::start(io_, dir_.file("no/such/dir/x.sock"), [](const json&) { return json(); });
   ASSERT_FALSE(r);
-  EXPECT_NE(r.error().find("cannot bind"), std::string::npos) << r.error();
+  EXPECT_NE(r.error().find("cannot create directory " + dir_.file("no/such/dir")), std::string::npos) << r.error();
+}
+
+TEST_F(ControlServerTest, CreatesTheSocketsOwnDirectoryPrivate) {
+  path_ = dir_.file("mobiked/mobiked.sock");
+  start();
+  struct stat st {};
+  ASSERT_EQ(::stat(dir_.file("mobiked").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  auto answer = control::call(path_, control::request_to_json(control::InitiateRequest{"home"}), 5s);
+  EXPECT_TRUE(answer) << answer.error();
 }
 
 TEST_F(ControlServerTest, StopClosesClientsAndRemovesTheSocketFile) {
