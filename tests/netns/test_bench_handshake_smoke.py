@@ -4,6 +4,7 @@ nor the script can rot unnoticed. Checks the JSON report, never a timing. One ct
 case:
 
 netns-params: psk ecdsa_vips
+netns-serial: yes
 
     psk         50 IKE SAs (one Child SA each) with the PSK, the bench's defaults: every
                 SA established, no failures, a positive rate, and a memory reading of the
