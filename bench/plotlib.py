@@ -20,6 +20,8 @@ A report that lacks what its figure needs raises PlotDataError naming the field.
 from __future__ import annotations
 
 import json
+import sys
+import textwrap
 from pathlib import Path
 
 KINDS = ("mobike-move", "responder-move", "handshake", "esp-throughput", "failover")
@@ -58,7 +60,8 @@ def _pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as e:
-        raise PlotUnavailable(f"matplotlib is not installed ({e}; Debian: apt-get install python3-matplotlib)")
+        raise PlotUnavailable(f"matplotlib cannot be imported by {sys.executable} ({e}; Debian: apt-get install "
+                              f"python3-matplotlib, for /usr/bin/python3)")
     # Text stays text in the SVG (searchable, and the test reads the labels).
     matplotlib.rcParams.update({"svg.fonttype": "none", "font.size": 9, "axes.titlesize": 9,
                                 "figure.titlesize": 11, "svg.hashsalt": "mobiked"})
@@ -115,7 +118,7 @@ def _trace_figure(report: dict, what: str, columns: list, col_label, runs_of, ti
     if not isinstance(scenarios, list) or not scenarios:
         raise PlotDataError(f"{what}: field 'scenarios' is empty")
     nrows, ncols = len(scenarios), max(len(columns), 1)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols + 0.6, 1.0 + 2.0 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols + 0.6, 1.2 + 2.3 * nrows), squeeze=False)
     for i, sc in enumerate(scenarios):
         panels = []
         for j, col in enumerate(columns):
@@ -157,7 +160,7 @@ def _trace_figure(report: dict, what: str, columns: list, col_label, runs_of, ti
                             ha="right", va="bottom", fontsize=7)
                 else:
                     ax.fill_between([a, b], y - 0.35, y + 0.35, color="#f4a0a0", alpha=0.6, linewidth=0)
-                    ax.text(min(b, right), y + 0.38, f"{b - a:.0f} ms", ha="right" if b > right * 0.8 else "left",
+                    ax.text(min(b, right), y + 0.38, f"stall {b - a:.0f} ms", ha="right" if b > right * 0.8 else "left",
                             va="bottom", fontsize=7)
             ok = len(traced)
             ax.set_ylim(0.3, max(ok, 1) + 0.9)
@@ -165,8 +168,9 @@ def _trace_figure(report: dict, what: str, columns: list, col_label, runs_of, ti
             ax.set_ylabel("run")
             ax.set_xlabel("time since the change (ms)")
             failed = len(runs) - ok
-            head = f"{col_label(col)}\nscenario {sc}: {titles.get(str(sc), titles.get(sc, ''))}"
-            ax.set_title(head + (f" ({failed} run(s) failed)" if failed else ""), loc="left")
+            desc = titles.get(str(sc), titles.get(sc, ""))
+            head = f"scenario {sc}, {col_label(col)}" + (f" ({failed} of {len(runs)} runs failed)" if failed else "")
+            ax.set_title("\n".join([head] + textwrap.wrap(desc, 62)[:2]), loc="left")
             if not runs:
                 ax.text(0.5, 0.5, "not run (n/a)", ha="center", va="center", transform=ax.transAxes)
             ax.grid(axis="x", alpha=0.3)
@@ -175,9 +179,9 @@ def _trace_figure(report: dict, what: str, columns: list, col_label, runs_of, ti
     fig.legend(handles=[Line2D([], [], color="#333333", marker="|", linestyle="none", markersize=7, label="ping reply"),
                         Patch(color="#f4a0a0", alpha=0.6, label="longest stall after the change (its length)"),
                         Line2D([], [], color="black", linestyle="--", label="the change")],
-               loc="upper right", fontsize=8, ncol=3, frameon=False)
-    fig.suptitle(suptitle, x=0.01, ha="left")
-    fig.tight_layout(rect=(0, 0, 1, 0.97 - 0.02 / max(nrows, 1)))
+               loc="lower center", fontsize=8, ncol=3, frameon=False)
+    fig.suptitle(suptitle)
+    fig.tight_layout(rect=(0, 0.35 / fig.get_figheight(), 1, 1 - 0.1 / fig.get_figheight()))
     return fig
 
 
@@ -203,7 +207,7 @@ def fig_mobike_move(report: dict):
     def runs_of(sc, c):
         return [r for r in runs if r["scenario"] == sc and (r["impl"], r.get("where", "host")) == c]
     return _trace_figure(report, what, columns, label, runs_of, report.get("titles") or {},
-                         "MOBIKE move (initiator's address changes): 10 ms ping through the tunnel, "
+                         "MOBIKE move (the initiator's address changes):\n10 ms ping through the tunnel, "
                          "each row one run")
 
 
@@ -224,7 +228,7 @@ def fig_responder_move(report: dict):
     def runs_of(sc, c):
         return [r for r in runs if r["scenario"] == sc and r["impl"] == c]
     return _trace_figure(report, what, columns, lambda c: labels.get(c, c), runs_of, report.get("titles") or {},
-                         "Responder switch (the gateway's address changes): 10 ms ping through the tunnel, "
+                         "Responder switch (the gateway's address changes):\n10 ms ping through the tunnel, "
                          "each row one run")
 
 
@@ -334,10 +338,11 @@ def fig_esp_throughput(report: dict):
             pts = (runs.get(t) or {}).get(kind) or []
             ax.plot([x] * len(pts), pts, linestyle="none", marker=".", color="black", markersize=3)
     ax.set_yscale("log")
+    top = max(max(need(med, f"{t}.{k}", what) for k in kinds) for t in topos)
+    ax.set_ylim(10, top * 10)  # room for the legend above the bars
     ax.set_xticks(range(len(topos)), [{"nat": "NAT", "bridge": "NAT + bridge"}.get(t, t) for t in topos])
     ax.set_ylabel("Mbit/s (median, log scale; dots: runs)")
-    ax.legend(fontsize=8, loc="upper right")
-    ax.margins(y=0.2)
+    ax.legend(fontsize=8, loc="upper right", ncol=3)
     ax.set_title(f"ESP throughput, iperf3 TCP, AES-GCM-128, median of {report.get('repeat', '?')} runs")
     fig.tight_layout()
     return fig
@@ -356,8 +361,10 @@ def fig_failover(report: dict):
         secs = need(part, f"{kind}.seconds", what)
         b = ax.bar([i], [m or 0], 0.6, color=COLOURS.get(kind, "#333333"), label=NAMES.get(kind, kind))[0]
         rec, rounds = part[kind].get("recovered"), part[kind].get("rounds")
-        ax.annotate(("never" if m is None else f"{m:.2f} s") + (f"\n{rec}/{rounds} recovered" if rounds else ""),
-                    (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom", fontsize=7)
+        top = max([m or 0] + [s for s in secs if s is not None])
+        ax.annotate(("never" if m is None else f"median {m:.2f} s") + (f"\n{rec}/{rounds} recovered" if rounds else ""),
+                    (b.get_x() + b.get_width() / 2, top), xytext=(0, 4), textcoords="offset points",
+                    ha="center", va="bottom", fontsize=7)
         pts = [s for s in secs if s is not None]
         ax.plot([i] * len(pts), pts, linestyle="none", marker=".", color="black", markersize=4)
     ax.set_xticks(range(len(kinds)), [NAMES.get(k, k) for k in kinds], fontsize=8)
