@@ -147,7 +147,7 @@ def _trace_figure(report: dict, what: str, columns: list, col_label, runs_of, ti
                 y = k + 1
                 inside = [x for x in t if left <= x <= right]
                 ax.plot(inside, [y] * len(inside), linestyle="none", marker="|", markersize=7,
-                        color=COLOURS.get(col[0] if isinstance(col, tuple) else col, "#333333"))
+                        color=COLOURS.get((col[0] if isinstance(col, tuple) else col).lower(), "#333333"))
                 g = _longest_gap(t)
                 if not g:
                     continue

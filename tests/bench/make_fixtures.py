@@ -24,6 +24,7 @@ def trace(gap_start: float, gap_end: float | None, before: float = 1500, after: 
 
 
 def move_run(sc, impl, gap, learn, where="host"):
+    # impl: tests/netns/peers.py's MOBIKED / STRONGSWAN, "mobiked" and "strongSwan"
     start = rng.uniform(-9, 0) if sc == 2 else learn - gap + rng.uniform(0, 5)
     return {"scenario": sc, "impl": impl, "ok": True, "where": where,
             "metrics": {"establish_s": 0.21, "phase_s": 0.4, "peer_update_ms": learn + 20,
@@ -37,8 +38,8 @@ def mobike_move():
     for sc, (gm, gs, lm, ls) in {1: (409, 1283, 406, 1272), 2: (32, 115, 0, 0)}.items():
         for _ in range(2):
             runs.append(move_run(sc, "mobiked", gm + rng.uniform(-20, 20), lm))
-            runs.append(move_run(sc, "strongswan", gs + rng.uniform(-20, 20), ls))
-    failed = {"scenario": 2, "impl": "strongswan", "ok": False, "where": "host",
+            runs.append(move_run(sc, "strongSwan", gs + rng.uniform(-20, 20), ls))
+    failed = {"scenario": 2, "impl": "strongSwan", "ok": False, "where": "host",
               "error": "the responder (strongswan) to see the initiator at 198.51.100.6: timed out",
               "lab_dir": "/tmp/mobike-lab-x", "seconds": 30.1}
     runs.append(failed)
@@ -47,8 +48,8 @@ def mobike_move():
                        "2": "the initiator moves from uplink A (NAT A) to uplink B (NAT B), old interface removed"},
             "load_average_before": [0.5, 0.4, 0.3], "load_average_after": [1.1, 0.6, 0.4],
             "versions": {"mobiked_commit": "aadff3c", "strongswan": "strongSwan 5.9.8"}, "runs": runs,
-            "median": {"1": {"mobiked": {"gap_ms": 409}, "strongswan": {"gap_ms": 1283}},
-                       "2": {"mobiked": {"gap_ms": 32}, "strongswan": {"gap_ms": 115}}}}
+            "median": {"1": {"mobiked": {"gap_ms": 409}, "strongSwan": {"gap_ms": 1283}},
+                       "2": {"mobiked": {"gap_ms": 32}, "strongSwan": {"gap_ms": 115}}}}
 
 
 def switch_run(sc, impl, outcome, gap):
