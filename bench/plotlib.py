@@ -96,17 +96,27 @@ def detect_kind(report: dict) -> str:
 
 # --------------------------------------------------------------------------- move traces
 
-def _longest_gap(t: list[float], until: float | None = None):
-    """(start, end) ms of the longest interval between replies that ends after the change
-    (t = 0) and by `until`; (last reply, None) when no reply followed the change."""
-    after = [x for x in t if x > 0]
-    if not after:
-        return (max(t) if t else 0.0), None
-    pts = [x for x in t if until is None or x <= until]
-    gaps = [(b - a, a, b) for a, b in zip(pts, pts[1:]) if b > 0]
+def _stall(run: dict, t: list[float]):
+    """(start, end) ms of the stall the bench measured for this run: the gap between
+    replies ending after the change (t = 0), and by a second after the peers showed the
+    new address (metrics moved_ms / peer_update_ms, the benches' own window), whose
+    length is the run's metrics.stall_ms; the longest such gap without those figures;
+    (last reply, None) when traffic never came back (outcome deleted/stuck, or no reply
+    after the change); None without gaps."""
+    t = sorted(t)
+    if run.get("outcome") in ("deleted", "stuck") or not any(x > 0 for x in t):
+        return (t[-1] if t else 0.0), None
+    m = run.get("metrics") or {}
+    seen = m.get("moved_ms", m.get("peer_update_ms"))
+    until = seen + 1000 if isinstance(seen, (int, float)) else None
+    gaps = [(b - a, a, b) for a, b in zip(t, t[1:]) if b > 0 and (until is None or b <= until)]
     if not gaps:
         return None
-    _, a, b = max(gaps)
+    want = m.get("stall_ms")
+    if isinstance(want, (int, float)):
+        _, a, b = min(gaps, key=lambda g: (abs(g[0] - want), g[2]))
+    else:
+        _, a, b = max(gaps)
     return a, b
 
 
@@ -135,7 +145,7 @@ def _trace_figure(report: dict, what: str, columns: list, col_label, runs_of, ti
         ends = []
         for _, _, _, traced in panels:
             for r, t in traced:
-                g = _longest_gap(t)
+                g = _stall(r, t)
                 if g and g[1] is not None:
                     ends.append(g[1])
         right = max([200.0] + [e * 1.25 + 50 for e in ends])
@@ -148,7 +158,7 @@ def _trace_figure(report: dict, what: str, columns: list, col_label, runs_of, ti
                 inside = [x for x in t if left <= x <= right]
                 ax.plot(inside, [y] * len(inside), linestyle="none", marker="|", markersize=7,
                         color=COLOURS.get((col[0] if isinstance(col, tuple) else col).lower(), "#333333"))
-                g = _longest_gap(t)
+                g = _stall(r, t)
                 if not g:
                     continue
                 a, b = g
@@ -156,7 +166,7 @@ def _trace_figure(report: dict, what: str, columns: list, col_label, runs_of, ti
                     ax.axhspan(y - 0.35, y + 0.35, xmin=(max(a, left) - left) / (right - left), xmax=1,
                                color="#f4a0a0", alpha=0.6)
                     outcome = r.get("outcome")
-                    ax.text(right, y + 0.38, "no reply after the change" + (f" ({outcome})" if outcome else ""),
+                    ax.text(right, y + 0.38, f"no reply after {a:.0f} ms" + (f" ({outcome})" if outcome else ""),
                             ha="right", va="bottom", fontsize=7)
                 else:
                     ax.fill_between([a, b], y - 0.35, y + 0.35, color="#f4a0a0", alpha=0.6, linewidth=0)
@@ -177,7 +187,7 @@ def _trace_figure(report: dict, what: str, columns: list, col_label, runs_of, ti
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
     fig.legend(handles=[Line2D([], [], color="#333333", marker="|", linestyle="none", markersize=7, label="ping reply"),
-                        Patch(color="#f4a0a0", alpha=0.6, label="longest stall after the change (its length)"),
+                        Patch(color="#f4a0a0", alpha=0.6, label="the stall the change caused (its length)"),
                         Line2D([], [], color="black", linestyle="--", label="the change")],
                loc="lower center", fontsize=8, ncol=3, frameon=False)
     fig.suptitle(suptitle)

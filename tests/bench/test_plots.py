@@ -35,7 +35,7 @@ EXPECT = {
                     "time since the change (ms)", "ping reply", "the change", "scenario 1", "scenario 2",
                     "1 of 3 runs failed", "stall "],
     "responder-move": ["Responder switch", "mobiked <-> mobiked", "strongSwan <-> strongSwan",
-                       "time since the change (ms)", "no reply after the change (deleted)", "not run (n/a)"],
+                       "time since the change (ms)", "(deleted)", "no reply after", "not run (n/a)"],
     "handshake": ["IKE SA set-up, N = 50", "mobiked", "strongSwan (charon)", "SAs/s", "bytes/SA", "CPU µs/SA",
                   "3605", "22127"],
     "handshake-sweep": ["IKE SA set-up against N", "mobiked", "strongSwan (charon)", "N (IKE SAs set up)",
