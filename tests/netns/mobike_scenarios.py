@@ -437,6 +437,7 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *,
                "(charon.prefer_best_path = no by default)")
 
     ping.stop()
+    r.trace = ping.trace(t0)
     st = ping.stats()
     r.metrics.update({"gap_ms": st["gap_ms"], "lost": st["lost"], "replies": st["replies"]})
     # The stall the change caused ends by a second after the responder showed the new

@@ -44,6 +44,8 @@ class Result:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     facts: dict = field(default_factory=dict)
+    # The ping's replies relative to the change (Ping.trace), for the benches' figures.
+    trace: dict = field(default_factory=dict)
 
     @property
     def pairing(self) -> str:
@@ -68,6 +70,7 @@ class Ping:
     which would make every gap look up to 6 ms longer than the 10 ms ping the issue asks for."""
 
     RX = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)", re.M)
+    RX_RTT = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=\d+.* time=([\d.]+) ms", re.M)
 
     def __init__(self, ns: Namespace, src: str = INI_INNER, dst: str = RES_INNER,
                  interval: float = 0.0099):
@@ -83,6 +86,13 @@ class Ping:
 
     def times(self) -> list[float]:
         return [t for t, _ in self.replies()]
+
+    def trace(self, t_change: float) -> dict:
+        """Every reply as (ms since t_change, round-trip ms), for a figure of the change:
+        {"t_ms": [...], "rtt_ms": [...]} (0.1 ms resolution, ping -D's clock)."""
+        pts = [(round((float(t) - t_change) * 1000, 1), round(float(rtt), 2))
+               for t, rtt in self.RX_RTT.findall(self.proc.log_text())]
+        return {"t_ms": [p[0] for p in pts], "rtt_ms": [p[1] for p in pts]}
 
     def wait_reply_after(self, t: float, timeout: float, what: str) -> float:
         return wait_until(lambda: next((x for x in self.times() if x > t), None), timeout, what,

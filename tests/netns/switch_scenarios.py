@@ -493,6 +493,7 @@ def run_scenario(lab: Lab, scenario: int, ini_kind: str, res_kind: str, *, quiet
     elif r.outcome == "deleted":
         time.sleep(1.0)
     ping.stop()
+    r.trace = ping.trace(t0)
 
     st = ping.stats()
     r.metrics.update({"gap_ms": st["gap_ms"], "lost": st["lost"], "replies": st["replies"]})
