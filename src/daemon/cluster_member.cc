@@ -10,6 +10,7 @@
 
 #include "daemon/log_sink.h"
 #include "mobility/mobike.h"
+#include "platform/etcd_json.h"
 #include "platform/proxy_arp.h"
 #include "platform/rtnetlink.h"
 #include "platform/sockaddr.h"
