@@ -189,7 +189,9 @@ def test(lab: Lab) -> None:
 
     # Other paths: 404.
     for path in ("/", "/metrics/x", "/stats"):
+        t0 = time.monotonic()
         r = get(gw, f"http://{GW_METRICS}{path}")
+        log(f"GET {path}: {r.get('status')} in {time.monotonic() - t0:.2f} s")
         check(r.get("status") == 404, f"GET {path}: {r}")
 
     # SIGTERM: mobiked exits promptly and the port closes.
