@@ -51,6 +51,15 @@ Expected<std::unique_ptr<MetricsServer>, std::string> MetricsServer::start(asio:
     return unexpected("metrics: cannot listen on " + at.to_string() + ": " + std::strerror(errno));
   m->port_ = at.port;
   m->thread_ = std::thread([self] { self->server_->listen_after_bind(); });
+  // httplib's stop() does nothing until the server runs: wait for that, so that a
+  // daemon stopped right after starting never joins a thread that serves on.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!svr.is_running() && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (!svr.is_running()) {
+    m->server_->stop();
+    return unexpected("metrics: the HTTP server on " + at.to_string() + " did not start");
+  }
   spdlog::info("metrics: serving http://{}/metrics", at.to_string());
   return m;
 }

@@ -71,8 +71,7 @@ TEST(Metrics, EngineHistogramsAreCumulativeInSeconds) {
   auto snapshot = collect_metrics({engine, io, addresses, nullptr, nullptr});
   const MetricFamily* moves = nullptr;
   for (const auto& f : snapshot) {
-    if (f.type == MetricType::kCounter) EXPECT_TRUE(f.name.ends_with("_total")) << f.name;
-    if (f.type != MetricType::kCounter) EXPECT_FALSE(f.name.ends_with("_total")) << f.name;
+    EXPECT_EQ(f.type == MetricType::kCounter, f.name.ends_with("_total")) << f.name;
     EXPECT_TRUE(f.name.starts_with("mobiked_")) << f.name;
     if (f.name == "mobiked_move_duration_seconds") moves = &f;
   }
@@ -116,7 +115,7 @@ TEST(Metrics, FreshEngineShowsZeroSasInEveryState) {
   AddressFollower::Counters addresses;
   NoDataplane dp;
   const std::string text = render_prometheus(collect_metrics({engine, io, addresses, &dp, nullptr}));
-  EXPECT_NE(text.find("mobiked_ike_sas{state=\"established\"} 0\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("mobiked_ike_sas{state=\"ESTABLISHED\"} 0\n"), std::string::npos) << text;
   EXPECT_NE(text.find("mobiked_ike_dropped_total{reason=\"oversize\"} 2\n"), std::string::npos) << text;
   EXPECT_NE(text.find("mobiked_exchanges_total{exchange=\"IKE_AUTH\",role=\"initiator\"} 0\n"), std::string::npos);
   EXPECT_NE(text.find("# TYPE mobiked_dataplane_packets_total counter\n"), std::string::npos);
