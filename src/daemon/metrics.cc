@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <map>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -145,9 +146,16 @@ std::string text(const nlohmann::json& j, const char* key) {
   return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+// A count, whether the JSON holds it as unsigned or (non-negative) signed.
+std::optional<std::uint64_t> count(const nlohmann::json& v) {
+  if (v.is_number_unsigned()) return v.get<std::uint64_t>();
+  if (v.is_number_integer() && v.get<std::int64_t>() >= 0) return static_cast<std::uint64_t>(v.get<std::int64_t>());
+  return std::nullopt;
+}
+
 std::uint64_t u64(const nlohmann::json& j, const char* key) {
   auto it = j.find(key);
-  return it != j.end() && it->is_number_unsigned() ? it->get<std::uint64_t>() : 0;
+  return it != j.end() ? count(*it).value_or(0) : 0;
 }
 
 }  // namespace
@@ -316,7 +324,7 @@ MetricsSnapshot collect_metrics(const MetricsSources& src) {
                          "cluster moves (out, in, returned, failed, ...) and etcd operations", T::kCounter);
     if (auto cs = c.find("counters"); cs != c.end() && cs->is_object())
       for (const auto& [name, v] : cs->items())
-        if (v.is_number_unsigned()) add(events, {{"event", name}}, static_cast<double>(v.get<std::uint64_t>()));
+        if (auto n = count(v)) add(events, {{"event", name}}, static_cast<double>(*n));
     out.push_back(std::move(events));
   }
   return out;

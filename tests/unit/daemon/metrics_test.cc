@@ -122,6 +122,31 @@ TEST(Metrics, FreshEngineShowsZeroSasInEveryState) {
   EXPECT_EQ(text.find("mobiked_cluster_"), std::string::npos);  // no [cluster]
 }
 
+TEST(Metrics, ClusterStateFromTheMembersStatus) {
+  crypto::SeededRandom random{1};
+  ike::Engine engine(ike::EngineConfig{}, random);
+  IoCounters io;
+  AddressFollower::Counters addresses;
+  const nlohmann::json status = {
+      {"node", "gw1"},
+      {"state", "active"},
+      {"etcd", {{"reachable", true}}},
+      {"nodes", {{{"name", "gw1"}, {"state", "active"}, {"sas", 3}, {"self", true}},
+                 {{"name", "gw\"2"}, {"state", "draining"}, {"sas", 1}}}},
+      {"moving", {{{"sa", 7}, {"to", "gw2"}}}},
+      {"counters", {{"moves_out", 4}, {"moves_in", 2}}}};
+  const std::string text = render_prometheus(collect_metrics({engine, io, addresses, nullptr, &status}));
+  for (const char* line : {"mobiked_cluster_etcd_reachable 1\n",
+                           "mobiked_cluster_node_sas{node=\"gw1\",state=\"active\"} 3\n",
+                           "mobiked_cluster_node_sas{node=\"gw\\\"2\",state=\"draining\"} 1\n",
+                           "mobiked_cluster_moves_in_flight 1\n",
+                           "mobiked_cluster_events_total{event=\"moves_out\"} 4\n",
+                           "mobiked_cluster_events_total{event=\"moves_in\"} 2\n"})
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
+  // Without a data plane: no data-plane families.
+  EXPECT_EQ(text.find("mobiked_dataplane_"), std::string::npos);
+}
+
 TEST(MetricsServer, RefusesAnAddressItCannotBind) {
   asio::io_context io;
   auto m = MetricsServer::start(io, Endpoint{IpAddress::parse("192.0.2.1").value(), 9560}, [] { return ""; });
