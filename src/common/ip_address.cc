@@ -83,6 +83,22 @@ std::string Endpoint::to_string() const {
   return s;
 }
 
+std::optional<Endpoint> Endpoint::parse(std::string_view text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  std::string_view host = text.substr(0, colon), digits = text.substr(colon + 1);
+  const bool bracketed = host.size() >= 2 && host.front() == '[' && host.back() == ']';
+  if (bracketed) host = host.substr(1, host.size() - 2);
+  auto addr = IpAddress::parse(host);
+  // IPv6 only in brackets, IPv4 never: "::1:80" would be ambiguous.
+  if (!addr || addr->is_v6() != bracketed) return std::nullopt;
+  unsigned port = 0;
+  auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+  if (digits.empty() || ec != std::errc() || p != digits.data() + digits.size() || port == 0 || port > 65535)
+    return std::nullopt;
+  return Endpoint{*addr, static_cast<std::uint16_t>(port)};
+}
+
 std::optional<IpPrefix> IpPrefix::parse(std::string_view text) {
   auto slash = text.find('/');
   auto addr = IpAddress::parse(text.substr(0, slash));

@@ -49,6 +49,8 @@ struct Endpoint {
   std::uint16_t port = 0;
 
   std::string to_string() const;  // 192.0.2.1:500, [2001:db8::1]:4500
+  // The same notation back: "ADDRESS:PORT" for IPv4, "[ADDRESS]:PORT" for IPv6, port 1..65535.
+  static std::optional<Endpoint> parse(std::string_view text);
   friend auto operator<=>(const Endpoint&, const Endpoint&) = default;
   friend bool operator==(const Endpoint&, const Endpoint&) = default;
 };

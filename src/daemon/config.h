@@ -57,6 +57,8 @@ struct DaemonConfig {
   std::uint16_t switch_notify_type = 61440;
   std::chrono::milliseconds mobike_path_timeout{std::chrono::minutes(5)};
   std::size_t fragment_size = 1280;  // RFC 7383 (strongSwan's charon.fragment_size)
+  // Where the Prometheus metrics endpoint listens (HTTP, GET /metrics); none: no endpoint.
+  std::optional<Endpoint> metrics;
 };
 
 // How traffic for an SA's addresses reaches the node that took the SA over.

@@ -517,6 +517,17 @@ constexpr Key<D> kDaemonKeys[] = {
        // little room beside its headers, IV and ICV.
        if (auto n = v.integer(576, 65535)) d.fragment_size = static_cast<std::size_t>(*n);
      }},
+    {"metrics", R"("127.0.0.1:9560")",
+     "serve Prometheus metrics over HTTP at GET /metrics on this address and port (IPv6: \"[::1]:9560\"); "
+     "absent: no endpoint. Unauthenticated: keep it on a loopback or management address",
+     [](const Value& v, D& d) {
+       auto s = v.string();
+       if (!s) return;
+       if (auto e = Endpoint::parse(*s))
+         d.metrics = *e;
+       else
+         v.fail("'" + *s + "' is not ADDRESS:PORT (\"127.0.0.1:9560\", \"[::1]:9560\")");
+     }},
 };
 
 // --- [cluster] ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 
 #include "daemon/journal_log.h"
 #include "daemon/log_sink.h"
+#include "daemon/metrics.h"
 #include "daemon/userspace_dataplane.h"
 #include "daemon/xfrm_dataplane.h"
 #include "ike/traffic_selector.h"
@@ -93,6 +94,7 @@ Daemon::Daemon(Config config, std::string config_path)
 }
 
 Daemon::~Daemon() {
+  if (metrics_) metrics_->stop();
   for (auto& w : watches_) w->release();  // the sockets own their descriptors
   if (dataplane_events_) dataplane_events_->release();  // and the data plane its own
 }
@@ -104,6 +106,11 @@ Expected<void, std::string> Daemon::start() {
                                             [this](const json& r, ControlServer::Reply reply) { handle(r, std::move(reply)); });
   if (!control) return unexpected(control.error());
   control_ = std::move(*control);
+  if (config_.daemon.metrics) {
+    auto m = MetricsServer::start(io_, *config_.daemon.metrics, [this] { return render_metrics(); });
+    if (!m) return unexpected(m.error());
+    metrics_ = std::move(*m);
+  }
 
   if (config_.cluster) {
     if (config_.cluster->return_traffic != ReturnTraffic::kNone) {
@@ -152,6 +159,12 @@ void Daemon::ping_watchdog() {
   watchdog_timer_.async_wait([this](const std::error_code& ec) {
     if (!ec) ping_watchdog();
   });
+}
+
+std::string Daemon::render_metrics() const {
+  json cluster = cluster_ ? cluster_->status() : json(nullptr);
+  return render_prometheus(collect_metrics(
+      {engine_, io_counters_, addresses_.counters(), dataplane_.get(), cluster_ ? &cluster : nullptr}));
 }
 
 std::string Daemon::status_text() const {
@@ -257,6 +270,8 @@ void Daemon::wait_signals() {
 void Daemon::shutdown() {
   if (stopping_) return;
   stopping_ = true;
+  // Scrapes end first: what they would show is being torn down.
+  if (metrics_) metrics_->stop();
   if (auto r = notifier_.stopping("deleting SAs"); !r) spdlog::warn("service manager: {}", r.error().message());
   // Out of the cluster first: no node hands us an SA while ours are being deleted.
   if (cluster_) cluster_->stop();

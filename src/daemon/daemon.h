@@ -27,6 +27,7 @@
 #include "daemon/dataplane.h"
 #include "daemon/host_resolver.h"
 #include "daemon/initiator.h"
+#include "daemon/metrics_server.h"
 #include "daemon/return_path.h"
 #include "daemon/switch_command.h"
 #include "daemon/views.h"
@@ -85,6 +86,8 @@ class Daemon {
   std::string status_text() const;
   // WATCHDOG=1 from the event loop itself, so that a stuck loop stops the pings.
   void ping_watchdog();
+  // The metrics endpoint's text (MetricsServer::Render), on the loop's thread.
+  std::string render_metrics() const;
 
   void wait_signals();
   void shutdown();
@@ -120,6 +123,8 @@ class Daemon {
   std::vector<std::span<std::uint8_t>> batch_bufs_;
   std::vector<platform::UdpSocket::Received> batch_received_;
   bool stopping_ = false;
+  // Last, so that it goes first: its thread is joined before anything it asks for.
+  std::unique_ptr<MetricsServer> metrics_;  // with [daemon] metrics
 };
 
 ike::EngineConfig engine_config(const DaemonConfig& d, const std::optional<ClusterConfig>& cluster = std::nullopt);

@@ -24,6 +24,13 @@ struct ChildTraffic {
   std::map<std::string, std::uint64_t> drops;  // by reason, both directions
 };
 
+// The traffic of every Child SA this data plane carried since it started, deleted ones
+// included, and its drops by reason (also those no Child SA is known for).
+struct DataplaneTotals {
+  std::uint64_t bytes_in = 0, bytes_out = 0, packets_in = 0, packets_out = 0;
+  std::map<std::string, std::uint64_t> drops;
+};
+
 struct ChildExpire {
   std::uint64_t child_sa_id = 0;
   bool hard = false;
@@ -48,6 +55,9 @@ class Dataplane {
   // when this backend cannot tell (the SA cannot move then).
   virtual std::optional<ike::EspState> esp_state(std::uint64_t child_sa_id) const = 0;
   virtual nlohmann::json stats() const = 0;
+  // For the metrics endpoint; nullopt where the backend does not count (xfrm: the kernel
+  // counts per SA, and forgets a deleted SA's counts).
+  virtual std::optional<DataplaneTotals> totals() const { return std::nullopt; }
   // An ESP packet that arrived UDP-encapsulated on the NAT-T port (marker-free).
   virtual void on_udp_esp(std::span<std::uint8_t> packet, const Endpoint& local, const Endpoint& remote) = 0;
   // Child SAs past a limit of their DataplaneOp::limits (RFC 4301 §4.4.2.1), or whose
@@ -81,6 +91,11 @@ class NoDataplane final : public Dataplane {
   // Nothing is ever sent or received: a fresh state is the exact one.
   std::optional<ike::EspState> esp_state(std::uint64_t) const override { return ike::EspState{}; }
   nlohmann::json stats() const override { return {{"backend", "none"}, {"esp_dropped", esp_dropped_}}; }
+  std::optional<DataplaneTotals> totals() const override {
+    DataplaneTotals t;
+    if (esp_dropped_) t.drops["no_dataplane"] = esp_dropped_;
+    return t;
+  }
   void on_udp_esp(std::span<std::uint8_t>, const Endpoint&, const Endpoint&) override { ++esp_dropped_; }
 
  private:

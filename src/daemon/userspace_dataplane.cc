@@ -130,6 +130,7 @@ void UserspaceDataplane::apply(const ike::DataplaneOp& op) {
         spdlog::error("cannot install Child SA {} (SPI {:08x}): {}", op.child_sa_id, op.spi_in, r.error());
         return;
       }
+      children_.insert(op.child_sa_id);
       add_virtual_ips(op.child_sa_id, op.virtual_ips);
       add_routes(op.local_ts, op.remote_ts);
       spdlog::debug("installed Child SA {}: in {:08x} out {:08x} via {} -> {}{}", op.child_sa_id, op.spi_in,
@@ -138,6 +139,14 @@ void UserspaceDataplane::apply(const ike::DataplaneOp& op) {
     }
     case Kind::kDelete:
       if (const auto* e = table_.find(op.child_sa_id)) {
+        if (auto t = traffic(op.child_sa_id)) {
+          retired_.bytes_in += t->bytes_in;
+          retired_.bytes_out += t->bytes_out;
+          retired_.packets_in += t->packets_in;
+          retired_.packets_out += t->packets_out;
+          for (const auto& [reason, n] : t->drops) retired_.drops[reason] += n;
+        }
+        children_.erase(op.child_sa_id);
         remove_routes(e->remote_ts());
         table_.remove(op.child_sa_id);
         remove_virtual_ips(op.child_sa_id);
@@ -478,6 +487,25 @@ std::optional<ike::EspState> UserspaceDataplane::esp_state(std::uint64_t child_s
   const esp::ChildSaProgress p = e->progress();
   return ike::EspState{p.out_seq,    e->outbound().iv_mask(), p.in.top,     p.in.received,
                        p.bytes_in,   p.bytes_out,             p.packets_in, p.packets_out};
+}
+
+std::optional<DataplaneTotals> UserspaceDataplane::totals() const {
+  DataplaneTotals t = retired_;
+  for (auto id : children_)
+    if (auto c = traffic(id)) {
+      t.bytes_in += c->bytes_in;
+      t.bytes_out += c->bytes_out;
+      t.packets_in += c->packets_in;
+      t.packets_out += c->packets_out;
+      for (const auto& [reason, n] : c->drops) t.drops[reason] += n;
+    }
+  for (std::size_t r = 0; r < esp::kDropReasons; ++r) {
+    auto d = static_cast<esp::Drop>(r);
+    if (auto n = table_.unattributed_in().dropped(d) + table_.unattributed_out().dropped(d))
+      t.drops[std::string(esp::to_string(d))] += n;
+  }
+  if (stats_.trap_drops) t.drops["trap"] += stats_.trap_drops;
+  return t;
 }
 
 nlohmann::json UserspaceDataplane::stats() const {

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <vector>
 
@@ -41,6 +42,7 @@ class UserspaceDataplane final : public Dataplane {
   std::optional<ChildTraffic> traffic(std::uint64_t child_sa_id) const override;
   std::optional<ike::EspState> esp_state(std::uint64_t child_sa_id) const override;
   nlohmann::json stats() const override;
+  std::optional<DataplaneTotals> totals() const override;
   void on_udp_esp(std::span<std::uint8_t> packet, const Endpoint& local, const Endpoint& remote) override;
   std::vector<ChildExpire> take_expires() override;
   void set_report_callback(std::function<void()> f) override { report_ = std::move(f); }
@@ -95,6 +97,9 @@ class UserspaceDataplane final : public Dataplane {
   // Virtual IPs on the TUN device, shared by the Child SAs that use them.
   std::map<IpAddress, int> vip_refs_;
   std::map<std::uint64_t, std::vector<IpAddress>> child_vips_;
+  // For totals(): the Child SAs in the table, and what the deleted ones carried.
+  std::set<std::uint64_t> children_;
+  DataplaneTotals retired_;
   std::vector<std::uint8_t> buf_;                    // inbound, one packet at a time
   std::vector<std::vector<std::uint8_t>> out_bufs_;  // outbound batch, one per packet
   std::vector<platform::UdpSocket::Outgoing> out_batch_;

@@ -328,6 +328,7 @@ void Engine::handle_init_request(const Endpoint& local, const Endpoint& remote, 
   Bytes resp = build_message(sa, ExchangeType::kIkeSaInit, true, 0, r.payloads, random_);
   sa.setup().init_response = resp;
   sa.last_response.keep_sealed({resp});
+  stats_.exchanges[exchange_index(ExchangeType::kIkeSaInit)].responded++;
   sa.last_request_hash = request_hash(data);
   sa.expected_peer_mid = 1;
   init_index_[key] = sa.local_spi();
@@ -549,6 +550,7 @@ void Engine::handle_response(IkeSa& sa, const Endpoint& local, const Endpoint& r
       if (task->exchange() == ExchangeType::kIkeAuth && sa.state == IkeState::kEstablished) arm_lifetimes(sa);
       break;
     case TaskResult::kFailed:
+      stats_.exchanges[exchange_index(task->exchange())].failed++;
       // We refused a responder that authenticated itself and holds the SA established:
       // tell it once, unacknowledged, rather than leave it to its liveness checks.
       if (task->exchange() == ExchangeType::kIkeAuth &&
@@ -609,6 +611,7 @@ void Engine::send_request(IkeSa& sa, std::unique_ptr<Task> task, const std::vect
   else
     sa.active_mid = sa.next_request_mid++;
   std::vector<Bytes> msg = build(sa, task->exchange(), false, sa.active_mid, payloads);
+  stats_.exchanges[exchange_index(task->exchange())].initiated++;
   if (task->exchange() == ExchangeType::kIkeSaInit) sa.setup().init_request = msg.front();
   log(LogLevel::kDebug, &sa, std::string("sending ") + task->name() + " request " + std::to_string(sa.active_mid));
   sa.active = std::move(task);
@@ -682,6 +685,7 @@ std::vector<Bytes> Engine::build(const IkeSa& sa, ExchangeType exchange, bool re
 
 std::vector<Bytes> Engine::keep_response(IkeSa& sa, ExchangeType exchange, std::uint32_t mid,
                                          const std::vector<wire::Payload>& payloads) {
+  stats_.exchanges[exchange_index(exchange)].responded++;
   if (exchange == ExchangeType::kIkeSaInit || !sa.crypto.out) {
     auto datagrams = build(sa, exchange, true, mid, payloads);
     sa.last_response.keep_sealed(datagrams);
@@ -935,6 +939,7 @@ bool Engine::retransmit_due(IkeSa& sa) {
   if (verdict == Mobility::RetransmitVerdict::kGiveUp ||
       (verdict == Mobility::RetransmitVerdict::kDefault && sa.retransmits >= config_.retransmit_tries)) {
     const bool init = sa.state == IkeState::kConnecting && sa.active->exchange() == ExchangeType::kIkeSaInit;
+    stats_.exchanges[exchange_index(sa.active->exchange())].unanswered++;
     kill(sa, true,
          std::string(sa.active->name()) + " request not answered after " + std::to_string(sa.retransmits) +
              " retransmissions",

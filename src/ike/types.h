@@ -2,6 +2,7 @@
 // events for logs and the control socket, counters.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "common/bytes.h"
+#include "common/histogram.h"
 #include "common/ip_address.h"
 #include "wire/payloads.h"
 
@@ -176,8 +178,45 @@ struct EngineConfig {
   std::size_t fragment_size = 1280;
 };
 
-// Counters for `mobikectl stats`. Every dropped datagram is counted under one reason.
+// The exchanges as the metrics tell them apart (index of Stats::exchanges); an
+// unknown exchange type cannot occur (the parser refuses it): kExchangeKinds of them.
+inline constexpr std::size_t kExchangeKinds = 4;
+inline std::size_t exchange_index(wire::ExchangeType t) {
+  auto i = static_cast<std::size_t>(t) - static_cast<std::size_t>(wire::ExchangeType::kIkeSaInit);
+  return i < kExchangeKinds ? i : kExchangeKinds - 1;
+}
+inline constexpr std::array<const char*, kExchangeKinds> kExchangeNames = {"IKE_SA_INIT", "IKE_AUTH",
+                                                                           "CREATE_CHILD_SA", "INFORMATIONAL"};
+
+// How a move (UPDATE_SA_ADDRESSES we sent) or a switch (SWITCH_TO_IP_ADDRESS we asked
+// for) ended: index of Stats::moves and Stats::switches.
+enum class MobilityOutcome : std::uint8_t { kSucceeded, kRefused, kFailed };
+inline constexpr std::size_t kMobilityOutcomes = 3;
+inline constexpr std::array<const char*, kMobilityOutcomes> kMobilityOutcomeNames = {"succeeded", "refused", "failed"};
+
+// Counters for `mobikectl stats` and the metrics endpoint. Every dropped datagram is
+// counted under one reason.
 struct Stats {
+  // Per exchange kind (exchange_index): requests we sent (not their retransmissions);
+  // the peer's requests we answered (not retransmissions answered from the cache); our
+  // requests given up unanswered; and answers that ended the IKE SA (the task failed).
+  struct Exchanges {
+    std::uint64_t initiated = 0;
+    std::uint64_t responded = 0;
+    std::uint64_t unanswered = 0;
+    std::uint64_t failed = 0;
+  };
+  std::array<Exchanges, kExchangeKinds> exchanges{};
+  // Moves this side asked for (MOBIKE updates as the original initiator: from queuing
+  // the update to its answer, refusal or abandonment) and switches this side asked for
+  // (the responder's SWITCH_TO_IP_ADDRESS: from its start to the initiator's update at
+  // the new address, a refusal or failure), by MobilityOutcome, with their durations as
+  // the engine's clock measured them.
+  std::array<LatencyHistogram, kMobilityOutcomes> moves{};
+  std::array<LatencyHistogram, kMobilityOutcomes> switches{};
+  // Responder: the peer's updates that moved an SA (at once, or after the return-
+  // routability check).
+  std::uint64_t moves_followed = 0;
   std::uint64_t datagrams_in = 0;
   std::uint64_t datagrams_out = 0;
   std::uint64_t dropped_malformed = 0;

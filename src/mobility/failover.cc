@@ -15,7 +15,7 @@ void FailoverSwitchTask::add_payloads(IkeSa& sa, Services& s, std::vector<wire::
   // Built once: retransmissions resend the same octets.
   if (st.switch_state == Switch::kIdle) {
     s.log(ike::LogLevel::kInfo, &sa, "asking the initiator to switch to " + to_.to_string() + " after a failover");
-    switch_id_ = begin_switch(sa, to_);
+    switch_id_ = begin_switch(sa, to_, s.now());
   }
   out.push_back(wire::make_notify(s.config().switch_notify_type, to_.to_bytes()));
 }

@@ -324,6 +324,7 @@ void Mobike::inherit(const IkeSa& old, IkeSa& fresh) {
     to.switch_state = st->switch_state;
     to.switch_to = st->switch_to;
     to.switch_from = st->switch_from;
+    to.switch_since = st->switch_since;
     to.switch_deadline = st->switch_deadline;
     fresh.mobility_at = std::min(fresh.mobility_at, st->switch_deadline);
   }
@@ -428,7 +429,7 @@ Expected<void, std::string> relay_switch(ike::Engine& engine, std::uint64_t id, 
     else if (to == sa.local.address) why = "already on " + to.to_string();
     else {
       s.log(ike::LogLevel::kInfo, &sa, "asking the initiator to switch to " + to.to_string() + " for the new node");
-      switch_id = begin_switch(sa, to);
+      switch_id = begin_switch(sa, to, s.now());
       why.clear();
     }
     return true;
@@ -455,7 +456,7 @@ Expected<void, std::string> adopt_switch(ike::Engine& engine, std::uint64_t id, 
     }
     s.log(ike::LogLevel::kInfo, &sa,
           "waiting for the initiator's answer to the old node's request to switch to " + to.to_string());
-    switch_id = begin_switch(sa, to);
+    switch_id = begin_switch(sa, to, s.now());
     why.clear();
     return true;
   });

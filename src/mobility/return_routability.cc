@@ -45,6 +45,7 @@ TaskResult ReturnRoutabilityTask::process_response(IkeSa& sa, Services& s, const
   Path now{sa.local, sa.remote};
   if (st.last_response_path == now && now == checked_) {
     move_ike_sa(sa, s, sa.local, sa.remote);
+    s.stats().moves_followed++;
   } else if (st.rr_pending) {
     // The initiator moved again meanwhile, or the answer took another path: check anew.
     queue_return_routability(sa, s);

@@ -39,6 +39,7 @@ struct SaState final : ike::MobilityState {
   std::vector<Path> probed;   // where this probing sent; answers from elsewhere are ignored
   TimePoint probing_since{};
   TimePoint switch_deadline = TimePoint::max();  // of the switch below
+  TimePoint switch_since{};                      // ... and when it began (Stats::switches)
   std::uint64_t updates = 0;    // completed moves of this SA
   std::uint64_t switch_id = 0;  // counts the switches of this SA (see SwitchTask)
   // The path the Child SAs use: what both peers agreed on in the last completed update.

@@ -45,8 +45,9 @@ Expected<void, std::string> switch_allowed(const IkeSa& sa, const IpAddress& to)
   return {};
 }
 
-std::uint64_t begin_switch(IkeSa& sa, const IpAddress& to) {
+std::uint64_t begin_switch(IkeSa& sa, const IpAddress& to, TimePoint now) {
   auto& st = state(sa);
+  st.switch_since = now;
   st.switch_state = Switch::kSent;
   st.switch_to = to;
   st.switch_from = sa.local.address;
@@ -57,7 +58,7 @@ std::uint64_t begin_switch(IkeSa& sa, const IpAddress& to) {
 
 void start_switch(IkeSa& sa, Services& s, const IpAddress& to) {
   s.log(LogLevel::kInfo, &sa, "asking the initiator to switch to " + to.to_string());
-  s.queue(sa, std::make_unique<SwitchTask>(begin_switch(sa, to)));
+  s.queue(sa, std::make_unique<SwitchTask>(begin_switch(sa, to, s.now())));
 }
 
 void end_switch(IkeSa& sa, Services& s, SwitchOutcome outcome, const std::string& detail) {
@@ -67,6 +68,8 @@ void end_switch(IkeSa& sa, Services& s, SwitchOutcome outcome, const std::string
   std::string what = st.switch_from.to_string() + " -> " + st.switch_to.to_string() + ": " + detail;
   st.switch_state = Switch::kIdle;
   st.switch_deadline = TimePoint::max();
+  s.stats().switches[static_cast<std::size_t>(outcome)].observe(
+      std::chrono::duration_cast<ike::Duration>(s.now() - st.switch_since));
   // An IKE SA rekey copied the expectation to the new SA: this is its outcome too.
   if (IkeSa* next = sa.rekeyed_to ? s.find_sa(sa.rekeyed_to) : nullptr; next && next->mobility_state) {
     auto& nst = state(*next);
@@ -119,6 +122,7 @@ TaskResult SwitchTask::process_response(IkeSa& sa, Services& s, const std::vecto
     nst.switch_state = Switch::kAwaitUpdate;
     nst.switch_to = st.switch_to;
     nst.switch_from = st.switch_from;
+    nst.switch_since = st.switch_since;
     nst.switch_deadline = st.switch_deadline;
     next->mobility_at = std::min(next->mobility_at, st.switch_deadline);
     st.switch_state = Switch::kIdle;

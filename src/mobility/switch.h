@@ -39,10 +39,11 @@ class SwitchTask final : public ike::Task {
 Expected<void, std::string> switch_allowed(const ike::IkeSa& sa, const IpAddress& to);
 // Responder: starts the switch (queues the request).
 void start_switch(ike::IkeSa& sa, ike::Services& s, const IpAddress& to);
-// Responder: the switch to `to` is under way (from the SA's current address); returns
-// its SaState::switch_id. start_switch() without the request and the log line.
-std::uint64_t begin_switch(ike::IkeSa& sa, const IpAddress& to);
-// Responder: the switch ended; publishes the outcome.
+// Responder: the switch to `to` is under way (from the SA's current address) since
+// `now`; returns its SaState::switch_id. start_switch() without the request and the log line.
+std::uint64_t begin_switch(ike::IkeSa& sa, const IpAddress& to, TimePoint now);
+// Responder: the switch ended; publishes the outcome and records it, with the time
+// since begin_switch(), in Stats::switches.
 enum class SwitchOutcome : std::uint8_t { kSucceeded, kRefused, kFailed };
 void end_switch(ike::IkeSa& sa, ike::Services& s, SwitchOutcome outcome, const std::string& detail);
 

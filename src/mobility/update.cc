@@ -56,8 +56,12 @@ void move_ike_sa(IkeSa& sa, Services& s, const Endpoint& local, const Endpoint& 
   }
 }
 
-void queue_update(IkeSa& sa, Services& s) {
-  if (!waiting(sa, kUpdateTaskName)) s.queue(sa, std::make_unique<MobikeUpdateTask>());
+void queue_update(IkeSa& sa, Services& s, std::optional<TimePoint> since) {
+  if (!waiting(sa, kUpdateTaskName)) s.queue(sa, std::make_unique<MobikeUpdateTask>(since.value_or(s.now())));
+}
+
+void record_move(Services& s, ike::MobilityOutcome outcome, TimePoint since) {
+  s.stats().moves[static_cast<std::size_t>(outcome)].observe(std::chrono::duration_cast<ike::Duration>(s.now() - since));
 }
 
 void MobikeUpdateTask::abort(IkeSa& sa, Services& s) {
@@ -65,7 +69,9 @@ void MobikeUpdateTask::abort(IkeSa& sa, Services& s) {
   // the new SA, which has the Child SAs and the pending path, runs it (spec §8).
   IkeSa* next = live_successor(sa, s);
   if (next && may_update(*next) && state(*next).committed != Path{next->local, next->remote})
-    queue_update(*next, s);
+    queue_update(*next, s, since_);
+  else
+    record_move(s, ike::MobilityOutcome::kFailed, since_);
 }
 
 void defer_during_rekey(IkeSa& sa, Services& s) {
@@ -95,7 +101,10 @@ void forward_return_routability(IkeSa& sa, Services& s) {
 std::optional<std::vector<Payload>> MobikeUpdateTask::build_request(IkeSa& sa, Services& s) {
   if (sa.state != ike::IkeState::kEstablished) {
     // Not lost: the IKE SA rekey in flight will be followed by this update (spec §8).
-    if (sa.state == ike::IkeState::kRekeying || sa.rekeyed_to) forward_update(sa, s);
+    if (sa.state == ike::IkeState::kRekeying || sa.rekeyed_to)
+      forward_update(sa, s);
+    else
+      record_move(s, ike::MobilityOutcome::kFailed, since_);
     return std::nullopt;
   }
   cookie2_ = s.random().bytes(16);
@@ -126,12 +135,14 @@ TaskResult MobikeUpdateTask::process_response(IkeSa& sa, Services& s, const std:
         sa.remote = st.committed.remote;
       }
       s.event(EventKind::kAddressUpdateRefused, sa, 0, why);
+      record_move(s, ike::MobilityOutcome::kRefused, since_);
       return TaskResult::kDone;
     }
   // RFC 4555 §3.7: a wrong or missing COOKIE2 means the IKE SA must be closed.
   auto* cookie = wire::find_notify(payloads, NotifyType::kCookie2);
   if (!cookie || !equal_ct(cookie->data, cookie2_)) {
     s.log(LogLevel::kWarn, &sa, "COOKIE2 missing or wrong in the UPDATE_SA_ADDRESSES response");
+    record_move(s, ike::MobilityOutcome::kFailed, since_);
     return TaskResult::kFailed;
   }
   if (st.last_response_path != sent_) {
@@ -155,6 +166,7 @@ TaskResult MobikeUpdateTask::process_response(IkeSa& sa, Services& s, const std:
   if (sa.config->nat_traversal) ike::evaluate_nat_detection(sa, payloads, sa.config->encap_force);
   if (auto list = parse_address_list(payloads, nullptr)) st.peer_addresses = std::move(*list);
   move_ike_sa(sa, s, sent_.local, sent_.remote);
+  record_move(s, ike::MobilityOutcome::kSucceeded, since_);
   if (pending != sent_) {
     sa.local = pending.local;
     sa.remote = pending.remote;
@@ -204,6 +216,7 @@ void respond_update(IkeSa& sa, Services& s, const std::vector<Payload>& request,
     // (spec Q9).
     check = false;
     move_ike_sa(sa, s, local, remote);
+    s.stats().moves_followed++;
     end_switch(sa, s, SwitchOutcome::kSucceeded, "switched; initiator at " + remote.to_string());
     return;
   }
@@ -216,6 +229,7 @@ void respond_update(IkeSa& sa, Services& s, const std::vector<Payload>& request,
     return;
   }
   move_ike_sa(sa, s, local, remote);
+  s.stats().moves_followed++;
 }
 
 }  // namespace mobike::mobility

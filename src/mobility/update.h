@@ -12,6 +12,8 @@ inline constexpr const char* kUpdateTaskName = "MOBIKE_UPDATE";
 
 class MobikeUpdateTask final : public ike::Task {
  public:
+  // `since`: when the move began (Stats::moves measures from there to its outcome).
+  explicit MobikeUpdateTask(TimePoint since) : since_(since) {}
   wire::ExchangeType exchange() const override { return wire::ExchangeType::kInformational; }
   const char* name() const override { return kUpdateTaskName; }
   std::optional<std::vector<wire::Payload>> build_request(ike::IkeSa& sa, ike::Services& s) override;
@@ -22,12 +24,17 @@ class MobikeUpdateTask final : public ike::Task {
  private:
   Bytes cookie2_;
   Path sent_;  // the path this request announces (the SA may move on while it runs)
+  TimePoint since_;
 };
 
 // Queues an update unless one is already waiting to be sent (it will carry the newest
 // addresses; one in flight is followed by this one: a change while waiting restarts
-// the procedure, §3.5).
-void queue_update(ike::IkeSa& sa, ike::Services& s);
+// the procedure, §3.5). `since`: when the move began, if before now (an update
+// carried over to the SA that replaced this one).
+void queue_update(ike::IkeSa& sa, ike::Services& s, std::optional<TimePoint> since = std::nullopt);
+
+// Records a move this side asked for in Stats::moves.
+void record_move(ike::Services& s, ike::MobilityOutcome outcome, TimePoint since);
 
 // Responder: UPDATE_SA_ADDRESSES arrived on (local, remote). Adds the notifies of the
 // response (UNACCEPTABLE_ADDRESSES on refusal).

@@ -1,3 +1,4 @@
+#include "common/histogram.h"
 #include "common/ip_address.h"
 
 #include <gtest/gtest.h>
@@ -90,6 +91,32 @@ TEST(Expected, CarriesValueOrError) {
   auto bad = half(3);
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error(), "odd");
+}
+
+TEST(IpAddress, EndpointParsesWhatItFormats) {
+  auto v4 = Endpoint::parse("127.0.0.1:9560");
+  ASSERT_TRUE(v4);
+  EXPECT_EQ(v4->to_string(), "127.0.0.1:9560");
+  auto v6 = Endpoint::parse("[::1]:9560");
+  ASSERT_TRUE(v6);
+  EXPECT_TRUE(v6->address.is_v6());
+  EXPECT_EQ(v6->port, 9560);
+  EXPECT_EQ(v6->to_string(), "[::1]:9560");
+  for (const char* bad : {"127.0.0.1", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:95x",
+                          "::1:9560", "[127.0.0.1]:80", "[::1]", "localhost:80", ":80", ""})
+    EXPECT_FALSE(Endpoint::parse(bad)) << bad;
+}
+
+TEST(LatencyHistogram, CountsEachDurationInTheFirstBucketThatHoldsIt) {
+  LatencyHistogram h;
+  h.observe(std::chrono::milliseconds(5));       // on the bound: the 5 ms bucket
+  h.observe(std::chrono::milliseconds(6));       // the 10 ms bucket
+  h.observe(std::chrono::milliseconds(400000));  // above every bound
+  EXPECT_EQ(h.count, 3u);
+  EXPECT_EQ(h.sum_ms, 400011u);
+  EXPECT_EQ(h.buckets[0], 1u);
+  EXPECT_EQ(h.buckets[1], 1u);
+  EXPECT_EQ(h.buckets.back(), 1u);
 }
 
 }  // namespace

@@ -266,6 +266,25 @@ TEST(Config, ErrorMessageFormatMatchesTheBrief) {
   EXPECT_EQ(r.error(), cfg + ":5: connection 'home': key 'ike_proposals': unknown algorithm 'aes129'");
 }
 
+TEST(Config, MetricsEndpoint) {
+  TempDir dir;
+  auto off = load_config(dir.write("off.toml", "[daemon]\n"));
+  ASSERT_TRUE(off) << off.error();
+  EXPECT_FALSE(off->daemon.metrics);  // absent: no endpoint
+  auto v4 = load_config(dir.write("v4.toml", "[daemon]\nmetrics = \"127.0.0.1:9560\"\n"));
+  ASSERT_TRUE(v4) << v4.error();
+  EXPECT_EQ(v4->daemon.metrics, (Endpoint{addr("127.0.0.1"), 9560}));
+  auto v6 = load_config(dir.write("v6.toml", "[daemon]\nmetrics = \"[::1]:9560\"\n"));
+  ASSERT_TRUE(v6) << v6.error();
+  EXPECT_EQ(v6->daemon.metrics, (Endpoint{addr("::1"), 9560}));
+  for (const char* bad : {"\"127.0.0.1\"", "\"::1:9560\"", "\"localhost:9560\"", "\"127.0.0.1:0\"", "9560"}) {
+    const auto cfg = dir.write("bad.toml", std::string("[daemon]\nsocket = \"/tmp/s\"\nmetrics = ") + bad + "\n");
+    auto r = load_config(cfg);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().find(cfg + ":3: daemon: key 'metrics'"), std::string::npos) << r.error();
+  }
+}
+
 TEST(Config, AllErrorsAreReportedOnePerLine) {
   TempDir dir;
   const auto cfg = dir.write("mobiked.toml",
