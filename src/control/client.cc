@@ -36,18 +36,19 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
 
  private:
   void read() {
-    asio::async_read_until(
-        socket_, asio::dynamic_buffer(in_, kMaxResponseLine), '\n',
-        [self = shared_from_this()](const asio::error_code& ec, std::size_t n) {
-          if (ec == asio::error::eof) return self->fail("mobiked closed the connection without answering");
-          if (ec == asio::error::not_found)
-            return self->fail("answer from mobiked is longer than " + std::to_string(kMaxResponseLine) + " bytes");
-          if (ec) return self->fail("cannot read from " + self->path_ + ": " + ec.message());
-          std::string line = self->in_.substr(0, n);
-          self->in_.erase(0, n);
-          if (self->on_line_(std::move(line))) return self->done_("");
-          self->read();
-        });
+    asio::async_read_until(socket_, asio::dynamic_buffer(in_, kMaxResponseLine), '\n',
+                           [self = shared_from_this()](const asio::error_code& ec, std::size_t n) {
+                             if (ec == asio::error::eof)
+                               return self->fail("mobiked closed the connection without answering");
+                             if (ec == asio::error::not_found)
+                               return self->fail("answer from mobiked is longer than " +
+                                                 std::to_string(kMaxResponseLine) + " bytes");
+                             if (ec) return self->fail("cannot read from " + self->path_ + ": " + ec.message());
+                             std::string line = self->in_.substr(0, n);
+                             self->in_.erase(0, n);
+                             if (self->on_line_(std::move(line))) return self->done_("");
+                             self->read();
+                           });
   }
 
   void fail(std::string why) { done_(std::move(why)); }
@@ -80,6 +81,7 @@ class Deadline {
       if (!ec) expired_();
     });
   }
+
  private:
   asio::steady_timer timer_;
   std::chrono::milliseconds timeout_;

@@ -58,8 +58,7 @@ class ClusterMember {
 
   // `progress`: the client's interim sender when it asked for progress lines, else empty.
   void move(const control::ClusterMoveRequest& r, ControlServer::Reply reply, ControlServer::Progress progress = {});
-  void drain(const control::ClusterDrainRequest& r, ControlServer::Reply reply,
-             ControlServer::Progress progress = {});
+  void drain(const control::ClusterDrainRequest& r, ControlServer::Reply reply, ControlServer::Progress progress = {});
   void rebalance(ControlServer::Reply reply, ControlServer::Progress progress = {});
   nlohmann::json status() const;
   // list-sas: the owner of each IKE SA (this node) and where it is being handed.

@@ -146,7 +146,9 @@ class Session : public std::enable_shared_from_this<Session> {
                       });
   }
 
-  void write(const json& response, bool then_close) { send(response, then_close ? Kind::kFinalThenClose : Kind::kFinal); }
+  void write(const json& response, bool then_close) {
+    send(response, then_close ? Kind::kFinalThenClose : Kind::kFinal);
+  }
 
   std::shared_ptr<ControlServer::Impl> server_;
   stream_protocol::socket socket_;

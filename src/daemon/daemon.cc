@@ -101,7 +101,8 @@ Expected<void, std::string> Daemon::start() {
   if (auto r = open_sockets(); !r) return r;
   if (auto r = open_dataplane(); !r) return r;
   auto control = ControlServer::start_async(io_, config_.daemon.socket,
-                                            [this](const json& r, ControlServer::Reply reply, ControlServer::Progress progress) {
+                                            [this](const json& r, ControlServer::Reply reply,
+                                                   ControlServer::Progress progress) {
                                               handle(r, std::move(reply), std::move(progress));
                                             });
   if (!control) return unexpected(control.error());
@@ -561,7 +562,8 @@ void Daemon::handle(const json& raw, ControlServer::Reply reply, ControlServer::
   if (stopping_) return reply(control::error_response("mobiked is stopping"));
   auto req = control::request_from_json(raw);
   if (!req) return reply(control::error_response(req.error()));
-  if (auto* sw = std::get_if<control::SwitchRequest>(&*req)) return switch_.start(*sw, std::move(reply), std::move(progress));
+  if (auto* sw = std::get_if<control::SwitchRequest>(&*req))
+    return switch_.start(*sw, std::move(reply), std::move(progress));
   if (auto* i = std::get_if<control::InitiateRequest>(&*req))
     // Answered once the IKE SA is under way, after looking up the names in remote_addrs.
     return initiator_.initiate(i->connection, [reply = std::move(reply)](Expected<std::uint64_t, std::string> id) {
@@ -573,9 +575,12 @@ void Daemon::handle(const json& raw, ControlServer::Reply reply, ControlServer::
                                std::holds_alternative<control::ClusterRebalanceRequest>(*req);
   if (cluster_command && !cluster_)
     return reply(control::error_response("this mobiked is not a cluster node (no [cluster] section)"));
-  if (auto* m = std::get_if<control::ClusterMoveRequest>(&*req)) return cluster_->move(*m, std::move(reply), std::move(progress));
-  if (auto* d = std::get_if<control::ClusterDrainRequest>(&*req)) return cluster_->drain(*d, std::move(reply), std::move(progress));
-  if (std::holds_alternative<control::ClusterRebalanceRequest>(*req)) return cluster_->rebalance(std::move(reply), std::move(progress));
+  if (auto* m = std::get_if<control::ClusterMoveRequest>(&*req))
+    return cluster_->move(*m, std::move(reply), std::move(progress));
+  if (auto* d = std::get_if<control::ClusterDrainRequest>(&*req))
+    return cluster_->drain(*d, std::move(reply), std::move(progress));
+  if (std::holds_alternative<control::ClusterRebalanceRequest>(*req))
+    return cluster_->rebalance(std::move(reply), std::move(progress));
   reply(handle_now(*req));
 }
 

@@ -215,9 +215,9 @@ int main(int argc, char** argv) {
   auto timeout = std::chrono::milliseconds(static_cast<std::int64_t>(timeout_seconds * 1000));
   const bool is_switch = std::holds_alternative<control::SwitchRequest>(request);
   // Bulk commands: progress lines from mobiked (drawn on a terminal only).
-  const char* bulk_label = is_switch                                                    ? "switch"
-                           : std::holds_alternative<control::ClusterMoveRequest>(request) ? "cluster move"
-                           : std::holds_alternative<control::ClusterDrainRequest>(request) ? "cluster drain"
+  const char* bulk_label = is_switch                                                           ? "switch"
+                           : std::holds_alternative<control::ClusterMoveRequest>(request)      ? "cluster move"
+                           : std::holds_alternative<control::ClusterDrainRequest>(request)     ? "cluster drain"
                            : std::holds_alternative<control::ClusterRebalanceRequest>(request) ? "cluster rebalance"
                                                                                                : nullptr;
   mobike::tools::ProgressLine progress(std::cerr, mobike::tools::progress_wanted(::isatty(STDERR_FILENO), json_out),

@@ -52,7 +52,8 @@ class ProgressLine {
   std::string label_;
   Clock clock_;
   std::deque<std::pair<TimePoint, std::uint64_t>> samples_;  // (when, done)
-  std::size_t drawn_ = 0;  // width of the line on screen; 0: nothing drawn
+  // Width of the line on screen; 0: nothing drawn.
+  std::size_t drawn_ = 0;
   bool finished_ = false;
 };
 

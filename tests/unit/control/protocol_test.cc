@@ -464,7 +464,8 @@ TEST(ProtocolProgress, LineRoundTripsAndHasItsWireShape) {
   ASSERT_TRUE(back) << back.error();
   EXPECT_EQ(*back, p);
   // Integral seconds are fine too (JSON does not keep 2.0 apart from 2).
-  auto whole = progress_from_json(json::parse(R"({"progress":{"done":0,"failed":0,"remaining":3,"in_flight":0,"seconds":2}})"));
+  auto whole = progress_from_json(
+      json::parse(R"({"progress":{"done":0,"failed":0,"remaining":3,"in_flight":0,"seconds":2}})"));
   ASSERT_TRUE(whole) << whole.error();
   EXPECT_EQ(whole->seconds, 2.0);
 }
@@ -478,8 +479,7 @@ TEST(ProtocolProgress, BadLinesAreRejectedWithAReason) {
   EXPECT_EQ(err("{\"progress\":{" + fields + "}}"), "accepted");
   EXPECT_EQ(err("{\"progress\":{" + fields + ",\"eta\":3}}"), "progress has an unknown field 'eta'");
   EXPECT_EQ(err("{\"progress\":{" + fields + "},\"ok\":true}"), "progress line has an unknown field 'ok'");
-  EXPECT_EQ(err(R"({"progress":{"done":1,"failed":0,"remaining":2,"seconds":0.5}})"),
-            "progress has no \"in_flight\"");
+  EXPECT_EQ(err(R"({"progress":{"done":1,"failed":0,"remaining":2,"seconds":0.5}})"), "progress has no \"in_flight\"");
   EXPECT_EQ(err(R"({"progress":{"done":1,"failed":0,"remaining":2,"in_flight":0}})"), "progress has no \"seconds\"");
   EXPECT_EQ(err(R"({"progress":{"done":-1,"failed":0,"remaining":2,"in_flight":0,"seconds":0}})"),
             "progress field \"done\" must be a non-negative integer");

@@ -355,12 +355,13 @@ struct SlowJob : std::enable_shared_from_this<SlowJob> {
     if (done == steps) {
       finished = true;
       reply(control::ok_response(json{{"steps", steps}}));
-      if (progress) progress(control::progress_line({static_cast<std::uint64_t>(steps), 0, 0, 0, 9}));  // too late: dropped
+      if (progress)
+        progress(control::progress_line({static_cast<std::uint64_t>(steps), 0, 0, 0, 9}));  // too late: dropped
       return;
     }
     if (progress)
-      progress(control::progress_line({static_cast<std::uint64_t>(done), 0, static_cast<std::uint64_t>(steps - done), 0,
-                                       0.1 * done}));
+      progress(control::progress_line(
+          {static_cast<std::uint64_t>(done), 0, static_cast<std::uint64_t>(steps - done), 0, 0.1 * done}));
     ++done;
     timer.expires_after(every);
     timer.async_wait([self = shared_from_this()](const asio::error_code& ec) {
@@ -442,16 +443,16 @@ TEST_F(ControlServerTest, ClientGetsProgressAndItsDeadlineIsOnSilence) {
   });
   // 10 lines 50 ms apart: 0.5 s in all, longer than the 300 ms timeout, never silent that long.
   std::vector<control::Progress> seen;
-  auto answer = control::call_cancellable(path_, json{{"steps", 10}, {"every_ms", 50}, {"progress", true}}, nullptr,
-                                          {}, 300ms, [&](const control::Progress& p) { seen.push_back(p); });
+  auto answer = control::call_cancellable(path_, json{{"steps", 10}, {"every_ms", 50}, {"progress", true}}, nullptr, {},
+                                          300ms, [&](const control::Progress& p) { seen.push_back(p); });
   ASSERT_TRUE(answer) << answer.error();
   EXPECT_EQ((*answer)["result"]["steps"], 10);
   ASSERT_EQ(seen.size(), 10u);
   EXPECT_EQ(seen.front().done, 0u);
   EXPECT_EQ(seen.back().done, 9u);
   // Silent for longer than the timeout between two lines: given up, and said why.
-  auto silent = control::call_cancellable(path_, json{{"steps", 2}, {"every_ms", 600}, {"progress", true}}, nullptr,
-                                          {}, 200ms, [](const control::Progress&) {});
+  auto silent = control::call_cancellable(path_, json{{"steps", 2}, {"every_ms", 600}, {"progress", true}}, nullptr, {},
+                                          200ms, [](const control::Progress&) {});
   ASSERT_FALSE(silent);
   EXPECT_NE(silent.error().find("went silent for 200 ms"), std::string::npos) << silent.error();
 }

@@ -34,8 +34,7 @@ TEST(ProgressReporter, SendsThrottledLinesThenTheLastOne) {
   std::vector<Progress> sent;
   Progress now{0, 0, 100, 0, 0};
   ProgressReporter r(
-      io, [&](nlohmann::json line) { sent.push_back(control::progress_from_json(line).value()); },
-      [&] { return now; });
+      io, [&](nlohmann::json line) { sent.push_back(control::progress_from_json(line).value()); }, [&] { return now; });
   r.changed();  // the first: at once
   ASSERT_EQ(sent.size(), 1u);
   for (int i = 1; i <= 50; ++i) {  // a burst: held back, then one line with the latest counts

@@ -167,12 +167,12 @@ TEST(SwitchJobProgress, CountsEverySaOnceAsItEnds) {
   job.on_event(ev(ike::EventKind::kSwitchSucceeded, 1));
   job.on_event(ev(ike::EventKind::kSwitchSucceeded, 1));  // twice: counted once
   EXPECT_EQ(job.progress(t0 + 1s), (control::Progress{3, 2, 3, 0, 1}));
-  job.start_due(t0 + 2s, ok);  // 3
+  job.start_due(t0 + 2s, ok);                            // 3
   job.on_event(ev(ike::EventKind::kIkeRekeyed, 30, 3));  // goes on as #30: no change in counts
   EXPECT_EQ(job.progress(t0 + 2s), (control::Progress{3, 2, 3, 1, 2}));
   job.on_event(ev(ike::EventKind::kSwitchRefused, 30));
   EXPECT_EQ(job.progress(t0 + 2s), (control::Progress{4, 3, 2, 0, 2}));
-  job.start_due(t0 + 3s, ok);  // 4
+  job.start_due(t0 + 3s, ok);              // 4
   EXPECT_EQ(job.cancel("cancelled"), 1u);  // 5 not started
   EXPECT_EQ(job.progress(t0 + 3s), (control::Progress{5, 4, 1, 1, 3}));
   job.abandon("mobiked is stopping");  // 4 failed

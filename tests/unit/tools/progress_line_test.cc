@@ -24,7 +24,8 @@ TEST(ProgressLine, FormatNamesEveryCountAndTheRate) {
   // No rate yet, nothing in flight: both left out.
   EXPECT_EQ(ProgressLine::format("cluster drain", Progress{0, 0, 5, 0, 0}, std::nullopt),
             "cluster drain: 0/5 done, 0 failed, 5 remaining");
-  EXPECT_EQ(ProgressLine::format("switch", Progress{5, 0, 0, 0, 2}, 0.0), "switch: 5/5 done, 0 failed, 0 remaining, 0.0 SAs/s");
+  EXPECT_EQ(ProgressLine::format("switch", Progress{5, 0, 0, 0, 2}, 0.0),
+            "switch: 5/5 done, 0 failed, 0 remaining, 0.0 SAs/s");
 }
 
 TEST(ProgressLine, RedrawsInPlaceAndEndsWithANewline) {
@@ -35,8 +36,9 @@ TEST(ProgressLine, RedrawsInPlaceAndEndsWithANewline) {
   EXPECT_EQ(out.str(), "\rswitch: 0/12 done, 0 failed, 12 remaining (3 in flight)");
   clock.now += 1s;
   line.update(Progress{4, 1, 8, 0, 1});
-  EXPECT_EQ(out.str(), "\rswitch: 0/12 done, 0 failed, 12 remaining (3 in flight)"
-                       "\rswitch: 4/12 done, 1 failed, 8 remaining, 4.0 SAs/s    ");
+  EXPECT_EQ(out.str(),
+            "\rswitch: 0/12 done, 0 failed, 12 remaining (3 in flight)"
+            "\rswitch: 4/12 done, 1 failed, 8 remaining, 4.0 SAs/s    ");
   line.finish();
   line.finish();  // once only
   EXPECT_EQ(out.str().back(), '\n');
