@@ -81,7 +81,7 @@ T optional_field(const json& j, const char* key, T fallback) {
 std::optional<std::string> unknown_argument(const json& j, std::string_view command,
                                             std::initializer_list<std::string_view> allowed) {
   for (const auto& [key, value] : j.items()) {
-    if (key == "command") continue;
+    if (key == "command" || key == "progress") continue;
     if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
       return "unknown argument '" + key + "' for " + std::string(command);
   }
@@ -137,8 +137,9 @@ Command command_of(const Request& r) {
                     r);
 }
 
-json request_to_json(const Request& r) {
+json request_to_json(const Request& r, bool progress) {
   json j = {{"command", command_name(command_of(r))}};
+  if (progress) j["progress"] = true;
   std::visit(Overloaded{
                  [&](const InitiateRequest& i) { j["connection"] = i.connection; },
                  [&](const TerminateRequest& t) {
@@ -180,6 +181,8 @@ Expected<Request, std::string> request_from_json(const json& j) {
   const auto& name = it->get_ref<const std::string&>();
   auto cmd = command_from_name(name);
   if (!cmd) return unexpected("unknown command '" + name + "'");
+  if (auto p = j.find("progress"); p != j.end() && !p->is_boolean())
+    return unexpected(std::string("\"progress\" must be true or false"));
 
   auto string_arg = [&](const char* key) -> std::optional<std::string> {
     auto a = j.find(key);
@@ -306,6 +309,53 @@ Expected<Request, std::string> request_from_json(const json& j) {
     }
   }
   return unexpected(std::string("unknown command"));
+}
+
+bool wants_progress(const json& request) {
+  if (!request.is_object()) return false;
+  auto p = request.find("progress");
+  return p != request.end() && p->is_boolean() && p->get<bool>();
+}
+
+json progress_line(const Progress& p) {
+  return {{"progress",
+           {{"done", p.done},
+            {"failed", p.failed},
+            {"remaining", p.remaining},
+            {"in_flight", p.in_flight},
+            {"seconds", p.seconds}}}};
+}
+
+bool is_progress_line(const json& j) { return j.is_object() && j.contains("progress"); }
+
+Expected<Progress, std::string> progress_from_json(const json& j) {
+  if (!j.is_object()) return unexpected(std::string("progress line is not a JSON object"));
+  for (const auto& [key, value] : j.items())
+    if (key != "progress") return unexpected("progress line has an unknown field '" + key + "'");
+  auto it = j.find("progress");
+  if (it == j.end() || !it->is_object()) return unexpected(std::string("progress line has no \"progress\" object"));
+  const json& o = *it;
+  static constexpr std::array<std::string_view, 5> kFields = {"done", "failed", "remaining", "in_flight", "seconds"};
+  for (const auto& [key, value] : o.items())
+    if (std::find(kFields.begin(), kFields.end(), key) == kFields.end())
+      return unexpected("progress has an unknown field '" + key + "'");
+  Progress p;
+  for (auto [key, field] : {std::pair{"done", &p.done}, std::pair{"failed", &p.failed},
+                            std::pair{"remaining", &p.remaining}, std::pair{"in_flight", &p.in_flight}}) {
+    auto f = o.find(key);
+    if (f == o.end()) return unexpected(std::string("progress has no \"") + key + "\"");
+    auto v = id_value(*f);
+    if (!v) return unexpected(std::string("progress field \"") + key + "\" must be a non-negative integer");
+    *field = *v;
+  }
+  auto s = o.find("seconds");
+  if (s == o.end()) return unexpected(std::string("progress has no \"seconds\""));
+  if (!s->is_number() || !(s->get<double>() >= 0))
+    return unexpected(std::string("progress field \"seconds\" must be a non-negative number"));
+  p.seconds = s->get<double>();
+  if (p.failed > p.done) return unexpected(std::string("progress says more SAs failed than are done"));
+  if (p.in_flight > p.remaining) return unexpected(std::string("progress says more SAs are in flight than remain"));
+  return p;
 }
 
 json ok_response(json result) { return {{"ok", true}, {"result", std::move(result)}}; }

@@ -35,6 +35,16 @@
 //       {"moved": 2, "returned": 1, "failed": 0, "not_asked": 1, "seconds": 0.4,
 //        "sas": [{"sa": 3, "to": "gw2", "result": "moved", "detail": "..."}, ...]}
 //       ("not_asked": SAs whose client cannot follow a switch, left where they are)
+// Progress (every command may carry it; only the bulk ones -- switch, cluster-move,
+// cluster-drain of this node, cluster-rebalance -- ever send any):
+//   {"command": ..., "progress": true}   asks for interim lines before the response:
+//   {"progress": {"done": 40, "failed": 2, "remaining": 60, "in_flight": 8, "seconds": 1.5}}
+//       done: SAs whose outcome is known (any outcome); failed: those of them that did not
+//       end as asked (refused, failed, not started, returned); remaining: not ended yet
+//       (in_flight of them started); seconds: since the job started. Sent as SAs finish,
+//       at most about 10 a second, at least one a second while the job runs (so that a
+//       client can time out on silence), and one when it ends; then the response as
+//       usual. Without "progress" (or with false) nothing but the response is sent.
 // Responses:
 //   {"ok": true,  "result": <value>}      list-sas: an array of IKE SAs (below);
 //                                        stats: an object of counters (may nest);
@@ -191,10 +201,35 @@ using Request = std::variant<ListSasRequest, InitiateRequest, TerminateRequest, 
                              ListConnsRequest>;
 
 Command command_of(const Request& r);
-json request_to_json(const Request& r);
+// `progress`: ask for interim progress lines ("progress": true).
+json request_to_json(const Request& r, bool progress = false);
 // Checks the command name, that the arguments are present with the right types, and that
-// no unknown argument is given; the error is meant to be sent back as is.
+// no unknown argument is given; the error is meant to be sent back as is. "progress" is
+// accepted on every command and must be a boolean.
 Expected<Request, std::string> request_from_json(const json& j);
+// Whether a request object asks for progress lines ("progress": true exactly); the
+// control server reads it before any handler, so it does not validate (request_from_json does).
+bool wants_progress(const json& request);
+
+// One interim line of a bulk command (see "Progress" above).
+struct Progress {
+  std::uint64_t done = 0;
+  std::uint64_t failed = 0;  // of done
+  std::uint64_t remaining = 0;
+  std::uint64_t in_flight = 0;  // of remaining
+  double seconds = 0;
+  std::uint64_t total() const { return done + remaining; }
+  friend bool operator==(const Progress&, const Progress&) = default;
+};
+// {"progress": {...}}
+json progress_line(const Progress& p);
+// Whether a line from the daemon is a progress line (an object with a "progress" key)
+// rather than the response.
+bool is_progress_line(const json& j);
+// Strict: the line is exactly {"progress": {...}} with every field above, of its type
+// (counts: unsigned integers; seconds: a non-negative number), failed <= done,
+// in_flight <= remaining, and nothing else.
+Expected<Progress, std::string> progress_from_json(const json& j);
 
 struct Response {
   bool ok = false;

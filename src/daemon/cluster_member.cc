@@ -133,6 +133,7 @@ void ClusterMember::stop() {
   node_timer_.cancel();
   job_timer_.cancel();
   drive_timer_.cancel();
+  if (job_) job_->progress.reset();
   if (job_ && job_->reply) {
     auto reply = std::move(job_->reply);
     job_->reply = nullptr;
@@ -713,7 +714,8 @@ std::uint64_t ClusterMember::own_sa_count() const {
   return n;
 }
 
-void ClusterMember::move(const control::ClusterMoveRequest& r, ControlServer::Reply reply) {
+void ClusterMember::move(const control::ClusterMoveRequest& r, ControlServer::Reply reply,
+                         ControlServer::Progress progress) {
   if (job_) return reply(control::error_response("a cluster command is running (" + job_->what + "); try again when it ends"));
   if (auto why = cannot_move()) return reply(control::error_response(*why));
   auto m = members_.find(r.to);
@@ -731,12 +733,15 @@ void ClusterMember::move(const control::ClusterMoveRequest& r, ControlServer::Re
   j.reply = std::move(reply);
   j.started = now();
   j.in_flight = 1;
+  attach_progress(j, std::move(progress));
   moving_[r.sa] = r.to;
   job_ = std::move(j);
+  job_changed();
   flush_();
 }
 
-void ClusterMember::drain(const control::ClusterDrainRequest& r, ControlServer::Reply reply) {
+void ClusterMember::drain(const control::ClusterDrainRequest& r, ControlServer::Reply reply,
+                          ControlServer::Progress progress) {
   if (r.node && *r.node != config_.node) {
     if (!members_.count(*r.node)) return reply(control::error_response("no node '" + *r.node + "' in the cluster"));
     if (auto why = cannot_move()) return reply(control::error_response(*why));
@@ -760,16 +765,18 @@ void ClusterMember::drain(const control::ClusterDrainRequest& r, ControlServer::
   Job j;
   j.what = "drain";
   j.reply = std::move(reply);
+  attach_progress(j, std::move(progress));
   plan_drain(j);
   start_job(std::move(j));
 }
 
-void ClusterMember::rebalance(ControlServer::Reply reply) {
+void ClusterMember::rebalance(ControlServer::Reply reply, ControlServer::Progress progress) {
   if (job_) return reply(control::error_response("a cluster command is running (" + job_->what + "); try again when it ends"));
   if (auto why = cannot_move()) return reply(control::error_response(*why));
   Job j;
   j.what = "rebalance";
   j.reply = std::move(reply);
+  attach_progress(j, std::move(progress));
   plan_rebalance(j, false);
   start_job(std::move(j));
 }
@@ -870,6 +877,7 @@ void ClusterMember::drive_job() {
     finish_job();
     return;
   }
+  job_changed();
   // An answer for the operator even if a move never ends (its target hangs): what is
   // still under way is reported as pending.
   job_timer_.expires_after(config_.move_timeout);
@@ -880,6 +888,8 @@ void ClusterMember::drive_job() {
               {"seconds", std::chrono::duration<double>(now() - job_->started).count()}, {"sas", job_->sas}};
     auto reply = std::move(job_->reply);
     job_->reply = nullptr;
+    if (job_->progress) job_->progress->finish();
+    job_->progress.reset();
     reply(control::ok_response(r));
   });
   if (started) flush_();
@@ -895,9 +905,30 @@ void ClusterMember::record_outcome(const cluster::MoveOutcome& o) {
   (o.result == R::kMoved ? job_->moved : o.result == R::kReturned ? job_->returned : job_->failed)++;
   job_->sas.push_back({{"sa", o.ike_sa_id}, {"to", o.to}, {"result", cluster::to_string(o.result)}, {"detail", o.detail}});
   if (job_->in_flight) job_->in_flight--;
+  job_changed();
   asio::post(io_, [this] {
     if (!stopped()) drive_job();
   });
+}
+
+control::Progress ClusterMember::job_progress() const {
+  control::Progress p;
+  if (!job_) return p;
+  p.done = job_->moved + job_->returned + job_->failed + job_->not_asked;
+  p.failed = job_->returned + job_->failed;
+  p.in_flight = job_->in_flight;
+  p.remaining = job_->in_flight + (job_->queue.size() - std::min(job_->next, job_->queue.size()));
+  p.seconds = std::chrono::duration<double>(now() - job_->started).count();
+  return p;
+}
+
+void ClusterMember::job_changed() {
+  if (job_ && job_->progress) job_->progress->changed();
+}
+
+void ClusterMember::attach_progress(Job& job, ControlServer::Progress progress) {
+  if (!progress) return;
+  job.progress = std::make_unique<ProgressReporter>(io_, std::move(progress), [this] { return job_progress(); });
 }
 
 void ClusterMember::finish_job() {
@@ -905,8 +936,10 @@ void ClusterMember::finish_job() {
   drive_timer_.cancel();
   rebalance_quiet_until_ = now() + 3 * std::max<std::chrono::milliseconds>(std::chrono::milliseconds(1000),
                                                                             config_.lease_ttl / 3);
+  if (job_->progress) job_->progress->finish();
   Job job = std::move(*job_);
   job_.reset();
+  job.progress.reset();
   if (!job.finally_state.empty()) state_ = job.finally_state;
   publish_self();
   const double secs = std::chrono::duration<double>(now() - job.started).count();

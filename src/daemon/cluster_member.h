@@ -31,6 +31,7 @@
 #include "control/protocol.h"
 #include "daemon/config.h"
 #include "daemon/control_server.h"
+#include "daemon/progress_reporter.h"
 #include "ike/engine.h"
 #include "platform/etcd_client.h"
 
@@ -55,9 +56,10 @@ class ClusterMember {
   void on_event(const ike::Event& e);
   void after_flush();
 
-  void move(const control::ClusterMoveRequest& r, ControlServer::Reply reply);
-  void drain(const control::ClusterDrainRequest& r, ControlServer::Reply reply);
-  void rebalance(ControlServer::Reply reply);
+  // `progress`: the client's interim sender when it asked for progress lines, else empty.
+  void move(const control::ClusterMoveRequest& r, ControlServer::Reply reply, ControlServer::Progress progress = {});
+  void drain(const control::ClusterDrainRequest& r, ControlServer::Reply reply, ControlServer::Progress progress = {});
+  void rebalance(ControlServer::Reply reply, ControlServer::Progress progress = {});
   nlohmann::json status() const;
   // list-sas: the owner of each IKE SA (this node) and where it is being handed.
   void annotate(nlohmann::json& sa_list) const;
@@ -81,6 +83,7 @@ class ClusterMember {
     std::uint64_t moved = 0, returned = 0, failed = 0, not_asked = 0;
     ike::TimePoint started{};
     ControlServer::Reply reply;  // empty: nobody waits (automatic, or asked through etcd)
+    std::unique_ptr<ProgressReporter> progress;  // the waiting client asked for progress lines
     std::string finally_state;   // the node's state once done ("" = unchanged)
   };
   using Work = std::function<void(platform::EtcdClient&)>;
@@ -115,6 +118,11 @@ class ClusterMember {
   void drive_job();
   void finish_job();
   void record_outcome(const cluster::MoveOutcome& o);
+  // The running job's counts (done: with an outcome, not_asked included; failed: returned
+  // or failed), and the reporter, if any, told that they may have changed.
+  control::Progress job_progress() const;
+  void job_changed();
+  void attach_progress(Job& job, ControlServer::Progress progress);
   std::optional<std::string> cannot_move() const;  // why no move may start now
   std::vector<std::string> targets() const;        // active nodes other than this one
   std::uint64_t own_sa_count() const;

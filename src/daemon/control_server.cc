@@ -7,6 +7,7 @@
 #include <asio.hpp>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <unordered_set>
 #include <utility>
 
@@ -24,7 +25,7 @@ struct ControlServer::Impl : std::enable_shared_from_this<ControlServer::Impl> {
       : path(std::move(p)), handler(std::move(h)), acceptor(io), retry_timer(io) {}
 
   void accept();
-  void handle(std::string_view line, Reply reply);
+  void handle(std::string_view line, Reply reply, Progress progress);
 
   std::string path;
   AsyncHandler handler;
@@ -55,15 +56,10 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // Tells the client why and hangs up, without counting it as a connection.
-  void reject(std::string_view why) {
-    out_ = control::to_line(control::error_response(why));
-    asio::async_write(socket_, asio::buffer(out_),
-                      [self = shared_from_this()](const asio::error_code&, std::size_t) {
-                        self->close();
-                      });
-  }
+  void reject(std::string_view why) { send(control::error_response(why), Kind::kFinalThenClose); }
 
   void close() {
+    closed_ = true;  // the queue stays: a write in flight may still point into it
     asio::error_code ignored;
     socket_.shutdown(stream_protocol::socket::shutdown_both, ignored);
     socket_.close(ignored);
@@ -96,31 +92,73 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     std::string line = in_.substr(0, n);
     in_.erase(0, n);
-    server_->handle(line, [self = shared_from_this()](json response) {
-      if (self->server_->stopped) return;
-      self->write(response, /*then_close=*/false);
-    });
+    std::weak_ptr<Session> weak = shared_from_this();
+    server_->handle(
+        line,
+        [self = shared_from_this()](json response) {
+          if (self->server_->stopped) return;
+          self->send(response, Kind::kFinal);
+        },
+        // Weak: a job's progress sender must not keep a closed connection alive.
+        [weak](json interim) {
+          auto self = weak.lock();
+          if (!self || self->server_->stopped) return;
+          self->send(interim, Kind::kInterim);
+        });
+  }
+
+  // kFinal: the response (then the next request is read); kInterim: a progress line.
+  enum class Kind : std::uint8_t { kInterim, kFinal, kFinalThenClose };
+  struct Out {
+    std::string data;
+    Kind kind;
+  };
+
+  void send(const json& j, Kind kind) {
+    if (closed_) return;
+    // An interim line not yet on its way is out of date: the newer one replaces it.
+    if (kind == Kind::kInterim && !queue_.empty() && queue_.back().kind == Kind::kInterim &&
+        (queue_.size() > 1 || !writing_)) {
+      queue_.back().data = control::to_line(j);
+      return;
+    }
+    queue_.push_back({control::to_line(j), kind});
+    pump();
+  }
+
+  void pump() {
+    if (writing_ || queue_.empty() || closed_) return;
+    writing_ = true;
+    asio::async_write(socket_, asio::buffer(queue_.front().data),
+                      [self = shared_from_this()](const asio::error_code& ec, std::size_t) {
+                        self->writing_ = false;
+                        if (self->server_->stopped || ec == asio::error::operation_aborted || self->closed_) return;
+                        if (ec) {  // the client is gone (EPIPE, a reset)
+                          spdlog::log(kClientLogLevel, "control: client gone while answering: {}", ec.message());
+                          self->close();
+                          return;
+                        }
+                        const Kind kind = self->queue_.front().kind;
+                        self->queue_.pop_front();
+                        if (kind == Kind::kFinalThenClose) return self->close();
+                        if (kind == Kind::kFinal) self->read();  // a pipelined request may already be in in_
+                        self->pump();
+                      });
   }
 
   void write(const json& response, bool then_close) {
-    out_ = control::to_line(response);
-    asio::async_write(socket_, asio::buffer(out_),
-                      [self = shared_from_this(), then_close](const asio::error_code& ec, std::size_t) {
-                        if (self->server_->stopped || ec == asio::error::operation_aborted) return;
-                        if (ec || then_close)
-                          self->close();
-                        else
-                          self->read();  // a pipelined request may already be in in_
-                      });
+    send(response, then_close ? Kind::kFinalThenClose : Kind::kFinal);
   }
 
   std::shared_ptr<ControlServer::Impl> server_;
   stream_protocol::socket socket_;
   std::string in_;
-  std::string out_;
+  std::deque<Out> queue_;  // front: being written while writing_
+  bool writing_ = false;
+  bool closed_ = false;
 };
 
-void ControlServer::Impl::handle(std::string_view line, Reply reply) {
+void ControlServer::Impl::handle(std::string_view line, Reply reply, Progress progress) {
   auto request = control::from_line(line);
   if (!request) {
     spdlog::log(kClientLogLevel, "control: request is not valid JSON");
@@ -133,8 +171,15 @@ void ControlServer::Impl::handle(std::string_view line, Reply reply) {
     if (std::exchange(*replied, true)) return;
     reply(std::move(response));
   };
+  // Only for a client that asked; never after the reply (it would be read as the answer
+  // to the next request).
+  Progress interim;
+  if (control::wants_progress(*request))
+    interim = [progress = std::move(progress), replied](json line) {
+      if (!*replied) progress(std::move(line));
+    };
   try {
-    handler(*request, once);
+    handler(*request, once, interim);
   } catch (const std::exception& e) {
     spdlog::warn("control: handler failed: {}", e.what());
     once(control::error_response(std::string("internal error: ") + e.what()));
@@ -173,7 +218,7 @@ ControlServer::~ControlServer() { stop(); }
 Expected<std::unique_ptr<ControlServer>, std::string> ControlServer::start(asio::io_context& io,
                                                                            const std::string& path,
                                                                            Handler handler) {
-  return start_async(io, path, [handler = std::move(handler)](const json& request, Reply reply) {
+  return start_async(io, path, [handler = std::move(handler)](const json& request, Reply reply, Progress) {
     reply(handler(request));
   });
 }

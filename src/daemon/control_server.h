@@ -7,6 +7,14 @@
 // response and the connection stays open; a line longer than control::kMaxRequestLine
 // gets an error response and the connection is closed (the rest of that line cannot be
 // told apart from the next request). A handler that throws produces an error response.
+//
+// A request with "progress": true (control/protocol.h) may get interim lines before its
+// response: the async handler is given a Progress sender for it (empty when the client
+// did not ask, so that such clients see exactly one line per request). Interim lines
+// queue behind the line being written; an unsent one is replaced by a newer one, so a
+// client that stops reading costs at most a line or two of memory. A client that hangs
+// up mid-command is noticed at the next write: the connection closes, the command runs
+// on, and its later lines and reply go nowhere.
 #pragma once
 
 #include <asio/io_context.hpp>
@@ -26,7 +34,10 @@ class ControlServer {
   // exactly once, on the io_context's thread. The connection reads its next request
   // only after the reply, so answers stay in order.
   using Reply = std::function<void(nlohmann::json response)>;
-  using AsyncHandler = std::function<void(const nlohmann::json& request, Reply reply)>;
+  // Sends one interim line (control::progress_line) ahead of the reply; ignored after the
+  // reply, once the client is gone, or when the server stops. On the io_context's thread.
+  using Progress = std::function<void(nlohmann::json line)>;
+  using AsyncHandler = std::function<void(const nlohmann::json& request, Reply reply, Progress progress)>;
 
   // At most this many clients at once; more are told so and closed.
   static constexpr std::size_t kMaxConnections = 64;

@@ -103,7 +103,10 @@ Expected<void, std::string> Daemon::start() {
   if (auto r = open_sockets(); !r) return r;
   if (auto r = open_dataplane(); !r) return r;
   auto control = ControlServer::start_async(io_, config_.daemon.socket,
-                                            [this](const json& r, ControlServer::Reply reply) { handle(r, std::move(reply)); });
+                                            [this](const json& r, ControlServer::Reply reply,
+                                                   ControlServer::Progress progress) {
+                                              handle(r, std::move(reply), std::move(progress));
+                                            });
   if (!control) return unexpected(control.error());
   control_ = std::move(*control);
   if (config_.daemon.metrics) {
@@ -570,11 +573,12 @@ Expected<void, std::string> Daemon::update_addresses(std::uint64_t id, std::opti
   return {};
 }
 
-void Daemon::handle(const json& raw, ControlServer::Reply reply) {
+void Daemon::handle(const json& raw, ControlServer::Reply reply, ControlServer::Progress progress) {
   if (stopping_) return reply(control::error_response("mobiked is stopping"));
   auto req = control::request_from_json(raw);
   if (!req) return reply(control::error_response(req.error()));
-  if (auto* sw = std::get_if<control::SwitchRequest>(&*req)) return switch_.start(*sw, std::move(reply));
+  if (auto* sw = std::get_if<control::SwitchRequest>(&*req))
+    return switch_.start(*sw, std::move(reply), std::move(progress));
   if (auto* i = std::get_if<control::InitiateRequest>(&*req))
     // Answered once the IKE SA is under way, after looking up the names in remote_addrs.
     return initiator_.initiate(i->connection, [reply = std::move(reply)](Expected<std::uint64_t, std::string> id) {
@@ -586,9 +590,12 @@ void Daemon::handle(const json& raw, ControlServer::Reply reply) {
                                std::holds_alternative<control::ClusterRebalanceRequest>(*req);
   if (cluster_command && !cluster_)
     return reply(control::error_response("this mobiked is not a cluster node (no [cluster] section)"));
-  if (auto* m = std::get_if<control::ClusterMoveRequest>(&*req)) return cluster_->move(*m, std::move(reply));
-  if (auto* d = std::get_if<control::ClusterDrainRequest>(&*req)) return cluster_->drain(*d, std::move(reply));
-  if (std::holds_alternative<control::ClusterRebalanceRequest>(*req)) return cluster_->rebalance(std::move(reply));
+  if (auto* m = std::get_if<control::ClusterMoveRequest>(&*req))
+    return cluster_->move(*m, std::move(reply), std::move(progress));
+  if (auto* d = std::get_if<control::ClusterDrainRequest>(&*req))
+    return cluster_->drain(*d, std::move(reply), std::move(progress));
+  if (std::holds_alternative<control::ClusterRebalanceRequest>(*req))
+    return cluster_->rebalance(std::move(reply), std::move(progress));
   reply(handle_now(*req));
 }
 

@@ -75,7 +75,7 @@ class Daemon {
   void log_event(const ike::Event& e);
 
   // Control commands.
-  void handle(const nlohmann::json& request, ControlServer::Reply reply);
+  void handle(const nlohmann::json& request, ControlServer::Reply reply, ControlServer::Progress progress);
   nlohmann::json handle_now(const control::Request& request);
   Expected<void, std::string> update_addresses(std::uint64_t sa, std::optional<IpAddress> local);
   // Reads the configuration file again; tells a service manager RELOADING=1 before and

@@ -15,7 +15,8 @@ ike::TimePoint now() { return ike::Clock::now(); }
 SwitchCommand::SwitchCommand(asio::io_context& io, ike::Engine& engine, std::function<void()> flush)
     : io_(io), engine_(engine), flush_(std::move(flush)), timer_(io) {}
 
-void SwitchCommand::start(const control::SwitchRequest& r, ControlServer::Reply reply) {
+void SwitchCommand::start(const control::SwitchRequest& r, ControlServer::Reply reply,
+                          ControlServer::Progress progress) {
   if (job_) return reply(control::error_response("a switch is already running; try again when it ends"));
   auto to = IpAddress::parse(r.to);
   if (!to) return reply(control::error_response("'" + r.to + "' is not an IP address"));
@@ -45,6 +46,10 @@ void SwitchCommand::start(const control::SwitchRequest& r, ControlServer::Reply 
                r.rate > 0 ? fmt::format(" at {}/s", r.rate) : std::string());
   job_ = std::make_unique<SwitchJob>(std::move(ids), std::move(skipped), *to, r.rate, now());
   reply_ = std::move(reply);
+  if (progress)
+    progress_ = std::make_unique<ProgressReporter>(io_, std::move(progress), [this] {
+      return job_ ? job_->progress(now()) : control::Progress{};
+    });
   drive();
 }
 
@@ -76,7 +81,8 @@ void SwitchCommand::on_event(const ike::Event& e) {
 }
 
 void SwitchCommand::finish_if_done() {
-  if (job_ && job_->done()) reply_now();
+  if (job_ && job_->done()) return reply_now();
+  if (job_ && progress_) progress_->changed();
 }
 
 void SwitchCommand::shutdown() {
@@ -88,6 +94,8 @@ void SwitchCommand::shutdown() {
 
 void SwitchCommand::reply_now() {
   auto reply = std::move(reply_);
+  if (progress_) progress_->finish();
+  progress_.reset();
   auto result = job_->result(now());
   job_.reset();
   timer_.cancel();

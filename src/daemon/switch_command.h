@@ -12,6 +12,7 @@
 
 #include "control/protocol.h"
 #include "daemon/control_server.h"
+#include "daemon/progress_reporter.h"
 #include "daemon/switch_job.h"
 #include "ike/engine.h"
 
@@ -22,7 +23,8 @@ class SwitchCommand {
   // `flush` sends what the engine queued and feeds its events back (on_event).
   SwitchCommand(asio::io_context& io, ike::Engine& engine, std::function<void()> flush);
 
-  void start(const control::SwitchRequest& request, ControlServer::Reply reply);
+  // `progress`: the client's interim sender when it asked for progress lines, else empty.
+  void start(const control::SwitchRequest& request, ControlServer::Reply reply, ControlServer::Progress progress = {});
   // The answer to switch-cancel.
   nlohmann::json cancel();
   // Every engine event, then finish_if_done() once the batch is through.
@@ -40,6 +42,7 @@ class SwitchCommand {
   std::function<void()> flush_;
   std::unique_ptr<SwitchJob> job_;
   ControlServer::Reply reply_;
+  std::unique_ptr<ProgressReporter> progress_;  // when the client asked
   asio::steady_timer timer_;
 };
 

@@ -11,6 +11,8 @@ SwitchJob::SwitchJob(std::vector<std::uint64_t> ids, std::vector<std::pair<std::
                      IpAddress to, double rate, ike::TimePoint now)
     : ids_(std::move(ids)), to_(to), rate_(rate), started_(now) {
   for (auto& [id, why] : skipped) entries_[id] = {Outcome::kNotStarted, std::move(why)};
+  total_ = ids_.size() + entries_.size();
+  ended_ = failed_ = entries_.size();
 }
 
 std::optional<ike::TimePoint> SwitchJob::start_due(ike::TimePoint now, const Starter& start) {
@@ -23,6 +25,8 @@ std::optional<ike::TimePoint> SwitchJob::start_due(ike::TimePoint now, const Sta
     auto id = ids_[next_];
     if (auto ok = start(id, to_); !ok) {
       entries_[id] = {Outcome::kNotStarted, ok.error()};
+      ended_++;
+      failed_++;
     } else {
       entries_[id] = {Outcome::kRunning, ""};  // the outcome comes as an event, later
       running_++;
@@ -37,6 +41,8 @@ void SwitchJob::finish(std::uint64_t id, Outcome outcome, std::string detail) {
   if (it == entries_.end() || it->second.outcome != Outcome::kRunning) return;
   it->second = {outcome, std::move(detail)};
   running_--;
+  ended_++;
+  if (outcome != Outcome::kSwitched) failed_++;
 }
 
 void SwitchJob::on_event(const ike::Event& e) {
@@ -74,6 +80,8 @@ void SwitchJob::on_event(const ike::Event& e) {
 std::size_t SwitchJob::cancel(const std::string& why) {
   std::size_t n = ids_.size() - next_;
   for (; next_ < ids_.size(); ++next_) entries_[ids_[next_]] = {Outcome::kNotStarted, why};
+  ended_ += n;
+  failed_ += n;
   return n;
 }
 
@@ -81,7 +89,19 @@ void SwitchJob::abandon(const std::string& why) {
   cancel(why);
   for (auto& [id, e] : entries_)
     if (e.outcome == Outcome::kRunning) e = {Outcome::kFailed, why};
+  ended_ += running_;
+  failed_ += running_;
   running_ = 0;
+}
+
+control::Progress SwitchJob::progress(ike::TimePoint now) const {
+  control::Progress p;
+  p.done = ended_;
+  p.failed = failed_;
+  p.remaining = total_ > ended_ ? total_ - ended_ : 0;
+  p.in_flight = std::min<std::uint64_t>(running_, p.remaining);
+  p.seconds = std::chrono::duration<double>(now - started_).count();
+  return p;
 }
 
 json SwitchJob::result(ike::TimePoint now) const {

@@ -14,6 +14,7 @@
 
 #include "common/expected.h"
 #include "common/ip_address.h"
+#include "control/protocol.h"
 #include "ike/types.h"
 
 namespace mobike::daemon {
@@ -37,6 +38,9 @@ class SwitchJob {
   // Ends the job at once (the daemon stops): switches in flight count as failed.
   void abandon(const std::string& why);
   nlohmann::json result(ike::TimePoint now) const;
+  // Counts for progress lines (O(1)): done = every SA with an outcome, failed = those
+  // not switched.
+  control::Progress progress(ike::TimePoint now) const;
 
  private:
   enum class Outcome : std::uint8_t { kRunning, kSwitched, kRefused, kFailed, kNotStarted };
@@ -49,6 +53,9 @@ class SwitchJob {
   std::vector<std::uint64_t> ids_;
   std::size_t next_ = 0;  // ids_[next_..] are not started yet
   std::size_t running_ = 0;
+  std::uint64_t total_ = 0;   // every SA of the job, skipped ones included
+  std::uint64_t ended_ = 0;   // with an outcome
+  std::uint64_t failed_ = 0;  // of ended_: not switched
   IpAddress to_;
   double rate_;
   ike::TimePoint started_;

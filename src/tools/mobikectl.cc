@@ -13,15 +13,23 @@
 //   mobikectl cluster status [--json] | move --sa ID --to NODE | drain [NODE] | rebalance
 //
 // The socket is --socket, else $MOBIKED_SOCKET, else /run/mobiked/mobiked.sock.
+// Bulk commands (switch, cluster move / drain / rebalance) show a live progress line on
+// stderr -- done/failed/remaining and SAs/s, redrawn in place -- when stderr is a terminal
+// and --json is not given; otherwise the output is only the usual result. They ask
+// mobiked for progress lines in any case, so --timeout is the longest silence from
+// mobiked (it sends one a second while such a command runs), not the command's length.
 // Exit status: 0 on success, 1 when mobiked refused the request, 2 when it could not be
 // reached or answered nonsense, CLI11's codes for a bad command line.
 #include <CLI/CLI.hpp>
+#include <unistd.h>
+
 #include <cstdint>
 #include <iostream>
 #include <string>
 
 #include "control/client.h"
 #include "control/protocol.h"
+#include "tools/progress_line.h"
 
 namespace {
 
@@ -66,7 +74,8 @@ int main(int argc, char** argv) {
   app.add_option("-s,--socket", socket_path, "mobiked's control socket")
       ->envname("MOBIKED_SOCKET")
       ->capture_default_str();
-  app.add_option("--timeout", timeout_seconds, "seconds to wait for an answer")
+  app.add_option("--timeout", timeout_seconds,
+                 "seconds to wait for an answer (bulk commands: for mobiked's next progress line)")
       ->check(CLI::Range(0.1, 3600.0))
       ->capture_default_str();
   app.require_subcommand(1);
@@ -204,17 +213,34 @@ int main(int argc, char** argv) {
   }
 
   auto timeout = std::chrono::milliseconds(static_cast<std::int64_t>(timeout_seconds * 1000));
-  // A switch of many SAs is long: Ctrl-C cancels what has not started and still prints
-  // the outcome of what has.
-  auto answer = std::holds_alternative<control::SwitchRequest>(request)
-                    ? control::call_cancellable(socket_path, control::request_to_json(request),
-                                                control::request_to_json(control::SwitchCancelRequest{}),
-                                                [](const std::string& said) {
-                                                  std::cerr << "mobikectl: cancelling: " << cancel_summary(said)
-                                                            << "\n";
-                                                },
-                                                timeout)
-                    : control::call(socket_path, control::request_to_json(request), timeout);
+  const bool is_switch = std::holds_alternative<control::SwitchRequest>(request);
+  // Bulk commands: progress lines from mobiked (drawn on a terminal only).
+  const char* bulk_label = is_switch                                                           ? "switch"
+                           : std::holds_alternative<control::ClusterMoveRequest>(request)      ? "cluster move"
+                           : std::holds_alternative<control::ClusterDrainRequest>(request)     ? "cluster drain"
+                           : std::holds_alternative<control::ClusterRebalanceRequest>(request) ? "cluster rebalance"
+                                                                                               : nullptr;
+  mobike::tools::ProgressLine progress(std::cerr, mobike::tools::progress_wanted(::isatty(STDERR_FILENO), json_out),
+                                       bulk_label ? bulk_label : "");
+  auto send = [&](bool with_progress) {
+    // A switch of many SAs is long: Ctrl-C cancels what has not started and still prints
+    // the outcome of what has.
+    const json cancel = is_switch ? control::request_to_json(control::SwitchCancelRequest{}) : json(nullptr);
+    return control::call_cancellable(
+        socket_path, control::request_to_json(request, with_progress), cancel,
+        [&](const std::string& said) {
+          progress.finish();
+          std::cerr << "mobikectl: cancelling: " << cancel_summary(said) << "\n";
+        },
+        timeout, [&](const control::Progress& p) { progress.update(p); });
+  };
+  auto answer = send(bulk_label != nullptr);
+  if (bulk_label && answer) {
+    // A mobiked from before progress lines refuses the argument (and did nothing): ask again without.
+    auto refused = control::response_from_json(*answer);
+    if (refused && !refused->ok && refused->error.starts_with("unknown argument 'progress'")) answer = send(false);
+  }
+  progress.finish();
   if (!answer) return fail(answer.error());
   auto response = control::response_from_json(*answer);
   if (!response) return fail("bad answer from mobiked: " + response.error());

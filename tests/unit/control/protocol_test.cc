@@ -419,3 +419,85 @@ TEST(ProtocolCluster, MoveResultsAndStatusForHumans) {
 
 }  // namespace
 }  // namespace mobike::control
+
+namespace mobike::control {
+namespace {
+
+TEST(ProtocolProgress, RequestFlagIsAcceptedOnEveryCommandAndChecked) {
+  json sw = request_to_json(SwitchRequest{"198.51.100.20", std::nullopt, std::nullopt, true, 5}, true);
+  EXPECT_EQ(sw["progress"], true);
+  EXPECT_TRUE(wants_progress(sw));
+  auto parsed = request_from_json(sw);
+  ASSERT_TRUE(parsed) << parsed.error();
+  EXPECT_EQ(std::get<SwitchRequest>(*parsed).rate, 5);
+  // Without the flag nothing changes on the wire.
+  EXPECT_FALSE(request_to_json(ClusterDrainRequest{}).contains("progress"));
+  EXPECT_FALSE(wants_progress(request_to_json(ClusterDrainRequest{})));
+  // Every command takes it (those that are not bulk simply never send progress).
+  for (auto name : command_names()) {
+    json j = {{"command", name}, {"progress", false}};
+    auto r = request_from_json(j);
+    if (!r) {
+      EXPECT_EQ(r.error().find("progress"), std::string::npos) << name << ": " << r.error();
+    }
+  }
+  EXPECT_TRUE(request_from_json(json{{"command", "cluster-drain"}, {"progress", true}}));
+  EXPECT_TRUE(request_from_json(json{{"command", "list-sas"}, {"progress", true}}));
+  auto bad = request_from_json(json{{"command", "cluster-rebalance"}, {"progress", 1}});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error(), "\"progress\" must be true or false");
+  EXPECT_FALSE(wants_progress(json{{"command", "switch"}, {"progress", "yes"}}));
+  EXPECT_FALSE(wants_progress(json{{"command", "switch"}, {"progress", false}}));
+  EXPECT_FALSE(wants_progress(json::array()));
+}
+
+TEST(ProtocolProgress, LineRoundTripsAndHasItsWireShape) {
+  Progress p{40, 2, 60, 8, 1.5};
+  EXPECT_EQ(p.total(), 100u);
+  json line = progress_line(p);
+  EXPECT_EQ(to_line(line),
+            "{\"progress\":{\"done\":40,\"failed\":2,\"in_flight\":8,\"remaining\":60,\"seconds\":1.5}}\n");
+  EXPECT_TRUE(is_progress_line(line));
+  EXPECT_FALSE(is_progress_line(ok_response(json{{"switched", 1}})));
+  EXPECT_FALSE(is_progress_line(json::array()));
+  auto back = progress_from_json(*from_line(to_line(line)));
+  ASSERT_TRUE(back) << back.error();
+  EXPECT_EQ(*back, p);
+  // Integral seconds are fine too (JSON does not keep 2.0 apart from 2).
+  auto whole = progress_from_json(
+      json::parse(R"({"progress":{"done":0,"failed":0,"remaining":3,"in_flight":0,"seconds":2}})"));
+  ASSERT_TRUE(whole) << whole.error();
+  EXPECT_EQ(whole->seconds, 2.0);
+}
+
+TEST(ProtocolProgress, BadLinesAreRejectedWithAReason) {
+  auto err = [](std::string_view text) {
+    auto r = progress_from_json(json::parse(text));
+    return r ? std::string("accepted") : r.error();
+  };
+  const std::string fields = R"("done":1,"failed":0,"remaining":2,"in_flight":1,"seconds":0.5)";
+  EXPECT_EQ(err("{\"progress\":{" + fields + "}}"), "accepted");
+  EXPECT_EQ(err("{\"progress\":{" + fields + ",\"eta\":3}}"), "progress has an unknown field 'eta'");
+  EXPECT_EQ(err("{\"progress\":{" + fields + "},\"ok\":true}"), "progress line has an unknown field 'ok'");
+  EXPECT_EQ(err(R"({"progress":{"done":1,"failed":0,"remaining":2,"seconds":0.5}})"), "progress has no \"in_flight\"");
+  EXPECT_EQ(err(R"({"progress":{"done":1,"failed":0,"remaining":2,"in_flight":0}})"), "progress has no \"seconds\"");
+  EXPECT_EQ(err(R"({"progress":{"done":-1,"failed":0,"remaining":2,"in_flight":0,"seconds":0}})"),
+            "progress field \"done\" must be a non-negative integer");
+  EXPECT_EQ(err(R"({"progress":{"done":1.5,"failed":0,"remaining":2,"in_flight":0,"seconds":0}})"),
+            "progress field \"done\" must be a non-negative integer");
+  EXPECT_EQ(err(R"({"progress":{"done":"1","failed":0,"remaining":2,"in_flight":0,"seconds":0}})"),
+            "progress field \"done\" must be a non-negative integer");
+  EXPECT_EQ(err(R"({"progress":{"done":1,"failed":0,"remaining":2,"in_flight":0,"seconds":-1}})"),
+            "progress field \"seconds\" must be a non-negative number");
+  EXPECT_EQ(err(R"({"progress":{"done":1,"failed":0,"remaining":2,"in_flight":0,"seconds":"1"}})"),
+            "progress field \"seconds\" must be a non-negative number");
+  EXPECT_EQ(err(R"({"progress":{"done":1,"failed":2,"remaining":2,"in_flight":0,"seconds":0}})"),
+            "progress says more SAs failed than are done");
+  EXPECT_EQ(err(R"({"progress":{"done":1,"failed":0,"remaining":2,"in_flight":3,"seconds":0}})"),
+            "progress says more SAs are in flight than remain");
+  EXPECT_EQ(err(R"({"progress":[1,2]})"), "progress line has no \"progress\" object");
+  EXPECT_EQ(err(R"([1])"), "progress line is not a JSON object");
+}
+
+}  // namespace
+}  // namespace mobike::control

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <optional>
 #include <thread>
 
@@ -99,6 +100,13 @@ class ControlServerTest : public ::testing::Test {
         return control::ok_response(json{{"echo", request}});
       };
     auto r = ControlServer::start(io_, path_, std::move(handler));
+    ASSERT_TRUE(r) << r.error();
+    server_ = std::move(*r);
+    thread_ = std::thread([this] { io_.run(); });
+  }
+
+  void start_async(ControlServer::AsyncHandler handler) {
+    auto r = ControlServer::start_async(io_, path_, std::move(handler));
     ASSERT_TRUE(r) << r.error();
     server_ = std::move(*r);
     thread_ = std::thread([this] { io_.run(); });
@@ -335,6 +343,143 @@ TEST_F(ControlServerTest, TooManyConnectionsAreTurnedAway) {
     std::this_thread::sleep_for(10ms);  // the server may not have seen the close yet
   }
   ADD_FAILURE() << "a freed slot was never reused";
+}
+
+// A bulk command in the manner of the daemon's: `steps` progress lines `every` apart on
+// the io thread, then the reply.
+struct SlowJob : std::enable_shared_from_this<SlowJob> {
+  SlowJob(asio::io_context& io, ControlServer::Reply r, ControlServer::Progress p, int steps,
+          std::chrono::milliseconds every)
+      : timer(io), reply(std::move(r)), progress(std::move(p)), steps(steps), every(every) {}
+  void run() {
+    if (done == steps) {
+      finished = true;
+      reply(control::ok_response(json{{"steps", steps}}));
+      if (progress)
+        progress(control::progress_line({static_cast<std::uint64_t>(steps), 0, 0, 0, 9}));  // too late: dropped
+      return;
+    }
+    if (progress)
+      progress(control::progress_line(
+          {static_cast<std::uint64_t>(done), 0, static_cast<std::uint64_t>(steps - done), 0, 0.1 * done}));
+    ++done;
+    timer.expires_after(every);
+    timer.async_wait([self = shared_from_this()](const asio::error_code& ec) {
+      if (!ec) self->run();
+    });
+  }
+  asio::steady_timer timer;
+  ControlServer::Reply reply;
+  ControlServer::Progress progress;
+  int steps;
+  std::chrono::milliseconds every;
+  int done = 0;
+  std::atomic<bool> finished{false};
+};
+
+TEST_F(ControlServerTest, ProgressLinesOnlyForAClientThatAsks) {
+  std::atomic<int> with_sender{0};
+  start_async([&](const json& request, ControlServer::Reply reply, ControlServer::Progress progress) {
+    if (progress) ++with_sender;
+    std::make_shared<SlowJob>(io_, std::move(reply), std::move(progress), request.value("steps", 0), 1ms)->run();
+  });
+  RawClient c(path_);
+  // Asked: the interim lines, then the response, then the next (pipelined) request's.
+  ASSERT_TRUE(c.send("{\"steps\":3,\"progress\":true}\n{\"steps\":2}\n"));
+  for (int i = 0; i < 3; ++i) {
+    auto line = c.read_json();
+    ASSERT_TRUE(control::is_progress_line(line)) << line;
+    auto p = control::progress_from_json(line);
+    ASSERT_TRUE(p) << p.error();
+    EXPECT_EQ(p->done + p->remaining, 3u);
+  }
+  EXPECT_EQ(c.read_json(), control::ok_response(json{{"steps", 3}}));
+  // Not asked (or "progress": false): exactly one line, as before progress existed.
+  EXPECT_EQ(c.read_json(), control::ok_response(json{{"steps", 2}}));
+  ASSERT_TRUE(c.send("{\"steps\":2,\"progress\":false}\n{\"steps\":1,\"progress\":\"yes\"}\n"));
+  EXPECT_EQ(c.read_json(), control::ok_response(json{{"steps", 2}}));
+  EXPECT_EQ(c.read_json(), control::ok_response(json{{"steps", 1}}));
+  EXPECT_EQ(with_sender, 1);
+}
+
+TEST_F(ControlServerTest, AClientThatHangsUpMidJobCostsNothing) {
+  std::promise<void> started;
+  std::shared_ptr<SlowJob> job;
+  start_async([&](const json& request, ControlServer::Reply reply, ControlServer::Progress progress) {
+    if (!request.contains("progress")) return reply(control::ok_response("still here"));
+    // Many lines, quickly: some are written to a socket already closed by the client.
+    job = std::make_shared<SlowJob>(io_, std::move(reply), std::move(progress), 300, 1ms);
+    job->run();
+    started.set_value();
+  });
+  {
+    RawClient c(path_);
+    ASSERT_TRUE(c.send("{\"progress\":true}\n"));
+    ASSERT_TRUE(control::is_progress_line(c.read_json()));
+  }  // hangs up
+  started.get_future().wait();
+  // The job runs to its end, the connection is dropped, and others are served meanwhile.
+  auto connections = [&] {  // read on the io thread, which owns the set
+    std::promise<std::size_t> n;
+    asio::post(io_, [&] { n.set_value(server_->connection_count()); });
+    return n.get_future().get();
+  };
+  for (int attempt = 0; attempt < 500 && connections() != 0; ++attempt) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(connections(), 0u);
+  auto answer = control::call(path_, json::object(), 5s);
+  ASSERT_TRUE(answer) << answer.error();
+  EXPECT_EQ((*answer)["result"], "still here");
+  for (int attempt = 0; attempt < 500 && !job->finished; ++attempt) std::this_thread::sleep_for(5ms);
+  halt();
+  EXPECT_TRUE(job->finished) << "the job did not run to its end";
+  EXPECT_EQ(job->done, 300);
+}
+
+TEST_F(ControlServerTest, ClientGetsProgressAndItsDeadlineIsOnSilence) {
+  start_async([&](const json& request, ControlServer::Reply reply, ControlServer::Progress progress) {
+    std::make_shared<SlowJob>(io_, std::move(reply), std::move(progress), request.value("steps", 0),
+                              std::chrono::milliseconds(request.value("every_ms", 0)))
+        ->run();
+  });
+  // 10 lines 50 ms apart: 0.5 s in all, longer than the 300 ms timeout, never silent that long.
+  std::vector<control::Progress> seen;
+  auto answer = control::call_cancellable(path_, json{{"steps", 10}, {"every_ms", 50}, {"progress", true}}, nullptr, {},
+                                          300ms, [&](const control::Progress& p) { seen.push_back(p); });
+  ASSERT_TRUE(answer) << answer.error();
+  EXPECT_EQ((*answer)["result"]["steps"], 10);
+  ASSERT_EQ(seen.size(), 10u);
+  EXPECT_EQ(seen.front().done, 0u);
+  EXPECT_EQ(seen.back().done, 9u);
+  // Silent for longer than the timeout between two lines: given up, and said why.
+  auto silent = control::call_cancellable(path_, json{{"steps", 2}, {"every_ms", 600}, {"progress", true}}, nullptr, {},
+                                          200ms, [](const control::Progress&) {});
+  ASSERT_FALSE(silent);
+  EXPECT_NE(silent.error().find("went silent for 200 ms"), std::string::npos) << silent.error();
+}
+
+TEST(ControlClient, RefusesAMalformedProgressLine) {
+  testing::TempDir dir;
+  const auto path = dir.file("odd.sock");
+  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);
+  std::thread odd([fd] {
+    int c = ::accept(fd, nullptr, nullptr);
+    char buf[256];
+    (void)::recv(c, buf, sizeof buf, 0);
+    std::string lines = "{\"progress\":{\"done\":1}}\n{\"ok\":true,\"result\":null}\n";
+    (void)::send(c, lines.data(), lines.size(), MSG_NOSIGNAL);
+    ::close(c);
+  });
+  auto r = control::call_cancellable(path, json{{"progress", true}}, nullptr, {}, 5s, [](const control::Progress&) {});
+  odd.join();
+  ::close(fd);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().find("bad progress line from mobiked: progress has no \"failed\""), std::string::npos)
+      << r.error();
 }
 
 TEST(ControlClient, ReportsAMissingDaemon) {

@@ -138,3 +138,47 @@ TEST(SwitchJob, AbandonEndsAtOnceWithWhatIsKnown) {
 
 }  // namespace
 }  // namespace mobike::daemon
+
+namespace mobike::daemon {
+namespace {
+
+TEST(SwitchJobProgress, CountsEverySaOnceAsItEnds) {
+  using namespace std::chrono_literals;
+  ike::TimePoint t0{};
+  auto ev = [](ike::EventKind kind, std::uint64_t id, std::uint64_t replaces = 0) {
+    ike::Event e;
+    e.kind = kind;
+    e.ike_sa_id = id;
+    e.replaces = replaces;
+    return e;
+  };
+  // 5 SAs at 1/s, one skipped from the start.
+  SwitchJob job({1, 2, 3, 4, 5}, {{9, "not usable"}}, IpAddress::parse("198.51.100.20").value(), 1, t0);
+  auto p = job.progress(t0);
+  EXPECT_EQ(p, (control::Progress{1, 1, 5, 0, 0}));
+  auto ok = [](std::uint64_t id, const IpAddress&) -> Expected<void, std::string> {
+    if (id == 2) return unexpected(std::string("no switch support"));
+    return {};
+  };
+  job.start_due(t0, ok);  // 1
+  EXPECT_EQ(job.progress(t0), (control::Progress{1, 1, 5, 1, 0}));
+  job.start_due(t0 + 1s, ok);  // 2 fails at once
+  EXPECT_EQ(job.progress(t0 + 1s), (control::Progress{2, 2, 4, 1, 1}));
+  job.on_event(ev(ike::EventKind::kSwitchSucceeded, 1));
+  job.on_event(ev(ike::EventKind::kSwitchSucceeded, 1));  // twice: counted once
+  EXPECT_EQ(job.progress(t0 + 1s), (control::Progress{3, 2, 3, 0, 1}));
+  job.start_due(t0 + 2s, ok);                            // 3
+  job.on_event(ev(ike::EventKind::kIkeRekeyed, 30, 3));  // goes on as #30: no change in counts
+  EXPECT_EQ(job.progress(t0 + 2s), (control::Progress{3, 2, 3, 1, 2}));
+  job.on_event(ev(ike::EventKind::kSwitchRefused, 30));
+  EXPECT_EQ(job.progress(t0 + 2s), (control::Progress{4, 3, 2, 0, 2}));
+  job.start_due(t0 + 3s, ok);              // 4
+  EXPECT_EQ(job.cancel("cancelled"), 1u);  // 5 not started
+  EXPECT_EQ(job.progress(t0 + 3s), (control::Progress{5, 4, 1, 1, 3}));
+  job.abandon("mobiked is stopping");  // 4 failed
+  EXPECT_EQ(job.progress(t0 + 4s), (control::Progress{6, 5, 0, 0, 4}));
+  EXPECT_TRUE(job.done());
+}
+
+}  // namespace
+}  // namespace mobike::daemon
