@@ -297,6 +297,8 @@ bool harmless(const std::array<Harmless, N>& table, const Setting& s) {
 
 // One [[connection]] (or [[pool]]) being written: its lines, and what it could not take.
 struct Block {
+  Location where;
+  std::string path;
   std::vector<std::string> lines;
   std::vector<Omission> omissions;
   bool skipped = false;
@@ -346,6 +348,10 @@ class Importer {
     auto all = [&](const std::vector<Block>& blocks, std::vector<Omission>& into) {
       for (const auto& b : blocks) into.insert(into.end(), b.omissions.begin(), b.omissions.end());
     };
+    // A block left out whole is itself an omission, after what made it so.
+    for (auto* blocks : {&pools, &conns})
+      for (auto& b : *blocks)
+        if (b.skipped) b.omissions.push_back({b.where, b.path, "{...}", "left out: " + b.skip_reason});
     std::vector<Omission> every = global_;
     all(pools, every);
     all(conns, every);
@@ -353,17 +359,14 @@ class Importer {
       out << "# Every setting was carried over.\n";
     else
       out << "# " << every.size() << " setting(s) could not be carried over; each is listed where it belonged.\n";
-    for (const auto& o : global_) out << "# not carried over: " << one_line(o.str()) << "\n";
+    for (const auto& o : global_) out << "# " << one_line(o.str()) << "\n";
     out << "\n[daemon]\n"
         << "dataplane = \"xfrm\"               # the kernel does ESP, as with strongSwan's kernel-netlink\n";
     auto emit = [&](const std::vector<Block>& blocks) {
       for (const auto& b : blocks) {
         out << "\n";
-        for (const auto& o : b.omissions) out << "# not carried over: " << one_line(o.str()) << "\n";
-        if (b.skipped) {
-          out << "# left out: " << one_line(b.skip_reason) << "\n";
-          continue;
-        }
+        for (const auto& o : b.omissions) out << "# " << one_line(o.str()) << "\n";
+        if (b.skipped) continue;
         for (const auto& l : b.lines) out << l << "\n";
       }
     };
@@ -419,6 +422,8 @@ class Importer {
   Block pool(const Section& p) {
     Block b;
     const std::string path = "pools." + p.name;
+    b.where = p.where;
+    b.path = path;
     std::string name = p.name;
     if (!valid_name(name)) {
       name = sanitize_name(name);
@@ -508,6 +513,8 @@ class Importer {
   Block connection(const Section& c) {
     Block b;
     const std::string path = "connections." + c.name;
+    b.where = c.where;
+    b.path = path;
     std::string name = c.name;
     if (!valid_name(name)) {
       name = sanitize_name(name);
