@@ -832,7 +832,15 @@ class Importer {
     }
     if (remote_cert || local_auth == "eap-tls") {
       if (cacerts.empty())  // swanctl trusts every CA it loaded from x509ca/
-        for (const auto& f : files_in(fs::path(opt_.swanctl_dir) / "x509ca")) cacerts.push_back(f.string());
+        for (const auto& f : files_in(fs::path(opt_.swanctl_dir) / "x509ca")) {
+          auto text = read_small_file(f);
+          auto parsed = text ? crypto::Certificate::from_pem(*text) : decltype(crypto::Certificate::from_pem("")){
+                                                                           unexpected(std::string())};
+          if (parsed && !parsed->empty()) cacerts.push_back(f.string());
+          else
+            b.omissions.push_back({Location{f.string(), 0}, path + ".remote.cacerts", f.filename().string(),
+                                   "not a PEM certificate (mobiked reads PEM only)"});
+        }
       if (cacerts.empty()) {
         skip(b, "connection '" + cname + "': the peer authenticates with a certificate, and there is no CA "
                 "certificate (remote cacerts, or " + opt_.swanctl_dir + "/x509ca) to check it with");
