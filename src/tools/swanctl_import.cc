@@ -568,7 +568,12 @@ class Importer {
           }
         }
       } else if (k == "remote_port") {
-        L.push_back("remote_port = " + s.value);
+        const bool digits = !s.value.empty() && s.value.size() <= 5 &&
+                            std::all_of(s.value.begin(), s.value.end(), [](char ch) { return std::isdigit(static_cast<unsigned char>(ch)); });
+        if (digits && std::stoi(s.value) >= 1 && std::stoi(s.value) <= 65535)
+          L.push_back("remote_port = " + s.value);
+        else
+          omit(s, "not a port number");
       } else if (k == "proposals") {
         std::vector<std::string> why;
         std::string p = convert_proposals(s.value, false, why);

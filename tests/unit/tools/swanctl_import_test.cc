@@ -227,6 +227,48 @@ secrets {
   EXPECT_EQ(it->content, "\"carol\" : EAP \"pa\\\"ss\"\n");
 }
 
+TEST(SwanctlImport, ValuesThatAreNotWhatTheyClaimAreNotCopiedIntoTheToml) {
+  auto r = convert(R"(connections {
+  c {
+    local_addrs = 192.0.2.1
+    remote_port = 4500 # ok
+    local_port = 4501
+    dpd_delay = soon
+    mobike = perhaps
+    local {
+      auth = psk
+      id = a.example.org
+    }
+    remote {
+      auth = psk
+    }
+  }
+  d {
+    local_addrs = 192.0.2.1
+    remote_port = 1"\n[daemon]
+    local {
+      auth = psk
+      id = a.example.org
+    }
+    remote {
+      auth = psk
+    }
+  }
+}
+secrets {
+  ike {
+    secret = x
+  }
+}
+)");
+  EXPECT_TRUE(has_line(r.toml, "remote_port = 4500")) << r.toml;
+  EXPECT_TRUE(has_omission(r, "swanctl.conf:5: connections.c.local_port = 4501: not carried over"));
+  EXPECT_TRUE(has_omission(r, "swanctl.conf:6: connections.c.dpd_delay = soon: not carried over: not a duration"));
+  EXPECT_TRUE(has_omission(r, "swanctl.conf:7: connections.c.mobike = perhaps: not carried over: not yes or no"));
+  EXPECT_TRUE(has_omission(r, "swanctl.conf:18: connections.d.remote_port = 1\"\\n[daemon]: not carried over: not a port number"));
+  EXPECT_EQ(r.toml.find("\n[daemon]\n", r.toml.find("[daemon]") + 1), std::string::npos);
+}
+
 TEST(SwanctlImport, ParseErrorsAreNotSwallowed) {
   auto root = parse_text("connections {\n  a {\n", "x.conf", [](const std::string&) { return std::nullopt; });
   ASSERT_FALSE(root);
