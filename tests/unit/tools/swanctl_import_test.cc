@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
 namespace mobike::tools::swanctl {
 namespace {
@@ -267,6 +270,29 @@ secrets {
   EXPECT_TRUE(has_omission(r, "swanctl.conf:7: connections.c.mobike = perhaps: not carried over: not yes or no"));
   EXPECT_TRUE(has_omission(r, "swanctl.conf:18: connections.d.remote_port = 1\"\\n[daemon]: not carried over: not a port number"));
   EXPECT_EQ(r.toml.find("\n[daemon]\n", r.toml.find("[daemon]") + 1), std::string::npos);
+}
+
+// Every prefix of every test file either fails to parse with a file:line error or converts
+// (the ASan build runs this too).
+TEST(SwanctlImport, EveryTruncationOfTheTestFilesParsesOrFailsCleanly) {
+  std::size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(std::string(MOBIKE_TEST_DATA) + "/swanctl")) {
+    if (!e.is_regular_file() || e.path().extension() != ".conf") continue;
+    ++files;
+    std::ifstream in(e.path());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const std::string text = ss.str();
+    for (std::size_t n = 0; n <= text.size(); n += 7) {
+      auto root = parse_text(std::string_view(text).substr(0, n), "t.conf", [](const std::string&) { return std::nullopt; });
+      if (!root) {
+        EXPECT_TRUE(root.error().starts_with("t.conf:")) << root.error();
+        continue;
+      }
+      (void)import_config(*root, ImportOptions{"/nonexistent", "", ""});
+    }
+  }
+  EXPECT_GE(files, 6u);
 }
 
 TEST(SwanctlImport, ParseErrorsAreNotSwallowed) {
