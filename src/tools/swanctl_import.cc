@@ -698,7 +698,11 @@ class Importer {
         b.omissions.push_back({c.where, path, start_from, "start_action = start needs an address or a name in remote_addrs"});
       else
         // Before the children: a key after [[connection.child]] would belong to the child.
-        L.insert(std::find(L.begin(), L.end(), std::string("  [[connection.child]]")), "start = " + q(*start));
+      {
+        auto at = std::find(L.begin(), L.end(), std::string("  [[connection.child]]"));
+        if (at != L.begin() && at != L.end() && (at - 1)->empty()) --at;  // above the child's blank line
+        L.insert(at, "start = " + q(*start));
+      }
     }
     return b;
   }
