@@ -1,4 +1,4 @@
-// mobiked --config FILE [--foreground] | --config-reference | --config-reference-roff
+// mobiked --config FILE [--foreground] | --check-config FILE | --config-reference | --config-reference-roff
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,8 +17,13 @@ int main(int argc, char** argv) {
   CLI::App app{"mobiked: an IKEv2/IPsec daemon with MOBIKE"};
   std::string config_path;
   bool foreground = false;
-  app.add_option("-c,--config", config_path, "configuration file (TOML)")->required();
+  std::string check_path;
+  auto* config_opt = app.add_option("-c,--config", config_path, "configuration file (TOML)");
   app.add_flag("-f,--foreground", foreground, "stay in the foreground");
+  auto* check_opt = app.add_option("--check-config", check_path,
+                                   "load and check this configuration file (and the files it names), print OK "
+                                   "or its errors, and exit (0 or 2)");
+  check_opt->excludes(config_opt);
   // Handled like --version: it needs no --config, so it ends parsing before that is demanded.
   app.add_flag_callback(
       "--config-reference",
@@ -36,6 +41,20 @@ int main(int argc, char** argv) {
       },
       "print the same keys as roff, for the KEYS section of mobiked.toml(5), and exit");
   CLI11_PARSE(app, argc, argv);
+
+  if (*check_opt) {
+    auto config = mobike::daemon::load_config(check_path);
+    if (!config) {
+      std::cerr << config.error() << "\n";
+      return 2;
+    }
+    std::cout << "OK\n";
+    return 0;
+  }
+  if (!*config_opt) {
+    std::cerr << "--config is required\n" << app.help();
+    return 106;  // CLI11's RequiredError
+  }
 
   mobike::daemon::init_logging("mobiked");
 

@@ -11,6 +11,7 @@
 //   mobikectl switch --to ADDR (--sa ID | --conn NAME | --all) [--rate N] [--json]
 //   mobikectl switch --cancel [--json]
 //   mobikectl cluster status [--json] | move --sa ID --to NODE | drain [NODE] | rebalance
+//   mobikectl import-swanctl FILE [-o OUT] [--swanctl-dir DIR] [--secrets-dir DIR]
 //
 // The socket is --socket, else $MOBIKED_SOCKET, else /run/mobiked/mobiked.sock.
 // Bulk commands (switch, cluster move / drain / rebalance) show a live progress line on
@@ -19,17 +20,23 @@
 // mobiked for progress lines in any case, so --timeout is the longest silence from
 // mobiked (it sends one a second while such a command runs), not the command's length.
 // Exit status: 0 on success, 1 when mobiked refused the request, 2 when it could not be
-// reached or answered nonsense, CLI11's codes for a bad command line.
+// reached or answered nonsense, CLI11's codes for a bad command line. import-swanctl talks
+// to no daemon: 0 when everything was carried over, 3 when something was not (listed on
+// stderr and as comments in the output), 1 when the file cannot be read or parsed.
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <string>
 
 #include "control/client.h"
 #include "control/protocol.h"
 #include "tools/progress_line.h"
+#include "tools/swanctl_conf.h"
+#include "tools/swanctl_import.h"
 
 namespace {
 
@@ -61,6 +68,57 @@ std::string cancel_summary(const std::string& said) {
   const json& result = answer.value("result", json::object());
   if (!result.contains("cancelled") || !result["cancelled"].is_number_unsigned()) return said;
   return std::to_string(result["cancelled"].get<std::uint64_t>()) + " SA(s) will not be started";
+}
+
+constexpr int kExitImportFailed = 1;
+constexpr int kExitImportOmissions = 3;
+
+struct ImportArgs {
+  std::string file, out, swanctl_dir, secrets_dir;
+};
+
+int import_swanctl(const ImportArgs& a) {
+  namespace fs = std::filesystem;
+  namespace sw = mobike::tools::swanctl;
+  auto root = sw::parse_file(a.file);
+  if (!root) {
+    std::cerr << "mobikectl: " << root.error() << "\n";
+    return kExitImportFailed;
+  }
+  sw::ImportOptions opt;
+  opt.swanctl_dir = a.swanctl_dir.empty() ? fs::absolute(a.file).parent_path().string() : a.swanctl_dir;
+  if (!a.secrets_dir.empty()) {
+    opt.secrets_dir = a.secrets_dir;
+    opt.secrets_ref_dir = fs::absolute(a.secrets_dir).string();
+  } else if (!a.out.empty()) {
+    // Next to the output, named relative to it (mobiked resolves them from the config's directory).
+    opt.secrets_dir = fs::absolute(a.out).parent_path().string();
+    opt.secrets_ref_dir = ".";
+  }
+  auto result = sw::import_config(*root, opt);
+  if (!opt.secrets_dir.empty()) {
+    if (auto w = sw::write_secret_files(result, opt.secrets_dir); !w) {
+      std::cerr << "mobikectl: " << w.error() << "\n";
+      return kExitImportFailed;
+    }
+  }
+  if (a.out.empty()) {
+    std::cout << result.toml;
+  } else {
+    std::ofstream out(a.out, std::ios::trunc);
+    out << result.toml;
+    out.close();
+    if (!out) {
+      std::cerr << "mobikectl: " << a.out << ": cannot write\n";
+      return kExitImportFailed;
+    }
+  }
+  for (const auto& o : result.omissions) std::cerr << o.str() << "\n";
+  if (!result.omissions.empty()) {
+    std::cerr << "mobikectl: " << result.omissions.size() << " setting(s) not carried over\n";
+    return kExitImportOmissions;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -153,7 +211,19 @@ int main(int argc, char** argv) {
   auto* conns = app.add_subcommand("list-conns", "show the loaded connections as configured");
   conns->add_flag("--json", json_out, "print mobiked's JSON");
 
+  ImportArgs import_args;
+  auto* import = app.add_subcommand("import-swanctl", "convert a strongSwan swanctl.conf into mobiked's TOML "
+                                                      "(exit 3: some settings not carried over, listed on stderr)");
+  import->add_option("file", import_args.file, "the swanctl.conf to read (includes are followed)")->required();
+  import->add_option("-o,--output", import_args.out, "write the TOML here (default: standard output); PSK and "
+                                                     "EAP secret files go next to it");
+  import->add_option("--swanctl-dir", import_args.swanctl_dir, "where x509/, x509ca/, private/ ... are "
+                                                               "(default: FILE's directory)");
+  import->add_option("--secrets-dir", import_args.secrets_dir, "write the secret files (mode 0600) here");
+
   CLI11_PARSE(app, argc, argv);
+
+  if (import->parsed()) return import_swanctl(import_args);
 
   control::Request request;
   if (list->parsed()) {
