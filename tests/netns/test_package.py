@@ -10,6 +10,8 @@
   configuration), the man pages compressed, bash completions and the copyright file.
 - `dpkg-deb -x` into a scratch root; the installed bash completion completes the
   installed programs' commands and options.
+- `mobiked --check-config` says OK to the example configuration, and to it with its
+  commented connections uncommented.
 - The installed daemon starts with the installed example configuration in a namespace
   of its own (with a private /run, where the example's control socket lives: the
   installed mobikectl finds it by its default path), answers `stats` and lists no
@@ -153,6 +155,10 @@ def test(lab) -> None:
     root = check_contents(deb, lab.dir / "scratch")
     check_completion(root)
 
+    installed_config = root / "etc/mobiked/mobiked.toml"
+    r = run([root / "usr/sbin/mobiked", "--check-config", installed_config])
+    check(r.stdout.strip() == "OK", f"mobiked --check-config on the example: {r.stdout}{r.stderr}")
+
     ns = lab.namespace("gw")
     ns.link_up("lo")
     config = root / "etc/mobiked/mobiked.toml"
@@ -191,6 +197,8 @@ def test(lab) -> None:
     text = uncomment_examples(config.read_text()).replace('start = "initiate"', 'start = "none"')
     check("[[connection]]\n" in text and "[[pool]]\n" in text, "uncommenting found no example connection")
     config.write_text(text)
+    r = run([daemon, "--check-config", config])
+    check(r.stdout.strip() == "OK", f"mobiked --check-config on the uncommented examples: {r.stdout}{r.stderr}")
     proc.popen.send_signal(signal.SIGHUP)
 
     def both_loaded():
