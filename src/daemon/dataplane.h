@@ -29,6 +29,8 @@ struct ChildTraffic {
 struct DataplaneTotals {
   std::uint64_t bytes_in = 0, bytes_out = 0, packets_in = 0, packets_out = 0;
   std::map<std::string, std::uint64_t> drops;
+  // Where the numbers come from, for the metrics' HELP text; empty: counted by mobiked.
+  std::string traffic_source, drops_source;
 };
 
 struct ChildExpire {
@@ -55,8 +57,8 @@ class Dataplane {
   // when this backend cannot tell (the SA cannot move then).
   virtual std::optional<ike::EspState> esp_state(std::uint64_t child_sa_id) const = 0;
   virtual nlohmann::json stats() const = 0;
-  // For the metrics endpoint; nullopt where the backend does not count (xfrm: the kernel
-  // counts per SA, and forgets a deleted SA's counts).
+  // For the metrics endpoint (on the event loop, at each scrape); nullopt where the
+  // backend does not count.
   virtual std::optional<DataplaneTotals> totals() const { return std::nullopt; }
   // An ESP packet that arrived UDP-encapsulated on the NAT-T port (marker-free).
   virtual void on_udp_esp(std::span<std::uint8_t> packet, const Endpoint& local, const Endpoint& remote) = 0;

@@ -290,15 +290,21 @@ MetricsSnapshot collect_metrics(const MetricsSources& src) {
 
   // --- data plane
   if (auto t = src.dataplane ? src.dataplane->totals() : std::nullopt) {
-    auto packets = family("mobiked_dataplane_packets_total", "ESP packets of the Child SAs", T::kCounter);
+    auto from = [](std::string help, const std::string& source) {
+      return source.empty() ? help : help + " (" + source + ")";
+    };
+    auto packets = family("mobiked_dataplane_packets_total", from("ESP packets of the Child SAs", t->traffic_source),
+                          T::kCounter);
     add(packets, {{"direction", "in"}}, static_cast<double>(t->packets_in));
     add(packets, {{"direction", "out"}}, static_cast<double>(t->packets_out));
     out.push_back(std::move(packets));
-    auto bytes = family("mobiked_dataplane_bytes_total", "octets the Child SAs carried", T::kCounter);
+    auto bytes = family("mobiked_dataplane_bytes_total", from("octets the Child SAs carried", t->traffic_source),
+                        T::kCounter);
     add(bytes, {{"direction", "in"}}, static_cast<double>(t->bytes_in));
     add(bytes, {{"direction", "out"}}, static_cast<double>(t->bytes_out));
     out.push_back(std::move(bytes));
-    auto dp_drops = family("mobiked_dataplane_drops_total", "packets the data plane dropped, by reason", T::kCounter);
+    auto dp_drops = family("mobiked_dataplane_drops_total",
+                           from("packets the data plane dropped, by reason", t->drops_source), T::kCounter);
     for (const auto& [reason, n] : t->drops) add(dp_drops, {{"reason", reason}}, static_cast<double>(n));
     out.push_back(std::move(dp_drops));
   }

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
+#include <map>
 
 #include <spdlog/spdlog.h>
 
@@ -14,6 +16,9 @@
 namespace mobike::daemon {
 
 namespace {
+
+// How many SAs found gone at their delete are remembered for a late hard expire.
+constexpr std::size_t kVanishedKept = 64;
 
 const char* errno_name(int code) {
   const char* n = strerrorname_np(code);
@@ -287,7 +292,17 @@ void XfrmDataplane::apply(const ike::DataplaneOp& op) {
     case Kind::kDelete: {
       // Not there: its install failed (already counted) or the op repeats.
       if (!xfrm_.contains(op.child_sa_id)) return;
-      auto r = xfrm_.remove(op.child_sa_id);
+      // A hard expire of its SAs still waiting carries their last counters: read while
+      // the SAs are still known as ours.
+      read_events();
+      platform::XfrmChildUsage last;
+      std::vector<platform::XfrmSaRef> gone;
+      auto r = xfrm_.remove(op.child_sa_id, &last, &gone);
+      retire(last);
+      for (const auto& g : gone) {
+        if (vanished_.size() >= kVanishedKept) vanished_.erase(vanished_.begin());
+        vanished_.push_back(g);
+      }
       remove_routes(op.child_sa_id);
       stats_.removals++;  // gone from the table either way; the kernel may have kept parts
       if (!r) {
@@ -347,9 +362,73 @@ std::optional<ChildTraffic> XfrmDataplane::traffic(std::uint64_t child_sa_id) co
     spdlog::debug("{}", u.error().message());
     return std::nullopt;
   }
-  // The kernel keeps no per-reason drop counters per SA (only the global
-  // /proc/net/xfrm_stat): `drops` stays empty.
-  return ChildTraffic{u->in.bytes, u->out.bytes, u->in.packets, u->out.packets, {}};
+  // The inbound SA's own drop counters (xfrm_stats), under the userspace backend's names.
+  ChildTraffic t{u->in.bytes, u->out.bytes, u->in.packets, u->out.packets, {}};
+  if (auto n = std::uint64_t{u->in_stats.replay} + u->in_stats.replay_window) t.drops["replay"] = n;
+  if (u->in_stats.integrity_failed) t.drops["authentication"] = u->in_stats.integrity_failed;
+  return t;
+}
+
+void XfrmDataplane::retire(bool inbound, const platform::SaUsage& u) {
+  (inbound ? retired_.bytes_in : retired_.bytes_out) += u.bytes;
+  (inbound ? retired_.packets_in : retired_.packets_out) += u.packets;
+}
+
+void XfrmDataplane::retire(const platform::XfrmChildUsage& u) {
+  retire(true, u.in);
+  retire(false, u.out);
+}
+
+std::optional<DataplaneTotals> XfrmDataplane::totals() const {
+  DataplaneTotals t = retired_;
+  if (auto live = xfrm_.usage_all()) {
+    for (const auto& [id, u] : *live) {
+      t.bytes_in += u.in.bytes;
+      t.bytes_out += u.out.bytes;
+      t.packets_in += u.in.packets;
+      t.packets_out += u.out.packets;
+    }
+  } else {
+    usage_errors_++;
+    spdlog::debug("{}", live.error().message());
+  }
+  if (auto st = platform::read_xfrm_stat(xfrm_stat_path_.c_str())) {
+    t.drops = xfrm_drop_reasons(*st);
+  } else if (xfrm_stat_errors_++ == 0) {
+    spdlog::warn("xfrm: no data-plane drops in the metrics: {} (a kernel without CONFIG_XFRM_STATISTICS?)",
+                 st.error().message());
+  }
+  t.traffic_source =
+      "xfrm: the kernel's SA counters, of the live SAs at each scrape and of deleted, rekeyed and "
+      "expired ones as last read before they went; inner packets";
+  t.drops_source =
+      "xfrm: " + xfrm_stat_path_ +
+      ", the network namespace's XFRM error counters for all its SAs since it was created; XfrmInNoStates as "
+      "unknown SPI, XfrmInStateSeqError as replay, XfrmInStateProtoError as authentication, XfrmInHdrError as "
+      "malformed, XfrmInTmplMismatch as policy, XfrmOutStateSeqError as sequence number overflow, "
+      "XfrmIn/OutStateExpired as expired, the others by their kernel names";
+  return t;
+}
+
+std::map<std::string, std::uint64_t> xfrm_drop_reasons(
+    const std::vector<std::pair<std::string, std::uint64_t>>& xfrm_stat) {
+  // Same meaning as an esp::Drop of the userspace data plane (esp::to_string).
+  static const std::map<std::string, std::string, std::less<>> kSame = {
+      {"XfrmInNoStates", "unknown SPI"},
+      {"XfrmInStateSeqError", "replay"},
+      {"XfrmInStateProtoError", "authentication"},
+      {"XfrmInHdrError", "malformed"},
+      {"XfrmInTmplMismatch", "policy"},
+      {"XfrmOutStateSeqError", "sequence number overflow"},
+      {"XfrmInStateExpired", "expired"},
+      {"XfrmOutStateExpired", "expired"},
+  };
+  std::map<std::string, std::uint64_t> out;
+  for (const auto& [name, n] : xfrm_stat) {
+    auto it = kSame.find(name);
+    out[it != kSame.end() ? it->second : name] += n;
+  }
+  return out;
 }
 
 nlohmann::json XfrmDataplane::stats() const {
@@ -406,8 +485,20 @@ void XfrmDataplane::on_events(const platform::XfrmEvents& ev) {
       pending_acquires_.push_back(*trap);
   }
   for (const auto& e : ev.expires) {
-    auto child = xfrm_.find_by_sa(e.dst, e.spi);
-    if (!child) continue;  // an acquire's placeholder, or an SA removed meanwhile
+    auto sa = xfrm_.find_sa(e.dst, e.spi);
+    if (e.hard && e.spi != 0) {
+      // The kernel deleted the SA: these are its last counters.
+      if (sa) {
+        retire(sa->inbound, e.usage);
+      } else if (auto v = std::find_if(vanished_.begin(), vanished_.end(),
+                                        [&](const platform::XfrmSaRef& r) { return r.dst == e.dst && r.spi == e.spi; });
+                 v != vanished_.end()) {
+        retire(v->inbound, e.usage);
+        vanished_.erase(v);
+      }
+    }
+    if (!sa) continue;  // an acquire's placeholder, or an SA removed meanwhile
+    const std::optional<std::uint64_t> child = sa->child_id;
     (e.hard ? expires_hard_ : expires_soft_)++;
     using L = platform::XfrmExpire::Limit;
     const auto cause = e.limit == L::kBytes     ? ike::ExpireCause::kBytes

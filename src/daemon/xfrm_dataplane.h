@@ -13,6 +13,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/expected.h"
 #include "daemon/config.h"
@@ -38,6 +40,12 @@ class XfrmDataplane final : public Dataplane {
   // Not yet read from the kernel (XFRMA_REPLAY_ESN_VAL): kernel-held SAs cannot move.
   std::optional<ike::EspState> esp_state(std::uint64_t) const override { return std::nullopt; }
   nlohmann::json stats() const override;
+  // Traffic: what the SAs mobiked deleted (rekeys, deletes, address changes that
+  // re-created an SA without its counters) or the kernel expired carried, as last read
+  // (GETSA right before the delete, or the hard XFRM_MSG_EXPIRE), plus the live SAs'
+  // counters from one XFRM_MSG_GETSA dump. Drops: /proc/net/xfrm_stat
+  // (xfrm_drop_reasons), the whole network namespace's.
+  std::optional<DataplaneTotals> totals() const override;
   int event_fd() const override { return events_ ? events_->fd() : -1; }
   std::vector<std::pair<std::uint32_t, Endpoint>> take_esp_mappings() override;
   // The kernel's XFRM_MSG_EXPIRE of our SAs, one report per Child SA and kind.
@@ -55,6 +63,8 @@ class XfrmDataplane final : public Dataplane {
 
   // The kernel's view of a kInstall op (exposed for tests).
   static platform::XfrmChild child_of(const ike::DataplaneOp& op, std::uint32_t replay_window);
+  // Where totals() reads the kernel's XFRM statistics (tests).
+  void set_xfrm_stat_path(std::string path) { xfrm_stat_path_ = std::move(path); }
 
  private:
   void record_error(const char* op, const platform::SysError& e);
@@ -63,6 +73,9 @@ class XfrmDataplane final : public Dataplane {
   void add_routes(const ike::DataplaneOp& op);
   void remove_routes(std::uint64_t child_sa_id);
   void reroute(const ike::DataplaneOp& op);
+  // Adds the last counters of SAs that are gone to the totals.
+  void retire(const platform::XfrmChildUsage& u);
+  void retire(bool inbound, const platform::SaUsage& u);
 
   std::unique_ptr<platform::XfrmSocket> socket_;  // when create() opened it
   // usage() only reads from the kernel, but is not const; traffic() is.
@@ -99,8 +112,22 @@ class XfrmDataplane final : public Dataplane {
     std::uint64_t esp_udp_dropped = 0;
   } stats_;
   mutable std::uint64_t usage_errors_ = 0;
+  // The traffic of SAs no longer in the kernel (packets/bytes only).
+  DataplaneTotals retired_;
+  // Our SAs that were already gone when we came to delete them: a hard expire of theirs
+  // may still wait on the event socket, with their last counters. The newest few.
+  std::vector<platform::XfrmSaRef> vanished_;
+  std::string xfrm_stat_path_ = "/proc/net/xfrm_stat";
+  mutable std::uint64_t xfrm_stat_errors_ = 0;
   std::optional<platform::SysError> last_error_;
 };
+
+// The kernel's XFRM statistics (platform::parse_xfrm_stat) as drops by reason, every
+// counter once: those with a userspace data plane counterpart (esp::Drop) under its
+// name ("unknown SPI", "replay", "authentication", ...), the others under the kernel's
+// own (XfrmInNoPols, XfrmOutNoStates, ...).
+std::map<std::string, std::uint64_t> xfrm_drop_reasons(
+    const std::vector<std::pair<std::string, std::uint64_t>>& xfrm_stat);
 
 // For every IKE socket of the daemon with the xfrm backend: exempts it from IPsec
 // policies (a policy covering the peer would otherwise capture IKE itself) and, on the

@@ -9,6 +9,7 @@
 #include <linux/xfrm.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -38,6 +39,7 @@ SysError with_context(const SysError& e, const std::string& prefix) {
 
 struct Exchange {
   Bytes* reply = nullptr;  // a query's answer goes here
+  std::vector<Bytes>* parts = nullptr;  // a dump's messages go here
   bool done = false;
   int error = 0;
   std::string kernel_message;  // NLMSGERR_ATTR_MSG
@@ -80,8 +82,12 @@ int on_done(const nlmsghdr*, void* data) {
 
 int on_data(const nlmsghdr* nlh, void* data) {
   auto* ex = static_cast<Exchange*>(data);
-  if (ex->reply == nullptr) return MNL_CB_OK;  // not asked for; the ack follows
   const auto* p = reinterpret_cast<const std::uint8_t*>(nlh);
+  if (ex->parts != nullptr) {
+    ex->parts->emplace_back(p, p + nlh->nlmsg_len);
+    return MNL_CB_OK;  // more follow, up to NLMSG_DONE
+  }
+  if (ex->reply == nullptr) return MNL_CB_OK;  // not asked for; the ack follows
   ex->reply->assign(p, p + nlh->nlmsg_len);
   ex->done = true;
   return MNL_CB_STOP;
@@ -287,7 +293,17 @@ Expected<Bytes, SysError> XfrmSocket::query(ByteView message) {
   return reply;
 }
 
-Expected<void, SysError> XfrmSocket::exchange(ByteView message, Bytes* reply) {
+Expected<std::vector<Bytes>, SysError> XfrmSocket::dump(ByteView message) {
+  std::vector<Bytes> parts;
+  auto r = exchange(message, nullptr, &parts);
+  if (!r) {
+    for (auto& p : parts) wipe(p);
+    return unexpected(r.error());
+  }
+  return parts;
+}
+
+Expected<void, SysError> XfrmSocket::exchange(ByteView message, Bytes* reply, std::vector<Bytes>* parts) {
   if (!nl_) return unexpected(SysError{EBADF, "xfrm socket not open"});
   if (message.size() < sizeof(nlmsghdr)) return unexpected(SysError{EINVAL, "xfrm: short message"});
   Bytes out(message.begin(), message.end());
@@ -304,6 +320,7 @@ Expected<void, SysError> XfrmSocket::exchange(ByteView message, Bytes* reply) {
   control[NLMSG_DONE] = on_done;
   Exchange ex;
   ex.reply = reply;
+  ex.parts = parts;
   while (!ex.done) {
     ssize_t n = mnl_socket_recvfrom(nl_.get(), buf_.data(), buf_.size());
     if (n < 0) {
@@ -339,9 +356,14 @@ XfrmChildSas::XfrmChildSas(XfrmTransport& kernel, std::uint32_t first_reqid)
     : kernel_(kernel), next_reqid_(first_reqid == 0 ? 1 : first_reqid) {}
 
 std::optional<std::uint64_t> XfrmChildSas::find_by_sa(const IpAddress& dst, std::uint32_t spi) const {
+  if (auto sa = find_sa(dst, spi)) return sa->child_id;
+  return std::nullopt;
+}
+
+std::optional<XfrmSaRef> XfrmChildSas::find_sa(const IpAddress& dst, std::uint32_t spi) const {
   for (const auto& [id, st] : children_) {
-    if (st.child.spi_in == spi && st.child.local.address == dst) return id;
-    if (st.child.spi_out == spi && st.child.remote.address == dst) return id;
+    if (st.child.spi_in == spi && st.child.local.address == dst) return XfrmSaRef{id, dst, spi, true};
+    if (st.child.spi_out == spi && st.child.remote.address == dst) return XfrmSaRef{id, dst, spi, false};
   }
   return std::nullopt;
 }
@@ -501,7 +523,8 @@ bool XfrmChildSas::outbound_active(std::uint64_t child_id) const {
   return it != children_.end() && it->second.outbound;
 }
 
-Expected<void, SysError> XfrmChildSas::remove(std::uint64_t child_id) {
+Expected<void, SysError> XfrmChildSas::remove(std::uint64_t child_id, XfrmChildUsage* last,
+                                              std::vector<XfrmSaRef>* gone) {
   const std::string where = "xfrm remove child " + std::to_string(child_id);
   auto it = children_.find(child_id);
   if (it == children_.end()) return unexpected(SysError{ENOENT, where + ": not installed"});
@@ -515,6 +538,21 @@ Expected<void, SysError> XfrmChildSas::remove(std::uint64_t child_id) {
   for (bool inbound : {false, true}) {
     if (!inbound && !st.outbound) continue;
     XfrmSa sa = sa_of(st.child, st.reqid, inbound);
+    if (last != nullptr) {
+      // Traffic between this read and the delete goes uncounted: a packet or two.
+      auto reply = kernel_.query(build_sa_get(sa.src().address, sa.dst().address, sa.spi));
+      std::optional<XfrmSaInfo> info;
+      if (reply) {
+        if (auto i = parse_sa(*reply)) info = *i;
+        wipe(*reply);
+      }
+      if (info) {
+        (inbound ? last->in : last->out) = info->usage;
+        if (inbound) last->in_stats = info->stats;
+      } else if (gone != nullptr && (!reply && is_gone(reply.error()))) {
+        gone->push_back(XfrmSaRef{child_id, sa.dst().address, sa.spi, inbound});
+      }
+    }
     auto r = kernel_.request(build_sa_delete(sa.src().address, sa.dst().address, sa.spi));
     if (!r && !is_gone(r.error()))
       note(with_context(
@@ -608,8 +646,72 @@ Expected<XfrmChildUsage, SysError> XfrmChildSas::usage(std::uint64_t child_id) {
     auto info = parse_sa(*reply);
     if (!info) return unexpected(with_context(info.error(), where));
     (inbound ? u.in : u.out) = info->usage;
+    if (inbound) u.in_stats = info->stats;
   }
   return u;
+}
+
+Expected<std::map<std::uint64_t, XfrmChildUsage>, SysError> XfrmChildSas::usage_all() {
+  std::map<std::uint64_t, XfrmChildUsage> out;
+  if (children_.empty()) return out;  // nothing to ask the kernel about
+  // (destination, SPI) -> (Child SA, inbound): how the kernel tells ESP SAs apart.
+  std::map<std::pair<IpAddress, std::uint32_t>, std::pair<std::uint64_t, bool>> ours;
+  for (const auto& [id, st] : children_) {
+    ours[{st.child.local.address, st.child.spi_in}] = {id, true};
+    if (st.outbound) ours[{st.child.remote.address, st.child.spi_out}] = {id, false};
+  }
+  auto parts = kernel_.dump(build_sa_dump());
+  if (!parts) return unexpected(with_context(parts.error(), "xfrm usage of all Child SAs"));
+  for (auto& m : *parts) {
+    auto info = parse_sa(m);
+    wipe(m);  // the kernel reports the keys of every SA, ours and others'
+    if (!info || info->proto != IPPROTO_ESP) continue;  // NLMSG_DONE's neighbours, AH, ...
+    auto it = ours.find({info->dst, info->spi});
+    if (it == ours.end()) continue;
+    auto& u = out[it->second.first];
+    if (it->second.second) {
+      u.in = info->usage;
+      u.in_stats = info->stats;
+    } else {
+      u.out = info->usage;
+    }
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, std::uint64_t>> parse_xfrm_stat(std::string_view text) {
+  std::vector<std::pair<std::string, std::uint64_t>> out;
+  auto is_space = [](char c) { return c == ' ' || c == '\t'; };
+  while (!text.empty()) {
+    auto eol = text.find('\n');
+    std::string_view line = text.substr(0, eol);
+    text = eol == std::string_view::npos ? std::string_view() : text.substr(eol + 1);
+    std::size_t i = 0;
+    while (i < line.size() && !is_space(line[i])) ++i;
+    std::string_view name = line.substr(0, i);
+    while (i < line.size() && is_space(line[i])) ++i;
+    std::string_view digits = line.substr(i);
+    while (!digits.empty() && (is_space(digits.back()) || digits.back() == '\r')) digits.remove_suffix(1);
+    if (name.empty() || digits.empty()) continue;
+    std::uint64_t v = 0;
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+    if (ec != std::errc() || end != digits.data() + digits.size()) continue;
+    out.emplace_back(std::string(name), v);
+  }
+  return out;
+}
+
+Expected<std::vector<std::pair<std::string, std::uint64_t>>, SysError> read_xfrm_stat(const char* path) {
+  std::FILE* f = std::fopen(path, "re");
+  if (f == nullptr) return unexpected(SysError{errno, std::string("open ") + path});
+  std::string text;
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  const bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  if (failed) return unexpected(SysError{EIO, std::string("read ") + path});
+  return parse_xfrm_stat(text);
 }
 
 // Brings one SA to the target endpoints after the policies moved; true if it had to be

@@ -19,11 +19,14 @@
 // which is what it is used for here (a NAT mapping's port changed).
 #pragma once
 
+#include <cerrno>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/bytes.h"
@@ -46,6 +49,12 @@ class XfrmTransport {
   virtual Expected<void, SysError> request(ByteView message) = 0;
   // Sends a GET request and returns the single reply message.
   virtual Expected<Bytes, SysError> query(ByteView message) = 0;
+  // Sends a request with NLM_F_DUMP and returns every message of the answer up to
+  // NLMSG_DONE. Transports that cannot: EOPNOTSUPP.
+  virtual Expected<std::vector<Bytes>, SysError> dump(ByteView message) {
+    (void)message;
+    return unexpected(SysError{EOPNOTSUPP, "xfrm dump"});
+  }
 };
 
 // A NETLINK_XFRM socket (libmnl). Blocking, with a receive timeout so that a kernel that
@@ -61,13 +70,14 @@ class XfrmSocket final : public XfrmTransport {
 
   Expected<void, SysError> request(ByteView message) override;
   Expected<Bytes, SysError> query(ByteView message) override;
+  Expected<std::vector<Bytes>, SysError> dump(ByteView message) override;
 
  private:
   struct Closer {
     void operator()(mnl_socket* s) const;
   };
   XfrmSocket() = default;
-  Expected<void, SysError> exchange(ByteView message, Bytes* reply);
+  Expected<void, SysError> exchange(ByteView message, Bytes* reply, std::vector<Bytes>* parts = nullptr);
 
   std::unique_ptr<mnl_socket, Closer> nl_;
   unsigned portid_ = 0;
@@ -122,9 +132,26 @@ struct XfrmChild {
   std::uint32_t replay_window = 32;
 };
 
+// One SA of a Child SA, by what the kernel finds it by (destination, SPI).
+struct XfrmSaRef {
+  std::uint64_t child_id = 0;
+  IpAddress dst;
+  std::uint32_t spi = 0;
+  bool inbound = false;
+};
+
 struct XfrmChildUsage {
   SaUsage in, out;
+  SaStats in_stats;  // the inbound SA's replay and integrity drops
 };
+
+// /proc/net/xfrm_stat (CONFIG_XFRM_STATISTICS): the namespace's XFRM error counters,
+// one "Name<whitespace>value" line each, in the file's order. Lines that are not
+// that are skipped.
+std::vector<std::pair<std::string, std::uint64_t>> parse_xfrm_stat(std::string_view text);
+// Reads and parses the file (ENOENT on a kernel without XFRM statistics).
+Expected<std::vector<std::pair<std::string, std::uint64_t>>, SysError> read_xfrm_stat(
+    const char* path = "/proc/net/xfrm_stat");
 
 // How update_addresses() got there, for logs and tests.
 struct XfrmUpdateReport {
@@ -153,7 +180,11 @@ class XfrmChildSas {
   bool outbound_active(std::uint64_t child_id) const;
   // Removes the SAs, then the policies no other Child SA uses. SAs the kernel already
   // expired are not an error. Keeps going after a failure and reports the first one.
-  Expected<void, SysError> remove(std::uint64_t child_id);
+  // With `last`: each SA's counters are read (GETSA) right before its delete, since
+  // the kernel forgets them with the SA; an SA already gone (a hard expire) counts
+  // nothing and is added to `gone`, if given.
+  Expected<void, SysError> remove(std::uint64_t child_id, XfrmChildUsage* last = nullptr,
+                                  std::vector<XfrmSaRef>* gone = nullptr);
   Expected<void, SysError> remove_all();
   // Moves the Child SA (both SAs and its policies) to new outer addresses/ports and
   // encapsulation; see the header comment for the strategy.
@@ -162,6 +193,11 @@ class XfrmChildSas {
                                                         const Endpoint& remote, bool udp_encap);
   // The kernel's byte/packet counters and times of both SAs (for rekeying on volume).
   Expected<XfrmChildUsage, SysError> usage(std::uint64_t child_id);
+  // The counters of every installed Child SA from a single dump of the kernel's SAs,
+  // however many there are (the metrics scrape runs on the event loop). SAs that are
+  // not ours are skipped; a Child SA whose SAs the kernel no longer has (a hard
+  // expire) is missing or has zeros for the missing direction.
+  Expected<std::map<std::uint64_t, XfrmChildUsage>, SysError> usage_all();
 
   bool contains(std::uint64_t child_id) const { return children_.count(child_id) != 0; }
   // A trap (start = "trap"): the policies a Child SA with these selectors and outer
@@ -177,6 +213,8 @@ class XfrmChildSas {
 
   // The Child SA one of whose SAs is (dst, spi), if it is ours.
   std::optional<std::uint64_t> find_by_sa(const IpAddress& dst, std::uint32_t spi) const;
+  // The same, with the SA's direction.
+  std::optional<XfrmSaRef> find_sa(const IpAddress& dst, std::uint32_t spi) const;
   std::optional<std::uint32_t> reqid(std::uint64_t child_id) const;
   // The policies currently installed through this object.
   std::vector<XfrmPolicy> policies() const;

@@ -378,6 +378,11 @@ Bytes build_sa_get(const IpAddress& src, const IpAddress& dst, std::uint32_t spi
   return sa_id_message(XFRM_MSG_GETSA, NLM_F_REQUEST, src, dst, spi);
 }
 
+Bytes build_sa_dump() {
+  // No filter attributes: the caller picks its SAs out by (destination, SPI).
+  return Message(XFRM_MSG_GETSA, NLM_F_REQUEST | NLM_F_DUMP).finish();
+}
+
 Bytes build_policy_add(const XfrmPolicy& p, bool update) {
   Message m(update ? XFRM_MSG_UPDPOLICY : XFRM_MSG_NEWPOLICY, kRequestAck);
   auto* info = m.fixed<xfrm_userpolicy_info>();
@@ -610,6 +615,8 @@ Expected<XfrmSaInfo, SysError> parse_sa(ByteView message) {
   out.spi = ntohl(info.id.spi);
   out.reqid = info.reqid;
   out.flags = info.flags;
+  out.proto = info.id.proto;
+  out.stats = SaStats{info.stats.replay_window, info.stats.replay, info.stats.integrity_failed};
   out.usage =
       SaUsage{info.curlft.bytes, info.curlft.packets, info.curlft.add_time, info.curlft.use_time};
 

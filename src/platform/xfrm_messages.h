@@ -85,6 +85,15 @@ struct SaCarryOver {
   std::optional<SaUsage> usage;  // XFRMA_LTIME_VAL: byte/packet/time limits keep counting
 };
 
+// The kernel's per-SA drop counters (struct xfrm_stats). Each drop is also in the
+// namespace's /proc/net/xfrm_stat (XfrmInStateSeqError, XfrmInStateProtoError).
+struct SaStats {
+  std::uint32_t replay_window = 0;     // outside the replay window
+  std::uint32_t replay = 0;            // replayed (already received)
+  std::uint32_t integrity_failed = 0;  // ICV verification failed
+  friend bool operator==(const SaStats&, const SaStats&) = default;
+};
+
 // An SA as the kernel describes it (the reply to XFRM_MSG_GETSA).
 struct XfrmSaInfo {
   IpAddress src, dst;
@@ -92,7 +101,9 @@ struct XfrmSaInfo {
   std::uint32_t reqid = 0;
   std::uint8_t flags = 0;  // XFRM_STATE_*
   std::optional<std::uint16_t> encap_sport, encap_dport;
+  std::uint8_t proto = 0;  // IPPROTO_ESP for ours
   SaUsage usage;
+  SaStats stats;
   std::uint64_t last_used = 0;  // XFRMA_LASTUSED: last packet, 0 if absent
   std::optional<SaReplayState> replay;
 };
@@ -135,6 +146,9 @@ Expected<Bytes, SysError> build_sa_add(const XfrmSa& sa, SaRequest kind = SaRequ
 // XFRMA_SRCADDR as ip(8) sends it.
 Bytes build_sa_delete(const IpAddress& src, const IpAddress& dst, std::uint32_t spi);
 Bytes build_sa_get(const IpAddress& src, const IpAddress& dst, std::uint32_t spi);
+// XFRM_MSG_GETSA with NLM_F_DUMP: every SA of the namespace, one XFRM_MSG_NEWSA each
+// (parse_sa), in as many datagrams as the kernel needs, then NLMSG_DONE.
+Bytes build_sa_dump();
 // XFRM_MSG_NEWPOLICY / UPDPOLICY (update replaces the policy with the same selector and
 // direction, or adds it).
 Bytes build_policy_add(const XfrmPolicy& p, bool update = false);
