@@ -122,6 +122,48 @@ TEST(Metrics, FreshEngineShowsZeroSasInEveryState) {
   EXPECT_EQ(text.find("mobiked_cluster_"), std::string::npos);  // no [cluster]
 }
 
+// A data plane whose numbers come from elsewhere (the kernel's, for xfrm) says so.
+class SourcedDataplane final : public Dataplane {
+ public:
+  void apply(const ike::DataplaneOp&) override {}
+  std::optional<ChildTraffic> traffic(std::uint64_t) const override { return std::nullopt; }
+  std::optional<ike::EspState> esp_state(std::uint64_t) const override { return std::nullopt; }
+  nlohmann::json stats() const override { return nlohmann::json::object(); }
+  std::optional<DataplaneTotals> totals() const override {
+    DataplaneTotals t;
+    t.packets_in = 12;
+    t.bytes_out = 1800;
+    t.drops["unknown SPI"] = 3;
+    t.drops["XfrmInNoPols"] = 0;
+    t.traffic_source = "the kernel's SA counters";
+    t.drops_source = "/proc/net/xfrm_stat";
+    return t;
+  }
+  void on_udp_esp(std::span<std::uint8_t>, const Endpoint&, const Endpoint&) override {}
+};
+
+TEST(Metrics, DataplaneTotalsSayWhereTheyComeFrom) {
+  crypto::SeededRandom random{1};
+  ike::Engine engine(ike::EngineConfig{}, random);
+  IoCounters io;
+  AddressFollower::Counters addresses;
+  SourcedDataplane dp;
+  const std::string text = render_prometheus(collect_metrics({engine, io, addresses, &dp, nullptr}));
+  for (const char* line :
+       {"# HELP mobiked_dataplane_packets_total ESP packets of the Child SAs (the kernel's SA counters)\n",
+        "# HELP mobiked_dataplane_bytes_total octets the Child SAs carried (the kernel's SA counters)\n",
+        "# HELP mobiked_dataplane_drops_total packets the data plane dropped, by reason (/proc/net/xfrm_stat)\n",
+        "mobiked_dataplane_packets_total{direction=\"in\"} 12\n",
+        "mobiked_dataplane_bytes_total{direction=\"out\"} 1800\n",
+        "mobiked_dataplane_drops_total{reason=\"unknown SPI\"} 3\n",
+        "mobiked_dataplane_drops_total{reason=\"XfrmInNoPols\"} 0\n"})
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
+  // Without a source (the userspace data plane counts itself): the plain text.
+  NoDataplane none;
+  const std::string plain = render_prometheus(collect_metrics({engine, io, addresses, &none, nullptr}));
+  EXPECT_NE(plain.find("# HELP mobiked_dataplane_packets_total ESP packets of the Child SAs\n"), std::string::npos);
+}
+
 TEST(Metrics, ClusterStateFromTheMembersStatus) {
   crypto::SeededRandom random{1};
   ike::Engine engine(ike::EngineConfig{}, random);

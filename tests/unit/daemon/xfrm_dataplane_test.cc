@@ -12,11 +12,15 @@
 #include <cstddef>
 #include <cstring>
 #include <functional>
+#include <map>
+#include <ostream>
+#include <set>
 #include <optional>
 #include <utility>
 #include <string>
 #include <vector>
 
+#include "temp_dir.h"
 #include "platform/xfrm_messages.h"
 
 namespace mobike::daemon {
@@ -41,6 +45,7 @@ class FakeKernel : public platform::XfrmTransport {
   std::vector<Bytes> sent;
   std::function<Expected<void, SysError>(const Bytes&)> on_request;
   std::function<Expected<Bytes, SysError>(const Bytes&)> on_query;
+  std::function<Expected<std::vector<Bytes>, SysError>(const Bytes&)> on_dump;
 
   Expected<void, SysError> request(ByteView m) override {
     sent.emplace_back(m.begin(), m.end());
@@ -51,6 +56,11 @@ class FakeKernel : public platform::XfrmTransport {
     sent.emplace_back(m.begin(), m.end());
     if (on_query) return on_query(sent.back());
     return unexpected(SysError{ESRCH, "XFRM_MSG_GETSA"});
+  }
+  Expected<std::vector<Bytes>, SysError> dump(ByteView m) override {
+    sent.emplace_back(m.begin(), m.end());
+    if (on_dump) return on_dump(sent.back());
+    return std::vector<Bytes>{};
   }
   Types types(std::size_t from = 0) const {
     Types t;
@@ -339,7 +349,7 @@ TEST(XfrmDataplane, TrapPoliciesServeTheChildSaAndReportAcquires) {
   // It goes: the trap's policies stay.
   from = k.sent.size();
   dp.apply(simple_op(ike::DataplaneOp::Kind::kDelete, op));
-  EXPECT_EQ(k.types(from), (Types{XFRM_MSG_DELSA, XFRM_MSG_DELSA}));
+  EXPECT_EQ(k.types(from), (Types{XFRM_MSG_GETSA, XFRM_MSG_DELSA, XFRM_MSG_GETSA, XFRM_MSG_DELSA}));
   EXPECT_EQ(dp.stats()["traps"], 1);
   from = k.sent.size();
   dp.remove_trap(9);
@@ -365,11 +375,13 @@ TEST(XfrmDataplane, DeleteRemovesSasThenPolicies) {
   dp.apply(op);
   std::size_t before = k.sent.size();
   dp.apply(simple_op(ike::DataplaneOp::Kind::kDelete, op));
-  EXPECT_EQ(k.types(before), (Types{XFRM_MSG_DELSA, XFRM_MSG_DELSA, XFRM_MSG_DELPOLICY, XFRM_MSG_DELPOLICY,
-                                    XFRM_MSG_DELPOLICY}));
-  EXPECT_EQ(k.sent[before], platform::build_sa_delete(ip("10.1.0.2"), ip("198.51.100.10"), 0xc2000001));
-  EXPECT_EQ(k.sent[before + 1], platform::build_sa_delete(ip("198.51.100.10"), ip("10.1.0.2"), 0xc1000001));
-  EXPECT_EQ(k.sent[before + 2], platform::build_policy_delete(kOutSel, XfrmDir::kOut));
+  // Each SA's counters are read right before its delete: the kernel forgets them.
+  EXPECT_EQ(k.types(before), (Types{XFRM_MSG_GETSA, XFRM_MSG_DELSA, XFRM_MSG_GETSA, XFRM_MSG_DELSA,
+                                    XFRM_MSG_DELPOLICY, XFRM_MSG_DELPOLICY, XFRM_MSG_DELPOLICY}));
+  EXPECT_EQ(k.sent[before], platform::build_sa_get(ip("10.1.0.2"), ip("198.51.100.10"), 0xc2000001));
+  EXPECT_EQ(k.sent[before + 1], platform::build_sa_delete(ip("10.1.0.2"), ip("198.51.100.10"), 0xc2000001));
+  EXPECT_EQ(k.sent[before + 3], platform::build_sa_delete(ip("198.51.100.10"), ip("10.1.0.2"), 0xc1000001));
+  EXPECT_EQ(k.sent[before + 4], platform::build_policy_delete(kOutSel, XfrmDir::kOut));
   auto s = dp.stats();
   EXPECT_EQ(s["removals"], 1);
   EXPECT_EQ(s["child_sas"], 0);
@@ -390,12 +402,12 @@ TEST(XfrmDataplane, RekeyedChildSharesPoliciesUntilTheLastOneGoes) {
   EXPECT_EQ(k.sent[before], new_sa(expected_sa(new_op, true, 1, 1024)));
   before = k.sent.size();
   dp.apply(simple_op(ike::DataplaneOp::Kind::kDelete, old_op));
-  EXPECT_EQ(k.types(before), (Types{XFRM_MSG_DELSA, XFRM_MSG_DELSA}));
+  EXPECT_EQ(k.types(before), (Types{XFRM_MSG_GETSA, XFRM_MSG_DELSA, XFRM_MSG_GETSA, XFRM_MSG_DELSA}));
   EXPECT_EQ(dp.stats()["policies"], 3);
   before = k.sent.size();
   dp.apply(simple_op(ike::DataplaneOp::Kind::kDelete, new_op));
-  EXPECT_EQ(k.types(before), (Types{XFRM_MSG_DELSA, XFRM_MSG_DELSA, XFRM_MSG_DELPOLICY, XFRM_MSG_DELPOLICY,
-                                    XFRM_MSG_DELPOLICY}));
+  EXPECT_EQ(k.types(before), (Types{XFRM_MSG_GETSA, XFRM_MSG_DELSA, XFRM_MSG_GETSA, XFRM_MSG_DELSA,
+                                    XFRM_MSG_DELPOLICY, XFRM_MSG_DELPOLICY, XFRM_MSG_DELPOLICY}));
 }
 
 TEST(XfrmDataplane, UpdateAddressesMigratesPoliciesAndSas) {
@@ -427,8 +439,9 @@ TEST(XfrmDataplane, UpdateAddressesMigratesPoliciesAndSas) {
   // A later delete finds the SAs where they went.
   before = k.sent.size();
   dp.apply(simple_op(ike::DataplaneOp::Kind::kDelete, moved));
-  ASSERT_GE(k.sent.size(), before + 1);
-  EXPECT_EQ(k.sent[before], platform::build_sa_delete(ip("10.1.0.3"), ip("198.51.100.10"), 0xc2000001));
+  ASSERT_GE(k.sent.size(), before + 2);
+  EXPECT_EQ(k.sent[before], platform::build_sa_get(ip("10.1.0.3"), ip("198.51.100.10"), 0xc2000001));
+  EXPECT_EQ(k.sent[before + 1], platform::build_sa_delete(ip("10.1.0.3"), ip("198.51.100.10"), 0xc2000001));
 }
 
 TEST(XfrmDataplane, RefusedInstallIsCountedWithTheKernelsMessage) {
@@ -540,6 +553,238 @@ TEST(XfrmDataplane, SocketPreparationNamesTheFailingStep) {
   auto r = prepare_ike_socket_for_xfrm(-1, AddressFamily::kV4, true);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().find("exempt the IKE socket"), std::string::npos) << r.error();
+}
+
+// A kernel that keeps the counters of every SA installed through it (by SPI), answers
+// GETSA and the dump from them, and forgets an SA with its DELSA (or when a test erases
+// it: a hard expire), as the real one does. knows() tells it the SAs of a Child SA.
+class CountingKernel : public FakeKernel {
+ public:
+  std::map<std::uint32_t, platform::XfrmSa> known;
+  std::set<std::uint32_t> sas;  // in the kernel
+  std::map<std::uint32_t, platform::SaUsage> usage;
+  std::map<std::uint32_t, platform::SaStats> drops;
+  std::size_t dumps = 0;
+
+  void knows(const ike::DataplaneOp& op) {
+    known[op.spi_in] = expected_sa(op, true, 1, 1024);
+    known[op.spi_out] = expected_sa(op, false, 1, 1024);
+  }
+
+  CountingKernel() {
+    on_request = [this](const Bytes& m) -> Expected<void, SysError> {
+      if (type_of(m) == XFRM_MSG_NEWSA) {
+        xfrm_usersa_info info;
+        std::memcpy(&info, m.data() + 16, sizeof info);
+        EXPECT_TRUE(known.count(ntohl(info.id.spi))) << "knows() was not told";
+        sas.insert(ntohl(info.id.spi));
+      } else if (type_of(m) == XFRM_MSG_DELSA) {
+        if (!sas.erase(spi_asked(m))) return unexpected(SysError{ESRCH, "XFRM_MSG_DELSA"});
+      }
+      return {};
+    };
+    on_query = [this](const Bytes& q) -> Expected<Bytes, SysError> {
+      if (!sas.count(spi_asked(q))) return unexpected(SysError{ESRCH, "XFRM_MSG_GETSA"});
+      return answer(spi_asked(q));
+    };
+    on_dump = [this](const Bytes& q) -> Expected<std::vector<Bytes>, SysError> {
+      EXPECT_EQ(q, platform::build_sa_dump());
+      ++dumps;
+      std::vector<Bytes> out;
+      for (auto spi : sas) out.push_back(answer(spi));
+      return out;
+    };
+  }
+  Bytes answer(std::uint32_t spi) {
+    Bytes m = kernel_sa(known.at(spi), usage[spi]);
+    const platform::SaStats d = drops[spi];
+    xfrm_stats st{d.replay_window, d.replay, d.integrity_failed};
+    std::memcpy(m.data() + 16 + offsetof(xfrm_usersa_info, stats), &st, sizeof st);
+    return m;
+  }
+};
+
+platform::XfrmExpire hard_expire(const ike::DataplaneOp& op, bool inbound, platform::SaUsage usage) {
+  platform::XfrmExpire e;
+  e.src = inbound ? op.remote.address : op.local.address;
+  e.dst = inbound ? op.local.address : op.remote.address;
+  e.spi = inbound ? op.spi_in : op.spi_out;
+  e.hard = true;
+  e.usage = usage;
+  auto back = platform::parse_expire(platform::build_expire(e));  // as the socket reads it
+  EXPECT_TRUE(back);
+  return *back;
+}
+
+struct Counts {
+  std::uint64_t packets_in, bytes_in, packets_out, bytes_out;
+  friend bool operator==(const Counts&, const Counts&) = default;
+  friend std::ostream& operator<<(std::ostream& o, const Counts& c) {
+    return o << "in " << c.packets_in << "p/" << c.bytes_in << "B, out " << c.packets_out << "p/" << c.bytes_out
+             << "B";
+  }
+};
+
+Counts counts(const XfrmDataplane& dp) {
+  auto t = dp.totals();
+  EXPECT_TRUE(t);
+  if (!t) return {};
+  return {t->packets_in, t->bytes_in, t->packets_out, t->bytes_out};
+}
+
+TEST(XfrmDataplaneTotals, LiveSasAreReadWithOneDumpPerScrape) {
+  CountingKernel k;
+  XfrmDataplane dp(k, config());
+  dp.set_xfrm_stat_path("/nonexistent/xfrm_stat");
+  EXPECT_EQ(counts(dp), (Counts{0, 0, 0, 0}));
+  EXPECT_EQ(k.dumps, 0u);  // nothing installed: nothing to ask
+  auto a = install_op(3, 0xc1000001, 0xc2000001);
+  auto b = install_op(5, 0xc1000005, 0xc2000005);
+  b.local_ts = {host("192.0.2.5")};  // other selectors: a Child SA of its own
+  k.knows(a);
+  k.knows(b);
+  dp.apply(a);
+  dp.apply(b);
+  k.usage[a.spi_in] = {840, 10, 0, 0};
+  k.usage[a.spi_out] = {1260, 15, 0, 0};
+  k.usage[b.spi_in] = {84, 1, 0, 0};
+  // Someone else's SA in the same namespace is not ours to count.
+  k.known[0xdddd0001] = k.known.at(a.spi_in);
+  k.known[0xdddd0001].spi = 0xdddd0001;
+  k.sas.insert(0xdddd0001);
+  k.usage[0xdddd0001] = {99999, 999, 0, 0};
+  const std::size_t sent = k.sent.size();
+  EXPECT_EQ(counts(dp), (Counts{11, 924, 15, 1260}));
+  EXPECT_EQ(k.dumps, 1u);
+  EXPECT_EQ(k.sent.size(), sent + 1);  // one request for all SAs, no GETSA per SA
+}
+
+TEST(XfrmDataplaneTotals, DeletedChildSaKeepsItsTraffic) {
+  CountingKernel k;
+  XfrmDataplane dp(k, config());
+  dp.set_xfrm_stat_path("/nonexistent/xfrm_stat");
+  auto op = install_op(3, 0xc1000001, 0xc2000001);
+  k.knows(op);
+  dp.apply(op);
+  k.usage[op.spi_in] = {840, 10, 0, 0};
+  k.usage[op.spi_out] = {1260, 15, 0, 0};
+  EXPECT_EQ(counts(dp), (Counts{10, 840, 15, 1260}));
+  // More traffic after the last scrape, right before the delete: counted too.
+  k.usage[op.spi_in] = {924, 11, 0, 0};
+  dp.apply(simple_op(ike::DataplaneOp::Kind::kDelete, op));
+  EXPECT_TRUE(k.sas.empty());  // the kernel forgot them
+  EXPECT_EQ(counts(dp), (Counts{11, 924, 15, 1260}));
+  EXPECT_EQ(counts(dp), (Counts{11, 924, 15, 1260}));  // and stays so
+  // A repeated delete adds nothing.
+  dp.apply(simple_op(ike::DataplaneOp::Kind::kDelete, op));
+  EXPECT_EQ(counts(dp), (Counts{11, 924, 15, 1260}));
+}
+
+TEST(XfrmDataplaneTotals, RekeyAddsTheOldChildSasTrafficToTheNewOnes) {
+  CountingKernel k;
+  XfrmDataplane dp(k, config());
+  dp.set_xfrm_stat_path("/nonexistent/xfrm_stat");
+  auto old_op = install_op(3, 0xc1000001, 0xc2000001);
+  auto new_op = install_op(4, 0xc1000002, 0xc2000002);
+  k.knows(old_op);
+  k.knows(new_op);
+  dp.apply(old_op);
+  k.usage[old_op.spi_in] = {1000, 10, 0, 0};
+  k.usage[old_op.spi_out] = {1500, 15, 0, 0};
+  dp.apply(new_op);  // the rekey: both live for a moment
+  k.usage[new_op.spi_in] = {200, 2, 0, 0};
+  EXPECT_EQ(counts(dp), (Counts{12, 1200, 15, 1500}));
+  dp.apply(simple_op(ike::DataplaneOp::Kind::kDelete, old_op));
+  k.usage[new_op.spi_out] = {300, 3, 0, 0};
+  EXPECT_EQ(counts(dp), (Counts{12, 1200, 18, 1800}));
+  k.usage[new_op.spi_in] = {500, 5, 0, 0};
+  EXPECT_EQ(counts(dp), (Counts{15, 1500, 18, 1800}));
+  // The new one is rekeyed in turn and goes too: everything stays.
+  dp.apply(simple_op(ike::DataplaneOp::Kind::kDelete, new_op));
+  EXPECT_EQ(counts(dp), (Counts{15, 1500, 18, 1800}));
+}
+
+TEST(XfrmDataplaneTotals, HardExpiredSasKeepTheCountersTheirExpireCarried) {
+  CountingKernel k;
+  XfrmDataplane dp(k, config());
+  dp.set_xfrm_stat_path("/nonexistent/xfrm_stat");
+  auto op = install_op(3, 0xc1000001, 0xc2000001);
+  k.knows(op);
+  dp.apply(op);
+  k.usage[op.spi_in] = {100, 5, 0, 0};
+  k.usage[op.spi_out] = {40, 2, 0, 0};
+  // The kernel deletes the inbound SA at its hard limit and says so with its counters.
+  k.sas.erase(op.spi_in);
+  platform::XfrmEvents ev;
+  ev.expires = {hard_expire(op, true, {120, 6, 0, 0})};
+  dp.on_events(ev);
+  EXPECT_EQ(counts(dp), (Counts{6, 120, 2, 40}));
+  // mobiked's delete finds the inbound SA gone: counted once, from the expire.
+  dp.apply(simple_op(ike::DataplaneOp::Kind::kDelete, op));
+  EXPECT_EQ(counts(dp), (Counts{6, 120, 2, 40}));
+
+  // The expire arrives only after mobiked deleted the Child SA (it found the SA gone).
+  auto late = install_op(5, 0xc1000005, 0xc2000005);
+  k.knows(late);
+  dp.apply(late);
+  k.usage[late.spi_in] = {10, 1, 0, 0};
+  k.sas.erase(late.spi_out);
+  dp.apply(simple_op(ike::DataplaneOp::Kind::kDelete, late));
+  EXPECT_EQ(counts(dp), (Counts{7, 130, 2, 40}));
+  ev.expires = {hard_expire(late, false, {70, 3, 0, 0})};
+  dp.on_events(ev);
+  EXPECT_EQ(counts(dp), (Counts{7, 130, 5, 110}));
+  dp.on_events(ev);  // not twice
+  EXPECT_EQ(counts(dp), (Counts{7, 130, 5, 110}));
+  // A hard expire of an SA that was never ours counts nothing.
+  ev.expires = {hard_expire(install_op(9, 0xc1000009, 0xc2000009), true, {1000, 100, 0, 0})};
+  dp.on_events(ev);
+  EXPECT_EQ(counts(dp), (Counts{7, 130, 5, 110}));
+}
+
+TEST(XfrmDataplaneTotals, DropsAreTheKernelsXfrmStatisticsByReason) {
+  testing::TempDir dir;
+  const std::string path = dir.write("xfrm_stat",
+                                     "XfrmInError             \t1\n"
+                                     "XfrmInNoStates          \t17\n"
+                                     "XfrmInStateProtoError   \t3\n"
+                                     "XfrmInStateSeqError     \t4\n"
+                                     "XfrmInStateExpired      \t5\n"
+                                     "XfrmInNoPols            \t6\n"
+                                     "XfrmOutNoStates         \t7\n"
+                                     "XfrmOutStateExpired     \t8\n");
+  CountingKernel k;
+  XfrmDataplane dp(k, config());
+  dp.set_xfrm_stat_path(path);
+  auto t = dp.totals();
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->drops, (std::map<std::string, std::uint64_t>{{"XfrmInError", 1},
+                                                             {"unknown SPI", 17},
+                                                             {"authentication", 3},
+                                                             {"replay", 4},
+                                                             {"expired", 13},
+                                                             {"XfrmInNoPols", 6},
+                                                             {"XfrmOutNoStates", 7}}));
+  EXPECT_NE(t->drops_source.find(path), std::string::npos) << t->drops_source;
+  EXPECT_NE(t->traffic_source.find("xfrm"), std::string::npos) << t->traffic_source;
+
+  // A kernel without XFRM statistics: traffic still, no drops.
+  dp.set_xfrm_stat_path(dir.file("missing"));
+  t = dp.totals();
+  ASSERT_TRUE(t);
+  EXPECT_TRUE(t->drops.empty());
+}
+
+TEST(XfrmDataplaneTotals, PerSaDropCountersShowInTheChildsTraffic) {
+  CountingKernel k;
+  XfrmDataplane dp(k, config());
+  auto op = install_op(3, 0xc1000001, 0xc2000001);
+  k.knows(op);
+  dp.apply(op);
+  k.drops[op.spi_in] = {2, 3, 4};  // replay_window, replay, integrity_failed
+  auto t = dp.traffic(3);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->drops, (std::map<std::string, std::uint64_t>{{"replay", 5}, {"authentication", 4}}));
 }
 
 }  // namespace

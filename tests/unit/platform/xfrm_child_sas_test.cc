@@ -35,6 +35,7 @@ class FakeKernel : public XfrmTransport {
   // Index of the message among all sent so far.
   std::function<Expected<void, SysError>(const Bytes&, std::size_t)> on_request;
   std::function<Expected<Bytes, SysError>(const Bytes&)> on_query;
+  std::function<Expected<std::vector<Bytes>, SysError>(const Bytes&)> on_dump;
 
   Expected<void, SysError> request(ByteView m) override {
     sent.emplace_back(m.begin(), m.end());
@@ -45,6 +46,11 @@ class FakeKernel : public XfrmTransport {
     sent.emplace_back(m.begin(), m.end());
     if (on_query) return on_query(sent.back());
     return unexpected(SysError{ESRCH, "XFRM_MSG_GETSA"});
+  }
+  Expected<std::vector<Bytes>, SysError> dump(ByteView m) override {
+    sent.emplace_back(m.begin(), m.end());
+    if (on_dump) return on_dump(sent.back());
+    return std::vector<Bytes>{};
   }
   std::vector<std::uint16_t> types(std::size_t from = 0) const {
     std::vector<std::uint16_t> t;
@@ -501,6 +507,122 @@ TEST(XfrmChildSas, RemoveAllEmptiesTheKernelState) {
   EXPECT_FALSE(dp.contains(1));
   EXPECT_FALSE(dp.contains(2));
   EXPECT_TRUE(dp.policies().empty());
+}
+
+}  // namespace
+}  // namespace mobike::platform
+
+namespace mobike::platform {
+namespace {
+
+// The kernel's per-SA drop counters, written where a GETSA answer carries them.
+Bytes with_stats(Bytes m, const SaStats& st) {
+  xfrm_stats k{st.replay_window, st.replay, st.integrity_failed};
+  std::memcpy(m.data() + 16 + offsetof(xfrm_usersa_info, stats), &k, sizeof k);
+  return m;
+}
+
+TEST(XfrmChildSas, UsageOfAllChildSasComesFromOneDumpFilteredToOurs) {
+  FakeKernel k;
+  XfrmChildSas dp(k);
+  const XfrmChild a = make_child(), b = make_child(0xc1000002, 0xc2000002);
+  ASSERT_TRUE(dp.install(1, a));
+  ASSERT_TRUE(dp.install(2, b));
+  // Another daemon's SA with one of our SPIs but another destination, and one of ours
+  // (b's outbound) the kernel already expired.
+  XfrmChild other = make_child(0xc1000001, 0xd2000001);
+  other.local.address = ip("192.0.2.99");
+  k.on_dump = [&](const Bytes&) -> Expected<std::vector<Bytes>, SysError> {
+    return std::vector<Bytes>{
+        with_stats(kernel_sa(sa_for(a, true, 1), SaUsage{840, 10, 1, 2}, std::nullopt), SaStats{1, 2, 3}),
+        kernel_sa(sa_for(a, false, 1), SaUsage{1260, 15, 1, 2}, std::nullopt),
+        kernel_sa(sa_for(other, true, 7), SaUsage{99999, 999, 1, 2}, std::nullopt),
+        kernel_sa(sa_for(b, true, 1), SaUsage{84, 1, 1, 2}, std::nullopt)};
+  };
+  const std::size_t before = k.sent.size();
+  auto all = dp.usage_all();
+  ASSERT_TRUE(all) << all.error().message();
+  EXPECT_EQ(k.sent.size(), before + 1);  // one request, however many SAs
+  EXPECT_EQ(k.sent.back(), build_sa_dump());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ(all->at(1).in, (SaUsage{840, 10, 1, 2}));
+  EXPECT_EQ(all->at(1).out, (SaUsage{1260, 15, 1, 2}));
+  EXPECT_EQ(all->at(1).in_stats, (SaStats{1, 2, 3}));
+  EXPECT_EQ(all->at(2).in, (SaUsage{84, 1, 1, 2}));
+  EXPECT_EQ(all->at(2).out, SaUsage{});
+
+  k.on_dump = [](const Bytes&) -> Expected<std::vector<Bytes>, SysError> {
+    return unexpected(SysError{ENOBUFS, "XFRM_MSG_GETSA"});
+  };
+  EXPECT_FALSE(dp.usage_all());
+
+  // Nothing installed: the kernel is not asked.
+  XfrmChildSas empty(k);
+  const std::size_t n = k.sent.size();
+  auto none = empty.usage_all();
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->empty());
+  EXPECT_EQ(k.sent.size(), n);
+}
+
+TEST(XfrmChildSas, RemoveReadsEachSasCountersRightBeforeDeletingIt) {
+  FakeKernel k;
+  XfrmChildSas dp(k);
+  const XfrmChild c = make_child();
+  ASSERT_TRUE(dp.install(1, c));
+  bool out_gone = false;
+  k.on_query = [&](const Bytes& q) -> Expected<Bytes, SysError> {
+    const bool inbound = get_target(q).second == c.spi_in;
+    if (!inbound && out_gone) return unexpected(SysError{ESRCH, "XFRM_MSG_GETSA"});
+    return with_stats(kernel_sa(sa_for(c, inbound, 1), inbound ? SaUsage{100, 2, 1, 2} : SaUsage{300, 4, 1, 2},
+                                std::nullopt),
+                      SaStats{0, inbound ? 5u : 0u, 0});
+  };
+  const std::size_t before = k.sent.size();
+  XfrmChildUsage last;
+  std::vector<XfrmSaRef> gone;
+  ASSERT_TRUE(dp.remove(1, &last, &gone));
+  EXPECT_EQ(k.types(before), (Types{XFRM_MSG_GETSA, XFRM_MSG_DELSA, XFRM_MSG_GETSA, XFRM_MSG_DELSA,
+                                    XFRM_MSG_DELPOLICY, XFRM_MSG_DELPOLICY, XFRM_MSG_DELPOLICY}));
+  EXPECT_EQ(last.in, (SaUsage{100, 2, 1, 2}));
+  EXPECT_EQ(last.out, (SaUsage{300, 4, 1, 2}));
+  EXPECT_EQ(last.in_stats.replay, 5u);
+  EXPECT_TRUE(gone.empty());
+
+  // An SA the kernel expired (hard) before the delete: nothing read, reported as gone.
+  ASSERT_TRUE(dp.install(2, c));
+  out_gone = true;
+  XfrmChildUsage last2;
+  ASSERT_TRUE(dp.remove(2, &last2, &gone));
+  EXPECT_EQ(last2.in, (SaUsage{100, 2, 1, 2}));
+  EXPECT_EQ(last2.out, SaUsage{});
+  ASSERT_EQ(gone.size(), 1u);
+  EXPECT_EQ(gone[0].child_id, 2u);
+  EXPECT_EQ(gone[0].dst, c.remote.address);
+  EXPECT_EQ(gone[0].spi, c.spi_out);
+  EXPECT_FALSE(gone[0].inbound);
+
+  // Without `last`: no GETSA at all.
+  ASSERT_TRUE(dp.install(3, c));
+  const std::size_t n = k.sent.size();
+  ASSERT_TRUE(dp.remove(3));
+  EXPECT_EQ(k.types(n), (Types{XFRM_MSG_DELSA, XFRM_MSG_DELSA, XFRM_MSG_DELPOLICY, XFRM_MSG_DELPOLICY,
+                              XFRM_MSG_DELPOLICY}));
+}
+
+TEST(XfrmChildSas, FindSaTellsTheDirection) {
+  FakeKernel k;
+  XfrmChildSas dp(k);
+  const XfrmChild c = make_child();
+  ASSERT_TRUE(dp.install(4, c));
+  auto in = dp.find_sa(c.local.address, c.spi_in);
+  ASSERT_TRUE(in);
+  EXPECT_EQ(in->child_id, 4u);
+  EXPECT_TRUE(in->inbound);
+  auto out = dp.find_sa(c.remote.address, c.spi_out);
+  ASSERT_TRUE(out);
+  EXPECT_FALSE(out->inbound);
+  EXPECT_FALSE(dp.find_sa(c.remote.address, c.spi_in));
 }
 
 }  // namespace
