@@ -20,7 +20,8 @@ SA left), and the ping loses nothing through any of them.
 hard: the initiator's child has only life_packets 300 (no soft limit, so no rekey); the
 10 ms ping passes it after ~3 s: the data plane stops the SA, the initiator deletes the
 Child SA at both ends (the IKE SA stays), and the ping stops getting replies. With xfrm
-the kernel holds none of the Child SA's SAs afterwards.
+the kernel holds none of the Child SA's SAs afterwards. The client's metrics still count
+the gone SAs' packets, once: at least the replies, at most the limit, each way.
 """
 
 import sys
@@ -32,16 +33,18 @@ from mobiked import MConn, Mobiked  # noqa: E402
 from netns import (Lab, check, find_binary, in_uml, log, netns_param, require_commands,  # noqa: E402
                    require_netns, run_test, wait_until, xfrm_states)
 from scenario import Ping  # noqa: E402
+from test_metrics import scrape, value  # noqa: E402
 from topology import INI_INNER, RES_INNER, nat_topology  # noqa: E402
 
 PARAMS = ("rekey", "hard")
+METRICS = "127.0.0.1:9560"
 
 
 def installed(sa: dict | None) -> list[dict]:
     return [c for c in (sa or {}).get("children", []) if c["state"] == "INSTALLED"]
 
 
-def pair(lab: Lab, child_extra: dict):
+def pair(lab: Lab, child_extra: dict, client_extra: str = ""):
     t = nat_topology(lab)
     dataplane = "xfrm" if in_uml() else "userspace"
     conn = dict(psk="mobike-test-psk-0123456789", dpd_delay="120s", ike_proposals="aes128gcm16-prfsha256-x25519",
@@ -49,7 +52,7 @@ def pair(lab: Lab, child_extra: dict):
     gw = Mobiked(lab, t.res, "gateway", dataplane=dataplane).start([MConn(
         "clients", local_id="gw.mobike.test", remote_id=None, remote_addrs=["%any"], local_ts=[RES_INNER + "/32"],
         remote_ts=[INI_INNER + "/32"], **conn)])
-    cl = Mobiked(lab, t.ini, "client", dataplane=dataplane).start([MConn(
+    cl = Mobiked(lab, t.ini, "client", dataplane=dataplane, daemon_extra=client_extra).start([MConn(
         "office", local_id="client.mobike.test", remote_id="gw.mobike.test", remote_addrs=[t.RES_ADDR],
         local_ts=[INI_INNER + "/32"], remote_ts=[RES_INNER + "/32"], child_extra=child_extra, **conn)])
     cl.ctl("initiate", "office")
@@ -108,7 +111,7 @@ def rekey(lab: Lab) -> None:
 
 
 def hard(lab: Lab) -> None:
-    t, gw, cl, dataplane = pair(lab, {"life_packets": 300})
+    t, gw, cl, dataplane = pair(lab, {"life_packets": 300}, client_extra=f'metrics = "{METRICS}"\n')
     ping = Ping(t.ini)
     wait_until(lambda: not installed(cl.sa("office")) and not installed(gw.sa("clients")) or None, 30,
                "the Child SA deleted at both ends after its hard packet limit")
@@ -130,7 +133,16 @@ def hard(lab: Lab) -> None:
             check(not xfrm_states(ns), f"{ns.name}: the kernel still holds {xfrm_states(ns)}")
     else:
         check(st["dataplane"]["child_sas"] == 0, f"the client's data plane: {st['dataplane']}")
-    log(f"hard limit: {len(replies)} replies, then the Child SA was deleted at both ends; the IKE SA stays")
+    # The metrics keep the deleted SAs' traffic, counted once: with xfrm the outbound SA's
+    # last counters came with the kernel's hard expire (the kernel deleted it), the
+    # inbound one's from the read right before mobiked deleted it.
+    m = scrape(t.ini, METRICS)
+    sent = int(value(m, "mobiked_dataplane_packets_total", direction="out"))
+    got = int(value(m, "mobiked_dataplane_packets_total", direction="in"))
+    check(len(replies) <= sent <= 300 and len(replies) <= got <= 300,
+          f"the metrics say {sent} packets out, {got} in, for {len(replies)} replies under a 300-packet limit")
+    log(f"hard limit: {len(replies)} replies, then the Child SA was deleted at both ends; the IKE SA stays; "
+        f"metrics {sent} packets out, {got} in")
 
 
 def requires():
