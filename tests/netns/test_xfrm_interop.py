@@ -107,7 +107,7 @@ def iperf(lab: Lab, t, reverse: bool) -> int:
     r = t.ini.run(args, check=False, timeout=60)
     check(r.returncode == 0, f"iperf3 {'-R ' if reverse else ''}through the kernel's SAs failed: "
                              f"{r.stdout[-1500:]}{r.stderr}")
-    server.wait(10)
+    server.wait(30)  # "-1" ends the server after its test; a loaded host slows its exit
     return json.loads(r.stdout)["end"]["sum_received"]["bytes"]
 
 
