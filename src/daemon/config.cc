@@ -323,18 +323,9 @@ class Loader {
         diagnostics_.fail(t.source(), ctx, "local_key", "required when we authenticate by public key");
       if (!conn.local_certs.empty() && conn.private_key) {
         const auto& cert = *conn.local_certs.front();
-        if (cert.public_key().der() != conn.private_key->public_key_der())
-          fail(*t.get("local_key"), ctx, "local_key", "is not the key of certificate '" + cert.subject() + "'");
-        if (const toml::node* id = t.get("local_id")) {
-          // The certificate's own encoding of its subject, whatever string types the
-          // text form gave: peers compare the ID with the certificate byte by byte.
-          if (conn.local_id.type == wire::IdType::kDerAsn1Dn && crypto::dn_matches(cert.subject_der(), conn.local_id.data))
-            conn.local_id.data = cert.subject_der();
-          if (!ike::identity_in_certificate(conn.local_id, cert))
-            fail(*id, ctx, "local_id",
-                 "'" + conn.local_id.to_string() + "' is neither the subject nor a subjectAltName of certificate '" +
-                     cert.subject() + "'");
-        }
+        if (auto why = ike::key_not_of_certificate(*conn.private_key, cert)) fail(*t.get("local_key"), ctx, "local_key", *why);
+        if (const toml::node* id = t.get("local_id"))
+          if (auto why = ike::identity_not_in_certificate(conn.local_id, cert)) fail(*id, ctx, "local_id", *why);
       }
     }
     if (conn.remote_auth == ike::AuthClass::kPubkey && (!conn.trust || conn.trust->empty()) && !t.get("cacerts"))

@@ -18,6 +18,7 @@
 #include <tuple>
 
 #include "daemon/config_value.h"
+#include "ike/authenticator.h"
 #include "ike/proposal_string.h"
 #include "platform/etcd_client.h"
 
@@ -862,8 +863,7 @@ constexpr Key<C> kConnectionKeys[] = {
            auto trust = std::make_shared<crypto::TrustStore>(c.conn.trust ? *c.conn.trust : crypto::TrustStore{});
            for (const auto& item : *list)
              for (auto& cert : read_certificates(item.text, c.config_dir, v, *item.node)) {
-               if (!cert->is_ca())
-                 v.fail_at(*item.node, "'" + cert->subject() + "' in " + item.text + " is not a CA certificate");
+               if (auto why = ike::not_a_trust_anchor(*cert)) v.fail_at(*item.node, item.text + ": " + *why);
                trust->add_anchor(std::move(cert));
              }
            c.conn.trust = std::move(trust);

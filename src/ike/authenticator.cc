@@ -257,4 +257,21 @@ bool identity_in_certificate(const Identity& id, const crypto::Certificate& cert
   }
 }
 
+std::optional<std::string> key_not_of_certificate(const crypto::PrivateKey& key, const crypto::Certificate& cert) {
+  if (cert.public_key().der() == key.public_key_der()) return std::nullopt;
+  return "is not the key of certificate '" + cert.subject() + "'";
+}
+
+std::optional<std::string> identity_not_in_certificate(Identity& id, const crypto::Certificate& cert) {
+  if (id.type == wire::IdType::kDerAsn1Dn && crypto::dn_matches(cert.subject_der(), id.data))
+    id.data = cert.subject_der();
+  if (identity_in_certificate(id, cert)) return std::nullopt;
+  return "'" + id.to_string() + "' is neither the subject nor a subjectAltName of certificate '" + cert.subject() + "'";
+}
+
+std::optional<std::string> not_a_trust_anchor(const crypto::Certificate& cert) {
+  if (cert.is_ca()) return std::nullopt;
+  return "'" + cert.subject() + "' is not a CA certificate";
+}
+
 }  // namespace mobike::ike

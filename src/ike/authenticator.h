@@ -39,4 +39,14 @@ Expected<std::string, std::string> verify_peer_auth(const IkeSa& sa, const Conne
 // identity's kind.
 bool identity_in_certificate(const Identity& id, const crypto::Certificate& cert);
 
+// Our own credentials must fit together or every peer refuses us. These say why they do
+// not, in words that follow the name of the setting at fault (the config loader's key,
+// mobike-bench's option), or nothing when they do.
+std::optional<std::string> key_not_of_certificate(const crypto::PrivateKey& key, const crypto::Certificate& cert);
+// A DN identity naming the certificate's subject takes the certificate's own encoding of
+// it, whatever string types its text gave: peers compare the ID with the certificate byte
+// by byte.
+std::optional<std::string> identity_not_in_certificate(Identity& id, const crypto::Certificate& cert);
+std::optional<std::string> not_a_trust_anchor(const crypto::Certificate& cert);
+
 }  // namespace mobike::ike

@@ -44,8 +44,8 @@ std::optional<std::string> read_file(const std::string& path) {
 }
 
 // --cert, --key and --cacert, loaded once for every SA, with the checks the daemon's
-// config loader makes: the key is the certificate's, our identity is in it, the anchors
-// are CA certificates. An error names the option and the file.
+// config loader makes (the same functions): the key is the certificate's, our identity is
+// in it, the anchors are CA certificates. An error names the option and the file.
 std::optional<std::string> load_credentials(const std::string& cert_file, const std::string& key_file,
                                             const std::string& cacert_file, mobike::bench::HandshakeOptions& o) {
   using namespace mobike;
@@ -59,11 +59,8 @@ std::optional<std::string> load_credentials(const std::string& cert_file, const 
   auto key = crypto::PrivateKey::from_pem(*key_text);
   if (!key) return "--key: " + key_file + ": " + key.error();
   const auto& cert = *certs->front();
-  if (cert.public_key().der() != (*key)->public_key_der())
-    return "--key: " + key_file + " is not the key of certificate '" + cert.subject() + "'";
-  if (!ike::identity_in_certificate(o.local_id, cert))
-    return "--local-id: '" + o.local_id.to_string() + "' is neither the subject nor a subjectAltName of '" +
-           cert.subject() + "'";
+  if (auto why = ike::key_not_of_certificate(**key, cert)) return "--key: " + key_file + " " + *why;
+  if (auto why = ike::identity_not_in_certificate(o.local_id, cert)) return "--local-id: " + *why;
   auto ca_text = read_file(cacert_file);
   if (!ca_text) return "--cacert: cannot read " + cacert_file;
   auto anchors = crypto::Certificate::from_pem(*ca_text);
@@ -71,7 +68,7 @@ std::optional<std::string> load_credentials(const std::string& cert_file, const 
   if (anchors->empty()) return "--cacert: no certificate in " + cacert_file;
   auto trust = std::make_shared<crypto::TrustStore>();
   for (auto& ca : *anchors) {
-    if (!ca->is_ca()) return "--cacert: '" + ca->subject() + "' is not a CA certificate";
+    if (auto why = ike::not_a_trust_anchor(*ca)) return "--cacert: " + cacert_file + ": " + *why;
     trust->add_anchor(std::move(ca));
   }
   o.local_certs = std::move(*certs);

@@ -351,5 +351,29 @@ TEST(CertAuthSim, IdentityInCertificateByKind) {
   EXPECT_FALSE(ike::identity_in_certificate(*ike::Identity::parse("C=CH, O=Mobike Test, CN=*"), *c.cert));
 }
 
+// The checks the config loader and mobike-bench both make of our own credentials.
+TEST(CertAuthSim, OwnCredentialsFitTogether) {
+  TestPki pki;
+  auto gw = pki.issue("gw.example.test", KeyType::kEcdsaP256, {.san_dns = {"gw.example.test"}});
+  auto other = pki.issue("other.example.test", KeyType::kEcdsaP256, {});
+  EXPECT_EQ(ike::key_not_of_certificate(*gw.key, *gw.cert), std::nullopt);
+  EXPECT_EQ(ike::key_not_of_certificate(*other.key, *gw.cert),
+            "is not the key of certificate 'C=CH, O=Mobike Test, CN=gw.example.test'");
+
+  auto fqdn = *ike::Identity::parse("gw.example.test");
+  EXPECT_EQ(ike::identity_not_in_certificate(fqdn, *gw.cert), std::nullopt);
+  auto wrong = *ike::Identity::parse("other.example.test");
+  EXPECT_EQ(ike::identity_not_in_certificate(wrong, *gw.cert),
+            "'other.example.test' is neither the subject nor a subjectAltName of certificate "
+            "'C=CH, O=Mobike Test, CN=gw.example.test'");
+  // A DN given as text ends up as the certificate's own DER: a peer compares them byte by byte.
+  auto dn = *ike::Identity::parse("C=CH, O=Mobike Test, CN=gw.example.test");
+  EXPECT_EQ(ike::identity_not_in_certificate(dn, *gw.cert), std::nullopt);
+  EXPECT_EQ(dn.data, gw.cert->subject_der());
+
+  EXPECT_EQ(ike::not_a_trust_anchor(*pki.root.cert), std::nullopt);
+  EXPECT_EQ(ike::not_a_trust_anchor(*gw.cert), "'C=CH, O=Mobike Test, CN=gw.example.test' is not a CA certificate");
+}
+
 }  // namespace
 }  // namespace mobike::sim
