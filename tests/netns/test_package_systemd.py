@@ -8,11 +8,11 @@ container made here, on a copy-on-write view of this machine's file system.
   of the few device nodes a container gets (no udev, no kmsg); its own cgroup subtree,
   created for the test and removed after it. Units that would act on the machine rather
   than the container (udev, sysctl, binfmt, kernel modules, tmpfiles, ...) are masked.
-- `dpkg -i` of the package built from this tree, inside the container before it boots:
-  the maintainer script enables mobiked.service (multi-user.target wants it).
-- systemd boots a target that wants mobiked.service. The unit is the package's, unchanged,
-  with the package's example configuration: systemd must see READY=1 (Type=notify) and
-  report the unit active/running.
+- systemd boots (a target of journald alone), then `dpkg -i` installs the package built
+  from this tree, as `apt install` would on a running system: the maintainer script
+  enables mobiked.service (multi-user.target wants it) and starts it. The unit is the
+  package's, unchanged, with the package's example configuration: systemd must see
+  READY=1 (Type=notify) and report the unit active/running.
 - The hardening holds in the running daemon: its bounding set is exactly NET_ADMIN,
   NET_RAW and NET_BIND_SERVICE, no_new_privs is set, a seccomp filter is on, / is read-only
   to it and /run/mobiked (RuntimeDirectory, mode 0700) is where its control socket is.
@@ -22,6 +22,9 @@ container made here, on a copy-on-write view of this machine's file system.
 - Killed by SIGKILL, systemd restarts it (Restart=on-failure): NRestarts=1, a new PID,
   active again and answering.
 - `systemctl stop`: inactive (not failed), its socket gone.
+- The maintainer scripts with systemd running: installing the package again (an upgrade)
+  restarts the daemon, `dpkg -r` stops it and keeps /etc/mobiked/mobiked.toml, `dpkg
+  --purge` removes that and the unit's enablement.
 """
 
 import json
@@ -60,15 +63,15 @@ MASKED = [
 ]
 TEST_TARGET = """[Unit]
 Description=mobiked package test
-Wants=mobiked.service systemd-journald.socket systemd-journald-dev-log.socket
+Wants=systemd-journald.socket systemd-journald-dev-log.socket
 AllowIsolate=yes
 """
 CAPS = {"cap_net_admin": 12, "cap_net_raw": 13, "cap_net_bind_service": 10}
 
 
 def boot_script(work: Path, deb: Path) -> str:
-    """Runs as PID 1 of the new namespaces: builds the container's root, installs the
-    package into it, and execs systemd there."""
+    """Runs as PID 1 of the new namespaces: builds the container's root and execs
+    systemd there."""
     r = work / "root"
     masks = " ".join(MASKED)
     devices = "null zero full random urandom tty"
@@ -93,8 +96,8 @@ cat > '{r}/etc/systemd/system/mobiked-test.target' <<'EOF'
 {TEST_TARGET}EOF
 echo mobiked-test > '{r}/etc/hostname'
 cp '{deb}' '{r}/root/mobiked.deb'
-chroot '{r}' dpkg -i /root/mobiked.deb
-echo "== installed"
+# A build container's "no services" policy (Docker images have one), not a Debian system's.
+rm -f '{r}/usr/sbin/policy-rc.d'
 cd '{r}'
 mkdir -p oldroot
 pivot_root . oldroot
@@ -195,8 +198,6 @@ class Container:
             self.pid1 = self.find_pid1()
             if self.pid1 is None:
                 return False
-        if "== installed" not in self.proc.log_text():
-            return False
         return self.run("systemctl", "is-system-running", check_rc=False).stdout.strip() not in ("", "offline",
                                                                                                    "initializing")
 
@@ -244,6 +245,8 @@ def run_in(c: Container) -> None:
     wait_until(c.booted, 90, "systemd in the container running (is-system-running)", interval=0.5)
     log(f"systemd is PID 1 of the container (pid {c.pid1} here): "
         f"{c.run('systemctl', 'is-system-running', check_rc=False).stdout.strip()}")
+    installed = c.run("dpkg", "-i", "/root/mobiked.deb", timeout=120)
+    log("dpkg -i: " + " / ".join(line for line in installed.stdout.splitlines() if "mobiked" in line))
     enabled = c.run("systemctl", "is-enabled", "mobiked.service", check_rc=False).stdout.strip()
     check(enabled == "enabled", f"after dpkg -i, mobiked.service is {enabled!r}, not enabled")
 
@@ -252,7 +255,7 @@ def run_in(c: Container) -> None:
         if s.get("ActiveState") == "failed":
             raise Failure(f"mobiked.service failed:\n{c.journal('-u', 'mobiked.service')[-3000:]}")
         return s.get("ActiveState") == "active" and s.get("SubState") == "running"
-    wait_until(active, 30, "mobiked.service active (running): READY=1 reached systemd")
+    wait_until(active, 30, "mobiked.service active (running) after dpkg -i: READY=1 reached systemd")
     unit = c.show("mobiked.service", "MainPID", "Type", "NRestarts", "FragmentPath", "DropInPaths")
     log(f"mobiked.service: {json.dumps(unit)}")
     check(unit["Type"] == "notify", f"Type={unit['Type']}")
@@ -314,6 +317,29 @@ def run_in(c: Container) -> None:
     check(c.run("test", "-e", "/run/mobiked/mobiked.sock", check_rc=False).returncode != 0,
           "the control socket is still there after stop")
     log(f"stopped: {s}")
+
+    # The maintainer scripts with systemd running: an upgrade (the same version again)
+    # restarts the daemon, a removal stops it and keeps the conffile, a purge takes both.
+    c.run("systemctl", "start", "mobiked.service")
+    wait_until(active, 30, "mobiked.service active again after systemctl start")
+    before = c.show("mobiked.service", "MainPID")["MainPID"]
+    c.run("dpkg", "-i", "/root/mobiked.deb", timeout=120)
+    wait_until(active, 30, "mobiked.service active after the upgrade")
+    after = c.show("mobiked.service", "MainPID")["MainPID"]
+    check(after not in ("0", before), f"the upgrade did not restart the daemon: main PID {before} -> {after}")
+    c.run("dpkg", "-r", "mobiked", timeout=120)
+    s = c.show("mobiked.service", "ActiveState", "LoadState")
+    check(s["ActiveState"] == "inactive", f"after dpkg -r: {s}")
+    check(c.run("test", "-e", "/usr/sbin/mobiked", check_rc=False).returncode != 0, "dpkg -r left /usr/sbin/mobiked")
+    check(c.run("test", "-f", "/etc/mobiked/mobiked.toml", check_rc=False).returncode == 0,
+          "dpkg -r took the conffile /etc/mobiked/mobiked.toml")
+    c.run("dpkg", "--purge", "mobiked", timeout=120)
+    check(c.run("test", "-e", "/etc/mobiked/mobiked.toml", check_rc=False).returncode != 0,
+          "dpkg --purge left /etc/mobiked/mobiked.toml")
+    check(c.run("test", "-L", "/etc/systemd/system/multi-user.target.wants/mobiked.service",
+                check_rc=False).returncode != 0, "dpkg --purge left the unit enabled")
+    log(f"maintainer scripts: upgrade restarted the daemon (pid {before} -> {after}), remove stopped it "
+        f"and kept the conffile, purge took the conffile and the enablement")
 
 
 def requires():
