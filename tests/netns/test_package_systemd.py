@@ -350,4 +350,4 @@ def requires():
 
 
 if __name__ == "__main__":
-    run_test(test, "Debian package under a real systemd in a container", timeout=300, requires=requires)
+    run_test(test, "Debian package under a real systemd in a container", timeout=240, requires=requires)
