@@ -19,8 +19,10 @@ container made here, on a copy-on-write view of this machine's file system.
 - The installed mobikectl reaches the daemon by its default socket path.
 - Its log reaches the journal as structured entries (_TRANSPORT=journal, not stdout).
 - `systemctl reload` (ExecReload = SIGHUP) reloads it: same main PID, a reload logged.
-- Killed by SIGKILL, systemd restarts it (Restart=on-failure): NRestarts=1, a new PID,
-  active again and answering.
+- With the watchdog shortened to 2 s by a drop-in (the only change to the unit, taken out
+  again), the daemon keeps it fed: same PID, no restart after 6 s.
+- Killed by SIGKILL, systemd restarts it (Restart=on-failure): one more restart, a new
+  PID, active again and answering.
 - `systemctl stop`: inactive (not failed), its socket gone.
 - The maintainer scripts with systemd running: installing the package again (an upgrade)
   restarts the daemon, `dpkg -r` stops it and keeps /etc/mobiked/mobiked.toml, `dpkg
@@ -300,15 +302,36 @@ def run_in(c: Container) -> None:
           f"after systemctl reload: {after} (main PID was {pid})")
     log(f"systemctl reload: {message!r}, same main PID")
 
+    # The watchdog, shortened from the unit's 60 s for the test (the only change to it):
+    # a daemon that did not send WATCHDOG=1 every second would be killed and restarted.
+    dropin = "/run/systemd/system/mobiked.service.d"
+    c.run("mkdir", "-p", dropin)
+    c.run("sh", "-c", f"printf '[Service]\\nWatchdogSec=2s\\n' > {dropin}/watchdog.conf")
+    c.run("systemctl", "daemon-reload")
+    c.run("systemctl", "restart", "mobiked.service")
+    wait_until(active, 30, "mobiked.service active after restarting it with WatchdogSec=2s")
+    w0 = c.show("mobiked.service", "MainPID", "NRestarts", "WatchdogUSec")
+    check(w0["WatchdogUSec"] == "2s", f"the drop-in did not take: {w0}")
+    time.sleep(6)
+    w1 = c.show("mobiked.service", "MainPID", "NRestarts", "ActiveState", "WatchdogTimestampMonotonic")
+    check(w1["MainPID"] == w0["MainPID"] and w1["NRestarts"] == w0["NRestarts"] and w1["ActiveState"] == "active",
+          f"with WatchdogSec=2s the daemon did not last 6 s: {w0} -> {w1}\n{c.journal('-u', 'mobiked.service')[-2000:]}")
+    check(w1["WatchdogTimestampMonotonic"] not in ("", "0"), f"systemd saw no WATCHDOG=1: {w1}")
+    log(f"watchdog: WatchdogSec=2s, the daemon kept it fed for 6 s (pid {w1['MainPID']})")
+    c.run("rm", f"{dropin}/watchdog.conf")
+    c.run("systemctl", "daemon-reload")
+    pid = int(w1["MainPID"])
+
     c.run("systemctl", "kill", "-s", "KILL", "mobiked.service")
 
     def restarted():
         s = c.show("mobiked.service", "MainPID", "ActiveState", "SubState", "NRestarts")
-        return s if s["NRestarts"] == "1" and s["ActiveState"] == "active" and s["SubState"] == "running" \
-            and s["MainPID"] not in ("0", str(pid)) else None
+        return s if int(s["NRestarts"]) == int(w1["NRestarts"]) + 1 and s["ActiveState"] == "active" \
+            and s["SubState"] == "running" and s["MainPID"] not in ("0", str(pid)) else None
     s = wait_until(restarted, 30, "systemd restarting mobiked after SIGKILL (Restart=on-failure)")
     check(c.run("mobikectl", "stats", check_rc=False).returncode == 0, "the restarted daemon does not answer")
-    log(f"SIGKILL: restarted by systemd as pid {s['MainPID']}, NRestarts=1, answering")
+    log(f"SIGKILL: restarted by systemd as pid {s['MainPID']}, NRestarts {w1['NRestarts']} -> {s['NRestarts']}, "
+        f"answering")
 
     c.run("systemctl", "stop", "mobiked.service")
     s = c.show("mobiked.service", "ActiveState", "Result", "ExecMainStatus")
