@@ -210,13 +210,18 @@ class Container:
     def journal(self, *args: str) -> str:
         return self.run("journalctl", "--no-pager", *args, check_rc=False).stdout
 
+    def unit_entries(self) -> list[dict]:
+        """mobiked.service's journal entries with all their fields."""
+        return [json.loads(line) for line in self.journal("-u", "mobiked.service", "-o", "json").splitlines() if line]
+
     def close(self) -> None:
         if self.pid1 is not None:
             try:
                 os.kill(self.pid1, 9)  # the namespace's PID 1: every process in it goes too
             except ProcessLookupError:
                 pass
-        self.proc.wait(10) if self.proc.alive() else None
+        if self.proc.alive():
+            self.proc.wait(10)
         for d in self.cgroups:
             remove_cgroup_tree(d)
 
@@ -282,7 +287,7 @@ def run_in(c: Container) -> None:
     conns = json.loads(c.run("mobikectl", "list-conns", "--json").stdout)
     check(conns == [], f"the example configuration has connections: {conns}")
 
-    entries = [json.loads(line) for line in c.journal("-u", "mobiked.service", "-o", "json").splitlines() if line]
+    entries = c.unit_entries()
     ours = [e for e in entries if e.get("_PID") == str(pid)]
     check(ours, f"no journal entry from the daemon (pid {pid}):\n{c.journal('-u', 'mobiked.service')[-2000:]}")
     transports = {e.get("_TRANSPORT") for e in ours}
@@ -293,7 +298,7 @@ def run_in(c: Container) -> None:
     c.run("systemctl", "reload", "mobiked.service")
 
     def reloaded():
-        now = [json.loads(line) for line in c.journal("-u", "mobiked.service", "-o", "json").splitlines() if line]
+        now = c.unit_entries()
         return next((e["MESSAGE"] for e in now[before:]
                      if e.get("_PID") == str(pid) and "reload" in str(e.get("MESSAGE", "")).lower()), None)
     message = wait_until(reloaded, 10, "the daemon logging a reload after systemctl reload")
