@@ -224,9 +224,10 @@ class ClusterLab:
         return path
 
     def start_node(self, node: str, *, lease_ttl: str = "3s", etcd: list[str] | None = None,
-                   extra: str = "", retransmit_timeout: float = 1.0) -> Mobiked:
+                   extra: str = "", retransmit_timeout: float = 1.0, metrics: str | None = None) -> Mobiked:
         m = Mobiked(self.lab, self.gw[node], f"mobiked-{node}", dataplane="userspace", log_level="debug",
-                    retransmit_timeout=retransmit_timeout)
+                    retransmit_timeout=retransmit_timeout,
+                    daemon_extra=f"metrics = {json.dumps(metrics)}\n" if metrics else "")
         section = ("\n[cluster]\n"
                    f"node = {json.dumps(node)}\n"
                    f"addresses = {json.dumps([GW_PUBLIC[node]] + ([GW_PUBLIC6[node]] if self.ipv6 else []))}\n"
@@ -246,10 +247,12 @@ class ClusterLab:
         self.nodes[node] = m
         return m
 
-    def start_nodes(self, nodes: tuple[str, ...] | None = None, retransmit_timeout: float = 1.0) -> None:
+    def start_nodes(self, nodes: tuple[str, ...] | None = None, retransmit_timeout: float = 1.0,
+                    metrics: str | None = None) -> None:
+        """metrics: the endpoint every node serves in its own namespace."""
         nodes = nodes or tuple(self.gw)
         for n in nodes:
-            self.start_node(n, retransmit_timeout=retransmit_timeout)
+            self.start_node(n, retransmit_timeout=retransmit_timeout, metrics=metrics)
         self.wait_members(nodes)
 
     def wait_members(self, nodes: tuple[str, ...]) -> None:

@@ -108,11 +108,34 @@ def check_moved(c: ClusterLab, client, before: dict, before_gw: dict, to: str) -
     return on_to[0]
 
 
+METRICS = "127.0.0.1:9560"  # each node's, in its own namespace
+
+
+def check_cluster_metrics(c: ClusterLab) -> None:
+    """The cluster's state on the metrics endpoint after one move gw1 -> gw2, as both
+    nodes see it."""
+    from test_metrics import scrape, value
+    for node, out, into in (("gw1", 1, 0), ("gw2", 0, 1)):
+        m = scrape(c.gw[node], METRICS)
+        check(value(m, "mobiked_cluster_etcd_reachable") == 1, f"{node}: etcd not reachable in its metrics")
+        check(value(m, "mobiked_cluster_events_total", event="moves_out") == out
+              and value(m, "mobiked_cluster_events_total", event="moves_in") == into,
+              f"{node}: moves out/in in its metrics are not {out}/{into}")
+        check(value(m, "mobiked_cluster_moves_in_flight") == 0, f"{node}: moves still in flight in its metrics")
+
+        def node_sas(node=node):  # published with each node's record: may trail the move
+            m = scrape(c.gw[node], METRICS)
+            return all(value(m, "mobiked_cluster_node_sas", node=n, state="active") == sas
+                       for n, sas in (("gw1", 0), ("gw2", 1)))
+        wait_until(node_sas, 10, f"{node}'s metrics showing gw1 with 0 SAs and gw2 with 1")
+    log("  metrics: etcd reachable, moves out/in, SAs per node (gw1 0, gw2 1) on both nodes' endpoints")
+
+
 def run_move(lab: Lab, return_traffic: str, switch_sender: str = "old", source_filter: bool = False,
              ipv6: bool = False) -> None:
     c = ClusterLab(lab, return_traffic=return_traffic, switch_sender=switch_sender, source_filter=source_filter,
                    ipv6=ipv6)
-    c.start_nodes()
+    c.start_nodes(metrics=METRICS)
     # No switch_allow: the nodes announce each other's addresses (announce_addresses).
     client = c.client(allow_cluster=False)
     before, before_gw = established_pair(c, client)
@@ -145,6 +168,7 @@ def run_move(lab: Lab, return_traffic: str, switch_sender: str = "old", source_f
     st = c.status("gw1")
     check(st["counters"]["moves_out"] == 1, f"gw1 counters: {st['counters']}")
     check(c.status("gw2")["counters"]["moves_in"] == 1, f"gw2 counters: {c.status('gw2')['counters']}")
+    check_cluster_metrics(c)
     ping.stop()
     stats = ping.stats()
     log_gap(stats)
