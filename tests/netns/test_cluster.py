@@ -9,7 +9,9 @@ client behind a MASQUERADE NAT, etcd started here.
     talks to gw2's address, no SA was set up anew anywhere (no rekey); gw2 lists the SA
     as its own with the same SPIs and carries its traffic both ways; gw1 has nothing
     left; the NAT has a mapping to gw2; the host's ARP entry for the client points at
-    gw2 (proxy ARP); the ping goes on. The longest gap is logged.
+    gw2 (proxy ARP); the ping goes on. Both nodes' metrics endpoints show etcd
+    reachable, the move out of gw1 and into gw2, none in flight, and the SAs per node
+    (gw1 0, gw2 1). The longest gap is logged.
   hook: the same move with return_traffic = hook: the hook routes the host's traffic.
   refuse: a client that does not allow the cluster's other addresses, which the nodes do
     not announce (announce_addresses = false), refuses: the move is reported returned,
